@@ -1,0 +1,13 @@
+//! ferrotel's configuration: every `OTEL_*` environment variable ferrotel honours, named in
+//! one registry ([`vars`]) and parsed into one typed [`Config`] ([`parse`]).
+//!
+//! Pure Rust, no Python: the launcher, the bootstrapper and the PyO3 layer all read the same
+//! table, so a flag, its help text and its parsing can never disagree.
+
+pub mod parse;
+pub mod vars;
+
+pub use parse::{
+    BatchConfig, CaptureHeaders, Compression, Config, Exporter, LogLevel, LogRecordLimits, MetricReaderConfig,
+    OtlpConfig, Parsed, Propagator, Protocol, PythonConfig, Sampler, SemconvMode, Signal, SpanLimits, Warning,
+};

@@ -1,0 +1,753 @@
+//! Reading the environment into a typed [`Config`].
+//!
+//! Every value is validated here, once. A bad value never fails: the default is used and one
+//! [`Warning`] names the variable, the value and the default. Values of secret variables
+//! (OTLP headers) never appear in warnings.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::vars::{self, Kind};
+
+/// One problem found in the environment, with what was done about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub var: &'static str,
+    /// The offending value, or `None` when it must not be shown (secrets).
+    pub value: Option<String>,
+    pub problem: String,
+    /// What ferrotel uses instead.
+    pub used: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{}={:?} {}; using {}", self.var, value, self.problem, self.used),
+            None => write!(f, "{} {}; using {}", self.var, self.problem, self.used),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagator {
+    TraceContext,
+    Baggage,
+    B3,
+    B3Multi,
+    Jaeger,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exporter {
+    /// OTLP with the protocol from `OTEL_EXPORTER_OTLP_*PROTOCOL`.
+    Otlp,
+    Console,
+    /// Any other name: an exporter entry point of another package.
+    EntryPoint(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    fn env_infix(self) -> &'static str {
+        match self {
+            Signal::Traces => "TRACES_",
+            Signal::Metrics => "METRICS_",
+            Signal::Logs => "LOGS_",
+        }
+    }
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "v1/traces",
+            Signal::Metrics => "v1/metrics",
+            Signal::Logs => "v1/logs",
+        }
+    }
+}
+
+/// The OTLP exporter settings of one signal, with per-signal values already preferred over
+/// the generic ones and the endpoint already resolved per the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// For HTTP the full URL (generic endpoints get `/v1/{signal}` appended); for gRPC
+    /// `scheme://host:port`.
+    pub endpoint: String,
+    pub protocol: Protocol,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub compression: Compression,
+    pub certificate: Option<String>,
+    pub client_key: Option<String>,
+    pub client_certificate: Option<String>,
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    pub schedule_delay: Duration,
+    pub export_timeout: Duration,
+    pub max_queue_size: usize,
+    pub max_export_batch_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanLimits {
+    pub attribute_count: usize,
+    pub attribute_value_length: Option<usize>,
+    pub event_count: usize,
+    pub link_count: usize,
+    pub event_attribute_count: usize,
+    pub link_attribute_count: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRecordLimits {
+    pub attribute_count: usize,
+    pub attribute_value_length: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricReaderConfig {
+    pub export_interval: Duration,
+    pub export_timeout: Duration,
+    pub exemplar_filter: &'static str,
+    pub temporality_preference: &'static str,
+    pub default_histogram_aggregation: &'static str,
+}
+
+/// Which attribute names HTTP and DB instrumentations emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SemconvMode {
+    /// Stable names only (ferrotel's default).
+    Stable,
+    /// Stable and the old names, for dashboards built on upstream's defaults.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureHeaders {
+    pub server_request: Vec<String>,
+    pub server_response: Vec<String>,
+    pub client_request: Vec<String>,
+    pub client_response: Vec<String>,
+    pub sanitize_fields: Vec<String>,
+}
+
+/// Settings only Python instrumentations and the loader read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonConfig {
+    pub disabled_instrumentations: Vec<String>,
+    /// `None` when unset: everything not disabled may activate.
+    pub enabled_instrumentations: Option<Vec<String>>,
+    pub distro: Option<String>,
+    pub configurator: Option<String>,
+    pub gevent_patch: bool,
+    pub excluded_urls: Vec<String>,
+    /// `(framework, patterns)` for each `OTEL_PYTHON_{FW}_EXCLUDED_URLS` that is set.
+    pub excluded_urls_by_framework: Vec<(String, Vec<String>)>,
+    pub capture_headers: CaptureHeaders,
+    pub http_semconv: SemconvMode,
+    pub database_semconv: SemconvMode,
+    pub log_correlation: bool,
+    pub log_format: Option<String>,
+    pub log_level: &'static str,
+    pub logging_auto_instrumentation: bool,
+    pub log_code_attributes: bool,
+    pub django_instrument: bool,
+    pub django_middleware_position: Option<usize>,
+    /// `(framework, attribute names)` for each `OTEL_PYTHON_{FW}_TRACED_REQUEST_ATTRS` set.
+    pub traced_request_attrs: Vec<(String, Vec<String>)>,
+    pub capture_all_methods: bool,
+}
+
+/// The whole configuration, as read from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub sdk_disabled: bool,
+    pub log_level: LogLevel,
+    /// `service.name`: `OTEL_SERVICE_NAME`, else from `OTEL_RESOURCE_ATTRIBUTES`, else
+    /// `unknown_service:python`.
+    pub service_name: String,
+    /// Decoded `OTEL_RESOURCE_ATTRIBUTES`, in order, later duplicates winning.
+    pub resource_attributes: Vec<(String, String)>,
+    pub resource_detectors: Vec<String>,
+    pub propagators: Vec<Propagator>,
+    pub sampler: Sampler,
+    pub traces_exporters: Vec<Exporter>,
+    pub metrics_exporters: Vec<Exporter>,
+    pub logs_exporters: Vec<Exporter>,
+    pub span_limits: SpanLimits,
+    pub log_record_limits: LogRecordLimits,
+    pub bsp: BatchConfig,
+    pub blrp: BatchConfig,
+    pub metric_reader: MetricReaderConfig,
+    pub otlp_traces: OtlpConfig,
+    pub otlp_metrics: OtlpConfig,
+    pub otlp_logs: OtlpConfig,
+    pub python: PythonConfig,
+}
+
+/// The result of reading the environment: always a usable config, plus what was wrong.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub config: Config,
+    pub warnings: Vec<Warning>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Parsed {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`, so tests and embedders can supply their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Parsed {
+        let mut r = Reader { lookup: &lookup, warnings: Vec::new() };
+        let config = r.config();
+        // Generic OTLP variables are read once per signal; say each problem once.
+        let mut warnings: Vec<Warning> = Vec::with_capacity(r.warnings.len());
+        for w in r.warnings {
+            if !warnings.iter().any(|seen| seen.var == w.var && seen.value == w.value && seen.problem == w.problem) {
+                warnings.push(w);
+            }
+        }
+        Parsed { config, warnings }
+    }
+}
+
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    warnings: Vec<Warning>,
+}
+
+fn default_of(name: &'static str) -> &'static str {
+    vars::find(name).map_or("", |v| v.default)
+}
+
+impl Reader<'_> {
+    /// The trimmed value; the spec treats an empty value as unset.
+    fn raw(&self, name: &str) -> Option<String> {
+        let value = (self.lookup)(name)?;
+        let trimmed = value.trim();
+        (!trimmed.is_empty()).then(|| trimmed.to_string())
+    }
+
+    fn warn(&mut self, var: &'static str, value: &str, problem: impl Into<String>, used: impl Into<String>) {
+        // Header values carry API keys.
+        let shown = (!var.ends_with("_HEADERS")).then(|| value.to_string());
+        self.warnings.push(Warning { var, value: shown, problem: problem.into(), used: used.into() });
+    }
+
+    fn used_default(name: &'static str) -> String {
+        match default_of(name) {
+            "" => "no value".to_string(),
+            d => format!("the default {d}"),
+        }
+    }
+
+    fn bool(&mut self, name: &'static str) -> bool {
+        let default = default_of(name) == "true";
+        match self.raw(name) {
+            None => default,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                self.warn(name, &v, "is not true or false", Self::used_default(name));
+                default
+            }
+        }
+    }
+
+    fn opt_count(&mut self, name: &'static str) -> Option<usize> {
+        let v = self.raw(name)?;
+        match v.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.warn(name, &v, "is not a non-negative integer", Self::used_default(name));
+                default_of(name).parse().ok()
+            }
+        }
+    }
+
+    fn count(&mut self, name: &'static str) -> usize {
+        let default = default_of(name).parse().unwrap_or(0);
+        self.opt_count(name).unwrap_or(default)
+    }
+
+    /// A count that must be at least 1 (queue and batch sizes).
+    fn positive_count(&mut self, name: &'static str) -> usize {
+        let default = default_of(name).parse().unwrap_or(1);
+        match self.count(name) {
+            0 => {
+                self.warn(name, "0", "must be at least 1", Self::used_default(name));
+                default
+            }
+            n => n,
+        }
+    }
+
+    fn millis(&mut self, name: &'static str) -> Duration {
+        let default: u64 = default_of(name).parse().unwrap_or(0);
+        let v = match self.raw(name) {
+            None => return Duration::from_millis(default),
+            Some(v) => v,
+        };
+        match v.parse::<u64>() {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => {
+                self.warn(name, &v, "is not a whole number of milliseconds", Self::used_default(name));
+                Duration::from_millis(default)
+            }
+        }
+    }
+
+    fn seconds(&mut self, name: &'static str, fallback: Duration) -> Duration {
+        let v = match self.raw(name) {
+            None => return fallback,
+            Some(v) => v,
+        };
+        match v.parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
+            _ => {
+                self.warn(name, &v, "is not a number of seconds between 0 and 86400", format!("{}s", fallback.as_secs_f64()));
+                fallback
+            }
+        }
+    }
+
+    fn text(&self, name: &'static str) -> Option<String> {
+        self.raw(name)
+    }
+
+    fn list(&self, name: &'static str) -> Vec<String> {
+        let raw = self.raw(name).unwrap_or_else(|| default_of(name).to_string());
+        split_list(&raw)
+    }
+
+    fn choice(&mut self, name: &'static str) -> &'static str {
+        let (options, default) = match vars::find(name) {
+            Some(vars::Var { kind: Kind::Choice(options), default, .. }) => (*options, *default),
+            _ => (&[][..], ""),
+        };
+        let v = match self.raw(name) {
+            None => return default,
+            Some(v) => v,
+        };
+        match options.iter().find(|o| o.eq_ignore_ascii_case(&v)) {
+            Some(o) => o,
+            None => {
+                self.warn(name, &v, format!("is not one of {}", options.join(", ")), Self::used_default(name));
+                default
+            }
+        }
+    }
+
+    fn key_values(&mut self, name: &'static str) -> Vec<(String, String)> {
+        let raw = match self.raw(name) {
+            None => return Vec::new(),
+            Some(v) => v,
+        };
+        let mut pairs = Vec::new();
+        for member in raw.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let parsed = member.split_once('=').and_then(|(k, v)| {
+                let key = percent_decode(k.trim())?;
+                let value = percent_decode(v.trim())?;
+                (!key.is_empty()).then_some((key, value))
+            });
+            match parsed {
+                Some(pair) => pairs.push(pair),
+                None => self.warn(name, member, "has a member that is not key=value (percent-encoded)", "the other members"),
+            }
+        }
+        pairs
+    }
+
+    fn config(&mut self) -> Config {
+        let sdk_disabled = self.bool("OTEL_SDK_DISABLED");
+        let log_level = match self.choice("OTEL_LOG_LEVEL") {
+            "debug" => LogLevel::Debug,
+            "warn" | "warning" => LogLevel::Warning,
+            "error" | "critical" => LogLevel::Error,
+            "none" => LogLevel::None,
+            _ => LogLevel::Info,
+        };
+        let resource_attributes = self.key_values("OTEL_RESOURCE_ATTRIBUTES");
+        let service_name = self
+            .text("OTEL_SERVICE_NAME")
+            .or_else(|| resource_attributes.iter().rev().find(|(k, _)| k == "service.name").map(|(_, v)| v.clone()))
+            .unwrap_or_else(|| "unknown_service:python".to_string());
+        let resource_detectors = self.list("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS");
+        let propagators = self.propagators();
+        let sampler = self.sampler();
+        let traces_exporters = self.exporters("OTEL_TRACES_EXPORTER");
+        let metrics_exporters = self.exporters("OTEL_METRICS_EXPORTER");
+        let logs_exporters = self.exporters("OTEL_LOGS_EXPORTER");
+
+        let attribute_count = self.count("OTEL_ATTRIBUTE_COUNT_LIMIT");
+        let attribute_value_length = self.opt_count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT");
+        let span_limits = SpanLimits {
+            attribute_count: self.opt_count("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT").unwrap_or(attribute_count),
+            attribute_value_length: self.opt_count("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT").or(attribute_value_length),
+            event_count: self.count("OTEL_SPAN_EVENT_COUNT_LIMIT"),
+            link_count: self.count("OTEL_SPAN_LINK_COUNT_LIMIT"),
+            event_attribute_count: self.count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
+            link_attribute_count: self.count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"),
+        };
+        let log_record_limits = LogRecordLimits {
+            attribute_count: self.opt_count("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT").unwrap_or(attribute_count),
+            attribute_value_length: self.opt_count("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT").or(attribute_value_length),
+        };
+        let bsp = self.batch("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+        let blrp = self.batch("OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_BLRP_MAX_QUEUE_SIZE", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE");
+        let metric_reader = MetricReaderConfig {
+            export_interval: self.millis("OTEL_METRIC_EXPORT_INTERVAL"),
+            export_timeout: self.millis("OTEL_METRIC_EXPORT_TIMEOUT"),
+            exemplar_filter: self.choice("OTEL_METRICS_EXEMPLAR_FILTER"),
+            temporality_preference: self.choice("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
+            default_histogram_aggregation: self.choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"),
+        };
+        let otlp_traces = self.otlp(Signal::Traces);
+        let otlp_metrics = self.otlp(Signal::Metrics);
+        let otlp_logs = self.otlp(Signal::Logs);
+        let python = self.python();
+        Config {
+            sdk_disabled,
+            log_level,
+            service_name,
+            resource_attributes,
+            resource_detectors,
+            propagators,
+            sampler,
+            traces_exporters,
+            metrics_exporters,
+            logs_exporters,
+            span_limits,
+            log_record_limits,
+            bsp,
+            blrp,
+            metric_reader,
+            otlp_traces,
+            otlp_metrics,
+            otlp_logs,
+            python,
+        }
+    }
+
+    fn propagators(&mut self) -> Vec<Propagator> {
+        const NAME: &str = "OTEL_PROPAGATORS";
+        let mut out = Vec::new();
+        for name in self.list(NAME) {
+            let p = match name.to_ascii_lowercase().as_str() {
+                "tracecontext" => Propagator::TraceContext,
+                "baggage" => Propagator::Baggage,
+                "b3" => Propagator::B3,
+                "b3multi" => Propagator::B3Multi,
+                "jaeger" => Propagator::Jaeger,
+                "none" => return Vec::new(),
+                _ => {
+                    self.warn(NAME, &name, "names an unknown propagator", "the others in the list");
+                    continue;
+                }
+            };
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    fn sampler(&mut self) -> Sampler {
+        const ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+        let name = self.choice("OTEL_TRACES_SAMPLER");
+        let needs_ratio = name.ends_with("traceidratio");
+        let ratio = match (needs_ratio, self.raw(ARG)) {
+            (true, Some(v)) => match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => r,
+                _ => {
+                    self.warn(ARG, &v, "is not a ratio between 0 and 1", "the default 1.0");
+                    1.0
+                }
+            },
+            _ => 1.0,
+        };
+        match name {
+            "always_on" => Sampler::AlwaysOn,
+            "always_off" => Sampler::AlwaysOff,
+            "traceidratio" => Sampler::TraceIdRatio(ratio),
+            "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
+            "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(ratio),
+            _ => Sampler::ParentBasedAlwaysOn,
+        }
+    }
+
+    fn exporters(&mut self, name: &'static str) -> Vec<Exporter> {
+        let mut out = Vec::new();
+        for item in self.list(name) {
+            let exporter = match item.to_ascii_lowercase().as_str() {
+                "none" => return Vec::new(),
+                "otlp" | "otlp_proto_grpc" | "otlp_proto_http" => Exporter::Otlp,
+                "console" => Exporter::Console,
+                _ => Exporter::EntryPoint(item),
+            };
+            if !out.contains(&exporter) {
+                out.push(exporter);
+            }
+        }
+        out
+    }
+
+    fn batch(&mut self, delay: &'static str, timeout: &'static str, queue: &'static str, batch: &'static str) -> BatchConfig {
+        let max_queue_size = self.positive_count(queue);
+        let mut max_export_batch_size = self.positive_count(batch);
+        if max_export_batch_size > max_queue_size {
+            self.warn(batch, &max_export_batch_size.to_string(), format!("is larger than {queue}"), format!("{max_queue_size}"));
+            max_export_batch_size = max_queue_size;
+        }
+        BatchConfig {
+            schedule_delay: self.millis(delay),
+            export_timeout: self.millis(timeout),
+            max_queue_size,
+            max_export_batch_size,
+        }
+    }
+
+    /// Reads one OTLP setting, the per-signal variable winning over the generic one.
+    fn otlp_var(&self, signal: Signal, setting: &str) -> (&'static str, Option<String>) {
+        let specific = format!("OTEL_EXPORTER_OTLP_{}{}", signal.env_infix(), setting);
+        let generic = format!("OTEL_EXPORTER_OTLP_{setting}");
+        for name in [specific, generic] {
+            if let Some(var) = vars::find(&name) {
+                if let Some(v) = self.raw(var.name) {
+                    return (var.name, Some(v));
+                }
+            }
+        }
+        let generic_name = vars::find(&format!("OTEL_EXPORTER_OTLP_{setting}")).map_or("", |v| v.name);
+        (generic_name, None)
+    }
+
+    fn otlp(&mut self, signal: Signal) -> OtlpConfig {
+        let protocol = match self.otlp_var(signal, "PROTOCOL") {
+            (_, None) => Protocol::Grpc,
+            (name, Some(v)) => match v.to_ascii_lowercase().as_str() {
+                "grpc" => Protocol::Grpc,
+                "http/protobuf" => Protocol::HttpProtobuf,
+                "http/json" => Protocol::HttpJson,
+                _ => {
+                    self.warn(name, &v, "is not grpc, http/protobuf or http/json", "grpc");
+                    Protocol::Grpc
+                }
+            },
+        };
+        let insecure = match self.otlp_var(signal, "INSECURE") {
+            (_, None) => false,
+            (name, Some(v)) => match v.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    self.warn(name, &v, "is not true or false", "false");
+                    false
+                }
+            },
+        };
+        let endpoint = self.endpoint(signal, protocol, insecure);
+        let (headers_var, headers_raw) = self.otlp_var(signal, "HEADERS");
+        let headers = match headers_raw {
+            None => Vec::new(),
+            Some(_) => self.key_values(headers_var),
+        };
+        let (timeout_var, _) = self.otlp_var(signal, "TIMEOUT");
+        let timeout = self.seconds(timeout_var, Duration::from_secs(10));
+        let compression = match self.otlp_var(signal, "COMPRESSION") {
+            (_, None) => Compression::None,
+            (name, Some(v)) => match v.to_ascii_lowercase().as_str() {
+                "gzip" => Compression::Gzip,
+                "none" => Compression::None,
+                _ => {
+                    self.warn(name, &v, "is not gzip or none", "none");
+                    Compression::None
+                }
+            },
+        };
+        OtlpConfig {
+            endpoint,
+            protocol,
+            headers,
+            timeout,
+            compression,
+            certificate: self.otlp_var(signal, "CERTIFICATE").1,
+            client_key: self.otlp_var(signal, "CLIENT_KEY").1,
+            client_certificate: self.otlp_var(signal, "CLIENT_CERTIFICATE").1,
+            insecure,
+        }
+    }
+
+    fn endpoint(&mut self, signal: Signal, protocol: Protocol, insecure: bool) -> String {
+        let grpc = protocol == Protocol::Grpc;
+        let default = if grpc { "http://localhost:4317".to_string() } else { format!("http://localhost:4318/{}", signal.path()) };
+        let specific_name = format!("OTEL_EXPORTER_OTLP_{}ENDPOINT", signal.env_infix());
+        let specific = vars::find(&specific_name).map(|v| v.name).unwrap_or("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let (name, value, per_signal) = match self.raw(specific) {
+            Some(v) => (specific, v, true),
+            None => match self.raw("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                Some(v) => ("OTEL_EXPORTER_OTLP_ENDPOINT", v, false),
+                None => return default,
+            },
+        };
+        let Some(url) = parse_endpoint(&value, grpc, insecure) else {
+            self.warn(name, &value, "is not an http:// or https:// URL", default.clone());
+            return default;
+        };
+        if grpc {
+            // gRPC addresses a host; any path is ignored.
+            format!("{}://{}", url.scheme, url.authority)
+        } else if per_signal {
+            value
+        } else {
+            let base = value.trim_end_matches('/');
+            format!("{base}/{}", signal.path())
+        }
+    }
+
+    fn python(&mut self) -> PythonConfig {
+        let excluded_urls_by_framework = self.per_framework_lists("_EXCLUDED_URLS");
+        let traced_request_attrs = self.per_framework_lists("_TRACED_REQUEST_ATTRS");
+        let mut http_semconv = SemconvMode::Stable;
+        let mut database_semconv = SemconvMode::Stable;
+        for token in self.list("OTEL_SEMCONV_STABILITY_OPT_IN") {
+            match token.as_str() {
+                "http/dup" => http_semconv = SemconvMode::Duplicate,
+                "database/dup" => database_semconv = SemconvMode::Duplicate,
+                // `http`, `database` are the default here; other domains belong to other instrumentations.
+                _ => {}
+            }
+        }
+        PythonConfig {
+            disabled_instrumentations: self.list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
+            enabled_instrumentations: self
+                .raw("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS")
+                .map(|v| split_list(&v)),
+            distro: self.text("OTEL_PYTHON_DISTRO"),
+            configurator: self.text("OTEL_PYTHON_CONFIGURATOR"),
+            gevent_patch: !self.choice("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH").is_empty(),
+            excluded_urls: self.list("OTEL_PYTHON_EXCLUDED_URLS"),
+            excluded_urls_by_framework,
+            capture_headers: CaptureHeaders {
+                server_request: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"),
+                server_response: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"),
+                client_request: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST"),
+                client_response: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE"),
+                sanitize_fields: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"),
+            },
+            http_semconv,
+            database_semconv,
+            log_correlation: self.bool("OTEL_PYTHON_LOG_CORRELATION"),
+            log_format: self.text("OTEL_PYTHON_LOG_FORMAT"),
+            log_level: self.choice("OTEL_PYTHON_LOG_LEVEL"),
+            logging_auto_instrumentation: self.bool("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"),
+            log_code_attributes: self.bool("OTEL_PYTHON_LOG_CODE_ATTRIBUTES"),
+            django_instrument: self.bool("OTEL_PYTHON_DJANGO_INSTRUMENT"),
+            django_middleware_position: self.opt_count("OTEL_PYTHON_DJANGO_MIDDLEWARE_POSITION"),
+            traced_request_attrs,
+            capture_all_methods: self.bool("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"),
+        }
+    }
+
+    /// `OTEL_PYTHON_{FW}{suffix}` lists that are set, keyed by lower-case framework.
+    fn per_framework_lists(&self, suffix: &str) -> Vec<(String, Vec<String>)> {
+        vars::all()
+            .filter_map(|v| {
+                let fw = v.name.strip_prefix("OTEL_PYTHON_")?.strip_suffix(suffix)?;
+                let value = self.raw(v.name)?;
+                Some((fw.to_ascii_lowercase(), split_list(&value)))
+            })
+            .collect()
+    }
+}
+
+/// Splits a comma list, trimming members and dropping empty ones.
+pub fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+struct Endpoint<'a> {
+    scheme: &'a str,
+    authority: &'a str,
+}
+
+/// Accepts `http(s)://host[:port][/path]`; gRPC also accepts a bare `host:port`, secured
+/// unless `insecure` (as upstream's gRPC exporter).
+fn parse_endpoint(value: &str, grpc: bool, insecure: bool) -> Option<Endpoint<'_>> {
+    let (scheme, rest) = match value.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
+            (if scheme.eq_ignore_ascii_case("http") { "http" } else { "https" }, rest)
+        }
+        Some(_) => return None,
+        None if grpc => (if insecure { "http" } else { "https" }, value),
+        None => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let valid = !authority.is_empty()
+        && authority.chars().all(|c| c.is_ascii_alphanumeric() || "-._:[]@%".contains(c));
+    valid.then_some(Endpoint { scheme, authority })
+}
+
+/// Percent-decodes `s`; `None` when an escape is malformed or the result is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests;
