@@ -1,0 +1,173 @@
+//! The loader's plan: from the typed configuration and the installed distributions' metadata,
+//! decide which distro, configurator, pre/post hooks and instrumentors to load, and when
+//! each instrumentor activates (at start, or when its target library is first imported).
+//!
+//! It only decides; importing and calling entry points is the Python glue's job
+//! (`ferrotel/_loader.py`). Nothing here imports or runs Python, so the whole policy —
+//! upstream's entry-point groups, `OTEL_PYTHON_DISTRO` / `OTEL_PYTHON_CONFIGURATOR`, the
+//! disable and enable lists, dependency checks — is unit-tested in Rust.
+
+use std::fmt;
+
+use ferrotel_config::PythonConfig;
+use ferrotel_distributions::{EntryPoint, Environment, MarkerEnv, Requirement};
+
+pub const DISTRO_GROUP: &str = "opentelemetry_distro";
+pub const CONFIGURATOR_GROUP: &str = "opentelemetry_configurator";
+pub const INSTRUMENTOR_GROUP: &str = "opentelemetry_instrumentor";
+pub const PRE_INSTRUMENT_GROUP: &str = "opentelemetry_pre_instrument";
+pub const POST_INSTRUMENT_GROUP: &str = "opentelemetry_post_instrument";
+
+/// The distribution whose entry points win when no variable names another.
+pub const FERROTEL_DISTRIBUTION: &str = "ferrotel";
+
+/// Instrumentors of standard-library modules declare no requirement to key on; these are
+/// the modules they patch, so they too wait for their import.
+const STDLIB_TARGETS: &[(&str, &[&str])] = &[
+    ("asyncio", &["asyncio"]),
+    ("logging", &["logging"]),
+    ("sqlite3", &["sqlite3"]),
+    ("threading", &["threading"]),
+    ("urllib", &["urllib.request"]),
+];
+
+/// When an instrumentor activates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// At start-up: nothing to wait for.
+    AtStart,
+    /// When the first of these modules has been imported (or at once if one already is).
+    OnImport(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedInstrumentor {
+    pub entry_point: EntryPoint,
+    pub trigger: Trigger,
+}
+
+/// Why an instrumentor is not loaded; shown by `OTEL_LOG_LEVEL=debug`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    Disabled,
+    NotInEnableList,
+    /// Another distribution already provides an instrumentor of this name.
+    Duplicate { chosen: String },
+    /// The target library is not installed.
+    Missing { requirement: String },
+    WrongVersion { requirement: String, found: String },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Disabled => f.write_str("disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
+            SkipReason::NotInEnableList => f.write_str("not in OTEL_PYTHON_ENABLED_INSTRUMENTATIONS"),
+            SkipReason::Duplicate { chosen } => write!(f, "the one from {chosen} is used instead"),
+            SkipReason::Missing { requirement } => write!(f, "needs {requirement}, which is not installed"),
+            SkipReason::WrongVersion { requirement, found } => write!(f, "needs {requirement}, found {found}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub distro: Option<EntryPoint>,
+    pub configurator: Option<EntryPoint>,
+    pub pre_instrument: Vec<EntryPoint>,
+    pub instrumentors: Vec<PlannedInstrumentor>,
+    pub post_instrument: Vec<EntryPoint>,
+    pub skipped: Vec<(EntryPoint, SkipReason)>,
+    /// Problems worth a warning (e.g. a variable naming an entry point that does not exist).
+    pub warnings: Vec<String>,
+}
+
+/// Plans the start-up of one process.
+pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Plan {
+    let mut plan = Plan {
+        pre_instrument: env.entry_points(PRE_INSTRUMENT_GROUP),
+        post_instrument: env.entry_points(POST_INSTRUMENT_GROUP),
+        ..Plan::default()
+    };
+    plan.distro = choose_one(env, DISTRO_GROUP, config.distro.as_deref(), "OTEL_PYTHON_DISTRO", &mut plan.warnings);
+    plan.configurator =
+        choose_one(env, CONFIGURATOR_GROUP, config.configurator.as_deref(), "OTEL_PYTHON_CONFIGURATOR", &mut plan.warnings);
+
+    let disabled = &config.disabled_instrumentations;
+    let all_disabled = disabled.iter().any(|d| d == "*");
+    for ep in env.entry_points(INSTRUMENTOR_GROUP) {
+        let reason = if all_disabled || disabled.contains(&ep.name) {
+            Some(SkipReason::Disabled)
+        } else if config.enabled_instrumentations.as_ref().is_some_and(|e| !e.contains(&ep.name)) {
+            Some(SkipReason::NotInEnableList)
+        } else if let Some(chosen) = plan.instrumentors.iter().find(|p| p.entry_point.name == ep.name) {
+            Some(SkipReason::Duplicate { chosen: chosen.entry_point.distribution.clone() })
+        } else {
+            None
+        };
+        match reason.map_or_else(|| trigger(&ep, env, markers), Err) {
+            Ok(trigger) => plan.instrumentors.push(PlannedInstrumentor { entry_point: ep, trigger }),
+            Err(reason) => plan.skipped.push((ep, reason)),
+        }
+    }
+    plan
+}
+
+/// Picks the entry point named by `wanted`, else ferrotel's own, else the first installed.
+fn choose_one(env: &Environment, group: &str, wanted: Option<&str>, var: &str, warnings: &mut Vec<String>) -> Option<EntryPoint> {
+    let candidates = env.entry_points(group);
+    if let Some(name) = wanted {
+        if let Some(ep) = candidates.iter().find(|ep| ep.name == name) {
+            return Some(ep.clone());
+        }
+        let installed: Vec<&str> = candidates.iter().map(|ep| ep.name.as_str()).collect();
+        warnings.push(format!(
+            "{var}={name:?} names no installed {group} entry point (installed: {}); using the default",
+            if installed.is_empty() { "none".to_string() } else { installed.join(", ") }
+        ));
+    }
+    let own = candidates.iter().find(|ep| ferrotel_distributions::normalize(&ep.distribution) == FERROTEL_DISTRIBUTION);
+    own.or(candidates.first()).cloned()
+}
+
+/// Checks the instrumentor's declared target libraries (extras `instruments`: all must hold;
+/// `instruments-any`: one must) and derives the modules whose import activates it.
+fn trigger(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Result<Trigger, SkipReason> {
+    let requirements = env.get(&ep.distribution).map(|d| d.requirements()).unwrap_or_default();
+    let of_extra = |extra: &str| -> Vec<&Requirement> {
+        requirements.iter().filter(|r| r.is_for_extra(extra, markers)).collect()
+    };
+    let (all, any) = (of_extra("instruments"), of_extra("instruments-any"));
+    let mut modules = Vec::new();
+    for req in &all {
+        modules.extend(check(req, env)?);
+    }
+    if !any.is_empty() {
+        let satisfied: Vec<Vec<String>> = any.iter().filter_map(|req| check(req, env).ok()).collect();
+        if satisfied.is_empty() {
+            return Err(check(any[0], env).expect_err("unsatisfied"));
+        }
+        modules.extend(satisfied.into_iter().flatten());
+    }
+    if modules.is_empty() && all.is_empty() && any.is_empty() {
+        if let Some((_, targets)) = STDLIB_TARGETS.iter().find(|(name, _)| *name == ep.name) {
+            modules = targets.iter().map(|m| m.to_string()).collect();
+        }
+    }
+    modules.dedup();
+    Ok(if modules.is_empty() { Trigger::AtStart } else { Trigger::OnImport(modules) })
+}
+
+/// The top-level modules of the installed library satisfying `req`.
+fn check(req: &Requirement, env: &Environment) -> Result<Vec<String>, SkipReason> {
+    let Some(lib) = env.get(&req.name) else {
+        return Err(SkipReason::Missing { requirement: req.to_string() });
+    };
+    if !req.is_satisfied_by(&lib.version) {
+        return Err(SkipReason::WrongVersion { requirement: req.to_string(), found: format!("{} {}", lib.name, lib.version) });
+    }
+    Ok(lib.top_level_modules())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+use std::fs;
+use std::path::Path;
+
+use ferrotel_config::Config;
+
+use super::*;
+
+struct Site(tempfile::TempDir);
+
+impl Site {
+    fn new() -> Site {
+        Site(tempfile::tempdir().unwrap())
+    }
+
+    /// A distribution with entry points (`group`, `name`, `target`) and requirement lines.
+    fn dist(&self, name: &str, version: &str, entry_points: &[(&str, &str, &str)], requires: &[&str], modules: &[&str]) -> &Self {
+        let dir = self.0.path().join(format!("{}-{version}.dist-info", name.replace('-', "_")));
+        fs::create_dir_all(&dir).unwrap();
+        let mut metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+        for r in requires {
+            metadata.push_str(&format!("Requires-Dist: {r}\n"));
+        }
+        fs::write(dir.join("METADATA"), metadata).unwrap();
+        let mut text = String::new();
+        for (group, ep_name, target) in entry_points {
+            text.push_str(&format!("[{group}]\n{ep_name} = {target}\n"));
+        }
+        fs::write(dir.join("entry_points.txt"), text).unwrap();
+        let record: String = modules.iter().map(|m| format!("{m}/__init__.py,,\n")).collect();
+        fs::write(dir.join("RECORD"), record).unwrap();
+        self
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+fn plan_with(site: &Site, env_vars: &[(&str, &str)]) -> Plan {
+    let vars: Vec<(String, String)> = env_vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).config;
+    let markers = MarkerEnv { python_version: "3.11".into(), python_full_version: "3.11.7".into(), ..MarkerEnv::default() };
+    plan(&config.python, &Environment::scan(&[site.path()]), &markers)
+}
+
+fn flask_site() -> Site {
+    let site = Site::new();
+    site.dist("flask", "3.1.2", &[], &[], &["flask"])
+        .dist(
+            "opentelemetry-instrumentation-flask",
+            "0.66b1",
+            &[(INSTRUMENTOR_GROUP, "flask", "opentelemetry.instrumentation.flask:FlaskInstrumentor")],
+            &["opentelemetry-api~=1.12", "flask>=1.0; extra == \"instruments\""],
+            &["opentelemetry"],
+        )
+        .dist(
+            "opentelemetry-instrumentation-django",
+            "0.66b1",
+            &[(INSTRUMENTOR_GROUP, "django", "opentelemetry.instrumentation.django:DjangoInstrumentor")],
+            &["django>=2.0; extra == \"instruments\""],
+            &["opentelemetry"],
+        )
+        .dist(
+            "opentelemetry-instrumentation-logging",
+            "0.66b1",
+            &[(INSTRUMENTOR_GROUP, "logging", "opentelemetry.instrumentation.logging:LoggingInstrumentor")],
+            &[],
+            &["opentelemetry"],
+        )
+        .dist(
+            "opentelemetry-instrumentation-wsgi",
+            "0.66b1",
+            &[(INSTRUMENTOR_GROUP, "wsgi", "opentelemetry.instrumentation.wsgi:WsgiInstrumentor")],
+            &[],
+            &["opentelemetry"],
+        );
+    site
+}
+
+fn names(plan: &Plan) -> Vec<&str> {
+    plan.instrumentors.iter().map(|p| p.entry_point.name.as_str()).collect()
+}
+
+#[test]
+fn instrumentors_wait_for_their_library() {
+    let plan = plan_with(&flask_site(), &[]);
+    assert_eq!(names(&plan), vec!["flask", "logging", "wsgi"]);
+    assert_eq!(plan.instrumentors[0].trigger, Trigger::OnImport(vec!["flask".into()]));
+    assert_eq!(plan.instrumentors[1].trigger, Trigger::OnImport(vec!["logging".into()]));
+    assert_eq!(plan.instrumentors[2].trigger, Trigger::AtStart);
+    let (ep, reason) = &plan.skipped[0];
+    assert_eq!(ep.name, "django");
+    assert_eq!(reason.to_string(), "needs django>=2.0; extra == \"instruments\", which is not installed");
+}
+
+#[test]
+fn version_conflicts_skip() {
+    let site = flask_site();
+    site.dist("django", "1.11", &[], &[], &["django"]);
+    let plan = plan_with(&site, &[]);
+    let (_, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == "django").unwrap();
+    assert!(matches!(reason, SkipReason::WrongVersion { found, .. } if found == "django 1.11"), "{reason}");
+}
+
+#[test]
+fn disable_and_enable_lists() {
+    let site = flask_site();
+    let plan = plan_with(&site, &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "flask, logging")]);
+    assert_eq!(names(&plan), vec!["wsgi"]);
+    assert_eq!(plan.skipped.iter().filter(|(_, r)| *r == SkipReason::Disabled).count(), 2);
+
+    let plan = plan_with(&site, &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "*")]);
+    assert!(plan.instrumentors.is_empty());
+
+    let plan = plan_with(&site, &[("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "flask,wsgi")]);
+    assert_eq!(names(&plan), vec!["flask", "wsgi"]);
+
+    // The disable list wins over the enable list.
+    let plan = plan_with(
+        &site,
+        &[("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "flask,wsgi"), ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "wsgi")],
+    );
+    assert_eq!(names(&plan), vec!["flask"]);
+}
+
+#[test]
+fn instruments_any_needs_one() {
+    let site = Site::new();
+    site.dist("psycopg2-binary", "2.9.10", &[], &[], &["psycopg2"]).dist(
+        "inst-pg",
+        "1.0",
+        &[(INSTRUMENTOR_GROUP, "pg", "inst_pg:Inst")],
+        &["psycopg2>=2.7; extra == \"instruments-any\"", "psycopg2-binary>=2.7; extra == \"instruments-any\""],
+        &["inst_pg"],
+    );
+    let plan = plan_with(&site, &[]);
+    assert_eq!(plan.instrumentors[0].trigger, Trigger::OnImport(vec!["psycopg2".into()]));
+}
+
+#[test]
+fn duplicate_names_keep_the_first() {
+    let site = flask_site();
+    site.dist(
+        "zz-other-flask",
+        "1.0",
+        &[(INSTRUMENTOR_GROUP, "flask", "other:Inst")],
+        &["flask; extra == \"instruments\""],
+        &["other"],
+    );
+    let plan = plan_with(&site, &[]);
+    assert_eq!(names(&plan).iter().filter(|n| **n == "flask").count(), 1);
+    assert!(plan.skipped.iter().any(|(ep, r)| ferrotel_distributions::normalize(&ep.distribution) == "zz-other-flask" && matches!(r, SkipReason::Duplicate { .. })));
+}
+
+#[test]
+fn distro_and_configurator_selection() {
+    let site = Site::new();
+    site.dist(
+        "opentelemetry-distro",
+        "0.66b1",
+        &[(DISTRO_GROUP, "distro", "opentelemetry.distro:OpenTelemetryDistro")],
+        &[],
+        &["opentelemetry"],
+    )
+    .dist("vendor", "1.0", &[(CONFIGURATOR_GROUP, "vendor_conf", "vendor:Conf")], &[], &["vendor"])
+    .dist("opentelemetry-distro-cfg", "0.66b1", &[(CONFIGURATOR_GROUP, "configurator", "opentelemetry.distro:Conf")], &[], &[])
+    .dist("hooks", "1.0", &[(PRE_INSTRUMENT_GROUP, "pre", "hooks:pre"), (POST_INSTRUMENT_GROUP, "post", "hooks:post")], &[], &["hooks"]);
+
+    let plan = plan_with(&site, &[]);
+    assert_eq!(plan.distro.as_ref().unwrap().name, "distro");
+    // Without a choice, the first installed one (scan order) is used, as upstream does.
+    assert_eq!(plan.configurator.as_ref().unwrap().name, "configurator");
+    assert_eq!(plan.pre_instrument[0].name, "pre");
+    assert_eq!(plan.post_instrument[0].name, "post");
+
+    let plan = plan_with(&site, &[("OTEL_PYTHON_CONFIGURATOR", "vendor_conf")]);
+    assert_eq!(plan.configurator.as_ref().unwrap().name, "vendor_conf");
+
+    let plan = plan_with(&site, &[("OTEL_PYTHON_DISTRO", "nope")]);
+    assert_eq!(plan.distro.as_ref().unwrap().name, "distro");
+    assert_eq!(plan.warnings.len(), 1);
+    assert!(plan.warnings[0].contains("OTEL_PYTHON_DISTRO=\"nope\"") && plan.warnings[0].contains("installed: distro"));
+
+    // ferrotel's own entry point wins when nothing is named.
+    site.dist("ferrotel", "0.1.0", &[(CONFIGURATOR_GROUP, "ferrotel", "ferrotel.configurator:Configurator")], &[], &["ferrotel"]);
+    let plan = plan_with(&site, &[]);
+    assert_eq!(plan.configurator.as_ref().unwrap().name, "ferrotel");
+}
