@@ -1,0 +1,21 @@
+//! `ferrotel._native`: the one Python extension module.
+//!
+//! It owns process-wide state (whether this process is initialised, the diagnostics level)
+//! and converts between Rust plans and the few Python objects the glue needs. Policy lives
+//! in the pure-Rust crates; this crate must stay a thin boundary that never panics into the
+//! interpreter.
+
+mod diagnostics;
+mod startup;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(startup::initialize, m)?)?;
+    m.add_function(wrap_pyfunction!(startup::is_initialized, m)?)?;
+    m.add_function(wrap_pyfunction!(diagnostics::log, m)?)?;
+    m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,183 @@
+"""Start-up glue: load what the native plan names, isolating every entry point.
+
+The plan (which distro, configurator, hooks and instrumentors, and when) is decided in Rust
+from metadata; Python is needed here only because entry points are Python objects to import
+and call. Every call is guarded: a failing entry point is reported once and skipped, and
+the application always starts.
+"""
+
+import sys
+from _thread import allocate_lock
+
+from ferrotel import _native, __version__
+
+
+def start() -> None:
+    plan = _native.initialize(sys.path)
+    if plan is None:
+        return
+    if plan["gevent_patch"]:
+        _guarded("gevent patch", _patch_gevent)
+    distro = None
+    if plan["distro"] is not None:
+        distro = _guarded(_describe("distro", plan["distro"]), _configure_distro, plan["distro"])
+    if plan["configurator"] is not None:
+        _guarded(_describe("configurator", plan["configurator"]), _configure, plan["configurator"])
+    for hook in plan["pre_instrument"]:
+        _guarded(_describe("pre-instrument hook", hook), lambda h=hook: _load(h)())
+    watcher = _ImportWatcher()
+    for spec, modules in plan["instrumentors"]:
+        activate = _Once(_describe("instrumentor", spec), _instrument, spec, distro)
+        if modules is None:
+            activate()
+        else:
+            watcher.watch(modules, activate)
+    watcher.install()
+    for hook in plan["post_instrument"]:
+        _guarded(_describe("post-instrument hook", hook), lambda h=hook: _load(h)())
+
+
+def _describe(role, spec):
+    name, _module, _attr, distribution = spec
+    return f"{role} {name!r} ({distribution})"
+
+
+def _guarded(what, func, *args):
+    """Calls func; a failure is reported once and swallowed so the application goes on."""
+    try:
+        result = func(*args)
+    except Exception as exc:  # noqa: BLE001 - isolation is the point
+        _native.log("warning", f"{what} failed and was skipped: {type(exc).__name__}: {exc}")
+        if _native.log_enabled("debug"):
+            import traceback
+
+            _native.log("debug", "".join(traceback.format_exception(exc)).rstrip())
+        return None
+    _native.log("debug", f"{what} loaded")
+    return result
+
+
+class _EntryPoint:
+    """The part of importlib.metadata.EntryPoint that distros' load_instrumentor() uses."""
+
+    group = "opentelemetry_instrumentor"
+
+    def __init__(self, spec):
+        self.name, module, attr, self.dist_name = spec
+        self.value = f"{module}:{attr}" if attr else module
+        self._spec = spec
+
+    def load(self):
+        return _load(self._spec)
+
+
+def _load(spec):
+    _name, module, attr, _distribution = spec
+    obj = __import__(module, fromlist=["_"])
+    for part in (attr or "").split("."):
+        if part:
+            obj = getattr(obj, part)
+    return obj
+
+
+def _patch_gevent():
+    from gevent import monkey
+
+    monkey.patch_all()
+
+
+def _configure_distro(spec):
+    distro = _load(spec)()
+    distro.configure()
+    return distro
+
+
+def _configure(spec):
+    _load(spec)().configure(auto_instrumentation_version=__version__)
+
+
+def _instrument(spec, distro):
+    load_instrumentor = getattr(distro, "load_instrumentor", None)
+    if load_instrumentor is not None:
+        load_instrumentor(_EntryPoint(spec), skip_dep_check=True)
+    else:
+        _load(spec)().instrument(skip_dep_check=True)
+
+
+class _Once:
+    """Runs a guarded activation at most once, whichever watched module triggers it."""
+
+    def __init__(self, what, func, *args):
+        self._what, self._func, self._args = what, func, args
+        self._lock = allocate_lock()
+        self._done = False
+
+    def __call__(self):
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        _guarded(self._what, self._func, *self._args)
+
+
+class _ImportWatcher:
+    """A sys.meta_path finder that runs callbacks once a watched module has been imported.
+
+    It answers only for watched names (one dict lookup per import otherwise) and leaves
+    sys.meta_path as soon as nothing is left to watch.
+    """
+
+    def __init__(self):
+        self._callbacks = {}
+
+    def watch(self, modules, callback):
+        for module in modules:
+            self._callbacks.setdefault(module, []).append(callback)
+
+    def install(self):
+        # Modules imported before start-up (or by a distro or configurator) fire now.
+        for module in [m for m in self._callbacks if m in sys.modules]:
+            self._fire(module)
+        if self._callbacks:
+            sys.meta_path.insert(0, self)
+
+    def _fire(self, module):
+        for callback in self._callbacks.pop(module, ()):
+            callback()
+        if not self._callbacks and self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self._callbacks:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _NotifyingLoader(spec.loader, self, fullname)
+        return spec
+
+
+class _NotifyingLoader:
+    """Wraps a module's loader for one exec_module, then hands the module its real loader."""
+
+    def __init__(self, loader, watcher, fullname):
+        self._loader, self._watcher, self._fullname = loader, watcher, fullname
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        self._watcher._fire(self._fullname)
