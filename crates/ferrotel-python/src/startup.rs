@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ferrotel_config::{Config, LogLevel};
-use ferrotel_distributions::{EntryPoint, Environment, MarkerEnv};
+use ferrotel_distributions::{normalize, EntryPoint, Environment, MarkerEnv};
 use ferrotel_loader::{Plan, Trigger};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -50,7 +50,7 @@ fn marker_env(py: Python<'_>) -> PyResult<MarkerEnv> {
 }
 
 fn entry_point<'py>(py: Python<'py>, ep: &EntryPoint) -> PyResult<Bound<'py, PyAny>> {
-    Ok((ep.name.as_str(), ep.module.as_str(), ep.attr.as_deref(), ep.distribution.as_str())
+    Ok((ep.name.as_str(), ep.module.as_str(), ep.attr.as_deref(), normalize(&ep.distribution))
         .into_pyobject(py)?
         .into_any())
 }
@@ -90,8 +90,9 @@ fn plan_to_python<'py>(py: Python<'py>, plan: &Plan, gevent_patch: bool) -> PyRe
     Ok(dict)
 }
 
+/// Must read as `_describe` in `_loader.py` does, so debug listings are consistent.
 fn describe(ep: &EntryPoint) -> String {
-    format!("{:?} ({})", ep.name, ep.distribution)
+    format!("'{}' ({})", ep.name, normalize(&ep.distribution))
 }
 
 /// Initialises this process: returns the loader plan, or `None` when this process was

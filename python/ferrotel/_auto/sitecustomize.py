@@ -17,17 +17,18 @@ def _start_ferrotel():
 
 
 def _run_shadowed_sitecustomize():
-    from importlib.machinery import PathFinder
     from os.path import abspath, dirname
 
+    # The import system's own (always loaded) modules: importing importlib.machinery would
+    # add importlib and warnings to every process's start-up.
+    bootstrap = sys.modules["_frozen_importlib"]
+    path_finder = sys.modules["_frozen_importlib_external"].PathFinder
     here = dirname(abspath(__file__))
     others = [p for p in sys.path if abspath(p or ".") != here]
-    spec = PathFinder.find_spec("sitecustomize", others)
+    spec = path_finder.find_spec("sitecustomize", others)
     if spec is None or spec.loader is None:
         return
-    from importlib.util import module_from_spec
-
-    module = module_from_spec(spec)
+    module = bootstrap.module_from_spec(spec)
     sys.modules["sitecustomize"] = module
     spec.loader.exec_module(module)
 

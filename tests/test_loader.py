@@ -1,0 +1,231 @@
+"""The loader against real installed distributions: a temp venv holding ferrotel and
+throwaway packages with entry points, installed by pip from wheels built here."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import FERROTEL, clean_env, run
+from wheels import build_wheel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAKELIB = {"fakelib/__init__.py": "def hello():\n    return 'original'\n"}
+
+INSTRUMENTOR = textwrap.dedent(
+    """
+    import sys
+
+    class Instrumentor:
+        def instrument(self, **kwargs):
+            import fakelib
+            fakelib.hello = lambda: "patched"
+            sys.stderr.write(f"fakelib instrumented skip_dep_check={kwargs.get('skip_dep_check')}\\n")
+    """
+)
+
+BOOM = "class Instrumentor:\n    def instrument(self, **kwargs):\n        raise RuntimeError('boom')\n"
+
+NEEDS_NEW = "class Instrumentor:\n    def instrument(self, **kwargs):\n        raise AssertionError('must not load')\n"
+
+HOOKS = textwrap.dedent(
+    """
+    import sys
+
+    def pre():
+        sys.stderr.write("pre-instrument hook\\n")
+
+    def post():
+        sys.stderr.write("post-instrument hook\\n")
+
+    class Distro:
+        def configure(self, **kwargs):
+            sys.stderr.write("distro configured\\n")
+
+        def load_instrumentor(self, entry_point, **kwargs):
+            sys.stderr.write(f"distro loads {entry_point.name}\\n")
+            entry_point.load()().instrument(**kwargs)
+
+    class Configurator:
+        def configure(self, **kwargs):
+            sys.stderr.write(f"configurator {sorted(kwargs)}\\n")
+
+    class OtherConfigurator:
+        def configure(self, **kwargs):
+            sys.stderr.write("other configurator\\n")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loader")
+    wheels = root / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, "fakelib", "1.0", FAKELIB)
+    build_wheel(
+        wheels,
+        "fakelib-instrumentation",
+        "0.1",
+        {"fakelib_instr.py": INSTRUMENTOR},
+        requires=["fakelib>=1.0; extra == 'instruments'"],
+        entry_points={"opentelemetry_instrumentor": {"fakelib": "fakelib_instr:Instrumentor"}},
+    )
+    build_wheel(
+        wheels,
+        "boom-instrumentation",
+        "0.1",
+        {"boom_instr.py": BOOM},
+        entry_points={"opentelemetry_instrumentor": {"boom": "boom_instr:Instrumentor"}},
+    )
+    build_wheel(
+        wheels,
+        "needs-new-fakelib",
+        "0.1",
+        {"needs_new.py": NEEDS_NEW},
+        requires=["fakelib>=2.0; extra == 'instruments'"],
+        entry_points={"opentelemetry_instrumentor": {"newfake": "needs_new:Instrumentor"}},
+    )
+    build_wheel(
+        wheels,
+        "test-hooks",
+        "0.1",
+        {"test_hooks.py": HOOKS},
+        entry_points={
+            "opentelemetry_pre_instrument": {"pre": "test_hooks:pre"},
+            "opentelemetry_post_instrument": {"post": "test_hooks:post"},
+            "opentelemetry_distro": {"testdistro": "test_hooks:Distro"},
+            "opentelemetry_configurator": {"testconf": "test_hooks:Configurator", "other": "test_hooks:OtherConfigurator"},
+        },
+    )
+    target = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
+    python = target / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index", "--no-deps"]
+        + [str(w) for w in (ROOT / "dist").glob("*.whl")]
+        + [str(w) for w in wheels.glob("*.whl")],
+        check=True,
+    )
+    return python
+
+
+def app(venv, code, *flags, env=None):
+    return run(FERROTEL, "instrument", *flags, venv, "-c", textwrap.dedent(code), env=env or clean_env())
+
+
+def test_instrumentor_activates_only_when_its_library_is_imported(venv):
+    result = app(venv, "import sys; print('fakelib' in sys.modules, 'fakelib_instr' in sys.modules)")
+    assert result.stdout.split() == ["False", "False"], result.stderr
+    assert "fakelib instrumented" not in result.stderr
+
+    result = app(venv, "from fakelib import hello; print(hello())")
+    assert result.stdout.strip() == "patched", result.stderr
+    assert "fakelib instrumented skip_dep_check=True" in result.stderr
+
+
+def test_a_library_imported_before_start_up_is_instrumented_at_once(venv, tmp_path):
+    (tmp_path / "sitecustomize.py").write_text("import fakelib\n")
+    env = clean_env(PYTHONPATH=str(tmp_path))
+    result = app(venv, "import fakelib; print(fakelib.hello())", env=env)
+    # The user's sitecustomize runs after ferrotel's, so the watcher sees this import too.
+    assert result.stdout.strip() == "patched", result.stderr
+
+
+def test_the_module_keeps_its_real_loader(venv):
+    result = app(venv, "import fakelib; print(type(fakelib.__loader__).__name__, type(fakelib.__spec__.loader).__name__)")
+    assert result.stdout.split() == ["SourceFileLoader", "SourceFileLoader"], result.stderr
+
+
+def test_watcher_leaves_meta_path_when_done(venv):
+    code = "import sys, fakelib; print(any(type(f).__name__ == '_ImportWatcher' for f in sys.meta_path))"
+    result = app(venv, code, "--disabled_instrumentations", "boom")
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_failing_instrumentor_is_reported_once_and_isolated(venv):
+    result = app(venv, "import fakelib; print(fakelib.hello())")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "patched"
+    failures = [line for line in result.stderr.splitlines() if "failed and was skipped" in line]
+    assert failures == [
+        "ferrotel: warning: instrumentor 'boom' (boom-instrumentation) failed and was skipped: RuntimeError: boom"
+    ]
+
+
+def test_disable_and_enable_lists(venv):
+    result = app(venv, "import fakelib; print(fakelib.hello())", "--disabled_instrumentations", "fakelib,boom")
+    assert result.stdout.strip() == "original" and "boom" not in result.stderr
+    result = app(venv, "import fakelib; print(fakelib.hello())", "--disabled_instrumentations", "*")
+    assert result.stdout.strip() == "original" and "boom" not in result.stderr
+    result = app(venv, "import fakelib; print(fakelib.hello())", "--enabled_instrumentations", "boom")
+    assert result.stdout.strip() == "original" and "RuntimeError: boom" in result.stderr
+    result = app(
+        venv,
+        "import fakelib; print(fakelib.hello())",
+        "--enabled_instrumentations",
+        "fakelib,boom",
+        "--disabled_instrumentations",
+        "boom",
+    )
+    assert result.stdout.strip() == "patched" and "boom" not in result.stderr
+
+
+def test_debug_lists_what_activated_and_why_not(venv):
+    result = app(venv, "import fakelib", "--log_level", "debug", "--disabled_instrumentations", "boom")
+    lines = result.stderr.splitlines()
+    expected = [
+        "ferrotel: debug: instrumentor 'fakelib' (fakelib-instrumentation) waits for import of fakelib",
+        "ferrotel: debug: instrumentor 'boom' (boom-instrumentation) skipped: disabled by "
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+        "ferrotel: debug: instrumentor 'newfake' (needs-new-fakelib) skipped: needs fakelib>=2.0; "
+        "extra == 'instruments', found fakelib 1.0",
+        "ferrotel: debug: instrumentor 'fakelib' (fakelib-instrumentation) loaded",
+    ]
+    for line in expected:
+        assert line in lines, f"{line!r} missing from:\n{result.stderr}"
+
+
+def test_hooks_distro_and_configurator_run_in_order(venv):
+    result = app(venv, "import fakelib", "--disabled_instrumentations", "boom")
+    order = [
+        line
+        for line in result.stderr.splitlines()
+        if line in {"distro configured", "pre-instrument hook", "post-instrument hook", "distro loads fakelib"}
+        or line.startswith("configurator")
+    ]
+    assert order == [
+        "distro configured",
+        "configurator ['auto_instrumentation_version']",
+        "pre-instrument hook",
+        "post-instrument hook",
+        "distro loads fakelib",
+    ], result.stderr
+
+
+def test_configurator_chosen_by_name(venv):
+    result = app(venv, "pass", "--configurator", "other", "--disabled_instrumentations", "*")
+    assert "other configurator" in result.stderr and "configurator [" not in result.stderr
+    result = app(venv, "pass", "--configurator", "missing", "--disabled_instrumentations", "*")
+    assert 'OTEL_PYTHON_CONFIGURATOR="missing" names no installed opentelemetry_configurator' in result.stderr
+
+
+def test_sdk_disabled_installs_nothing(venv):
+    result = app(venv, "import fakelib; print(fakelib.hello())", "--sdk_disabled", "true")
+    assert result.stdout.strip() == "original"
+    assert "distro configured" not in result.stderr and "boom" not in result.stderr
+
+
+def test_start_up_imports_nothing_but_ferrotel(venv):
+    code = "import sys; print(' '.join(sorted(sys.modules)))"
+    bare = set(run(venv, "-c", code).stdout.split())
+    env = clean_env(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="", OTEL_PYTHON_DISTRO="", OTEL_PYTHON_CONFIGURATOR="")
+    # Without distro/configurator/hooks entry points of its own, ferrotel adds only itself.
+    result = app(venv, code, "--disabled_instrumentations", "*", env=env)
+    added = set(result.stdout.split()) - bare
+    unexpected = {m for m in added if not m.startswith("ferrotel") and m not in {"test_hooks", "sitecustomize"}}
+    assert not unexpected, unexpected
+    for heavy in ("importlib.metadata", "packaging", "pkg_resources", "opentelemetry", "logging", "fakelib"):
+        assert heavy not in added
