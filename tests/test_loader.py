@@ -97,14 +97,27 @@ def venv(tmp_path_factory):
             "opentelemetry_pre_instrument": {"pre": "test_hooks:pre"},
             "opentelemetry_post_instrument": {"post": "test_hooks:post"},
             "opentelemetry_distro": {"testdistro": "test_hooks:Distro"},
-            "opentelemetry_configurator": {"testconf": "test_hooks:Configurator", "other": "test_hooks:OtherConfigurator"},
+            "opentelemetry_configurator": {
+                "testconf": "test_hooks:Configurator",
+                "other": "test_hooks:OtherConfigurator",
+            },
         },
     )
     target = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
     python = target / "bin" / "python"
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index", "--no-deps"]
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+        ]
         + [str(w) for w in (ROOT / "dist").glob("*.whl")]
         + [str(w) for w in wheels.glob("*.whl")],
         check=True,
@@ -135,7 +148,10 @@ def test_a_library_imported_before_start_up_is_instrumented_at_once(venv, tmp_pa
 
 
 def test_the_module_keeps_its_real_loader(venv):
-    result = app(venv, "import fakelib; print(type(fakelib.__loader__).__name__, type(fakelib.__spec__.loader).__name__)")
+    result = app(
+        venv,
+        "import fakelib; print(type(fakelib.__loader__).__name__, type(fakelib.__spec__.loader).__name__)",
+    )
     assert result.stdout.split() == ["SourceFileLoader", "SourceFileLoader"], result.stderr
 
 

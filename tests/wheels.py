@@ -23,7 +23,9 @@ def build_wheel(out_dir, name, version, files, requires=(), entry_points=None):
         extras = sorted({r.split("extra ==")[1].strip().strip("'\"") for r in requires if "extra ==" in r})
         metadata += "".join(f"Provides-Extra: {e}\n" for e in extras)
     contents[f"{info}/METADATA"] = metadata.encode()
-    contents[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: ferrotel-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    contents[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: ferrotel-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     if entry_points:
         text = "".join(
             f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for group, eps in entry_points.items()

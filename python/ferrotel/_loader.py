@@ -9,7 +9,7 @@ the application always starts.
 import sys
 from _thread import allocate_lock
 
-from ferrotel import _native, __version__
+from ferrotel import __version__, _native
 
 
 def start() -> None:

@@ -63,7 +63,10 @@ impl Target {
             .output()
             .map_err(|e| BootstrapError::Spawn(shown.clone(), e))?;
         if !output.status.success() {
-            return Err(BootstrapError::Inspect(shown, String::from_utf8_lossy(&output.stderr).trim().to_string()));
+            return Err(BootstrapError::Inspect(
+                shown,
+                String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            ));
         }
         let text = String::from_utf8_lossy(&output.stdout);
         let (mut version, mut prefix, mut paths) = (String::new(), PathBuf::new(), Vec::new());
@@ -75,7 +78,12 @@ impl Target {
                 _ => {}
             }
         }
-        Ok(Target { python: python.to_path_buf(), version, prefix, environment: Environment::scan(&paths) })
+        Ok(Target {
+            python: python.to_path_buf(),
+            version,
+            prefix,
+            environment: Environment::scan(&paths),
+        })
     }
 
     /// uv when the environment is uv's and uv is on PATH; otherwise pip when installed.
@@ -87,13 +95,17 @@ impl Target {
             (true, Some(uv), _) => Ok(Installer::Uv(uv)),
             (_, _, true) => Ok(Installer::Pip),
             (_, Some(uv), false) => Ok(Installer::Uv(uv)),
-            _ => Err(BootstrapError::NoInstaller(self.python.display().to_string())),
+            _ => Err(BootstrapError::NoInstaller(
+                self.python.display().to_string(),
+            )),
         }
     }
 }
 
 fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// One catalog row that applies to the target.
@@ -122,12 +134,18 @@ impl Report {
             let library = match entry.library {
                 None => "standard library".to_string(),
                 Some(spec) => {
-                    let Ok(req) = Requirement::parse(spec) else { continue };
-                    let Some(dist) = env.get(&req.name) else { continue };
+                    let Ok(req) = Requirement::parse(spec) else {
+                        continue;
+                    };
+                    let Some(dist) = env.get(&req.name) else {
+                        continue;
+                    };
                     let found = format!("{} {}", dist.name, dist.version);
                     if !req.is_satisfied_by(&dist.version) {
                         if !report.unsupported.contains(&found) {
-                            report.unsupported.push(format!("{found} (instrumentations support {spec})"));
+                            report
+                                .unsupported
+                                .push(format!("{found} (instrumentations support {spec})"));
                         }
                         continue;
                     }
@@ -138,7 +156,11 @@ impl Report {
                 Coverage::Contrib(package) => env.get(package).is_some(),
                 Coverage::BuiltIn(_) => true,
             };
-            let finding = Finding { library, coverage: entry.coverage, installed };
+            let finding = Finding {
+                library,
+                coverage: entry.coverage,
+                installed,
+            };
             if !report.findings.contains(&finding) {
                 report.findings.push(finding);
             }
@@ -162,10 +184,27 @@ impl Report {
     /// The human-readable inventory.
     pub fn render(&self, target: &Target) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "Python {} at {}", target.version, target.python.display());
-        let width = self.findings.iter().map(|f| f.library.len()).max().unwrap_or(0);
-        let builtin: Vec<&Finding> = self.findings.iter().filter(|f| matches!(f.coverage, Coverage::BuiltIn(_))).collect();
-        let _ = writeln!(out, "\nferrotel built-in instrumentations that will activate:");
+        let _ = writeln!(
+            out,
+            "Python {} at {}",
+            target.version,
+            target.python.display()
+        );
+        let width = self
+            .findings
+            .iter()
+            .map(|f| f.library.len())
+            .max()
+            .unwrap_or(0);
+        let builtin: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| matches!(f.coverage, Coverage::BuiltIn(_)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nferrotel built-in instrumentations that will activate:"
+        );
         if builtin.is_empty() {
             let _ = writeln!(out, "  none for the libraries found");
         }
@@ -182,7 +221,10 @@ impl Report {
             }
         }
         if !self.unsupported.is_empty() {
-            let _ = writeln!(out, "\nInstalled, but at versions no instrumentation supports:");
+            let _ = writeln!(
+                out,
+                "\nInstalled, but at versions no instrumentation supports:"
+            );
             for u in &self.unsupported {
                 let _ = writeln!(out, "  {u}");
             }
@@ -190,7 +232,10 @@ impl Report {
         let missing = self.missing_contrib();
         let _ = match missing.len() {
             0 => writeln!(out, "\nNothing to install."),
-            n => writeln!(out, "\n{n} contrib package(s) to install: ferrotel bootstrap -a install"),
+            n => writeln!(
+                out,
+                "\n{n} contrib package(s) to install: ferrotel bootstrap -a install"
+            ),
         };
         out
     }
@@ -207,7 +252,12 @@ pub fn constraints(env: &Environment) -> String {
 }
 
 /// The installer invocation for `packages`, constrained by `constraints_file`.
-pub fn install_command(target: &Target, installer: &Installer, constraints_file: &Path, packages: &[&str]) -> Command {
+pub fn install_command(
+    target: &Target,
+    installer: &Installer,
+    constraints_file: &Path,
+    packages: &[&str],
+) -> Command {
     let mut cmd = match installer {
         Installer::Pip => {
             let mut c = Command::new(&target.python);
@@ -232,8 +282,12 @@ pub fn install(target: &Target, report: &Report) -> Result<Vec<&'static str>, Bo
         return Ok(packages);
     }
     let installer = target.installer()?;
-    let path = std::env::temp_dir().join(format!("ferrotel-bootstrap-constraints-{}.txt", std::process::id()));
-    std::fs::write(&path, constraints(&target.environment)).map_err(|e| BootstrapError::Constraints(path.display().to_string(), e))?;
+    let path = std::env::temp_dir().join(format!(
+        "ferrotel-bootstrap-constraints-{}.txt",
+        std::process::id()
+    ));
+    std::fs::write(&path, constraints(&target.environment))
+        .map_err(|e| BootstrapError::Constraints(path.display().to_string(), e))?;
     let mut cmd = install_command(target, &installer, &path, &packages);
     eprintln!("ferrotel bootstrap: running {}", describe(&cmd));
     let status = cmd.status();
@@ -246,5 +300,9 @@ pub fn install(target: &Target, report: &Report) -> Result<Vec<&'static str>, Bo
 }
 
 fn describe(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

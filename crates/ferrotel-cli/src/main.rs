@@ -65,14 +65,19 @@ fn bootstrap_command() -> Command {
 }
 
 fn bootstrap(args: impl Iterator<Item = OsString>) -> i32 {
-    let matches = match bootstrap_command().try_get_matches_from(std::iter::once(OsString::from("ferrotel bootstrap")).chain(args)) {
+    let matches = match bootstrap_command()
+        .try_get_matches_from(std::iter::once(OsString::from("ferrotel bootstrap")).chain(args))
+    {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let python = matches.get_one::<PathBuf>("python").cloned().unwrap_or_else(|| PathBuf::from("python"));
+    let python = matches
+        .get_one::<PathBuf>("python")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("python"));
     let target = match ferrotel_bootstrap::Target::inspect(&python) {
         Ok(t) => t,
         Err(e) => {

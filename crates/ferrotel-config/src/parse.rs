@@ -23,7 +23,11 @@ pub struct Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            Some(value) => write!(f, "{}={:?} {}; using {}", self.var, value, self.problem, self.used),
+            Some(value) => write!(
+                f,
+                "{}={:?} {}; using {}",
+                self.var, value, self.problem, self.used
+            ),
             None => write!(f, "{} {}; using {}", self.var, self.problem, self.used),
         }
     }
@@ -240,12 +244,18 @@ impl Config {
 
     /// Reads variables through `lookup`, so tests and embedders can supply their own.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Parsed {
-        let mut r = Reader { lookup: &lookup, warnings: Vec::new() };
+        let mut r = Reader {
+            lookup: &lookup,
+            warnings: Vec::new(),
+        };
         let config = r.config();
         // Generic OTLP variables are read once per signal; say each problem once.
         let mut warnings: Vec<Warning> = Vec::with_capacity(r.warnings.len());
         for w in r.warnings {
-            if !warnings.iter().any(|seen| seen.var == w.var && seen.value == w.value && seen.problem == w.problem) {
+            if !warnings
+                .iter()
+                .any(|seen| seen.var == w.var && seen.value == w.value && seen.problem == w.problem)
+            {
                 warnings.push(w);
             }
         }
@@ -270,10 +280,21 @@ impl Reader<'_> {
         (!trimmed.is_empty()).then(|| trimmed.to_string())
     }
 
-    fn warn(&mut self, var: &'static str, value: &str, problem: impl Into<String>, used: impl Into<String>) {
+    fn warn(
+        &mut self,
+        var: &'static str,
+        value: &str,
+        problem: impl Into<String>,
+        used: impl Into<String>,
+    ) {
         // Header values carry API keys.
         let shown = (!var.ends_with("_HEADERS")).then(|| value.to_string());
-        self.warnings.push(Warning { var, value: shown, problem: problem.into(), used: used.into() });
+        self.warnings.push(Warning {
+            var,
+            value: shown,
+            problem: problem.into(),
+            used: used.into(),
+        });
     }
 
     fn used_default(name: &'static str) -> String {
@@ -301,7 +322,12 @@ impl Reader<'_> {
         match v.parse::<usize>() {
             Ok(n) => Some(n),
             Err(_) => {
-                self.warn(name, &v, "is not a non-negative integer", Self::used_default(name));
+                self.warn(
+                    name,
+                    &v,
+                    "is not a non-negative integer",
+                    Self::used_default(name),
+                );
                 default_of(name).parse().ok()
             }
         }
@@ -333,7 +359,12 @@ impl Reader<'_> {
         match v.parse::<u64>() {
             Ok(ms) => Duration::from_millis(ms),
             Err(_) => {
-                self.warn(name, &v, "is not a whole number of milliseconds", Self::used_default(name));
+                self.warn(
+                    name,
+                    &v,
+                    "is not a whole number of milliseconds",
+                    Self::used_default(name),
+                );
                 Duration::from_millis(default)
             }
         }
@@ -345,9 +376,14 @@ impl Reader<'_> {
             Some(v) => v,
         };
         match v.parse::<f64>() {
-            Ok(s) if s.is_finite() && s >= 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
+            Ok(s) if (0.0..=86_400.0).contains(&s) => Duration::from_secs_f64(s),
             _ => {
-                self.warn(name, &v, "is not a number of seconds between 0 and 86400", format!("{}s", fallback.as_secs_f64()));
+                self.warn(
+                    name,
+                    &v,
+                    "is not a number of seconds between 0 and 86400",
+                    format!("{}s", fallback.as_secs_f64()),
+                );
                 fallback
             }
         }
@@ -358,13 +394,19 @@ impl Reader<'_> {
     }
 
     fn list(&self, name: &'static str) -> Vec<String> {
-        let raw = self.raw(name).unwrap_or_else(|| default_of(name).to_string());
+        let raw = self
+            .raw(name)
+            .unwrap_or_else(|| default_of(name).to_string());
         split_list(&raw)
     }
 
     fn choice(&mut self, name: &'static str) -> &'static str {
         let (options, default) = match vars::find(name) {
-            Some(vars::Var { kind: Kind::Choice(options), default, .. }) => (*options, *default),
+            Some(vars::Var {
+                kind: Kind::Choice(options),
+                default,
+                ..
+            }) => (*options, *default),
             _ => (&[][..], ""),
         };
         let v = match self.raw(name) {
@@ -374,7 +416,12 @@ impl Reader<'_> {
         match options.iter().find(|o| o.eq_ignore_ascii_case(&v)) {
             Some(o) => o,
             None => {
-                self.warn(name, &v, format!("is not one of {}", options.join(", ")), Self::used_default(name));
+                self.warn(
+                    name,
+                    &v,
+                    format!("is not one of {}", options.join(", ")),
+                    Self::used_default(name),
+                );
                 default
             }
         }
@@ -394,7 +441,12 @@ impl Reader<'_> {
             });
             match parsed {
                 Some(pair) => pairs.push(pair),
-                None => self.warn(name, member, "has a member that is not key=value (percent-encoded)", "the other members"),
+                None => self.warn(
+                    name,
+                    member,
+                    "has a member that is not key=value (percent-encoded)",
+                    "the other members",
+                ),
             }
         }
         pairs
@@ -412,7 +464,13 @@ impl Reader<'_> {
         let resource_attributes = self.key_values("OTEL_RESOURCE_ATTRIBUTES");
         let service_name = self
             .text("OTEL_SERVICE_NAME")
-            .or_else(|| resource_attributes.iter().rev().find(|(k, _)| k == "service.name").map(|(_, v)| v.clone()))
+            .or_else(|| {
+                resource_attributes
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "service.name")
+                    .map(|(_, v)| v.clone())
+            })
             .unwrap_or_else(|| "unknown_service:python".to_string());
         let resource_detectors = self.list("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS");
         let propagators = self.propagators();
@@ -424,25 +482,45 @@ impl Reader<'_> {
         let attribute_count = self.count("OTEL_ATTRIBUTE_COUNT_LIMIT");
         let attribute_value_length = self.opt_count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT");
         let span_limits = SpanLimits {
-            attribute_count: self.opt_count("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT").unwrap_or(attribute_count),
-            attribute_value_length: self.opt_count("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT").or(attribute_value_length),
+            attribute_count: self
+                .opt_count("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT")
+                .unwrap_or(attribute_count),
+            attribute_value_length: self
+                .opt_count("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+                .or(attribute_value_length),
             event_count: self.count("OTEL_SPAN_EVENT_COUNT_LIMIT"),
             link_count: self.count("OTEL_SPAN_LINK_COUNT_LIMIT"),
             event_attribute_count: self.count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
             link_attribute_count: self.count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"),
         };
         let log_record_limits = LogRecordLimits {
-            attribute_count: self.opt_count("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT").unwrap_or(attribute_count),
-            attribute_value_length: self.opt_count("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT").or(attribute_value_length),
+            attribute_count: self
+                .opt_count("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT")
+                .unwrap_or(attribute_count),
+            attribute_value_length: self
+                .opt_count("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+                .or(attribute_value_length),
         };
-        let bsp = self.batch("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
-        let blrp = self.batch("OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_BLRP_MAX_QUEUE_SIZE", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE");
+        let bsp = self.batch(
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "OTEL_BSP_EXPORT_TIMEOUT",
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        );
+        let blrp = self.batch(
+            "OTEL_BLRP_SCHEDULE_DELAY",
+            "OTEL_BLRP_EXPORT_TIMEOUT",
+            "OTEL_BLRP_MAX_QUEUE_SIZE",
+            "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        );
         let metric_reader = MetricReaderConfig {
             export_interval: self.millis("OTEL_METRIC_EXPORT_INTERVAL"),
             export_timeout: self.millis("OTEL_METRIC_EXPORT_TIMEOUT"),
             exemplar_filter: self.choice("OTEL_METRICS_EXEMPLAR_FILTER"),
-            temporality_preference: self.choice("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
-            default_histogram_aggregation: self.choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"),
+            temporality_preference: self
+                .choice("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
+            default_histogram_aggregation: self
+                .choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"),
         };
         let otlp_traces = self.otlp(Signal::Traces);
         let otlp_metrics = self.otlp(Signal::Metrics);
@@ -483,7 +561,12 @@ impl Reader<'_> {
                 "jaeger" => Propagator::Jaeger,
                 "none" => return Vec::new(),
                 _ => {
-                    self.warn(NAME, &name, "names an unknown propagator", "the others in the list");
+                    self.warn(
+                        NAME,
+                        &name,
+                        "names an unknown propagator",
+                        "the others in the list",
+                    );
                     continue;
                 }
             };
@@ -534,11 +617,22 @@ impl Reader<'_> {
         out
     }
 
-    fn batch(&mut self, delay: &'static str, timeout: &'static str, queue: &'static str, batch: &'static str) -> BatchConfig {
+    fn batch(
+        &mut self,
+        delay: &'static str,
+        timeout: &'static str,
+        queue: &'static str,
+        batch: &'static str,
+    ) -> BatchConfig {
         let max_queue_size = self.positive_count(queue);
         let mut max_export_batch_size = self.positive_count(batch);
         if max_export_batch_size > max_queue_size {
-            self.warn(batch, &max_export_batch_size.to_string(), format!("is larger than {queue}"), format!("{max_queue_size}"));
+            self.warn(
+                batch,
+                &max_export_batch_size.to_string(),
+                format!("is larger than {queue}"),
+                format!("{max_queue_size}"),
+            );
             max_export_batch_size = max_queue_size;
         }
         BatchConfig {
@@ -560,7 +654,8 @@ impl Reader<'_> {
                 }
             }
         }
-        let generic_name = vars::find(&format!("OTEL_EXPORTER_OTLP_{setting}")).map_or("", |v| v.name);
+        let generic_name =
+            vars::find(&format!("OTEL_EXPORTER_OTLP_{setting}")).map_or("", |v| v.name);
         (generic_name, None)
     }
 
@@ -622,9 +717,15 @@ impl Reader<'_> {
 
     fn endpoint(&mut self, signal: Signal, protocol: Protocol, insecure: bool) -> String {
         let grpc = protocol == Protocol::Grpc;
-        let default = if grpc { "http://localhost:4317".to_string() } else { format!("http://localhost:4318/{}", signal.path()) };
+        let default = if grpc {
+            "http://localhost:4317".to_string()
+        } else {
+            format!("http://localhost:4318/{}", signal.path())
+        };
         let specific_name = format!("OTEL_EXPORTER_OTLP_{}ENDPOINT", signal.env_infix());
-        let specific = vars::find(&specific_name).map(|v| v.name).unwrap_or("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let specific = vars::find(&specific_name)
+            .map(|v| v.name)
+            .unwrap_or("OTEL_EXPORTER_OTLP_ENDPOINT");
         let (name, value, per_signal) = match self.raw(specific) {
             Some(v) => (specific, v, true),
             None => match self.raw("OTEL_EXPORTER_OTLP_ENDPOINT") {
@@ -633,7 +734,12 @@ impl Reader<'_> {
             },
         };
         let Some(url) = parse_endpoint(&value, grpc, insecure) else {
-            self.warn(name, &value, "is not an http:// or https:// URL", default.clone());
+            self.warn(
+                name,
+                &value,
+                "is not an http:// or https:// URL",
+                default.clone(),
+            );
             return default;
         };
         if grpc {
@@ -667,22 +773,30 @@ impl Reader<'_> {
                 .map(|v| split_list(&v)),
             distro: self.text("OTEL_PYTHON_DISTRO"),
             configurator: self.text("OTEL_PYTHON_CONFIGURATOR"),
-            gevent_patch: !self.choice("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH").is_empty(),
+            gevent_patch: !self
+                .choice("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH")
+                .is_empty(),
             excluded_urls: self.list("OTEL_PYTHON_EXCLUDED_URLS"),
             excluded_urls_by_framework,
             capture_headers: CaptureHeaders {
-                server_request: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"),
-                server_response: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"),
-                client_request: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST"),
-                client_response: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE"),
-                sanitize_fields: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"),
+                server_request: self
+                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"),
+                server_response: self
+                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"),
+                client_request: self
+                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST"),
+                client_response: self
+                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE"),
+                sanitize_fields: self
+                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"),
             },
             http_semconv,
             database_semconv,
             log_correlation: self.bool("OTEL_PYTHON_LOG_CORRELATION"),
             log_format: self.text("OTEL_PYTHON_LOG_FORMAT"),
             log_level: self.choice("OTEL_PYTHON_LOG_LEVEL"),
-            logging_auto_instrumentation: self.bool("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"),
+            logging_auto_instrumentation: self
+                .bool("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"),
             log_code_attributes: self.bool("OTEL_PYTHON_LOG_CODE_ATTRIBUTES"),
             django_instrument: self.bool("OTEL_PYTHON_DJANGO_INSTRUMENT"),
             django_middleware_position: self.opt_count("OTEL_PYTHON_DJANGO_MIDDLEWARE_POSITION"),
@@ -705,7 +819,11 @@ impl Reader<'_> {
 
 /// Splits a comma list, trimming members and dropping empty ones.
 pub fn split_list(raw: &str) -> Vec<String> {
-    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 struct Endpoint<'a> {
@@ -717,8 +835,17 @@ struct Endpoint<'a> {
 /// unless `insecure` (as upstream's gRPC exporter).
 fn parse_endpoint(value: &str, grpc: bool, insecure: bool) -> Option<Endpoint<'_>> {
     let (scheme, rest) = match value.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
-            (if scheme.eq_ignore_ascii_case("http") { "http" } else { "https" }, rest)
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            (
+                if scheme.eq_ignore_ascii_case("http") {
+                    "http"
+                } else {
+                    "https"
+                },
+                rest,
+            )
         }
         Some(_) => return None,
         None if grpc => (if insecure { "http" } else { "https" }, value),
@@ -726,7 +853,9 @@ fn parse_endpoint(value: &str, grpc: bool, insecure: bool) -> Option<Endpoint<'_
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let valid = !authority.is_empty()
-        && authority.chars().all(|c| c.is_ascii_alphanumeric() || "-._:[]@%".contains(c));
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:[]@%".contains(c));
     valid.then_some(Endpoint { scheme, authority })
 }
 

@@ -55,7 +55,9 @@ impl Var {
 
 const PYTHON_LOG_LEVEL: &str = "OTEL_PYTHON_LOG_LEVEL";
 
-pub const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "warning", "error", "critical", "none"];
+pub const LOG_LEVELS: &[&str] = &[
+    "debug", "info", "warn", "warning", "error", "critical", "none",
+];
 pub const SAMPLERS: &[&str] = &[
     "always_on",
     "always_off",
@@ -77,7 +79,12 @@ pub const PYTHON_LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error"];
 
 macro_rules! var {
     ($name:expr, $kind:expr, $default:expr, $help:expr) => {
-        Var { name: $name, kind: $kind, default: $default, help: $help }
+        Var {
+            name: $name,
+            kind: $kind,
+            default: $default,
+            help: $help,
+        }
     };
 }
 
@@ -85,24 +92,88 @@ macro_rules! var {
 macro_rules! otlp_family {
     ($sig:literal, $what:literal) => {
         [
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "ENDPOINT"), Kind::Url, "",
-                concat!("OTLP endpoint for ", $what, " (default http://localhost:4317 for grpc, http://localhost:4318 for http)")),
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "PROTOCOL"), Kind::Choice(PROTOCOLS), "",
-                concat!("OTLP transport for ", $what, ": grpc, http/protobuf or http/json (default grpc, as upstream's distro)")),
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "HEADERS"), Kind::KeyValues, "",
-                concat!("extra headers sent with ", $what, " exports, k=v pairs, percent-encoded; values are never logged")),
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "TIMEOUT"), Kind::Seconds, "10",
-                concat!("time limit of one ", $what, " export, in seconds (as upstream Python)")),
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "COMPRESSION"), Kind::Choice(COMPRESSIONS), "none",
-                concat!("compression of ", $what, " exports: gzip or none")),
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "CERTIFICATE"), Kind::Path, "",
-                concat!("PEM file of CA certificates trusted for ", $what, " exports (default: system roots)")),
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "CLIENT_KEY"), Kind::Path, "",
-                concat!("PEM private key for mTLS on ", $what, " exports")),
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "CLIENT_CERTIFICATE"), Kind::Path, "",
-                concat!("PEM client certificate chain for mTLS on ", $what, " exports")),
-            var!(concat!("OTEL_EXPORTER_OTLP_", $sig, "INSECURE"), Kind::Bool, "false",
-                concat!("gRPC without TLS for ", $what, " when the endpoint has no scheme")),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "ENDPOINT"),
+                Kind::Url,
+                "",
+                concat!(
+                    "OTLP endpoint for ",
+                    $what,
+                    " (default http://localhost:4317 for grpc, http://localhost:4318 for http)"
+                )
+            ),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "PROTOCOL"),
+                Kind::Choice(PROTOCOLS),
+                "",
+                concat!(
+                    "OTLP transport for ",
+                    $what,
+                    ": grpc, http/protobuf or http/json (default grpc, as upstream's distro)"
+                )
+            ),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "HEADERS"),
+                Kind::KeyValues,
+                "",
+                concat!(
+                    "extra headers sent with ",
+                    $what,
+                    " exports, k=v pairs, percent-encoded; values are never logged"
+                )
+            ),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "TIMEOUT"),
+                Kind::Seconds,
+                "10",
+                concat!(
+                    "time limit of one ",
+                    $what,
+                    " export, in seconds (as upstream Python)"
+                )
+            ),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "COMPRESSION"),
+                Kind::Choice(COMPRESSIONS),
+                "none",
+                concat!("compression of ", $what, " exports: gzip or none")
+            ),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "CERTIFICATE"),
+                Kind::Path,
+                "",
+                concat!(
+                    "PEM file of CA certificates trusted for ",
+                    $what,
+                    " exports (default: system roots)"
+                )
+            ),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "CLIENT_KEY"),
+                Kind::Path,
+                "",
+                concat!("PEM private key for mTLS on ", $what, " exports")
+            ),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "CLIENT_CERTIFICATE"),
+                Kind::Path,
+                "",
+                concat!(
+                    "PEM client certificate chain for mTLS on ",
+                    $what,
+                    " exports"
+                )
+            ),
+            var!(
+                concat!("OTEL_EXPORTER_OTLP_", $sig, "INSECURE"),
+                Kind::Bool,
+                "false",
+                concat!(
+                    "gRPC without TLS for ",
+                    $what,
+                    " when the endpoint has no scheme"
+                )
+            ),
         ]
     };
 }
@@ -136,32 +207,147 @@ const GENERAL: &[Var] = &[
 ];
 
 const LIMITS: &[Var] = &[
-    var!("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", Kind::Count, "", "longest attribute value kept, any signal (default no limit)"),
-    var!("OTEL_ATTRIBUTE_COUNT_LIMIT", Kind::Count, "128", "most attributes kept per item, any signal"),
-    var!("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", Kind::Count, "", "longest span attribute value kept (default OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)"),
-    var!("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", Kind::Count, "128", "most attributes kept per span"),
-    var!("OTEL_SPAN_EVENT_COUNT_LIMIT", Kind::Count, "128", "most events kept per span"),
-    var!("OTEL_SPAN_LINK_COUNT_LIMIT", Kind::Count, "128", "most links kept per span"),
-    var!("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", Kind::Count, "128", "most attributes kept per span event"),
-    var!("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", Kind::Count, "128", "most attributes kept per span link"),
-    var!("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", Kind::Count, "", "longest log record attribute value kept (default OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)"),
-    var!("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", Kind::Count, "128", "most attributes kept per log record"),
+    var!(
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        Kind::Count,
+        "",
+        "longest attribute value kept, any signal (default no limit)"
+    ),
+    var!(
+        "OTEL_ATTRIBUTE_COUNT_LIMIT",
+        Kind::Count,
+        "128",
+        "most attributes kept per item, any signal"
+    ),
+    var!(
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        Kind::Count,
+        "",
+        "longest span attribute value kept (default OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)"
+    ),
+    var!(
+        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+        Kind::Count,
+        "128",
+        "most attributes kept per span"
+    ),
+    var!(
+        "OTEL_SPAN_EVENT_COUNT_LIMIT",
+        Kind::Count,
+        "128",
+        "most events kept per span"
+    ),
+    var!(
+        "OTEL_SPAN_LINK_COUNT_LIMIT",
+        Kind::Count,
+        "128",
+        "most links kept per span"
+    ),
+    var!(
+        "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+        Kind::Count,
+        "128",
+        "most attributes kept per span event"
+    ),
+    var!(
+        "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+        Kind::Count,
+        "128",
+        "most attributes kept per span link"
+    ),
+    var!(
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        Kind::Count,
+        "",
+        "longest log record attribute value kept (default OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)"
+    ),
+    var!(
+        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+        Kind::Count,
+        "128",
+        "most attributes kept per log record"
+    ),
 ];
 
 const PROCESSORS: &[Var] = &[
-    var!("OTEL_BSP_SCHEDULE_DELAY", Kind::Millis, "5000", "batch span processor: ms between exports"),
-    var!("OTEL_BSP_EXPORT_TIMEOUT", Kind::Millis, "30000", "batch span processor: ms one export may take"),
-    var!("OTEL_BSP_MAX_QUEUE_SIZE", Kind::Count, "2048", "batch span processor: spans buffered before drops are counted"),
-    var!("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", Kind::Count, "512", "batch span processor: most spans per export (at most the queue size)"),
-    var!("OTEL_BLRP_SCHEDULE_DELAY", Kind::Millis, "1000", "batch log record processor: ms between exports"),
-    var!("OTEL_BLRP_EXPORT_TIMEOUT", Kind::Millis, "30000", "batch log record processor: ms one export may take"),
-    var!("OTEL_BLRP_MAX_QUEUE_SIZE", Kind::Count, "2048", "batch log record processor: records buffered before drops are counted"),
-    var!("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", Kind::Count, "512", "batch log record processor: most records per export"),
-    var!("OTEL_METRIC_EXPORT_INTERVAL", Kind::Millis, "60000", "periodic metric reader: ms between exports"),
-    var!("OTEL_METRIC_EXPORT_TIMEOUT", Kind::Millis, "30000", "periodic metric reader: ms one export may take"),
-    var!("OTEL_METRICS_EXEMPLAR_FILTER", Kind::Choice(EXEMPLAR_FILTERS), "trace_based", "which measurements may become exemplars"),
-    var!("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", Kind::Choice(TEMPORALITIES), "cumulative", "aggregation temporality of exported metrics"),
-    var!("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", Kind::Choice(HISTOGRAM_AGGREGATIONS), "explicit_bucket_histogram", "default histogram aggregation"),
+    var!(
+        "OTEL_BSP_SCHEDULE_DELAY",
+        Kind::Millis,
+        "5000",
+        "batch span processor: ms between exports"
+    ),
+    var!(
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        Kind::Millis,
+        "30000",
+        "batch span processor: ms one export may take"
+    ),
+    var!(
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        Kind::Count,
+        "2048",
+        "batch span processor: spans buffered before drops are counted"
+    ),
+    var!(
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        Kind::Count,
+        "512",
+        "batch span processor: most spans per export (at most the queue size)"
+    ),
+    var!(
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        Kind::Millis,
+        "1000",
+        "batch log record processor: ms between exports"
+    ),
+    var!(
+        "OTEL_BLRP_EXPORT_TIMEOUT",
+        Kind::Millis,
+        "30000",
+        "batch log record processor: ms one export may take"
+    ),
+    var!(
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+        Kind::Count,
+        "2048",
+        "batch log record processor: records buffered before drops are counted"
+    ),
+    var!(
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        Kind::Count,
+        "512",
+        "batch log record processor: most records per export"
+    ),
+    var!(
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        Kind::Millis,
+        "60000",
+        "periodic metric reader: ms between exports"
+    ),
+    var!(
+        "OTEL_METRIC_EXPORT_TIMEOUT",
+        Kind::Millis,
+        "30000",
+        "periodic metric reader: ms one export may take"
+    ),
+    var!(
+        "OTEL_METRICS_EXEMPLAR_FILTER",
+        Kind::Choice(EXEMPLAR_FILTERS),
+        "trace_based",
+        "which measurements may become exemplars"
+    ),
+    var!(
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        Kind::Choice(TEMPORALITIES),
+        "cumulative",
+        "aggregation temporality of exported metrics"
+    ),
+    var!(
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        Kind::Choice(HISTOGRAM_AGGREGATIONS),
+        "explicit_bucket_histogram",
+        "default histogram aggregation"
+    ),
 ];
 
 const OTLP_ALL: [Var; 9] = otlp_family!("", "all signals");
@@ -172,10 +358,30 @@ const OTLP_LOGS: [Var; 9] = otlp_family!("LOGS_", "logs");
 /// Exporters ferrotel does not ship read these; the launcher still passes them through so
 /// upstream command lines keep working with exporters installed as entry points.
 const OTHER_EXPORTERS: &[Var] = &[
-    var!("OTEL_EXPORTER_ZIPKIN_ENDPOINT", Kind::Url, "", "Zipkin endpoint, for a Zipkin exporter installed as an entry point"),
-    var!("OTEL_EXPORTER_ZIPKIN_TIMEOUT", Kind::Seconds, "10", "Zipkin export time limit in seconds"),
-    var!("OTEL_EXPORTER_PROMETHEUS_HOST", Kind::Text, "localhost", "Prometheus exporter host, for a Prometheus exporter installed as an entry point"),
-    var!("OTEL_EXPORTER_PROMETHEUS_PORT", Kind::Count, "9464", "Prometheus exporter port"),
+    var!(
+        "OTEL_EXPORTER_ZIPKIN_ENDPOINT",
+        Kind::Url,
+        "",
+        "Zipkin endpoint, for a Zipkin exporter installed as an entry point"
+    ),
+    var!(
+        "OTEL_EXPORTER_ZIPKIN_TIMEOUT",
+        Kind::Seconds,
+        "10",
+        "Zipkin export time limit in seconds"
+    ),
+    var!(
+        "OTEL_EXPORTER_PROMETHEUS_HOST",
+        Kind::Text,
+        "localhost",
+        "Prometheus exporter host, for a Prometheus exporter installed as an entry point"
+    ),
+    var!(
+        "OTEL_EXPORTER_PROMETHEUS_PORT",
+        Kind::Count,
+        "9464",
+        "Prometheus exporter port"
+    ),
 ];
 
 const PYTHON: &[Var] = &[
@@ -209,10 +415,27 @@ const PYTHON: &[Var] = &[
 ];
 
 const EXCLUDED_URLS: [Var; 14] = excluded_urls!(
-    "AIOHTTP_CLIENT", "AIOHTTP_SERVER", "DJANGO", "FALCON", "FASTAPI", "FLASK", "HTTPX",
-    "PYRAMID", "REQUESTS", "STARLETTE", "TORNADO", "URLLIB", "URLLIB3", "WSGI"
+    "AIOHTTP_CLIENT",
+    "AIOHTTP_SERVER",
+    "DJANGO",
+    "FALCON",
+    "FASTAPI",
+    "FLASK",
+    "HTTPX",
+    "PYRAMID",
+    "REQUESTS",
+    "STARLETTE",
+    "TORNADO",
+    "URLLIB",
+    "URLLIB3",
+    "WSGI"
 );
-const CAPTURE_HEADERS: [Var; 4] = capture_headers!("SERVER_REQUEST", "SERVER_RESPONSE", "CLIENT_REQUEST", "CLIENT_RESPONSE");
+const CAPTURE_HEADERS: [Var; 4] = capture_headers!(
+    "SERVER_REQUEST",
+    "SERVER_RESPONSE",
+    "CLIENT_REQUEST",
+    "CLIENT_RESPONSE"
+);
 
 /// Every variable, grouped as `--help` shows them.
 pub fn groups() -> [(&'static str, &'static [Var]); 11] {
@@ -252,7 +475,12 @@ mod tests {
         let mut flags = HashSet::new();
         for var in all() {
             assert!(names.insert(var.name), "duplicate variable {}", var.name);
-            assert!(flags.insert(var.flag()), "duplicate flag {} ({})", var.flag(), var.name);
+            assert!(
+                flags.insert(var.flag()),
+                "duplicate flag {} ({})",
+                var.flag(),
+                var.name
+            );
         }
     }
 
@@ -261,10 +489,22 @@ mod tests {
         let flag = |name| find(name).unwrap().flag();
         assert_eq!(flag("OTEL_SERVICE_NAME"), "service_name");
         assert_eq!(flag("OTEL_TRACES_EXPORTER"), "traces_exporter");
-        assert_eq!(flag("OTEL_EXPORTER_OTLP_ENDPOINT"), "exporter_otlp_endpoint");
-        assert_eq!(flag("OTEL_EXPORTER_OTLP_TRACES_HEADERS"), "exporter_otlp_traces_headers");
-        assert_eq!(flag("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"), "disabled_instrumentations");
-        assert_eq!(flag("OTEL_PYTHON_FLASK_EXCLUDED_URLS"), "flask_excluded_urls");
+        assert_eq!(
+            flag("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "exporter_otlp_endpoint"
+        );
+        assert_eq!(
+            flag("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+            "exporter_otlp_traces_headers"
+        );
+        assert_eq!(
+            flag("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
+            "disabled_instrumentations"
+        );
+        assert_eq!(
+            flag("OTEL_PYTHON_FLASK_EXCLUDED_URLS"),
+            "flask_excluded_urls"
+        );
         assert_eq!(flag("OTEL_LOG_LEVEL"), "log_level");
         assert_eq!(flag("OTEL_PYTHON_LOG_LEVEL"), "python_log_level");
     }
@@ -273,7 +513,11 @@ mod tests {
     fn choice_defaults_are_choices() {
         for var in all() {
             if let Kind::Choice(options) = var.kind {
-                assert!(var.default.is_empty() || options.contains(&var.default), "{}", var.name);
+                assert!(
+                    var.default.is_empty() || options.contains(&var.default),
+                    "{}",
+                    var.name
+                );
             }
         }
     }

@@ -27,11 +27,16 @@ pub fn parse_entry_points(text: &str, distribution: &str) -> Vec<EntryPoint> {
             group = Some(name.trim().to_string());
             continue;
         }
-        let (Some(group), Some((name, value))) = (&group, line.split_once('=')) else { continue };
+        let (Some(group), Some((name, value))) = (&group, line.split_once('=')) else {
+            continue;
+        };
         // Extras (`[a,b]`) only matter to installers.
         let value = value.split('[').next().unwrap_or("").trim();
         let (module, attr) = match value.split_once(':') {
-            Some((m, a)) => (m.trim(), Some(a.trim().to_string()).filter(|a| !a.is_empty())),
+            Some((m, a)) => (
+                m.trim(),
+                Some(a.trim().to_string()).filter(|a| !a.is_empty()),
+            ),
             None => (value, None),
         };
         let name = name.trim();
@@ -74,7 +79,11 @@ pub fn header(text: &str, key: &str) -> Option<String> {
 pub fn egg_requires(text: &str) -> Vec<String> {
     let mut section_marker: Option<String> = None;
     let mut out = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             let (extra, marker) = section.split_once(':').unwrap_or((section, ""));
             let mut parts = Vec::new();
@@ -115,15 +124,23 @@ mod tests {
     #[test]
     fn metadata_headers_stop_at_the_body() {
         let text = "Name: x\nRequires-Dist: a>=1\nRequires-Dist: b; extra == \"instruments\"\n\nRequires-Dist: not-a-header\n";
-        assert_eq!(headers(text, "requires-dist"), vec!["a>=1", "b; extra == \"instruments\""]);
+        assert_eq!(
+            headers(text, "requires-dist"),
+            vec!["a>=1", "b; extra == \"instruments\""]
+        );
     }
 
     #[test]
     fn egg_requires_sections_become_markers() {
-        let text = "core>=1\n\n[instruments]\nflask>=1.0\n\n[:python_version < \"3.12\"]\nbackport\n";
+        let text =
+            "core>=1\n\n[instruments]\nflask>=1.0\n\n[:python_version < \"3.12\"]\nbackport\n";
         assert_eq!(
             egg_requires(text),
-            vec!["core>=1", "flask>=1.0; extra == \"instruments\"", "backport; (python_version < \"3.12\")"]
+            vec![
+                "core>=1",
+                "flask>=1.0; extra == \"instruments\"",
+                "backport; (python_version < \"3.12\")"
+            ]
         );
     }
 }

@@ -94,7 +94,9 @@ impl Requirement {
             Some((s, m)) => (s.trim(), Some(parse_marker(m.trim())?)),
             None => (source.as_str(), None),
         };
-        let name_end = spec.find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c))).unwrap_or(spec.len());
+        let name_end = spec
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+            .unwrap_or(spec.len());
         let name = &spec[..name_end];
         if name.is_empty() {
             return Err(RequirementError(format!("no project name in {source:?}")));
@@ -102,17 +104,37 @@ impl Requirement {
         let mut rest = spec[name_end..].trim_start();
         let mut extras = Vec::new();
         if let Some(after) = rest.strip_prefix('[') {
-            let (inside, tail) = after.split_once(']').ok_or_else(|| RequirementError(format!("unclosed extras in {source:?}")))?;
-            extras = inside.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_string).collect();
+            let (inside, tail) = after
+                .split_once(']')
+                .ok_or_else(|| RequirementError(format!("unclosed extras in {source:?}")))?;
+            extras = inside
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)
+                .collect();
             rest = tail.trim_start();
         }
         let specifiers = if rest.starts_with('@') || rest.is_empty() {
             None // a direct URL reference constrains no version
         } else {
-            let inner = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).unwrap_or(rest).trim();
-            Some(VersionSpecifiers::from_str(inner).map_err(|e| RequirementError(format!("{source:?}: {e}")))?)
+            let inner = rest
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+                .unwrap_or(rest)
+                .trim();
+            Some(
+                VersionSpecifiers::from_str(inner)
+                    .map_err(|e| RequirementError(format!("{source:?}: {e}")))?,
+            )
         };
-        Ok(Requirement { name: name.to_string(), extras, specifiers, marker, source })
+        Ok(Requirement {
+            name: name.to_string(),
+            extras,
+            specifiers,
+            marker,
+            source,
+        })
     }
 
     /// Whether the marker holds in `env` (no marker always holds).
@@ -122,8 +144,14 @@ impl Requirement {
 
     /// Whether this line exists because of `extra`: it holds with that extra and not without.
     pub fn is_for_extra(&self, extra: &str, env: &MarkerEnv) -> bool {
-        let with = MarkerEnv { extra: Some(extra.to_string()), ..env.clone() };
-        let without = MarkerEnv { extra: None, ..env.clone() };
+        let with = MarkerEnv {
+            extra: Some(extra.to_string()),
+            ..env.clone()
+        };
+        let without = MarkerEnv {
+            extra: None,
+            ..env.clone()
+        };
         self.applies(&with) && !self.applies(&without)
     }
 
@@ -148,12 +176,18 @@ fn eval(marker: &Marker, env: &MarkerEnv) -> bool {
                     Value::Var(name) => {
                         let value = env.get(name)?;
                         // PEP 685: extras compare normalised.
-                        let value = if name == "extra" { crate::normalize(value) } else { value.to_string() };
+                        let value = if name == "extra" {
+                            crate::normalize(value)
+                        } else {
+                            value.to_string()
+                        };
                         Some((value, name.contains("version")))
                     }
                 }
             };
-            let (Some((mut l, lv)), Some((mut r, rv))) = (resolve(lhs), resolve(rhs)) else { return false };
+            let (Some((mut l, lv)), Some((mut r, rv))) = (resolve(lhs), resolve(rhs)) else {
+                return false;
+            };
             if matches!(lhs, Value::Var(n) if n == "extra") {
                 r = crate::normalize(&r);
             }
@@ -169,7 +203,10 @@ fn compare(l: &str, op: &str, r: &str, versions: bool) -> bool {
     match op {
         "in" => r.contains(l),
         "not in" => !r.contains(l),
-        _ if versions => match (Version::from_str(l), VersionSpecifiers::from_str(&format!("{op}{r}"))) {
+        _ if versions => match (
+            Version::from_str(l),
+            VersionSpecifiers::from_str(&format!("{op}{r}")),
+        ) {
             (Ok(v), Ok(spec)) => spec.contains(&v),
             _ => string_compare(l, op, r),
         },
@@ -210,7 +247,10 @@ fn tokenize(s: &str) -> Result<Vec<Token>, RequirementError> {
             tokens.push(if c == '(' { Token::Open } else { Token::Close });
             i += 1;
         } else if c == '"' || c == '\'' {
-            let end = chars[i + 1..].iter().position(|&d| d == c).ok_or_else(|| RequirementError(format!("unclosed string in marker {s:?}")))?;
+            let end = chars[i + 1..]
+                .iter()
+                .position(|&d| d == c)
+                .ok_or_else(|| RequirementError(format!("unclosed string in marker {s:?}")))?;
             tokens.push(Token::Str(chars[i + 1..i + 1 + end].iter().collect()));
             i += end + 2;
         } else if "=!<>~".contains(c) {
@@ -222,13 +262,17 @@ fn tokenize(s: &str) -> Result<Vec<Token>, RequirementError> {
             i = j;
         } else if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
             let mut j = i;
-            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_' || chars[j] == '.') {
+            while j < chars.len()
+                && (chars[j].is_ascii_alphanumeric() || chars[j] == '_' || chars[j] == '.')
+            {
                 j += 1;
             }
             tokens.push(Token::Ident(chars[i..j].iter().collect()));
             i = j;
         } else {
-            return Err(RequirementError(format!("unexpected {c:?} in marker {s:?}")));
+            return Err(RequirementError(format!(
+                "unexpected {c:?} in marker {s:?}"
+            )));
         }
     }
     Ok(tokens)
@@ -328,15 +372,32 @@ mod tests {
         assert!(r.is_satisfied_by("2.32.5") && !r.is_satisfied_by("3.0"));
         let r = Requirement::parse("pkg @ https://example.com/pkg.whl").unwrap();
         assert!(r.is_satisfied_by("whatever"));
-        assert!(Requirement::parse("psycopg2-binary>=2.7.3.1").unwrap().is_satisfied_by("2.9.10"));
-        assert!(Requirement::parse("opentelemetry-api~=1.12").unwrap().is_satisfied_by("1.45.1"));
-        assert!(Requirement::parse("x>=1.0").unwrap().is_satisfied_by("1.1rc1"));
+        assert!(Requirement::parse("psycopg2-binary>=2.7.3.1")
+            .unwrap()
+            .is_satisfied_by("2.9.10"));
+        assert!(Requirement::parse("opentelemetry-api~=1.12")
+            .unwrap()
+            .is_satisfied_by("1.45.1"));
+        assert!(Requirement::parse("x>=1.0")
+            .unwrap()
+            .is_satisfied_by("1.1rc1"));
     }
 
     #[test]
     fn rejects_malformed_lines() {
-        for line in ["", ">=1.0", "flask >= ", "flask[x", "flask; extra ==", "flask; (extra == 'a'", "flask; extra $ 'a'"] {
-            assert!(Requirement::parse(line).is_err(), "{line:?} should be rejected");
+        for line in [
+            "",
+            ">=1.0",
+            "flask >= ",
+            "flask[x",
+            "flask; extra ==",
+            "flask; (extra == 'a'",
+            "flask; extra $ 'a'",
+        ] {
+            assert!(
+                Requirement::parse(line).is_err(),
+                "{line:?} should be rejected"
+            );
         }
     }
 
@@ -345,8 +406,12 @@ mod tests {
         let holds = |line: &str| Requirement::parse(line).unwrap().applies(&env());
         assert!(holds("a; python_version >= '3.10'"));
         assert!(!holds("a; python_version < '3.10'"));
-        assert!(holds("a; python_full_version == '3.11.7' and sys_platform == 'linux'"));
-        assert!(holds("a; sys_platform == 'win32' or (os_name == 'posix' and platform_system != 'Darwin')"));
+        assert!(holds(
+            "a; python_full_version == '3.11.7' and sys_platform == 'linux'"
+        ));
+        assert!(holds(
+            "a; sys_platform == 'win32' or (os_name == 'posix' and platform_system != 'Darwin')"
+        ));
         assert!(holds("a; 'linux' in sys_platform"));
         assert!(holds("a; platform_system not in 'Windows Darwin'"));
         assert!(!holds("a; extra == 'instruments'"));
@@ -360,7 +425,8 @@ mod tests {
         let r = Requirement::parse("flask>=1.0; extra == \"instruments\"").unwrap();
         assert!(r.is_for_extra("instruments", &env()));
         assert!(!r.is_for_extra("instruments-any", &env()));
-        let r = Requirement::parse("kafka; extra == 'Instruments_Any' and python_version >= '3.8'").unwrap();
+        let r = Requirement::parse("kafka; extra == 'Instruments_Any' and python_version >= '3.8'")
+            .unwrap();
         assert!(r.is_for_extra("instruments-any", &env()));
         let base = Requirement::parse("wrapt>=1.0").unwrap();
         assert!(!base.is_for_extra("instruments", &env()));

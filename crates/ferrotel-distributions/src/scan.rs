@@ -54,11 +54,17 @@ impl Distribution {
         if name.is_empty() {
             return None;
         }
-        Some(Distribution { name, version, metadata_dir: dir.to_path_buf() })
+        Some(Distribution {
+            name,
+            version,
+            metadata_dir: dir.to_path_buf(),
+        })
     }
 
     fn is_egg(&self) -> bool {
-        self.metadata_dir.extension().is_some_and(|e| e == "egg-info")
+        self.metadata_dir
+            .extension()
+            .is_some_and(|e| e == "egg-info")
     }
 
     /// Entry points of `group`, in file order. A missing or unreadable file means none.
@@ -94,12 +100,19 @@ impl Distribution {
     /// otherwise the first path component of every module in `RECORD`.
     pub fn top_level_modules(&self) -> Vec<String> {
         if let Ok(text) = fs::read_to_string(self.metadata_dir.join("top_level.txt")) {
-            let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            let names: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
             if !names.is_empty() {
                 return names;
             }
         }
-        let Ok(record) = fs::read_to_string(self.metadata_dir.join("RECORD")) else { return Vec::new() };
+        let Ok(record) = fs::read_to_string(self.metadata_dir.join("RECORD")) else {
+            return Vec::new();
+        };
         let mut names: Vec<String> = Vec::new();
         for line in record.lines() {
             let path = line.split(',').next().unwrap_or("");
@@ -111,7 +124,10 @@ impl Distribution {
                 first
             } else if let Some(stem) = first.strip_suffix(".py") {
                 stem
-            } else if first.contains(".cpython-") || first.ends_with(".so") || first.ends_with(".pyd") {
+            } else if first.contains(".cpython-")
+                || first.ends_with(".so")
+                || first.ends_with(".pyd")
+            {
                 first.split('.').next().unwrap_or("")
             } else {
                 continue;
@@ -143,11 +159,17 @@ impl Environment {
     pub fn scan<P: AsRef<Path>>(paths: &[P]) -> Environment {
         let mut env = Environment::default();
         for path in paths {
-            let Ok(entries) = fs::read_dir(path.as_ref()) else { continue };
+            let Ok(entries) = fs::read_dir(path.as_ref()) else {
+                continue;
+            };
             let mut dirs: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|ext| ext == "dist-info" || ext == "egg-info") && p.is_dir())
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|ext| ext == "dist-info" || ext == "egg-info")
+                        && p.is_dir()
+                })
                 .collect();
             // Directory order is arbitrary; sorting keeps the result reproducible.
             dirs.sort();
@@ -165,7 +187,9 @@ impl Environment {
     }
 
     pub fn get(&self, name: &str) -> Option<&Distribution> {
-        self.by_name.get(&normalize(name)).map(|&i| &self.distributions[i])
+        self.by_name
+            .get(&normalize(name))
+            .map(|&i| &self.distributions[i])
     }
 
     pub fn distributions(&self) -> &[Distribution] {
@@ -174,7 +198,10 @@ impl Environment {
 
     /// Every entry point of `group` across the environment, in scan order.
     pub fn entry_points(&self, group: &str) -> Vec<EntryPoint> {
-        self.distributions.iter().flat_map(|d| d.entry_points(group)).collect()
+        self.distributions
+            .iter()
+            .flat_map(|d| d.entry_points(group))
+            .collect()
     }
 }
 
@@ -185,7 +212,10 @@ mod tests {
     #[test]
     fn normalization() {
         assert_eq!(normalize("Flask"), "flask");
-        assert_eq!(normalize("opentelemetry_instrumentation__flask"), "opentelemetry-instrumentation-flask");
+        assert_eq!(
+            normalize("opentelemetry_instrumentation__flask"),
+            "opentelemetry-instrumentation-flask"
+        );
         assert_eq!(normalize("zope.interface"), "zope-interface");
         assert_eq!(normalize("PyMySQL"), "pymysql");
     }
@@ -199,11 +229,27 @@ mod tests {
     fn scans_dist_info_and_egg_info_first_one_wins() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        write(&a.path().join("Flask-3.1.2.dist-info/METADATA"), "Name: Flask\nVersion: 3.1.2\n");
-        write(&b.path().join("flask-2.0.0.dist-info/METADATA"), "Name: flask\nVersion: 2.0.0\n");
-        write(&b.path().join("mylib.egg-info/PKG-INFO"), "Metadata-Version: 2.1\nName: mylib\nVersion: 0.3.dev1\n");
-        write(&b.path().join("other-1.0-py3.11.egg-info/PKG-INFO"), "Name: other\nVersion: 1.0\n");
-        let env = Environment::scan(&[a.path().to_path_buf(), b.path().to_path_buf(), PathBuf::from("/nonexistent")]);
+        write(
+            &a.path().join("Flask-3.1.2.dist-info/METADATA"),
+            "Name: Flask\nVersion: 3.1.2\n",
+        );
+        write(
+            &b.path().join("flask-2.0.0.dist-info/METADATA"),
+            "Name: flask\nVersion: 2.0.0\n",
+        );
+        write(
+            &b.path().join("mylib.egg-info/PKG-INFO"),
+            "Metadata-Version: 2.1\nName: mylib\nVersion: 0.3.dev1\n",
+        );
+        write(
+            &b.path().join("other-1.0-py3.11.egg-info/PKG-INFO"),
+            "Name: other\nVersion: 1.0\n",
+        );
+        let env = Environment::scan(&[
+            a.path().to_path_buf(),
+            b.path().to_path_buf(),
+            PathBuf::from("/nonexistent"),
+        ]);
         assert_eq!(env.get("FLASK").unwrap().version, "3.1.2");
         assert_eq!(env.get("mylib").unwrap().version, "0.3.dev1");
         assert_eq!(env.get("other").unwrap().version, "1.0");
@@ -220,8 +266,14 @@ mod tests {
              ../../../bin/tool,,\nsix.py,,\n_cffi.cpython-311-x86_64-linux-gnu.so,,\nrequests/__pycache__/api.cpython-311.pyc,,\n",
         );
         let env = Environment::scan(&[d.path()]);
-        assert_eq!(env.get("requests").unwrap().top_level_modules(), vec!["requests", "six", "_cffi"]);
+        assert_eq!(
+            env.get("requests").unwrap().top_level_modules(),
+            vec!["requests", "six", "_cffi"]
+        );
         write(&meta.join("top_level.txt"), "requests\n");
-        assert_eq!(env.get("requests").unwrap().top_level_modules(), vec!["requests"]);
+        assert_eq!(
+            env.get("requests").unwrap().top_level_modules(),
+            vec!["requests"]
+        );
     }
 }

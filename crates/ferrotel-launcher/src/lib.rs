@@ -105,14 +105,30 @@ pub fn command(prog: &'static str) -> Command {
 }
 
 /// Parses `argv` (without the program name). Errors are clap's, with usage.
-pub fn parse(prog: &'static str, argv: impl IntoIterator<Item = OsString>) -> Result<Launch, clap::Error> {
-    let matches = command(prog).try_get_matches_from(std::iter::once(OsString::from(prog)).chain(argv))?;
+pub fn parse(
+    prog: &'static str,
+    argv: impl IntoIterator<Item = OsString>,
+) -> Result<Launch, clap::Error> {
+    let matches =
+        command(prog).try_get_matches_from(std::iter::once(OsString::from(prog)).chain(argv))?;
     let env = vars::all()
-        .filter_map(|var| matches.get_one::<OsString>(var.name).map(|v| (var.name.to_string(), v.clone())))
+        .filter_map(|var| {
+            matches
+                .get_one::<OsString>(var.name)
+                .map(|v| (var.name.to_string(), v.clone()))
+        })
         .collect();
-    let mut words = matches.get_many::<OsString>("command").into_iter().flatten().cloned();
+    let mut words = matches
+        .get_many::<OsString>("command")
+        .into_iter()
+        .flatten()
+        .cloned();
     let command = words.next().unwrap_or_default();
-    Ok(Launch { env, command, args: words.collect() })
+    Ok(Launch {
+        env,
+        command,
+        args: words.collect(),
+    })
 }
 
 /// The `PYTHONPATH` for the child: `dir` first, any earlier occurrence of it removed, the
@@ -120,7 +136,9 @@ pub fn parse(prog: &'static str, argv: impl IntoIterator<Item = OsString>) -> Re
 pub fn python_path(dir: &Path, existing: Option<&OsStr>) -> OsString {
     let mut parts: Vec<PathBuf> = vec![dir.to_path_buf()];
     if let Some(existing) = existing {
-        parts.extend(std::env::split_paths(existing).filter(|p| p != dir && !p.as_os_str().is_empty()));
+        parts.extend(
+            std::env::split_paths(existing).filter(|p| p != dir && !p.as_os_str().is_empty()),
+        );
     }
     std::env::join_paths(parts).unwrap_or_else(|_| dir.as_os_str().to_owned())
 }
@@ -156,7 +174,10 @@ pub fn exec(launch: Launch, sitecustomize: &Path) -> LaunchError {
     let mut child = std::process::Command::new(&launch.command);
     child.args(&launch.args);
     child.envs(launch.env.iter().map(|(k, v)| (k, v)));
-    child.env("PYTHONPATH", python_path(sitecustomize, std::env::var_os("PYTHONPATH").as_deref()));
+    child.env(
+        "PYTHONPATH",
+        python_path(sitecustomize, std::env::var_os("PYTHONPATH").as_deref()),
+    );
     let error = child.exec();
     let shown = launch.command.to_string_lossy().into_owned();
     match error.kind() {
@@ -199,14 +220,25 @@ mod tests {
     fn flags_become_variables_and_the_rest_is_the_command() {
         let launch = parse(
             "ferrotel instrument",
-            os(&["--service_name", "svc", "--traces_exporter=console,otlp", "python", "app.py", "--port", "5"]),
+            os(&[
+                "--service_name",
+                "svc",
+                "--traces_exporter=console,otlp",
+                "python",
+                "app.py",
+                "--port",
+                "5",
+            ]),
         )
         .unwrap();
         assert_eq!(
             launch.env,
             vec![
                 ("OTEL_SERVICE_NAME".to_string(), OsString::from("svc")),
-                ("OTEL_TRACES_EXPORTER".to_string(), OsString::from("console,otlp"))
+                (
+                    "OTEL_TRACES_EXPORTER".to_string(),
+                    OsString::from("console,otlp")
+                )
             ]
         );
         assert_eq!(launch.command, "python");
@@ -215,8 +247,18 @@ mod tests {
 
     #[test]
     fn double_dash_separates_flags_from_the_command() {
-        let launch = parse("ferrotel instrument", os(&["--disabled_instrumentations", "flask", "--", "flask", "run"])).unwrap();
-        assert_eq!(launch.env, vec![("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS".to_string(), OsString::from("flask"))]);
+        let launch = parse(
+            "ferrotel instrument",
+            os(&["--disabled_instrumentations", "flask", "--", "flask", "run"]),
+        )
+        .unwrap();
+        assert_eq!(
+            launch.env,
+            vec![(
+                "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS".to_string(),
+                OsString::from("flask")
+            )]
+        );
         assert_eq!(launch.command, "flask");
         assert_eq!(launch.args, os(&["run"]));
     }
@@ -232,7 +274,10 @@ mod tests {
     fn every_variable_has_a_flag() {
         let cmd = command("ferrotel instrument");
         for var in vars::all() {
-            let arg = cmd.get_arguments().find(|a| a.get_id() == var.name).unwrap();
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == var.name)
+                .unwrap();
             assert_eq!(arg.get_long(), Some(var.flag().as_str()));
         }
     }
@@ -240,7 +285,10 @@ mod tests {
     #[test]
     fn python_path_puts_ours_first_once() {
         let ours = Path::new("/site/ferrotel/_auto");
-        assert_eq!(python_path(ours, None), OsString::from("/site/ferrotel/_auto"));
+        assert_eq!(
+            python_path(ours, None),
+            OsString::from("/site/ferrotel/_auto")
+        );
         assert_eq!(
             python_path(ours, Some(OsStr::new("/a:/site/ferrotel/_auto::/b"))),
             OsString::from("/site/ferrotel/_auto:/a:/b")

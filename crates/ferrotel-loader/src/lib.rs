@@ -52,20 +52,35 @@ pub enum SkipReason {
     Disabled,
     NotInEnableList,
     /// Another distribution already provides an instrumentor of this name.
-    Duplicate { chosen: String },
+    Duplicate {
+        chosen: String,
+    },
     /// The target library is not installed.
-    Missing { requirement: String },
-    WrongVersion { requirement: String, found: String },
+    Missing {
+        requirement: String,
+    },
+    WrongVersion {
+        requirement: String,
+        found: String,
+    },
 }
 
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SkipReason::Disabled => f.write_str("disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
-            SkipReason::NotInEnableList => f.write_str("not in OTEL_PYTHON_ENABLED_INSTRUMENTATIONS"),
+            SkipReason::Disabled => {
+                f.write_str("disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")
+            }
+            SkipReason::NotInEnableList => {
+                f.write_str("not in OTEL_PYTHON_ENABLED_INSTRUMENTATIONS")
+            }
             SkipReason::Duplicate { chosen } => write!(f, "the one from {chosen} is used instead"),
-            SkipReason::Missing { requirement } => write!(f, "needs {requirement}, which is not installed"),
-            SkipReason::WrongVersion { requirement, found } => write!(f, "needs {requirement}, found {found}"),
+            SkipReason::Missing { requirement } => {
+                write!(f, "needs {requirement}, which is not installed")
+            }
+            SkipReason::WrongVersion { requirement, found } => {
+                write!(f, "needs {requirement}, found {found}")
+            }
         }
     }
 }
@@ -89,24 +104,46 @@ pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Pl
         post_instrument: env.entry_points(POST_INSTRUMENT_GROUP),
         ..Plan::default()
     };
-    plan.distro = choose_one(env, DISTRO_GROUP, config.distro.as_deref(), "OTEL_PYTHON_DISTRO", &mut plan.warnings);
-    plan.configurator =
-        choose_one(env, CONFIGURATOR_GROUP, config.configurator.as_deref(), "OTEL_PYTHON_CONFIGURATOR", &mut plan.warnings);
+    plan.distro = choose_one(
+        env,
+        DISTRO_GROUP,
+        config.distro.as_deref(),
+        "OTEL_PYTHON_DISTRO",
+        &mut plan.warnings,
+    );
+    plan.configurator = choose_one(
+        env,
+        CONFIGURATOR_GROUP,
+        config.configurator.as_deref(),
+        "OTEL_PYTHON_CONFIGURATOR",
+        &mut plan.warnings,
+    );
 
     let disabled = &config.disabled_instrumentations;
     let all_disabled = disabled.iter().any(|d| d == "*");
     for ep in env.entry_points(INSTRUMENTOR_GROUP) {
         let reason = if all_disabled || disabled.contains(&ep.name) {
             Some(SkipReason::Disabled)
-        } else if config.enabled_instrumentations.as_ref().is_some_and(|e| !e.contains(&ep.name)) {
+        } else if config
+            .enabled_instrumentations
+            .as_ref()
+            .is_some_and(|e| !e.contains(&ep.name))
+        {
             Some(SkipReason::NotInEnableList)
-        } else if let Some(chosen) = plan.instrumentors.iter().find(|p| p.entry_point.name == ep.name) {
-            Some(SkipReason::Duplicate { chosen: chosen.entry_point.distribution.clone() })
         } else {
-            None
+            let chosen = plan
+                .instrumentors
+                .iter()
+                .find(|p| p.entry_point.name == ep.name);
+            chosen.map(|p| SkipReason::Duplicate {
+                chosen: p.entry_point.distribution.clone(),
+            })
         };
         match reason.map_or_else(|| trigger(&ep, env, markers), Err) {
-            Ok(trigger) => plan.instrumentors.push(PlannedInstrumentor { entry_point: ep, trigger }),
+            Ok(trigger) => plan.instrumentors.push(PlannedInstrumentor {
+                entry_point: ep,
+                trigger,
+            }),
             Err(reason) => plan.skipped.push((ep, reason)),
         }
     }
@@ -114,7 +151,13 @@ pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Pl
 }
 
 /// Picks the entry point named by `wanted`, else ferrotel's own, else the first installed.
-fn choose_one(env: &Environment, group: &str, wanted: Option<&str>, var: &str, warnings: &mut Vec<String>) -> Option<EntryPoint> {
+fn choose_one(
+    env: &Environment,
+    group: &str,
+    wanted: Option<&str>,
+    var: &str,
+    warnings: &mut Vec<String>,
+) -> Option<EntryPoint> {
     let candidates = env.entry_points(group);
     if let Some(name) = wanted {
         if let Some(ep) = candidates.iter().find(|ep| ep.name == name) {
@@ -126,16 +169,24 @@ fn choose_one(env: &Environment, group: &str, wanted: Option<&str>, var: &str, w
             if installed.is_empty() { "none".to_string() } else { installed.join(", ") }
         ));
     }
-    let own = candidates.iter().find(|ep| ferrotel_distributions::normalize(&ep.distribution) == FERROTEL_DISTRIBUTION);
+    let own = candidates
+        .iter()
+        .find(|ep| ferrotel_distributions::normalize(&ep.distribution) == FERROTEL_DISTRIBUTION);
     own.or(candidates.first()).cloned()
 }
 
 /// Checks the instrumentor's declared target libraries (extras `instruments`: all must hold;
 /// `instruments-any`: one must) and derives the modules whose import activates it.
 fn trigger(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Result<Trigger, SkipReason> {
-    let requirements = env.get(&ep.distribution).map(|d| d.requirements()).unwrap_or_default();
+    let requirements = env
+        .get(&ep.distribution)
+        .map(|d| d.requirements())
+        .unwrap_or_default();
     let of_extra = |extra: &str| -> Vec<&Requirement> {
-        requirements.iter().filter(|r| r.is_for_extra(extra, markers)).collect()
+        requirements
+            .iter()
+            .filter(|r| r.is_for_extra(extra, markers))
+            .collect()
     };
     let (all, any) = (of_extra("instruments"), of_extra("instruments-any"));
     let mut modules = Vec::new();
@@ -143,7 +194,8 @@ fn trigger(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Result<Tr
         modules.extend(check(req, env)?);
     }
     if !any.is_empty() {
-        let satisfied: Vec<Vec<String>> = any.iter().filter_map(|req| check(req, env).ok()).collect();
+        let satisfied: Vec<Vec<String>> =
+            any.iter().filter_map(|req| check(req, env).ok()).collect();
         if satisfied.is_empty() {
             return Err(check(any[0], env).expect_err("unsatisfied"));
         }
@@ -155,16 +207,25 @@ fn trigger(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Result<Tr
         }
     }
     modules.dedup();
-    Ok(if modules.is_empty() { Trigger::AtStart } else { Trigger::OnImport(modules) })
+    Ok(if modules.is_empty() {
+        Trigger::AtStart
+    } else {
+        Trigger::OnImport(modules)
+    })
 }
 
 /// The top-level modules of the installed library satisfying `req`.
 fn check(req: &Requirement, env: &Environment) -> Result<Vec<String>, SkipReason> {
     let Some(lib) = env.get(&req.name) else {
-        return Err(SkipReason::Missing { requirement: req.to_string() });
+        return Err(SkipReason::Missing {
+            requirement: req.to_string(),
+        });
     };
     if !req.is_satisfied_by(&lib.version) {
-        return Err(SkipReason::WrongVersion { requirement: req.to_string(), found: format!("{} {}", lib.name, lib.version) });
+        return Err(SkipReason::WrongVersion {
+            requirement: req.to_string(),
+            found: format!("{} {}", lib.name, lib.version),
+        });
     }
     Ok(lib.top_level_modules())
 }

@@ -13,8 +13,18 @@ impl Site {
     }
 
     /// A distribution with entry points (`group`, `name`, `target`) and requirement lines.
-    fn dist(&self, name: &str, version: &str, entry_points: &[(&str, &str, &str)], requires: &[&str], modules: &[&str]) -> &Self {
-        let dir = self.0.path().join(format!("{}-{version}.dist-info", name.replace('-', "_")));
+    fn dist(
+        &self,
+        name: &str,
+        version: &str,
+        entry_points: &[(&str, &str, &str)],
+        requires: &[&str],
+        modules: &[&str],
+    ) -> &Self {
+        let dir = self
+            .0
+            .path()
+            .join(format!("{}-{version}.dist-info", name.replace('-', "_")));
         fs::create_dir_all(&dir).unwrap();
         let mut metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
         for r in requires {
@@ -26,7 +36,10 @@ impl Site {
             text.push_str(&format!("[{group}]\n{ep_name} = {target}\n"));
         }
         fs::write(dir.join("entry_points.txt"), text).unwrap();
-        let record: String = modules.iter().map(|m| format!("{m}/__init__.py,,\n")).collect();
+        let record: String = modules
+            .iter()
+            .map(|m| format!("{m}/__init__.py,,\n"))
+            .collect();
         fs::write(dir.join("RECORD"), record).unwrap();
         self
     }
@@ -37,9 +50,18 @@ impl Site {
 }
 
 fn plan_with(site: &Site, env_vars: &[(&str, &str)]) -> Plan {
-    let vars: Vec<(String, String)> = env_vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).config;
-    let markers = MarkerEnv { python_version: "3.11".into(), python_full_version: "3.11.7".into(), ..MarkerEnv::default() };
+    let vars: Vec<(String, String)> = env_vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config =
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .config;
+    let markers = MarkerEnv {
+        python_version: "3.11".into(),
+        python_full_version: "3.11.7".into(),
+        ..MarkerEnv::default()
+    };
     plan(&config.python, &Environment::scan(&[site.path()]), &markers)
 }
 
@@ -49,28 +71,47 @@ fn flask_site() -> Site {
         .dist(
             "opentelemetry-instrumentation-flask",
             "0.66b1",
-            &[(INSTRUMENTOR_GROUP, "flask", "opentelemetry.instrumentation.flask:FlaskInstrumentor")],
-            &["opentelemetry-api~=1.12", "flask>=1.0; extra == \"instruments\""],
+            &[(
+                INSTRUMENTOR_GROUP,
+                "flask",
+                "opentelemetry.instrumentation.flask:FlaskInstrumentor",
+            )],
+            &[
+                "opentelemetry-api~=1.12",
+                "flask>=1.0; extra == \"instruments\"",
+            ],
             &["opentelemetry"],
         )
         .dist(
             "opentelemetry-instrumentation-django",
             "0.66b1",
-            &[(INSTRUMENTOR_GROUP, "django", "opentelemetry.instrumentation.django:DjangoInstrumentor")],
+            &[(
+                INSTRUMENTOR_GROUP,
+                "django",
+                "opentelemetry.instrumentation.django:DjangoInstrumentor",
+            )],
             &["django>=2.0; extra == \"instruments\""],
             &["opentelemetry"],
         )
         .dist(
             "opentelemetry-instrumentation-logging",
             "0.66b1",
-            &[(INSTRUMENTOR_GROUP, "logging", "opentelemetry.instrumentation.logging:LoggingInstrumentor")],
+            &[(
+                INSTRUMENTOR_GROUP,
+                "logging",
+                "opentelemetry.instrumentation.logging:LoggingInstrumentor",
+            )],
             &[],
             &["opentelemetry"],
         )
         .dist(
             "opentelemetry-instrumentation-wsgi",
             "0.66b1",
-            &[(INSTRUMENTOR_GROUP, "wsgi", "opentelemetry.instrumentation.wsgi:WsgiInstrumentor")],
+            &[(
+                INSTRUMENTOR_GROUP,
+                "wsgi",
+                "opentelemetry.instrumentation.wsgi:WsgiInstrumentor",
+            )],
             &[],
             &["opentelemetry"],
         );
@@ -78,19 +119,31 @@ fn flask_site() -> Site {
 }
 
 fn names(plan: &Plan) -> Vec<&str> {
-    plan.instrumentors.iter().map(|p| p.entry_point.name.as_str()).collect()
+    plan.instrumentors
+        .iter()
+        .map(|p| p.entry_point.name.as_str())
+        .collect()
 }
 
 #[test]
 fn instrumentors_wait_for_their_library() {
     let plan = plan_with(&flask_site(), &[]);
     assert_eq!(names(&plan), vec!["flask", "logging", "wsgi"]);
-    assert_eq!(plan.instrumentors[0].trigger, Trigger::OnImport(vec!["flask".into()]));
-    assert_eq!(plan.instrumentors[1].trigger, Trigger::OnImport(vec!["logging".into()]));
+    assert_eq!(
+        plan.instrumentors[0].trigger,
+        Trigger::OnImport(vec!["flask".into()])
+    );
+    assert_eq!(
+        plan.instrumentors[1].trigger,
+        Trigger::OnImport(vec!["logging".into()])
+    );
     assert_eq!(plan.instrumentors[2].trigger, Trigger::AtStart);
     let (ep, reason) = &plan.skipped[0];
     assert_eq!(ep.name, "django");
-    assert_eq!(reason.to_string(), "needs django>=2.0; extra == \"instruments\", which is not installed");
+    assert_eq!(
+        reason.to_string(),
+        "needs django>=2.0; extra == \"instruments\", which is not installed"
+    );
 }
 
 #[test]
@@ -98,27 +151,49 @@ fn version_conflicts_skip() {
     let site = flask_site();
     site.dist("django", "1.11", &[], &[], &["django"]);
     let plan = plan_with(&site, &[]);
-    let (_, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == "django").unwrap();
-    assert!(matches!(reason, SkipReason::WrongVersion { found, .. } if found == "django 1.11"), "{reason}");
+    let (_, reason) = plan
+        .skipped
+        .iter()
+        .find(|(ep, _)| ep.name == "django")
+        .unwrap();
+    assert!(
+        matches!(reason, SkipReason::WrongVersion { found, .. } if found == "django 1.11"),
+        "{reason}"
+    );
 }
 
 #[test]
 fn disable_and_enable_lists() {
     let site = flask_site();
-    let plan = plan_with(&site, &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "flask, logging")]);
+    let plan = plan_with(
+        &site,
+        &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "flask, logging")],
+    );
     assert_eq!(names(&plan), vec!["wsgi"]);
-    assert_eq!(plan.skipped.iter().filter(|(_, r)| *r == SkipReason::Disabled).count(), 2);
+    assert_eq!(
+        plan.skipped
+            .iter()
+            .filter(|(_, r)| *r == SkipReason::Disabled)
+            .count(),
+        2
+    );
 
     let plan = plan_with(&site, &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "*")]);
     assert!(plan.instrumentors.is_empty());
 
-    let plan = plan_with(&site, &[("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "flask,wsgi")]);
+    let plan = plan_with(
+        &site,
+        &[("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "flask,wsgi")],
+    );
     assert_eq!(names(&plan), vec!["flask", "wsgi"]);
 
     // The disable list wins over the enable list.
     let plan = plan_with(
         &site,
-        &[("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "flask,wsgi"), ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "wsgi")],
+        &[
+            ("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "flask,wsgi"),
+            ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "wsgi"),
+        ],
     );
     assert_eq!(names(&plan), vec!["flask"]);
 }
@@ -126,15 +201,22 @@ fn disable_and_enable_lists() {
 #[test]
 fn instruments_any_needs_one() {
     let site = Site::new();
-    site.dist("psycopg2-binary", "2.9.10", &[], &[], &["psycopg2"]).dist(
-        "inst-pg",
-        "1.0",
-        &[(INSTRUMENTOR_GROUP, "pg", "inst_pg:Inst")],
-        &["psycopg2>=2.7; extra == \"instruments-any\"", "psycopg2-binary>=2.7; extra == \"instruments-any\""],
-        &["inst_pg"],
-    );
+    site.dist("psycopg2-binary", "2.9.10", &[], &[], &["psycopg2"])
+        .dist(
+            "inst-pg",
+            "1.0",
+            &[(INSTRUMENTOR_GROUP, "pg", "inst_pg:Inst")],
+            &[
+                "psycopg2>=2.7; extra == \"instruments-any\"",
+                "psycopg2-binary>=2.7; extra == \"instruments-any\"",
+            ],
+            &["inst_pg"],
+        );
     let plan = plan_with(&site, &[]);
-    assert_eq!(plan.instrumentors[0].trigger, Trigger::OnImport(vec!["psycopg2".into()]));
+    assert_eq!(
+        plan.instrumentors[0].trigger,
+        Trigger::OnImport(vec!["psycopg2".into()])
+    );
 }
 
 #[test]
@@ -149,7 +231,10 @@ fn duplicate_names_keep_the_first() {
     );
     let plan = plan_with(&site, &[]);
     assert_eq!(names(&plan).iter().filter(|n| **n == "flask").count(), 1);
-    assert!(plan.skipped.iter().any(|(ep, r)| ferrotel_distributions::normalize(&ep.distribution) == "zz-other-flask" && matches!(r, SkipReason::Duplicate { .. })));
+    assert!(plan.skipped.iter().any(
+        |(ep, r)| ferrotel_distributions::normalize(&ep.distribution) == "zz-other-flask"
+            && matches!(r, SkipReason::Duplicate { .. })
+    ));
 }
 
 #[test]
@@ -158,13 +243,42 @@ fn distro_and_configurator_selection() {
     site.dist(
         "opentelemetry-distro",
         "0.66b1",
-        &[(DISTRO_GROUP, "distro", "opentelemetry.distro:OpenTelemetryDistro")],
+        &[(
+            DISTRO_GROUP,
+            "distro",
+            "opentelemetry.distro:OpenTelemetryDistro",
+        )],
         &[],
         &["opentelemetry"],
     )
-    .dist("vendor", "1.0", &[(CONFIGURATOR_GROUP, "vendor_conf", "vendor:Conf")], &[], &["vendor"])
-    .dist("opentelemetry-distro-cfg", "0.66b1", &[(CONFIGURATOR_GROUP, "configurator", "opentelemetry.distro:Conf")], &[], &[])
-    .dist("hooks", "1.0", &[(PRE_INSTRUMENT_GROUP, "pre", "hooks:pre"), (POST_INSTRUMENT_GROUP, "post", "hooks:post")], &[], &["hooks"]);
+    .dist(
+        "vendor",
+        "1.0",
+        &[(CONFIGURATOR_GROUP, "vendor_conf", "vendor:Conf")],
+        &[],
+        &["vendor"],
+    )
+    .dist(
+        "opentelemetry-distro-cfg",
+        "0.66b1",
+        &[(
+            CONFIGURATOR_GROUP,
+            "configurator",
+            "opentelemetry.distro:Conf",
+        )],
+        &[],
+        &[],
+    )
+    .dist(
+        "hooks",
+        "1.0",
+        &[
+            (PRE_INSTRUMENT_GROUP, "pre", "hooks:pre"),
+            (POST_INSTRUMENT_GROUP, "post", "hooks:post"),
+        ],
+        &[],
+        &["hooks"],
+    );
 
     let plan = plan_with(&site, &[]);
     assert_eq!(plan.distro.as_ref().unwrap().name, "distro");
@@ -179,10 +293,23 @@ fn distro_and_configurator_selection() {
     let plan = plan_with(&site, &[("OTEL_PYTHON_DISTRO", "nope")]);
     assert_eq!(plan.distro.as_ref().unwrap().name, "distro");
     assert_eq!(plan.warnings.len(), 1);
-    assert!(plan.warnings[0].contains("OTEL_PYTHON_DISTRO=\"nope\"") && plan.warnings[0].contains("installed: distro"));
+    assert!(
+        plan.warnings[0].contains("OTEL_PYTHON_DISTRO=\"nope\"")
+            && plan.warnings[0].contains("installed: distro")
+    );
 
     // ferrotel's own entry point wins when nothing is named.
-    site.dist("ferrotel", "0.1.0", &[(CONFIGURATOR_GROUP, "ferrotel", "ferrotel.configurator:Configurator")], &[], &["ferrotel"]);
+    site.dist(
+        "ferrotel",
+        "0.1.0",
+        &[(
+            CONFIGURATOR_GROUP,
+            "ferrotel",
+            "ferrotel.configurator:Configurator",
+        )],
+        &[],
+        &["ferrotel"],
+    );
     let plan = plan_with(&site, &[]);
     assert_eq!(plan.configurator.as_ref().unwrap().name, "ferrotel");
 }

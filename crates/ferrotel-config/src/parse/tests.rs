@@ -5,7 +5,10 @@ use super::*;
 use crate::vars::{self, Kind};
 
 fn parse(pairs: &[(&str, &str)]) -> Parsed {
-    let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Config::from_lookup(move |name| env.get(name).cloned())
 }
 
@@ -37,22 +40,41 @@ fn every_checkable_variable_warns_once_on_a_bad_value_and_keeps_its_default() {
     let defaults = parse(&[]).config;
     let mut checked = 0;
     for var in vars::all().filter(|v| !PASSED_THROUGH.contains(&v.name)) {
-        let Some(bad) = bad_value(var.kind) else { continue };
+        let Some(bad) = bad_value(var.kind) else {
+            continue;
+        };
         // The sampler argument is read only by ratio samplers.
         let mut env = vec![(var.name, bad)];
         if var.name == "OTEL_TRACES_SAMPLER_ARG" {
             env.push(("OTEL_TRACES_SAMPLER", "traceidratio"));
         }
         let parsed = parse(&env);
-        let about: Vec<_> = parsed.warnings.iter().filter(|w| w.var == var.name).collect();
-        assert_eq!(about.len(), 1, "{}={bad:?} gave warnings {:?}", var.name, parsed.warnings);
+        let about: Vec<_> = parsed
+            .warnings
+            .iter()
+            .filter(|w| w.var == var.name)
+            .collect();
+        assert_eq!(
+            about.len(),
+            1,
+            "{}={bad:?} gave warnings {:?}",
+            var.name,
+            parsed.warnings
+        );
         let text = about[0].to_string();
-        assert!(text.starts_with(var.name) && text.contains("using"), "{text}");
+        assert!(
+            text.starts_with(var.name) && text.contains("using"),
+            "{text}"
+        );
         if !var.name.ends_with("_HEADERS") {
             assert!(text.contains(bad), "{text} should show the bad value");
         }
         if var.name != "OTEL_TRACES_SAMPLER_ARG" {
-            assert_eq!(parsed.config, defaults, "{}={bad:?} must leave the defaults", var.name);
+            assert_eq!(
+                parsed.config, defaults,
+                "{}={bad:?} must leave the defaults",
+                var.name
+            );
         }
         checked += 1;
     }
@@ -65,7 +87,10 @@ fn defaults_follow_the_spec() {
     assert!(!c.sdk_disabled);
     assert_eq!(c.log_level, LogLevel::Info);
     assert_eq!(c.service_name, "unknown_service:python");
-    assert_eq!(c.propagators, vec![Propagator::TraceContext, Propagator::Baggage]);
+    assert_eq!(
+        c.propagators,
+        vec![Propagator::TraceContext, Propagator::Baggage]
+    );
     assert_eq!(c.sampler, Sampler::ParentBasedAlwaysOn);
     assert_eq!(c.traces_exporters, vec![Exporter::Otlp]);
     assert_eq!(c.metrics_exporters, vec![Exporter::Otlp]);
@@ -81,7 +106,13 @@ fn defaults_follow_the_spec() {
             link_attribute_count: 128
         }
     );
-    assert_eq!(c.log_record_limits, LogRecordLimits { attribute_count: 128, attribute_value_length: None });
+    assert_eq!(
+        c.log_record_limits,
+        LogRecordLimits {
+            attribute_count: 128,
+            attribute_value_length: None
+        }
+    );
     assert_eq!(
         c.bsp,
         BatchConfig {
@@ -122,42 +153,91 @@ fn booleans_are_case_insensitive() {
     assert!(!parse(&[("OTEL_SDK_DISABLED", "False")]).config.sdk_disabled);
     let parsed = parse(&[("OTEL_SDK_DISABLED", "1")]);
     assert!(!parsed.config.sdk_disabled);
-    assert_eq!(parsed.warnings[0].to_string(), "OTEL_SDK_DISABLED=\"1\" is not true or false; using the default false");
+    assert_eq!(
+        parsed.warnings[0].to_string(),
+        "OTEL_SDK_DISABLED=\"1\" is not true or false; using the default false"
+    );
 }
 
 #[test]
 fn the_issue_examples_name_variable_value_and_default() {
     let w = parse(&[("OTEL_BSP_MAX_QUEUE_SIZE", "abc")]).warnings;
-    assert_eq!(w[0].to_string(), "OTEL_BSP_MAX_QUEUE_SIZE=\"abc\" is not a non-negative integer; using the default 2048");
-    let parsed = parse(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")]);
+    assert_eq!(
+        w[0].to_string(),
+        "OTEL_BSP_MAX_QUEUE_SIZE=\"abc\" is not a non-negative integer; using the default 2048"
+    );
+    let parsed = parse(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "2"),
+    ]);
     assert_eq!(parsed.config.sampler, Sampler::TraceIdRatio(1.0));
-    assert_eq!(parsed.warnings[0].to_string(), "OTEL_TRACES_SAMPLER_ARG=\"2\" is not a ratio between 0 and 1; using the default 1.0");
+    assert_eq!(
+        parsed.warnings[0].to_string(),
+        "OTEL_TRACES_SAMPLER_ARG=\"2\" is not a ratio between 0 and 1; using the default 1.0"
+    );
 }
 
 #[test]
 fn samplers_and_their_argument() {
-    let s = |name, arg| parse(&[("OTEL_TRACES_SAMPLER", name), ("OTEL_TRACES_SAMPLER_ARG", arg)]).config.sampler;
+    let s = |name, arg| {
+        parse(&[
+            ("OTEL_TRACES_SAMPLER", name),
+            ("OTEL_TRACES_SAMPLER_ARG", arg),
+        ])
+        .config
+        .sampler
+    };
     assert_eq!(s("always_on", "0.5"), Sampler::AlwaysOn);
     assert_eq!(s("ALWAYS_OFF", ""), Sampler::AlwaysOff);
     assert_eq!(s("traceidratio", "0.25"), Sampler::TraceIdRatio(0.25));
-    assert_eq!(s("parentbased_traceidratio", "0"), Sampler::ParentBasedTraceIdRatio(0.0));
-    assert_eq!(s("parentbased_always_off", "x"), Sampler::ParentBasedAlwaysOff);
+    assert_eq!(
+        s("parentbased_traceidratio", "0"),
+        Sampler::ParentBasedTraceIdRatio(0.0)
+    );
+    assert_eq!(
+        s("parentbased_always_off", "x"),
+        Sampler::ParentBasedAlwaysOff
+    );
     // The argument of a sampler that takes none is ignored, not warned about.
-    assert!(parse(&[("OTEL_TRACES_SAMPLER", "always_on"), ("OTEL_TRACES_SAMPLER_ARG", "x")]).warnings.is_empty());
-    let parsed = parse(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "nan")]);
+    assert!(parse(&[
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+        ("OTEL_TRACES_SAMPLER_ARG", "x")
+    ])
+    .warnings
+    .is_empty());
+    let parsed = parse(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "nan"),
+    ]);
     assert_eq!(parsed.config.sampler, Sampler::TraceIdRatio(1.0));
     assert_eq!(parsed.warnings.len(), 1);
 }
 
 #[test]
 fn propagators_and_exporters_are_lists() {
-    let c = parse(&[("OTEL_PROPAGATORS", "b3, jaeger,b3,b3multi"), ("OTEL_TRACES_EXPORTER", "console,otlp")]).config;
-    assert_eq!(c.propagators, vec![Propagator::B3, Propagator::Jaeger, Propagator::B3Multi]);
+    let c = parse(&[
+        ("OTEL_PROPAGATORS", "b3, jaeger,b3,b3multi"),
+        ("OTEL_TRACES_EXPORTER", "console,otlp"),
+    ])
+    .config;
+    assert_eq!(
+        c.propagators,
+        vec![Propagator::B3, Propagator::Jaeger, Propagator::B3Multi]
+    );
     assert_eq!(c.traces_exporters, vec![Exporter::Console, Exporter::Otlp]);
-    assert!(parse(&[("OTEL_PROPAGATORS", "none")]).config.propagators.is_empty());
-    assert!(parse(&[("OTEL_METRICS_EXPORTER", "none")]).config.metrics_exporters.is_empty());
+    assert!(parse(&[("OTEL_PROPAGATORS", "none")])
+        .config
+        .propagators
+        .is_empty());
+    assert!(parse(&[("OTEL_METRICS_EXPORTER", "none")])
+        .config
+        .metrics_exporters
+        .is_empty());
     let c = parse(&[("OTEL_LOGS_EXPORTER", "my_vendor")]).config;
-    assert_eq!(c.logs_exporters, vec![Exporter::EntryPoint("my_vendor".into())]);
+    assert_eq!(
+        c.logs_exporters,
+        vec![Exporter::EntryPoint("my_vendor".into())]
+    );
     let parsed = parse(&[("OTEL_PROPAGATORS", "tracecontext,xyz")]);
     assert_eq!(parsed.config.propagators, vec![Propagator::TraceContext]);
     assert_eq!(parsed.warnings.len(), 1);
@@ -165,24 +245,41 @@ fn propagators_and_exporters_are_lists() {
 
 #[test]
 fn service_name_wins_over_resource_attributes() {
-    let c = parse(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,deployment.environment=prod%20eu")]).config;
+    let c = parse(&[(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "service.name=from-attrs,deployment.environment=prod%20eu",
+    )])
+    .config;
     assert_eq!(c.service_name, "from-attrs");
-    assert_eq!(c.resource_attributes[1], ("deployment.environment".into(), "prod eu".into()));
-    let c = parse(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"), ("OTEL_SERVICE_NAME", "explicit")]).config;
+    assert_eq!(
+        c.resource_attributes[1],
+        ("deployment.environment".into(), "prod eu".into())
+    );
+    let c = parse(&[
+        ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
+        ("OTEL_SERVICE_NAME", "explicit"),
+    ])
+    .config;
     assert_eq!(c.service_name, "explicit");
 }
 
 #[test]
 fn malformed_resource_members_are_skipped_alone() {
     let parsed = parse(&[("OTEL_RESOURCE_ATTRIBUTES", "a=1,broken,b=%zz,c=3")]);
-    assert_eq!(parsed.config.resource_attributes, vec![("a".into(), "1".into()), ("c".into(), "3".into())]);
+    assert_eq!(
+        parsed.config.resource_attributes,
+        vec![("a".into(), "1".into()), ("c".into(), "3".into())]
+    );
     assert_eq!(parsed.warnings.len(), 2);
 }
 
 #[test]
 fn header_values_never_appear_in_warnings() {
     let parsed = parse(&[("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cret,oops-s3cret")]);
-    assert_eq!(parsed.config.otlp_traces.headers, vec![("api-key".into(), "s3cret".into())]);
+    assert_eq!(
+        parsed.config.otlp_traces.headers,
+        vec![("api-key".into(), "s3cret".into())]
+    );
     assert!(!parsed.warnings.is_empty());
     for w in &parsed.warnings {
         assert!(!w.to_string().contains("s3cret"), "{w}");
@@ -191,18 +288,29 @@ fn header_values_never_appear_in_warnings() {
 
 #[test]
 fn limits_fall_back_to_the_general_attribute_limits() {
-    let c = parse(&[("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"), ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "20")]).config;
+    let c = parse(&[
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "20"),
+    ])
+    .config;
     assert_eq!(c.span_limits.attribute_count, 10);
     assert_eq!(c.span_limits.attribute_value_length, Some(20));
     assert_eq!(c.log_record_limits.attribute_count, 10);
-    let c = parse(&[("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"), ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "5")]).config;
+    let c = parse(&[
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "5"),
+    ])
+    .config;
     assert_eq!(c.span_limits.attribute_count, 5);
     assert_eq!(c.log_record_limits.attribute_count, 10);
 }
 
 #[test]
 fn batch_size_is_capped_by_queue_size() {
-    let parsed = parse(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512")]);
+    let parsed = parse(&[
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"),
+    ]);
     assert_eq!(parsed.config.bsp.max_export_batch_size, 100);
     assert_eq!(parsed.warnings.len(), 1);
     let parsed = parse(&[("OTEL_BLRP_MAX_QUEUE_SIZE", "0")]);
@@ -244,14 +352,32 @@ fn otlp_endpoints_resolve_per_the_spec() {
         env.extend_from_slice(pairs);
         parse(&env).config
     };
-    assert_eq!(http(&[]).otlp_traces.endpoint, "http://localhost:4318/v1/traces");
-    assert_eq!(http(&[]).otlp_logs.endpoint, "http://localhost:4318/v1/logs");
+    assert_eq!(
+        http(&[]).otlp_traces.endpoint,
+        "http://localhost:4318/v1/traces"
+    );
+    assert_eq!(
+        http(&[]).otlp_logs.endpoint,
+        "http://localhost:4318/v1/logs"
+    );
     // The generic endpoint gets the signal path appended, with or without a trailing slash.
-    let c = http(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318/base/")]);
-    assert_eq!(c.otlp_traces.endpoint, "https://collector:4318/base/v1/traces");
-    assert_eq!(c.otlp_metrics.endpoint, "https://collector:4318/base/v1/metrics");
+    let c = http(&[(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "https://collector:4318/base/",
+    )]);
+    assert_eq!(
+        c.otlp_traces.endpoint,
+        "https://collector:4318/base/v1/traces"
+    );
+    assert_eq!(
+        c.otlp_metrics.endpoint,
+        "https://collector:4318/base/v1/metrics"
+    );
     // A per-signal endpoint is used as it is.
-    let c = http(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:2/custom")]);
+    let c = http(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:2/custom"),
+    ]);
     assert_eq!(c.otlp_traces.endpoint, "http://b:2/custom");
     assert_eq!(c.otlp_logs.endpoint, "http://a:1/v1/logs");
     // gRPC keeps scheme, host and port only; a bare host:port is TLS unless insecure.
@@ -259,12 +385,27 @@ fn otlp_endpoints_resolve_per_the_spec() {
     assert_eq!(c.otlp_traces.endpoint, "http://0.0.0.0:4317");
     let c = parse(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ingest.example.com:443")]).config;
     assert_eq!(c.otlp_traces.endpoint, "https://ingest.example.com:443");
-    let c = parse(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), ("OTEL_EXPORTER_OTLP_INSECURE", "true")]).config;
+    let c = parse(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+    ])
+    .config;
     assert_eq!(c.otlp_traces.endpoint, "http://collector:4317");
     // A bare host:port is not a valid HTTP endpoint.
-    let parsed = parse(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]);
-    assert_eq!(parsed.config.otlp_traces.endpoint, "http://localhost:4318/v1/traces");
-    assert_eq!(parsed.warnings.len(), 1, "said once for all signals: {:?}", parsed.warnings);
+    let parsed = parse(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+    ]);
+    assert_eq!(
+        parsed.config.otlp_traces.endpoint,
+        "http://localhost:4318/v1/traces"
+    );
+    assert_eq!(
+        parsed.warnings.len(),
+        1,
+        "said once for all signals: {:?}",
+        parsed.warnings
+    );
 }
 
 #[test]
@@ -274,25 +415,52 @@ fn python_lists_and_framework_variants() {
         ("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "django"),
         ("OTEL_PYTHON_EXCLUDED_URLS", "healthz,metrics"),
         ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "ping"),
-        ("OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS", "path_info,content_type"),
-        ("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup,gen_ai_latest_experimental"),
-        ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "x-request-id,content-.*"),
-        ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "authorization"),
+        (
+            "OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS",
+            "path_info,content_type",
+        ),
+        (
+            "OTEL_SEMCONV_STABILITY_OPT_IN",
+            "http/dup,gen_ai_latest_experimental",
+        ),
+        (
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+            "x-request-id,content-.*",
+        ),
+        (
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
+            "authorization",
+        ),
         ("OTEL_PYTHON_DISTRO", "distro"),
         ("OTEL_PYTHON_CONFIGURATOR", "configurator"),
         ("OTEL_PYTHON_LOG_FORMAT", "%(msg)s"),
-        ("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH", "patch_all"),
+        (
+            "OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH",
+            "patch_all",
+        ),
     ])
     .config
     .python;
     assert_eq!(c.disabled_instrumentations, vec!["flask", "requests"]);
     assert_eq!(c.enabled_instrumentations, Some(vec!["django".to_string()]));
     assert_eq!(c.excluded_urls, vec!["healthz", "metrics"]);
-    assert_eq!(c.excluded_urls_by_framework, vec![("flask".to_string(), vec!["ping".to_string()])]);
-    assert_eq!(c.traced_request_attrs, vec![("django".to_string(), vec!["path_info".to_string(), "content_type".to_string()])]);
+    assert_eq!(
+        c.excluded_urls_by_framework,
+        vec![("flask".to_string(), vec!["ping".to_string()])]
+    );
+    assert_eq!(
+        c.traced_request_attrs,
+        vec![(
+            "django".to_string(),
+            vec!["path_info".to_string(), "content_type".to_string()]
+        )]
+    );
     assert_eq!(c.http_semconv, SemconvMode::Duplicate);
     assert_eq!(c.database_semconv, SemconvMode::Stable);
-    assert_eq!(c.capture_headers.server_request, vec!["x-request-id", "content-.*"]);
+    assert_eq!(
+        c.capture_headers.server_request,
+        vec!["x-request-id", "content-.*"]
+    );
     assert_eq!(c.capture_headers.sanitize_fields, vec!["authorization"]);
     assert_eq!(c.distro.as_deref(), Some("distro"));
     assert_eq!(c.configurator.as_deref(), Some("configurator"));

@@ -1,0 +1,131 @@
+"""Start-up cost of `python -c pass`: bare, under `ferrotel instrument`, and under upstream's
+`opentelemetry-instrument`, measured side by side in one run.
+
+Usage: python bench/startup.py FERROTEL_VENV UPSTREAM_VENV [--runs N] [--write BENCHMARKS.md]
+
+Wall time is the median of N runs (after warm-up); CPU is user+sys of the launched process.
+Peak RSS comes from GNU time (`/usr/bin/time`): a process forked from this interpreter would
+report this interpreter's pages as its own peak, so a small C parent does the measuring.
+The launchers exec, so each figure covers launcher and Python together.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+BEGIN, END = "<!-- startup:begin -->", "<!-- startup:end -->"
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def measure(argv, runs, env):
+    walls, cpus, rss = [], [], []
+    rss_file = tempfile.NamedTemporaryFile(prefix="ferrotel-bench-rss-")
+    timed = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *argv]
+    for i in range(runs + 3):
+        start = time.perf_counter()
+        proc = subprocess.Popen(timed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"{argv} failed: {proc.stderr.read().decode()}")
+        proc.stderr.close()
+        if i >= 3:  # warm-up runs fill the page cache and .pyc files
+            walls.append(wall)
+            cpus.append(usage.ru_utime + usage.ru_stime)
+            rss.append(int(Path(rss_file.name).read_text().split()[-1]) / 1024)
+    return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3, statistics.median(rss)
+
+
+def version_of(python, dist):
+    code = f"from importlib.metadata import version; print(version({dist!r}))"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("ferrotel_venv", type=Path)
+    parser.add_argument("upstream_venv", type=Path)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    fbin, ubin = args.ferrotel_venv / "bin", args.upstream_venv / "bin"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "PYTHONPATH"}
+
+    cases = [
+        ("bare `python -c pass` (ferrotel venv)", [fbin / "python", "-c", "pass"], None),
+        ("`ferrotel instrument python -c pass`", [fbin / "ferrotel", "instrument", fbin / "python", "-c", "pass"], 0),
+        ("bare `python -c pass` (upstream venv)", [ubin / "python", "-c", "pass"], None),
+        (
+            "`opentelemetry-instrument python -c pass` (defaults: OTLP exporters)",
+            [ubin / "opentelemetry-instrument", ubin / "python", "-c", "pass"],
+            2,
+        ),
+        (
+            "`opentelemetry-instrument` with `--traces_exporter none --metrics_exporter none --logs_exporter none`",
+            [
+                ubin / "opentelemetry-instrument",
+                "--traces_exporter",
+                "none",
+                "--metrics_exporter",
+                "none",
+                "--logs_exporter",
+                "none",
+                ubin / "python",
+                "-c",
+                "pass",
+            ],
+            2,
+        ),
+    ]
+    results = []
+    for label, argv, baseline in cases:
+        wall, cpu, rss = measure([str(a) for a in argv], args.runs, env)
+        results.append((label, wall, cpu, rss, baseline))
+        print(f"{label}: wall {wall:.1f} ms, cpu {cpu:.1f} ms, peak RSS {rss:.1f} MiB", flush=True)
+
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
+        f"CPython {platform.python_version()}; median of {args.runs} runs after 3 warm-up runs.",
+        f"ferrotel {version_of(str(fbin / 'python'), 'ferrotel')}; upstream opentelemetry-sdk "
+        f"{version_of(str(ubin / 'python'), 'opentelemetry-sdk')}, opentelemetry-instrumentation "
+        f"{version_of(str(ubin / 'python'), 'opentelemetry-instrumentation')} "
+        "(pins in `bench/upstream-requirements.txt`).",
+        "",
+        "| command | wall | added wall | CPU | peak RSS | added RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, wall, cpu, rss, baseline in results:
+        if baseline is None:
+            lines.append(f"| {label} | {wall:.1f} ms | – | {cpu:.1f} ms | {rss:.1f} MiB | – |")
+        else:
+            _, bwall, _, brss, _ = results[baseline]
+            added = f"+{wall - bwall:.1f} ms | {cpu:.1f} ms | {rss:.1f} MiB | +{rss - brss:.1f} MiB"
+            lines.append(f"| {label} | {wall:.1f} ms | {added} |")
+    ferrotel_added = results[1][1] - results[0][1]
+    upstream_added = results[3][1] - results[2][1]
+    lines += [
+        "",
+        f"Added wall time: ferrotel +{ferrotel_added:.1f} ms vs upstream +{upstream_added:.1f} ms "
+        f"(upstream adds {upstream_added / max(ferrotel_added, 0.1):.0f}× more); "
+        f"added peak RSS: ferrotel +{results[1][3] - results[0][3]:.1f} MiB vs upstream "
+        f"+{results[3][3] - results[2][3]:.1f} MiB.",
+    ]
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.write:
+        text = args.write.read_text()
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        args.write.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""`ferrotel bootstrap` against real environments: inventory, requirements, and a real
+install from the package index that must not change anything the user had."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import FERROTEL, run
+from wheels import build_wheel
+
+
+def pip(python, *args):
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), *args], check=True)
+
+
+def versions(python):
+    out = run(python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check").stdout
+    return dict(line.lower().split("==") for line in out.splitlines() if "==" in line)
+
+
+@pytest.fixture
+def target(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    return venv / "bin" / "python"
+
+
+def test_report_lists_libraries_and_what_covers_them(target, tmp_path):
+    build_wheel(tmp_path, "flask", "3.1.2", {"flask/__init__.py": ""})
+    build_wheel(tmp_path, "celery", "6.0.0", {"celery/__init__.py": ""})
+    build_wheel(tmp_path, "opentelemetry-instrumentation-flask", "0.66b1", {"otel_flask_stub.py": ""})
+    pip(target, "install", "--quiet", "--no-index", "--no-deps", *map(str, tmp_path.glob("*.whl")))
+
+    result = run(FERROTEL, "bootstrap", "--python", target)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "flask 3.1.2" in out and "opentelemetry-instrumentation-flask (installed)" in out
+    assert "standard library  opentelemetry-instrumentation-logging (missing)" in out
+    assert "celery 6.0.0 (instrumentations support celery >= 4.0, < 6.0)" in out
+
+    requirements = run(FERROTEL, "bootstrap", "--python", target, "-a", "requirements").stdout.split()
+    assert "opentelemetry-instrumentation-flask" not in requirements  # already installed
+    assert "opentelemetry-instrumentation-celery" not in requirements  # unsupported version
+    assert "opentelemetry-instrumentation-wsgi" in requirements
+
+
+def test_a_missing_interpreter_is_a_clear_error(tmp_path):
+    result = run(FERROTEL, "bootstrap", "--python", tmp_path / "nope")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ferrotel bootstrap: error: cannot run")
+
+
+def test_install_adds_compatible_contrib_versions_and_upgrades_nothing(target):
+    # An app pinned to older releases than the newest on the index: the installer must fit
+    # the contrib packages to them, not move them.
+    pip(
+        target,
+        "install",
+        "--quiet",
+        "flask==3.0.3",
+        "requests==2.31.0",
+        "opentelemetry-api==1.45.1",
+        "opentelemetry-instrumentation==0.66b1",
+    )
+    before = versions(target)
+    result = run(FERROTEL, "bootstrap", "--python", target, "-a", "install", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = versions(target)
+    for name, version in before.items():
+        assert after[name] == version, f"{name} changed from {version} to {after[name]}"
+    for package in ("flask", "requests", "wsgi", "logging"):
+        assert after[f"opentelemetry-instrumentation-{package}"] == "0.66b1", after
+    # A second run has nothing left to do.
+    again = run(FERROTEL, "bootstrap", "--python", target, "-a", "install")
+    assert again.stdout.strip() == "ferrotel bootstrap: nothing to install"
