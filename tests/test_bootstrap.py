@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import FERROTEL, run
+from conftest import BIN, FERROTEL, run
 from wheels import build_wheel
 
 
@@ -73,3 +73,20 @@ def test_install_adds_compatible_contrib_versions_and_upgrades_nothing(target):
     # A second run has nothing left to do.
     again = run(FERROTEL, "bootstrap", "--python", target, "-a", "install")
     assert again.stdout.strip() == "ferrotel bootstrap: nothing to install"
+
+
+def test_install_into_a_uv_environment_uses_uv(tmp_path):
+    uv = str(BIN / "uv")
+    venv = tmp_path / "uvenv"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(python), "requests==2.31.0", "opentelemetry-api==1.45.1"],
+        check=True,
+    )
+    result = run(FERROTEL, "bootstrap", "--python", python, "-a", "install", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"running {uv} pip install --python {python}" in result.stderr
+    frozen = run(uv, "pip", "freeze", "--python", python).stdout.lower().split()
+    assert "requests==2.31.0" in frozen and "opentelemetry-api==1.45.1" in frozen
+    assert any(line.startswith("opentelemetry-instrumentation-requests==") for line in frozen), frozen
