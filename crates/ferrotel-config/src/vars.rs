@@ -197,7 +197,7 @@ const GENERAL: &[Var] = &[
     var!("OTEL_LOG_LEVEL", Kind::Choice(LOG_LEVELS), "info", "ferrotel's own diagnostics level; debug lists what activated and why"),
     var!("OTEL_SERVICE_NAME", Kind::Text, "", "service.name resource attribute; wins over OTEL_RESOURCE_ATTRIBUTES (default unknown_service:python)"),
     var!("OTEL_RESOURCE_ATTRIBUTES", Kind::KeyValues, "", "resource attributes as k=v pairs, percent-encoded"),
-    var!("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", Kind::List, "otel", "resource detectors to run (otel, process, os, host; none for only the environment)"),
+    var!("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", Kind::List, "otel,process,os,host", "resource detectors to run: otel (the environment), process, os, host; otel alone turns the others off"),
     var!("OTEL_PROPAGATORS", Kind::List, "tracecontext,baggage", "context propagators: tracecontext, baggage, b3, b3multi, jaeger, none"),
     var!("OTEL_TRACES_SAMPLER", Kind::Choice(SAMPLERS), "parentbased_always_on", "trace sampler"),
     var!("OTEL_TRACES_SAMPLER_ARG", Kind::Ratio, "1.0", "sampler argument: the ratio in [0, 1] for the traceidratio samplers"),

@@ -1,0 +1,153 @@
+//! `OTEL_TRACES_EXPORTER=console`: one readable block per span on standard output.
+
+use std::fmt::Write as _;
+
+use crate::pipeline::{ExportResult, SpanExporter};
+use crate::resource::Resource;
+use crate::span::{SpanData, StatusCode};
+use crate::value::{Attributes, Value};
+
+/// Writes to any `Write` (stdout by default).
+pub struct ConsoleExporter<W: std::io::Write + Send> {
+    out: W,
+}
+
+impl ConsoleExporter<std::io::Stdout> {
+    pub fn stdout() -> Self {
+        ConsoleExporter { out: std::io::stdout() }
+    }
+}
+
+impl<W: std::io::Write + Send> ConsoleExporter<W> {
+    pub fn new(out: W) -> Self {
+        ConsoleExporter { out }
+    }
+}
+
+impl<W: std::io::Write + Send> SpanExporter for ConsoleExporter<W> {
+    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
+        let mut text = String::new();
+        for span in batch {
+            render(&mut text, span, resource);
+        }
+        match self.out.write_all(text.as_bytes()).and_then(|_| self.out.flush()) {
+            Ok(()) => ExportResult::Success,
+            Err(e) => ExportResult::Failure(e.to_string()),
+        }
+    }
+}
+
+fn render_value(out: &mut String, value: &Value) {
+    let _ = match value {
+        Value::Str(s) => write!(out, "{s:?}"),
+        Value::Bool(b) => write!(out, "{b}"),
+        Value::Int(i) => write!(out, "{i}"),
+        Value::Double(d) => write!(out, "{d}"),
+        Value::StrArray(v) => write!(out, "{v:?}"),
+        Value::BoolArray(v) => write!(out, "{v:?}"),
+        Value::IntArray(v) => write!(out, "{v:?}"),
+        Value::DoubleArray(v) => write!(out, "{v:?}"),
+    };
+}
+
+fn render_attributes(out: &mut String, attrs: &Attributes, indent: &str) {
+    for (k, v) in &attrs.items {
+        let _ = write!(out, "{indent}{k} = ");
+        render_value(out, v);
+        out.push('\n');
+    }
+    if attrs.dropped > 0 {
+        let _ = writeln!(out, "{indent}({} dropped)", attrs.dropped);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` from Unix nanoseconds (proleptic Gregorian, UTC).
+pub fn timestamp(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let micros = (ns % 1_000_000_000) / 1_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn render(out: &mut String, span: &SpanData, resource: &Resource) {
+    let _ = writeln!(out, "span {:?}", span.name);
+    let _ = writeln!(out, "  trace_id    {:032x}", span.trace_id);
+    let _ = write!(out, "  span_id     {:016x}", span.span_id);
+    match span.parent_span_id {
+        Some(p) => {
+            let _ = writeln!(out, "  parent {p:016x}{}", if span.parent_is_remote { " (remote)" } else { "" });
+        }
+        None => out.push_str("  (root)\n"),
+    }
+    let status = match span.status.code {
+        StatusCode::Unset => "UNSET".to_string(),
+        StatusCode::Ok => "OK".to_string(),
+        StatusCode::Error if span.status.description.is_empty() => "ERROR".to_string(),
+        StatusCode::Error => format!("ERROR: {}", span.status.description),
+    };
+    let _ = writeln!(out, "  kind        {}   status {status}", span.kind.name());
+    let duration_ms = span.end_ns.saturating_sub(span.start_ns) as f64 / 1e6;
+    let _ = writeln!(out, "  start       {}   duration {duration_ms:.3} ms", timestamp(span.start_ns));
+    if !span.trace_state.is_empty() {
+        let _ = writeln!(out, "  tracestate  {}", span.trace_state);
+    }
+    let scope = &span.scope;
+    let _ = writeln!(out, "  scope       {} {}", scope.name, scope.version.as_deref().unwrap_or(""));
+    if !span.attributes.items.is_empty() || span.attributes.dropped > 0 {
+        out.push_str("  attributes\n");
+        render_attributes(out, &span.attributes, "    ");
+    }
+    if !span.events.is_empty() {
+        out.push_str("  events\n");
+        for event in &span.events {
+            let _ = writeln!(out, "    {} {}", timestamp(event.time_ns), event.name);
+            render_attributes(out, &event.attributes, "      ");
+        }
+    }
+    if span.dropped_events > 0 {
+        let _ = writeln!(out, "    ({} events dropped)", span.dropped_events);
+    }
+    if !span.links.is_empty() {
+        out.push_str("  links\n");
+        for link in &span.links {
+            let _ = writeln!(out, "    {:032x}/{:016x}", link.trace_id, link.span_id);
+            render_attributes(out, &link.attributes, "      ");
+        }
+    }
+    out.push_str("  resource    ");
+    for (i, (k, v)) in resource.attributes.items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{k}=");
+        render_value(out, v);
+    }
+    out.push_str("\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(timestamp(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(timestamp(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+}

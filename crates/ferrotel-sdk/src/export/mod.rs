@@ -1,0 +1,3 @@
+//! Exporters: where ended spans go.
+
+pub mod console;

@@ -1,0 +1,227 @@
+//! A recorded span, in the shape exporters read it.
+
+use std::sync::Arc;
+
+use ferrotel_config::SpanLimits;
+
+use crate::value::{Attributes, Value};
+
+/// The API's `SpanKind` values, in its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    Internal = 0,
+    Server = 1,
+    Client = 2,
+    Producer = 3,
+    Consumer = 4,
+}
+
+impl SpanKind {
+    pub fn from_index(i: i64) -> SpanKind {
+        match i {
+            1 => SpanKind::Server,
+            2 => SpanKind::Client,
+            3 => SpanKind::Producer,
+            4 => SpanKind::Consumer,
+            _ => SpanKind::Internal,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SpanKind::Internal => "INTERNAL",
+            SpanKind::Server => "SERVER",
+            SpanKind::Client => "CLIENT",
+            SpanKind::Producer => "PRODUCER",
+            SpanKind::Consumer => "CONSUMER",
+        }
+    }
+}
+
+/// The API's `StatusCode` values, in its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusCode {
+    Unset = 0,
+    Ok = 1,
+    Error = 2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub code: StatusCode,
+    /// Only kept for `Error`, as the spec says.
+    pub description: String,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status { code: StatusCode::Unset, description: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub name: String,
+    pub time_ns: u64,
+    pub attributes: Attributes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub trace_id: u128,
+    pub span_id: u64,
+    pub trace_flags: u8,
+    pub trace_state: String,
+    pub is_remote: bool,
+    pub attributes: Attributes,
+}
+
+/// The instrumentation scope a tracer was obtained for.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scope {
+    pub name: String,
+    pub version: Option<String>,
+    pub schema_url: Option<String>,
+    pub attributes: Attributes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanData {
+    pub trace_id: u128,
+    pub span_id: u64,
+    pub parent_span_id: Option<u64>,
+    pub parent_is_remote: bool,
+    pub trace_flags: u8,
+    pub trace_state: String,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub attributes: Attributes,
+    pub events: Vec<Event>,
+    pub dropped_events: u32,
+    pub links: Vec<Link>,
+    pub dropped_links: u32,
+    pub status: Status,
+    pub scope: Arc<Scope>,
+}
+
+impl SpanData {
+    pub fn set_attribute(&mut self, key: String, value: Value, limits: &SpanLimits) {
+        self.attributes.set(key, value, limits.attribute_count, limits.attribute_value_length);
+    }
+
+    pub fn add_event(&mut self, name: String, time_ns: u64, attributes: Vec<(String, Value)>, limits: &SpanLimits) {
+        if self.events.len() >= limits.event_count {
+            self.dropped_events = self.dropped_events.saturating_add(1);
+            return;
+        }
+        let mut attrs = Attributes::with_capacity(attributes.len());
+        for (k, v) in attributes {
+            attrs.set(k, v, limits.event_attribute_count, limits.attribute_value_length);
+        }
+        self.events.push(Event { name, time_ns, attributes: attrs });
+    }
+
+    pub fn add_link(&mut self, mut link: Link, limits: &SpanLimits) {
+        if self.links.len() >= limits.link_count {
+            self.dropped_links = self.dropped_links.saturating_add(1);
+            return;
+        }
+        let items = std::mem::take(&mut link.attributes.items);
+        for (k, v) in items {
+            link.attributes.set(k, v, limits.link_attribute_count, limits.attribute_value_length);
+        }
+        self.links.push(link);
+    }
+
+    /// Applies the spec's rules: `Ok` is final; `Unset` never overrides; a description is
+    /// kept only with `Error`.
+    pub fn set_status(&mut self, code: StatusCode, description: Option<String>) {
+        if self.status.code == StatusCode::Ok || code == StatusCode::Unset {
+            return;
+        }
+        let description = if code == StatusCode::Error { description.unwrap_or_default() } else { String::new() };
+        self.status = Status { code, description };
+    }
+
+    pub fn is_sampled(&self) -> bool {
+        self.trace_flags & 1 == 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span() -> SpanData {
+        SpanData {
+            trace_id: 1,
+            span_id: 2,
+            parent_span_id: None,
+            parent_is_remote: false,
+            trace_flags: 1,
+            trace_state: String::new(),
+            name: "s".into(),
+            kind: SpanKind::Internal,
+            start_ns: 0,
+            end_ns: 0,
+            attributes: Attributes::default(),
+            events: vec![],
+            dropped_events: 0,
+            links: vec![],
+            dropped_links: 0,
+            status: Status::default(),
+            scope: Arc::new(Scope::default()),
+        }
+    }
+
+    fn limits() -> SpanLimits {
+        SpanLimits {
+            attribute_count: 2,
+            attribute_value_length: Some(3),
+            event_count: 1,
+            link_count: 1,
+            event_attribute_count: 1,
+            link_attribute_count: 1,
+        }
+    }
+
+    #[test]
+    fn status_rules() {
+        let mut s = span();
+        s.set_status(StatusCode::Ok, Some("ignored".into()));
+        assert_eq!(s.status, Status { code: StatusCode::Ok, description: String::new() });
+        s.set_status(StatusCode::Error, Some("late".into()));
+        assert_eq!(s.status.code, StatusCode::Ok, "OK is final");
+        let mut s = span();
+        s.set_status(StatusCode::Error, Some("boom".into()));
+        s.set_status(StatusCode::Unset, None);
+        assert_eq!(s.status, Status { code: StatusCode::Error, description: "boom".into() });
+    }
+
+    #[test]
+    fn events_and_links_respect_their_limits() {
+        let mut s = span();
+        let l = limits();
+        s.add_event("e1".into(), 5, vec![("a".into(), Value::Str("abcdef".into())), ("b".into(), Value::Int(1))], &l);
+        s.add_event("e2".into(), 6, vec![], &l);
+        assert_eq!(s.events.len(), 1);
+        assert_eq!(s.dropped_events, 1);
+        assert_eq!(s.events[0].attributes.items, vec![("a".into(), Value::Str("abc".into()))]);
+        assert_eq!(s.events[0].attributes.dropped, 1);
+        let link = |id| Link {
+            trace_id: id,
+            span_id: 1,
+            trace_flags: 1,
+            trace_state: String::new(),
+            is_remote: true,
+            attributes: Attributes { items: vec![("x".into(), Value::Bool(true)), ("y".into(), Value::Bool(false))], dropped: 0 },
+        };
+        s.add_link(link(7), &l);
+        s.add_link(link(8), &l);
+        assert_eq!(s.links.len(), 1);
+        assert_eq!(s.dropped_links, 1);
+        assert_eq!(s.links[0].attributes.dropped, 1);
+    }
+}

@@ -1,0 +1,89 @@
+//! Attribute values and the limits applied to them.
+
+/// Every value type OpenTelemetry attributes take; arrays are homogeneous.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    StrArray(Vec<String>),
+    BoolArray(Vec<bool>),
+    IntArray(Vec<i64>),
+    DoubleArray(Vec<f64>),
+}
+
+/// Cuts `s` to at most `limit` characters (not bytes, so UTF-8 stays valid).
+fn truncate(s: &mut String, limit: usize) {
+    if let Some((byte, _)) = s.char_indices().nth(limit) {
+        s.truncate(byte);
+    }
+}
+
+impl Value {
+    /// Applies the value-length limit: strings, and each string of an array, are cut.
+    pub fn limit_length(&mut self, limit: Option<usize>) {
+        let Some(limit) = limit else { return };
+        match self {
+            Value::Str(s) => truncate(s, limit),
+            Value::StrArray(items) => items.iter_mut().for_each(|s| truncate(s, limit)),
+            _ => {}
+        }
+    }
+}
+
+/// Key/value pairs in insertion order, with a count limit; setting an existing key replaces
+/// it in place. Drops beyond the limit are counted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attributes {
+    pub items: Vec<(String, Value)>,
+    pub dropped: u32,
+}
+
+impl Attributes {
+    pub fn with_capacity(n: usize) -> Self {
+        Attributes { items: Vec::with_capacity(n), dropped: 0 }
+    }
+
+    pub fn set(&mut self, key: String, mut value: Value, count_limit: usize, length_limit: Option<usize>) {
+        value.limit_length(length_limit);
+        if let Some(slot) = self.items.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else if self.items.len() < count_limit {
+            self.items.push((key, value));
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.items.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_limit_drops_new_keys_but_replaces_existing_ones() {
+        let mut attrs = Attributes::default();
+        attrs.set("a".into(), Value::Int(1), 2, None);
+        attrs.set("b".into(), Value::Int(2), 2, None);
+        attrs.set("c".into(), Value::Int(3), 2, None);
+        attrs.set("a".into(), Value::Int(9), 2, None);
+        assert_eq!(attrs.items, vec![("a".into(), Value::Int(9)), ("b".into(), Value::Int(2))]);
+        assert_eq!(attrs.dropped, 1);
+    }
+
+    #[test]
+    fn length_limit_counts_characters() {
+        let mut attrs = Attributes::default();
+        attrs.set("s".into(), Value::Str("héllo wörld".into()), 10, Some(4));
+        attrs.set("a".into(), Value::StrArray(vec!["abcdef".into(), "xy".into()]), 10, Some(3));
+        attrs.set("n".into(), Value::Int(123456), 10, Some(3));
+        assert_eq!(attrs.get("s"), Some(&Value::Str("héll".into())));
+        assert_eq!(attrs.get("a"), Some(&Value::StrArray(vec!["abc".into(), "xy".into()])));
+        assert_eq!(attrs.get("n"), Some(&Value::Int(123456)));
+    }
+}
