@@ -20,7 +20,7 @@ pub struct Parent {
 /// `ratio * 2^64`, so every SDK with the same ratio keeps the same traces.
 fn ratio_decision(ratio: f64, trace_id: u128) -> Decision {
     let bound = (ratio * 18_446_744_073_709_551_616.0).round() as u128;
-    if trace_id & u64::MAX as u128 < bound {
+    if (trace_id & u64::MAX as u128) < bound {
         Decision::RecordAndSample
     } else {
         Decision::Drop
