@@ -37,5 +37,13 @@ build_ferrotel() {
     rm -rf "$ROOT/dist"
     (cd "$ROOT" && "$VENV/bin/maturin" build --release --quiet --interpreter "$VENV/bin/python" -o dist) >&2
     (cd "$ROOT/crates/ferrotel-cli" && "$VENV/bin/maturin" build --release --quiet -o "$ROOT/dist") >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$ROOT"/dist/*.whl
+    install_ferrotel "$VENV"
+}
+
+# install_ferrotel VENV: this checkout's wheels, replacing any earlier build, plus whatever
+# they depend on that the venv lacks.
+install_ferrotel() {
+    local pip=("$1/bin/python" -m pip install --quiet --disable-pip-version-check)
+    "${pip[@]}" --force-reinstall --no-deps "$ROOT"/dist/*.whl
+    "${pip[@]}" --find-links "$ROOT/dist" ferrotel
 }

@@ -157,7 +157,8 @@ def test_the_module_keeps_its_real_loader(venv):
 
 def test_watcher_leaves_meta_path_when_done(venv):
     code = "import sys, fakelib; print(any(type(f).__name__ == '_ImportWatcher' for f in sys.meta_path))"
-    result = app(venv, code, "--disabled_instrumentations", "boom")
+    # ferrotel's own configurator would keep watching for opentelemetry.trace.
+    result = app(venv, code, "--disabled_instrumentations", "boom", "--configurator", "testconf")
     assert result.stdout.strip() == "False", result.stderr
 
 
@@ -205,7 +206,8 @@ def test_debug_lists_what_activated_and_why_not(venv):
 
 
 def test_hooks_distro_and_configurator_run_in_order(venv):
-    result = app(venv, "import fakelib", "--disabled_instrumentations", "boom")
+    flags = ["--disabled_instrumentations", "boom", "--distro", "testdistro", "--configurator", "testconf"]
+    result = app(venv, "import fakelib", *flags)
     order = [
         line
         for line in result.stderr.splitlines()
@@ -221,7 +223,9 @@ def test_hooks_distro_and_configurator_run_in_order(venv):
     ], result.stderr
 
 
-def test_configurator_chosen_by_name(venv):
+def test_ferrotels_configurator_is_the_default_and_another_can_be_named(venv):
+    result = app(venv, "pass", "--log_level", "debug", "--disabled_instrumentations", "*")
+    assert "ferrotel: debug: configurator: 'ferrotel' (ferrotel)" in result.stderr.splitlines(), result.stderr
     result = app(venv, "pass", "--configurator", "other", "--disabled_instrumentations", "*")
     assert "other configurator" in result.stderr and "configurator [" not in result.stderr
     result = app(venv, "pass", "--configurator", "missing", "--disabled_instrumentations", "*")

@@ -25,16 +25,21 @@ def start() -> None:
         _guarded(_describe("configurator", plan["configurator"]), _configure, plan["configurator"])
     for hook in plan["pre_instrument"]:
         _guarded(_describe("pre-instrument hook", hook), lambda h=hook: _load(h)())
-    watcher = _ImportWatcher()
     for spec, modules in plan["instrumentors"]:
         activate = _Once(_describe("instrumentor", spec), _instrument, spec, distro)
         if modules is None:
             activate()
         else:
-            watcher.watch(modules, activate)
-    watcher.install()
+            _WATCHER.watch(modules, activate)
+    _WATCHER.install()
     for hook in plan["post_instrument"]:
         _guarded(_describe("post-instrument hook", hook), lambda h=hook: _load(h)())
+
+
+def when_imported(module, callback):
+    """Runs callback (guarded, once) when module has been imported, or now if it is."""
+    _WATCHER.watch([module], _Once(f"hook on import of {module}", callback))
+    _WATCHER.install()
 
 
 def _describe(role, spec):
@@ -138,7 +143,7 @@ class _ImportWatcher:
         # Modules imported before start-up (or by a distro or configurator) fire now.
         for module in [m for m in self._callbacks if m in sys.modules]:
             self._fire(module)
-        if self._callbacks:
+        if self._callbacks and self not in sys.meta_path:
             sys.meta_path.insert(0, self)
 
     def _fire(self, module):
@@ -181,3 +186,6 @@ class _NotifyingLoader:
             module.__spec__.loader = self._loader
         self._loader.exec_module(module)
         self._watcher._fire(self._fullname)
+
+
+_WATCHER = _ImportWatcher()

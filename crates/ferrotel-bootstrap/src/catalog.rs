@@ -40,142 +40,61 @@ pub const CATALOG: &[Entry] = &[
     stdlib("opentelemetry-instrumentation-threading"),
     stdlib("opentelemetry-instrumentation-urllib"),
     stdlib("opentelemetry-instrumentation-wsgi"),
-    contrib(
-        "aio_pika >= 7.2.0, < 11.0.0",
-        "opentelemetry-instrumentation-aio-pika",
-    ),
-    contrib(
-        "aiohttp ~= 3.0",
-        "opentelemetry-instrumentation-aiohttp-client",
-    ),
-    contrib(
-        "aiohttp ~= 3.0",
-        "opentelemetry-instrumentation-aiohttp-server",
-    ),
-    contrib(
-        "aiokafka >= 0.8, < 1.0",
-        "opentelemetry-instrumentation-aiokafka",
-    ),
-    contrib(
-        "aiopg >= 0.13.0, < 2.0.0",
-        "opentelemetry-instrumentation-aiopg",
-    ),
+    contrib("aio_pika >= 7.2.0, < 11.0.0", "opentelemetry-instrumentation-aio-pika"),
+    contrib("aiohttp ~= 3.0", "opentelemetry-instrumentation-aiohttp-client"),
+    contrib("aiohttp ~= 3.0", "opentelemetry-instrumentation-aiohttp-server"),
+    contrib("aiokafka >= 0.8, < 1.0", "opentelemetry-instrumentation-aiokafka"),
+    contrib("aiopg >= 0.13.0, < 2.0.0", "opentelemetry-instrumentation-aiopg"),
     contrib("asgiref ~= 3.0", "opentelemetry-instrumentation-asgi"),
-    contrib(
-        "asyncclick ~= 8.0",
-        "opentelemetry-instrumentation-asyncclick",
-    ),
+    contrib("asyncclick ~= 8.0", "opentelemetry-instrumentation-asyncclick"),
     contrib("asyncpg >= 0.12.0", "opentelemetry-instrumentation-asyncpg"),
     contrib("boto3 ~= 1.0", "opentelemetry-instrumentation-boto3sqs"),
     contrib("botocore ~= 1.0", "opentelemetry-instrumentation-botocore"),
-    contrib(
-        "aiobotocore >= 2.0, < 4.0",
-        "opentelemetry-instrumentation-botocore",
-    ),
-    contrib(
-        "cassandra-driver ~= 3.25",
-        "opentelemetry-instrumentation-cassandra",
-    ),
-    contrib(
-        "scylla-driver ~= 3.25",
-        "opentelemetry-instrumentation-cassandra",
-    ),
-    contrib(
-        "celery >= 4.0, < 6.0",
-        "opentelemetry-instrumentation-celery",
-    ),
-    contrib(
-        "click >= 8.1.3, < 9.0.0",
-        "opentelemetry-instrumentation-click",
-    ),
+    contrib("aiobotocore >= 2.0, < 4.0", "opentelemetry-instrumentation-botocore"),
+    contrib("cassandra-driver ~= 3.25", "opentelemetry-instrumentation-cassandra"),
+    contrib("scylla-driver ~= 3.25", "opentelemetry-instrumentation-cassandra"),
+    contrib("celery >= 4.0, < 6.0", "opentelemetry-instrumentation-celery"),
+    contrib("click >= 8.1.3, < 9.0.0", "opentelemetry-instrumentation-click"),
     contrib(
         "confluent-kafka >= 1.8.2, < 3.0.0",
         "opentelemetry-instrumentation-confluent-kafka",
     ),
     contrib("django >= 2.0", "opentelemetry-instrumentation-django"),
-    contrib(
-        "falcon >= 1.4.1, < 5.0.0",
-        "opentelemetry-instrumentation-falcon",
-    ),
+    contrib("falcon >= 1.4.1, < 5.0.0", "opentelemetry-instrumentation-falcon"),
     contrib("fastapi ~= 0.92", "opentelemetry-instrumentation-fastapi"),
     contrib("flask >= 1.0", "opentelemetry-instrumentation-flask"),
     contrib("grpcio >= 1.42.0", "opentelemetry-instrumentation-grpc"),
     contrib("httpx >= 0.18.0", "opentelemetry-instrumentation-httpx"),
-    contrib(
-        "jinja2 >= 2.7, < 4.0",
-        "opentelemetry-instrumentation-jinja2",
-    ),
+    contrib("jinja2 >= 2.7, < 4.0", "opentelemetry-instrumentation-jinja2"),
     contrib(
         "kafka-python >= 2.0, < 4.0",
         "opentelemetry-instrumentation-kafka-python",
     ),
-    contrib(
-        "mysql-connector-python >= 8.0",
-        "opentelemetry-instrumentation-mysql",
-    ),
-    contrib(
-        "mysqlclient < 3",
-        "opentelemetry-instrumentation-mysqlclient",
-    ),
-    contrib(
-        "openai >= 1.26.0",
-        "opentelemetry-instrumentation-openai-v2",
-    ),
+    contrib("mysql-connector-python >= 8.0", "opentelemetry-instrumentation-mysql"),
+    contrib("mysqlclient < 3", "opentelemetry-instrumentation-mysqlclient"),
+    contrib("openai >= 1.26.0", "opentelemetry-instrumentation-openai-v2"),
     contrib("pika >= 0.12.0", "opentelemetry-instrumentation-pika"),
     contrib("psycopg >= 3.1.0", "opentelemetry-instrumentation-psycopg"),
-    contrib(
-        "psycopg2 >= 2.7.3.1",
-        "opentelemetry-instrumentation-psycopg2",
-    ),
-    contrib(
-        "psycopg2-binary >= 2.7.3.1",
-        "opentelemetry-instrumentation-psycopg2",
-    ),
-    contrib(
-        "pymemcache >= 1.3.5, < 5",
-        "opentelemetry-instrumentation-pymemcache",
-    ),
-    contrib(
-        "pymongo >= 3.1, < 5.0",
-        "opentelemetry-instrumentation-pymongo",
-    ),
-    contrib(
-        "pymssql >= 2.1.5, < 3",
-        "opentelemetry-instrumentation-pymssql",
-    ),
+    contrib("psycopg2 >= 2.7.3.1", "opentelemetry-instrumentation-psycopg2"),
+    contrib("psycopg2-binary >= 2.7.3.1", "opentelemetry-instrumentation-psycopg2"),
+    contrib("pymemcache >= 1.3.5, < 5", "opentelemetry-instrumentation-pymemcache"),
+    contrib("pymongo >= 3.1, < 5.0", "opentelemetry-instrumentation-pymongo"),
+    contrib("pymssql >= 2.1.5, < 3", "opentelemetry-instrumentation-pymssql"),
     contrib("PyMySQL < 2", "opentelemetry-instrumentation-pymysql"),
     contrib("pyramid >= 1.7", "opentelemetry-instrumentation-pyramid"),
     contrib("redis >= 2.6", "opentelemetry-instrumentation-redis"),
-    contrib(
-        "remoulade >= 0.50",
-        "opentelemetry-instrumentation-remoulade",
-    ),
+    contrib("remoulade >= 0.50", "opentelemetry-instrumentation-remoulade"),
     contrib("requests ~= 2.0", "opentelemetry-instrumentation-requests"),
     contrib(
         "sqlalchemy >= 1.0.0, < 2.1.0",
         "opentelemetry-instrumentation-sqlalchemy",
     ),
-    contrib(
-        "starlette >= 0.13",
-        "opentelemetry-instrumentation-starlette",
-    ),
-    contrib(
-        "structlog >= 21.1",
-        "opentelemetry-instrumentation-structlog",
-    ),
-    contrib(
-        "psutil >= 5",
-        "opentelemetry-instrumentation-system-metrics",
-    ),
+    contrib("starlette >= 0.13", "opentelemetry-instrumentation-starlette"),
+    contrib("structlog >= 21.1", "opentelemetry-instrumentation-structlog"),
+    contrib("psutil >= 5", "opentelemetry-instrumentation-system-metrics"),
     contrib("tornado >= 5.1.1", "opentelemetry-instrumentation-tornado"),
-    contrib(
-        "tortoise-orm >= 0.17.0",
-        "opentelemetry-instrumentation-tortoiseorm",
-    ),
-    contrib(
-        "urllib3 >= 1.0.0, < 3.0.0",
-        "opentelemetry-instrumentation-urllib3",
-    ),
+    contrib("tortoise-orm >= 0.17.0", "opentelemetry-instrumentation-tortoiseorm"),
+    contrib("urllib3 >= 1.0.0, < 3.0.0", "opentelemetry-instrumentation-urllib3"),
 ];
 
 #[cfg(test)]

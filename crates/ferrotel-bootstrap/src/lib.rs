@@ -95,9 +95,7 @@ impl Target {
             (true, Some(uv), _) => Ok(Installer::Uv(uv)),
             (_, _, true) => Ok(Installer::Pip),
             (_, Some(uv), false) => Ok(Installer::Uv(uv)),
-            _ => Err(BootstrapError::NoInstaller(
-                self.python.display().to_string(),
-            )),
+            _ => Err(BootstrapError::NoInstaller(self.python.display().to_string())),
         }
     }
 }
@@ -184,27 +182,14 @@ impl Report {
     /// The human-readable inventory.
     pub fn render(&self, target: &Target) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "Python {} at {}",
-            target.version,
-            target.python.display()
-        );
-        let width = self
-            .findings
-            .iter()
-            .map(|f| f.library.len())
-            .max()
-            .unwrap_or(0);
+        let _ = writeln!(out, "Python {} at {}", target.version, target.python.display());
+        let width = self.findings.iter().map(|f| f.library.len()).max().unwrap_or(0);
         let builtin: Vec<&Finding> = self
             .findings
             .iter()
             .filter(|f| matches!(f.coverage, Coverage::BuiltIn(_)))
             .collect();
-        let _ = writeln!(
-            out,
-            "\nferrotel built-in instrumentations that will activate:"
-        );
+        let _ = writeln!(out, "\nferrotel built-in instrumentations that will activate:");
         if builtin.is_empty() {
             let _ = writeln!(out, "  none for the libraries found");
         }
@@ -221,10 +206,7 @@ impl Report {
             }
         }
         if !self.unsupported.is_empty() {
-            let _ = writeln!(
-                out,
-                "\nInstalled, but at versions no instrumentation supports:"
-            );
+            let _ = writeln!(out, "\nInstalled, but at versions no instrumentation supports:");
             for u in &self.unsupported {
                 let _ = writeln!(out, "  {u}");
             }
@@ -252,12 +234,7 @@ pub fn constraints(env: &Environment) -> String {
 }
 
 /// The installer invocation for `packages`, constrained by `constraints_file`.
-pub fn install_command(
-    target: &Target,
-    installer: &Installer,
-    constraints_file: &Path,
-    packages: &[&str],
-) -> Command {
+pub fn install_command(target: &Target, installer: &Installer, constraints_file: &Path, packages: &[&str]) -> Command {
     let mut cmd = match installer {
         Installer::Pip => {
             let mut c = Command::new(&target.python);
@@ -282,10 +259,7 @@ pub fn install(target: &Target, report: &Report) -> Result<Vec<&'static str>, Bo
         return Ok(packages);
     }
     let installer = target.installer()?;
-    let path = std::env::temp_dir().join(format!(
-        "ferrotel-bootstrap-constraints-{}.txt",
-        std::process::id()
-    ));
+    let path = std::env::temp_dir().join(format!("ferrotel-bootstrap-constraints-{}.txt", std::process::id()));
     std::fs::write(&path, constraints(&target.environment))
         .map_err(|e| BootstrapError::Constraints(path.display().to_string(), e))?;
     let mut cmd = install_command(target, &installer, &path, &packages);

@@ -43,8 +43,10 @@ fn main() -> ExitCode {
 
 fn bootstrap_command() -> Command {
     Command::new("ferrotel bootstrap")
-        .about("Inspect a Python environment: libraries found, which ferrotel built-in instrumentations \
-                activate for them, and which need an upstream contrib package")
+        .about(
+            "Inspect a Python environment: libraries found, which ferrotel built-in instrumentations \
+                activate for them, and which need an upstream contrib package",
+        )
         .arg(
             Arg::new("python")
                 .long("python")
@@ -57,10 +59,18 @@ fn bootstrap_command() -> Command {
                 .short('a')
                 .long("action")
                 .value_parser(["requirements", "install"])
-                .help("requirements: print the contrib packages to install; install: install them \
-                       in one installer call (pip, or uv for uv environments) without upgrading anything"),
+                .help(
+                    "requirements: print the contrib packages to install; install: install them \
+                       in one installer call (pip, or uv for uv environments) without upgrading anything",
+                ),
         )
-        .arg(Arg::new("help").short('h').long("help").action(ArgAction::Help).help("Print help"))
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::Help)
+                .help("Print help"),
+        )
         .disable_help_flag(true)
 }
 

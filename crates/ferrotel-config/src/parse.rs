@@ -23,11 +23,7 @@ pub struct Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            Some(value) => write!(
-                f,
-                "{}={:?} {}; using {}",
-                self.var, value, self.problem, self.used
-            ),
+            Some(value) => write!(f, "{}={:?} {}; using {}", self.var, value, self.problem, self.used),
             None => write!(f, "{} {}; using {}", self.var, self.problem, self.used),
         }
     }
@@ -280,13 +276,7 @@ impl Reader<'_> {
         (!trimmed.is_empty()).then(|| trimmed.to_string())
     }
 
-    fn warn(
-        &mut self,
-        var: &'static str,
-        value: &str,
-        problem: impl Into<String>,
-        used: impl Into<String>,
-    ) {
+    fn warn(&mut self, var: &'static str, value: &str, problem: impl Into<String>, used: impl Into<String>) {
         // Header values carry API keys.
         let shown = (!var.ends_with("_HEADERS")).then(|| value.to_string());
         self.warnings.push(Warning {
@@ -322,12 +312,7 @@ impl Reader<'_> {
         match v.parse::<usize>() {
             Ok(n) => Some(n),
             Err(_) => {
-                self.warn(
-                    name,
-                    &v,
-                    "is not a non-negative integer",
-                    Self::used_default(name),
-                );
+                self.warn(name, &v, "is not a non-negative integer", Self::used_default(name));
                 default_of(name).parse().ok()
             }
         }
@@ -394,9 +379,7 @@ impl Reader<'_> {
     }
 
     fn list(&self, name: &'static str) -> Vec<String> {
-        let raw = self
-            .raw(name)
-            .unwrap_or_else(|| default_of(name).to_string());
+        let raw = self.raw(name).unwrap_or_else(|| default_of(name).to_string());
         split_list(&raw)
     }
 
@@ -517,10 +500,8 @@ impl Reader<'_> {
             export_interval: self.millis("OTEL_METRIC_EXPORT_INTERVAL"),
             export_timeout: self.millis("OTEL_METRIC_EXPORT_TIMEOUT"),
             exemplar_filter: self.choice("OTEL_METRICS_EXEMPLAR_FILTER"),
-            temporality_preference: self
-                .choice("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
-            default_histogram_aggregation: self
-                .choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"),
+            temporality_preference: self.choice("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
+            default_histogram_aggregation: self.choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"),
         };
         let otlp_traces = self.otlp(Signal::Traces);
         let otlp_metrics = self.otlp(Signal::Metrics);
@@ -561,12 +542,7 @@ impl Reader<'_> {
                 "jaeger" => Propagator::Jaeger,
                 "none" => return Vec::new(),
                 _ => {
-                    self.warn(
-                        NAME,
-                        &name,
-                        "names an unknown propagator",
-                        "the others in the list",
-                    );
+                    self.warn(NAME, &name, "names an unknown propagator", "the others in the list");
                     continue;
                 }
             };
@@ -654,8 +630,7 @@ impl Reader<'_> {
                 }
             }
         }
-        let generic_name =
-            vars::find(&format!("OTEL_EXPORTER_OTLP_{setting}")).map_or("", |v| v.name);
+        let generic_name = vars::find(&format!("OTEL_EXPORTER_OTLP_{setting}")).map_or("", |v| v.name);
         (generic_name, None)
     }
 
@@ -734,12 +709,7 @@ impl Reader<'_> {
             },
         };
         let Some(url) = parse_endpoint(&value, grpc, insecure) else {
-            self.warn(
-                name,
-                &value,
-                "is not an http:// or https:// URL",
-                default.clone(),
-            );
+            self.warn(name, &value, "is not an http:// or https:// URL", default.clone());
             return default;
         };
         if grpc {
@@ -768,9 +738,7 @@ impl Reader<'_> {
         }
         PythonConfig {
             disabled_instrumentations: self.list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
-            enabled_instrumentations: self
-                .raw("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS")
-                .map(|v| split_list(&v)),
+            enabled_instrumentations: self.raw("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS").map(|v| split_list(&v)),
             distro: self.text("OTEL_PYTHON_DISTRO"),
             configurator: self.text("OTEL_PYTHON_CONFIGURATOR"),
             gevent_patch: !self
@@ -779,24 +747,18 @@ impl Reader<'_> {
             excluded_urls: self.list("OTEL_PYTHON_EXCLUDED_URLS"),
             excluded_urls_by_framework,
             capture_headers: CaptureHeaders {
-                server_request: self
-                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"),
-                server_response: self
-                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"),
-                client_request: self
-                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST"),
-                client_response: self
-                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE"),
-                sanitize_fields: self
-                    .list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"),
+                server_request: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"),
+                server_response: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"),
+                client_request: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST"),
+                client_response: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE"),
+                sanitize_fields: self.list("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"),
             },
             http_semconv,
             database_semconv,
             log_correlation: self.bool("OTEL_PYTHON_LOG_CORRELATION"),
             log_format: self.text("OTEL_PYTHON_LOG_FORMAT"),
             log_level: self.choice("OTEL_PYTHON_LOG_LEVEL"),
-            logging_auto_instrumentation: self
-                .bool("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"),
+            logging_auto_instrumentation: self.bool("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"),
             log_code_attributes: self.bool("OTEL_PYTHON_LOG_CODE_ATTRIBUTES"),
             django_instrument: self.bool("OTEL_PYTHON_DJANGO_INSTRUMENT"),
             django_middleware_position: self.opt_count("OTEL_PYTHON_DJANGO_MIDDLEWARE_POSITION"),
@@ -835,18 +797,14 @@ struct Endpoint<'a> {
 /// unless `insecure` (as upstream's gRPC exporter).
 fn parse_endpoint(value: &str, grpc: bool, insecure: bool) -> Option<Endpoint<'_>> {
     let (scheme, rest) = match value.split_once("://") {
-        Some((scheme, rest))
-            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
-        {
-            (
-                if scheme.eq_ignore_ascii_case("http") {
-                    "http"
-                } else {
-                    "https"
-                },
-                rest,
-            )
-        }
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => (
+            if scheme.eq_ignore_ascii_case("http") {
+                "http"
+            } else {
+                "https"
+            },
+            rest,
+        ),
         Some(_) => return None,
         None if grpc => (if insecure { "http" } else { "https" }, value),
         None => return None,

@@ -55,9 +55,7 @@ impl Var {
 
 const PYTHON_LOG_LEVEL: &str = "OTEL_PYTHON_LOG_LEVEL";
 
-pub const LOG_LEVELS: &[&str] = &[
-    "debug", "info", "warn", "warning", "error", "critical", "none",
-];
+pub const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "warning", "error", "critical", "none"];
 pub const SAMPLERS: &[&str] = &[
     "always_on",
     "always_off",
@@ -71,10 +69,7 @@ pub const PROTOCOLS: &[&str] = &["grpc", "http/protobuf", "http/json"];
 pub const COMPRESSIONS: &[&str] = &["gzip", "none"];
 pub const EXEMPLAR_FILTERS: &[&str] = &["trace_based", "always_on", "always_off"];
 pub const TEMPORALITIES: &[&str] = &["cumulative", "delta", "lowmemory"];
-pub const HISTOGRAM_AGGREGATIONS: &[&str] = &[
-    "explicit_bucket_histogram",
-    "base2_exponential_bucket_histogram",
-];
+pub const HISTOGRAM_AGGREGATIONS: &[&str] = &["explicit_bucket_histogram", "base2_exponential_bucket_histogram"];
 pub const PYTHON_LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error"];
 
 macro_rules! var {
@@ -126,11 +121,7 @@ macro_rules! otlp_family {
                 concat!("OTEL_EXPORTER_OTLP_", $sig, "TIMEOUT"),
                 Kind::Seconds,
                 "10",
-                concat!(
-                    "time limit of one ",
-                    $what,
-                    " export, in seconds (as upstream Python)"
-                )
+                concat!("time limit of one ", $what, " export, in seconds (as upstream Python)")
             ),
             var!(
                 concat!("OTEL_EXPORTER_OTLP_", $sig, "COMPRESSION"),
@@ -158,21 +149,13 @@ macro_rules! otlp_family {
                 concat!("OTEL_EXPORTER_OTLP_", $sig, "CLIENT_CERTIFICATE"),
                 Kind::Path,
                 "",
-                concat!(
-                    "PEM client certificate chain for mTLS on ",
-                    $what,
-                    " exports"
-                )
+                concat!("PEM client certificate chain for mTLS on ", $what, " exports")
             ),
             var!(
                 concat!("OTEL_EXPORTER_OTLP_", $sig, "INSECURE"),
                 Kind::Bool,
                 "false",
-                concat!(
-                    "gRPC without TLS for ",
-                    $what,
-                    " when the endpoint has no scheme"
-                )
+                concat!("gRPC without TLS for ", $what, " when the endpoint has no scheme")
             ),
         ]
     };
@@ -193,17 +176,72 @@ macro_rules! capture_headers {
 }
 
 const GENERAL: &[Var] = &[
-    var!("OTEL_SDK_DISABLED", Kind::Bool, "false", "disable ferrotel entirely: nothing is installed"),
-    var!("OTEL_LOG_LEVEL", Kind::Choice(LOG_LEVELS), "info", "ferrotel's own diagnostics level; debug lists what activated and why"),
-    var!("OTEL_SERVICE_NAME", Kind::Text, "", "service.name resource attribute; wins over OTEL_RESOURCE_ATTRIBUTES (default unknown_service:python)"),
-    var!("OTEL_RESOURCE_ATTRIBUTES", Kind::KeyValues, "", "resource attributes as k=v pairs, percent-encoded"),
-    var!("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", Kind::List, "otel,process,os,host", "resource detectors to run: otel (the environment), process, os, host; otel alone turns the others off"),
-    var!("OTEL_PROPAGATORS", Kind::List, "tracecontext,baggage", "context propagators: tracecontext, baggage, b3, b3multi, jaeger, none"),
-    var!("OTEL_TRACES_SAMPLER", Kind::Choice(SAMPLERS), "parentbased_always_on", "trace sampler"),
-    var!("OTEL_TRACES_SAMPLER_ARG", Kind::Ratio, "1.0", "sampler argument: the ratio in [0, 1] for the traceidratio samplers"),
-    var!("OTEL_TRACES_EXPORTER", Kind::List, "otlp", "trace exporters: otlp, console, none, or an exporter entry-point name; a comma list sends to several"),
-    var!("OTEL_METRICS_EXPORTER", Kind::List, "otlp", "metric exporters: otlp, console, none"),
-    var!("OTEL_LOGS_EXPORTER", Kind::List, "otlp", "log exporters: otlp, console, none"),
+    var!(
+        "OTEL_SDK_DISABLED",
+        Kind::Bool,
+        "false",
+        "disable ferrotel entirely: nothing is installed"
+    ),
+    var!(
+        "OTEL_LOG_LEVEL",
+        Kind::Choice(LOG_LEVELS),
+        "info",
+        "ferrotel's own diagnostics level; debug lists what activated and why"
+    ),
+    var!(
+        "OTEL_SERVICE_NAME",
+        Kind::Text,
+        "",
+        "service.name resource attribute; wins over OTEL_RESOURCE_ATTRIBUTES (default unknown_service:python)"
+    ),
+    var!(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        Kind::KeyValues,
+        "",
+        "resource attributes as k=v pairs, percent-encoded"
+    ),
+    var!(
+        "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS",
+        Kind::List,
+        "otel,process,os,host",
+        "resource detectors to run: otel (the environment), process, os, host; otel alone turns the others off"
+    ),
+    var!(
+        "OTEL_PROPAGATORS",
+        Kind::List,
+        "tracecontext,baggage",
+        "context propagators: tracecontext, baggage, b3, b3multi, jaeger, none"
+    ),
+    var!(
+        "OTEL_TRACES_SAMPLER",
+        Kind::Choice(SAMPLERS),
+        "parentbased_always_on",
+        "trace sampler"
+    ),
+    var!(
+        "OTEL_TRACES_SAMPLER_ARG",
+        Kind::Ratio,
+        "1.0",
+        "sampler argument: the ratio in [0, 1] for the traceidratio samplers"
+    ),
+    var!(
+        "OTEL_TRACES_EXPORTER",
+        Kind::List,
+        "otlp",
+        "trace exporters: otlp, console, none, or an exporter entry-point name; a comma list sends to several"
+    ),
+    var!(
+        "OTEL_METRICS_EXPORTER",
+        Kind::List,
+        "otlp",
+        "metric exporters: otlp, console, none"
+    ),
+    var!(
+        "OTEL_LOGS_EXPORTER",
+        Kind::List,
+        "otlp",
+        "log exporters: otlp, console, none"
+    ),
 ];
 
 const LIMITS: &[Var] = &[
@@ -385,33 +423,168 @@ const OTHER_EXPORTERS: &[Var] = &[
 ];
 
 const PYTHON: &[Var] = &[
-    var!("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", Kind::List, "", "instrumentations (entry-point names) not to activate; * disables all"),
-    var!("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", Kind::List, "", "if set, only these instrumentations activate (the disable list still wins)"),
-    var!("OTEL_PYTHON_DISTRO", Kind::Text, "", "distro entry-point name to use when several are installed"),
-    var!("OTEL_PYTHON_CONFIGURATOR", Kind::Text, "", "configurator entry-point name to use when several are installed"),
-    var!("OTEL_PYTHON_CONTEXT", Kind::Text, "contextvars_context", "runtime context implementation (entry-point group opentelemetry_context)"),
-    var!("OTEL_PYTHON_ID_GENERATOR", Kind::Text, "random", "trace/span id generator"),
-    var!("OTEL_PYTHON_TRACER_PROVIDER", Kind::Text, "", "tracer provider entry-point name"),
-    var!("OTEL_PYTHON_METER_PROVIDER", Kind::Text, "", "meter provider entry-point name"),
-    var!("OTEL_PYTHON_LOGGER_PROVIDER", Kind::Text, "", "logger provider entry-point name"),
-    var!("OTEL_PYTHON_TRACER_CONFIGURATOR", Kind::Text, "", "tracer configurator entry-point name"),
-    var!("OTEL_PYTHON_METER_CONFIGURATOR", Kind::Text, "", "meter configurator entry-point name"),
-    var!("OTEL_PYTHON_LOGGER_CONFIGURATOR", Kind::Text, "", "logger configurator entry-point name"),
-    var!("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH", Kind::Choice(&["patch_all"]), "", "run gevent's monkey.patch_all() before anything else"),
-    var!("OTEL_PYTHON_EXCLUDED_URLS", Kind::List, "", "URL regexes no HTTP instrumentation traces"),
-    var!("OTEL_PYTHON_DJANGO_INSTRUMENT", Kind::Bool, "true", "insert the Django middleware"),
-    var!("OTEL_PYTHON_DJANGO_MIDDLEWARE_POSITION", Kind::Count, "", "index where the Django middleware is inserted (default first)"),
-    var!("OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS", Kind::List, "", "Django request attributes recorded on server spans"),
-    var!("OTEL_PYTHON_FALCON_TRACED_REQUEST_ATTRS", Kind::List, "", "Falcon request attributes recorded on server spans"),
-    var!("OTEL_PYTHON_TORNADO_TRACED_REQUEST_ATTRS", Kind::List, "", "Tornado request attributes recorded on server spans"),
-    var!("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", Kind::List, "", "captured header names (or regexes) whose values are replaced by [REDACTED]"),
-    var!("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS", Kind::Bool, "false", "keep non-standard HTTP methods as they are instead of _OTHER"),
-    var!("OTEL_SEMCONV_STABILITY_OPT_IN", Kind::List, "", "http, http/dup, database, database/dup: ferrotel emits stable conventions; /dup adds the old names too"),
-    var!("OTEL_PYTHON_LOG_CORRELATION", Kind::Bool, "false", "put trace context fields into the root logging format"),
-    var!("OTEL_PYTHON_LOG_FORMAT", Kind::Text, "", "logging format used with OTEL_PYTHON_LOG_CORRELATION"),
-    var!("OTEL_PYTHON_LOG_LEVEL", Kind::Choice(PYTHON_LOG_LEVELS), "info", "logging level used with OTEL_PYTHON_LOG_CORRELATION"),
-    var!("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED", Kind::Bool, "false", "export Python logging records as OTLP logs"),
-    var!("OTEL_PYTHON_LOG_CODE_ATTRIBUTES", Kind::Bool, "false", "add code.* attributes (file, function, line) to exported log records"),
+    var!(
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+        Kind::List,
+        "",
+        "instrumentations (entry-point names) not to activate; * disables all"
+    ),
+    var!(
+        "OTEL_PYTHON_ENABLED_INSTRUMENTATIONS",
+        Kind::List,
+        "",
+        "if set, only these instrumentations activate (the disable list still wins)"
+    ),
+    var!(
+        "OTEL_PYTHON_DISTRO",
+        Kind::Text,
+        "",
+        "distro entry-point name to use when several are installed"
+    ),
+    var!(
+        "OTEL_PYTHON_CONFIGURATOR",
+        Kind::Text,
+        "",
+        "configurator entry-point name to use when several are installed"
+    ),
+    var!(
+        "OTEL_PYTHON_CONTEXT",
+        Kind::Text,
+        "contextvars_context",
+        "runtime context implementation (entry-point group opentelemetry_context)"
+    ),
+    var!(
+        "OTEL_PYTHON_ID_GENERATOR",
+        Kind::Text,
+        "random",
+        "trace/span id generator"
+    ),
+    var!(
+        "OTEL_PYTHON_TRACER_PROVIDER",
+        Kind::Text,
+        "",
+        "tracer provider entry-point name"
+    ),
+    var!(
+        "OTEL_PYTHON_METER_PROVIDER",
+        Kind::Text,
+        "",
+        "meter provider entry-point name"
+    ),
+    var!(
+        "OTEL_PYTHON_LOGGER_PROVIDER",
+        Kind::Text,
+        "",
+        "logger provider entry-point name"
+    ),
+    var!(
+        "OTEL_PYTHON_TRACER_CONFIGURATOR",
+        Kind::Text,
+        "",
+        "tracer configurator entry-point name"
+    ),
+    var!(
+        "OTEL_PYTHON_METER_CONFIGURATOR",
+        Kind::Text,
+        "",
+        "meter configurator entry-point name"
+    ),
+    var!(
+        "OTEL_PYTHON_LOGGER_CONFIGURATOR",
+        Kind::Text,
+        "",
+        "logger configurator entry-point name"
+    ),
+    var!(
+        "OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH",
+        Kind::Choice(&["patch_all"]),
+        "",
+        "run gevent's monkey.patch_all() before anything else"
+    ),
+    var!(
+        "OTEL_PYTHON_EXCLUDED_URLS",
+        Kind::List,
+        "",
+        "URL regexes no HTTP instrumentation traces"
+    ),
+    var!(
+        "OTEL_PYTHON_DJANGO_INSTRUMENT",
+        Kind::Bool,
+        "true",
+        "insert the Django middleware"
+    ),
+    var!(
+        "OTEL_PYTHON_DJANGO_MIDDLEWARE_POSITION",
+        Kind::Count,
+        "",
+        "index where the Django middleware is inserted (default first)"
+    ),
+    var!(
+        "OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS",
+        Kind::List,
+        "",
+        "Django request attributes recorded on server spans"
+    ),
+    var!(
+        "OTEL_PYTHON_FALCON_TRACED_REQUEST_ATTRS",
+        Kind::List,
+        "",
+        "Falcon request attributes recorded on server spans"
+    ),
+    var!(
+        "OTEL_PYTHON_TORNADO_TRACED_REQUEST_ATTRS",
+        Kind::List,
+        "",
+        "Tornado request attributes recorded on server spans"
+    ),
+    var!(
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
+        Kind::List,
+        "",
+        "captured header names (or regexes) whose values are replaced by [REDACTED]"
+    ),
+    var!(
+        "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS",
+        Kind::Bool,
+        "false",
+        "keep non-standard HTTP methods as they are instead of _OTHER"
+    ),
+    var!(
+        "OTEL_SEMCONV_STABILITY_OPT_IN",
+        Kind::List,
+        "",
+        "http, http/dup, database, database/dup: ferrotel emits stable conventions; /dup adds the old names too"
+    ),
+    var!(
+        "OTEL_PYTHON_LOG_CORRELATION",
+        Kind::Bool,
+        "false",
+        "put trace context fields into the root logging format"
+    ),
+    var!(
+        "OTEL_PYTHON_LOG_FORMAT",
+        Kind::Text,
+        "",
+        "logging format used with OTEL_PYTHON_LOG_CORRELATION"
+    ),
+    var!(
+        "OTEL_PYTHON_LOG_LEVEL",
+        Kind::Choice(PYTHON_LOG_LEVELS),
+        "info",
+        "logging level used with OTEL_PYTHON_LOG_CORRELATION"
+    ),
+    var!(
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED",
+        Kind::Bool,
+        "false",
+        "export Python logging records as OTLP logs"
+    ),
+    var!(
+        "OTEL_PYTHON_LOG_CODE_ATTRIBUTES",
+        Kind::Bool,
+        "false",
+        "add code.* attributes (file, function, line) to exported log records"
+    ),
 ];
 
 const EXCLUDED_URLS: [Var; 14] = excluded_urls!(
@@ -430,12 +603,8 @@ const EXCLUDED_URLS: [Var; 14] = excluded_urls!(
     "URLLIB3",
     "WSGI"
 );
-const CAPTURE_HEADERS: [Var; 4] = capture_headers!(
-    "SERVER_REQUEST",
-    "SERVER_RESPONSE",
-    "CLIENT_REQUEST",
-    "CLIENT_RESPONSE"
-);
+const CAPTURE_HEADERS: [Var; 4] =
+    capture_headers!("SERVER_REQUEST", "SERVER_RESPONSE", "CLIENT_REQUEST", "CLIENT_RESPONSE");
 
 /// Every variable, grouped as `--help` shows them.
 pub fn groups() -> [(&'static str, &'static [Var]); 11] {
@@ -475,12 +644,7 @@ mod tests {
         let mut flags = HashSet::new();
         for var in all() {
             assert!(names.insert(var.name), "duplicate variable {}", var.name);
-            assert!(
-                flags.insert(var.flag()),
-                "duplicate flag {} ({})",
-                var.flag(),
-                var.name
-            );
+            assert!(flags.insert(var.flag()), "duplicate flag {} ({})", var.flag(), var.name);
         }
     }
 
@@ -489,10 +653,7 @@ mod tests {
         let flag = |name| find(name).unwrap().flag();
         assert_eq!(flag("OTEL_SERVICE_NAME"), "service_name");
         assert_eq!(flag("OTEL_TRACES_EXPORTER"), "traces_exporter");
-        assert_eq!(
-            flag("OTEL_EXPORTER_OTLP_ENDPOINT"),
-            "exporter_otlp_endpoint"
-        );
+        assert_eq!(flag("OTEL_EXPORTER_OTLP_ENDPOINT"), "exporter_otlp_endpoint");
         assert_eq!(
             flag("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
             "exporter_otlp_traces_headers"
@@ -501,10 +662,7 @@ mod tests {
             flag("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
             "disabled_instrumentations"
         );
-        assert_eq!(
-            flag("OTEL_PYTHON_FLASK_EXCLUDED_URLS"),
-            "flask_excluded_urls"
-        );
+        assert_eq!(flag("OTEL_PYTHON_FLASK_EXCLUDED_URLS"), "flask_excluded_urls");
         assert_eq!(flag("OTEL_LOG_LEVEL"), "log_level");
         assert_eq!(flag("OTEL_PYTHON_LOG_LEVEL"), "python_log_level");
     }
@@ -513,11 +671,7 @@ mod tests {
     fn choice_defaults_are_choices() {
         for var in all() {
             if let Kind::Choice(options) = var.kind {
-                assert!(
-                    var.default.is_empty() || options.contains(&var.default),
-                    "{}",
-                    var.name
-                );
+                assert!(var.default.is_empty() || options.contains(&var.default), "{}", var.name);
             }
         }
     }

@@ -33,10 +33,7 @@ pub fn parse_entry_points(text: &str, distribution: &str) -> Vec<EntryPoint> {
         // Extras (`[a,b]`) only matter to installers.
         let value = value.split('[').next().unwrap_or("").trim();
         let (module, attr) = match value.split_once(':') {
-            Some((m, a)) => (
-                m.trim(),
-                Some(a.trim().to_string()).filter(|a| !a.is_empty()),
-            ),
+            Some((m, a)) => (m.trim(), Some(a.trim().to_string()).filter(|a| !a.is_empty())),
             None => (value, None),
         };
         let name = name.trim();
@@ -123,7 +120,8 @@ mod tests {
 
     #[test]
     fn metadata_headers_stop_at_the_body() {
-        let text = "Name: x\nRequires-Dist: a>=1\nRequires-Dist: b; extra == \"instruments\"\n\nRequires-Dist: not-a-header\n";
+        let text =
+            "Name: x\nRequires-Dist: a>=1\nRequires-Dist: b; extra == \"instruments\"\n\nRequires-Dist: not-a-header\n";
         assert_eq!(
             headers(text, "requires-dist"),
             vec!["a>=1", "b; extra == \"instruments\""]
@@ -132,8 +130,7 @@ mod tests {
 
     #[test]
     fn egg_requires_sections_become_markers() {
-        let text =
-            "core>=1\n\n[instruments]\nflask>=1.0\n\n[:python_version < \"3.12\"]\nbackport\n";
+        let text = "core>=1\n\n[instruments]\nflask>=1.0\n\n[:python_version < \"3.12\"]\nbackport\n";
         assert_eq!(
             egg_requires(text),
             vec![

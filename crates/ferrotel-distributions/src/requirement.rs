@@ -123,10 +123,7 @@ impl Requirement {
                 .and_then(|r| r.strip_suffix(')'))
                 .unwrap_or(rest)
                 .trim();
-            Some(
-                VersionSpecifiers::from_str(inner)
-                    .map_err(|e| RequirementError(format!("{source:?}: {e}")))?,
-            )
+            Some(VersionSpecifiers::from_str(inner).map_err(|e| RequirementError(format!("{source:?}: {e}")))?)
         };
         Ok(Requirement {
             name: name.to_string(),
@@ -203,10 +200,7 @@ fn compare(l: &str, op: &str, r: &str, versions: bool) -> bool {
     match op {
         "in" => r.contains(l),
         "not in" => !r.contains(l),
-        _ if versions => match (
-            Version::from_str(l),
-            VersionSpecifiers::from_str(&format!("{op}{r}")),
-        ) {
+        _ if versions => match (Version::from_str(l), VersionSpecifiers::from_str(&format!("{op}{r}"))) {
             (Ok(v), Ok(spec)) => spec.contains(&v),
             _ => string_compare(l, op, r),
         },
@@ -262,17 +256,13 @@ fn tokenize(s: &str) -> Result<Vec<Token>, RequirementError> {
             i = j;
         } else if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
             let mut j = i;
-            while j < chars.len()
-                && (chars[j].is_ascii_alphanumeric() || chars[j] == '_' || chars[j] == '.')
-            {
+            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_' || chars[j] == '.') {
                 j += 1;
             }
             tokens.push(Token::Ident(chars[i..j].iter().collect()));
             i = j;
         } else {
-            return Err(RequirementError(format!(
-                "unexpected {c:?} in marker {s:?}"
-            )));
+            return Err(RequirementError(format!("unexpected {c:?} in marker {s:?}")));
         }
     }
     Ok(tokens)
@@ -378,9 +368,7 @@ mod tests {
         assert!(Requirement::parse("opentelemetry-api~=1.12")
             .unwrap()
             .is_satisfied_by("1.45.1"));
-        assert!(Requirement::parse("x>=1.0")
-            .unwrap()
-            .is_satisfied_by("1.1rc1"));
+        assert!(Requirement::parse("x>=1.0").unwrap().is_satisfied_by("1.1rc1"));
     }
 
     #[test]
@@ -394,10 +382,7 @@ mod tests {
             "flask; (extra == 'a'",
             "flask; extra $ 'a'",
         ] {
-            assert!(
-                Requirement::parse(line).is_err(),
-                "{line:?} should be rejected"
-            );
+            assert!(Requirement::parse(line).is_err(), "{line:?} should be rejected");
         }
     }
 
@@ -406,9 +391,7 @@ mod tests {
         let holds = |line: &str| Requirement::parse(line).unwrap().applies(&env());
         assert!(holds("a; python_version >= '3.10'"));
         assert!(!holds("a; python_version < '3.10'"));
-        assert!(holds(
-            "a; python_full_version == '3.11.7' and sys_platform == 'linux'"
-        ));
+        assert!(holds("a; python_full_version == '3.11.7' and sys_platform == 'linux'"));
         assert!(holds(
             "a; sys_platform == 'win32' or (os_name == 'posix' and platform_system != 'Darwin')"
         ));
@@ -425,8 +408,7 @@ mod tests {
         let r = Requirement::parse("flask>=1.0; extra == \"instruments\"").unwrap();
         assert!(r.is_for_extra("instruments", &env()));
         assert!(!r.is_for_extra("instruments-any", &env()));
-        let r = Requirement::parse("kafka; extra == 'Instruments_Any' and python_version >= '3.8'")
-            .unwrap();
+        let r = Requirement::parse("kafka; extra == 'Instruments_Any' and python_version >= '3.8'").unwrap();
         assert!(r.is_for_extra("instruments-any", &env()));
         let base = Requirement::parse("wrapt>=1.0").unwrap();
         assert!(!base.is_for_extra("instruments", &env()));

@@ -62,9 +62,7 @@ impl Distribution {
     }
 
     fn is_egg(&self) -> bool {
-        self.metadata_dir
-            .extension()
-            .is_some_and(|e| e == "egg-info")
+        self.metadata_dir.extension().is_some_and(|e| e == "egg-info")
     }
 
     /// Entry points of `group`, in file order. A missing or unreadable file means none.
@@ -90,10 +88,7 @@ impl Distribution {
                 .map(|t| metadata::headers(&t, "Requires-Dist"))
                 .unwrap_or_default()
         };
-        lines
-            .iter()
-            .filter_map(|line| Requirement::parse(line).ok())
-            .collect()
+        lines.iter().filter_map(|line| Requirement::parse(line).ok()).collect()
     }
 
     /// The top-level import names this distribution provides: `top_level.txt` when present,
@@ -124,10 +119,7 @@ impl Distribution {
                 first
             } else if let Some(stem) = first.strip_suffix(".py") {
                 stem
-            } else if first.contains(".cpython-")
-                || first.ends_with(".so")
-                || first.ends_with(".pyd")
-            {
+            } else if first.contains(".cpython-") || first.ends_with(".so") || first.ends_with(".pyd") {
                 first.split('.').next().unwrap_or("")
             } else {
                 continue;
@@ -165,11 +157,7 @@ impl Environment {
             let mut dirs: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| {
-                    p.extension()
-                        .is_some_and(|ext| ext == "dist-info" || ext == "egg-info")
-                        && p.is_dir()
-                })
+                .filter(|p| p.extension().is_some_and(|ext| ext == "dist-info" || ext == "egg-info") && p.is_dir())
                 .collect();
             // Directory order is arbitrary; sorting keeps the result reproducible.
             dirs.sort();
@@ -187,9 +175,7 @@ impl Environment {
     }
 
     pub fn get(&self, name: &str) -> Option<&Distribution> {
-        self.by_name
-            .get(&normalize(name))
-            .map(|&i| &self.distributions[i])
+        self.by_name.get(&normalize(name)).map(|&i| &self.distributions[i])
     }
 
     pub fn distributions(&self) -> &[Distribution] {
@@ -198,10 +184,7 @@ impl Environment {
 
     /// Every entry point of `group` across the environment, in scan order.
     pub fn entry_points(&self, group: &str) -> Vec<EntryPoint> {
-        self.distributions
-            .iter()
-            .flat_map(|d| d.entry_points(group))
-            .collect()
+        self.distributions.iter().flat_map(|d| d.entry_points(group)).collect()
     }
 }
 
@@ -271,9 +254,6 @@ mod tests {
             vec!["requests", "six", "_cffi"]
         );
         write(&meta.join("top_level.txt"), "requests\n");
-        assert_eq!(
-            env.get("requests").unwrap().top_level_modules(),
-            vec!["requests"]
-        );
+        assert_eq!(env.get("requests").unwrap().top_level_modules(), vec!["requests"]);
     }
 }

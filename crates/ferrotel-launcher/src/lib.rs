@@ -70,7 +70,12 @@ pub fn command(prog: &'static str) -> Command {
         )
         .version(env!("CARGO_PKG_VERSION"))
         .disable_version_flag(true)
-        .arg(Arg::new("version").long("version").action(ArgAction::Version).help("Print version"))
+        .arg(
+            Arg::new("version")
+                .long("version")
+                .action(ArgAction::Version)
+                .help("Print version"),
+        )
         .arg(
             Arg::new("command")
                 .value_name("COMMAND")
@@ -105,12 +110,8 @@ pub fn command(prog: &'static str) -> Command {
 }
 
 /// Parses `argv` (without the program name). Errors are clap's, with usage.
-pub fn parse(
-    prog: &'static str,
-    argv: impl IntoIterator<Item = OsString>,
-) -> Result<Launch, clap::Error> {
-    let matches =
-        command(prog).try_get_matches_from(std::iter::once(OsString::from(prog)).chain(argv))?;
+pub fn parse(prog: &'static str, argv: impl IntoIterator<Item = OsString>) -> Result<Launch, clap::Error> {
+    let matches = command(prog).try_get_matches_from(std::iter::once(OsString::from(prog)).chain(argv))?;
     let env = vars::all()
         .filter_map(|var| {
             matches
@@ -118,11 +119,7 @@ pub fn parse(
                 .map(|v| (var.name.to_string(), v.clone()))
         })
         .collect();
-    let mut words = matches
-        .get_many::<OsString>("command")
-        .into_iter()
-        .flatten()
-        .cloned();
+    let mut words = matches.get_many::<OsString>("command").into_iter().flatten().cloned();
     let command = words.next().unwrap_or_default();
     Ok(Launch {
         env,
@@ -136,9 +133,7 @@ pub fn parse(
 pub fn python_path(dir: &Path, existing: Option<&OsStr>) -> OsString {
     let mut parts: Vec<PathBuf> = vec![dir.to_path_buf()];
     if let Some(existing) = existing {
-        parts.extend(
-            std::env::split_paths(existing).filter(|p| p != dir && !p.as_os_str().is_empty()),
-        );
+        parts.extend(std::env::split_paths(existing).filter(|p| p != dir && !p.as_os_str().is_empty()));
     }
     std::env::join_paths(parts).unwrap_or_else(|_| dir.as_os_str().to_owned())
 }
@@ -235,10 +230,7 @@ mod tests {
             launch.env,
             vec![
                 ("OTEL_SERVICE_NAME".to_string(), OsString::from("svc")),
-                (
-                    "OTEL_TRACES_EXPORTER".to_string(),
-                    OsString::from("console,otlp")
-                )
+                ("OTEL_TRACES_EXPORTER".to_string(), OsString::from("console,otlp"))
             ]
         );
         assert_eq!(launch.command, "python");
@@ -274,10 +266,7 @@ mod tests {
     fn every_variable_has_a_flag() {
         let cmd = command("ferrotel instrument");
         for var in vars::all() {
-            let arg = cmd
-                .get_arguments()
-                .find(|a| a.get_id() == var.name)
-                .unwrap();
+            let arg = cmd.get_arguments().find(|a| a.get_id() == var.name).unwrap();
             assert_eq!(arg.get_long(), Some(var.flag().as_str()));
         }
     }
@@ -285,10 +274,7 @@ mod tests {
     #[test]
     fn python_path_puts_ours_first_once() {
         let ours = Path::new("/site/ferrotel/_auto");
-        assert_eq!(
-            python_path(ours, None),
-            OsString::from("/site/ferrotel/_auto")
-        );
+        assert_eq!(python_path(ours, None), OsString::from("/site/ferrotel/_auto"));
         assert_eq!(
             python_path(ours, Some(OsStr::new("/a:/site/ferrotel/_auto::/b"))),
             OsString::from("/site/ferrotel/_auto:/a:/b")

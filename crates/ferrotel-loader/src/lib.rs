@@ -68,12 +68,8 @@ pub enum SkipReason {
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SkipReason::Disabled => {
-                f.write_str("disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")
-            }
-            SkipReason::NotInEnableList => {
-                f.write_str("not in OTEL_PYTHON_ENABLED_INSTRUMENTATIONS")
-            }
+            SkipReason::Disabled => f.write_str("disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
+            SkipReason::NotInEnableList => f.write_str("not in OTEL_PYTHON_ENABLED_INSTRUMENTATIONS"),
             SkipReason::Duplicate { chosen } => write!(f, "the one from {chosen} is used instead"),
             SkipReason::Missing { requirement } => {
                 write!(f, "needs {requirement}, which is not installed")
@@ -104,13 +100,15 @@ pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Pl
         post_instrument: env.entry_points(POST_INSTRUMENT_GROUP),
         ..Plan::default()
     };
+    // ferrotel's own distro exists only for upstream's launcher; ferrotel's loader needs none.
     plan.distro = choose_one(
         env,
         DISTRO_GROUP,
         config.distro.as_deref(),
         "OTEL_PYTHON_DISTRO",
         &mut plan.warnings,
-    );
+    )
+    .filter(|ep| !is_ferrotel(ep));
     plan.configurator = choose_one(
         env,
         CONFIGURATOR_GROUP,
@@ -131,10 +129,7 @@ pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Pl
         {
             Some(SkipReason::NotInEnableList)
         } else {
-            let chosen = plan
-                .instrumentors
-                .iter()
-                .find(|p| p.entry_point.name == ep.name);
+            let chosen = plan.instrumentors.iter().find(|p| p.entry_point.name == ep.name);
             chosen.map(|p| SkipReason::Duplicate {
                 chosen: p.entry_point.distribution.clone(),
             })
@@ -166,36 +161,34 @@ fn choose_one(
         let installed: Vec<&str> = candidates.iter().map(|ep| ep.name.as_str()).collect();
         warnings.push(format!(
             "{var}={name:?} names no installed {group} entry point (installed: {}); using the default",
-            if installed.is_empty() { "none".to_string() } else { installed.join(", ") }
+            if installed.is_empty() {
+                "none".to_string()
+            } else {
+                installed.join(", ")
+            }
         ));
     }
-    let own = candidates
-        .iter()
-        .find(|ep| ferrotel_distributions::normalize(&ep.distribution) == FERROTEL_DISTRIBUTION);
+    let own = candidates.iter().find(|ep| is_ferrotel(ep));
     own.or(candidates.first()).cloned()
+}
+
+fn is_ferrotel(ep: &EntryPoint) -> bool {
+    ferrotel_distributions::normalize(&ep.distribution) == FERROTEL_DISTRIBUTION
 }
 
 /// Checks the instrumentor's declared target libraries (extras `instruments`: all must hold;
 /// `instruments-any`: one must) and derives the modules whose import activates it.
 fn trigger(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Result<Trigger, SkipReason> {
-    let requirements = env
-        .get(&ep.distribution)
-        .map(|d| d.requirements())
-        .unwrap_or_default();
-    let of_extra = |extra: &str| -> Vec<&Requirement> {
-        requirements
-            .iter()
-            .filter(|r| r.is_for_extra(extra, markers))
-            .collect()
-    };
+    let requirements = env.get(&ep.distribution).map(|d| d.requirements()).unwrap_or_default();
+    let of_extra =
+        |extra: &str| -> Vec<&Requirement> { requirements.iter().filter(|r| r.is_for_extra(extra, markers)).collect() };
     let (all, any) = (of_extra("instruments"), of_extra("instruments-any"));
     let mut modules = Vec::new();
     for req in &all {
         modules.extend(check(req, env)?);
     }
     if !any.is_empty() {
-        let satisfied: Vec<Vec<String>> =
-            any.iter().filter_map(|req| check(req, env).ok()).collect();
+        let satisfied: Vec<Vec<String>> = any.iter().filter_map(|req| check(req, env).ok()).collect();
         if satisfied.is_empty() {
             return Err(check(any[0], env).expect_err("unsatisfied"));
         }

@@ -36,10 +36,7 @@ impl Site {
             text.push_str(&format!("[{group}]\n{ep_name} = {target}\n"));
         }
         fs::write(dir.join("entry_points.txt"), text).unwrap();
-        let record: String = modules
-            .iter()
-            .map(|m| format!("{m}/__init__.py,,\n"))
-            .collect();
+        let record: String = modules.iter().map(|m| format!("{m}/__init__.py,,\n")).collect();
         fs::write(dir.join("RECORD"), record).unwrap();
         self
     }
@@ -50,13 +47,8 @@ impl Site {
 }
 
 fn plan_with(site: &Site, env_vars: &[(&str, &str)]) -> Plan {
-    let vars: Vec<(String, String)> = env_vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let config =
-        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .config;
+    let vars: Vec<(String, String)> = env_vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).config;
     let markers = MarkerEnv {
         python_version: "3.11".into(),
         python_full_version: "3.11.7".into(),
@@ -76,10 +68,7 @@ fn flask_site() -> Site {
                 "flask",
                 "opentelemetry.instrumentation.flask:FlaskInstrumentor",
             )],
-            &[
-                "opentelemetry-api~=1.12",
-                "flask>=1.0; extra == \"instruments\"",
-            ],
+            &["opentelemetry-api~=1.12", "flask>=1.0; extra == \"instruments\""],
             &["opentelemetry"],
         )
         .dist(
@@ -119,24 +108,15 @@ fn flask_site() -> Site {
 }
 
 fn names(plan: &Plan) -> Vec<&str> {
-    plan.instrumentors
-        .iter()
-        .map(|p| p.entry_point.name.as_str())
-        .collect()
+    plan.instrumentors.iter().map(|p| p.entry_point.name.as_str()).collect()
 }
 
 #[test]
 fn instrumentors_wait_for_their_library() {
     let plan = plan_with(&flask_site(), &[]);
     assert_eq!(names(&plan), vec!["flask", "logging", "wsgi"]);
-    assert_eq!(
-        plan.instrumentors[0].trigger,
-        Trigger::OnImport(vec!["flask".into()])
-    );
-    assert_eq!(
-        plan.instrumentors[1].trigger,
-        Trigger::OnImport(vec!["logging".into()])
-    );
+    assert_eq!(plan.instrumentors[0].trigger, Trigger::OnImport(vec!["flask".into()]));
+    assert_eq!(plan.instrumentors[1].trigger, Trigger::OnImport(vec!["logging".into()]));
     assert_eq!(plan.instrumentors[2].trigger, Trigger::AtStart);
     let (ep, reason) = &plan.skipped[0];
     assert_eq!(ep.name, "django");
@@ -151,11 +131,7 @@ fn version_conflicts_skip() {
     let site = flask_site();
     site.dist("django", "1.11", &[], &[], &["django"]);
     let plan = plan_with(&site, &[]);
-    let (_, reason) = plan
-        .skipped
-        .iter()
-        .find(|(ep, _)| ep.name == "django")
-        .unwrap();
+    let (_, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == "django").unwrap();
     assert!(
         matches!(reason, SkipReason::WrongVersion { found, .. } if found == "django 1.11"),
         "{reason}"
@@ -165,26 +141,17 @@ fn version_conflicts_skip() {
 #[test]
 fn disable_and_enable_lists() {
     let site = flask_site();
-    let plan = plan_with(
-        &site,
-        &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "flask, logging")],
-    );
+    let plan = plan_with(&site, &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "flask, logging")]);
     assert_eq!(names(&plan), vec!["wsgi"]);
     assert_eq!(
-        plan.skipped
-            .iter()
-            .filter(|(_, r)| *r == SkipReason::Disabled)
-            .count(),
+        plan.skipped.iter().filter(|(_, r)| *r == SkipReason::Disabled).count(),
         2
     );
 
     let plan = plan_with(&site, &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "*")]);
     assert!(plan.instrumentors.is_empty());
 
-    let plan = plan_with(
-        &site,
-        &[("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "flask,wsgi")],
-    );
+    let plan = plan_with(&site, &[("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "flask,wsgi")]);
     assert_eq!(names(&plan), vec!["flask", "wsgi"]);
 
     // The disable list wins over the enable list.
@@ -201,17 +168,16 @@ fn disable_and_enable_lists() {
 #[test]
 fn instruments_any_needs_one() {
     let site = Site::new();
-    site.dist("psycopg2-binary", "2.9.10", &[], &[], &["psycopg2"])
-        .dist(
-            "inst-pg",
-            "1.0",
-            &[(INSTRUMENTOR_GROUP, "pg", "inst_pg:Inst")],
-            &[
-                "psycopg2>=2.7; extra == \"instruments-any\"",
-                "psycopg2-binary>=2.7; extra == \"instruments-any\"",
-            ],
-            &["inst_pg"],
-        );
+    site.dist("psycopg2-binary", "2.9.10", &[], &[], &["psycopg2"]).dist(
+        "inst-pg",
+        "1.0",
+        &[(INSTRUMENTOR_GROUP, "pg", "inst_pg:Inst")],
+        &[
+            "psycopg2>=2.7; extra == \"instruments-any\"",
+            "psycopg2-binary>=2.7; extra == \"instruments-any\"",
+        ],
+        &["inst_pg"],
+    );
     let plan = plan_with(&site, &[]);
     assert_eq!(
         plan.instrumentors[0].trigger,
@@ -243,11 +209,7 @@ fn distro_and_configurator_selection() {
     site.dist(
         "opentelemetry-distro",
         "0.66b1",
-        &[(
-            DISTRO_GROUP,
-            "distro",
-            "opentelemetry.distro:OpenTelemetryDistro",
-        )],
+        &[(DISTRO_GROUP, "distro", "opentelemetry.distro:OpenTelemetryDistro")],
         &[],
         &["opentelemetry"],
     )
@@ -261,11 +223,7 @@ fn distro_and_configurator_selection() {
     .dist(
         "opentelemetry-distro-cfg",
         "0.66b1",
-        &[(
-            CONFIGURATOR_GROUP,
-            "configurator",
-            "opentelemetry.distro:Conf",
-        )],
+        &[(CONFIGURATOR_GROUP, "configurator", "opentelemetry.distro:Conf")],
         &[],
         &[],
     )
@@ -293,23 +251,23 @@ fn distro_and_configurator_selection() {
     let plan = plan_with(&site, &[("OTEL_PYTHON_DISTRO", "nope")]);
     assert_eq!(plan.distro.as_ref().unwrap().name, "distro");
     assert_eq!(plan.warnings.len(), 1);
-    assert!(
-        plan.warnings[0].contains("OTEL_PYTHON_DISTRO=\"nope\"")
-            && plan.warnings[0].contains("installed: distro")
-    );
+    assert!(plan.warnings[0].contains("OTEL_PYTHON_DISTRO=\"nope\"") && plan.warnings[0].contains("installed: distro"));
 
-    // ferrotel's own entry point wins when nothing is named.
+    // ferrotel's own configurator wins when nothing is named; its distro is never loaded
+    // (it exists for upstream's launcher), so another installed distro still is.
     site.dist(
         "ferrotel",
         "0.1.0",
-        &[(
-            CONFIGURATOR_GROUP,
-            "ferrotel",
-            "ferrotel.configurator:Configurator",
-        )],
+        &[
+            (CONFIGURATOR_GROUP, "ferrotel", "ferrotel.configurator:Configurator"),
+            (DISTRO_GROUP, "ferrotel", "ferrotel.distro:FerrotelDistro"),
+        ],
         &[],
         &["ferrotel"],
     );
     let plan = plan_with(&site, &[]);
     assert_eq!(plan.configurator.as_ref().unwrap().name, "ferrotel");
+    assert_eq!(plan.distro, None);
+    let plan = plan_with(&site, &[("OTEL_PYTHON_DISTRO", "distro")]);
+    assert_eq!(plan.distro.as_ref().unwrap().name, "distro");
 }

@@ -7,15 +7,24 @@
 
 mod diagnostics;
 mod startup;
+mod trace;
 
 use pyo3::prelude::*;
+
+/// `[(flag, variable)]` for every variable ferrotel knows, as `ferrotel instrument` names them.
+#[pyfunction]
+fn variables() -> Vec<(String, &'static str)> {
+    ferrotel_config::vars::all().map(|v| (v.flag(), v.name)).collect()
+}
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(startup::initialize, m)?)?;
+    m.add_function(wrap_pyfunction!(variables, m)?)?;
     m.add_function(wrap_pyfunction!(startup::is_initialized, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
+    trace::register(m)?;
     Ok(())
 }

@@ -47,11 +47,7 @@ fn marker_env(py: Python<'_>) -> PyResult<MarkerEnv> {
         implementation_name: implementation,
         platform_system: platform_system.to_string(),
         platform_machine: std::env::consts::ARCH.to_string(),
-        os_name: if cfg!(windows) {
-            "nt".into()
-        } else {
-            "posix".into()
-        },
+        os_name: if cfg!(windows) { "nt".into() } else { "posix".into() },
         sys_platform,
         ..MarkerEnv::default()
     })
@@ -68,10 +64,7 @@ fn entry_point<'py>(py: Python<'py>, ep: &EntryPoint) -> PyResult<Bound<'py, PyA
         .into_any())
 }
 
-fn optional_entry_point<'py>(
-    py: Python<'py>,
-    ep: &Option<EntryPoint>,
-) -> PyResult<Bound<'py, PyAny>> {
+fn optional_entry_point<'py>(py: Python<'py>, ep: &Option<EntryPoint>) -> PyResult<Bound<'py, PyAny>> {
     match ep {
         Some(ep) => entry_point(py, ep),
         None => Ok(py.None().into_bound(py)),
@@ -79,10 +72,7 @@ fn optional_entry_point<'py>(
 }
 
 fn entry_points<'py>(py: Python<'py>, eps: &[EntryPoint]) -> PyResult<Bound<'py, PyList>> {
-    let items = eps
-        .iter()
-        .map(|ep| entry_point(py, ep))
-        .collect::<PyResult<Vec<_>>>()?;
+    let items = eps.iter().map(|ep| entry_point(py, ep)).collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, items)
 }
 
@@ -90,18 +80,11 @@ fn entry_points<'py>(py: Python<'py>, eps: &[EntryPoint]) -> PyResult<Bound<'py,
 /// `{"gevent_patch": bool, "distro": ep|None, "configurator": ep|None, "pre_instrument": [ep],
 ///   "instrumentors": [(ep, [module, ...] | None)], "post_instrument": [ep]}`
 /// where `ep` is `(name, module, attr|None, distribution)` and `None` modules mean "at start".
-fn plan_to_python<'py>(
-    py: Python<'py>,
-    plan: &Plan,
-    gevent_patch: bool,
-) -> PyResult<Bound<'py, PyDict>> {
+fn plan_to_python<'py>(py: Python<'py>, plan: &Plan, gevent_patch: bool) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("gevent_patch", gevent_patch)?;
     dict.set_item("distro", optional_entry_point(py, &plan.distro)?)?;
-    dict.set_item(
-        "configurator",
-        optional_entry_point(py, &plan.configurator)?,
-    )?;
+    dict.set_item("configurator", optional_entry_point(py, &plan.configurator)?)?;
     dict.set_item("pre_instrument", entry_points(py, &plan.pre_instrument)?)?;
     dict.set_item("post_instrument", entry_points(py, &plan.post_instrument)?)?;
     let instrumentors = PyList::empty(py);
@@ -124,10 +107,7 @@ fn describe(ep: &EntryPoint) -> String {
 /// Initialises this process: returns the loader plan, or `None` when this process was
 /// already initialised or `OTEL_SDK_DISABLED` is true.
 #[pyfunction]
-pub fn initialize<'py>(
-    py: Python<'py>,
-    sys_path: Vec<String>,
-) -> PyResult<Option<Bound<'py, PyDict>>> {
+pub fn initialize<'py>(py: Python<'py>, sys_path: Vec<String>) -> PyResult<Option<Bound<'py, PyDict>>> {
     if INITIALIZED.swap(true, Ordering::AcqRel) {
         return Ok(None);
     }
@@ -160,13 +140,8 @@ pub fn initialize<'py>(
             started.elapsed().as_secs_f64() * 1e3
         ),
     );
-    for (role, ep) in [
-        ("distro", &plan.distro),
-        ("configurator", &plan.configurator),
-    ] {
-        let text = ep
-            .as_ref()
-            .map_or_else(|| "none installed".to_string(), describe);
+    for (role, ep) in [("distro", &plan.distro), ("configurator", &plan.configurator)] {
+        let text = ep.as_ref().map_or_else(|| "none installed".to_string(), describe);
         emit(py, LogLevel::Debug, &format!("{role}: {text}"));
     }
     for planned in &plan.instrumentors {
@@ -187,9 +162,5 @@ pub fn initialize<'py>(
             &format!("instrumentor {} skipped: {reason}", describe(ep)),
         );
     }
-    Ok(Some(plan_to_python(
-        py,
-        &plan,
-        parsed.config.python.gevent_patch,
-    )?))
+    Ok(Some(plan_to_python(py, &plan, parsed.config.python.gevent_patch)?))
 }

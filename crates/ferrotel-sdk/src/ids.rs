@@ -83,8 +83,12 @@ mod tests {
 
     #[test]
     fn threads_do_not_share_a_sequence() {
-        let a = std::thread::spawn(|| (0..100).map(|_| new_span_id()).collect::<Vec<_>>()).join().unwrap();
-        let b = std::thread::spawn(|| (0..100).map(|_| new_span_id()).collect::<Vec<_>>()).join().unwrap();
+        let a = std::thread::spawn(|| (0..100).map(|_| new_span_id()).collect::<Vec<_>>())
+            .join()
+            .unwrap();
+        let b = std::thread::spawn(|| (0..100).map(|_| new_span_id()).collect::<Vec<_>>())
+            .join()
+            .unwrap();
         assert_ne!(a, b);
     }
 

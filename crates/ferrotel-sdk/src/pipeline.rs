@@ -93,7 +93,8 @@ impl Shared {
         }
         let mut exporters = lock(&self.exporters);
         for exporter in exporters.iter_mut() {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exporter.export(batch, &self.resource)));
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exporter.export(batch, &self.resource)));
             match result {
                 Ok(ExportResult::Success) => self.counters.exported.fetch_add(batch.len() as u64, Ordering::Relaxed),
                 _ => self.counters.failed.fetch_add(batch.len() as u64, Ordering::Relaxed),
@@ -117,7 +118,9 @@ impl Pipeline {
     pub fn batch(config: BatchConfig, exporters: Vec<Box<dyn SpanExporter>>, resource: Resource) -> Pipeline {
         let pipeline = Pipeline::new(config, exporters, resource, Mode::Batch);
         let shared = pipeline.shared.clone();
-        let spawned = std::thread::Builder::new().name("ferrotel-export".into()).spawn(move || worker(shared));
+        let spawned = std::thread::Builder::new()
+            .name("ferrotel-export".into())
+            .spawn(move || worker(shared));
         if spawned.is_err() {
             // Without a worker, flush synchronously on demand rather than lose spans silently.
             lock(&pipeline.shared.queue).worker_exited = true;
@@ -212,7 +215,11 @@ impl Pipeline {
             if now >= deadline {
                 return false;
             }
-            queue = self.shared.progress.wait_timeout(queue, deadline - now).map_or_else(|e| e.into_inner().0, |r| r.0);
+            queue = self
+                .shared
+                .progress
+                .wait_timeout(queue, deadline - now)
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
         }
         true
     }
@@ -234,7 +241,11 @@ impl Pipeline {
                 if now >= deadline {
                     return false;
                 }
-                queue = self.shared.progress.wait_timeout(queue, deadline - now).map_or_else(|e| e.into_inner().0, |r| r.0);
+                queue = self
+                    .shared
+                    .progress
+                    .wait_timeout(queue, deadline - now)
+                    .map_or_else(|e| e.into_inner().0, |r| r.0);
             }
         }
         for exporter in lock(&self.shared.exporters).iter_mut() {
@@ -263,7 +274,10 @@ fn worker(shared: Arc<Shared>) {
                 break;
             }
             let wait = next_export.saturating_duration_since(Instant::now());
-            queue = shared.work.wait_timeout(queue, wait).map_or_else(|e| e.into_inner().0, |r| r.0);
+            queue = shared
+                .work
+                .wait_timeout(queue, wait)
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
         }
         let spans = std::mem::replace(&mut queue.spans, Vec::with_capacity(config.max_export_batch_size));
         let ticket = queue.flush_requested;
@@ -339,7 +353,11 @@ mod tests {
     #[test]
     fn batches_by_size_and_flushes_on_demand() {
         let sink = Collect::default();
-        let p = Pipeline::batch(config(100, 3, 60_000), vec![Box::new(sink.clone())], Resource::default());
+        let p = Pipeline::batch(
+            config(100, 3, 60_000),
+            vec![Box::new(sink.clone())],
+            Resource::default(),
+        );
         for id in 1..=7 {
             p.on_end(span(id));
         }
@@ -347,7 +365,15 @@ mod tests {
         let batches = lock(&sink.0).clone();
         assert_eq!(batches.concat(), (1..=7).collect::<Vec<_>>());
         assert!(batches.iter().all(|b| b.len() <= 3));
-        assert_eq!(p.counters(), Snapshot { enqueued: 7, dropped: 0, exported: 7, failed: 0 });
+        assert_eq!(
+            p.counters(),
+            Snapshot {
+                enqueued: 7,
+                dropped: 0,
+                exported: 7,
+                failed: 0
+            }
+        );
     }
 
     #[test]
@@ -365,7 +391,11 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_exactly() {
         let sink = Collect(Default::default(), Some(Duration::from_millis(200)));
-        let p = Pipeline::batch(config(10, 10, 60_000), vec![Box::new(sink.clone())], Resource::default());
+        let p = Pipeline::batch(
+            config(10, 10, 60_000),
+            vec![Box::new(sink.clone())],
+            Resource::default(),
+        );
         for id in 0..10 {
             p.on_end(span(id)); // the 10th wakes the worker, which then sleeps in export
         }
@@ -391,7 +421,11 @@ mod tests {
         let started = Instant::now();
         assert!(!p.force_flush(Duration::from_millis(100)));
         assert!(!p.shutdown(Duration::from_millis(200)));
-        assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ impl Resource {
             set("process.command_args", Value::StrArray(process.command_args.clone()));
             set("process.runtime.name", Value::Str(process.runtime_name.clone()));
             set("process.runtime.version", Value::Str(process.runtime_version.clone()));
-            set("process.runtime.description", Value::Str(process.runtime_description.clone()));
+            set(
+                "process.runtime.description",
+                Value::Str(process.runtime_description.clone()),
+            );
         }
         if wants("os") {
             set("os.type", Value::Str(os_type().into()));
@@ -56,7 +59,10 @@ impl Resource {
             set(k, Value::Str(v.clone()));
         }
         set("service.name", Value::Str(config.service_name.clone()));
-        Resource { attributes: attrs, schema_url: String::new() }
+        Resource {
+            attributes: attrs,
+            schema_url: String::new(),
+        }
     }
 }
 
@@ -85,19 +91,39 @@ mod tests {
     }
 
     fn facts() -> ProcessFacts {
-        ProcessFacts { pid: 42, executable: "/usr/bin/python3".into(), command_args: vec!["app.py".into()], ..Default::default() }
+        ProcessFacts {
+            pid: 42,
+            executable: "/usr/bin/python3".into(),
+            command_args: vec!["app.py".into()],
+            ..Default::default()
+        }
     }
 
     #[test]
     fn service_name_wins_and_sdk_attributes_are_present() {
-        let r = Resource::from_config(&config(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=a,team=x%20y")]), &facts());
+        let r = Resource::from_config(
+            &config(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=a,team=x%20y")]),
+            &facts(),
+        );
         assert_eq!(r.attributes.get("service.name"), Some(&Value::Str("a".into())));
         assert_eq!(r.attributes.get("team"), Some(&Value::Str("x y".into())));
-        assert_eq!(r.attributes.get("telemetry.sdk.language"), Some(&Value::Str("python".into())));
-        let r = Resource::from_config(&config(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=a"), ("OTEL_SERVICE_NAME", "b")]), &facts());
+        assert_eq!(
+            r.attributes.get("telemetry.sdk.language"),
+            Some(&Value::Str("python".into()))
+        );
+        let r = Resource::from_config(
+            &config(&[
+                ("OTEL_RESOURCE_ATTRIBUTES", "service.name=a"),
+                ("OTEL_SERVICE_NAME", "b"),
+            ]),
+            &facts(),
+        );
         assert_eq!(r.attributes.get("service.name"), Some(&Value::Str("b".into())));
         let r = Resource::from_config(&config(&[]), &facts());
-        assert_eq!(r.attributes.get("service.name"), Some(&Value::Str("unknown_service:python".into())));
+        assert_eq!(
+            r.attributes.get("service.name"),
+            Some(&Value::Str("unknown_service:python".into()))
+        );
     }
 
     #[test]

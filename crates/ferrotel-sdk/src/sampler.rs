@@ -41,9 +41,10 @@ pub fn should_sample(sampler: &Sampler, parent: Option<Parent>, trace_id: u128) 
         (Sampler::AlwaysOff, _) => Decision::Drop,
         (Sampler::TraceIdRatio(r), _) => ratio_decision(r, trace_id),
         // Parent-based: a parent's decision is followed, whether it is local or remote.
-        (Sampler::ParentBasedAlwaysOn | Sampler::ParentBasedAlwaysOff | Sampler::ParentBasedTraceIdRatio(_), Some(p)) => {
-            from(p.sampled)
-        }
+        (
+            Sampler::ParentBasedAlwaysOn | Sampler::ParentBasedAlwaysOff | Sampler::ParentBasedTraceIdRatio(_),
+            Some(p),
+        ) => from(p.sampled),
         (Sampler::ParentBasedAlwaysOn, None) => Decision::RecordAndSample,
         (Sampler::ParentBasedAlwaysOff, None) => Decision::Drop,
         (Sampler::ParentBasedTraceIdRatio(r), None) => ratio_decision(r, trace_id),
@@ -72,8 +73,14 @@ pub fn describe(sampler: &Sampler) -> String {
 mod tests {
     use super::*;
 
-    const SAMPLED: Option<Parent> = Some(Parent { sampled: true, is_remote: true });
-    const NOT_SAMPLED: Option<Parent> = Some(Parent { sampled: false, is_remote: false });
+    const SAMPLED: Option<Parent> = Some(Parent {
+        sampled: true,
+        is_remote: true,
+    });
+    const NOT_SAMPLED: Option<Parent> = Some(Parent {
+        sampled: false,
+        is_remote: false,
+    });
 
     #[test]
     fn decision_table() {
@@ -90,19 +97,31 @@ mod tests {
             (Sampler::TraceIdRatio(0.5), None, 1 << 62, RecordAndSample),
             (Sampler::TraceIdRatio(0.5), None, 3 << 62, Drop),
             // Only the low 64 bits count.
-            (Sampler::TraceIdRatio(0.5), None, (u64::MAX as u128) << 64 | 1, RecordAndSample),
+            (
+                Sampler::TraceIdRatio(0.5),
+                None,
+                (u64::MAX as u128) << 64 | 1,
+                RecordAndSample,
+            ),
             (Sampler::ParentBasedTraceIdRatio(0.0), SAMPLED, 3 << 62, RecordAndSample),
             (Sampler::ParentBasedTraceIdRatio(0.0), None, 3 << 62, Drop),
         ];
         for (sampler, parent, trace_id, expected) in cases {
-            assert_eq!(should_sample(sampler, *parent, *trace_id), *expected, "{sampler:?} {parent:?} {trace_id:x}");
+            assert_eq!(
+                should_sample(sampler, *parent, *trace_id),
+                *expected,
+                "{sampler:?} {parent:?} {trace_id:x}"
+            );
         }
     }
 
     #[test]
     fn ratio_keeps_about_that_share() {
         let kept = (0..100_000u128)
-            .filter(|_| should_sample(&Sampler::TraceIdRatio(0.25), None, crate::ids::new_trace_id()) == Decision::RecordAndSample)
+            .filter(|_| {
+                should_sample(&Sampler::TraceIdRatio(0.25), None, crate::ids::new_trace_id())
+                    == Decision::RecordAndSample
+            })
             .count();
         assert!((23_000..27_000).contains(&kept), "{kept}");
     }

@@ -55,7 +55,10 @@ pub struct Status {
 
 impl Default for Status {
     fn default() -> Self {
-        Status { code: StatusCode::Unset, description: String::new() }
+        Status {
+            code: StatusCode::Unset,
+            description: String::new(),
+        }
     }
 }
 
@@ -108,7 +111,8 @@ pub struct SpanData {
 
 impl SpanData {
     pub fn set_attribute(&mut self, key: String, value: Value, limits: &SpanLimits) {
-        self.attributes.set(key, value, limits.attribute_count, limits.attribute_value_length);
+        self.attributes
+            .set(key, value, limits.attribute_count, limits.attribute_value_length);
     }
 
     pub fn add_event(&mut self, name: String, time_ns: u64, attributes: Vec<(String, Value)>, limits: &SpanLimits) {
@@ -120,7 +124,11 @@ impl SpanData {
         for (k, v) in attributes {
             attrs.set(k, v, limits.event_attribute_count, limits.attribute_value_length);
         }
-        self.events.push(Event { name, time_ns, attributes: attrs });
+        self.events.push(Event {
+            name,
+            time_ns,
+            attributes: attrs,
+        });
     }
 
     pub fn add_link(&mut self, mut link: Link, limits: &SpanLimits) {
@@ -130,7 +138,8 @@ impl SpanData {
         }
         let items = std::mem::take(&mut link.attributes.items);
         for (k, v) in items {
-            link.attributes.set(k, v, limits.link_attribute_count, limits.attribute_value_length);
+            link.attributes
+                .set(k, v, limits.link_attribute_count, limits.attribute_value_length);
         }
         self.links.push(link);
     }
@@ -141,7 +150,11 @@ impl SpanData {
         if self.status.code == StatusCode::Ok || code == StatusCode::Unset {
             return;
         }
-        let description = if code == StatusCode::Error { description.unwrap_or_default() } else { String::new() };
+        let description = if code == StatusCode::Error {
+            description.unwrap_or_default()
+        } else {
+            String::new()
+        };
         self.status = Status { code, description };
     }
 
@@ -191,24 +204,44 @@ mod tests {
     fn status_rules() {
         let mut s = span();
         s.set_status(StatusCode::Ok, Some("ignored".into()));
-        assert_eq!(s.status, Status { code: StatusCode::Ok, description: String::new() });
+        assert_eq!(
+            s.status,
+            Status {
+                code: StatusCode::Ok,
+                description: String::new()
+            }
+        );
         s.set_status(StatusCode::Error, Some("late".into()));
         assert_eq!(s.status.code, StatusCode::Ok, "OK is final");
         let mut s = span();
         s.set_status(StatusCode::Error, Some("boom".into()));
         s.set_status(StatusCode::Unset, None);
-        assert_eq!(s.status, Status { code: StatusCode::Error, description: "boom".into() });
+        assert_eq!(
+            s.status,
+            Status {
+                code: StatusCode::Error,
+                description: "boom".into()
+            }
+        );
     }
 
     #[test]
     fn events_and_links_respect_their_limits() {
         let mut s = span();
         let l = limits();
-        s.add_event("e1".into(), 5, vec![("a".into(), Value::Str("abcdef".into())), ("b".into(), Value::Int(1))], &l);
+        s.add_event(
+            "e1".into(),
+            5,
+            vec![("a".into(), Value::Str("abcdef".into())), ("b".into(), Value::Int(1))],
+            &l,
+        );
         s.add_event("e2".into(), 6, vec![], &l);
         assert_eq!(s.events.len(), 1);
         assert_eq!(s.dropped_events, 1);
-        assert_eq!(s.events[0].attributes.items, vec![("a".into(), Value::Str("abc".into()))]);
+        assert_eq!(
+            s.events[0].attributes.items,
+            vec![("a".into(), Value::Str("abc".into()))]
+        );
         assert_eq!(s.events[0].attributes.dropped, 1);
         let link = |id| Link {
             trace_id: id,
@@ -216,7 +249,10 @@ mod tests {
             trace_flags: 1,
             trace_state: String::new(),
             is_remote: true,
-            attributes: Attributes { items: vec![("x".into(), Value::Bool(true)), ("y".into(), Value::Bool(false))], dropped: 0 },
+            attributes: Attributes {
+                items: vec![("x".into(), Value::Bool(true)), ("y".into(), Value::Bool(false))],
+                dropped: 0,
+            },
         };
         s.add_link(link(7), &l);
         s.add_link(link(8), &l);

@@ -42,7 +42,10 @@ pub struct Attributes {
 
 impl Attributes {
     pub fn with_capacity(n: usize) -> Self {
-        Attributes { items: Vec::with_capacity(n), dropped: 0 }
+        Attributes {
+            items: Vec::with_capacity(n),
+            dropped: 0,
+        }
     }
 
     pub fn set(&mut self, key: String, mut value: Value, count_limit: usize, length_limit: Option<usize>) {
@@ -72,7 +75,10 @@ mod tests {
         attrs.set("b".into(), Value::Int(2), 2, None);
         attrs.set("c".into(), Value::Int(3), 2, None);
         attrs.set("a".into(), Value::Int(9), 2, None);
-        assert_eq!(attrs.items, vec![("a".into(), Value::Int(9)), ("b".into(), Value::Int(2))]);
+        assert_eq!(
+            attrs.items,
+            vec![("a".into(), Value::Int(9)), ("b".into(), Value::Int(2))]
+        );
         assert_eq!(attrs.dropped, 1);
     }
 
@@ -80,7 +86,12 @@ mod tests {
     fn length_limit_counts_characters() {
         let mut attrs = Attributes::default();
         attrs.set("s".into(), Value::Str("héllo wörld".into()), 10, Some(4));
-        attrs.set("a".into(), Value::StrArray(vec!["abcdef".into(), "xy".into()]), 10, Some(3));
+        attrs.set(
+            "a".into(),
+            Value::StrArray(vec!["abcdef".into(), "xy".into()]),
+            10,
+            Some(3),
+        );
         attrs.set("n".into(), Value::Int(123456), 10, Some(3));
         assert_eq!(attrs.get("s"), Some(&Value::Str("héll".into())));
         assert_eq!(attrs.get("a"), Some(&Value::StrArray(vec!["abc".into(), "xy".into()])));

@@ -5,10 +5,7 @@ use super::*;
 use crate::vars::{self, Kind};
 
 fn parse(pairs: &[(&str, &str)]) -> Parsed {
-    let env: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Config::from_lookup(move |name| env.get(name).cloned())
 }
 
@@ -49,11 +46,7 @@ fn every_checkable_variable_warns_once_on_a_bad_value_and_keeps_its_default() {
             env.push(("OTEL_TRACES_SAMPLER", "traceidratio"));
         }
         let parsed = parse(&env);
-        let about: Vec<_> = parsed
-            .warnings
-            .iter()
-            .filter(|w| w.var == var.name)
-            .collect();
+        let about: Vec<_> = parsed.warnings.iter().filter(|w| w.var == var.name).collect();
         assert_eq!(
             about.len(),
             1,
@@ -62,19 +55,12 @@ fn every_checkable_variable_warns_once_on_a_bad_value_and_keeps_its_default() {
             parsed.warnings
         );
         let text = about[0].to_string();
-        assert!(
-            text.starts_with(var.name) && text.contains("using"),
-            "{text}"
-        );
+        assert!(text.starts_with(var.name) && text.contains("using"), "{text}");
         if !var.name.ends_with("_HEADERS") {
             assert!(text.contains(bad), "{text} should show the bad value");
         }
         if var.name != "OTEL_TRACES_SAMPLER_ARG" {
-            assert_eq!(
-                parsed.config, defaults,
-                "{}={bad:?} must leave the defaults",
-                var.name
-            );
+            assert_eq!(parsed.config, defaults, "{}={bad:?} must leave the defaults", var.name);
         }
         checked += 1;
     }
@@ -87,10 +73,7 @@ fn defaults_follow_the_spec() {
     assert!(!c.sdk_disabled);
     assert_eq!(c.log_level, LogLevel::Info);
     assert_eq!(c.service_name, "unknown_service:python");
-    assert_eq!(
-        c.propagators,
-        vec![Propagator::TraceContext, Propagator::Baggage]
-    );
+    assert_eq!(c.propagators, vec![Propagator::TraceContext, Propagator::Baggage]);
     assert_eq!(c.sampler, Sampler::ParentBasedAlwaysOn);
     assert_eq!(c.traces_exporters, vec![Exporter::Otlp]);
     assert_eq!(c.metrics_exporters, vec![Exporter::Otlp]);
@@ -180,12 +163,9 @@ fn the_issue_examples_name_variable_value_and_default() {
 #[test]
 fn samplers_and_their_argument() {
     let s = |name, arg| {
-        parse(&[
-            ("OTEL_TRACES_SAMPLER", name),
-            ("OTEL_TRACES_SAMPLER_ARG", arg),
-        ])
-        .config
-        .sampler
+        parse(&[("OTEL_TRACES_SAMPLER", name), ("OTEL_TRACES_SAMPLER_ARG", arg)])
+            .config
+            .sampler
     };
     assert_eq!(s("always_on", "0.5"), Sampler::AlwaysOn);
     assert_eq!(s("ALWAYS_OFF", ""), Sampler::AlwaysOff);
@@ -194,17 +174,13 @@ fn samplers_and_their_argument() {
         s("parentbased_traceidratio", "0"),
         Sampler::ParentBasedTraceIdRatio(0.0)
     );
-    assert_eq!(
-        s("parentbased_always_off", "x"),
-        Sampler::ParentBasedAlwaysOff
-    );
+    assert_eq!(s("parentbased_always_off", "x"), Sampler::ParentBasedAlwaysOff);
     // The argument of a sampler that takes none is ignored, not warned about.
-    assert!(parse(&[
-        ("OTEL_TRACES_SAMPLER", "always_on"),
-        ("OTEL_TRACES_SAMPLER_ARG", "x")
-    ])
-    .warnings
-    .is_empty());
+    assert!(
+        parse(&[("OTEL_TRACES_SAMPLER", "always_on"), ("OTEL_TRACES_SAMPLER_ARG", "x")])
+            .warnings
+            .is_empty()
+    );
     let parsed = parse(&[
         ("OTEL_TRACES_SAMPLER", "traceidratio"),
         ("OTEL_TRACES_SAMPLER_ARG", "nan"),
@@ -225,19 +201,13 @@ fn propagators_and_exporters_are_lists() {
         vec![Propagator::B3, Propagator::Jaeger, Propagator::B3Multi]
     );
     assert_eq!(c.traces_exporters, vec![Exporter::Console, Exporter::Otlp]);
-    assert!(parse(&[("OTEL_PROPAGATORS", "none")])
-        .config
-        .propagators
-        .is_empty());
+    assert!(parse(&[("OTEL_PROPAGATORS", "none")]).config.propagators.is_empty());
     assert!(parse(&[("OTEL_METRICS_EXPORTER", "none")])
         .config
         .metrics_exporters
         .is_empty());
     let c = parse(&[("OTEL_LOGS_EXPORTER", "my_vendor")]).config;
-    assert_eq!(
-        c.logs_exporters,
-        vec![Exporter::EntryPoint("my_vendor".into())]
-    );
+    assert_eq!(c.logs_exporters, vec![Exporter::EntryPoint("my_vendor".into())]);
     let parsed = parse(&[("OTEL_PROPAGATORS", "tracecontext,xyz")]);
     assert_eq!(parsed.config.propagators, vec![Propagator::TraceContext]);
     assert_eq!(parsed.warnings.len(), 1);
@@ -352,27 +322,12 @@ fn otlp_endpoints_resolve_per_the_spec() {
         env.extend_from_slice(pairs);
         parse(&env).config
     };
-    assert_eq!(
-        http(&[]).otlp_traces.endpoint,
-        "http://localhost:4318/v1/traces"
-    );
-    assert_eq!(
-        http(&[]).otlp_logs.endpoint,
-        "http://localhost:4318/v1/logs"
-    );
+    assert_eq!(http(&[]).otlp_traces.endpoint, "http://localhost:4318/v1/traces");
+    assert_eq!(http(&[]).otlp_logs.endpoint, "http://localhost:4318/v1/logs");
     // The generic endpoint gets the signal path appended, with or without a trailing slash.
-    let c = http(&[(
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "https://collector:4318/base/",
-    )]);
-    assert_eq!(
-        c.otlp_traces.endpoint,
-        "https://collector:4318/base/v1/traces"
-    );
-    assert_eq!(
-        c.otlp_metrics.endpoint,
-        "https://collector:4318/base/v1/metrics"
-    );
+    let c = http(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318/base/")]);
+    assert_eq!(c.otlp_traces.endpoint, "https://collector:4318/base/v1/traces");
+    assert_eq!(c.otlp_metrics.endpoint, "https://collector:4318/base/v1/metrics");
     // A per-signal endpoint is used as it is.
     let c = http(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"),
@@ -396,10 +351,7 @@ fn otlp_endpoints_resolve_per_the_spec() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
     ]);
-    assert_eq!(
-        parsed.config.otlp_traces.endpoint,
-        "http://localhost:4318/v1/traces"
-    );
+    assert_eq!(parsed.config.otlp_traces.endpoint, "http://localhost:4318/v1/traces");
     assert_eq!(
         parsed.warnings.len(),
         1,
@@ -415,14 +367,8 @@ fn python_lists_and_framework_variants() {
         ("OTEL_PYTHON_ENABLED_INSTRUMENTATIONS", "django"),
         ("OTEL_PYTHON_EXCLUDED_URLS", "healthz,metrics"),
         ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "ping"),
-        (
-            "OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS",
-            "path_info,content_type",
-        ),
-        (
-            "OTEL_SEMCONV_STABILITY_OPT_IN",
-            "http/dup,gen_ai_latest_experimental",
-        ),
+        ("OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS", "path_info,content_type"),
+        ("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup,gen_ai_latest_experimental"),
         (
             "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
             "x-request-id,content-.*",
@@ -457,10 +403,7 @@ fn python_lists_and_framework_variants() {
     );
     assert_eq!(c.http_semconv, SemconvMode::Duplicate);
     assert_eq!(c.database_semconv, SemconvMode::Stable);
-    assert_eq!(
-        c.capture_headers.server_request,
-        vec!["x-request-id", "content-.*"]
-    );
+    assert_eq!(c.capture_headers.server_request, vec!["x-request-id", "content-.*"]);
     assert_eq!(c.capture_headers.sanitize_fields, vec!["authorization"]);
     assert_eq!(c.distro.as_deref(), Some("distro"));
     assert_eq!(c.configurator.as_deref(), Some("configurator"));

@@ -90,7 +90,11 @@ fn render(out: &mut String, span: &SpanData, resource: &Resource) {
     let _ = write!(out, "  span_id     {:016x}", span.span_id);
     match span.parent_span_id {
         Some(p) => {
-            let _ = writeln!(out, "  parent {p:016x}{}", if span.parent_is_remote { " (remote)" } else { "" });
+            let _ = writeln!(
+                out,
+                "  parent {p:016x}{}",
+                if span.parent_is_remote { " (remote)" } else { "" }
+            );
         }
         None => out.push_str("  (root)\n"),
     }
@@ -102,12 +106,21 @@ fn render(out: &mut String, span: &SpanData, resource: &Resource) {
     };
     let _ = writeln!(out, "  kind        {}   status {status}", span.kind.name());
     let duration_ms = span.end_ns.saturating_sub(span.start_ns) as f64 / 1e6;
-    let _ = writeln!(out, "  start       {}   duration {duration_ms:.3} ms", timestamp(span.start_ns));
+    let _ = writeln!(
+        out,
+        "  start       {}   duration {duration_ms:.3} ms",
+        timestamp(span.start_ns)
+    );
     if !span.trace_state.is_empty() {
         let _ = writeln!(out, "  tracestate  {}", span.trace_state);
     }
     let scope = &span.scope;
-    let _ = writeln!(out, "  scope       {} {}", scope.name, scope.version.as_deref().unwrap_or(""));
+    let _ = writeln!(
+        out,
+        "  scope       {} {}",
+        scope.name,
+        scope.version.as_deref().unwrap_or("")
+    );
     if !span.attributes.items.is_empty() || span.attributes.dropped > 0 {
         out.push_str("  attributes\n");
         render_attributes(out, &span.attributes, "    ");

@@ -1,0 +1,136 @@
+//! References into the `opentelemetry-api` package, bound once by the Python glue after the
+//! API is imported (never at start-up), so the hot path reads them without any lookup.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString};
+
+pub struct Api {
+    /// The key the API stores the current span under in a `Context`.
+    pub span_key: Py<PyString>,
+    /// The API's runtime-context variable, when it is the contextvars one (the default);
+    /// otherwise `None` and attach/detach go through the API functions.
+    pub context_var: Option<Py<PyAny>>,
+    pub context_type: Py<PyAny>,
+    pub attach: Py<PyAny>,
+    pub detach: Py<PyAny>,
+    pub get_current: Py<PyAny>,
+    pub span_context_type: Py<PyAny>,
+    pub trace_flags_type: Py<PyAny>,
+    pub default_trace_state: Py<PyAny>,
+    /// `ferrotel.trace._decorate(scope, func)`: the decorator form of start_as_current_span.
+    pub decorate: Py<PyAny>,
+    /// `traceback.format_exception`, for exception.stacktrace.
+    pub format_exception: Py<PyAny>,
+}
+
+static API: PyOnceLock<Api> = PyOnceLock::new();
+
+pub fn get(py: Python<'_>) -> PyResult<&Api> {
+    API.get(py)
+        .ok_or_else(|| PyRuntimeError::new_err("ferrotel.trace is not initialised; import ferrotel.trace first"))
+}
+
+/// `_bind_api(namespace)`: called once by `ferrotel.trace` with the API objects it imported.
+#[pyfunction]
+pub fn _bind_api(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
+    let item = |key: &str| -> PyResult<Py<PyAny>> {
+        ns.get_item(key)?
+            .map(Bound::unbind)
+            .ok_or_else(|| PyRuntimeError::new_err(format!("missing {key}")))
+    };
+    let context_var = ns.get_item("context_var")?.filter(|v| !v.is_none()).map(Bound::unbind);
+    let api = Api {
+        span_key: item("span_key")?.bind(py).cast::<PyString>()?.clone().unbind(),
+        context_var,
+        context_type: item("context_type")?,
+        attach: item("attach")?,
+        detach: item("detach")?,
+        get_current: item("get_current")?,
+        span_context_type: item("span_context_type")?,
+        trace_flags_type: item("trace_flags_type")?,
+        default_trace_state: item("default_trace_state")?,
+        decorate: item("decorate")?,
+        format_exception: item("format_exception")?,
+    };
+    let _ = API.set(py, api);
+    Ok(())
+}
+
+impl Api {
+    /// The current `Context`.
+    pub fn current_context<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.context_var {
+            Some(var) => {
+                let mut value: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+                // SAFETY: `var` is a live ContextVar (checked type at bind time by the glue);
+                // PyContextVar_Get writes a new strong reference (or NULL) into `value`.
+                let rc = unsafe { pyo3::ffi::PyContextVar_Get(var.as_ptr(), std::ptr::null_mut(), &mut value) };
+                if rc < 0 {
+                    return Err(PyErr::fetch(py));
+                }
+                if value.is_null() {
+                    return self.get_current.bind(py).call0();
+                }
+                // SAFETY: non-null and owned, as documented for PyContextVar_Get.
+                Ok(unsafe { Bound::from_owned_ptr(py, value) })
+            }
+            None => self.get_current.bind(py).call0(),
+        }
+    }
+
+    /// Makes `context` current; returns the token that restores the previous one.
+    pub fn attach<'py>(&self, py: Python<'py>, context: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.context_var {
+            Some(var) => {
+                // SAFETY: both pointers are live objects; the result is a new reference or NULL.
+                let token = unsafe { pyo3::ffi::PyContextVar_Set(var.as_ptr(), context.as_ptr()) };
+                if token.is_null() {
+                    Err(PyErr::fetch(py))
+                } else {
+                    // SAFETY: non-null new reference.
+                    Ok(unsafe { Bound::from_owned_ptr(py, token) })
+                }
+            }
+            None => self.attach.bind(py).call1((context,)),
+        }
+    }
+
+    /// Restores the context `token` saved. A token from another context (a detach in the
+    /// wrong task or thread) is tolerated: reported at debug level, never raised.
+    pub fn detach(&self, py: Python<'_>, token: &Bound<'_, PyAny>) {
+        let failed = match &self.context_var {
+            Some(var) => {
+                // SAFETY: live objects; returns -1 with an exception set on failure.
+                let rc = unsafe { pyo3::ffi::PyContextVar_Reset(var.as_ptr(), token.as_ptr()) };
+                (rc < 0).then(|| PyErr::fetch(py))
+            }
+            None => self.detach.bind(py).call1((token,)).err(),
+        };
+        if let Some(err) = failed {
+            crate::diagnostics::emit(
+                py,
+                ferrotel_config::LogLevel::Debug,
+                &format!("context detached out of order, ignored: {err}"),
+            );
+        }
+    }
+
+    /// A copy of `parent` (a `Context`) with `span` as the current span.
+    pub fn context_with_span<'py>(
+        &self,
+        py: Python<'py>,
+        parent: &Bound<'py, PyAny>,
+        span: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let context = self.context_type.bind(py).call0()?;
+        let dict = context.cast::<PyDict>()?;
+        // C-level dict operations: the API's Context forbids __setitem__ from Python code.
+        if let Ok(parent) = parent.cast::<PyDict>() {
+            dict.update(parent.as_mapping())?;
+        }
+        dict.set_item(self.span_key.bind(py), span)?;
+        Ok(context)
+    }
+}

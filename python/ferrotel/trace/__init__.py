@@ -1,0 +1,97 @@
+"""ferrotel's trace SDK behind the opentelemetry-api: the API is the contract, the work
+happens in Rust (crates/ferrotel-sdk, crates/ferrotel-python/src/trace).
+
+Importing this module imports the API (it is only imported once user code or an
+instrumentor needs tracing, never at interpreter start-up) and binds the API's context
+variable and types into the native layer.
+"""
+
+import atexit
+import functools
+import inspect
+import os
+import traceback
+
+from opentelemetry import context as _context_api
+from opentelemetry import trace as _trace_api
+from opentelemetry.context.context import Context as _Context
+from opentelemetry.trace.propagation import _SPAN_KEY
+
+from ferrotel import _native
+
+# Total time the exit flush may add, however many spans are pending.
+_EXIT_DEADLINE_MILLIS = 5000.0
+
+
+def _decorate(scope, func):
+    """The decorator form of start_as_current_span: a fresh span per call."""
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args, **kwargs):
+            with scope._fresh():
+                return await func(*args, **kwargs)
+
+        return async_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with scope._fresh():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _runtime_context_var():
+    # The default runtime context is one ContextVar; switching it directly from Rust is the
+    # fast path. Any other runtime context is used through the API's attach/detach.
+    runtime = _context_api._RUNTIME_CONTEXT
+    if type(runtime).__name__ == "ContextVarsRuntimeContext":
+        return getattr(runtime, "_current_context", None)
+    return None
+
+
+_native._bind_api(
+    {
+        "span_key": _SPAN_KEY,
+        "context_var": _runtime_context_var(),
+        "context_type": _Context,
+        "attach": _context_api.attach,
+        "detach": _context_api.detach,
+        "get_current": _context_api.get_current,
+        "span_context_type": _trace_api.SpanContext,
+        "trace_flags_type": _trace_api.TraceFlags,
+        "default_trace_state": _trace_api.DEFAULT_TRACE_STATE,
+        "decorate": _decorate,
+        "format_exception": traceback.format_exception,
+    }
+)
+
+# The API and the code written against it type-check these.
+_trace_api.Span.register(_native.Span)
+_trace_api.Tracer.register(_native.Tracer)
+_trace_api.TracerProvider.register(_native.TracerProvider)
+
+TracerProvider = _native.TracerProvider
+Span = _native.Span
+Tracer = _native.Tracer
+
+
+_original_exit = os._exit
+
+
+def _flushing_exit(code):
+    # multiprocessing's forked children leave through os._exit, so atexit never runs there.
+    _native._shutdown_all(_EXIT_DEADLINE_MILLIS)
+    _original_exit(code)
+
+
+def _after_fork_in_child():
+    _native._after_fork_in_child()
+    os._exit = _flushing_exit
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_native._shutdown_all, _EXIT_DEADLINE_MILLIS)
+
+__all__ = ["Span", "Tracer", "TracerProvider"]
