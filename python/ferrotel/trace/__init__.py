@@ -81,17 +81,14 @@ _original_exit = os._exit
 
 
 def _flushing_exit(code):
-    # multiprocessing's forked children leave through os._exit, so atexit never runs there.
+    # multiprocessing's children (fork, forkserver) leave through os._exit, where atexit
+    # never runs; recorded spans would be lost. The flush is bounded like the one at exit.
     _native._shutdown_all(_EXIT_DEADLINE_MILLIS)
     _original_exit(code)
 
 
-def _after_fork_in_child():
-    _native._after_fork_in_child()
-    os._exit = _flushing_exit
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os._exit = _flushing_exit
+os.register_at_fork(after_in_child=_native._after_fork_in_child)
 atexit.register(_native._shutdown_all, _EXIT_DEADLINE_MILLIS)
 
 __all__ = ["Span", "Tracer", "TracerProvider"]
