@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
+from summarize import console_spans  # noqa: E402,F401 - one parser for the demo and the tests
+
 BIN = Path(sys.executable).parent
 PYTHON = str(BIN / "python")
 FERROTEL = str(BIN / "ferrotel")
@@ -70,35 +73,3 @@ def init_pids(stderr):
 @pytest.fixture
 def tmp(tmp_path):
     return tmp_path
-
-
-def console_spans(text):
-    """Parses ferrotel's console exporter output into dicts (name, ids as hex, parent,
-    kind, status, attributes as raw text values, resource pid)."""
-    import re
-
-    spans = []
-    for block in re.split(r"\n(?=span \")", text):
-        head = re.match(r'span "(.*)"\n', block)
-        if not head:
-            continue
-        ids = re.search(
-            r"trace_id +([0-9a-f]{32})\n +span_id +([0-9a-f]{16}) +(?:parent ([0-9a-f]{16})|\(root\))", block
-        )
-        kind = re.search(r"kind +(\w+) +status (.*)\n", block)
-        pid = re.search(r"process\.pid=(\d+)", block)
-        attributes = dict(re.findall(r"^    ([\w.]+) = (.*)$", block.split("  events\n")[0], re.M))
-        spans.append(
-            {
-                "name": head.group(1),
-                "trace_id": ids.group(1),
-                "span_id": ids.group(2),
-                "parent": ids.group(3),
-                "kind": kind.group(1),
-                "status": kind.group(2),
-                "attributes": attributes,
-                "pid": int(pid.group(1)) if pid else None,
-                "events": re.findall(r"^    \S+Z (\S+)$", block, re.M),
-            }
-        )
-    return spans

@@ -52,14 +52,18 @@ def _guarded(what, func, *args):
     try:
         result = func(*args)
     except Exception as exc:  # noqa: BLE001 - isolation is the point
-        _native.log("warning", f"{what} failed and was skipped: {type(exc).__name__}: {exc}")
-        if _native.log_enabled("debug"):
-            import traceback
-
-            _native.log("debug", "".join(traceback.format_exception(exc)).rstrip())
+        _report_failure(what, exc)
         return None
     _native.log("debug", f"{what} loaded")
     return result
+
+
+def _report_failure(what, exc):
+    _native.log("warning", f"{what} failed and was skipped: {type(exc).__name__}: {exc}")
+    if _native.log_enabled("debug"):
+        import traceback
+
+        _native.log("debug", "".join(traceback.format_exception(exc)).rstrip())
 
 
 class _EntryPoint:
@@ -110,7 +114,13 @@ def _instrument(spec, distro):
 
 
 class _Once:
-    """Runs a guarded activation at most once, whichever watched module triggers it."""
+    """Runs a guarded activation at most once, whichever watched module triggers it.
+
+    Activation runs as soon as the watched module is imported. If it fails while other
+    imports are still in progress (`logging` imports `threading`, and a `threading`
+    instrumentor that imports OpenTelemetry meets a half-initialised `logging`), it is tried
+    once more when those imports have finished.
+    """
 
     def __init__(self, what, func, *args):
         self._what, self._func, self._args = what, func, args
@@ -122,7 +132,19 @@ class _Once:
             if self._done:
                 return
             self._done = True
-        _guarded(self._what, self._func, *self._args)
+        self._attempt(retry=True)
+
+    def _attempt(self, retry):
+        try:
+            self._func(*self._args)
+        except Exception as exc:  # noqa: BLE001 - isolation is the point
+            if retry and _imports_in_progress():
+                _native.log("debug", f"{self._what} retried after the imports in progress: {type(exc).__name__}: {exc}")
+                _after_imports_in_progress(lambda: self._attempt(retry=False))
+            else:
+                _report_failure(self._what, exc)
+            return
+        _native.log("debug", f"{self._what} loaded")
 
 
 class _ImportWatcher:
@@ -147,10 +169,11 @@ class _ImportWatcher:
             sys.meta_path.insert(0, self)
 
     def _fire(self, module):
-        for callback in self._callbacks.pop(module, ()):
-            callback()
+        callbacks = self._callbacks.pop(module, ())
         if not self._callbacks and self in sys.meta_path:
             sys.meta_path.remove(self)
+        for callback in callbacks:
+            callback()
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in self._callbacks:
@@ -166,6 +189,57 @@ class _ImportWatcher:
             return spec
         spec.loader = _NotifyingLoader(spec.loader, self, fullname)
         return spec
+
+
+_ModuleSpec = type(sys.modules["sys"].__spec__)
+
+
+class _SpecAwaitingInit(_ModuleSpec):
+    """Stands in for a ModuleSpec while its module is still executing: the import system
+    clears `_initializing` in a `finally` once the module is done, which is the signal."""
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name == "_initializing" and not value:
+            object.__setattr__(self, "__class__", _ModuleSpec)
+            for waiter in _WAITERS.pop(id(self), ()):
+                waiter.done(id(self))
+
+
+_WAITERS = {}
+
+
+class _AfterImports:
+    """Runs `action` once every module that was initialising when it was made is done."""
+
+    def __init__(self, action, pending):
+        self._action, self._pending = action, set(pending)
+
+    def done(self, spec_id):
+        self._pending.discard(spec_id)
+        if not self._pending:
+            self._action()
+
+
+def _imports_in_progress():
+    """Specs of the modules whose code is still executing (the import chain in progress)."""
+    return [
+        spec
+        for module in list(sys.modules.values())
+        if type(spec := getattr(module, "__spec__", None)) in (_ModuleSpec, _SpecAwaitingInit)
+        and getattr(spec, "_initializing", False)
+    ]
+
+
+def _after_imports_in_progress(action):
+    initializing = _imports_in_progress()
+    if not initializing:
+        action()
+        return
+    waiter = _AfterImports(action, map(id, initializing))
+    for spec in initializing:
+        object.__setattr__(spec, "__class__", _SpecAwaitingInit)
+        _WAITERS.setdefault(id(spec), []).append(waiter)
 
 
 class _NotifyingLoader:

@@ -224,11 +224,14 @@ impl Report {
 }
 
 /// `name==version` for every installed distribution whose version is valid PEP 440, so the
-/// installer can add packages but change none.
+/// installer can add packages but change none of the user's. OpenTelemetry's own packages
+/// are left free: contrib releases pin the API and semantic conventions exactly, and the
+/// only consistent set may be an older API than the newest one already installed.
 pub fn constraints(env: &Environment) -> String {
     env.distributions()
         .iter()
         .filter(|d| pep440_rs::Version::from_str(&d.version).is_ok())
+        .filter(|d| !ferrotel_distributions::normalize(&d.name).starts_with("opentelemetry-"))
         .map(|d| format!("{}=={}\n", d.name, d.version))
         .collect()
 }

@@ -61,6 +61,7 @@ _native._bind_api(
         "get_current": _context_api.get_current,
         "span_context_type": _trace_api.SpanContext,
         "trace_flags_type": _trace_api.TraceFlags,
+        "span_kind_type": _trace_api.SpanKind,
         "default_trace_state": _trace_api.DEFAULT_TRACE_STATE,
         "decorate": _decorate,
         "format_exception": traceback.format_exception,

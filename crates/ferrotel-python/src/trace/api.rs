@@ -18,6 +18,7 @@ pub struct Api {
     pub get_current: Py<PyAny>,
     pub span_context_type: Py<PyAny>,
     pub trace_flags_type: Py<PyAny>,
+    pub span_kind_type: Py<PyAny>,
     pub default_trace_state: Py<PyAny>,
     /// `ferrotel.trace._decorate(scope, func)`: the decorator form of start_as_current_span.
     pub decorate: Py<PyAny>,
@@ -50,6 +51,7 @@ pub fn _bind_api(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
         get_current: item("get_current")?,
         span_context_type: item("span_context_type")?,
         trace_flags_type: item("trace_flags_type")?,
+        span_kind_type: item("span_kind_type")?,
         default_trace_state: item("default_trace_state")?,
         decorate: item("decorate")?,
         format_exception: item("format_exception")?,

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferrotel_sdk::resource::Resource;
-use ferrotel_sdk::span::{Link, SpanData, StatusCode};
+use ferrotel_sdk::span::{Link, SpanData, SpanKind, StatusCode};
 use ferrotel_sdk::value::Value;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -27,6 +27,8 @@ pub struct Span {
     pub span_id: u64,
     pub trace_flags: u8,
     pub is_remote: bool,
+    /// Kept outside the record: instrumentations read `span.kind` as on upstream's SDK spans.
+    pub kind: SpanKind,
     /// The API `TraceState` carried over from the parent, if it had one.
     pub trace_state: Option<Py<PyAny>>,
     /// `None` once ended, or from the start for a non-recording span.
@@ -43,6 +45,7 @@ impl Span {
         trace_id: u128,
         span_id: u64,
         trace_flags: u8,
+        kind: SpanKind,
         trace_state: Option<Py<PyAny>>,
         record: Option<SpanData>,
         core: Option<Arc<ProviderCore>>,
@@ -54,6 +57,7 @@ impl Span {
             span_id,
             trace_flags,
             is_remote: false,
+            kind,
             trace_state,
             record: Mutex::new(record),
             core,
@@ -334,6 +338,16 @@ impl Span {
         }
         self.finish(None);
         Ok(false)
+    }
+
+    /// The API `SpanKind` member, as upstream's SDK spans expose it.
+    #[getter]
+    fn kind(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(api::get(py)?
+            .span_kind_type
+            .bind(py)
+            .call1((self.kind as i64,))?
+            .unbind())
     }
 
     #[getter]

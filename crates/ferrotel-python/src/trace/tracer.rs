@@ -143,6 +143,7 @@ fn start(py: Python<'_>, core: &Arc<ProviderCore>, scope: &Arc<Scope>, args: &Sp
             trace_id,
             span_id,
             u8::from(sampled),
+            args.kind,
             trace_state,
             record,
             Some(core.clone()),
