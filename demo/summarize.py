@@ -46,7 +46,7 @@ def print_trees(spans):
         for s in members:
             children.setdefault(s["parent"] if s["parent"] in ids else None, []).append(s)
 
-        def show(parent, depth):
+        def show(parent, depth, children=children):
             for s in children.get(parent, []):
                 code = s["attributes"].get("http.response.status_code") or s["attributes"].get("http.status_code") or ""
                 events = f" events: {', '.join(s['events'])}" if s["events"] else ""

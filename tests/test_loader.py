@@ -26,6 +26,15 @@ INSTRUMENTOR = textwrap.dedent(
     """
 )
 
+INNER_INSTRUMENTOR = textwrap.dedent(
+    """
+    class Instrumentor:
+        def instrument(self, **kwargs):
+            import innerlib, outerlib
+            innerlib.PATCHED = outerlib.VALUE
+    """
+)
+
 BOOM = "class Instrumentor:\n    def instrument(self, **kwargs):\n        raise RuntimeError('boom')\n"
 
 NEEDS_NEW = "class Instrumentor:\n    def instrument(self, **kwargs):\n        raise AssertionError('must not load')\n"
@@ -103,6 +112,18 @@ def venv(tmp_path_factory):
             },
         },
     )
+    # outerlib imports innerlib while outerlib itself is half-initialised; innerlib's
+    # instrumentor needs outerlib complete, so its first activation fails and is retried.
+    build_wheel(wheels, "outerlib", "1.0", {"outerlib/__init__.py": "import innerlib\nVALUE = 42\n"})
+    build_wheel(wheels, "innerlib", "1.0", {"innerlib/__init__.py": "PATCHED = None\n"})
+    build_wheel(
+        wheels,
+        "innerlib-instrumentation",
+        "0.1",
+        {"innerlib_instr.py": INNER_INSTRUMENTOR},
+        requires=["innerlib; extra == 'instruments'"],
+        entry_points={"opentelemetry_instrumentor": {"innerlib": "innerlib_instr:Instrumentor"}},
+    )
     target = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
     python = target / "bin" / "python"
@@ -158,7 +179,7 @@ def test_the_module_keeps_its_real_loader(venv):
 def test_watcher_leaves_meta_path_when_done(venv):
     code = "import sys, fakelib; print(any(type(f).__name__ == '_ImportWatcher' for f in sys.meta_path))"
     # ferrotel's own configurator would keep watching for opentelemetry.trace.
-    result = app(venv, code, "--disabled_instrumentations", "boom", "--configurator", "testconf")
+    result = app(venv, code, "--disabled_instrumentations", "boom,innerlib", "--configurator", "testconf")
     assert result.stdout.strip() == "False", result.stderr
 
 
@@ -249,3 +270,14 @@ def test_start_up_imports_nothing_but_ferrotel(venv):
     assert not unexpected, unexpected
     for heavy in ("importlib.metadata", "packaging", "pkg_resources", "opentelemetry", "logging", "fakelib"):
         assert heavy not in added
+
+
+def test_activation_failing_inside_an_import_chain_is_retried_when_it_completes(venv):
+    code = "import outerlib, innerlib; print(innerlib.PATCHED)"
+    result = app(venv, code, "--log_level", "debug", "--disabled_instrumentations", "boom")
+    assert result.stdout.strip() == "42", result.stderr
+    lines = result.stderr.splitlines()
+    retried = [line for line in lines if "'innerlib'" in line and "retried after the imports in progress" in line]
+    assert len(retried) == 1 and "partially initialized module 'outerlib'" in retried[0], result.stderr
+    assert "ferrotel: debug: instrumentor 'innerlib' (innerlib-instrumentation) loaded" in lines
+    assert "failed and was skipped" not in result.stderr
