@@ -11,6 +11,12 @@ mod trace;
 
 use pyo3::prelude::*;
 
+/// Span data is allocated on application threads and freed on the export thread; glibc's
+/// malloc makes those cross-thread frees contend with the app (measured: 3.7 -> 1.8 µs per
+/// span while the console exporter runs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `[(flag, variable)]` for every variable ferrotel knows, as `ferrotel instrument` names them.
 #[pyfunction]
 fn variables() -> Vec<(String, &'static str)> {
