@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
 from summarize import console_spans  # noqa: E402,F401 - one parser for the demo and the tests
 
+ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PYTHON = str(BIN / "python")
 FERROTEL = str(BIN / "ferrotel")
@@ -73,3 +74,16 @@ def init_pids(stderr):
 @pytest.fixture
 def tmp(tmp_path):
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def contrib_python(tmp_path_factory):
+    """A user's environment: the pinned contrib instrumentations and libraries of
+    tests/contrib-requirements.txt, with ferrotel from this checkout as the SDK."""
+    venv = tmp_path_factory.mktemp("contrib") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(ROOT / "tests" / "contrib-requirements.txt")], check=True)
+    subprocess.run([*pip, "--no-deps", *map(str, (ROOT / "dist").glob("*.whl"))], check=True)
+    return python

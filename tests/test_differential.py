@@ -5,26 +5,14 @@ and exception events, for a Flask app calling itself with requests."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from conftest import clean_env
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = Path(__file__).resolve().parent / "apps" / "differential.py"
+from conftest import ROOT  # noqa: E402
+
 UPSTREAM_PYTHON = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin" / "python"
-
-
-@pytest.fixture(scope="module")
-def contrib_python(tmp_path_factory):
-    venv = tmp_path_factory.mktemp("contrib") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(Path(__file__).parent / "contrib-requirements.txt")], check=True)
-    subprocess.run([*pip, "--no-deps", *map(str, (ROOT / "dist").glob("*.whl"))], check=True)
-    return python
 
 
 def record(python, side):

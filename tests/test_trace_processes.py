@@ -8,7 +8,7 @@ import subprocess
 import textwrap
 import time
 
-from conftest import FERROTEL, PYTHON, clean_env, console_spans, free_port, instrument, wait_http
+from conftest import FERROTEL, PYTHON, clean_env, console_spans, free_port, instrument, run, wait_http
 
 COMMON = textwrap.dedent(
     """
@@ -226,3 +226,30 @@ def test_gunicorn_workers_deliver_every_request_once(tmp):
         paths = sorted(s["attributes"]["path"] for s in spans)
         assert paths == sorted(f'"/r{i}"' for i in range(12)), (extra, paths, err[-2000:])
         assert {str(s["pid"]) for s in spans} == served_by
+
+
+CONFIGURED = textwrap.dedent(
+    """
+    import ferrotel
+    from opentelemetry import trace
+
+    provider = ferrotel.configure(service_name="coded", traces_exporter=["console"], span_attribute_count_limit=1)
+    assert trace.get_tracer_provider() is provider
+    with trace.get_tracer("t").start_as_current_span("configured", attributes={"a": 1, "b": 2}):
+        pass
+    try:
+        ferrotel.configure(servce_name="typo")
+    except TypeError as error:
+        print("error:", error)
+    """
+)
+
+
+def test_configure_in_code_has_the_flags_names_and_semantics(tmp):
+    (tmp / "app.py").write_text(CONFIGURED)
+    result = run(PYTHON, "app.py", cwd=tmp, env=clean_env(OTEL_SERVICE_NAME="from-env"))
+    assert result.returncode == 0, result.stderr
+    (span,) = console_spans(result.stdout)
+    assert span["name"] == "configured" and span["attributes"] == {"a": "1"}
+    assert 'service.name="coded"' in result.stdout
+    assert "error: unknown setting(s) servce_name" in result.stdout
