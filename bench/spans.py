@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-BEGIN, END = "<!-- spans:begin -->", "<!-- spans:end -->"
+from report import write_section
+
 ATTRIBUTES = {"http.request.method": "GET", "http.route": "/users/{id}", "http.response.status_code": 200, "port": 8080}
 
 
@@ -140,10 +141,7 @@ def main():
     table = "\n".join(lines)
     print("\n" + table)
     if args.write:
-        text = args.write.read_text()
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        args.write.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+        write_section(args.write, "spans", table)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BEGIN, END = "<!-- startup:begin -->", "<!-- startup:end -->"
-
+from report import write_section
 
 GNU_TIME = "/usr/bin/time"
 
@@ -121,10 +120,7 @@ def main():
     table = "\n".join(lines)
     print("\n" + table)
     if args.write:
-        text = args.write.read_text()
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        args.write.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+        write_section(args.write, "startup", table)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod resource;
 pub mod sampler;
 pub mod span;
+pub mod sync;
 pub mod value;
 
 pub mod export;

@@ -7,13 +7,14 @@
 //! on the caller's thread, one span at a time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrotel_config::BatchConfig;
 
 use crate::resource::Resource;
 use crate::span::SpanData;
+use crate::sync::{lock, wait_until};
 
 /// Whether an export reached its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +79,6 @@ struct Shared {
     exporters: Mutex<Vec<Box<dyn SpanExporter>>>,
     resource: Resource,
     shut_down: AtomicBool,
-}
-
-/// Locks, recovering from a poisoned mutex: an exporter that panicked must not take span
-/// recording down with it.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -210,18 +205,10 @@ impl Pipeline {
         queue.flush_requested += 1;
         let ticket = queue.flush_requested;
         self.shared.work.notify_one();
-        while queue.flush_completed < ticket && !queue.worker_exited {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            queue = self
-                .shared
-                .progress
-                .wait_timeout(queue, deadline - now)
-                .map_or_else(|e| e.into_inner().0, |r| r.0);
-        }
-        true
+        wait_until(&self.shared.progress, queue, deadline, |q| {
+            q.flush_completed < ticket && !q.worker_exited
+        })
+        .1
     }
 
     /// Flushes, stops the worker and shuts the exporters down, within `timeout`. Spans
@@ -232,21 +219,14 @@ impl Pipeline {
         }
         let deadline = Instant::now() + timeout;
         let flushed = self.force_flush(timeout);
-        {
-            let mut queue = lock(&self.shared.queue);
-            queue.stop = true;
-            self.shared.work.notify_one();
-            while !queue.worker_exited && matches!(self.mode, Mode::Batch) {
-                let now = Instant::now();
-                if now >= deadline {
-                    return false;
-                }
-                queue = self
-                    .shared
-                    .progress
-                    .wait_timeout(queue, deadline - now)
-                    .map_or_else(|e| e.into_inner().0, |r| r.0);
-            }
+        let mut queue = lock(&self.shared.queue);
+        queue.stop = true;
+        self.shared.work.notify_one();
+        let batch = matches!(self.mode, Mode::Batch);
+        let (queue, stopped) = wait_until(&self.shared.progress, queue, deadline, |q| batch && !q.worker_exited);
+        drop(queue);
+        if !stopped {
+            return false;
         }
         for exporter in lock(&self.shared.exporters).iter_mut() {
             exporter.shutdown();
@@ -303,8 +283,6 @@ fn worker(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::span::{SpanKind, Status};
-    use crate::value::Attributes;
 
     #[derive(Clone, Default)]
     struct Collect(Arc<Mutex<Vec<Vec<u64>>>>, Option<Duration>);
@@ -321,23 +299,9 @@ mod tests {
 
     fn span(id: u64) -> SpanData {
         SpanData {
-            trace_id: 1,
             span_id: id,
-            parent_span_id: None,
-            parent_is_remote: false,
-            trace_flags: 1,
-            trace_state: String::new(),
-            name: "s".into(),
-            kind: SpanKind::Internal,
-            start_ns: 0,
             end_ns: 1,
-            attributes: Attributes::default(),
-            events: vec![],
-            dropped_events: 0,
-            links: vec![],
-            dropped_links: 0,
-            status: Status::default(),
-            scope: Default::default(),
+            ..SpanData::for_tests()
         }
     }
 

@@ -161,13 +161,10 @@ impl SpanData {
     pub fn is_sampled(&self) -> bool {
         self.trace_flags & 1 == 1
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn span() -> SpanData {
+    /// A sampled root span with nothing recorded yet.
+    #[cfg(test)]
+    pub fn for_tests() -> SpanData {
         SpanData {
             trace_id: 1,
             span_id: 2,
@@ -187,6 +184,15 @@ mod tests {
             status: Status::default(),
             scope: Arc::new(Scope::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span() -> SpanData {
+        SpanData::for_tests()
     }
 
     fn limits() -> SpanLimits {

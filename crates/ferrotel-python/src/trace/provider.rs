@@ -5,7 +5,9 @@
 //! pid in the resource) from the same recipes; the parent is untouched.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
+
+use ferrotel_sdk::sync::lock;
 use std::time::Duration;
 
 use ferrotel_config::{BatchConfig, Config, Exporter, LogLevel, Sampler, SpanLimits};
@@ -21,10 +23,6 @@ use pyo3::types::{PyDict, PyList};
 use super::tracer::Tracer;
 use super::value;
 use crate::diagnostics::emit;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Spans kept in memory, for tests and for code that inspects what it recorded.
 type Memory = Arc<Mutex<Vec<(SpanData, Arc<Resource>)>>>;

@@ -4,7 +4,9 @@
 //! Frozen: every mutation goes through a `Mutex`, so a span shared by threads can never
 //! raise "already borrowed". Values are converted to Rust once, when they are set.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use ferrotel_sdk::sync::lock;
 
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{Link, SpanData, SpanKind, StatusCode};
@@ -16,10 +18,6 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use super::api;
 use super::provider::ProviderCore;
 use super::value;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[pyclass(frozen, module = "ferrotel._native", name = "Span")]
 pub struct Span {

@@ -1,7 +1,9 @@
 //! `Tracer`: starts spans, sampling in Rust, and makes them current through the API's own
 //! context variable, so `opentelemetry.trace.get_current_span()` sees them everywhere.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use ferrotel_sdk::sync::lock;
 
 use ferrotel_sdk::ids;
 use ferrotel_sdk::sampler::{should_sample, Decision, Parent};
@@ -15,10 +17,6 @@ use super::api;
 use super::provider::ProviderCore;
 use super::span::{read_span_context, trace_state_header, Span};
 use super::value;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The arguments of `start_span` / `start_as_current_span`, kept by a scope so its
 /// decorator form can start a fresh span per call.
