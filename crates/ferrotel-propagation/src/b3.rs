@@ -110,7 +110,7 @@ mod tests {
     fn single_header_table() {
         let t = 0x80f198ee56343ba864fe8b2a57d3eff7u128;
         let s = 0xe457b5a2e4d86bd1u64;
-        let cases: &[(&str, Option<(u128, u64, u8)>)] = &[
+        let cases: &[crate::testing::Case] = &[
             (
                 "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90",
                 Some((t, s, 1)),

@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let cases: &[(&str, Option<(u128, u64, u8)>)] = &[
+        let cases: &[crate::testing::Case] = &[
             (
                 "000000000000000000000000deadbeef:00000000deadbeef:0:01",
                 Some((0xdeadbeef, 0xdeadbeef, 1)),

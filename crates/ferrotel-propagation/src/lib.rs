@@ -97,6 +97,9 @@ pub(crate) fn percent_encode(s: &str, keep: impl Fn(u8) -> bool) -> String {
 pub(crate) mod testing {
     use super::Carrier;
 
+    /// A table row: input, and the `(trace_id, span_id, flags)` it must parse to.
+    pub type Case = (&'static str, Option<(u128, u64, u8)>);
+
     /// A header map with case-insensitive lookup, as HTTP carriers behave.
     #[derive(Debug, Default, Clone)]
     pub struct Headers(pub Vec<(String, String)>);

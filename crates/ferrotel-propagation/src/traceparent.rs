@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn table() {
         let ok = Some((TRACE, SPAN, 1));
-        let cases: &[(&str, Option<(u128, u64, u8)>)] = &[
+        let cases: &[crate::testing::Case] = &[
             ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ok),
             (
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
