@@ -6,6 +6,7 @@
 //! interpreter.
 
 mod diagnostics;
+mod propagation;
 mod startup;
 mod trace;
 
@@ -32,5 +33,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(diagnostics::log, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
     trace::register(m)?;
+    m.add_class::<propagation::Propagator>()?;
     Ok(())
 }

@@ -12,8 +12,10 @@ import inspect
 import os
 import traceback
 
+from opentelemetry import baggage as _baggage_api
 from opentelemetry import context as _context_api
 from opentelemetry import trace as _trace_api
+from opentelemetry.propagators import textmap as _textmap
 from opentelemetry.context.context import Context as _Context
 from opentelemetry.trace.propagation import _SPAN_KEY
 
@@ -62,6 +64,11 @@ _native._bind_api(
         "span_context_type": _trace_api.SpanContext,
         "trace_flags_type": _trace_api.TraceFlags,
         "span_kind_type": _trace_api.SpanKind,
+        "trace_state_type": _trace_api.TraceState,
+        "non_recording_span_type": _trace_api.NonRecordingSpan,
+        "baggage_key": _baggage_api._BAGGAGE_KEY,
+        "default_getter": _textmap.default_getter,
+        "default_setter": _textmap.default_setter,
         "default_trace_state": _trace_api.DEFAULT_TRACE_STATE,
         "decorate": _decorate,
         "format_exception": traceback.format_exception,

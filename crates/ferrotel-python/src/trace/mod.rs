@@ -2,7 +2,7 @@
 
 pub mod api;
 mod provider;
-mod span;
+pub mod span;
 mod tracer;
 mod value;
 

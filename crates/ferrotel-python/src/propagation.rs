@@ -1,0 +1,256 @@
+//! `Propagator`: `OTEL_PROPAGATORS` formats behind the API's `TextMapPropagator` interface.
+//!
+//! Parsing and formatting are `ferrotel-propagation`'s; this layer adapts the API's carrier
+//! + getter/setter (with a fast path for plain dicts and the default getter/setter) and
+//! builds contexts from the API's own types. A getter or setter that raises is treated as
+//! an absent header: propagation never raises into the application.
+
+use ferrotel_config::{Config, Propagator as Configured};
+use ferrotel_propagation::{Carrier, Composite, Format, RemoteContext};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple};
+
+use crate::trace::api::{self, Api};
+use crate::trace::span::{read_span_context, Span};
+
+struct PyCarrier<'a, 'py> {
+    carrier: &'a Bound<'py, PyAny>,
+    /// `None`: the API's default getter/setter on a dict, done directly.
+    accessor: Option<&'a Bound<'py, PyAny>>,
+}
+
+fn strings(value: &Bound<'_, PyAny>) -> Vec<String> {
+    if value.is_none() {
+        return Vec::new();
+    }
+    if let Ok(s) = value.cast::<PyString>() {
+        return s.to_str().map(|s| vec![s.to_string()]).unwrap_or_default();
+    }
+    match value.try_iter() {
+        Ok(items) => items.flatten().filter_map(|i| i.extract::<String>().ok()).collect(),
+        Err(_) => value.extract::<String>().map(|s| vec![s]).unwrap_or_default(),
+    }
+}
+
+impl Carrier for PyCarrier<'_, '_> {
+    fn get(&self, key: &str) -> Vec<String> {
+        let found = match (self.accessor, self.carrier.cast::<PyDict>()) {
+            (None, Ok(dict)) => dict.get_item(key).ok().flatten(),
+            (Some(getter), _) => getter.call_method1("get", (self.carrier, key)).ok(),
+            (None, Err(_)) => None,
+        };
+        found.map(|v| strings(&v)).unwrap_or_default()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let keys = match (self.accessor, self.carrier.cast::<PyDict>()) {
+            (None, Ok(dict)) => Ok(dict.keys().into_any()),
+            (Some(getter), _) => getter.call_method1("keys", (self.carrier,)),
+            (None, Err(_)) => return Vec::new(),
+        };
+        keys.map(|k| strings(&k)).unwrap_or_default()
+    }
+
+    fn set(&mut self, key: &str, value: String) {
+        let _ = match (self.accessor, self.carrier.cast::<PyDict>()) {
+            (None, Ok(dict)) => dict.set_item(key, value),
+            (Some(setter), _) => setter.call_method1("set", (self.carrier, key, value)).map(drop),
+            (None, Err(_)) => Ok(()),
+        };
+    }
+}
+
+/// The getter/setter to call, or `None` for the dict fast path.
+fn accessor<'a, 'py>(
+    given: Option<&'a Bound<'py, PyAny>>,
+    default: &Py<PyAny>,
+    carrier: &Bound<'py, PyAny>,
+) -> Option<&'a Bound<'py, PyAny>> {
+    match given {
+        Some(g) if !g.is_none() && !(g.is(default) && carrier.cast::<PyDict>().is_ok()) => Some(g),
+        _ => None,
+    }
+}
+
+/// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`).
+/// Registered with the API as a `TextMapPropagator`.
+#[pyclass(frozen, subclass, module = "ferrotel._native")]
+pub struct Propagator {
+    composite: Composite,
+}
+
+impl Propagator {
+    fn remote_context(py: Python<'_>, api: &Api, context: &Bound<'_, PyAny>) -> PyResult<Option<RemoteContext>> {
+        let Ok(dict) = context.cast::<PyDict>() else {
+            return Ok(None);
+        };
+        let Some(span) = dict.get_item(api.span_key.bind(py))? else {
+            return Ok(None);
+        };
+        let (trace_id, span_id, trace_flags, state) = if let Ok(ours) = span.cast::<Span>() {
+            let s = ours.get();
+            (
+                s.trace_id,
+                s.span_id,
+                s.trace_flags,
+                s.trace_state.as_ref().map(|t| t.clone_ref(py)),
+            )
+        } else {
+            let c = read_span_context(&span.call_method0("get_span_context")?)?;
+            if !c.is_valid {
+                return Ok(None);
+            }
+            (c.trace_id, c.span_id, c.trace_flags, c.trace_state)
+        };
+        if trace_id == 0 || span_id == 0 {
+            return Ok(None);
+        }
+        let trace_state = match state {
+            Some(s) => s
+                .bind(py)
+                .call_method0("items")?
+                .try_iter()?
+                .flatten()
+                .filter_map(|p| p.extract::<(String, String)>().ok())
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Some(RemoteContext {
+            trace_id,
+            span_id,
+            trace_flags,
+            trace_state,
+        }))
+    }
+}
+
+#[pymethods]
+impl Propagator {
+    #[new]
+    fn new(formats: Vec<String>) -> PyResult<Self> {
+        let formats = formats
+            .iter()
+            .map(|name| {
+                Format::from_name(name).ok_or_else(|| PyValueError::new_err(format!("unknown propagator {name:?}")))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(Propagator {
+            composite: Composite::new(formats),
+        })
+    }
+
+    /// The formats `OTEL_PROPAGATORS` names (default `tracecontext,baggage`).
+    #[staticmethod]
+    fn from_environment() -> Self {
+        let formats = Config::from_env()
+            .config
+            .propagators
+            .into_iter()
+            .map(|p| match p {
+                Configured::TraceContext => Format::TraceContext,
+                Configured::Baggage => Format::Baggage,
+                Configured::B3 => Format::B3Single,
+                Configured::B3Multi => Format::B3Multi,
+                Configured::Jaeger => Format::Jaeger,
+            })
+            .collect();
+        Propagator {
+            composite: Composite::new(formats),
+        }
+    }
+
+    /// Reads the carrier into a copy of `context` (the root context when not given), as
+    /// the API defines: a remote span context becomes the current span, baggage is added.
+    #[pyo3(signature = (carrier, context=None, getter=None))]
+    fn extract<'py>(
+        &self,
+        py: Python<'py>,
+        carrier: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+        getter: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let api = api::get(py)?;
+        let base = match context.filter(|c| !c.is_none()) {
+            Some(c) => c.clone(),
+            None => api.context_type.bind(py).call0()?,
+        };
+        let source = PyCarrier {
+            carrier,
+            accessor: accessor(getter, &api.default_getter, carrier),
+        };
+        let found = self.composite.extract(&source);
+        if found.context.is_none() && found.baggage.is_none() {
+            return Ok(base);
+        }
+        let result = api.context_type.bind(py).call0()?;
+        let dict = result.cast::<PyDict>()?;
+        if let Ok(base) = base.cast::<PyDict>() {
+            dict.update(base.as_mapping())?;
+        }
+        if let Some(ctx) = found.context {
+            let flags = api.trace_flags_type.bind(py).call1((ctx.trace_flags,))?;
+            let pairs = PyList::new(py, ctx.trace_state.iter().map(|(k, v)| PyTuple::new(py, [k, v]).ok()))?;
+            let state = api.trace_state_type.bind(py).call1((pairs,))?;
+            let span_context = api
+                .span_context_type
+                .bind(py)
+                .call1((ctx.trace_id, ctx.span_id, true, flags, state))?;
+            let span = api.non_recording_span_type.bind(py).call1((span_context,))?;
+            dict.set_item(api.span_key.bind(py), span)?;
+        }
+        if let Some(entries) = found.baggage {
+            let bag = PyDict::new(py);
+            if let Some(existing) = dict.get_item(api.baggage_key.bind(py))? {
+                if let Ok(existing) = existing.cast::<PyDict>() {
+                    bag.update(existing.as_mapping())?;
+                }
+            }
+            for (k, v) in entries {
+                bag.set_item(k, v)?;
+            }
+            dict.set_item(api.baggage_key.bind(py), bag)?;
+        }
+        Ok(result)
+    }
+
+    /// Writes the span context and baggage of `context` (the current one when not given).
+    #[pyo3(signature = (carrier, context=None, setter=None))]
+    fn inject(
+        &self,
+        py: Python<'_>,
+        carrier: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+        setter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let api = api::get(py)?;
+        let context = match context.filter(|c| !c.is_none()) {
+            Some(c) => c.clone(),
+            None => api.current_context(py)?,
+        };
+        let remote = Self::remote_context(py, api, &context)?;
+        let mut bag: Vec<(String, String)> = Vec::new();
+        if let Ok(dict) = context.cast::<PyDict>() {
+            if let Some(existing) = dict.get_item(api.baggage_key.bind(py))? {
+                if let Ok(existing) = existing.cast::<PyDict>() {
+                    for (k, v) in existing.iter() {
+                        if let (Ok(k), Ok(v)) = (k.extract::<String>(), v.str()) {
+                            bag.push((k, v.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut target = PyCarrier {
+            carrier,
+            accessor: accessor(setter, &api.default_setter, carrier),
+        };
+        self.composite.inject(remote.as_ref(), &bag, &mut target);
+        Ok(())
+    }
+
+    #[getter]
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PySet>> {
+        PySet::new(py, self.composite.fields())
+    }
+}
