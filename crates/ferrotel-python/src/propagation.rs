@@ -1,7 +1,7 @@
 //! `Propagator`: `OTEL_PROPAGATORS` formats behind the API's `TextMapPropagator` interface.
 //!
 //! Parsing and formatting are `ferrotel-propagation`'s; this layer adapts the API's carrier
-//! + getter/setter (with a fast path for plain dicts and the default getter/setter) and
+//! and getter/setter (with a fast path for plain dicts and the default getter/setter), and
 //! builds contexts from the API's own types. A getter or setter that raises is treated as
 //! an absent header: propagation never raises into the application.
 

@@ -15,8 +15,8 @@ import traceback
 from opentelemetry import baggage as _baggage_api
 from opentelemetry import context as _context_api
 from opentelemetry import trace as _trace_api
-from opentelemetry.propagators import textmap as _textmap
 from opentelemetry.context.context import Context as _Context
+from opentelemetry.propagators import textmap as _textmap
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from ferrotel import _native
