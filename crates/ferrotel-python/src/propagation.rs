@@ -67,10 +67,8 @@ fn accessor<'a, 'py>(
     default: &Py<PyAny>,
     carrier: &Bound<'py, PyAny>,
 ) -> Option<&'a Bound<'py, PyAny>> {
-    match given {
-        Some(g) if !g.is_none() && !(g.is(default) && carrier.cast::<PyDict>().is_ok()) => Some(g),
-        _ => None,
-    }
+    let fast_path = |g: &Bound<'py, PyAny>| g.is_none() || (g.is(default) && carrier.cast::<PyDict>().is_ok());
+    given.filter(|g| !fast_path(g))
 }
 
 /// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`).
