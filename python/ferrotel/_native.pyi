@@ -39,10 +39,23 @@ class InMemorySpanExporter:
     def get_finished_spans(self) -> list[dict[str, Any]]: ...
     def clear(self) -> None: ...
 
+class OTLPSpanExporter:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        compression: str | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        protocol: str | None = None,
+    ) -> None: ...
+
 class BatchSpanProcessor:
     def __init__(
         self,
-        span_exporter: ConsoleSpanExporter | InMemorySpanExporter,
+        span_exporter: ConsoleSpanExporter | InMemorySpanExporter | OTLPSpanExporter,
         max_queue_size: int | None = None,
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
@@ -50,7 +63,7 @@ class BatchSpanProcessor:
     ) -> None: ...
 
 class SimpleSpanProcessor:
-    def __init__(self, span_exporter: ConsoleSpanExporter | InMemorySpanExporter) -> None: ...
+    def __init__(self, span_exporter: ConsoleSpanExporter | InMemorySpanExporter | OTLPSpanExporter) -> None: ...
 
 class Span:
     name: str | None

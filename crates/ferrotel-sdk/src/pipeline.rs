@@ -27,6 +27,10 @@ pub enum ExportResult {
 pub trait SpanExporter: Send {
     fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult;
     fn shutdown(&mut self) {}
+    /// Where spans go, for messages (`""` when there is nothing useful to say).
+    fn destination(&self) -> String {
+        String::new()
+    }
 }
 
 /// Exact counts a user can read at any time.
@@ -38,6 +42,8 @@ pub struct Counters {
     pub exported: AtomicU64,
     /// Spans in batches an exporter reported as failed.
     pub failed: AtomicU64,
+    /// Spans handed to the exporters whose export has not finished yet.
+    pub in_flight: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +52,7 @@ pub struct Snapshot {
     pub dropped: u64,
     pub exported: u64,
     pub failed: u64,
+    pub in_flight: u64,
 }
 
 impl Counters {
@@ -55,6 +62,7 @@ impl Counters {
             dropped: self.dropped.load(Ordering::Relaxed),
             exported: self.exported.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
         }
     }
 }
@@ -77,6 +85,8 @@ struct Shared {
     config: BatchConfig,
     counters: Counters,
     exporters: Mutex<Vec<Box<dyn SpanExporter>>>,
+    /// Read once: asking the exporters later would wait for an export in progress.
+    destinations: Vec<String>,
     resource: Resource,
     shut_down: AtomicBool,
 }
@@ -86,6 +96,8 @@ impl Shared {
         if batch.is_empty() {
             return;
         }
+        let count = batch.len() as u64;
+        self.counters.in_flight.fetch_add(count, Ordering::Relaxed);
         let mut exporters = lock(&self.exporters);
         for exporter in exporters.iter_mut() {
             let result =
@@ -95,6 +107,7 @@ impl Shared {
                 _ => self.counters.failed.fetch_add(batch.len() as u64, Ordering::Relaxed),
             };
         }
+        self.counters.in_flight.fetch_sub(count, Ordering::Relaxed);
     }
 }
 
@@ -146,6 +159,11 @@ impl Pipeline {
             progress: Condvar::new(),
             config,
             counters: Counters::default(),
+            destinations: exporters
+                .iter()
+                .map(|e| e.destination())
+                .filter(|d| !d.is_empty())
+                .collect(),
             exporters: Mutex::new(exporters),
             resource,
             shut_down: AtomicBool::new(false),
@@ -232,6 +250,11 @@ impl Pipeline {
             exporter.shutdown();
         }
         flushed
+    }
+
+    /// Where the exporters send, for messages.
+    pub fn destinations(&self) -> &[String] {
+        &self.shared.destinations
     }
 
     /// Spans still queued (not yet handed to an exporter).
@@ -335,7 +358,8 @@ mod tests {
                 enqueued: 7,
                 dropped: 0,
                 exported: 7,
-                failed: 0
+                failed: 0,
+                in_flight: 0
             }
         );
     }

@@ -4,7 +4,8 @@ from ferrotel._native import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     InMemorySpanExporter,
+    OTLPSpanExporter,
     SimpleSpanProcessor,
 )
 
-__all__ = ["BatchSpanProcessor", "ConsoleSpanExporter", "InMemorySpanExporter", "SimpleSpanProcessor"]
+__all__ = ["BatchSpanProcessor", "ConsoleSpanExporter", "InMemorySpanExporter", "OTLPSpanExporter", "SimpleSpanProcessor"]

@@ -17,6 +17,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<provider::SimpleSpanProcessor>()?;
     m.add_class::<provider::ConsoleSpanExporter>()?;
     m.add_class::<provider::InMemorySpanExporter>()?;
+    m.add_class::<provider::OTLPSpanExporter>()?;
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<tracer::CurrentSpan>()?;
     m.add_class::<span::Span>()?;

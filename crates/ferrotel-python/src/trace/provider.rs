@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, Weak};
 use ferrotel_sdk::sync::lock;
 use std::time::Duration;
 
-use ferrotel_config::{BatchConfig, Config, Exporter, LogLevel, Sampler, SpanLimits};
+use ferrotel_config::{BatchConfig, Config, Exporter, LogLevel, OtlpConfig, Protocol, Sampler, SpanLimits};
+use ferrotel_otlp::OtlpHttpExporter;
 use ferrotel_sdk::export::console::ConsoleExporter;
 use ferrotel_sdk::pipeline::{ExportResult, Pipeline, SpanExporter};
 use ferrotel_sdk::resource::{ProcessFacts, Resource};
@@ -31,6 +32,7 @@ type Memory = Arc<Mutex<Vec<(SpanData, Arc<Resource>)>>>;
 enum ExporterSpec {
     Console,
     Memory(Memory),
+    Otlp(OtlpConfig),
 }
 
 struct MemoryExporter(Memory);
@@ -48,6 +50,7 @@ impl ExporterSpec {
         match self {
             ExporterSpec::Console => Box::new(ConsoleExporter::stdout()),
             ExporterSpec::Memory(store) => Box::new(MemoryExporter(store.clone())),
+            ExporterSpec::Otlp(config) => Box::new(OtlpHttpExporter::new(config.clone())),
         }
     }
 }
@@ -110,9 +113,83 @@ impl ProcessorSpec {
     }
 }
 
+/// `OTLPSpanExporter(endpoint=None, headers=None, timeout=None, compression=None,
+/// certificate_file=None, client_key_file=None, client_certificate_file=None, protocol=None)`:
+/// arguments win over the `OTEL_EXPORTER_OTLP_*` variables, which fill in the rest. An
+/// endpoint given here is used as it is.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub struct OTLPSpanExporter {
+    config: OtlpConfig,
+}
+
+#[pymethods]
+impl OTLPSpanExporter {
+    #[new]
+    #[pyo3(signature = (endpoint=None, headers=None, timeout=None, compression=None, certificate_file=None, client_key_file=None, client_certificate_file=None, protocol=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        endpoint: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        compression: Option<String>,
+        certificate_file: Option<String>,
+        client_key_file: Option<String>,
+        client_certificate_file: Option<String>,
+        protocol: Option<String>,
+    ) -> PyResult<Self> {
+        let mut overrides: Vec<(&str, String)> = Vec::new();
+        let mut set = |name, value: Option<String>| {
+            if let Some(v) = value {
+                overrides.push((name, v));
+            }
+        };
+        set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint);
+        set("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", timeout.map(|t| t.to_string()));
+        set("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", compression);
+        set("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", certificate_file);
+        set("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", client_key_file);
+        set("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", client_certificate_file);
+        set(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            Some(protocol.unwrap_or_else(|| "http/protobuf".into())),
+        );
+        let parsed = Config::from_lookup(|name| {
+            overrides
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(name).ok())
+        });
+        for warning in parsed
+            .warnings
+            .iter()
+            .filter(|w| w.var.starts_with("OTEL_EXPORTER_OTLP"))
+        {
+            emit(py, LogLevel::Warning, &warning.to_string());
+        }
+        let mut config = parsed.config.otlp_traces;
+        if let Some(headers) = headers.filter(|h| !h.is_none()) {
+            config.headers = headers
+                .extract::<std::collections::HashMap<String, String>>()?
+                .into_iter()
+                .collect();
+        }
+        if config.protocol == Protocol::Grpc {
+            return Err(PyValueError::new_err(GRPC_NOT_YET));
+        }
+        Ok(OTLPSpanExporter { config })
+    }
+}
+
+const GRPC_NOT_YET: &str = "OTLP over gRPC is not in this ferrotel build yet; use http/protobuf or http/json \
+                            (OTEL_EXPORTER_OTLP_PROTOCOL, port 4318)";
+
 fn exporter_spec(exporter: &Bound<'_, PyAny>) -> PyResult<ExporterSpec> {
     if exporter.cast::<ConsoleSpanExporter>().is_ok() {
         Ok(ExporterSpec::Console)
+    } else if let Ok(otlp) = exporter.cast::<OTLPSpanExporter>() {
+        Ok(ExporterSpec::Otlp(otlp.get().config.clone()))
     } else if let Ok(memory) = exporter.cast::<InMemorySpanExporter>() {
         Ok(ExporterSpec::Memory(memory.get().store.clone()))
     } else {
@@ -350,6 +427,7 @@ impl TracerProvider {
         } else {
             parsed.config.traces_exporters.clone()
         };
+        let otlp = parsed.config.otlp_traces.clone();
         let provider = Self::build(py, parsed.config)?;
         for exporter in exporters {
             match exporter {
@@ -357,12 +435,15 @@ impl TracerProvider {
                     batch: Some(bsp),
                     exporter: ExporterSpec::Console,
                 }),
-                Exporter::Otlp => emit(
+                Exporter::Otlp if otlp.protocol == Protocol::Grpc => emit(
                     py,
                     LogLevel::Warning,
-                    "OTEL_TRACES_EXPORTER=otlp: this ferrotel build has no OTLP exporter yet; traces are recorded \
-                     but not exported (use console, or set OTEL_TRACES_EXPORTER)",
+                    &format!("traces are not exported: {GRPC_NOT_YET}"),
                 ),
+                Exporter::Otlp => provider.core.add(ProcessorSpec {
+                    batch: Some(bsp),
+                    exporter: ExporterSpec::Otlp(otlp.clone()),
+                }),
                 Exporter::EntryPoint(name) => emit(
                     py,
                     LogLevel::Warning,
@@ -435,16 +516,24 @@ impl TracerProvider {
                 .iter()
                 .all(|p| p.shutdown(deadline.saturating_duration_since(std::time::Instant::now())))
         });
-        let lost: u64 = pipelines
-            .iter()
-            .map(|p| p.counters().dropped + p.pending() as u64)
-            .sum();
-        if lost > 0 {
-            emit(
-                py,
-                LogLevel::Warning,
-                &format!("{lost} span(s) were not delivered (queue full or exit deadline)"),
-            );
+        for pipeline in pipelines.iter() {
+            let c = pipeline.counters();
+            let queued = pipeline.pending() as u64 + c.in_flight;
+            let lost = c.dropped + c.failed + queued;
+            if lost > 0 {
+                let to = pipeline.destinations().join(", ");
+                let to = if to.is_empty() {
+                    String::new()
+                } else {
+                    format!(" to {to}")
+                };
+                let message = format!(
+                    "{lost} span(s) were not delivered{to} ({} dropped from a full queue, {} failed to export, \
+                     {queued} still queued or exporting at the exit deadline)",
+                    c.dropped, c.failed
+                );
+                emit(py, LogLevel::Warning, &message);
+            }
         }
         complete
     }
@@ -453,13 +542,15 @@ impl TracerProvider {
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let pipelines = lock(&self.core.pipelines).clone();
         let dict = PyDict::new(py);
-        let (mut enqueued, mut dropped, mut exported, mut failed, mut pending) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut enqueued, mut dropped, mut exported, mut failed, mut pending, mut in_flight) =
+            (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
         for p in pipelines.iter() {
             let c = p.counters();
             enqueued += c.enqueued;
             dropped += c.dropped;
             exported += c.exported;
             failed += c.failed;
+            in_flight += c.in_flight;
             pending += p.pending() as u64;
         }
         dict.set_item("enqueued", enqueued)?;
@@ -467,6 +558,7 @@ impl TracerProvider {
         dict.set_item("exported", exported)?;
         dict.set_item("failed", failed)?;
         dict.set_item("pending", pending)?;
+        dict.set_item("in_flight", in_flight)?;
         Ok(dict)
     }
 

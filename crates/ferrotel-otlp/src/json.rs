@@ -1,0 +1,210 @@
+//! OTLP/JSON encoding: camelCase names, ids as hex strings, 64-bit integers as strings,
+//! enums as numbers.
+
+use std::fmt::Write as _;
+
+use ferrotel_sdk::resource::Resource;
+use ferrotel_sdk::span::{SpanData, StatusCode};
+use ferrotel_sdk::value::{Attributes, Value};
+
+use crate::proto::{by_scope, FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE};
+
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn double(out: &mut String, d: f64) {
+    if d.is_finite() {
+        let _ = write!(out, "{d:?}");
+    } else if d.is_nan() {
+        out.push_str("\"NaN\"");
+    } else if d > 0.0 {
+        out.push_str("\"Infinity\"");
+    } else {
+        out.push_str("\"-Infinity\"");
+    }
+}
+
+fn any_value(out: &mut String, v: &Value) {
+    let array = |out: &mut String, items: Vec<Value>| {
+        out.push_str("{\"arrayValue\":{\"values\":[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            any_value(out, item);
+        }
+        out.push_str("]}}");
+    };
+    match v {
+        Value::Str(s) => {
+            out.push_str("{\"stringValue\":");
+            string(out, s);
+            out.push('}');
+        }
+        Value::Bool(b) => {
+            let _ = write!(out, "{{\"boolValue\":{b}}}");
+        }
+        Value::Int(i) => {
+            let _ = write!(out, "{{\"intValue\":\"{i}\"}}");
+        }
+        Value::Double(d) => {
+            out.push_str("{\"doubleValue\":");
+            double(out, *d);
+            out.push('}');
+        }
+        Value::StrArray(items) => array(out, items.iter().cloned().map(Value::Str).collect()),
+        Value::BoolArray(items) => array(out, items.iter().copied().map(Value::Bool).collect()),
+        Value::IntArray(items) => array(out, items.iter().copied().map(Value::Int).collect()),
+        Value::DoubleArray(items) => array(out, items.iter().copied().map(Value::Double).collect()),
+    }
+}
+
+fn attributes(out: &mut String, attrs: &Attributes) {
+    out.push_str("\"attributes\":[");
+    for (i, (k, v)) in attrs.items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key\":");
+        string(out, k);
+        out.push_str(",\"value\":");
+        any_value(out, v);
+        out.push('}');
+    }
+    let _ = write!(out, "],\"droppedAttributesCount\":{}", attrs.dropped);
+}
+
+fn span(out: &mut String, s: &SpanData) {
+    let _ = write!(
+        out,
+        "{{\"traceId\":\"{:032x}\",\"spanId\":\"{:016x}\",",
+        s.trace_id, s.span_id
+    );
+    out.push_str("\"traceState\":");
+    string(out, &s.trace_state);
+    if let Some(parent) = s.parent_span_id {
+        let _ = write!(out, ",\"parentSpanId\":\"{parent:016x}\"");
+    }
+    let parent_remote = if s.parent_span_id.is_some() && s.parent_is_remote {
+        FLAG_IS_REMOTE
+    } else {
+        0
+    };
+    let _ = write!(
+        out,
+        ",\"flags\":{},\"name\":",
+        s.trace_flags as u32 | FLAG_HAS_IS_REMOTE | parent_remote
+    );
+    string(out, &s.name);
+    let _ = write!(
+        out,
+        ",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",",
+        s.kind as u32 + 1,
+        s.start_ns,
+        s.end_ns
+    );
+    attributes(out, &s.attributes);
+    out.push_str(",\"events\":[");
+    for (i, e) in s.events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"timeUnixNano\":\"{}\",\"name\":", e.time_ns);
+        string(out, &e.name);
+        out.push(',');
+        attributes(out, &e.attributes);
+        out.push('}');
+    }
+    let _ = write!(out, "],\"droppedEventsCount\":{},\"links\":[", s.dropped_events);
+    for (i, l) in s.links.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"traceId\":\"{:032x}\",\"spanId\":\"{:016x}\",\"traceState\":",
+            l.trace_id, l.span_id
+        );
+        string(out, &l.trace_state);
+        let remote = if l.is_remote { FLAG_IS_REMOTE } else { 0 };
+        let _ = write!(
+            out,
+            ",\"flags\":{},",
+            l.trace_flags as u32 | FLAG_HAS_IS_REMOTE | remote
+        );
+        attributes(out, &l.attributes);
+        out.push('}');
+    }
+    let _ = write!(out, "],\"droppedLinksCount\":{}", s.dropped_links);
+    if s.status.code != StatusCode::Unset {
+        out.push_str(",\"status\":{\"message\":");
+        string(out, &s.status.description);
+        let _ = write!(out, ",\"code\":{}}}", s.status.code as u32);
+    }
+    out.push('}');
+}
+
+pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
+    let mut out = String::with_capacity(600 * batch.len() + 512);
+    out.push_str("{\"resourceSpans\":[{\"resource\":{");
+    attributes(&mut out, &resource.attributes);
+    out.push_str("},\"scopeSpans\":[");
+    for (i, (scope, spans)) in by_scope(batch).into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"scope\":{\"name\":");
+        string(&mut out, &scope.name);
+        out.push_str(",\"version\":");
+        string(&mut out, scope.version.as_deref().unwrap_or(""));
+        out.push(',');
+        attributes(&mut out, &scope.attributes);
+        out.push_str("},\"spans\":[");
+        for (j, s) in spans.into_iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            span(&mut out, s);
+        }
+        out.push_str("],\"schemaUrl\":");
+        string(&mut out, scope.schema_url.as_deref().unwrap_or(""));
+        out.push('}');
+    }
+    out.push_str("],\"schemaUrl\":");
+    string(&mut out, &resource.schema_url);
+    out.push_str("}]}");
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_special_doubles() {
+        let mut out = String::new();
+        string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        let mut out = String::new();
+        any_value(&mut out, &Value::DoubleArray(vec![1.0, f64::NAN, f64::NEG_INFINITY]));
+        assert_eq!(out, "{\"arrayValue\":{\"values\":[{\"doubleValue\":1.0},{\"doubleValue\":\"NaN\"},{\"doubleValue\":\"-Infinity\"}]}}");
+        let mut out = String::new();
+        any_value(&mut out, &Value::Int(-5));
+        assert_eq!(out, "{\"intValue\":\"-5\"}");
+    }
+}

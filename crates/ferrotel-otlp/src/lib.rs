@@ -1,0 +1,257 @@
+//! OTLP export over HTTP (protobuf or JSON), for the pipeline's worker thread.
+//!
+//! It owns encoding, the transport (TLS, gzip, headers), the spec's retry rules bounded by
+//! the export timeout, and what the user is told when a collector misbehaves: one warning
+//! at the first failure, then at most one summary a minute; never a line per attempt and
+//! never a header value. It runs without the GIL and never touches Python.
+
+pub mod json;
+pub mod proto;
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use ferrotel_config::{Compression, OtlpConfig, Protocol};
+use ferrotel_sdk::pipeline::{ExportResult, SpanExporter};
+use ferrotel_sdk::resource::Resource;
+use ferrotel_sdk::span::SpanData;
+
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Response bodies are only read for partial success; anything longer is not ours.
+const MAX_RESPONSE: u64 = 64 * 1024;
+
+/// Why an export did not succeed.
+#[derive(Debug)]
+enum Attempt {
+    /// Worth retrying (connection errors, 429/502/503/504), with the server's requested delay.
+    Retry(String, Option<Duration>),
+    /// Not worth retrying (other 4xx/5xx, bad configuration): the batch is dropped.
+    Fatal(String),
+}
+
+/// Builds the agent for `config`. Errors name the setting (never its secret value).
+fn agent(config: &OtlpConfig) -> Result<ureq::Agent, String> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+
+    let read =
+        |path: &str, what: &str| std::fs::read(path).map_err(|e| format!("cannot read the {what} file {path}: {e}"));
+    let mut tls = TlsConfig::builder();
+    if let Some(ca) = &config.certificate {
+        let pem = read(ca, "certificate")?;
+        let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(format!("no certificate found in {ca}"));
+        }
+        tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+    }
+    if let (Some(cert), Some(key)) = (&config.client_certificate, &config.client_key) {
+        let chain_pem = read(cert, "client certificate")?;
+        let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&chain_pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let key = PrivateKey::from_pem(&read(key, "client key")?).map_err(|e| format!("client key: {e}"))?;
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+    }
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .user_agent(concat!("ferrotel/", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(ureq::Agent::new_with_config(config))
+}
+
+/// Exports spans to one OTLP/HTTP endpoint.
+pub struct OtlpHttpExporter {
+    config: OtlpConfig,
+    agent: Result<ureq::Agent, String>,
+    /// Whether the user has been told about the current trouble.
+    warned: bool,
+    undelivered_since_summary: u64,
+    last_summary: Instant,
+    rng: u64,
+}
+
+impl OtlpHttpExporter {
+    pub fn new(config: OtlpConfig) -> OtlpHttpExporter {
+        OtlpHttpExporter {
+            agent: agent(&config),
+            config,
+            warned: false,
+            undelivered_since_summary: 0,
+            last_summary: Instant::now(),
+            rng: ferrotel_sdk::ids::new_span_id(),
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.config.endpoint
+    }
+
+    fn body(&self, batch: &[SpanData], resource: &Resource) -> (Vec<u8>, &'static str) {
+        match self.config.protocol {
+            Protocol::HttpJson => (json::encode_traces(batch, resource), "application/json"),
+            _ => (proto::encode_traces(batch, resource), "application/x-protobuf"),
+        }
+    }
+
+    fn post(
+        &self,
+        agent: &ureq::Agent,
+        body: &[u8],
+        content_type: &str,
+        gzip: bool,
+        timeout: Duration,
+    ) -> Result<Option<(u64, String)>, Attempt> {
+        let mut request = agent
+            .post(&self.config.endpoint)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Content-Type", content_type);
+        for (k, v) in &self.config.headers {
+            request = request.header(k, v);
+        }
+        if gzip {
+            request = request.header("Content-Encoding", "gzip");
+        }
+        let response = request.send(body).map_err(|e| Attempt::Retry(e.to_string(), None))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        match status {
+            200..=299 => {
+                let mut body = response.into_body();
+                let bytes = body.with_config().limit(MAX_RESPONSE).read_to_vec().unwrap_or_default();
+                Ok(if self.config.protocol == Protocol::HttpJson {
+                    None
+                } else {
+                    proto::partial_success(&bytes)
+                })
+            }
+            429 | 502 | 503 | 504 => Err(Attempt::Retry(format!("HTTP {status}"), retry_after)),
+            _ => Err(Attempt::Fatal(format!("HTTP {status}"))),
+        }
+    }
+
+    /// A delay in `[backoff/2, backoff)`, so many processes do not retry in step.
+    fn jitter(&mut self, backoff: Duration) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let fraction = 0.5 + (self.rng % 1000) as f64 / 2000.0;
+        backoff.mul_f64(fraction)
+    }
+
+    fn send(&mut self, body: &[u8], content_type: &str) -> Result<Option<(u64, String)>, String> {
+        let agent = match &self.agent {
+            Ok(agent) => agent.clone(),
+            Err(e) => return Err(e.clone()),
+        };
+        let gzip = self.config.compression == Compression::Gzip;
+        let payload = if gzip {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder
+                .write_all(body)
+                .and_then(|_| encoder.finish())
+                .map_err(|e| e.to_string())?
+        } else {
+            body.to_vec()
+        };
+        let deadline = Instant::now() + self.config.timeout;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(format!(
+                    "no success within the {:?} export timeout",
+                    self.config.timeout
+                ));
+            }
+            match self.post(&agent, &payload, content_type, gzip, remaining) {
+                Ok(partial) => return Ok(partial),
+                Err(Attempt::Fatal(reason)) => return Err(reason),
+                Err(Attempt::Retry(reason, requested)) => {
+                    let delay = requested.unwrap_or_else(|| self.jitter(backoff));
+                    if Instant::now() + delay >= deadline {
+                        return Err(format!(
+                            "{reason}; gave up within the {:?} export timeout",
+                            self.config.timeout
+                        ));
+                    }
+                    std::thread::sleep(delay);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn report_failure(&mut self, spans: u64, reason: &str) {
+        self.undelivered_since_summary += spans;
+        if !self.warned {
+            self.warned = true;
+            self.last_summary = Instant::now();
+            eprintln!(
+                "ferrotel: warning: cannot export traces to {}: {reason}; spans are retried with backoff, \
+                 and what cannot be delivered is counted (one summary a minute while this lasts)",
+                self.config.endpoint
+            );
+        } else if self.last_summary.elapsed() >= SUMMARY_EVERY {
+            eprintln!(
+                "ferrotel: warning: {} span(s) not delivered to {} in the last minute ({reason})",
+                self.undelivered_since_summary, self.config.endpoint
+            );
+            self.undelivered_since_summary = 0;
+            self.last_summary = Instant::now();
+        }
+    }
+}
+
+impl SpanExporter for OtlpHttpExporter {
+    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
+        if batch.is_empty() {
+            return ExportResult::Success;
+        }
+        let (body, content_type) = self.body(batch, resource);
+        match self.send(&body, content_type) {
+            Ok(partial) => {
+                if self.warned {
+                    eprintln!("ferrotel: info: trace export to {} works again", self.config.endpoint);
+                    self.warned = false;
+                    self.undelivered_since_summary = 0;
+                }
+                match partial {
+                    Some((rejected, message)) if rejected > 0 => {
+                        self.report_failure(
+                            rejected,
+                            &format!("the collector rejected {rejected} span(s): {message}"),
+                        );
+                        ExportResult::Failure(format!("{rejected} rejected"))
+                    }
+                    _ => ExportResult::Success,
+                }
+            }
+            Err(reason) => {
+                self.report_failure(batch.len() as u64, &reason);
+                ExportResult::Failure(reason)
+            }
+        }
+    }
+
+    fn destination(&self) -> String {
+        self.config.endpoint.clone()
+    }
+}

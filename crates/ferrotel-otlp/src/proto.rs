@@ -1,0 +1,303 @@
+//! OTLP/protobuf encoding of trace export requests, written directly from span data (no
+//! intermediate message structs), and the one response field we read (partial success).
+//!
+//! Field numbers follow opentelemetry/proto (collector/trace/v1, trace/v1, common/v1,
+//! resource/v1). Proto3 defaults are omitted, except inside `AnyValue`'s oneof, where the
+//! field's presence is the value's type.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ferrotel_sdk::resource::Resource;
+use ferrotel_sdk::span::{Scope, SpanData, StatusCode};
+use ferrotel_sdk::value::{Attributes, Value};
+
+/// The span flags' "has is_remote" and "is_remote" bits (trace/v1 SpanFlags).
+pub const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+pub const FLAG_IS_REMOTE: u32 = 0x200;
+
+#[derive(Default)]
+pub struct Writer(pub Vec<u8>);
+
+impl Writer {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    fn tag(&mut self, field: u32, wire: u8) {
+        self.varint(((field as u64) << 3) | wire as u64);
+    }
+
+    fn bytes_always(&mut self, field: u32, data: &[u8]) {
+        self.tag(field, 2);
+        self.varint(data.len() as u64);
+        self.0.extend_from_slice(data);
+    }
+
+    fn bytes(&mut self, field: u32, data: &[u8]) {
+        if !data.is_empty() {
+            self.bytes_always(field, data);
+        }
+    }
+
+    fn string(&mut self, field: u32, s: &str) {
+        self.bytes(field, s.as_bytes());
+    }
+
+    fn uint(&mut self, field: u32, v: u64) {
+        if v != 0 {
+            self.tag(field, 0);
+            self.varint(v);
+        }
+    }
+
+    fn fixed64(&mut self, field: u32, v: u64) {
+        if v != 0 {
+            self.tag(field, 1);
+            self.0.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn fixed32(&mut self, field: u32, v: u32) {
+        if v != 0 {
+            self.tag(field, 5);
+            self.0.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn message(&mut self, field: u32, build: impl FnOnce(&mut Writer)) {
+        let mut inner = Writer(Vec::new());
+        build(&mut inner);
+        self.bytes_always(field, &inner.0);
+    }
+}
+
+fn any_value(w: &mut Writer, value: &Value) {
+    match value {
+        Value::Str(s) => w.bytes_always(1, s.as_bytes()),
+        Value::Bool(b) => {
+            w.tag(2, 0);
+            w.varint(u64::from(*b));
+        }
+        Value::Int(i) => {
+            w.tag(3, 0);
+            w.varint(*i as u64);
+        }
+        Value::Double(d) => {
+            w.tag(4, 1);
+            w.0.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+        Value::StrArray(items) => array(w, items.iter().map(|s| Value::Str(s.clone()))),
+        Value::BoolArray(items) => array(w, items.iter().map(|b| Value::Bool(*b))),
+        Value::IntArray(items) => array(w, items.iter().map(|i| Value::Int(*i))),
+        Value::DoubleArray(items) => array(w, items.iter().map(|d| Value::Double(*d))),
+    }
+}
+
+fn array(w: &mut Writer, items: impl Iterator<Item = Value>) {
+    w.message(5, |arr| {
+        for item in items {
+            arr.message(1, |v| any_value(v, &item));
+        }
+    });
+}
+
+fn attributes(w: &mut Writer, field: u32, attrs: &Attributes) {
+    for (key, value) in &attrs.items {
+        w.message(field, |kv| {
+            kv.string(1, key);
+            kv.message(2, |v| any_value(v, value));
+        });
+    }
+}
+
+fn id_bytes_128(id: u128) -> [u8; 16] {
+    id.to_be_bytes()
+}
+
+fn span(w: &mut Writer, s: &SpanData) {
+    w.bytes(1, &id_bytes_128(s.trace_id));
+    w.bytes(2, &s.span_id.to_be_bytes());
+    w.string(3, &s.trace_state);
+    if let Some(parent) = s.parent_span_id {
+        w.bytes(4, &parent.to_be_bytes());
+    }
+    w.string(5, &s.name);
+    w.uint(6, s.kind as u64 + 1); // OTLP counts SPAN_KIND_UNSPECIFIED as 0
+    w.fixed64(7, s.start_ns);
+    w.fixed64(8, s.end_ns);
+    attributes(w, 9, &s.attributes);
+    w.uint(10, s.attributes.dropped as u64);
+    for event in &s.events {
+        w.message(11, |e| {
+            e.fixed64(1, event.time_ns);
+            e.string(2, &event.name);
+            attributes(e, 3, &event.attributes);
+            e.uint(4, event.attributes.dropped as u64);
+        });
+    }
+    w.uint(12, s.dropped_events as u64);
+    for link in &s.links {
+        w.message(13, |l| {
+            l.bytes(1, &id_bytes_128(link.trace_id));
+            l.bytes(2, &link.span_id.to_be_bytes());
+            l.string(3, &link.trace_state);
+            attributes(l, 4, &link.attributes);
+            l.uint(5, link.attributes.dropped as u64);
+            l.fixed32(
+                6,
+                link.trace_flags as u32 | FLAG_HAS_IS_REMOTE | if link.is_remote { FLAG_IS_REMOTE } else { 0 },
+            );
+        });
+    }
+    w.uint(14, s.dropped_links as u64);
+    if s.status.code != StatusCode::Unset {
+        w.message(15, |st| {
+            st.string(2, &s.status.description);
+            st.uint(3, s.status.code as u64);
+        });
+    }
+    let parent_remote = if s.parent_span_id.is_some() && s.parent_is_remote {
+        FLAG_IS_REMOTE
+    } else {
+        0
+    };
+    w.fixed32(16, s.trace_flags as u32 | FLAG_HAS_IS_REMOTE | parent_remote);
+}
+
+/// Spans grouped by instrumentation scope, scopes in first-seen order.
+pub fn by_scope(batch: &[SpanData]) -> Vec<(&Arc<Scope>, Vec<&SpanData>)> {
+    let mut index: HashMap<*const Scope, usize> = HashMap::new();
+    let mut groups: Vec<(&Arc<Scope>, Vec<&SpanData>)> = Vec::new();
+    for s in batch {
+        let key = Arc::as_ptr(&s.scope);
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push((&s.scope, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(s);
+    }
+    groups
+}
+
+/// `ExportTraceServiceRequest` for one resource.
+pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(256 * batch.len() + 512));
+    w.message(1, |rs| {
+        rs.message(1, |r| {
+            attributes(r, 1, &resource.attributes);
+            r.uint(2, resource.attributes.dropped as u64);
+        });
+        for (scope, spans) in by_scope(batch) {
+            rs.message(2, |ss| {
+                ss.message(1, |sc| {
+                    sc.string(1, &scope.name);
+                    sc.string(2, scope.version.as_deref().unwrap_or(""));
+                    attributes(sc, 3, &scope.attributes);
+                    sc.uint(4, scope.attributes.dropped as u64);
+                });
+                for s in spans {
+                    ss.message(2, |out| span(out, s));
+                }
+                ss.string(3, scope.schema_url.as_deref().unwrap_or(""));
+            });
+        }
+        rs.string(3, &resource.schema_url);
+    });
+    w.0
+}
+
+fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        value |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Skips one field of wire type `wire`; `None` on malformed input.
+fn skip(buf: &[u8], pos: &mut usize, wire: u64) -> Option<()> {
+    match wire {
+        0 => read_varint(buf, pos).map(drop),
+        1 => (*pos + 8 <= buf.len()).then(|| *pos += 8),
+        2 => {
+            let len = read_varint(buf, pos)? as usize;
+            (*pos + len <= buf.len()).then(|| *pos += len)
+        }
+        5 => (*pos + 4 <= buf.len()).then(|| *pos += 4),
+        _ => None,
+    }
+}
+
+/// `(rejected_spans, error_message)` from an `ExportTraceServiceResponse`, if it carries a
+/// partial success.
+pub fn partial_success(buf: &[u8]) -> Option<(u64, String)> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        let key = read_varint(buf, &mut pos)?;
+        if key >> 3 == 1 && key & 7 == 2 {
+            let len = read_varint(buf, &mut pos)? as usize;
+            let inner = buf.get(pos..pos + len)?;
+            let (mut rejected, mut message, mut p) = (0, String::new(), 0);
+            while p < inner.len() {
+                let k = read_varint(inner, &mut p)?;
+                match (k >> 3, k & 7) {
+                    (1, 0) => rejected = read_varint(inner, &mut p)?,
+                    (2, 2) => {
+                        let l = read_varint(inner, &mut p)? as usize;
+                        message = String::from_utf8_lossy(inner.get(p..p + l)?).into_owned();
+                        p += l;
+                    }
+                    (_, wire) => skip(inner, &mut p, wire)?,
+                }
+            }
+            return Some((rejected, message));
+        }
+        skip(buf, &mut pos, key & 7)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_negative_ints() {
+        let mut w = Writer::default();
+        w.varint(300);
+        assert_eq!(w.0, [0xac, 0x02]);
+        let mut w = Writer::default();
+        any_value(&mut w, &Value::Int(-1));
+        assert_eq!(w.0, [0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    }
+
+    #[test]
+    fn oneof_values_are_written_even_when_default() {
+        let mut w = Writer::default();
+        any_value(&mut w, &Value::Str(String::new()));
+        assert_eq!(w.0, [0x0a, 0x00]);
+        let mut w = Writer::default();
+        any_value(&mut w, &Value::Bool(false));
+        assert_eq!(w.0, [0x10, 0x00]);
+    }
+
+    #[test]
+    fn partial_success_is_read_and_garbage_is_not() {
+        // partial_success { rejected_spans: 3, error_message: "bad" }
+        let body = [0x0a, 0x07, 0x08, 0x03, 0x12, 0x03, b'b', b'a', b'd'];
+        assert_eq!(partial_success(&body), Some((3, "bad".to_string())));
+        assert_eq!(partial_success(&[]), None);
+        assert_eq!(partial_success(&[0x0a, 0x50, 0x08]), None);
+        assert_eq!(partial_success(&[0xff; 12]), None);
+    }
+}

@@ -1,0 +1,211 @@
+"""OTLP/HTTP export from ferrotel to a real receiver that decodes with upstream's
+opentelemetry-proto: every field checked, protobuf and JSON, gzip and headers, and how
+failures behave (retries, drops, timeouts, no receiver at exit)."""
+
+import base64
+import json
+import os
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FERROTEL, PYTHON, ROOT, clean_env, free_port, run
+
+RECEIVER = Path(__file__).parent / "apps" / "otlp_receiver.py"
+UPSTREAM_PYTHON = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin" / "python"
+
+APP = textwrap.dedent(
+    """
+    from opentelemetry import trace
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    tracer = trace.get_tracer("checkout", "1.2.3")
+    remote = TraceContextTextMapPropagator().extract(
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "rojo=1,congo=2"}
+    )
+    with tracer.start_as_current_span("linked") as other:
+        pass
+    attributes = {
+        "s": "text", "b": True, "i": -42, "f": 2.5,
+        "sa": ["x", "y"], "ba": [True, False], "ia": [1, 2], "fa": [0.5, 1.5],
+    }
+    with tracer.start_as_current_span(
+        "GET /pay", context=remote, kind=SpanKind.SERVER, attributes=attributes,
+        links=[Link(other.get_span_context(), {"why": "retry"})],
+    ) as span:
+        span.add_event("charged", {"amount": 12}, timestamp=1_700_000_000_000_000_000)
+        with tracer.start_as_current_span("db", kind=SpanKind.CLIENT):
+            pass
+        span.set_status(Status(StatusCode.ERROR, "card declined"))
+    """
+)
+
+
+class Receiver:
+    def __init__(self, *flags):
+        assert UPSTREAM_PYTHON.exists(), "scripts/test creates the upstream reference venv"
+        self.proc = subprocess.Popen(
+            [str(UPSTREAM_PYTHON), str(RECEIVER), *flags], stdout=subprocess.PIPE, text=True, env=clean_env()
+        )
+        self.port = int(self.proc.stdout.readline().split()[1])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def receiver():
+    started = []
+
+    def start(*flags):
+        r = Receiver(*flags)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        if r.proc.poll() is None:
+            r.proc.kill()
+
+
+def export_app(tmp, endpoint, *flags, env=None):
+    (tmp / "app.py").write_text(APP)
+    base = ["--traces_exporter", "otlp", "--exporter_otlp_endpoint", endpoint, "--service_name", "shop"]
+    start = time.monotonic()
+    result = run(FERROTEL, "instrument", *base, *flags, PYTHON, "app.py", cwd=tmp, env=env, timeout=120)
+    return result, time.monotonic() - start
+
+
+def hex_id(b64):
+    return base64.b64decode(b64).hex()
+
+
+def values(kvs):
+    return {kv["key"]: kv["value"] for kv in kvs}
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_every_field_arrives(tmp, receiver, protocol, compression):
+    r = receiver()
+    flags = ["--exporter_otlp_protocol", protocol, "--exporter_otlp_compression", compression]
+    flags += ["--exporter_otlp_headers", "api-key=s3cret,x-tenant=acme"]
+    result, _ = export_app(tmp, r.endpoint, *flags)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    (record,) = r.stop()
+    assert record["path"] == "/v1/traces"
+    assert record["headers"]["api-key"] == "s3cret" and record["headers"]["x-tenant"] == "acme"
+    assert record["headers"]["content-type"] == (
+        "application/json" if protocol == "http/json" else "application/x-protobuf"
+    )
+    assert record["headers"].get("content-encoding") == ("gzip" if compression == "gzip" else None)
+
+    (resource_spans,) = record["request"]["resource_spans"]
+    resource = values(resource_spans["resource"]["attributes"])
+    assert resource["service.name"] == {"string_value": "shop"}
+    assert resource["telemetry.sdk.name"] == {"string_value": "ferrotel"}
+    assert "int_value" in resource["process.pid"]
+    (scope_spans,) = resource_spans["scope_spans"]
+    assert scope_spans["scope"] == {"name": "checkout", "version": "1.2.3"}
+    spans = {s["name"]: s for s in scope_spans["spans"]}
+    server, db, linked = spans["GET /pay"], spans["db"], spans["linked"]
+
+    assert hex_id(server["trace_id"]) == "0af7651916cd43dd8448eb211c80319c"
+    assert hex_id(server["parent_span_id"]) == "b7ad6b7169203331"
+    assert server["trace_state"] == "rojo=1,congo=2"
+    assert server["kind"] == "SPAN_KIND_SERVER" and db["kind"] == "SPAN_KIND_CLIENT"
+    assert linked["kind"] == "SPAN_KIND_INTERNAL" and "parent_span_id" not in linked
+    assert server["flags"] == 0x1 | 0x100 | 0x200  # sampled, parent is remote
+    assert db["flags"] == 0x1 | 0x100
+    assert hex_id(db["parent_span_id"]) == hex_id(server["span_id"])
+    assert hex_id(db["trace_id"]) == hex_id(server["trace_id"])
+    assert int(server["start_time_unix_nano"]) <= int(db["start_time_unix_nano"]) <= int(db["end_time_unix_nano"])
+    assert int(db["end_time_unix_nano"]) <= int(server["end_time_unix_nano"])
+    assert values(server["attributes"]) == {
+        "s": {"string_value": "text"},
+        "b": {"bool_value": True},
+        "i": {"int_value": "-42"},
+        "f": {"double_value": 2.5},
+        "sa": {"array_value": {"values": [{"string_value": "x"}, {"string_value": "y"}]}},
+        "ba": {"array_value": {"values": [{"bool_value": True}, {"bool_value": False}]}},
+        "ia": {"array_value": {"values": [{"int_value": "1"}, {"int_value": "2"}]}},
+        "fa": {"array_value": {"values": [{"double_value": 0.5}, {"double_value": 1.5}]}},
+    }
+    (event,) = server["events"]
+    assert event["name"] == "charged" and event["time_unix_nano"] == "1700000000000000000"
+    assert values(event["attributes"]) == {"amount": {"int_value": "12"}}
+    (link,) = server["links"]
+    assert hex_id(link["span_id"]) == hex_id(linked["span_id"]) and hex_id(link["trace_id"]) == hex_id(
+        linked["trace_id"]
+    )
+    assert values(link["attributes"]) == {"why": {"string_value": "retry"}}
+    assert server["status"] == {"code": "STATUS_CODE_ERROR", "message": "card declined"}
+    assert "status" not in db
+
+
+def test_retryable_status_is_retried(tmp, receiver):
+    r = receiver("--statuses", "503,503,200")
+    result, _ = export_app(tmp, r.endpoint, "--exporter_otlp_protocol", "http/protobuf")
+    records = r.stop()
+    assert [rec["status"] for rec in records] == [503, 503, 200]
+    assert records[0]["request"] == records[2]["request"]
+    assert result.stderr == "", result.stderr  # delivered in the end: nothing to say
+
+
+def test_retry_after_is_honoured(tmp, receiver):
+    r = receiver("--statuses", "429,200", "--retry-after", "1")
+    result, elapsed = export_app(tmp, r.endpoint, "--exporter_otlp_protocol", "http/protobuf")
+    assert [rec["status"] for rec in r.stop()] == [429, 200]
+    assert elapsed >= 1.0
+
+
+def test_a_rejected_batch_is_dropped_counted_and_reported_once(tmp, receiver):
+    r = receiver("--statuses", "400")
+    result, _ = export_app(tmp, r.endpoint, "--exporter_otlp_protocol", "http/protobuf")
+    assert len(r.stop()) == 1, "400 is not retried"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith(f"ferrotel: warning: cannot export traces to {r.endpoint}/v1/traces: HTTP 400")
+    assert lines[1] == (
+        f"ferrotel: warning: 3 span(s) were not delivered to {r.endpoint}/v1/traces (0 dropped from a full queue,"
+        " 3 failed to export, 0 still queued or exporting at the exit deadline)"
+    )
+
+
+def test_partial_success_is_counted(tmp, receiver):
+    r = receiver("--reject", "1")
+    result, _ = export_app(tmp, r.endpoint, "--exporter_otlp_protocol", "http/protobuf")
+    r.stop()
+    assert "the collector rejected 1 span(s): too old" in result.stderr
+
+
+def test_a_slow_receiver_hits_the_timeout(tmp, receiver):
+    r = receiver("--delay", "5")
+    flags = ["--exporter_otlp_protocol", "http/protobuf", "--exporter_otlp_timeout", "1"]
+    result, elapsed = export_app(tmp, r.endpoint, *flags)
+    r.stop()
+    assert elapsed < 4.5, elapsed
+    assert "cannot export traces" in result.stderr and "3 span(s) were not delivered" in result.stderr
+
+
+def test_no_receiver_at_all_keeps_exit_bounded_and_says_so_once(tmp):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    result, elapsed = export_app(tmp, endpoint, "--exporter_otlp_protocol", "http/protobuf")
+    assert result.returncode == 0
+    assert elapsed < 8, elapsed  # the export timeout is 10 s; the exit deadline is 5 s
+    lines = result.stderr.splitlines()
+    assert len(lines) <= 2, result.stderr
+    assert lines[-1].startswith("ferrotel: warning: 3 span(s) were not delivered to " + endpoint)
+
+
+def test_grpc_is_refused_with_a_clear_message(tmp):
+    (tmp / "app.py").write_text(APP)
+    result = run(FERROTEL, "instrument", "--traces_exporter", "otlp", PYTHON, "app.py", cwd=tmp)
+    assert result.returncode == 0
+    assert result.stderr.count("OTLP over gRPC is not in this ferrotel build yet") == 1
