@@ -1,10 +1,11 @@
-//! OTLP export over HTTP (protobuf or JSON), for the pipeline's worker thread.
+//! OTLP export over gRPC or HTTP (protobuf or JSON), for the pipeline's worker thread.
 //!
 //! It owns encoding, the transport (TLS, gzip, headers), the spec's retry rules bounded by
 //! the export timeout, and what the user is told when a collector misbehaves: one warning
 //! at the first failure, then at most one summary a minute; never a line per attempt and
 //! never a header value. It runs without the GIL and never touches Python.
 
+mod grpc;
 pub mod json;
 pub mod proto;
 
@@ -22,6 +23,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Response bodies are only read for partial success; anything longer is not ours.
 const MAX_RESPONSE: u64 = 64 * 1024;
 
+/// What a successful export may report: `(rejected spans, message)`.
+type PartialSuccess = Option<(u64, String)>;
+
 /// Why an export did not succeed.
 #[derive(Debug)]
 enum Attempt {
@@ -29,6 +33,18 @@ enum Attempt {
     Retry(String, Option<Duration>),
     /// Not worth retrying (other 4xx/5xx, bad configuration): the batch is dropped.
     Fatal(String),
+}
+
+enum Transport {
+    Http(ureq::Agent),
+    Grpc(Box<grpc::GrpcTransport>),
+}
+
+fn transport(config: &OtlpConfig) -> Result<Transport, String> {
+    Ok(match config.protocol {
+        Protocol::Grpc => Transport::Grpc(Box::new(grpc::GrpcTransport::new(config)?)),
+        _ => Transport::Http(agent(config)?),
+    })
 }
 
 /// Builds the agent for `config`. Errors name the setting (never its secret value).
@@ -70,10 +86,20 @@ fn agent(config: &OtlpConfig) -> Result<ureq::Agent, String> {
     Ok(ureq::Agent::new_with_config(config))
 }
 
-/// Exports spans to one OTLP/HTTP endpoint.
-pub struct OtlpHttpExporter {
+/// A certificate or handshake rejection will not fix itself: it is not retried.
+fn is_tls_failure(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => true,
+        ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
+    }
+}
+
+/// Exports spans to one OTLP endpoint.
+pub struct OtlpExporter {
     config: OtlpConfig,
-    agent: Result<ureq::Agent, String>,
+    /// A configuration problem (unreadable certificate...) fails every export, said once.
+    transport: Result<Transport, String>,
     /// Whether the user has been told about the current trouble.
     warned: bool,
     undelivered_since_summary: u64,
@@ -81,10 +107,10 @@ pub struct OtlpHttpExporter {
     rng: u64,
 }
 
-impl OtlpHttpExporter {
-    pub fn new(config: OtlpConfig) -> OtlpHttpExporter {
-        OtlpHttpExporter {
-            agent: agent(&config),
+impl OtlpExporter {
+    pub fn new(config: OtlpConfig) -> OtlpExporter {
+        OtlpExporter {
+            transport: transport(&config),
             config,
             warned: false,
             undelivered_since_summary: 0,
@@ -124,7 +150,13 @@ impl OtlpHttpExporter {
         if gzip {
             request = request.header("Content-Encoding", "gzip");
         }
-        let response = request.send(body).map_err(|e| Attempt::Retry(e.to_string(), None))?;
+        let response = request.send(body).map_err(|e| {
+            if is_tls_failure(&e) {
+                Attempt::Fatal(e.to_string())
+            } else {
+                Attempt::Retry(e.to_string(), None)
+            }
+        })?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -156,11 +188,10 @@ impl OtlpHttpExporter {
         backoff.mul_f64(fraction)
     }
 
-    fn send(&mut self, body: &[u8], content_type: &str) -> Result<Option<(u64, String)>, String> {
-        let agent = match &self.agent {
-            Ok(agent) => agent.clone(),
-            Err(e) => return Err(e.clone()),
-        };
+    fn send(&mut self, body: &[u8], content_type: &str) -> Result<PartialSuccess, String> {
+        if let Err(e) = &self.transport {
+            return Err(e.clone());
+        }
         let gzip = self.config.compression == Compression::Gzip;
         let payload = if gzip {
             let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -181,7 +212,15 @@ impl OtlpHttpExporter {
                     self.config.timeout
                 ));
             }
-            match self.post(&agent, &payload, content_type, gzip, remaining) {
+            let attempt = match &mut self.transport {
+                Ok(Transport::Http(agent)) => {
+                    let agent = agent.clone();
+                    self.post(&agent, &payload, content_type, gzip, remaining)
+                }
+                Ok(Transport::Grpc(grpc)) => grpc.attempt(&payload, gzip, &self.config.headers, remaining),
+                Err(e) => Err(Attempt::Fatal(e.clone())),
+            };
+            match attempt {
                 Ok(partial) => return Ok(partial),
                 Err(Attempt::Fatal(reason)) => return Err(reason),
                 Err(Attempt::Retry(reason, requested)) => {
@@ -220,7 +259,7 @@ impl OtlpHttpExporter {
     }
 }
 
-impl SpanExporter for OtlpHttpExporter {
+impl SpanExporter for OtlpExporter {
     fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
         if batch.is_empty() {
             return ExportResult::Success;

@@ -238,33 +238,43 @@ fn skip(buf: &[u8], pos: &mut usize, wire: u64) -> Option<()> {
     }
 }
 
-/// `(rejected_spans, error_message)` from an `ExportTraceServiceResponse`, if it carries a
-/// partial success.
-pub fn partial_success(buf: &[u8]) -> Option<(u64, String)> {
+/// Finds the first field `number` of the wanted wire type; `None` if absent or malformed.
+fn find(buf: &[u8], number: u64, wire: u64) -> Option<(usize, usize)> {
     let mut pos = 0;
     while pos < buf.len() {
         let key = read_varint(buf, &mut pos)?;
-        if key >> 3 == 1 && key & 7 == 2 {
-            let len = read_varint(buf, &mut pos)? as usize;
-            let inner = buf.get(pos..pos + len)?;
-            let (mut rejected, mut message, mut p) = (0, String::new(), 0);
-            while p < inner.len() {
-                let k = read_varint(inner, &mut p)?;
-                match (k >> 3, k & 7) {
-                    (1, 0) => rejected = read_varint(inner, &mut p)?,
-                    (2, 2) => {
-                        let l = read_varint(inner, &mut p)? as usize;
-                        message = String::from_utf8_lossy(inner.get(p..p + l)?).into_owned();
-                        p += l;
-                    }
-                    (_, wire) => skip(inner, &mut p, wire)?,
-                }
-            }
-            return Some((rejected, message));
+        if key >> 3 == number && key & 7 == wire {
+            let start = pos;
+            skip(buf, &mut pos, wire)?;
+            return Some((start, pos));
         }
         skip(buf, &mut pos, key & 7)?;
     }
     None
+}
+
+/// The bytes of length-delimited field `number` (a nested message or a string).
+pub fn field_bytes(buf: &[u8], number: u64) -> Option<&[u8]> {
+    let (mut start, end) = find(buf, number, 2)?;
+    read_varint(buf, &mut start)?;
+    buf.get(start..end)
+}
+
+/// Varint field `number`.
+pub fn field_varint(buf: &[u8], number: u64) -> Option<u64> {
+    let (mut start, _) = find(buf, number, 0)?;
+    read_varint(buf, &mut start)
+}
+
+/// `(rejected_spans, error_message)` from an `ExportTraceServiceResponse`, if it carries a
+/// partial success.
+pub fn partial_success(buf: &[u8]) -> Option<(u64, String)> {
+    let inner = field_bytes(buf, 1)?;
+    let rejected = field_varint(inner, 1).unwrap_or(0);
+    let message = field_bytes(inner, 2)
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .unwrap_or_default();
+    Some((rejected, message))
 }
 
 #[cfg(test)]

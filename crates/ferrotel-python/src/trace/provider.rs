@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, Weak};
 use ferrotel_sdk::sync::lock;
 use std::time::Duration;
 
-use ferrotel_config::{BatchConfig, Config, Exporter, LogLevel, OtlpConfig, Protocol, Sampler, SpanLimits};
-use ferrotel_otlp::OtlpHttpExporter;
+use ferrotel_config::{BatchConfig, Config, Exporter, LogLevel, OtlpConfig, Sampler, SpanLimits};
+use ferrotel_otlp::OtlpExporter;
 use ferrotel_sdk::export::console::ConsoleExporter;
 use ferrotel_sdk::pipeline::{ExportResult, Pipeline, SpanExporter};
 use ferrotel_sdk::resource::{ProcessFacts, Resource};
@@ -50,7 +50,7 @@ impl ExporterSpec {
         match self {
             ExporterSpec::Console => Box::new(ConsoleExporter::stdout()),
             ExporterSpec::Memory(store) => Box::new(MemoryExporter(store.clone())),
-            ExporterSpec::Otlp(config) => Box::new(OtlpHttpExporter::new(config.clone())),
+            ExporterSpec::Otlp(config) => Box::new(OtlpExporter::new(config.clone())),
         }
     }
 }
@@ -115,8 +115,8 @@ impl ProcessorSpec {
 
 /// `OTLPSpanExporter(endpoint=None, headers=None, timeout=None, compression=None,
 /// certificate_file=None, client_key_file=None, client_certificate_file=None, protocol=None)`:
-/// arguments win over the `OTEL_EXPORTER_OTLP_*` variables, which fill in the rest. An
-/// endpoint given here is used as it is.
+/// arguments win over the `OTEL_EXPORTER_OTLP_*` variables, which fill in the rest (the
+/// protocol defaults to grpc, as upstream's). An endpoint given here is used as it is.
 #[pyclass(frozen, module = "ferrotel._native")]
 pub struct OTLPSpanExporter {
     config: OtlpConfig,
@@ -175,15 +175,9 @@ impl OTLPSpanExporter {
                 .into_iter()
                 .collect();
         }
-        if config.protocol == Protocol::Grpc {
-            return Err(PyValueError::new_err(GRPC_NOT_YET));
-        }
         Ok(OTLPSpanExporter { config })
     }
 }
-
-const GRPC_NOT_YET: &str = "OTLP over gRPC is not in this ferrotel build yet; use http/protobuf or http/json \
-                            (OTEL_EXPORTER_OTLP_PROTOCOL, port 4318)";
 
 fn exporter_spec(exporter: &Bound<'_, PyAny>) -> PyResult<ExporterSpec> {
     if exporter.cast::<ConsoleSpanExporter>().is_ok() {
@@ -435,11 +429,6 @@ impl TracerProvider {
                     batch: Some(bsp),
                     exporter: ExporterSpec::Console,
                 }),
-                Exporter::Otlp if otlp.protocol == Protocol::Grpc => emit(
-                    py,
-                    LogLevel::Warning,
-                    &format!("traces are not exported: {GRPC_NOT_YET}"),
-                ),
                 Exporter::Otlp => provider.core.add(ProcessorSpec {
                     batch: Some(bsp),
                     exporter: ExporterSpec::Otlp(otlp.clone()),
