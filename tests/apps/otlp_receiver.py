@@ -11,6 +11,8 @@ status it answered and the decoded request as MessageToDict gives it.
   --reject N                  report N rejected spans as a partial success
   --tls CERT KEY [--client-ca CA]
   --port N                    listen on N (default: any free port)
+  --sink                      HTTP only: answer 200 at once without decoding or printing
+                              (a fast peer for benchmarks)
 """
 
 import argparse
@@ -40,6 +42,7 @@ parser.add_argument("--reject", type=int, default=0)
 parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
 parser.add_argument("--client-ca")
 parser.add_argument("--port", type=int, default=0)
+parser.add_argument("--sink", action="store_true")
 args = parser.parse_args()
 statuses = [int(s) for s in args.statuses.split(",")] if args.statuses else [0 if args.grpc else 200]
 lock = threading.Lock()
@@ -82,8 +85,15 @@ def hex_ids_to_base64(node):
 
 
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as exporters use it
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if args.sink:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         request = ExportTraceServiceRequest()
