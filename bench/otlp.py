@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -70,10 +71,12 @@ def run(side, endpoint, n, export):
 
 
 def measure(side, endpoint, n):
+    """Medians of three rounds: the CPU difference is noisy on a 2-core machine."""
     run(side, endpoint, 2000, export=True)  # warm-up: imports, connection
-    quiet_wall, quiet_cpu = run(side, endpoint, n, export=False)
-    busy_wall, busy_cpu = run(side, endpoint, n, export=True)
-    export_cpu = max(busy_cpu - quiet_cpu, 1e-9) / n
+    rounds = [(run(side, endpoint, n, export=False), run(side, endpoint, n, export=True)) for _ in range(3)]
+    quiet_wall = statistics.median(q[0] for q, _ in rounds)
+    busy_wall = statistics.median(b[0] for _, b in rounds)
+    export_cpu = max(statistics.median(b[1] - q[1] for q, b in rounds), 1e-9) / n
     return {
         "spans_per_s": 1 / export_cpu,
         "cpu_us": export_cpu * 1e6,
