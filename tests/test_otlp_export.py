@@ -179,9 +179,10 @@ def test_a_rejected_batch_is_dropped_counted_and_reported_once(tmp, receiver):
     )
 
 
-def test_partial_success_is_counted(tmp, receiver):
-    r = receiver("--reject", "1")
-    result, _ = export_app(tmp, r.endpoint, "--exporter_otlp_protocol", "http/protobuf")
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
+def test_partial_success_is_counted(tmp, receiver, protocol):
+    r = receiver("--reject", "1", *(["--grpc"] if protocol == "grpc" else []))
+    result, _ = export_app(tmp, r.endpoint, "--exporter_otlp_protocol", protocol)
     r.stop()
     assert "the collector rejected 1 span(s): too old" in result.stderr
 

@@ -25,7 +25,7 @@ import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from google.protobuf.json_format import MessageToDict, Parse
+from google.protobuf.json_format import MessageToDict, MessageToJson, Parse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -103,11 +103,12 @@ class Handler(BaseHTTPRequestHandler):
             request.ParseFromString(body)
         status = next_status()
         record(self.path, {k.lower(): v for k, v in self.headers.items()}, status, request)
-        payload = response().SerializeToString()
+        as_json = self.headers.get("Content-Type") == "application/json"
+        payload = MessageToJson(response()).encode() if as_json else response().SerializeToString()
         self.send_response(status)
         if args.retry_after is not None and status != 200:
             self.send_header("Retry-After", str(args.retry_after))
-        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Type", "application/json" if as_json else "application/x-protobuf")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

@@ -46,7 +46,13 @@ fn tls_config(config: &OtlpConfig) -> Result<rustls::ClientConfig, String> {
                 roots.add(cert).map_err(|e| format!("{path}: {e}"))?;
             }
         }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        None => {
+            // The system's roots; the bundled Mozilla roots when the store is empty.
+            let (added, _) = roots.add_parsable_certificates(crate::system_roots());
+            if added == 0 {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+        }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)

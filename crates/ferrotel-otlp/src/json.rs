@@ -159,6 +159,33 @@ fn span(out: &mut String, s: &SpanData) {
     out.push('}');
 }
 
+/// `(rejected_spans, error_message)` from an OTLP/JSON `ExportTraceServiceResponse`, read
+/// with a narrow scan (the reply is small and only these two fields matter).
+pub fn partial_success(body: &[u8]) -> Option<(u64, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let section = &text[text.find("\"partialSuccess\"")?..];
+    let value_after = |key: &str| -> Option<&str> {
+        let rest = &section[section.find(key)? + key.len()..];
+        Some(rest.trim_start().strip_prefix(':')?.trim_start())
+    };
+    // int64 may arrive as a string or a number.
+    let rejected = value_after("\"rejectedSpans\"")
+        .map(|v| {
+            v.trim_start_matches('"')
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0);
+    let message = value_after("\"errorMessage\"")
+        .and_then(|v| v.strip_prefix('"'))
+        .and_then(|v| v.split('"').next())
+        .unwrap_or("")
+        .to_string();
+    Some((rejected, message))
+}
+
 pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
     let mut out = String::with_capacity(600 * batch.len() + 512);
     out.push_str("{\"resourceSpans\":[{\"resource\":{");
@@ -194,6 +221,18 @@ pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_success_in_json() {
+        let body = br#"{"partialSuccess": {"rejectedSpans": "3", "errorMessage": "too old"}}"#;
+        assert_eq!(partial_success(body), Some((3, "too old".to_string())));
+        assert_eq!(
+            partial_success(br#"{"partialSuccess":{"rejectedSpans":2}}"#),
+            Some((2, String::new()))
+        );
+        assert_eq!(partial_success(b"{}"), None);
+        assert_eq!(partial_success(b"\xff"), None);
+    }
 
     #[test]
     fn escaping_and_special_doubles() {

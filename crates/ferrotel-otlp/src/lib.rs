@@ -47,6 +47,11 @@ fn transport(config: &OtlpConfig) -> Result<Transport, String> {
     })
 }
 
+/// The system's trusted roots (DER), or none if the store cannot be read.
+pub(crate) fn system_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
+}
+
 /// Builds the agent for `config`. Errors name the setting (never its secret value).
 fn agent(config: &OtlpConfig) -> Result<ureq::Agent, String> {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
@@ -66,6 +71,15 @@ fn agent(config: &OtlpConfig) -> Result<ureq::Agent, String> {
             return Err(format!("no certificate found in {ca}"));
         }
         tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+    } else {
+        // The system's roots; ureq's bundled Mozilla roots when the store is empty.
+        let system: Vec<Certificate<'static>> = system_roots()
+            .iter()
+            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+            .collect();
+        if !system.is_empty() {
+            tls = tls.root_certs(RootCerts::new_with_certs(&system));
+        }
     }
     if let (Some(cert), Some(key)) = (&config.client_certificate, &config.client_key) {
         let chain_pem = read(cert, "client certificate")?;
@@ -169,7 +183,7 @@ impl OtlpExporter {
                 let mut body = response.into_body();
                 let bytes = body.with_config().limit(MAX_RESPONSE).read_to_vec().unwrap_or_default();
                 Ok(if self.config.protocol == Protocol::HttpJson {
-                    None
+                    json::partial_success(&bytes)
                 } else {
                     proto::partial_success(&bytes)
                 })
