@@ -8,4 +8,10 @@ from ferrotel._native import (
     SimpleSpanProcessor,
 )
 
-__all__ = ["BatchSpanProcessor", "ConsoleSpanExporter", "InMemorySpanExporter", "OTLPSpanExporter", "SimpleSpanProcessor"]
+__all__ = [
+    "BatchSpanProcessor",
+    "ConsoleSpanExporter",
+    "InMemorySpanExporter",
+    "OTLPSpanExporter",
+    "SimpleSpanProcessor",
+]
