@@ -25,6 +25,13 @@ const fn contrib(library: &'static str, package: &'static str) -> Entry {
     }
 }
 
+const fn builtin_stdlib(name: &'static str) -> Entry {
+    Entry {
+        library: None,
+        coverage: Coverage::BuiltIn(name),
+    }
+}
+
 const fn stdlib(package: &'static str) -> Entry {
     Entry {
         library: None,
@@ -35,9 +42,9 @@ const fn stdlib(package: &'static str) -> Entry {
 pub const CATALOG: &[Entry] = &[
     stdlib("opentelemetry-instrumentation-asyncio"),
     stdlib("opentelemetry-instrumentation-dbapi"),
-    stdlib("opentelemetry-instrumentation-logging"),
+    builtin_stdlib("logging"),
     stdlib("opentelemetry-instrumentation-sqlite3"),
-    stdlib("opentelemetry-instrumentation-threading"),
+    builtin_stdlib("threading"),
     stdlib("opentelemetry-instrumentation-urllib"),
     stdlib("opentelemetry-instrumentation-wsgi"),
     contrib("aio_pika >= 7.2.0, < 11.0.0", "opentelemetry-instrumentation-aio-pika"),

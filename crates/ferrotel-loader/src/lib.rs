@@ -70,6 +70,9 @@ impl fmt::Display for SkipReason {
         match self {
             SkipReason::Disabled => f.write_str("disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
             SkipReason::NotInEnableList => f.write_str("not in OTEL_PYTHON_ENABLED_INSTRUMENTATIONS"),
+            SkipReason::Duplicate { chosen } if ferrotel_distributions::normalize(chosen) == FERROTEL_DISTRIBUTION => {
+                f.write_str("ferrotel's built-in instrumentation is used instead")
+            }
             SkipReason::Duplicate { chosen } => write!(f, "the one from {chosen} is used instead"),
             SkipReason::Missing { requirement } => {
                 write!(f, "needs {requirement}, which is not installed")
@@ -119,7 +122,11 @@ pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Pl
 
     let disabled = &config.disabled_instrumentations;
     let all_disabled = disabled.iter().any(|d| d == "*");
-    for ep in env.entry_points(INSTRUMENTOR_GROUP) {
+    // ferrotel's built-in instrumentations come first, so a contrib package providing the
+    // same name is the one skipped, whatever the scan order.
+    let mut instrumentors = env.entry_points(INSTRUMENTOR_GROUP);
+    instrumentors.sort_by_key(|ep| !is_ferrotel(ep));
+    for ep in instrumentors {
         let reason = if all_disabled || disabled.contains(&ep.name) {
             Some(SkipReason::Disabled)
         } else if config

@@ -271,3 +271,37 @@ fn distro_and_configurator_selection() {
     let plan = plan_with(&site, &[("OTEL_PYTHON_DISTRO", "distro")]);
     assert_eq!(plan.distro.as_ref().unwrap().name, "distro");
 }
+
+#[test]
+fn ferrotels_built_in_wins_over_a_contrib_package_of_the_same_name() {
+    let site = flask_site();
+    site.dist(
+        "ferrotel",
+        "0.1.0",
+        &[(
+            INSTRUMENTOR_GROUP,
+            "logging",
+            "ferrotel.instrumentation.log_correlation:LoggingInstrumentor",
+        )],
+        &[],
+        &["ferrotel"],
+    );
+    let plan = plan_with(&site, &[]);
+    let logging: Vec<&PlannedInstrumentor> = plan
+        .instrumentors
+        .iter()
+        .filter(|p| p.entry_point.name == "logging")
+        .collect();
+    assert_eq!(logging.len(), 1);
+    assert_eq!(logging[0].entry_point.distribution, "ferrotel");
+    assert_eq!(logging[0].trigger, Trigger::OnImport(vec!["logging".into()]));
+    let (skipped, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == "logging").unwrap();
+    assert_eq!(
+        ferrotel_distributions::normalize(&skipped.distribution),
+        "opentelemetry-instrumentation-logging"
+    );
+    assert_eq!(
+        reason.to_string(),
+        "ferrotel's built-in instrumentation is used instead"
+    );
+}

@@ -24,11 +24,26 @@ fn variables() -> Vec<(String, &'static str)> {
     ferrotel_config::vars::all().map(|v| (v.flag(), v.name)).collect()
 }
 
+/// `(OTEL_PYTHON_LOG_CORRELATION, OTEL_PYTHON_LOG_FORMAT or None, OTEL_PYTHON_LOG_LEVEL,
+/// service.name)` for the logging instrumentation.
+#[pyfunction]
+fn logging_settings() -> (bool, Option<String>, &'static str, String) {
+    let config = ferrotel_config::Config::from_env().config;
+    let python = config.python;
+    (
+        python.log_correlation,
+        python.log_format,
+        python.log_level,
+        config.service_name,
+    )
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(startup::initialize, m)?)?;
     m.add_function(wrap_pyfunction!(variables, m)?)?;
+    m.add_function(wrap_pyfunction!(logging_settings, m)?)?;
     m.add_function(wrap_pyfunction!(startup::is_initialized, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;

@@ -12,6 +12,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::_bind_api, m)?)?;
     m.add_function(wrap_pyfunction!(provider::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(provider::_shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(span::current_span_ids, m)?)?;
     m.add_class::<provider::TracerProvider>()?;
     m.add_class::<provider::BatchSpanProcessor>()?;
     m.add_class::<provider::SimpleSpanProcessor>()?;

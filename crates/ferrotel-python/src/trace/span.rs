@@ -420,3 +420,33 @@ pub fn span_dict<'py>(py: Python<'py>, span: &SpanData, resource: &Resource) -> 
     d.set_item("resource", attrs(&resource.attributes)?)?;
     Ok(d)
 }
+
+/// `(trace_id, span_id, sampled)` of the current span as lower-case hex, or `None` when
+/// there is none (or the API is not in use yet). Called for every log record by the
+/// logging correlation, so it reads ferrotel's spans without building API objects.
+#[pyfunction]
+pub fn current_span_ids(py: Python<'_>) -> PyResult<Option<(String, String, bool)>> {
+    let Ok(api) = api::get(py) else { return Ok(None) };
+    let context = api.current_context(py)?;
+    let Ok(dict) = context.cast::<PyDict>() else {
+        return Ok(None);
+    };
+    let Some(span) = dict.get_item(api.span_key.bind(py))? else {
+        return Ok(None);
+    };
+    let (trace_id, span_id, flags) = if let Ok(ours) = span.cast::<Span>() {
+        let s = ours.get();
+        (s.trace_id, s.span_id, s.trace_flags)
+    } else {
+        let c = read_span_context(&span.call_method0("get_span_context")?)?;
+        if !c.is_valid {
+            return Ok(None);
+        }
+        (c.trace_id, c.span_id, c.trace_flags)
+    };
+    Ok(Some((
+        format!("{trace_id:032x}"),
+        format!("{span_id:016x}"),
+        flags & 1 == 1,
+    )))
+}

@@ -1,0 +1,45 @@
+"""ferrotel's built-in instrumentations.
+
+Each is an `opentelemetry_instrumentor` entry point of the ferrotel distribution: the loader
+activates it when its library is first imported, the disable/enable lists name it as
+upstream's do, a contrib package of the same name is skipped in its favour, and upstream's
+`opentelemetry-instrument` can load it too.
+"""
+
+
+class Instrumentor:
+    """Upstream's contract: one instance per class; `instrument()` and `uninstrument()`
+    are idempotent, and `uninstrument()` restores what `instrument()` replaced."""
+
+    _instances = {}
+
+    def __new__(cls):
+        instance = Instrumentor._instances.get(cls)
+        if instance is None:
+            instance = super().__new__(cls)
+            instance._instrumented = False
+            Instrumentor._instances[cls] = instance
+        return instance
+
+    @property
+    def is_instrumented_by_opentelemetry(self):
+        return self._instrumented
+
+    def instrumentation_dependencies(self):
+        return ()
+
+    def instrument(self, **kwargs):
+        if not self._instrumented:
+            self._instrument(**kwargs)
+            self._instrumented = True
+
+    def uninstrument(self, **kwargs):
+        if self._instrumented:
+            self._uninstrument(**kwargs)
+            self._instrumented = False
+
+    def _instrument(self, **kwargs):
+        raise NotImplementedError
+
+    def _uninstrument(self, **kwargs):
+        raise NotImplementedError

@@ -1,0 +1,145 @@
+"""ferrotel's built-in instrumentations that need no framework: context into threads and
+thread pools, and trace ids in logging records. Run under `ferrotel instrument` in real
+processes; spans read back from the console exporter."""
+
+import textwrap
+
+from conftest import PYTHON, console_spans, instrument, run
+
+THREADS = textwrap.dedent(
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("threads")
+
+    class Worker(threading.Thread):
+        def run(self):  # an overridden run() is covered too
+            with tracer.start_as_current_span("in subclass"):
+                pass
+
+    def child(name):
+        with tracer.start_as_current_span(name):
+            return trace.get_current_span().get_span_context().span_id
+
+    with tracer.start_as_current_span("parent"):
+        t = threading.Thread(target=child, args=("in thread",))
+        t.start(); t.join()
+        w = Worker(); w.start(); w.join()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(child, ["in pool 1", "in pool 2"]))
+            pool.submit(child, "in pool submit").result()
+    with ThreadPoolExecutor(1) as pool:  # outside any span: a root, not the old parent
+        pool.submit(child, "after").result()
+    """
+)
+
+
+def spans_by_name(stdout):
+    return {s["name"]: s for s in console_spans(stdout)}
+
+
+def test_threads_and_pools_run_inside_the_span_that_started_them(tmp):
+    (tmp / "app.py").write_text(THREADS)
+    result = instrument("--traces_exporter", "console", PYTHON, "app.py", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    spans = spans_by_name(result.stdout)
+    parent = spans["parent"]["span_id"]
+    for name in ("in thread", "in subclass", "in pool 1", "in pool 2", "in pool submit"):
+        assert spans[name]["parent"] == parent, name
+    assert spans["after"]["parent"] is None
+
+
+def test_disabling_threading_leaves_threads_alone(tmp):
+    (tmp / "app.py").write_text(THREADS)
+    result = instrument(
+        "--traces_exporter", "console", "--disabled_instrumentations", "threading", PYTHON, "app.py", cwd=tmp
+    )
+    spans = spans_by_name(result.stdout)
+    assert spans["in thread"]["parent"] is None and spans["in pool 1"]["parent"] is None
+
+
+UNINSTRUMENT = textwrap.dedent(
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from ferrotel.instrumentation.threads import ThreadingInstrumentor
+    import ferrotel.instrumentation.threads as module
+
+    patched = threading.Thread.start, ThreadPoolExecutor.submit
+    ThreadingInstrumentor().uninstrument()
+    restored = threading.Thread.start, ThreadPoolExecutor.submit
+    print(patched[0] is not restored[0], patched[1] is not restored[1])
+    print(restored[0].__module__, restored[1].__module__)
+    ThreadingInstrumentor().instrument()
+    print(threading.Thread.start.__module__ == module.__name__)
+    """
+)
+
+
+def test_uninstrument_restores_the_originals(tmp):
+    (tmp / "app.py").write_text(UNINSTRUMENT)
+    result = instrument("--traces_exporter", "none", PYTHON, "app.py", cwd=tmp)
+    assert result.stdout.split("\n")[:3] == ["True True", "threading concurrent.futures.thread", "True"], result.stderr
+
+
+LOGS = textwrap.dedent(
+    """
+    import logging
+    from opentelemetry import trace
+
+    handler = logging.StreamHandler()
+    fields = "%(otelTraceID)s %(otelSpanID)s %(otelTraceSampled)s %(otelServiceName)s %(message)s"
+    handler.setFormatter(logging.Formatter(fields))
+    log = logging.getLogger("app")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.info("outside")
+    with trace.get_tracer("t").start_as_current_span("request"):
+        log.info("inside")
+    """
+)
+
+
+def test_log_records_carry_the_current_trace(tmp):
+    (tmp / "app.py").write_text(LOGS)
+    result = instrument("--traces_exporter", "console", "--service_name", "billing", PYTHON, "app.py", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    (span,) = console_spans(result.stdout)
+    lines = result.stderr.splitlines()
+    assert lines == ["0 0 False billing outside", f"{span['trace_id']} {span['span_id']} True billing inside"]
+
+
+def test_log_correlation_sets_the_root_format(tmp):
+    code = textwrap.dedent(
+        """
+        import logging
+        from opentelemetry import trace
+        with trace.get_tracer("t").start_as_current_span("s"):
+            logging.getLogger("x").warning("hello")
+        """
+    )
+    (tmp / "app.py").write_text(code)
+    flags = ["--traces_exporter", "console", "--service_name", "svc", "--log_correlation", "true"]
+    result = instrument(*flags, PYTHON, "app.py", cwd=tmp)
+    (span,) = console_spans(result.stdout)
+    assert (
+        f"[trace_id={span['trace_id']} span_id={span['span_id']} resource.service.name=svc trace_sampled=True] - hello"
+        in result.stderr
+    )
+    custom = ["--log_format", "%(levelname)s|%(otelSpanID)s|%(message)s"]
+    result = instrument(*flags, *custom, PYTHON, "app.py", cwd=tmp)
+    (span,) = console_spans(result.stdout)
+    assert result.stderr.strip() == f"WARNING|{span['span_id']}|hello"
+
+
+def test_built_ins_win_over_contrib_packages_of_the_same_name(contrib_python, tmp):
+    (tmp / "app.py").write_text("import logging, threading\n")
+    launcher = contrib_python.parent / "ferrotel"
+    result = run(launcher, "instrument", "--log_level", "debug", contrib_python, "app.py", cwd=tmp)
+    lines = result.stderr.splitlines()
+    for name in ("logging", "threading"):
+        assert f"ferrotel: debug: instrumentor '{name}' (ferrotel) loaded" in lines, result.stderr
+        skipped = f"ferrotel: debug: instrumentor '{name}' (opentelemetry-instrumentation-{name}) skipped: "
+        assert skipped + "ferrotel's built-in instrumentation is used instead" in lines, result.stderr
