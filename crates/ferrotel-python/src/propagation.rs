@@ -9,10 +9,10 @@ use ferrotel_config::{Config, Propagator as Configured};
 use ferrotel_propagation::{Carrier, Composite, Format, RemoteContext};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple};
+use pyo3::types::{PyDict, PySet, PyString};
 
 use crate::trace::api::{self, Api};
-use crate::trace::span::{read_span_context, Span};
+use crate::trace::span::{read_span_context, Span, TraceState};
 
 struct PyCarrier<'a, 'py> {
     carrier: &'a Bound<'py, PyAny>,
@@ -99,19 +99,13 @@ impl Propagator {
             if !c.is_valid {
                 return Ok(None);
             }
-            (c.trace_id, c.span_id, c.trace_flags, c.trace_state)
+            (c.trace_id, c.span_id, c.trace_flags, c.trace_state.map(TraceState::Api))
         };
         if trace_id == 0 || span_id == 0 {
             return Ok(None);
         }
         let trace_state = match state {
-            Some(s) => s
-                .bind(py)
-                .call_method0("items")?
-                .try_iter()?
-                .flatten()
-                .filter_map(|p| p.extract::<(String, String)>().ok())
-                .collect(),
+            Some(s) => s.members(py),
             None => Vec::new(),
         };
         Ok(Some(RemoteContext {
@@ -187,14 +181,12 @@ impl Propagator {
             dict.update(base.as_mapping())?;
         }
         if let Some(ctx) = found.context {
-            let flags = api.trace_flags_type.bind(py).call1((ctx.trace_flags,))?;
-            let pairs = PyList::new(py, ctx.trace_state.iter().map(|(k, v)| PyTuple::new(py, [k, v]).ok()))?;
-            let state = api.trace_state_type.bind(py).call1((pairs,))?;
-            let span_context = api
-                .span_context_type
-                .bind(py)
-                .call1((ctx.trace_id, ctx.span_id, true, flags, state))?;
-            let span = api.non_recording_span_type.bind(py).call1((span_context,))?;
+            // A ferrotel span stands for the remote parent; the API's SpanContext and
+            // TraceState for it are made only if someone asks.
+            let span = Py::new(
+                py,
+                Span::remote(ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.trace_state),
+            )?;
             dict.set_item(api.span_key.bind(py), span)?;
         }
         if let Some(entries) = found.baggage {

@@ -65,7 +65,6 @@ _native._bind_api(
         "trace_flags_type": _trace_api.TraceFlags,
         "span_kind_type": _trace_api.SpanKind,
         "trace_state_type": _trace_api.TraceState,
-        "non_recording_span_type": _trace_api.NonRecordingSpan,
         "baggage_key": _baggage_api._BAGGAGE_KEY,
         "default_getter": _textmap.default_getter,
         "default_setter": _textmap.default_setter,

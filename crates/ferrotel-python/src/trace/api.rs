@@ -20,7 +20,6 @@ pub struct Api {
     pub trace_flags_type: Py<PyAny>,
     pub span_kind_type: Py<PyAny>,
     pub trace_state_type: Py<PyAny>,
-    pub non_recording_span_type: Py<PyAny>,
     /// The key the API stores baggage (a dict) under in a `Context`.
     pub baggage_key: Py<PyString>,
     pub default_getter: Py<PyAny>,
@@ -59,7 +58,6 @@ pub fn _bind_api(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
         trace_flags_type: item("trace_flags_type")?,
         span_kind_type: item("span_kind_type")?,
         trace_state_type: item("trace_state_type")?,
-        non_recording_span_type: item("non_recording_span_type")?,
         baggage_key: item("baggage_key")?.bind(py).cast::<PyString>()?.clone().unbind(),
         default_getter: item("default_getter")?,
         default_setter: item("default_setter")?,

@@ -19,6 +19,58 @@ use super::api;
 use super::provider::ProviderCore;
 use super::value;
 
+/// A trace state in whichever form it arrived: the API's object (from an API span context)
+/// or parsed members (from ferrotel's propagators). The other form is made only if asked.
+pub enum TraceState {
+    Api(Py<PyAny>),
+    Members(Vec<(String, String)>),
+}
+
+impl TraceState {
+    pub fn clone_ref(&self, py: Python<'_>) -> TraceState {
+        match self {
+            TraceState::Api(state) => TraceState::Api(state.clone_ref(py)),
+            TraceState::Members(members) => TraceState::Members(members.clone()),
+        }
+    }
+
+    pub fn members(&self, py: Python<'_>) -> Vec<(String, String)> {
+        match self {
+            TraceState::Members(members) => members.clone(),
+            TraceState::Api(state) => state
+                .bind(py)
+                .call_method0("items")
+                .and_then(|items| Ok(items.try_iter()?.flatten().filter_map(|p| p.extract().ok()).collect()))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn header(&self, py: Python<'_>) -> String {
+        match self {
+            TraceState::Members(members) => members
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            TraceState::Api(state) => state
+                .bind(py)
+                .call_method0("to_header")
+                .and_then(|h| h.extract())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn to_api<'py>(&self, py: Python<'py>, api: &api::Api) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            TraceState::Api(state) => Ok(state.bind(py).clone()),
+            TraceState::Members(members) => {
+                let pairs = pyo3::types::PyList::new(py, members.iter().map(|(k, v)| PyTuple::new(py, [k, v]).ok()))?;
+                api.trace_state_type.bind(py).call1((pairs,))
+            }
+        }
+    }
+}
+
 #[pyclass(frozen, module = "ferrotel._native", name = "Span")]
 pub struct Span {
     pub trace_id: u128,
@@ -27,8 +79,8 @@ pub struct Span {
     pub is_remote: bool,
     /// Kept outside the record: instrumentations read `span.kind` as on upstream's SDK spans.
     pub kind: SpanKind,
-    /// The API `TraceState` carried over from the parent, if it had one.
-    pub trace_state: Option<Py<PyAny>>,
+    /// The trace state carried over from the parent, if it had one.
+    pub trace_state: Option<TraceState>,
     /// `None` once ended, or from the start for a non-recording span.
     pub record: Mutex<Option<SpanData>>,
     pub core: Option<Arc<ProviderCore>>,
@@ -44,7 +96,7 @@ impl Span {
         span_id: u64,
         trace_flags: u8,
         kind: SpanKind,
-        trace_state: Option<Py<PyAny>>,
+        trace_state: Option<TraceState>,
         record: Option<SpanData>,
         core: Option<Arc<ProviderCore>>,
         record_exception_on_exit: bool,
@@ -63,6 +115,25 @@ impl Span {
             set_status_on_exception,
             span_context: PyOnceLock::new(),
         }
+    }
+
+    /// A non-recording span standing for a remote parent (what a propagator extracts);
+    /// the API's objects for it are only made if someone asks for its span context.
+    pub fn remote(trace_id: u128, span_id: u64, trace_flags: u8, members: Vec<(String, String)>) -> Span {
+        let trace_state = (!members.is_empty()).then_some(TraceState::Members(members));
+        let mut span = Span::new(
+            trace_id,
+            span_id,
+            trace_flags,
+            SpanKind::Internal,
+            trace_state,
+            None,
+            None,
+            false,
+            false,
+        );
+        span.is_remote = true;
+        span
     }
 
     fn with_record(&self, f: impl FnOnce(&mut SpanData, &ferrotel_config::SpanLimits)) {
@@ -201,7 +272,7 @@ impl SpanContextFields {
             trace_id: self.trace_id,
             span_id: self.span_id,
             trace_flags: self.trace_flags,
-            trace_state: trace_state_header(py, &self.trace_state),
+            trace_state: trace_state_header(py, &self.trace_state.as_ref().map(|s| TraceState::Api(s.clone_ref(py)))),
             is_remote: self.is_remote,
             attributes: ferrotel_sdk::value::Attributes {
                 items: attributes,
@@ -211,12 +282,8 @@ impl SpanContextFields {
     }
 }
 
-pub fn trace_state_header(py: Python<'_>, state: &Option<Py<PyAny>>) -> String {
-    state
-        .as_ref()
-        .and_then(|s| s.bind(py).call_method0("to_header").ok())
-        .and_then(|h| h.extract::<String>().ok())
-        .unwrap_or_default()
+pub fn trace_state_header(py: Python<'_>, state: &Option<TraceState>) -> String {
+    state.as_ref().map(|s| s.header(py)).unwrap_or_default()
 }
 
 fn timestamp_arg(ts: Option<&Bound<'_, PyAny>>) -> Option<u64> {
@@ -232,7 +299,7 @@ impl Span {
                 let api = api::get(py)?;
                 let flags = api.trace_flags_type.bind(py).call1((self.trace_flags,))?;
                 let state = match &self.trace_state {
-                    Some(s) => s.bind(py).clone(),
+                    Some(s) => s.to_api(py, api)?,
                     None => api.default_trace_state.bind(py).clone(),
                 };
                 Ok::<_, PyErr>(

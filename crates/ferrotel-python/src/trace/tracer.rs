@@ -15,7 +15,7 @@ use pyo3::types::PyDict;
 
 use super::api;
 use super::provider::ProviderCore;
-use super::span::{read_span_context, trace_state_header, Span};
+use super::span::{read_span_context, trace_state_header, Span, TraceState};
 use super::value;
 
 /// The arguments of `start_span` / `start_as_current_span`, kept by a scope so its
@@ -58,7 +58,7 @@ fn kind_of(kind: Option<&Bound<'_, PyAny>>) -> SpanKind {
 
 /// The parent's `(trace_id, span_id, flags, trace_state, is_remote)`, if the context holds a
 /// valid span context.
-type ParentContext = (u128, u64, u8, Option<Py<PyAny>>, bool);
+type ParentContext = (u128, u64, u8, Option<TraceState>, bool);
 
 fn parent_of(py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Option<ParentContext>> {
     let api = api::get(py)?;
@@ -79,8 +79,13 @@ fn parent_of(py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Option<Pare
         )));
     }
     let c = read_span_context(&parent.call_method0("get_span_context")?)?;
-    Ok(c.is_valid
-        .then_some((c.trace_id, c.span_id, c.trace_flags, c.trace_state, c.is_remote)))
+    Ok(c.is_valid.then_some((
+        c.trace_id,
+        c.span_id,
+        c.trace_flags,
+        c.trace_state.map(TraceState::Api),
+        c.is_remote,
+    )))
 }
 
 fn start(py: Python<'_>, core: &Arc<ProviderCore>, scope: &Arc<Scope>, args: &SpanArgs) -> PyResult<Py<Span>> {
