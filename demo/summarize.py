@@ -17,6 +17,7 @@ def console_spans(text):
             continue
         ids = re.search(IDS, block)
         kind = re.search(r"kind +(\w+) +status (.*)\n", block)
+        duration = re.search(r"duration ([0-9.]+) ms", block)
         pid = re.search(r"process\.pid=(\d+)", block)
         attributes = dict(re.findall(r"^    ([\w.]+) = (.*)$", block.split("  events\n")[0], re.M))
         spans.append(
@@ -29,6 +30,7 @@ def console_spans(text):
                 "status": kind.group(2),
                 "attributes": attributes,
                 "pid": int(pid.group(1)) if pid else None,
+                "duration_ms": float(duration.group(1)) if duration else None,
                 "events": re.findall(r"^    \S+Z (\S+)$", block, re.M),
             }
         )

@@ -4,6 +4,7 @@ contrib instrumentors call them, and between two real processes over HTTP."""
 import signal
 import subprocess
 import textwrap
+import time
 
 import pytest
 from conftest import FERROTEL, PYTHON, clean_env, console_spans, free_port, run, wait_http
@@ -233,6 +234,7 @@ def test_two_processes_share_one_trace_and_baggage(contrib_python, tmp, propagat
         wait_http(f"http://127.0.0.1:{port}/whoami")
         client = run(launcher, "instrument", *flags, contrib_python, "client.py", port, cwd=tmp)
         assert "server says alice" in client.stdout, client.stderr
+        time.sleep(0.5)  # the server span ends when the server closes the response
     finally:
         server.send_signal(signal.SIGINT)
         server_out, server_err = server.communicate(timeout=30)

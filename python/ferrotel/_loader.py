@@ -162,9 +162,14 @@ class _ImportWatcher:
             self._callbacks.setdefault(module, []).append(callback)
 
     def install(self):
-        # Modules imported before start-up (or by a distro or configurator) fire now.
+        # Modules already imported fire now; one still executing (this may run from inside
+        # its import chain) fires once that import has finished.
         for module in [m for m in self._callbacks if m in sys.modules]:
-            self._fire(module)
+            spec = getattr(sys.modules[module], "__spec__", None)
+            if getattr(spec, "_initializing", False):
+                _after_imports_in_progress(lambda m=module: self._fire(m))
+            else:
+                self._fire(module)
         if self._callbacks and self not in sys.meta_path:
             sys.meta_path.insert(0, self)
 

@@ -69,7 +69,10 @@ pub const CATALOG: &[Entry] = &[
     contrib("django >= 2.0", "opentelemetry-instrumentation-django"),
     contrib("falcon >= 1.4.1, < 5.0.0", "opentelemetry-instrumentation-falcon"),
     contrib("fastapi ~= 0.92", "opentelemetry-instrumentation-fastapi"),
-    contrib("flask >= 1.0", "opentelemetry-instrumentation-flask"),
+    Entry {
+        library: Some("flask >= 1.0"),
+        coverage: Coverage::BuiltIn("flask"),
+    },
     contrib("grpcio >= 1.42.0", "opentelemetry-instrumentation-grpc"),
     contrib("httpx >= 0.18.0", "opentelemetry-instrumentation-httpx"),
     contrib("jinja2 >= 2.7, < 4.0", "opentelemetry-instrumentation-jinja2"),

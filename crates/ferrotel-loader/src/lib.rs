@@ -31,6 +31,10 @@ const STDLIB_TARGETS: &[(&str, &[&str])] = &[
     ("urllib", &["urllib.request"]),
 ];
 
+/// ferrotel's built-in instrumentations live in one distribution, so their target library is
+/// declared here per entry point instead of through the distribution's `instruments` extra.
+const BUILTIN_TARGETS: &[(&str, &str)] = &[("flask", "flask >= 1.0")];
+
 /// When an instrumentor activates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
@@ -186,6 +190,12 @@ fn is_ferrotel(ep: &EntryPoint) -> bool {
 /// Checks the instrumentor's declared target libraries (extras `instruments`: all must hold;
 /// `instruments-any`: one must) and derives the modules whose import activates it.
 fn trigger(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Result<Trigger, SkipReason> {
+    if is_ferrotel(ep) {
+        if let Some((_, spec)) = BUILTIN_TARGETS.iter().find(|(name, _)| *name == ep.name) {
+            let req = Requirement::parse(spec).expect("built-in requirements are valid");
+            return Ok(Trigger::OnImport(check(&req, env)?));
+        }
+    }
     let requirements = env.get(&ep.distribution).map(|d| d.requirements()).unwrap_or_default();
     let of_extra =
         |extra: &str| -> Vec<&Requirement> { requirements.iter().filter(|r| r.is_for_extra(extra, markers)).collect() };

@@ -305,3 +305,29 @@ fn ferrotels_built_in_wins_over_a_contrib_package_of_the_same_name() {
         "ferrotel's built-in instrumentation is used instead"
     );
 }
+
+#[test]
+fn built_ins_check_their_own_library() {
+    let site = flask_site();
+    let flask_ep = (
+        INSTRUMENTOR_GROUP,
+        "flask",
+        "ferrotel.instrumentation.flask:FlaskInstrumentor",
+    );
+    site.dist("ferrotel", "0.1.0", &[flask_ep], &[], &["ferrotel"]);
+    let plan = plan_with(&site, &[]);
+    let flask = plan
+        .instrumentors
+        .iter()
+        .find(|p| p.entry_point.name == "flask")
+        .unwrap();
+    assert_eq!(flask.entry_point.distribution, "ferrotel");
+    assert_eq!(flask.trigger, Trigger::OnImport(vec!["flask".into()]));
+
+    let old = Site::new();
+    old.dist("flask", "0.12", &[], &[], &["flask"])
+        .dist("ferrotel", "0.1.0", &[flask_ep], &[], &["ferrotel"]);
+    let plan = plan_with(&old, &[]);
+    let (_, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == "flask").unwrap();
+    assert_eq!(reason.to_string(), "needs flask >= 1.0, found flask 0.12");
+}

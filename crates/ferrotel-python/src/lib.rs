@@ -6,6 +6,7 @@
 //! interpreter.
 
 mod diagnostics;
+mod http;
 mod propagation;
 mod startup;
 mod trace;
@@ -38,16 +39,35 @@ fn logging_settings() -> (bool, Option<String>, &'static str, String) {
     )
 }
 
+/// URL patterns `framework`'s instrumentation skips: `OTEL_PYTHON_{FRAMEWORK}_EXCLUDED_URLS`
+/// when set, else `OTEL_PYTHON_EXCLUDED_URLS`.
+#[pyfunction]
+fn excluded_urls(framework: &str) -> Vec<String> {
+    let python = ferrotel_config::Config::from_env().config.python;
+    let framework = framework.to_ascii_lowercase();
+    match python
+        .excluded_urls_by_framework
+        .into_iter()
+        .find(|(fw, _)| *fw == framework)
+    {
+        Some((_, patterns)) => patterns,
+        None => python.excluded_urls,
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(startup::initialize, m)?)?;
     m.add_function(wrap_pyfunction!(variables, m)?)?;
     m.add_function(wrap_pyfunction!(logging_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(excluded_urls, m)?)?;
     m.add_function(wrap_pyfunction!(startup::is_initialized, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
     trace::register(m)?;
     m.add_class::<propagation::Propagator>()?;
+    m.add_class::<http::ServerRequest>()?;
+    m.add_function(wrap_pyfunction!(http::start_wsgi_request, m)?)?;
     Ok(())
 }

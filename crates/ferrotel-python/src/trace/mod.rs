@@ -3,7 +3,7 @@
 pub mod api;
 mod provider;
 pub mod span;
-mod tracer;
+pub mod tracer;
 mod value;
 
 use pyo3::prelude::*;

@@ -136,7 +136,8 @@ impl Span {
         span
     }
 
-    fn with_record(&self, f: impl FnOnce(&mut SpanData, &ferrotel_config::SpanLimits)) {
+    /// Runs `f` on the recording, if the span still records (no-op otherwise).
+    pub fn with_record(&self, f: impl FnOnce(&mut SpanData, &ferrotel_config::SpanLimits)) {
         let (Some(core), mut guard) = (&self.core, lock(&self.record)) else {
             return;
         };

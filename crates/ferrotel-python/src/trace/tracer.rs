@@ -58,9 +58,9 @@ fn kind_of(kind: Option<&Bound<'_, PyAny>>) -> SpanKind {
 
 /// The parent's `(trace_id, span_id, flags, trace_state, is_remote)`, if the context holds a
 /// valid span context.
-type ParentContext = (u128, u64, u8, Option<TraceState>, bool);
+pub type ParentContext = (u128, u64, u8, Option<TraceState>, bool);
 
-fn parent_of(py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Option<ParentContext>> {
+pub fn parent_of(py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Option<ParentContext>> {
     let api = api::get(py)?;
     let Ok(dict) = context.cast::<PyDict>() else {
         return Ok(None);
@@ -95,6 +95,45 @@ fn start(py: Python<'_>, core: &Arc<ProviderCore>, scope: &Arc<Scope>, args: &Sp
         None => api.current_context(py)?,
     };
     let parent = parent_of(py, &context)?;
+    let attributes = value::attributes(args.attributes.as_ref().map(|a| a.bind(py)));
+    let mut links = Vec::new();
+    if let Some(given) = args.links.as_ref().map(|l| l.bind(py)).filter(|l| !l.is_none()) {
+        for link in given.try_iter()?.flatten() {
+            let attrs = value::attributes(link.getattr("attributes").ok().as_ref());
+            links.extend(read_span_context(&link.getattr("context")?)?.link(py, attrs));
+        }
+    }
+    let new = NewSpan {
+        name: args.name.clone(),
+        kind: args.kind,
+        attributes,
+        links,
+        start_ns: args.start_time,
+        record_exception: args.record_exception,
+        set_status_on_exception: args.set_status_on_exception,
+    };
+    create(py, core, scope, parent, new)
+}
+
+/// What a new span is made of, apart from its parent.
+pub struct NewSpan {
+    pub name: String,
+    pub kind: SpanKind,
+    pub attributes: Vec<(String, ferrotel_sdk::value::Value)>,
+    pub links: Vec<ferrotel_sdk::span::Link>,
+    pub start_ns: Option<u64>,
+    pub record_exception: bool,
+    pub set_status_on_exception: bool,
+}
+
+/// Samples and creates a span under `parent` (none: a new trace).
+pub fn create(
+    py: Python<'_>,
+    core: &Arc<ProviderCore>,
+    scope: &Arc<Scope>,
+    parent: Option<ParentContext>,
+    new: NewSpan,
+) -> PyResult<Py<Span>> {
     let trace_id = parent.as_ref().map_or_else(ids::new_trace_id, |p| p.0);
     let sampling_parent = parent.as_ref().map(|p| Parent {
         sampled: p.2 & 1 == 1,
@@ -104,7 +143,7 @@ fn start(py: Python<'_>, core: &Arc<ProviderCore>, scope: &Arc<Scope>, args: &Sp
     let span_id = ids::new_span_id();
     let sampled = decision == Decision::RecordAndSample;
     let trace_state = parent.as_ref().and_then(|p| p.3.as_ref().map(|t| t.clone_ref(py)));
-    let record = if sampled {
+    let record = sampled.then(|| {
         let limits = &core.limits;
         let mut data = SpanData {
             trace_id,
@@ -113,9 +152,9 @@ fn start(py: Python<'_>, core: &Arc<ProviderCore>, scope: &Arc<Scope>, args: &Sp
             parent_is_remote: parent.as_ref().is_some_and(|p| p.4),
             trace_flags: 1,
             trace_state: trace_state_header(py, &trace_state),
-            name: args.name.clone(),
-            kind: args.kind,
-            start_ns: args.start_time.unwrap_or_else(ferrotel_sdk::now_ns),
+            name: new.name,
+            kind: new.kind,
+            start_ns: new.start_ns.unwrap_or_else(ferrotel_sdk::now_ns),
             end_ns: 0,
             attributes: Attributes::default(),
             events: Vec::new(),
@@ -125,33 +164,26 @@ fn start(py: Python<'_>, core: &Arc<ProviderCore>, scope: &Arc<Scope>, args: &Sp
             status: Status::default(),
             scope: scope.clone(),
         };
-        for (k, v) in value::attributes(args.attributes.as_ref().map(|a| a.bind(py))) {
+        for (k, v) in new.attributes {
             data.set_attribute(k, v, limits);
         }
-        if let Some(links) = args.links.as_ref().map(|l| l.bind(py)).filter(|l| !l.is_none()) {
-            for link in links.try_iter()?.flatten() {
-                let attrs = value::attributes(link.getattr("attributes").ok().as_ref());
-                if let Some(link) = read_span_context(&link.getattr("context")?)?.link(py, attrs) {
-                    data.add_link(link, limits);
-                }
-            }
+        for link in new.links {
+            data.add_link(link, limits);
         }
-        Some(data)
-    } else {
-        None
-    };
+        data
+    });
     Py::new(
         py,
         Span::new(
             trace_id,
             span_id,
             u8::from(sampled),
-            args.kind,
+            new.kind,
             trace_state,
             record,
             Some(core.clone()),
-            args.record_exception,
-            args.set_status_on_exception,
+            new.record_exception,
+            new.set_status_on_exception,
         ),
     )
 }
@@ -159,8 +191,8 @@ fn start(py: Python<'_>, core: &Arc<ProviderCore>, scope: &Arc<Scope>, args: &Sp
 /// Registered with the API as an `opentelemetry.trace.Tracer`.
 #[pyclass(frozen, module = "ferrotel._native", name = "Tracer")]
 pub struct Tracer {
-    core: Arc<ProviderCore>,
-    scope: Arc<Scope>,
+    pub core: Arc<ProviderCore>,
+    pub scope: Arc<Scope>,
 }
 
 impl Tracer {

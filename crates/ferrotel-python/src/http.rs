@@ -1,0 +1,258 @@
+//! HTTP server spans for ferrotel's built-in instrumentations (WSGI): the per-request work
+//! (reading the environ, extracting the parent with the configured propagators, the span,
+//! its attributes, name and status) is done here; the Python middleware only calls in.
+
+use std::sync::{Mutex, OnceLock};
+
+use ferrotel_config::{Config, Propagator as Configured, SemconvMode};
+use ferrotel_propagation::{Carrier, Composite, Format};
+use ferrotel_sdk::span::{SpanKind, StatusCode};
+use ferrotel_sdk::sync::lock;
+use ferrotel_sdk::value::Value;
+use ferrotel_semconv as semconv;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::trace::api;
+use crate::trace::span::{Span, TraceState};
+use crate::trace::tracer::{create, parent_of, NewSpan, Tracer};
+
+struct Settings {
+    propagator: Composite,
+    semconv: SemconvMode,
+}
+
+/// Read once per process: the environment does not change under a running server.
+fn settings() -> &'static Settings {
+    static SETTINGS: OnceLock<Settings> = OnceLock::new();
+    SETTINGS.get_or_init(|| {
+        let config = Config::from_env().config;
+        let formats = config
+            .propagators
+            .iter()
+            .map(|p| match p {
+                Configured::TraceContext => Format::TraceContext,
+                Configured::Baggage => Format::Baggage,
+                Configured::B3 => Format::B3Single,
+                Configured::B3Multi => Format::B3Multi,
+                Configured::Jaeger => Format::Jaeger,
+            })
+            .collect();
+        Settings {
+            propagator: Composite::new(formats),
+            semconv: config.python.http_semconv,
+        }
+    })
+}
+
+/// Request headers as a WSGI environ holds them (`HTTP_TRACEPARENT`...).
+struct Environ<'a, 'py>(&'a Bound<'py, PyDict>);
+
+impl Carrier for Environ<'_, '_> {
+    fn get(&self, key: &str) -> Vec<String> {
+        let name = format!("HTTP_{}", key.to_ascii_uppercase().replace('-', "_"));
+        self.0
+            .get_item(name)
+            .ok()
+            .flatten()
+            .and_then(|v| v.extract::<String>().ok())
+            .into_iter()
+            .collect()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.0
+            .keys()
+            .iter()
+            .filter_map(|k| k.extract::<String>().ok())
+            .filter_map(|k| {
+                k.strip_prefix("HTTP_")
+                    .map(|h| h.to_ascii_lowercase().replace('_', "-"))
+            })
+            .collect()
+    }
+
+    fn set(&mut self, _key: &str, _value: String) {}
+}
+
+/// An environ value as text (servers put some numbers in as ints, e.g. REMOTE_PORT).
+fn text(environ: &Bound<'_, PyDict>, key: &str) -> String {
+    let Some(value) = environ.get_item(key).ok().flatten().filter(|v| !v.is_none()) else {
+        return String::new();
+    };
+    value
+        .extract::<String>()
+        .or_else(|_| value.str().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// One request being served: its SERVER span, current until `end()`.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub struct ServerRequest {
+    span: Py<Span>,
+    token: Mutex<Option<Py<PyAny>>>,
+    method: String,
+}
+
+fn owned(attrs: semconv::Attributes) -> Vec<(String, Value)> {
+    attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Starts the server span for a WSGI `environ` and makes it current; `None` when `tracer`
+/// is not ferrotel's (another SDK is installed).
+#[pyfunction]
+pub fn start_wsgi_request(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    environ: &Bound<'_, PyDict>,
+) -> PyResult<Option<ServerRequest>> {
+    let Ok(tracer) = tracer.cast::<Tracer>() else {
+        return Ok(None);
+    };
+    let tracer = tracer.get();
+    let api = api::get(py)?;
+    let settings = settings();
+    let method = text(environ, "REQUEST_METHOD");
+    let path = format!("{}{}", text(environ, "SCRIPT_NAME"), text(environ, "PATH_INFO"));
+    let host_header = text(environ, "HTTP_HOST");
+    let (server_address, server_port) = if host_header.is_empty() {
+        (text(environ, "SERVER_NAME"), text(environ, "SERVER_PORT").parse().ok())
+    } else {
+        let (host, port) = semconv::host_and_port(&host_header);
+        (
+            host.to_string(),
+            port.or_else(|| text(environ, "SERVER_PORT").parse().ok()),
+        )
+    };
+    let protocol = text(environ, "SERVER_PROTOCOL");
+    let facts = semconv::ServerRequest {
+        method: &method,
+        scheme: &text(environ, "wsgi.url_scheme"),
+        path: &path,
+        query: &text(environ, "QUERY_STRING"),
+        server_address: &server_address,
+        server_port,
+        client_address: &text(environ, "REMOTE_ADDR"),
+        client_port: text(environ, "REMOTE_PORT").parse().ok(),
+        user_agent: &text(environ, "HTTP_USER_AGENT"),
+        protocol_version: protocol.strip_prefix("HTTP/").unwrap_or(""),
+    };
+    let found = settings.propagator.extract(&Environ(environ));
+    let remote = found.context;
+    let current = api.current_context(py)?;
+    let parent = match remote {
+        Some(r) => {
+            let state = (!r.trace_state.is_empty()).then(|| TraceState::Members(r.trace_state));
+            Some((r.trace_id, r.span_id, r.trace_flags, state, true))
+        }
+        None => parent_of(py, &current)?,
+    };
+    let new = NewSpan {
+        name: semconv::span_name(&method, None),
+        kind: SpanKind::Server,
+        attributes: owned(semconv::server_request_attributes(&facts, settings.semconv)),
+        links: Vec::new(),
+        start_ns: None,
+        record_exception: true,
+        set_status_on_exception: true,
+    };
+    let span = create(py, &tracer.core, &tracer.scope, parent, new)?;
+    let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
+    if let Some(entries) = found.baggage {
+        // Incoming baggage joins what the context already carries, as the API's does.
+        let context = context.cast::<PyDict>()?;
+        let bag = PyDict::new(py);
+        if let Some(existing) = context.get_item(api.baggage_key.bind(py))? {
+            if let Ok(existing) = existing.cast::<PyDict>() {
+                bag.update(existing.as_mapping())?;
+            }
+        }
+        for (k, v) in entries {
+            bag.set_item(k, v)?;
+        }
+        context.set_item(api.baggage_key.bind(py), bag)?;
+    }
+    let token = api.attach(py, &context)?;
+    Ok(Some(ServerRequest {
+        span,
+        token: Mutex::new(Some(token.unbind())),
+        method,
+    }))
+}
+
+#[pymethods]
+impl ServerRequest {
+    /// The status line given to `start_response` (`"404 Not Found"`).
+    fn response(&self, status: &str) {
+        let Some(code) = semconv::status_code(status) else {
+            return;
+        };
+        let (attrs, status) = semconv::server_response(code, settings().semconv);
+        self.span.get().with_record(|data, limits| {
+            for (k, v) in owned(attrs) {
+                // An exception recorded first keeps its more precise error.type.
+                if k == "error.type" && data.attributes.get("error.type").is_some() {
+                    continue;
+                }
+                data.set_attribute(k, v, limits);
+            }
+            // An exception recorded first keeps its description.
+            if data.status.code != StatusCode::Error {
+                data.set_status(status, None);
+            }
+        });
+    }
+
+    /// The route template the framework matched: `http.route`, and the span's name.
+    fn set_route(&self, route: &str) {
+        let name = semconv::span_name(&self.method, Some(route));
+        self.span.get().with_record(|data, limits| {
+            for (k, v) in owned(semconv::route(route)) {
+                data.set_attribute(k, v, limits);
+            }
+            data.name = name;
+        });
+    }
+
+    /// An exception the application did not handle: recorded once, status ERROR,
+    /// `error.type` the exception's type.
+    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !exception.is_instance_of::<PyException>() {
+            return Ok(());
+        }
+        let span = self.span.get();
+        let already = lock(&span.record)
+            .as_ref()
+            .is_some_and(|d| d.events.iter().any(|e| e.name == "exception"));
+        if already {
+            return Ok(());
+        }
+        span.record_exception_event(py, exception, None, None, true)?;
+        span.set_error_status(exception)?;
+        let kind = exception.get_type();
+        let module: String = kind.getattr("__module__").and_then(|m| m.extract()).unwrap_or_default();
+        let qualname: String = kind.getattr("__qualname__")?.extract()?;
+        let error_type = if module.is_empty() || module == "builtins" {
+            qualname
+        } else {
+            format!("{module}.{qualname}")
+        };
+        span.with_record(|data, limits| data.set_attribute("error.type".into(), Value::Str(error_type), limits));
+        Ok(())
+    }
+
+    /// Ends the span (once) and restores the context from before the request.
+    fn end(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(token) = lock(&self.token).take() {
+            api::get(py)?.detach(py, token.bind(py));
+        }
+        self.span.get().finish(None);
+        Ok(())
+    }
+
+    #[getter]
+    fn span(&self, py: Python<'_>) -> Py<Span> {
+        self.span.clone_ref(py)
+    }
+}

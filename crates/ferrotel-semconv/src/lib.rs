@@ -1,0 +1,222 @@
+//! HTTP semantic conventions: which attributes a server or client span carries, its name,
+//! and its status, from the facts of one request.
+//!
+//! Stable names (`http.request.method`, `url.path`, ...) are always emitted; with
+//! `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` the old names (`http.method`, `http.target`,
+//! ...) are added for dashboards built on upstream's defaults. Pure data in, data out: the
+//! Python layer gathers the facts, this crate decides what they become.
+
+use ferrotel_config::SemconvMode;
+use ferrotel_sdk::span::StatusCode;
+use ferrotel_sdk::value::Value;
+
+/// The methods the conventions know; anything else is reported as `_OTHER`.
+const KNOWN_METHODS: &[&str] = &[
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
+];
+
+pub type Attributes = Vec<(&'static str, Value)>;
+
+/// What a server knows of a request when it arrives.
+#[derive(Debug, Default, Clone)]
+pub struct ServerRequest<'a> {
+    pub method: &'a str,
+    pub scheme: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// Host as the client addressed it (`Host` header), without the port.
+    pub server_address: &'a str,
+    pub server_port: Option<u16>,
+    pub client_address: &'a str,
+    pub client_port: Option<u16>,
+    pub user_agent: &'a str,
+    /// `1.1`, `2`, ... from `HTTP/1.1`.
+    pub protocol_version: &'a str,
+}
+
+/// The method as the conventions want it, and the original when it was not a known one.
+pub fn method(raw: &str) -> (&'static str, Option<&str>) {
+    match KNOWN_METHODS.iter().find(|m| **m == raw) {
+        Some(known) => (known, None),
+        None => ("_OTHER", Some(raw)),
+    }
+}
+
+/// `{METHOD} {route}`, or the method alone without a route (`HTTP` for unknown methods).
+pub fn span_name(raw_method: &str, route: Option<&str>) -> String {
+    let (m, original) = method(raw_method);
+    let m = if original.is_some() { "HTTP" } else { m };
+    match route.filter(|r| !r.is_empty()) {
+        Some(route) => format!("{m} {route}"),
+        None => m.to_string(),
+    }
+}
+
+fn push_str(out: &mut Attributes, key: &'static str, value: &str) {
+    if !value.is_empty() {
+        out.push((key, Value::Str(value.to_string())));
+    }
+}
+
+/// Attributes a server span starts with.
+pub fn server_request_attributes(r: &ServerRequest<'_>, mode: SemconvMode) -> Attributes {
+    let mut out = Attributes::with_capacity(12);
+    let (m, original) = method(r.method);
+    out.push(("http.request.method", Value::Str(m.to_string())));
+    if let Some(original) = original {
+        push_str(&mut out, "http.request.method_original", original);
+    }
+    push_str(&mut out, "url.scheme", r.scheme);
+    push_str(&mut out, "url.path", r.path);
+    push_str(&mut out, "url.query", r.query);
+    push_str(&mut out, "server.address", r.server_address);
+    if let Some(port) = r.server_port {
+        out.push(("server.port", Value::Int(port as i64)));
+    }
+    push_str(&mut out, "client.address", r.client_address);
+    if let Some(port) = r.client_port {
+        out.push(("client.port", Value::Int(port as i64)));
+    }
+    push_str(&mut out, "user_agent.original", r.user_agent);
+    push_str(&mut out, "network.protocol.version", r.protocol_version);
+    if mode == SemconvMode::Duplicate {
+        push_str(&mut out, "http.method", r.method);
+        push_str(&mut out, "http.scheme", r.scheme);
+        let target = if r.query.is_empty() {
+            r.path.to_string()
+        } else {
+            format!("{}?{}", r.path, r.query)
+        };
+        push_str(&mut out, "http.target", &target);
+        push_str(&mut out, "http.host", r.server_address);
+        push_str(&mut out, "net.host.name", r.server_address);
+        if let Some(port) = r.server_port {
+            out.push(("net.host.port", Value::Int(port as i64)));
+        }
+        push_str(&mut out, "net.peer.ip", r.client_address);
+        push_str(&mut out, "http.user_agent", r.user_agent);
+        push_str(&mut out, "http.flavor", r.protocol_version);
+    }
+    out
+}
+
+/// Attributes and status once the response status is known. Servers mark only 5xx as
+/// errors (a 4xx is the client's); `error.type` carries the status code then.
+pub fn server_response(status: u16, mode: SemconvMode) -> (Attributes, StatusCode) {
+    let mut out = vec![("http.response.status_code", Value::Int(status as i64))];
+    if mode == SemconvMode::Duplicate {
+        out.push(("http.status_code", Value::Int(status as i64)));
+    }
+    if status >= 500 {
+        out.push(("error.type", Value::Str(status.to_string())));
+        (out, StatusCode::Error)
+    } else {
+        (out, StatusCode::Unset)
+    }
+}
+
+/// The route attribute (`http.route`, the template the framework matched).
+pub fn route(route: &str) -> Attributes {
+    vec![("http.route", Value::Str(route.to_string()))]
+}
+
+/// `host[:port]` split; IPv6 brackets are taken off the host.
+pub fn host_and_port(value: &str) -> (&str, Option<u16>) {
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || value.starts_with('[') => match port.parse() {
+            Ok(port) if !host.starts_with('[') || host.ends_with(']') => (host.trim_matches(['[', ']']), Some(port)),
+            _ => (value.trim_matches(['[', ']']), None),
+        },
+        _ => (value.trim_matches(['[', ']']), None),
+    }
+}
+
+/// Parses the status code off a WSGI status line (`"404 Not Found"`).
+pub fn status_code(status_line: &str) -> Option<u16> {
+    status_line
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .filter(|c| (100..=599).contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(attrs: &Attributes) -> Vec<&'static str> {
+        attrs.iter().map(|(k, _)| *k).collect()
+    }
+
+    #[test]
+    fn methods_and_names() {
+        assert_eq!(method("GET"), ("GET", None));
+        assert_eq!(method("get"), ("_OTHER", Some("get")));
+        assert_eq!(method("PURGE"), ("_OTHER", Some("PURGE")));
+        assert_eq!(span_name("GET", Some("/users/<id>")), "GET /users/<id>");
+        assert_eq!(span_name("POST", None), "POST");
+        assert_eq!(span_name("PURGE", Some("/x")), "HTTP /x");
+    }
+
+    #[test]
+    fn stable_and_duplicate_server_attributes() {
+        let r = ServerRequest {
+            method: "GET",
+            scheme: "http",
+            path: "/a",
+            query: "x=1",
+            server_address: "example.com",
+            server_port: Some(8080),
+            client_address: "10.0.0.1",
+            client_port: Some(5555),
+            user_agent: "curl",
+            protocol_version: "1.1",
+        };
+        let stable = server_request_attributes(&r, SemconvMode::Stable);
+        assert_eq!(
+            keys(&stable),
+            vec![
+                "http.request.method",
+                "url.scheme",
+                "url.path",
+                "url.query",
+                "server.address",
+                "server.port",
+                "client.address",
+                "client.port",
+                "user_agent.original",
+                "network.protocol.version"
+            ]
+        );
+        let dup = server_request_attributes(&r, SemconvMode::Duplicate);
+        assert!(dup.contains(&("http.target", Value::Str("/a?x=1".into()))));
+        assert!(dup.contains(&("http.method", Value::Str("GET".into()))));
+        assert!(dup.contains(&("net.host.port", Value::Int(8080))));
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host_and_port("example.com:8080"), ("example.com", Some(8080)));
+        assert_eq!(host_and_port("example.com"), ("example.com", None));
+        assert_eq!(host_and_port("[::1]:80"), ("::1", Some(80)));
+        assert_eq!(host_and_port("[::1]"), ("::1", None));
+        assert_eq!(host_and_port("host:notaport"), ("host:notaport", None));
+    }
+
+    #[test]
+    fn status_rules() {
+        let (attrs, status) = server_response(404, SemconvMode::Stable);
+        assert_eq!(status, StatusCode::Unset);
+        assert_eq!(attrs, vec![("http.response.status_code", Value::Int(404))]);
+        let (attrs, status) = server_response(503, SemconvMode::Duplicate);
+        assert_eq!(status, StatusCode::Error);
+        assert_eq!(
+            keys(&attrs),
+            vec!["http.response.status_code", "http.status_code", "error.type"]
+        );
+        assert_eq!(status_code("404 NOT FOUND"), Some(404));
+        assert_eq!(status_code("abc"), None);
+        assert_eq!(status_code("99 x"), None);
+    }
+}

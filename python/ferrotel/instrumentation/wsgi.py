@@ -1,0 +1,86 @@
+"""WSGI server spans. `OpenTelemetryMiddleware(app)` wraps any WSGI application; framework
+instrumentations (Flask) use `serve()` directly. The per-request work (environ, parent
+context, span, attributes, status) is native; this file only calls in."""
+
+import re
+
+from ferrotel import __version__, _native
+
+
+def excluded_pattern(framework):
+    """One compiled regex for the URLs `framework`'s instrumentation skips, or None."""
+    patterns = _native.excluded_urls(framework)
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+def _url(environ):
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    query = environ.get("QUERY_STRING")
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{path}{'?' + query if query else ''}"
+
+
+_tracer = None
+
+
+def _get_tracer():
+    global _tracer
+    if _tracer is None:
+        from opentelemetry import trace
+
+        _tracer = trace.get_tracer("ferrotel.instrumentation.wsgi", __version__)
+    return _tracer
+
+
+def serve(environ, start_response, app, excluded=None):
+    """Calls the WSGI `app` inside a server span that ends when the response is closed."""
+    if excluded is not None and excluded.search(_url(environ)):
+        return app(environ, start_response)
+    request = _native.start_wsgi_request(_get_tracer(), environ)
+    if request is None:  # another SDK's provider is installed
+        return app(environ, start_response)
+    environ["ferrotel.request"] = request
+
+    def traced_start_response(status, headers, *args):
+        request.response(status)
+        return start_response(status, headers, *args)
+
+    try:
+        body = app(environ, traced_start_response)
+    except BaseException as exc:
+        request.record_exception(exc)
+        request.end()
+        raise
+    return _Body(body, request)
+
+
+class _Body:
+    """The response body: its span ends when the server closes it, so streamed responses
+    are timed to their last byte."""
+
+    def __init__(self, body, request):
+        self._body, self._request = body, request
+
+    def __iter__(self):
+        try:
+            yield from self._body
+        except BaseException as exc:
+            self._request.record_exception(exc)
+            raise
+
+    def close(self):
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._request.end()
+
+
+class OpenTelemetryMiddleware:
+    def __init__(self, wsgi, excluded_urls=None):
+        self.wsgi = wsgi
+        self._excluded = re.compile(excluded_urls) if isinstance(excluded_urls, str) else excluded_urls
+
+    def __call__(self, environ, start_response):
+        return serve(environ, start_response, self.wsgi, self._excluded)

@@ -1,0 +1,154 @@
+"""ferrotel's built-in Flask instrumentation, through a real server under `ferrotel
+instrument`: span names and kinds, stable HTTP attributes (and the old ones with
+http/dup), status rules, one exception event, incoming trace context, streamed responses,
+excluded URLs. Spans read back from the console exporter."""
+
+import os
+import signal
+import subprocess
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+from conftest import FERROTEL, PYTHON, clean_env, console_spans, free_port, wait_http
+
+APP = textwrap.dedent(
+    """
+    import sys, time
+    from flask import Flask, Response
+
+    app = Flask(__name__)
+
+    @app.route("/hello/<name>")
+    def hello(name):
+        return f"hello {name}"
+
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("exploded")
+
+    @app.route("/stream")
+    def stream():
+        def chunks():
+            for i in range(3):
+                time.sleep(0.15)
+                yield f"{i}\\n"
+        return Response(chunks())
+
+    @app.route("/healthz")
+    def healthz():
+        return "ok"
+
+    app.run(port=int(sys.argv[1]), threaded=True)
+    """
+)
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def get(url, headers=None):
+    request = urllib.request.Request(url, headers={"User-Agent": "ferrotel-test", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def serve_and_collect(tmp, paths, *flags, env=None):
+    (tmp / "app.py").write_text(APP)
+    port = free_port()
+    server = subprocess.Popen(
+        [FERROTEL, "instrument", "--traces_exporter", "console", *flags, PYTHON, "app.py", str(port)],
+        cwd=tmp,
+        env=env or clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        answers = {path: get(f"http://127.0.0.1:{port}{path}", headers) for path, headers in paths}
+        # A request's span ends when the server closes the response, just after the client
+        # has it; let the server's daemon threads get there before stopping it.
+        time.sleep(0.5)
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    return port, answers, [s for s in console_spans(out) if s["kind"] == "SERVER"], err
+
+
+def test_server_spans(tmp):
+    paths = [("/hello/ada", {"traceparent": TRACEPARENT}), ("/missing", None), ("/boom", None)]
+    port, answers, spans, err = serve_and_collect(tmp, paths)
+    assert [answers[p][0] for p, _ in paths] == [200, 404, 500]
+    by_path = {s["attributes"].get("url.path"): s for s in spans}
+
+    hello = by_path['"/hello/ada"']
+    assert hello["name"] == "GET /hello/<name>" and hello["kind"] == "SERVER"
+    assert hello["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and hello["parent"] == "b7ad6b7169203331"
+    assert hello["status"] == "UNSET"
+    assert hello["attributes"] == {
+        "http.request.method": '"GET"',
+        "url.scheme": '"http"',
+        "url.path": '"/hello/ada"',
+        "server.address": '"127.0.0.1"',
+        "server.port": str(port),
+        "client.address": '"127.0.0.1"',
+        "client.port": hello["attributes"]["client.port"],
+        "user_agent.original": '"ferrotel-test"',
+        "network.protocol.version": '"1.1"',
+        "http.route": '"/hello/<name>"',
+        "http.response.status_code": "200",
+    }
+
+    missing = by_path['"/missing"']
+    assert missing["name"] == "GET" and missing["status"] == "UNSET"
+    assert missing["attributes"]["http.response.status_code"] == "404" and "http.route" not in missing["attributes"]
+
+    boom = by_path['"/boom"']
+    assert boom["name"] == "GET /boom"
+    assert boom["status"] == "ERROR: RuntimeError: exploded"
+    assert boom["events"] == ["exception"]
+    assert boom["attributes"]["error.type"] == '"RuntimeError"'
+    assert boom["attributes"]["http.response.status_code"] == "500"
+
+
+def test_a_streamed_response_is_timed_to_its_last_chunk(tmp):
+    _, answers, spans, _ = serve_and_collect(tmp, [("/stream", None)])
+    assert answers["/stream"] == (200, "0\n1\n2\n")
+    (stream,) = [s for s in spans if s["attributes"].get("url.path") == '"/stream"']
+    assert stream["duration_ms"] >= 400, stream
+
+
+def test_duplicate_semconv_and_excluded_urls(tmp):
+    env = clean_env(OTEL_SEMCONV_STABILITY_OPT_IN="http/dup", OTEL_PYTHON_FLASK_EXCLUDED_URLS="healthz,ignored")
+    _, _, spans, _ = serve_and_collect(tmp, [("/hello/x?y=1", None)], env=env)
+    assert [s["attributes"]["url.path"] for s in spans] == ['"/hello/x"'], "healthz is excluded"
+    attrs = spans[0]["attributes"]
+    assert attrs["http.method"] == '"GET"' and attrs["http.target"] == '"/hello/x?y=1"'
+    assert attrs["http.status_code"] == "200" and attrs["url.query"] == '"y=1"'
+
+
+def test_disabled_flask_records_nothing(tmp):
+    _, answers, spans, _ = serve_and_collect(tmp, [("/hello/x", None)], "--disabled_instrumentations", "flask")
+    assert answers["/hello/x"][0] == 200 and spans == []
+
+
+def test_the_built_in_wins_over_contrib_flask(contrib_python, tmp):
+    (tmp / "app.py").write_text("import flask\n")
+    launcher = contrib_python.parent / "ferrotel"
+    result = subprocess.run(
+        [str(launcher), "instrument", "--log_level", "debug", str(contrib_python), "app.py"],
+        cwd=tmp,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = result.stderr.splitlines()
+    assert "ferrotel: debug: instrumentor 'flask' (ferrotel) loaded" in lines, result.stderr
+    skipped = "ferrotel: debug: instrumentor 'flask' (opentelemetry-instrumentation-flask) skipped: "
+    assert skipped + "ferrotel's built-in instrumentation is used instead" in lines
