@@ -69,8 +69,9 @@ def test_install_adds_compatible_contrib_versions_and_upgrades_nothing(target):
     after = versions(target)
     for name, version in before.items():
         assert after[name] == version, f"{name} changed from {version} to {after[name]}"
-    assert "opentelemetry-instrumentation-flask" not in after  # ferrotel's built-in covers flask
-    for package in ("requests", "wsgi", "sqlite3"):
+    for builtin in ("flask", "requests", "logging"):  # covered by ferrotel's built-ins
+        assert f"opentelemetry-instrumentation-{builtin}" not in after
+    for package in ("wsgi", "sqlite3", "dbapi"):
         assert after[f"opentelemetry-instrumentation-{package}"] == "0.66b1", after
     # A second run has nothing left to do.
     again = run(FERROTEL, "bootstrap", "--python", target, "-a", "install")
@@ -91,4 +92,5 @@ def test_install_into_a_uv_environment_uses_uv(tmp_path):
     assert f"running {uv} pip install --python {python}" in result.stderr
     frozen = run(uv, "pip", "freeze", "--python", python).stdout.lower().split()
     assert "requests==2.31.0" in frozen and "opentelemetry-api==1.45.1" in frozen
-    assert any(line.startswith("opentelemetry-instrumentation-requests==") for line in frozen), frozen
+    assert any(line.startswith("opentelemetry-instrumentation-wsgi==") for line in frozen), frozen
+    assert not any(line.startswith("opentelemetry-instrumentation-requests==") for line in frozen), "built in"

@@ -180,7 +180,12 @@ def test_watcher_leaves_meta_path_when_done(venv):
     code = "import sys, fakelib; print(any(type(f).__name__ == '_ImportWatcher' for f in sys.meta_path))"
     # ferrotel's own configurator would keep watching for opentelemetry.trace.
     result = app(
-        venv, code, "--disabled_instrumentations", "boom,innerlib,logging,threading", "--configurator", "testconf"
+        venv,
+        code,
+        "--disabled_instrumentations",
+        "boom,innerlib,logging,threading,urllib",
+        "--configurator",
+        "testconf",
     )
     assert result.stdout.strip() == "False", result.stderr
 

@@ -45,7 +45,7 @@ pub const CATALOG: &[Entry] = &[
     builtin_stdlib("logging"),
     stdlib("opentelemetry-instrumentation-sqlite3"),
     builtin_stdlib("threading"),
-    stdlib("opentelemetry-instrumentation-urllib"),
+    builtin_stdlib("urllib"),
     stdlib("opentelemetry-instrumentation-wsgi"),
     contrib("aio_pika >= 7.2.0, < 11.0.0", "opentelemetry-instrumentation-aio-pika"),
     contrib("aiohttp ~= 3.0", "opentelemetry-instrumentation-aiohttp-client"),
@@ -94,7 +94,10 @@ pub const CATALOG: &[Entry] = &[
     contrib("pyramid >= 1.7", "opentelemetry-instrumentation-pyramid"),
     contrib("redis >= 2.6", "opentelemetry-instrumentation-redis"),
     contrib("remoulade >= 0.50", "opentelemetry-instrumentation-remoulade"),
-    contrib("requests ~= 2.0", "opentelemetry-instrumentation-requests"),
+    Entry {
+        library: Some("requests ~= 2.0"),
+        coverage: Coverage::BuiltIn("requests"),
+    },
     contrib(
         "sqlalchemy >= 1.0.0, < 2.1.0",
         "opentelemetry-instrumentation-sqlalchemy",
@@ -104,7 +107,10 @@ pub const CATALOG: &[Entry] = &[
     contrib("psutil >= 5", "opentelemetry-instrumentation-system-metrics"),
     contrib("tornado >= 5.1.1", "opentelemetry-instrumentation-tornado"),
     contrib("tortoise-orm >= 0.17.0", "opentelemetry-instrumentation-tortoiseorm"),
-    contrib("urllib3 >= 1.0.0, < 3.0.0", "opentelemetry-instrumentation-urllib3"),
+    Entry {
+        library: Some("urllib3 >= 1.0.0, < 3.0.0"),
+        coverage: Coverage::BuiltIn("urllib3"),
+    },
 ];
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use ferrotel_config::{Config, Propagator as Configured, SemconvMode};
-use ferrotel_propagation::{Carrier, Composite, Format};
+use ferrotel_propagation::{Carrier, Composite, Format, RemoteContext};
 use ferrotel_sdk::span::{SpanKind, StatusCode};
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Value;
@@ -93,6 +93,56 @@ pub struct ServerRequest {
     span: Py<Span>,
     token: Mutex<Option<Py<PyAny>>>,
     method: String,
+}
+
+/// Records an exception once (event, status ERROR, `error.type` its type).
+fn record_error(py: Python<'_>, span: &Span, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !exception.is_instance_of::<PyException>() {
+        return Ok(());
+    }
+    let already = lock(&span.record)
+        .as_ref()
+        .is_some_and(|d| d.events.iter().any(|e| e.name == "exception"));
+    if already {
+        return Ok(());
+    }
+    span.record_exception_event(py, exception, None, None, true)?;
+    span.set_error_status(exception)?;
+    let kind = exception.get_type();
+    let module: String = kind.getattr("__module__").and_then(|m| m.extract()).unwrap_or_default();
+    let qualname: String = kind.getattr("__qualname__")?.extract()?;
+    let error_type = if module.is_empty() || module == "builtins" {
+        qualname
+    } else {
+        format!("{module}.{qualname}")
+    };
+    span.with_record(|data, limits| data.set_attribute("error.type".into(), Value::Str(error_type), limits));
+    Ok(())
+}
+
+/// Restores the context from before the span (once) and ends the span.
+fn finish(py: Python<'_>, span: &Py<Span>, token: &Mutex<Option<Py<PyAny>>>) -> PyResult<()> {
+    if let Some(token) = lock(token).take() {
+        api::get(py)?.detach(py, token.bind(py));
+    }
+    span.get().finish(None);
+    Ok(())
+}
+
+/// Sets response attributes; an exception recorded first keeps its error.type and
+/// status description.
+fn apply_response(span: &Span, attrs: semconv::Attributes, status: StatusCode) {
+    span.with_record(|data, limits| {
+        for (k, v) in owned(attrs) {
+            if k == "error.type" && data.attributes.get("error.type").is_some() {
+                continue;
+            }
+            data.set_attribute(k, v, limits);
+        }
+        if data.status.code != StatusCode::Error {
+            data.set_status(status, None);
+        }
+    });
 }
 
 fn owned(attrs: semconv::Attributes) -> Vec<(String, Value)> {
@@ -189,19 +239,7 @@ impl ServerRequest {
             return;
         };
         let (attrs, status) = semconv::server_response(code, settings().semconv);
-        self.span.get().with_record(|data, limits| {
-            for (k, v) in owned(attrs) {
-                // An exception recorded first keeps its more precise error.type.
-                if k == "error.type" && data.attributes.get("error.type").is_some() {
-                    continue;
-                }
-                data.set_attribute(k, v, limits);
-            }
-            // An exception recorded first keeps its description.
-            if data.status.code != StatusCode::Error {
-                data.set_status(status, None);
-            }
-        });
+        apply_response(self.span.get(), attrs, status);
     }
 
     /// The route template the framework matched: `http.route`, and the span's name.
@@ -218,41 +256,121 @@ impl ServerRequest {
     /// An exception the application did not handle: recorded once, status ERROR,
     /// `error.type` the exception's type.
     fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
-        if !exception.is_instance_of::<PyException>() {
-            return Ok(());
-        }
-        let span = self.span.get();
-        let already = lock(&span.record)
-            .as_ref()
-            .is_some_and(|d| d.events.iter().any(|e| e.name == "exception"));
-        if already {
-            return Ok(());
-        }
-        span.record_exception_event(py, exception, None, None, true)?;
-        span.set_error_status(exception)?;
-        let kind = exception.get_type();
-        let module: String = kind.getattr("__module__").and_then(|m| m.extract()).unwrap_or_default();
-        let qualname: String = kind.getattr("__qualname__")?.extract()?;
-        let error_type = if module.is_empty() || module == "builtins" {
-            qualname
-        } else {
-            format!("{module}.{qualname}")
-        };
-        span.with_record(|data, limits| data.set_attribute("error.type".into(), Value::Str(error_type), limits));
-        Ok(())
+        record_error(py, self.span.get(), exception)
     }
 
     /// Ends the span (once) and restores the context from before the request.
     fn end(&self, py: Python<'_>) -> PyResult<()> {
-        if let Some(token) = lock(&self.token).take() {
-            api::get(py)?.detach(py, token.bind(py));
-        }
-        self.span.get().finish(None);
-        Ok(())
+        finish(py, &self.span, &self.token)
     }
 
     #[getter]
     fn span(&self, py: Python<'_>) -> Py<Span> {
         self.span.clone_ref(py)
+    }
+}
+
+/// Request headers a client is about to send, written through `__setitem__` (dicts,
+/// requests' and urllib3's header maps).
+struct Headers<'a, 'py>(&'a Bound<'py, PyAny>);
+
+impl Carrier for Headers<'_, '_> {
+    fn get(&self, _key: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn set(&mut self, key: &str, value: String) {
+        let _ = self.0.set_item(key, value);
+    }
+}
+
+/// One outgoing request: its CLIENT span, current until `end()`.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub struct ClientRequest {
+    span: Py<Span>,
+    token: Mutex<Option<Py<PyAny>>>,
+}
+
+/// Starts a client span under the current context, writes the propagation headers into
+/// `headers` and makes the span current; `None` when `tracer` is not ferrotel's.
+#[pyfunction]
+pub fn start_client_request(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    method: &str,
+    url: &str,
+    headers: &Bound<'_, PyAny>,
+) -> PyResult<Option<ClientRequest>> {
+    let Ok(tracer) = tracer.cast::<Tracer>() else {
+        return Ok(None);
+    };
+    let tracer = tracer.get();
+    let api = api::get(py)?;
+    let settings = settings();
+    let current = api.current_context(py)?;
+    let parent = parent_of(py, &current)?;
+    let facts = semconv::ClientRequest { method, url };
+    let new = NewSpan {
+        name: semconv::span_name(method, None),
+        kind: SpanKind::Client,
+        attributes: owned(semconv::client_request_attributes(&facts, settings.semconv)),
+        links: Vec::new(),
+        start_ns: None,
+        record_exception: true,
+        set_status_on_exception: true,
+    };
+    let span = create(py, &tracer.core, &tracer.scope, parent, new)?;
+    let remote = {
+        let s = span.get();
+        let trace_state = s.trace_state.as_ref().map(|t| t.members(py)).unwrap_or_default();
+        RemoteContext {
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            trace_flags: s.trace_flags,
+            trace_state,
+        }
+    };
+    let mut baggage = Vec::new();
+    if let Ok(dict) = current.cast::<PyDict>() {
+        if let Some(bag) = dict.get_item(api.baggage_key.bind(py))? {
+            if let Ok(bag) = bag.cast::<PyDict>() {
+                for (k, v) in bag.iter() {
+                    if let (Ok(k), Ok(v)) = (k.extract::<String>(), v.str()) {
+                        baggage.push((k, v.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    settings
+        .propagator
+        .inject(Some(&remote), &baggage, &mut Headers(headers));
+    let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
+    let token = api.attach(py, &context)?;
+    Ok(Some(ClientRequest {
+        span,
+        token: Mutex::new(Some(token.unbind())),
+    }))
+}
+
+#[pymethods]
+impl ClientRequest {
+    /// The response's status code.
+    fn response(&self, status: u16) {
+        let (attrs, status) = semconv::client_response(status, settings().semconv);
+        apply_response(self.span.get(), attrs, status);
+    }
+
+    /// The request failed (connection refused, timeout...).
+    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        record_error(py, self.span.get(), exception)
+    }
+
+    fn end(&self, py: Python<'_>) -> PyResult<()> {
+        finish(py, &self.span, &self.token)
     }
 }

@@ -69,5 +69,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<propagation::Propagator>()?;
     m.add_class::<http::ServerRequest>()?;
     m.add_function(wrap_pyfunction!(http::start_wsgi_request, m)?)?;
+    m.add_class::<http::ClientRequest>()?;
+    m.add_function(wrap_pyfunction!(http::start_client_request, m)?)?;
     Ok(())
 }

@@ -120,6 +120,81 @@ pub fn route(route: &str) -> Attributes {
     vec![("http.route", Value::Str(route.to_string()))]
 }
 
+/// What a client knows of a request it sends.
+#[derive(Debug, Default, Clone)]
+pub struct ClientRequest<'a> {
+    pub method: &'a str,
+    /// The full URL, as given.
+    pub url: &'a str,
+}
+
+/// `(scheme, host, port)` of an absolute URL, the port defaulted from the scheme.
+pub fn url_parts(url: &str) -> (&str, &str, Option<u16>) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = host_and_port(authority);
+    let port = port.or(match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    });
+    (scheme, host, port)
+}
+
+/// The URL without credentials (`user:password@` becomes `REDACTED:REDACTED@`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://REDACTED:REDACTED@{host}{}", &rest[end..]),
+        None => url.to_string(),
+    }
+}
+
+/// Attributes a client span starts with.
+pub fn client_request_attributes(r: &ClientRequest<'_>, mode: SemconvMode) -> Attributes {
+    let mut out = Attributes::with_capacity(6);
+    let (m, original) = method(r.method);
+    out.push(("http.request.method", Value::Str(m.to_string())));
+    if let Some(original) = original {
+        push_str(&mut out, "http.request.method_original", original);
+    }
+    let url = redact_url(r.url);
+    let (_, host, port) = url_parts(r.url);
+    push_str(&mut out, "url.full", &url);
+    push_str(&mut out, "server.address", host);
+    if let Some(port) = port {
+        out.push(("server.port", Value::Int(port as i64)));
+    }
+    if mode == SemconvMode::Duplicate {
+        push_str(&mut out, "http.method", r.method);
+        push_str(&mut out, "http.url", &url);
+        push_str(&mut out, "net.peer.name", host);
+        if let Some(port) = port {
+            out.push(("net.peer.port", Value::Int(port as i64)));
+        }
+    }
+    out
+}
+
+/// Attributes and status once a client has its response: for a client every 4xx and 5xx
+/// is an error.
+pub fn client_response(status: u16, mode: SemconvMode) -> (Attributes, StatusCode) {
+    let mut out = vec![("http.response.status_code", Value::Int(status as i64))];
+    if mode == SemconvMode::Duplicate {
+        out.push(("http.status_code", Value::Int(status as i64)));
+    }
+    if status >= 400 {
+        out.push(("error.type", Value::Str(status.to_string())));
+        (out, StatusCode::Error)
+    } else {
+        (out, StatusCode::Unset)
+    }
+}
+
 /// `host[:port]` split; IPv6 brackets are taken off the host.
 pub fn host_and_port(value: &str) -> (&str, Option<u16>) {
     match value.rsplit_once(':') {
@@ -193,6 +268,36 @@ mod tests {
         assert!(dup.contains(&("http.target", Value::Str("/a?x=1".into()))));
         assert!(dup.contains(&("http.method", Value::Str("GET".into()))));
         assert!(dup.contains(&("net.host.port", Value::Int(8080))));
+    }
+
+    #[test]
+    fn client_side() {
+        assert_eq!(
+            url_parts("https://api.example.com/v1?x"),
+            ("https", "api.example.com", Some(443))
+        );
+        assert_eq!(url_parts("http://u:p@h:8080/"), ("http", "h", Some(8080)));
+        assert_eq!(
+            redact_url("http://u:p@h:8080/a?b"),
+            "http://REDACTED:REDACTED@h:8080/a?b"
+        );
+        assert_eq!(redact_url("http://h/a@b"), "http://h/a@b");
+        let attrs = client_request_attributes(
+            &ClientRequest {
+                method: "GET",
+                url: "http://u:p@h:81/x",
+            },
+            SemconvMode::Stable,
+        );
+        assert_eq!(
+            keys(&attrs),
+            vec!["http.request.method", "url.full", "server.address", "server.port"]
+        );
+        assert_eq!(attrs[1].1, Value::Str("http://REDACTED:REDACTED@h:81/x".into()));
+        let (attrs, status) = client_response(404, SemconvMode::Stable);
+        assert_eq!(status, StatusCode::Error);
+        assert_eq!(keys(&attrs), vec!["http.response.status_code", "error.type"]);
+        assert_eq!(client_response(204, SemconvMode::Stable).1, StatusCode::Unset);
     }
 
     #[test]

@@ -6,6 +6,17 @@ upstream's do, a contrib package of the same name is skipped in its favour, and 
 `opentelemetry-instrument` can load it too.
 """
 
+import re
+
+
+def excluded_pattern(instrumentation):
+    """One compiled regex for the URLs an instrumentation skips
+    (OTEL_PYTHON_{NAME}_EXCLUDED_URLS, else OTEL_PYTHON_EXCLUDED_URLS), or None."""
+    from ferrotel import _native
+
+    patterns = _native.excluded_urls(instrumentation)
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
 
 class Instrumentor:
     """Upstream's contract: one instance per class; `instrument()` and `uninstrument()`

@@ -1,8 +1,8 @@
 """Flask server spans: every request of every Flask app, named `{METHOD} {route}` with the
 route template as `http.route`; exceptions Flask turns into 500s are recorded once."""
 
-from ferrotel.instrumentation import Instrumentor
-from ferrotel.instrumentation.wsgi import excluded_pattern, serve
+from ferrotel.instrumentation import Instrumentor, excluded_pattern
+from ferrotel.instrumentation.wsgi import serve
 
 
 class FlaskInstrumentor(Instrumentor):

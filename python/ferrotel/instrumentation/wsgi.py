@@ -7,12 +7,6 @@ import re
 from ferrotel import __version__, _native
 
 
-def excluded_pattern(framework):
-    """One compiled regex for the URLs `framework`'s instrumentation skips, or None."""
-    patterns = _native.excluded_urls(framework)
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
-
-
 def _url(environ):
     host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
     query = environ.get("QUERY_STRING")

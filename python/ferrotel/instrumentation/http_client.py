@@ -1,0 +1,56 @@
+"""Client spans for outgoing HTTP calls, shared by the requests, urllib3 and urllib
+instrumentations. The span, its attributes and the propagation headers are native. A call
+made inside another instrumented one (requests over urllib3) adds nothing: one client span
+per request."""
+
+import contextvars
+
+from ferrotel import __version__, _native
+
+_inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", default=False)
+_tracers = {}
+
+
+def _tracer(name):
+    tracer = _tracers.get(name)
+    if tracer is None:
+        from opentelemetry import trace
+
+        tracer = _tracers[name] = trace.get_tracer(name, __version__)
+    return tracer
+
+
+def traced_call(instrumentation, method, url, headers, call, status_of, excluded=None):
+    """Runs `call()`, which sends the request with `headers`, inside a client span.
+    `status_of(response)` gives the status code; an exception carrying `code` (urllib's
+    HTTPError) is a response, anything else a failure."""
+    if _inside_client_span.get():
+        return call()
+    if excluded is not None and excluded.search(url):
+        # An excluded call stays unrecorded all the way down (urllib3 beneath requests).
+        quiet = _inside_client_span.set(True)
+        try:
+            return call()
+        finally:
+            _inside_client_span.reset(quiet)
+    request = _native.start_client_request(_tracer(instrumentation), method, url, headers)
+    if request is None:  # another SDK's provider is installed
+        return call()
+    inside = _inside_client_span.set(True)
+    try:
+        response = call()
+    except BaseException as exc:
+        code = getattr(exc, "code", None)
+        if isinstance(code, int):
+            request.response(code)
+        else:
+            request.record_exception(exc)
+        raise
+    else:
+        status = status_of(response)
+        if isinstance(status, int):
+            request.response(status)
+        return response
+    finally:
+        _inside_client_span.reset(inside)
+        request.end()

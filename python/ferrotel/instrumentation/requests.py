@@ -1,0 +1,33 @@
+"""Client spans for `requests`: every `Session.send`, which every requests call goes through."""
+
+from ferrotel.instrumentation import Instrumentor, excluded_pattern
+from ferrotel.instrumentation.http_client import traced_call
+
+
+class RequestsInstrumentor(Instrumentor):
+    def instrumentation_dependencies(self):
+        return ("requests ~= 2.0",)
+
+    def _instrument(self, **kwargs):
+        import requests
+
+        self._send = send = requests.Session.send
+        excluded = excluded_pattern("requests")
+
+        def traced_send(session, request, **kwargs):
+            return traced_call(
+                "ferrotel.instrumentation.requests",
+                request.method or "GET",
+                request.url,
+                request.headers,
+                lambda: send(session, request, **kwargs),
+                lambda response: response.status_code,
+                excluded,
+            )
+
+        requests.Session.send = traced_send
+
+    def _uninstrument(self, **kwargs):
+        import requests
+
+        requests.Session.send = self._send

@@ -1,0 +1,37 @@
+"""Client spans for the standard library's `urllib.request` (every opener's `_open`)."""
+
+from ferrotel.instrumentation import Instrumentor, excluded_pattern
+from ferrotel.instrumentation.http_client import traced_call
+
+
+class URLLibInstrumentor(Instrumentor):
+    def _instrument(self, **kwargs):
+        from urllib.request import OpenerDirector
+
+        self._open = open_ = OpenerDirector._open
+        excluded = excluded_pattern("urllib")
+
+        def traced_open(opener, req, *args, **kwargs):
+            headers = {}
+
+            def call():
+                for name, value in headers.items():
+                    req.add_unredirected_header(name.capitalize(), value)
+                return open_(opener, req, *args, **kwargs)
+
+            return traced_call(
+                "ferrotel.instrumentation.urllib",
+                req.get_method(),
+                req.full_url,
+                headers,
+                call,
+                lambda response: getattr(response, "status", None),
+                excluded,
+            )
+
+        OpenerDirector._open = traced_open
+
+    def _uninstrument(self, **kwargs):
+        from urllib.request import OpenerDirector
+
+        OpenerDirector._open = self._open

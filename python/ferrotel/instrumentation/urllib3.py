@@ -1,0 +1,41 @@
+"""Client spans for `urllib3`: every `HTTPConnectionPool.urlopen` (PoolManager and direct
+pools alike)."""
+
+from ferrotel.instrumentation import Instrumentor, excluded_pattern
+from ferrotel.instrumentation.http_client import traced_call
+
+
+class URLLib3Instrumentor(Instrumentor):
+    def instrumentation_dependencies(self):
+        return ("urllib3 >= 1.0.0, < 3.0.0",)
+
+    def _instrument(self, **kwargs):
+        from urllib3.connectionpool import HTTPConnectionPool
+
+        self._urlopen = urlopen = HTTPConnectionPool.urlopen
+        excluded = excluded_pattern("urllib3")
+
+        def traced_urlopen(pool, method, url, body=None, headers=None, *args, **kwargs):
+            if "://" in url:
+                full = url
+            else:
+                port = f":{pool.port}" if pool.port else ""
+                full = f"{pool.scheme}://{pool.host}{port}{url}"
+            # A copy: the caller's (or the pool's) headers must not keep our values.
+            sent = dict(headers if headers is not None else pool.headers or {})
+            return traced_call(
+                "ferrotel.instrumentation.urllib3",
+                method,
+                full,
+                sent,
+                lambda: urlopen(pool, method, url, body, sent, *args, **kwargs),
+                lambda response: response.status,
+                excluded,
+            )
+
+        HTTPConnectionPool.urlopen = traced_urlopen
+
+    def _uninstrument(self, **kwargs):
+        from urllib3.connectionpool import HTTPConnectionPool
+
+        HTTPConnectionPool.urlopen = self._urlopen
