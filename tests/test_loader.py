@@ -183,7 +183,7 @@ def test_watcher_leaves_meta_path_when_done(venv):
         venv,
         code,
         "--disabled_instrumentations",
-        "boom,innerlib,logging,threading,urllib",
+        "boom,innerlib,logging,threading,urllib,sqlite3",
         "--configurator",
         "testconf",
     )

@@ -43,7 +43,7 @@ pub const CATALOG: &[Entry] = &[
     stdlib("opentelemetry-instrumentation-asyncio"),
     stdlib("opentelemetry-instrumentation-dbapi"),
     builtin_stdlib("logging"),
-    stdlib("opentelemetry-instrumentation-sqlite3"),
+    builtin_stdlib("sqlite3"),
     builtin_stdlib("threading"),
     builtin_stdlib("urllib"),
     stdlib("opentelemetry-instrumentation-wsgi"),

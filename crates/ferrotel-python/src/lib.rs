@@ -5,8 +5,8 @@
 //! in the pure-Rust crates; this crate must stay a thin boundary that never panics into the
 //! interpreter.
 
+mod calls;
 mod diagnostics;
-mod http;
 mod propagation;
 mod startup;
 mod trace;
@@ -67,9 +67,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
     trace::register(m)?;
     m.add_class::<propagation::Propagator>()?;
-    m.add_class::<http::ServerRequest>()?;
-    m.add_function(wrap_pyfunction!(http::start_wsgi_request, m)?)?;
-    m.add_class::<http::ClientRequest>()?;
-    m.add_function(wrap_pyfunction!(http::start_client_request, m)?)?;
+    m.add_class::<calls::ServerRequest>()?;
+    m.add_function(wrap_pyfunction!(calls::start_wsgi_request, m)?)?;
+    m.add_class::<calls::ClientRequest>()?;
+    m.add_function(wrap_pyfunction!(calls::start_client_request, m)?)?;
+    m.add_class::<calls::DbCall>()?;
+    m.add_function(wrap_pyfunction!(calls::start_db_call, m)?)?;
     Ok(())
 }

@@ -71,6 +71,21 @@ fn accessor<'a, 'py>(
     given.filter(|g| !fast_path(g))
 }
 
+/// The formats `OTEL_PROPAGATORS` names (default `tracecontext,baggage`).
+pub fn configured_formats(config: &Config) -> Vec<Format> {
+    config
+        .propagators
+        .iter()
+        .map(|p| match p {
+            Configured::TraceContext => Format::TraceContext,
+            Configured::Baggage => Format::Baggage,
+            Configured::B3 => Format::B3Single,
+            Configured::B3Multi => Format::B3Multi,
+            Configured::Jaeger => Format::Jaeger,
+        })
+        .collect()
+}
+
 /// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`).
 /// Registered with the API as a `TextMapPropagator`.
 #[pyclass(frozen, subclass, module = "ferrotel._native")]
@@ -135,20 +150,8 @@ impl Propagator {
     /// The formats `OTEL_PROPAGATORS` names (default `tracecontext,baggage`).
     #[staticmethod]
     fn from_environment() -> Self {
-        let formats = Config::from_env()
-            .config
-            .propagators
-            .into_iter()
-            .map(|p| match p {
-                Configured::TraceContext => Format::TraceContext,
-                Configured::Baggage => Format::Baggage,
-                Configured::B3 => Format::B3Single,
-                Configured::B3Multi => Format::B3Multi,
-                Configured::Jaeger => Format::Jaeger,
-            })
-            .collect();
         Propagator {
-            composite: Composite::new(formats),
+            composite: Composite::new(configured_formats(&Config::from_env().config)),
         }
     }
 

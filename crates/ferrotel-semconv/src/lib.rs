@@ -195,6 +195,129 @@ pub fn client_response(status: u16, mode: SemconvMode) -> (Attributes, StatusCod
     }
 }
 
+/// Skips leading whitespace and SQL comments.
+fn skip_blank(mut q: &str) -> &str {
+    loop {
+        q = q.trim_start();
+        if let Some(rest) = q.strip_prefix("--") {
+            q = rest.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(rest) = q.strip_prefix("/*") {
+            q = rest.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            return q;
+        }
+    }
+}
+
+fn words(q: &str) -> impl Iterator<Item = &str> {
+    q.split(|c: char| c.is_whitespace() || c == '(' || c == ';' || c == ',')
+        .filter(|w| !w.is_empty())
+}
+
+/// The operation (first keyword, upper-cased) and the table it is about, when a simple
+/// reading of the statement finds them.
+pub fn sql_summary(query: &str) -> (Option<String>, Option<String>) {
+    let q = skip_blank(query);
+    let mut it = words(q);
+    let Some(first) = it.next() else { return (None, None) };
+    if !first.chars().all(|c| c.is_ascii_alphabetic()) {
+        return (None, None);
+    }
+    let operation = first.to_ascii_uppercase();
+    let rest: Vec<&str> = it.collect();
+    let after = |keyword: &str| -> Option<String> {
+        let i = rest.iter().position(|w| w.eq_ignore_ascii_case(keyword))?;
+        let mut names = rest[i + 1..]
+            .iter()
+            .skip_while(|w| ["IF", "NOT", "EXISTS"].iter().any(|k| w.eq_ignore_ascii_case(k)));
+        names.next().map(|n| n.trim_matches(['"', '`', '[', ']']).to_string())
+    };
+    let collection = match operation.as_str() {
+        "SELECT" | "DELETE" => after("FROM"),
+        "INSERT" | "REPLACE" => after("INTO"),
+        "UPDATE" => rest.first().map(|n| n.trim_matches(['"', '`', '[', ']']).to_string()),
+        "CREATE" | "DROP" | "ALTER" => after("TABLE"),
+        _ => None,
+    };
+    (
+        Some(operation),
+        collection.filter(|c| c.chars().all(|ch| ch.is_alphanumeric() || "_.$".contains(ch))),
+    )
+}
+
+/// The statement with literal values (strings, numbers, hex blobs) replaced by `?`, so no
+/// data leaves the process in `db.query.text`.
+pub fn sanitize_sql(query: &str) -> String {
+    let bytes = query.as_bytes();
+    let mut out = String::with_capacity(query.len());
+    let mut i = 0;
+    let mut prev_word = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\'' {
+            // A quoted string, '' being an escaped quote.
+            i += 1;
+            while i < bytes.len() {
+                if bytes[i] == b'\'' {
+                    if bytes.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            i += 1;
+            if out.ends_with(['x', 'X']) && !prev_word {
+                out.pop();
+            }
+            out.push('?');
+            prev_word = false;
+        } else if c.is_ascii_digit() && !prev_word {
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
+                i += 1;
+            }
+            out.push('?');
+        } else {
+            let ch = query[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            prev_word = ch.is_alphanumeric() || ch == '_';
+            i += ch.len_utf8();
+            if ch.eq_ignore_ascii_case(&'x') && bytes.get(i) == Some(&b'\'') {
+                prev_word = false;
+            }
+        }
+    }
+    out
+}
+
+/// Name and attributes of a database call span (`database/dup` adds the old names).
+pub fn db_call(system: &str, namespace: &str, query: &str, mode: SemconvMode) -> (String, Attributes) {
+    let (operation, collection) = sql_summary(query);
+    let name = match (&operation, &collection) {
+        (Some(op), Some(table)) => format!("{op} {table}"),
+        (Some(op), None) => op.clone(),
+        _ => system.to_string(),
+    };
+    let text = sanitize_sql(query);
+    let mut out = Attributes::with_capacity(8);
+    push_str(&mut out, "db.system.name", system);
+    push_str(&mut out, "db.namespace", namespace);
+    push_str(&mut out, "db.query.text", &text);
+    if let Some(op) = &operation {
+        push_str(&mut out, "db.operation.name", op);
+    }
+    if let Some(table) = &collection {
+        push_str(&mut out, "db.collection.name", table);
+    }
+    if mode == SemconvMode::Duplicate {
+        push_str(&mut out, "db.system", system);
+        push_str(&mut out, "db.name", namespace);
+        push_str(&mut out, "db.statement", &text);
+    }
+    (name, out)
+}
+
 /// `host[:port]` split; IPv6 brackets are taken off the host.
 pub fn host_and_port(value: &str) -> (&str, Option<u16>) {
     match value.rsplit_once(':') {
@@ -298,6 +421,57 @@ mod tests {
         assert_eq!(status, StatusCode::Error);
         assert_eq!(keys(&attrs), vec!["http.response.status_code", "error.type"]);
         assert_eq!(client_response(204, SemconvMode::Stable).1, StatusCode::Unset);
+    }
+
+    #[test]
+    fn sql() {
+        assert_eq!(
+            sql_summary("select * from visits where x = 1"),
+            (Some("SELECT".into()), Some("visits".into()))
+        );
+        assert_eq!(
+            sql_summary("  -- hi\n INSERT INTO \"t\" VALUES (?)"),
+            (Some("INSERT".into()), Some("t".into()))
+        );
+        assert_eq!(
+            sql_summary("UPDATE t SET a = 1"),
+            (Some("UPDATE".into()), Some("t".into()))
+        );
+        assert_eq!(
+            sql_summary("CREATE TABLE IF NOT EXISTS visits (p TEXT)"),
+            (Some("CREATE".into()), Some("visits".into()))
+        );
+        assert_eq!(sql_summary("/* c */ PRAGMA x"), (Some("PRAGMA".into()), None));
+        assert_eq!(sql_summary(""), (None, None));
+        assert_eq!(
+            sanitize_sql("SELECT * FROM t WHERE a = 'it''s' AND b = 42 AND c = 1.5e3"),
+            "SELECT * FROM t WHERE a = ? AND b = ? AND c = ?"
+        );
+        assert_eq!(
+            sanitize_sql("INSERT INTO t2 VALUES (x'0A', ?, 'é')"),
+            "INSERT INTO t2 VALUES (?, ?, ?)"
+        );
+        assert_eq!(sanitize_sql("SELECT col1 FROM tab2"), "SELECT col1 FROM tab2");
+        let (name, attrs) = db_call(
+            "sqlite",
+            "app.db",
+            "SELECT count(*) FROM visits WHERE p = 'x'",
+            SemconvMode::Stable,
+        );
+        assert_eq!(name, "SELECT visits");
+        assert_eq!(
+            keys(&attrs),
+            vec![
+                "db.system.name",
+                "db.namespace",
+                "db.query.text",
+                "db.operation.name",
+                "db.collection.name"
+            ]
+        );
+        assert_eq!(attrs[2].1, Value::Str("SELECT count(*) FROM visits WHERE p = ?".into()));
+        let (_, dup) = db_call("sqlite", ":memory:", "DELETE FROM t", SemconvMode::Duplicate);
+        assert!(dup.contains(&("db.statement", Value::Str("DELETE FROM t".into()))));
     }
 
     #[test]

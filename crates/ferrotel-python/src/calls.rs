@@ -1,11 +1,12 @@
-//! HTTP server spans for ferrotel's built-in instrumentations (WSGI): the per-request work
-//! (reading the environ, extracting the parent with the configured propagators, the span,
-//! its attributes, name and status) is done here; the Python middleware only calls in.
+//! Spans for ferrotel's built-in instrumentations: HTTP servers (WSGI), HTTP clients and
+//! database calls. The per-call work (reading the request, extracting or injecting context
+//! with the configured propagators, the span, its attributes, name and status) is done
+//! here; the Python glue only calls in.
 
 use std::sync::{Mutex, OnceLock};
 
-use ferrotel_config::{Config, Propagator as Configured, SemconvMode};
-use ferrotel_propagation::{Carrier, Composite, Format, RemoteContext};
+use ferrotel_config::{Config, SemconvMode};
+use ferrotel_propagation::{Carrier, Composite, RemoteContext};
 use ferrotel_sdk::span::{SpanKind, StatusCode};
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Value;
@@ -21,6 +22,7 @@ use crate::trace::tracer::{create, parent_of, NewSpan, Tracer};
 struct Settings {
     propagator: Composite,
     semconv: SemconvMode,
+    db_semconv: SemconvMode,
 }
 
 /// Read once per process: the environment does not change under a running server.
@@ -28,20 +30,10 @@ fn settings() -> &'static Settings {
     static SETTINGS: OnceLock<Settings> = OnceLock::new();
     SETTINGS.get_or_init(|| {
         let config = Config::from_env().config;
-        let formats = config
-            .propagators
-            .iter()
-            .map(|p| match p {
-                Configured::TraceContext => Format::TraceContext,
-                Configured::Baggage => Format::Baggage,
-                Configured::B3 => Format::B3Single,
-                Configured::B3Multi => Format::B3Multi,
-                Configured::Jaeger => Format::Jaeger,
-            })
-            .collect();
         Settings {
-            propagator: Composite::new(formats),
+            propagator: Composite::new(crate::propagation::configured_formats(&config)),
             semconv: config.python.http_semconv,
+            db_semconv: config.python.database_semconv,
         }
     })
 }
@@ -372,5 +364,53 @@ impl ClientRequest {
 
     fn end(&self, py: Python<'_>) -> PyResult<()> {
         finish(py, &self.span, &self.token)
+    }
+}
+
+/// One database call: a CLIENT span under the current context (a leaf: not made current).
+#[pyclass(frozen, module = "ferrotel._native")]
+pub struct DbCall {
+    span: Py<Span>,
+}
+
+/// Starts the span of a database call; `None` when `tracer` is not ferrotel's. The query
+/// text is recorded with its literal values replaced by `?`.
+#[pyfunction]
+pub fn start_db_call(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    system: &str,
+    namespace: &str,
+    query: &str,
+) -> PyResult<Option<DbCall>> {
+    let Ok(tracer) = tracer.cast::<Tracer>() else {
+        return Ok(None);
+    };
+    let tracer = tracer.get();
+    let current = api::get(py)?.current_context(py)?;
+    let parent = parent_of(py, &current)?;
+    let (name, attributes) = semconv::db_call(system, namespace, query, settings().db_semconv);
+    let new = NewSpan {
+        name,
+        kind: SpanKind::Client,
+        attributes: owned(attributes),
+        links: Vec::new(),
+        start_ns: None,
+        record_exception: true,
+        set_status_on_exception: true,
+    };
+    Ok(Some(DbCall {
+        span: create(py, &tracer.core, &tracer.scope, parent, new)?,
+    }))
+}
+
+#[pymethods]
+impl DbCall {
+    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        record_error(py, self.span.get(), exception)
+    }
+
+    fn end(&self) {
+        self.span.get().finish(None);
     }
 }
