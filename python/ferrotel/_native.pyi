@@ -24,6 +24,9 @@ def initialize(sys_path: list[str]) -> Plan | None:
 def is_initialized() -> bool: ...
 def log(level: _Level, message: str) -> None: ...
 def log_enabled(level: _Level) -> bool: ...
+def django_instrument() -> bool:
+    """OTEL_PYTHON_DJANGO_INSTRUMENT."""
+
 def excluded_urls(framework: str) -> list[str]:
     """URL patterns the framework's instrumentation skips."""
 

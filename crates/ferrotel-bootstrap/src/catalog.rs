@@ -66,7 +66,10 @@ pub const CATALOG: &[Entry] = &[
         "confluent-kafka >= 1.8.2, < 3.0.0",
         "opentelemetry-instrumentation-confluent-kafka",
     ),
-    contrib("django >= 2.0", "opentelemetry-instrumentation-django"),
+    Entry {
+        library: Some("django >= 2.0"),
+        coverage: Coverage::BuiltIn("django"),
+    },
     contrib("falcon >= 1.4.1, < 5.0.0", "opentelemetry-instrumentation-falcon"),
     contrib("fastapi ~= 0.92", "opentelemetry-instrumentation-fastapi"),
     Entry {

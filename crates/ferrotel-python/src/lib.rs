@@ -55,6 +55,12 @@ fn excluded_urls(framework: &str) -> Vec<String> {
     }
 }
 
+/// `OTEL_PYTHON_DJANGO_INSTRUMENT` (default true).
+#[pyfunction]
+fn django_instrument() -> bool {
+    ferrotel_config::Config::from_env().config.python.django_instrument
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -62,6 +68,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(variables, m)?)?;
     m.add_function(wrap_pyfunction!(logging_settings, m)?)?;
     m.add_function(wrap_pyfunction!(excluded_urls, m)?)?;
+    m.add_function(wrap_pyfunction!(django_instrument, m)?)?;
     m.add_function(wrap_pyfunction!(startup::is_initialized, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
