@@ -19,7 +19,7 @@ def console_spans(text):
         kind = re.search(r"kind +(\w+) +status (.*)\n", block)
         duration = re.search(r"duration ([0-9.]+) ms", block)
         pid = re.search(r"process\.pid=(\d+)", block)
-        attributes = dict(re.findall(r"^    ([\w.]+) = (.*)$", block.split("  events\n")[0], re.M))
+        attributes = dict(re.findall(r"^    ([\w.-]+) = (.*)$", block.split("  events\n")[0], re.M))
         spans.append(
             {
                 "name": head.group(1),

@@ -152,3 +152,20 @@ def test_the_built_in_wins_over_contrib_flask(contrib_python, tmp):
     assert "ferrotel: debug: instrumentor 'flask' (ferrotel) loaded" in lines, result.stderr
     skipped = "ferrotel: debug: instrumentor 'flask' (opentelemetry-instrumentation-flask) skipped: "
     assert skipped + "ferrotel's built-in instrumentation is used instead" in lines
+
+
+def test_captured_headers_with_sanitised_values(tmp):
+    env = clean_env(
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST="x-request-id,Authorization",
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE="content-.*",
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS="authorization",
+    )
+    headers = {"X-Request-ID": "abc-123", "Authorization": "Bearer s3cret"}
+    _, _, spans, _ = serve_and_collect(tmp, [("/hello/x", headers)], env=env)
+    (hello,) = [s for s in spans if s["attributes"].get("url.path") == '"/hello/x"']
+    attrs = hello["attributes"]
+    assert attrs["http.request.header.x-request-id"] == '["abc-123"]'
+    assert attrs["http.request.header.authorization"] == '["[REDACTED]"]'
+    assert attrs["http.response.header.content-type"] == '["text/html; charset=utf-8"]'
+    assert attrs["http.response.header.content-length"] == '["7"]'
+    assert not any("user-agent" in k for k in attrs)

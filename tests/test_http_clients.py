@@ -9,7 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import PYTHON, console_spans, instrument
+from conftest import PYTHON, clean_env, console_spans, instrument
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -62,9 +62,9 @@ CLIENT = textwrap.dedent(
 )
 
 
-def run_client(tmp, server, *flags):
+def run_client(tmp, server, *flags, env=None):
     (tmp / "client.py").write_text(CLIENT)
-    result = instrument("--traces_exporter", "console", *flags, PYTHON, "client.py", server, cwd=tmp)
+    result = instrument("--traces_exporter", "console", *flags, PYTHON, "client.py", server, cwd=tmp, env=env)
     assert result.returncode == 0, result.stderr
     answers = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
     return answers, console_spans(result.stdout)
@@ -99,3 +99,14 @@ def test_excluded_and_disabled(tmp, server):
     urls = sorted(s["attributes"]["url.full"].strip('"') for s in spans if s["kind"] == "CLIENT")
     # requests' echo is excluded, and urllib3 beneath it stays quiet; urllib is disabled.
     assert urls == [f"{server}/echo?via=urllib3", f"{server}/missing?via=requests", "http://127.0.0.1:9/refused"]
+
+
+def test_captured_client_headers(tmp, server):
+    env = clean_env(
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST="traceparent",
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE="content-length",
+    )
+    answers, spans = run_client(tmp, server, env=env)
+    (echo,) = [s for s in spans if s["attributes"].get("url.full") == f'"{server}/echo?via=requests"']
+    assert echo["attributes"]["http.request.header.traceparent"] == f'["{answers["requests"]}"]'
+    assert echo["attributes"]["http.response.header.content-length"].startswith('["')

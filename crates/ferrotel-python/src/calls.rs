@@ -23,6 +23,7 @@ struct Settings {
     propagator: Composite,
     semconv: SemconvMode,
     db_semconv: SemconvMode,
+    capture: ferrotel_config::CaptureHeaders,
 }
 
 /// Read once per process: the environment does not change under a running server.
@@ -34,6 +35,7 @@ fn settings() -> &'static Settings {
             propagator: Composite::new(crate::propagation::configured_formats(&config)),
             semconv: config.python.http_semconv,
             db_semconv: config.python.database_semconv,
+            capture: config.python.capture_headers.clone(),
         }
     })
 }
@@ -137,6 +139,39 @@ fn apply_response(span: &Span, attrs: semconv::Attributes, status: StatusCode) {
     });
 }
 
+/// `(lower-case name, value)` pairs from a header list (`[(name, value)]`) or map (`.items()`).
+fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> Vec<(String, String)> {
+    let Some(headers) = headers.filter(|h| !h.is_none()) else {
+        return Vec::new();
+    };
+    let items = if headers.cast::<pyo3::types::PyList>().is_ok() || headers.cast::<pyo3::types::PyTuple>().is_ok() {
+        Ok(headers.clone())
+    } else {
+        headers.call_method0("items")
+    };
+    let Ok(items) = items.and_then(|i| i.try_iter()) else {
+        return Vec::new();
+    };
+    items
+        .flatten()
+        .filter_map(|pair| pair.extract::<(String, String)>().ok())
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// Adds the captured headers `capture` names to the span (nothing to do when none are).
+fn capture(span: &Span, direction: &str, headers: &[(String, String)], capture: &[String]) {
+    if capture.is_empty() || headers.is_empty() {
+        return;
+    }
+    let attrs = semconv::captured_headers(direction, headers, capture, &settings().capture.sanitize_fields);
+    span.with_record(|data, limits| {
+        for (k, v) in attrs {
+            data.set_attribute(k, v, limits);
+        }
+    });
+}
+
 fn owned(attrs: semconv::Attributes) -> Vec<(String, Value)> {
     attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
@@ -200,6 +235,20 @@ pub fn start_wsgi_request(
         set_status_on_exception: true,
     };
     let span = create(py, &tracer.core, &tracer.scope, parent, new)?;
+    if !settings.capture.server_request.is_empty() {
+        let headers: Vec<(String, String)> = environ
+            .iter()
+            .filter_map(|(k, v)| {
+                let key: String = k.extract().ok()?;
+                let name = match key.as_str() {
+                    "CONTENT_TYPE" | "CONTENT_LENGTH" => key.clone(),
+                    _ => key.strip_prefix("HTTP_")?.to_string(),
+                };
+                Some((name.to_ascii_lowercase().replace('_', "-"), v.str().ok()?.to_string()))
+            })
+            .collect();
+        capture(span.get(), "request", &headers, &settings.capture.server_request);
+    }
     let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
     if let Some(entries) = found.baggage {
         // Incoming baggage joins what the context already carries, as the API's does.
@@ -225,13 +274,20 @@ pub fn start_wsgi_request(
 
 #[pymethods]
 impl ServerRequest {
-    /// The status line given to `start_response` (`"404 Not Found"`).
-    fn response(&self, status: &str) {
+    /// The status line and headers given to `start_response` (`"404 Not Found"`).
+    #[pyo3(signature = (status, headers=None))]
+    fn response(&self, status: &str, headers: Option<&Bound<'_, PyAny>>) {
         let Some(code) = semconv::status_code(status) else {
             return;
         };
         let (attrs, status) = semconv::server_response(code, settings().semconv);
         apply_response(self.span.get(), attrs, status);
+        capture(
+            self.span.get(),
+            "response",
+            &header_pairs(headers),
+            &settings().capture.server_response,
+        );
     }
 
     /// The route template the framework matched: `http.route`, and the span's name.
@@ -341,6 +397,12 @@ pub fn start_client_request(
     settings
         .propagator
         .inject(Some(&remote), &baggage, &mut Headers(headers));
+    capture(
+        span.get(),
+        "request",
+        &header_pairs(Some(headers)),
+        &settings.capture.client_request,
+    );
     let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
     let token = api.attach(py, &context)?;
     Ok(Some(ClientRequest {
@@ -351,10 +413,17 @@ pub fn start_client_request(
 
 #[pymethods]
 impl ClientRequest {
-    /// The response's status code.
-    fn response(&self, status: u16) {
+    /// The response's status code and headers.
+    #[pyo3(signature = (status, headers=None))]
+    fn response(&self, status: u16, headers: Option<&Bound<'_, PyAny>>) {
         let (attrs, status) = semconv::client_response(status, settings().semconv);
         apply_response(self.span.get(), attrs, status);
+        capture(
+            self.span.get(),
+            "response",
+            &header_pairs(headers),
+            &settings().capture.client_response,
+        );
     }
 
     /// The request failed (connection refused, timeout...).

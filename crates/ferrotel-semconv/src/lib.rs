@@ -318,6 +318,55 @@ pub fn db_call(system: &str, namespace: &str, query: &str, mode: SemconvMode) ->
     (name, out)
 }
 
+/// Whether header `name` (lower-case) matches a configured pattern: a header name, where
+/// `.*` stands for any run of characters, compared without regard to case.
+pub fn header_matches(pattern: &str, name: &str) -> bool {
+    let pattern = pattern.trim().to_ascii_lowercase();
+    let parts: Vec<&str> = pattern.split(".*").collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    if !name.starts_with(first) || !name[first.len()..].ends_with(last) || name.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// `http.{request|response}.header.<name>` attributes for the headers `capture` names, the
+/// values of those `sanitize` names replaced by `[REDACTED]`. Header names are lower-case.
+pub fn captured_headers(
+    direction: &str,
+    headers: &[(String, String)],
+    capture: &[String],
+    sanitize: &[String],
+) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for (name, value) in headers {
+        if !capture.iter().any(|p| header_matches(p, name)) {
+            continue;
+        }
+        let value = if sanitize.iter().any(|p| header_matches(p, name)) {
+            "[REDACTED]"
+        } else {
+            value.as_str()
+        };
+        let key = format!("http.{direction}.header.{name}");
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, Value::StrArray(values))) => values.push(value.to_string()),
+            _ => out.push((key, Value::StrArray(vec![value.to_string()]))),
+        }
+    }
+    out
+}
+
 /// `host[:port]` split; IPv6 brackets are taken off the host.
 pub fn host_and_port(value: &str) -> (&str, Option<u16>) {
     match value.rsplit_once(':') {
@@ -472,6 +521,45 @@ mod tests {
         assert_eq!(attrs[2].1, Value::Str("SELECT count(*) FROM visits WHERE p = ?".into()));
         let (_, dup) = db_call("sqlite", ":memory:", "DELETE FROM t", SemconvMode::Duplicate);
         assert!(dup.contains(&("db.statement", Value::Str("DELETE FROM t".into()))));
+    }
+
+    #[test]
+    fn headers() {
+        assert!(header_matches("X-Request-ID", "x-request-id"));
+        assert!(header_matches("content-.*", "content-type"));
+        assert!(header_matches(".*-id", "x-request-id"));
+        assert!(header_matches("x-.*-id", "x-request-id"));
+        assert!(!header_matches("x-.*-id", "x-id"));
+        assert!(!header_matches("content-type", "content-length"));
+        let headers = vec![
+            ("x-request-id".to_string(), "abc".to_string()),
+            ("authorization".to_string(), "Bearer s3cret".to_string()),
+            ("accept".to_string(), "a".to_string()),
+            ("accept".to_string(), "b".to_string()),
+        ];
+        let capture = vec![
+            "x-request-id".to_string(),
+            "Authorization".to_string(),
+            "accept".to_string(),
+        ];
+        let got = captured_headers("request", &headers, &capture, &["authorization".to_string()]);
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "http.request.header.x-request-id".to_string(),
+                    Value::StrArray(vec!["abc".into()])
+                ),
+                (
+                    "http.request.header.authorization".to_string(),
+                    Value::StrArray(vec!["[REDACTED]".into()])
+                ),
+                (
+                    "http.request.header.accept".to_string(),
+                    Value::StrArray(vec!["a".into(), "b".into()])
+                ),
+            ]
+        );
     }
 
     #[test]

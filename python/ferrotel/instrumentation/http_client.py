@@ -22,8 +22,9 @@ def _tracer(name):
 
 def traced_call(instrumentation, method, url, headers, call, status_of, excluded=None):
     """Runs `call()`, which sends the request with `headers`, inside a client span.
-    `status_of(response)` gives the status code; an exception carrying `code` (urllib's
-    HTTPError) is a response, anything else a failure."""
+    `status_of(response)` gives the status code (the response's `headers` are read for
+    capture); an exception carrying `code` (urllib's HTTPError) is a response, anything
+    else a failure."""
     if _inside_client_span.get():
         return call()
     if excluded is not None and excluded.search(url):
@@ -42,14 +43,14 @@ def traced_call(instrumentation, method, url, headers, call, status_of, excluded
     except BaseException as exc:
         code = getattr(exc, "code", None)
         if isinstance(code, int):
-            request.response(code)
+            request.response(code, getattr(exc, "headers", None))
         else:
             request.record_exception(exc)
         raise
     else:
         status = status_of(response)
         if isinstance(status, int):
-            request.response(status)
+            request.response(status, getattr(response, "headers", None))
         return response
     finally:
         _inside_client_span.reset(inside)

@@ -36,7 +36,7 @@ def serve(environ, start_response, app, excluded=None):
     environ["ferrotel.request"] = request
 
     def traced_start_response(status, headers, *args):
-        request.response(status)
+        request.response(status, headers)
         return start_response(status, headers, *args)
 
     try:
