@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Arg, ArgAction, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
 const USAGE: &str = "\
 ferrotel — zero-code OpenTelemetry for Python, with a Rust core
@@ -14,6 +14,7 @@ Usage: ferrotel <COMMAND> [ARGS]...
 Commands:
   instrument  Run a Python command with OpenTelemetry (ferrotel instrument --help)
   bootstrap   Show which instrumentations an environment needs; install missing contrib ones
+  view        Receive OTLP traces locally and query them, Jaeger-style (ferrotel view --help)
 
 Options:
   -h, --help     Print help
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
     let code = match args.next().as_deref().and_then(|a| a.to_str()) {
         Some("instrument") => ferrotel_launcher::run("ferrotel instrument", args),
         Some("bootstrap") => bootstrap(args),
+        Some("view") => view(args),
         Some("-V" | "--version") => {
             println!("ferrotel {}", env!("CARGO_PKG_VERSION"));
             0
@@ -39,6 +41,104 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Parses a subcommand's arguments; on `--help` or a usage error, prints and returns the exit code.
+fn parse(command: Command, args: impl Iterator<Item = OsString>) -> Result<ArgMatches, i32> {
+    let name = OsString::from(command.get_name());
+    command
+        .try_get_matches_from(std::iter::once(name).chain(args))
+        .map_err(|e| {
+            let _ = e.print();
+            if e.use_stderr() {
+                2
+            } else {
+                0
+            }
+        })
+}
+
+fn help_arg() -> Arg {
+    Arg::new("help")
+        .short('h')
+        .long("help")
+        .action(ArgAction::Help)
+        .help("Print help")
+}
+
+fn view_command() -> Command {
+    let port = |name: &'static str, default: &'static str, help: &'static str| {
+        Arg::new(name)
+            .long(name)
+            .value_name("PORT")
+            .default_value(default)
+            .value_parser(clap::value_parser!(u16))
+            .help(help)
+    };
+    Command::new("ferrotel view")
+        .about("A local OTLP receiver and trace store with a Jaeger-compatible query API; no Docker needed")
+        .arg(port(
+            "http",
+            "4318",
+            "OTLP/HTTP receiver port (POST /v1/traces, protobuf or JSON)",
+        ))
+        .arg(port("ui", "16686", "Query API port (/api/traces, /api/services, ...)"))
+        .arg(
+            Arg::new("max-spans")
+                .long("max-spans")
+                .value_name("N")
+                .default_value("1000000")
+                .value_parser(clap::value_parser!(u64).range(1..))
+                .help("Spans kept in memory; the oldest are evicted first"),
+        )
+        .arg(
+            Arg::new("max-body")
+                .long("max-body")
+                .value_name("BYTES")
+                .default_value("16777216")
+                .value_parser(clap::value_parser!(u64).range(1..))
+                .help("Largest OTLP request accepted, before and after gzip decompression"),
+        )
+        .arg(
+            Arg::new("listen")
+                .long("listen")
+                .value_name("ADDRESS")
+                .default_value("127.0.0.1")
+                .value_parser(clap::value_parser!(std::net::IpAddr))
+                .help("Address to bind; anything but loopback requires --token"),
+        )
+        .arg(
+            Arg::new("token")
+                .long("token")
+                .value_name("SECRET")
+                .help("Require `Authorization: Bearer SECRET` on every request"),
+        )
+        .arg(help_arg())
+        .disable_help_flag(true)
+}
+
+fn view(args: impl Iterator<Item = OsString>) -> i32 {
+    let matches = match parse(view_command(), args) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let count =
+        |name: &str| usize::try_from(*matches.get_one::<u64>(name).expect("has a default")).unwrap_or(usize::MAX);
+    let options = ferrotel_view::Options {
+        listen: *matches.get_one("listen").expect("has a default"),
+        http_port: *matches.get_one("http").expect("has a default"),
+        ui_port: *matches.get_one("ui").expect("has a default"),
+        max_spans: count("max-spans"),
+        max_body_bytes: count("max-body"),
+        token: matches.get_one::<String>("token").cloned(),
+    };
+    match ferrotel_view::run(options) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("ferrotel view: error: {e}");
+            1
+        }
+    }
 }
 
 fn bootstrap_command() -> Command {
@@ -64,25 +164,14 @@ fn bootstrap_command() -> Command {
                        in one installer call (pip, or uv for uv environments) without upgrading anything",
                 ),
         )
-        .arg(
-            Arg::new("help")
-                .short('h')
-                .long("help")
-                .action(ArgAction::Help)
-                .help("Print help"),
-        )
+        .arg(help_arg())
         .disable_help_flag(true)
 }
 
 fn bootstrap(args: impl Iterator<Item = OsString>) -> i32 {
-    let matches = match bootstrap_command()
-        .try_get_matches_from(std::iter::once(OsString::from("ferrotel bootstrap")).chain(args))
-    {
+    let matches = match parse(bootstrap_command(), args) {
         Ok(m) => m,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
+        Err(code) => return code,
     };
     let python = matches
         .get_one::<PathBuf>("python")

@@ -1,0 +1,336 @@
+//! `ferrotel view`: receives OTLP traces over HTTP (protobuf or JSON, optionally gzip), keeps them
+//! in a bounded in-memory store and answers Jaeger-compatible queries.
+
+mod jaeger;
+mod store;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use store::{Store, StoredSpan};
+
+pub struct Options {
+    pub listen: IpAddr,
+    pub http_port: u16,
+    pub ui_port: u16,
+    pub max_spans: usize,
+    pub max_body_bytes: usize,
+    pub token: Option<String>,
+}
+
+struct Viewer {
+    store: Mutex<Store>,
+    max_body_bytes: usize,
+    token: Option<String>,
+}
+
+impl Viewer {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // A handler that panicked mid-insert leaves whole spans behind; the data stays readable.
+        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Binds both ports up front so a port in use is reported by name, then serves until killed.
+pub fn run(options: Options) -> Result<(), String> {
+    if !options.listen.is_loopback() && options.token.is_none() {
+        return Err(format!(
+            "listening on {} exposes your telemetry to the network; pass --token SECRET \
+             (clients then send `Authorization: Bearer SECRET`)",
+            options.listen
+        ));
+    }
+    let bind = |port: u16, flag: &str| {
+        TcpListener::bind(SocketAddr::new(options.listen, port)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!(
+                    "port {port} on {} is already in use; choose another with {flag} PORT",
+                    options.listen
+                )
+            } else {
+                format!("cannot listen on {}:{port} ({flag}): {e}", options.listen)
+            }
+        })
+    };
+    let otlp_listener = bind(options.http_port, "--http")?;
+    let ui_listener = bind(options.ui_port, "--ui")?;
+    let viewer = Arc::new(Viewer {
+        store: Mutex::new(Store::new(options.max_spans)),
+        max_body_bytes: options.max_body_bytes,
+        token: options.token.clone(),
+    });
+    print_instructions(&options, &otlp_listener, &ui_listener);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let otlp = serve(otlp_listener, otlp_routes(viewer.clone()));
+        let ui = serve(ui_listener, api_routes(viewer));
+        tokio::select! {
+            result = otlp => result,
+            result = ui => result,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
+}
+
+async fn serve(listener: TcpListener, routes: Router) -> Result<(), String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    axum::serve(listener, routes).await.map_err(|e| e.to_string())
+}
+
+fn print_instructions(options: &Options, otlp: &TcpListener, ui: &TcpListener) {
+    let address = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let otlp = address(otlp);
+    let ui = address(ui);
+    println!("ferrotel view: keeping up to {} spans in memory", options.max_spans);
+    println!("  query API:  http://{ui}/api/traces?service=NAME");
+    println!("  OTLP/HTTP:  http://{otlp}/v1/traces (protobuf or JSON, gzip accepted)");
+    println!("Point an app at it:");
+    println!("  OTEL_EXPORTER_OTLP_ENDPOINT=http://{otlp} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf ferrotel instrument -- python app.py");
+    println!("  or: ferrotel instrument --exporter_otlp_endpoint http://{otlp} --exporter_otlp_protocol http/protobuf -- python app.py");
+    if options.token.is_some() {
+        println!("  and send the token: OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+fn otlp_routes(viewer: Arc<Viewer>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(receive_traces))
+        // Bodies above the cap get 413 before they are read whole; gzip is bounded separately.
+        .layer(DefaultBodyLimit::max(viewer.max_body_bytes))
+        .layer(middleware::from_fn_with_state(viewer.clone(), require_token))
+        .with_state(viewer)
+}
+
+fn api_routes(viewer: Arc<Viewer>) -> Router {
+    Router::new()
+        .route("/api/status", get(status))
+        .route("/api/services", get(services))
+        .route("/api/services/{service}/operations", get(operations))
+        .route("/api/traces", get(search_traces))
+        .route("/api/traces/{trace_id}", get(one_trace))
+        .route("/api/traces/{trace_id}/otlp", get(one_trace_otlp))
+        .layer(middleware::from_fn_with_state(viewer.clone(), require_token))
+        .with_state(viewer)
+}
+
+async fn require_token(State(viewer): State<Arc<Viewer>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &viewer.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(token.as_str()) {
+            return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+async fn receive_traces(State(viewer): State<Arc<Viewer>>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let encoding = match content_type.split(';').next().unwrap_or("").trim() {
+        "application/x-protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        other => {
+            let message =
+                format!("unsupported content type {other:?}; send application/x-protobuf or application/json\n");
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, message).into_response();
+        }
+    };
+    let gzipped = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let body = if gzipped {
+        match gunzip_bounded(&body, viewer.max_body_bytes) {
+            Ok(plain) => Bytes::from(plain),
+            Err(message) => return bad_request(encoding, &message),
+        }
+    } else {
+        body
+    };
+    let request = match encoding {
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string()),
+        Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string()),
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(error) => return bad_request(encoding, &format!("malformed OTLP trace request: {error}")),
+    };
+    let rejected = {
+        let mut store = viewer.store();
+        let before = store.rejected_spans;
+        store.insert(request.resource_spans);
+        store.rejected_spans - before
+    };
+    let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected as i64,
+        error_message: "spans need a 16-byte trace id and 8-byte span ids".to_owned(),
+    });
+    let response = ExportTraceServiceResponse { partial_success };
+    match encoding {
+        Encoding::Protobuf => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            response.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => json_response(StatusCode::OK, serde_json::to_vec(&response).unwrap_or_default()),
+    }
+}
+
+/// OTLP/HTTP says a 400 carries a google.rpc.Status in the request's encoding.
+fn bad_request(encoding: Encoding, message: &str) -> Response {
+    match encoding {
+        Encoding::Protobuf => {
+            let body = RpcStatus {
+                code: 3,
+                message: message.to_owned(),
+            }
+            .encode_to_vec();
+            (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                body,
+            )
+                .into_response()
+        }
+        Encoding::Json => json_response(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"code": 3, "message": message})
+                .to_string()
+                .into_bytes(),
+        ),
+    }
+}
+
+/// google.rpc.Status, enough of it for an error reply (details are optional and omitted).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn gunzip_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| format!("body is not valid gzip: {e}"))?;
+    if plain.len() > limit {
+        return Err(format!("decompressed body exceeds the {limit}-byte limit"));
+    }
+    Ok(plain)
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn json_ok(value: serde_json::Value) -> Response {
+    json_response(StatusCode::OK, value.to_string().into_bytes())
+}
+
+fn api_error(status: StatusCode, message: String) -> Response {
+    let body = serde_json::json!({"data": null, "errors": [{"code": status.as_u16(), "msg": message}]});
+    json_response(status, body.to_string().into_bytes())
+}
+
+/// What the store holds and what it let go, so a full or abused viewer is visible.
+async fn status(State(viewer): State<Arc<Viewer>>) -> Response {
+    let store = viewer.store();
+    json_ok(serde_json::json!({
+        "spans": store.span_count(),
+        "evictedSpans": store.evicted_spans,
+        "rejectedSpans": store.rejected_spans,
+    }))
+}
+
+async fn services(State(viewer): State<Arc<Viewer>>) -> Response {
+    let store = viewer.store();
+    let mut names: Vec<&str> = store.services().collect();
+    names.sort_unstable();
+    json_ok(jaeger::envelope(
+        names.into_iter().map(serde_json::Value::from).collect(),
+    ))
+}
+
+async fn operations(State(viewer): State<Arc<Viewer>>, Path(service): Path<String>) -> Response {
+    let store = viewer.store();
+    json_ok(jaeger::envelope(
+        store.operations(&service).map(serde_json::Value::from).collect(),
+    ))
+}
+
+async fn search_traces(State(viewer): State<Arc<Viewer>>, Query(params): Query<HashMap<String, String>>) -> Response {
+    match jaeger::TraceQuery::parse(&params) {
+        Ok(query) => json_ok(query.search(&viewer.store())),
+        Err(message) => api_error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// Looks a trace up by its hex id and renders it, or answers 400 / 404.
+fn with_trace(
+    viewer: &Viewer,
+    text: &str,
+    render: impl FnOnce(&store::TraceId, &[Arc<StoredSpan>]) -> Response,
+) -> Response {
+    let mut id = [0u8; 16];
+    // Jaeger clients may drop leading zeros; left-pad to 32 hex digits.
+    if const_hex::decode_to_slice(format!("{text:0>32}"), &mut id).is_err() {
+        return api_error(StatusCode::BAD_REQUEST, format!("not a trace id: {text}"));
+    }
+    match viewer.store().trace(&id) {
+        Some(spans) => render(&id, spans),
+        None => api_error(StatusCode::NOT_FOUND, format!("trace {text} not found")),
+    }
+}
+
+async fn one_trace(State(viewer): State<Arc<Viewer>>, Path(trace_id): Path<String>) -> Response {
+    with_trace(&viewer, &trace_id, |id, spans| {
+        json_ok(jaeger::envelope(vec![jaeger::trace_json(id, spans)]))
+    })
+}
+
+/// One trace as an OTLP/JSON export request, spans regrouped under their resource and scope.
+async fn one_trace_otlp(State(viewer): State<Arc<Viewer>>, Path(trace_id): Path<String>) -> Response {
+    with_trace(&viewer, &trace_id, |_, spans| {
+        json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&store::as_export_request(spans)).unwrap_or_default(),
+        )
+    })
+}

@@ -1,0 +1,240 @@
+//! The viewer's span store: in memory, bounded by a span count, oldest arrivals evicted first.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+pub type TraceId = [u8; 16];
+
+/// A span with the resource and scope it arrived under, shared by every span of one batch.
+pub struct StoredSpan {
+    pub span: Span,
+    pub origin: Arc<Origin>,
+}
+
+pub struct Origin {
+    pub service: String,
+    pub resource: Resource,
+    pub scope_name: String,
+    pub scope_version: String,
+}
+
+impl StoredSpan {
+    pub fn trace_id(&self) -> TraceId {
+        let mut id = [0; 16];
+        id.copy_from_slice(&self.span.trace_id);
+        id
+    }
+}
+
+pub struct Store {
+    max_spans: usize,
+    arrival: VecDeque<Arc<StoredSpan>>,
+    traces: HashMap<TraceId, Vec<Arc<StoredSpan>>>,
+    operations: HashMap<String, BTreeSet<String>>,
+    pub rejected_spans: u64,
+    pub evicted_spans: u64,
+}
+
+impl Store {
+    pub fn new(max_spans: usize) -> Self {
+        Store {
+            max_spans: max_spans.max(1),
+            arrival: VecDeque::new(),
+            traces: HashMap::new(),
+            operations: HashMap::new(),
+            rejected_spans: 0,
+            evicted_spans: 0,
+        }
+    }
+
+    pub fn span_count(&self) -> usize {
+        self.arrival.len()
+    }
+
+    /// Stores every well-formed span; spans whose ids have the wrong length are counted, not kept.
+    pub fn insert(&mut self, batch: Vec<ResourceSpans>) {
+        for resource_spans in batch {
+            let resource = resource_spans.resource.unwrap_or_default();
+            let service = string_attribute(&resource.attributes, "service.name")
+                .unwrap_or("unknown_service")
+                .to_owned();
+            for scope_spans in resource_spans.scope_spans {
+                let scope = scope_spans.scope.unwrap_or_default();
+                let origin = Arc::new(Origin {
+                    service: service.clone(),
+                    resource: resource.clone(),
+                    scope_name: scope.name,
+                    scope_version: scope.version,
+                });
+                for span in scope_spans.spans {
+                    let ids_valid = span.trace_id.len() == 16
+                        && span.span_id.len() == 8
+                        && (span.parent_span_id.is_empty() || span.parent_span_id.len() == 8);
+                    if !ids_valid {
+                        self.rejected_spans += 1;
+                        continue;
+                    }
+                    self.operations
+                        .entry(service.clone())
+                        .or_default()
+                        .insert(span.name.clone());
+                    let stored = Arc::new(StoredSpan {
+                        span,
+                        origin: origin.clone(),
+                    });
+                    self.traces.entry(stored.trace_id()).or_default().push(stored.clone());
+                    self.arrival.push_back(stored);
+                    if self.arrival.len() > self.max_spans {
+                        self.evict_oldest();
+                    }
+                }
+            }
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        let Some(oldest) = self.arrival.pop_front() else { return };
+        self.evicted_spans += 1;
+        let trace_id = oldest.trace_id();
+        if let Some(spans) = self.traces.get_mut(&trace_id) {
+            spans.retain(|s| !Arc::ptr_eq(s, &oldest));
+            if spans.is_empty() {
+                self.traces.remove(&trace_id);
+            }
+        }
+    }
+
+    pub fn trace(&self, id: &TraceId) -> Option<&[Arc<StoredSpan>]> {
+        self.traces.get(id).map(Vec::as_slice)
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &str> {
+        self.operations.keys().map(String::as_str)
+    }
+
+    pub fn operations(&self, service: &str) -> impl Iterator<Item = &str> {
+        self.operations.get(service).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Traces, newest first, for which `keep` holds.
+    pub fn traces_newest_first<'a>(
+        &'a self,
+        keep: impl Fn(&[Arc<StoredSpan>]) -> bool + 'a,
+    ) -> impl Iterator<Item = (&'a TraceId, &'a [Arc<StoredSpan>])> + 'a {
+        let mut newest: Vec<(&TraceId, &[Arc<StoredSpan>])> =
+            self.traces.iter().map(|(id, spans)| (id, spans.as_slice())).collect();
+        newest.sort_by_key(|(_, spans)| std::cmp::Reverse(trace_start(spans)));
+        newest.into_iter().filter(move |(_, spans)| keep(spans))
+    }
+}
+
+pub fn trace_start(spans: &[Arc<StoredSpan>]) -> u64 {
+    spans.iter().map(|s| s.span.start_time_unix_nano).min().unwrap_or(0)
+}
+
+pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        })
+}
+
+/// Spans regrouped under their resource and scope, as an OTLP export request would carry them.
+pub fn as_export_request(spans: &[Arc<StoredSpan>]) -> ExportTraceServiceRequest {
+    let mut groups: Vec<(&Arc<Origin>, Vec<Span>)> = Vec::new();
+    for stored in spans {
+        match groups
+            .iter_mut()
+            .find(|(origin, _)| Arc::ptr_eq(origin, &stored.origin))
+        {
+            Some((_, group)) => group.push(stored.span.clone()),
+            None => groups.push((&stored.origin, vec![stored.span.clone()])),
+        }
+    }
+    let resource_spans = groups
+        .into_iter()
+        .map(|(origin, spans)| ResourceSpans {
+            resource: Some(origin.resource.clone()),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: origin.scope_name.clone(),
+                    version: origin.scope_version.clone(),
+                    ..Default::default()
+                }),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+
+    fn batch(service: &str, spans: &[(u8, u8)]) -> Vec<ResourceSpans> {
+        let service_name = KeyValue {
+            key: "service.name".into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(service.into())),
+            }),
+            ..Default::default()
+        };
+        vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![service_name],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: spans
+                    .iter()
+                    .map(|&(trace, span)| Span {
+                        trace_id: vec![trace; 16],
+                        span_id: vec![span; 8],
+                        name: format!("op{span}"),
+                        start_time_unix_nano: span as u64,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]
+    }
+
+    #[test]
+    fn evicts_oldest_arrivals_beyond_the_cap() {
+        let mut store = Store::new(3);
+        store.insert(batch("a", &[(1, 1), (1, 2), (2, 3)]));
+        store.insert(batch("b", &[(3, 4), (3, 5)]));
+        assert_eq!(store.span_count(), 3);
+        assert_eq!(store.evicted_spans, 2);
+        assert!(
+            store.trace(&[1; 16]).is_none(),
+            "both spans of the oldest trace are gone"
+        );
+        assert_eq!(store.trace(&[3; 16]).unwrap().len(), 2);
+        let newest: Vec<_> = store.traces_newest_first(|_| true).map(|(id, _)| id[0]).collect();
+        assert_eq!(newest, [3, 2]);
+    }
+
+    #[test]
+    fn counts_spans_with_malformed_ids_instead_of_storing_them() {
+        let mut store = Store::new(10);
+        let mut bad = batch("a", &[(1, 1)]);
+        bad[0].scope_spans[0].spans[0].trace_id.truncate(3);
+        store.insert(bad);
+        assert_eq!((store.span_count(), store.rejected_spans), (0, 1));
+    }
+}

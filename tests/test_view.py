@@ -1,0 +1,249 @@
+"""ferrotel view: real OTLP clients (ferrotel's and upstream's exporters) send traces; the
+Jaeger-compatible API must return exactly what was sent, and bad input must change nothing."""
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import FERROTEL, ROOT, clean_env, free_port, instrument, run
+
+UPSTREAM = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin"
+
+APP = """
+from opentelemetry import trace
+tracer = trace.get_tracer("view.test", "1.2")
+with tracer.start_as_current_span("checkout", kind=trace.SpanKind.SERVER,
+        attributes={"user.id": 7, "paid": True, "ratio": 0.5, "items": ["a", "b"]}) as root:
+    with tracer.start_as_current_span("charge card", kind=trace.SpanKind.CLIENT) as child:
+        child.add_event("retry", {"attempt": 2})
+        child.set_status(trace.Status(trace.StatusCode.ERROR, "card declined"))
+print(format(root.get_span_context().trace_id, "032x"))
+print(format(root.get_span_context().span_id, "016x"))
+"""
+
+
+class Viewer:
+    def __init__(self, *extra):
+        self.http = free_port()
+        self.ui = free_port()
+        self.process = subprocess.Popen(
+            [FERROTEL, "view", "--http", str(self.http), "--ui", str(self.ui), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.ui), timeout=1).close()
+                break
+            except OSError:
+                assert self.process.poll() is None and time.monotonic() < deadline, self.process.stderr.read()
+                time.sleep(0.05)
+
+    def api(self, path):
+        return f"http://127.0.0.1:{self.ui}{path}"
+
+    def get(self, path):
+        with urllib.request.urlopen(self.api(path), timeout=10) as response:
+            return json.loads(response.read())
+
+    def post(self, body, content_type, encoding=None):
+        headers = {"Content-Type": content_type}
+        if encoding:
+            headers["Content-Encoding"] = encoding
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http}/v1/traces", body, headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def stop(self):
+        self.process.send_signal(signal.SIGINT)
+        return self.process.communicate(timeout=10)
+
+
+@pytest.fixture
+def viewer():
+    v = Viewer()
+    yield v
+    v.process.kill()
+    v.process.wait()
+
+
+def send_with_ferrotel(viewer, tmp, protocol, service, compression="none"):
+    app = tmp / "app.py"
+    app.write_text(APP)
+    env = clean_env(
+        OTEL_SERVICE_NAME=service,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        OTEL_EXPORTER_OTLP_COMPRESSION=compression,
+    )
+    result = instrument("python", app, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def assert_trace_as_sent(viewer, trace_id, root_id, service):
+    [trace] = viewer.get(f"/api/traces/{trace_id}")["data"]
+    assert trace["traceID"] == trace_id
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    assert set(spans) == {"checkout", "charge card"}
+    root, child = spans["checkout"], spans["charge card"]
+    assert root["spanID"] == root_id and root["references"] == []
+    assert child["references"] == [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": root_id}]
+    root_tags = {t["key"]: (t["type"], t["value"]) for t in root["tags"]}
+    assert root_tags["user.id"] == ("int64", 7)
+    assert root_tags["paid"] == ("bool", True)
+    assert root_tags["ratio"] == ("float64", 0.5)
+    assert root_tags["items"] == ("string", '["a","b"]')
+    assert root_tags["span.kind"] == ("string", "server")
+    assert root_tags["otel.scope.name"] == ("string", "view.test")
+    assert root_tags["otel.scope.version"] == ("string", "1.2")
+    child_tags = {t["key"]: t["value"] for t in child["tags"]}
+    assert child_tags["span.kind"] == "client"
+    assert (child_tags["otel.status_code"], child_tags["error"]) == ("ERROR", True)
+    assert child_tags["otel.status_description"] == "card declined"
+    [event] = child["logs"]
+    assert event["fields"] == [
+        {"key": "event", "type": "string", "value": "retry"},
+        {"key": "attempt", "type": "int64", "value": 2},
+    ]
+    assert root["startTime"] <= child["startTime"] <= event["timestamp"]
+    assert child["startTime"] + child["duration"] <= root["startTime"] + root["duration"] + 1
+    process = trace["processes"][root["processID"]]
+    assert process["serviceName"] == service
+    assert {"key": "telemetry.sdk.language", "type": "string", "value": "python"} in process["tags"]
+
+
+@pytest.mark.parametrize(
+    "protocol,compression",
+    [("http/protobuf", "none"), ("http/protobuf", "gzip"), ("http/json", "none"), ("http/json", "gzip")],
+)
+def test_ferrotel_exporter_traces_come_back_as_sent(viewer, tmp, protocol, compression):
+    trace_id, root_id = send_with_ferrotel(viewer, tmp, protocol, "shop", compression)
+    assert_trace_as_sent(viewer, trace_id, root_id, "shop")
+    assert viewer.get("/api/services")["data"] == ["shop"]
+    assert viewer.get("/api/services/shop/operations")["data"] == ["charge card", "checkout"]
+
+
+# Upstream's Python exporters speak http/protobuf and grpc only; http/json is ferrotel's.
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_upstream_exporter_traces_come_back_as_sent(viewer, tmp, compression):
+    app = tmp / "app.py"
+    app.write_text(APP)
+    env = clean_env(
+        OTEL_SERVICE_NAME="upstream-shop",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_COMPRESSION=compression,
+        PATH=f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
+    )
+    result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=env)
+    assert result.returncode == 0, result.stderr
+    trace_id, root_id = result.stdout.split()
+    assert_trace_as_sent(viewer, trace_id, root_id, "upstream-shop")
+
+
+def test_search_filters_like_jaeger(viewer, tmp):
+    trace_id, _ = send_with_ferrotel(viewer, tmp, "http/protobuf", "shop")
+    other_id, _ = send_with_ferrotel(viewer, tmp, "http/protobuf", "warehouse")
+
+    def found(query):
+        return [t["traceID"] for t in viewer.get(f"/api/traces?{query}")["data"]]
+
+    assert found("service=shop") == [trace_id]
+    assert found("service=shop&operation=charge%20card") == [trace_id]
+    assert found("service=shop&operation=nope") == []
+    assert found("tags=" + urllib.request.quote('{"user.id":"7"}')) == [other_id, trace_id]
+    assert found("service=warehouse&tags=error%3Dtrue") == []  # `error` is derived, not an attribute
+    assert found("service=warehouse&tags=user.id%3D8") == []
+    assert found("minDuration=1h") == []
+    assert found("limit=1") == [other_id]
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        viewer.get("/api/traces?minDuration=soon")
+    assert bad.value.code == 400
+    otlp = viewer.get(f"/api/traces/{trace_id}/otlp")
+    [resource_spans] = otlp["resourceSpans"]
+    assert {s["name"] for s in resource_spans["scopeSpans"][0]["spans"]} == {"checkout", "charge card"}
+    assert resource_spans["scopeSpans"][0]["spans"][0]["traceId"] == trace_id
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        viewer.get("/api/traces/" + "ab" * 16)
+    assert missing.value.code == 404
+
+
+def test_bad_input_is_refused_and_changes_nothing(viewer, tmp):
+    trace_id, root_id = send_with_ferrotel(viewer, tmp, "http/protobuf", "shop")
+    status, body = viewer.post(b"\x0a\xff\xff\xff\xff\x0f garbage", "application/x-protobuf")
+    assert status == 400 and b"malformed OTLP" in body
+    status, body = viewer.post(b'{"resourceSpans": [', "application/json")
+    assert status == 400 and json.loads(body)["code"] == 3
+    assert viewer.post(b"{}", "text/plain")[0] == 415
+    assert viewer.post(b"not gzip", "application/json", "gzip")[0] == 400
+    assert viewer.post(b"\0" * (17 << 20), "application/x-protobuf")[0] == 413
+    bomb = gzip.compress(b"\0" * (17 << 20))
+    assert viewer.post(bomb, "application/x-protobuf", "gzip")[0] == 400
+    bad_ids = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "abcd", "spanId": "00", "name": "x"}]}]}]}
+    status, body = viewer.post(json.dumps(bad_ids).encode(), "application/json")
+    assert status == 200 and json.loads(body)["partialSuccess"]["rejectedSpans"] == 1
+    assert viewer.get("/api/status") == {"spans": 2, "evictedSpans": 0, "rejectedSpans": 1}
+    assert_trace_as_sent(viewer, trace_id, root_id, "shop")
+    assert viewer.process.poll() is None
+
+
+def test_flood_beyond_the_cap_evicts_oldest_first(tmp):
+    viewer = Viewer("--max-spans", "5")
+    try:
+        sent = [send_with_ferrotel(viewer, tmp, "http/protobuf", "shop")[0] for _ in range(4)]
+        assert viewer.get("/api/status") == {"spans": 5, "evictedSpans": 3, "rejectedSpans": 0}
+        newest = [t["traceID"] for t in viewer.get("/api/traces?service=shop")["data"]]
+        assert newest == [sent[3], sent[2], sent[1]]
+        assert [len(t["spans"]) for t in viewer.get("/api/traces?service=shop")["data"]] == [2, 2, 1]
+    finally:
+        stdout, _ = viewer.stop()
+    assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{viewer.http}" in stdout
+    assert viewer.process.returncode == 0
+
+
+def test_port_in_use_and_public_bind_get_clear_errors(viewer):
+    result = run(FERROTEL, "view", "--http", viewer.http, "--ui", free_port())
+    assert result.returncode == 1
+    assert f"port {viewer.http} on 127.0.0.1 is already in use; choose another with --http PORT" in result.stderr
+    result = run(FERROTEL, "view", "--listen", "0.0.0.0", "--http", free_port(), "--ui", free_port())
+    assert result.returncode == 1 and "pass --token" in result.stderr
+
+
+def test_token_guards_every_endpoint(tmp):
+    viewer = Viewer("--token", "s3cret")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(viewer.api("/api/services"), timeout=5)
+        assert denied.value.code == 401
+        assert viewer.post(b"", "application/x-protobuf")[0] == 401
+        app = tmp / "app.py"
+        app.write_text(APP)
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20s3cret",
+        )
+        assert instrument("python", app, env=env).returncode == 0
+        request = urllib.request.Request(viewer.api("/api/status"), headers={"Authorization": "Bearer s3cret"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert json.loads(response.read())["spans"] == 2
+    finally:
+        viewer.process.kill()
+        viewer.process.wait()
