@@ -32,10 +32,12 @@ print(format(root.get_span_context().span_id, "016x"))
 
 class Viewer:
     def __init__(self, *extra):
+        self.grpc = free_port()
         self.http = free_port()
         self.ui = free_port()
+        ports = ["--grpc", str(self.grpc), "--http", str(self.http), "--ui", str(self.ui)]
         self.process = subprocess.Popen(
-            [FERROTEL, "view", "--http", str(self.http), "--ui", str(self.ui), *extra],
+            [FERROTEL, "view", *ports, *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -80,12 +82,16 @@ def viewer():
     v.process.wait()
 
 
+def endpoint(viewer, protocol):
+    return f"http://127.0.0.1:{viewer.grpc if protocol == 'grpc' else viewer.http}"
+
+
 def send_with_ferrotel(viewer, tmp, protocol, service, compression="none"):
     app = tmp / "app.py"
     app.write_text(APP)
     env = clean_env(
         OTEL_SERVICE_NAME=service,
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint(viewer, protocol),
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         OTEL_EXPORTER_OTLP_COMPRESSION=compression,
     )
@@ -128,7 +134,14 @@ def assert_trace_as_sent(viewer, trace_id, root_id, service):
 
 @pytest.mark.parametrize(
     "protocol,compression",
-    [("http/protobuf", "none"), ("http/protobuf", "gzip"), ("http/json", "none"), ("http/json", "gzip")],
+    [
+        ("grpc", "none"),
+        ("grpc", "gzip"),
+        ("http/protobuf", "none"),
+        ("http/protobuf", "gzip"),
+        ("http/json", "none"),
+        ("http/json", "gzip"),
+    ],
 )
 def test_ferrotel_exporter_traces_come_back_as_sent(viewer, tmp, protocol, compression):
     trace_id, root_id = send_with_ferrotel(viewer, tmp, protocol, "shop", compression)
@@ -138,8 +151,9 @@ def test_ferrotel_exporter_traces_come_back_as_sent(viewer, tmp, protocol, compr
 
 
 # Upstream's Python exporters speak http/protobuf and grpc only; http/json is ferrotel's.
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 @pytest.mark.parametrize("compression", ["none", "gzip"])
-def test_upstream_exporter_traces_come_back_as_sent(viewer, tmp, compression):
+def test_upstream_exporter_traces_come_back_as_sent(viewer, tmp, protocol, compression):
     app = tmp / "app.py"
     app.write_text(APP)
     env = clean_env(
@@ -147,11 +161,13 @@ def test_upstream_exporter_traces_come_back_as_sent(viewer, tmp, compression):
         OTEL_TRACES_EXPORTER="otlp",
         OTEL_METRICS_EXPORTER="none",
         OTEL_LOGS_EXPORTER="none",
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_EXPORTER_OTLP_COMPRESSION=compression,
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint(viewer, protocol),
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         PATH=f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
     )
+    if compression == "gzip":
+        # Only when compressing: upstream's gRPC exporter refuses the spec's `none`.
+        env["OTEL_EXPORTER_OTLP_COMPRESSION"] = "gzip"
     result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=env)
     assert result.returncode == 0, result.stderr
     trace_id, root_id = result.stdout.split()
@@ -200,6 +216,31 @@ def test_bad_input_is_refused_and_changes_nothing(viewer, tmp):
     status, body = viewer.post(json.dumps(bad_ids).encode(), "application/json")
     assert status == 200 and json.loads(body)["partialSuccess"]["rejectedSpans"] == 1
     assert viewer.get("/api/status") == {"spans": 2, "evictedSpans": 0, "rejectedSpans": 1}
+    assert_trace_as_sent(viewer, trace_id, root_id, "shop")
+    assert viewer.process.poll() is None
+
+
+GRPC_GARBAGE = """
+import sys, grpc
+channel = grpc.insecure_channel(sys.argv[1])
+export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                             request_serializer=bytes, response_deserializer=bytes)
+for body in [b"\\x0a\\xff\\xff\\xff\\xff\\x0f garbage", b"\\x0a\\x00" * (9 << 20)]:
+    try:
+        export(body, timeout=10)
+        print("OK")
+    except grpc.RpcError as error:
+        print(error.code().name)
+"""
+
+
+def test_bad_grpc_input_is_refused_and_changes_nothing(viewer, tmp):
+    trace_id, root_id = send_with_ferrotel(viewer, tmp, "grpc", "shop")
+    script = tmp / "garbage.py"
+    script.write_text(GRPC_GARBAGE)
+    result = run(UPSTREAM / "python", script, f"127.0.0.1:{viewer.grpc}")
+    assert result.stdout.split() == ["INTERNAL", "OUT_OF_RANGE"], result.stderr
+    assert viewer.get("/api/status") == {"spans": 2, "evictedSpans": 0, "rejectedSpans": 0}
     assert_trace_as_sent(viewer, trace_id, root_id, "shop")
     assert viewer.process.poll() is None
 

@@ -77,6 +77,7 @@ fn view_command() -> Command {
     };
     Command::new("ferrotel view")
         .about("A local OTLP receiver and trace store with a Jaeger-compatible query API; no Docker needed")
+        .arg(port("grpc", "4317", "OTLP/gRPC receiver port"))
         .arg(port(
             "http",
             "4318",
@@ -126,6 +127,7 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         |name: &str| usize::try_from(*matches.get_one::<u64>(name).expect("has a default")).unwrap_or(usize::MAX);
     let options = ferrotel_view::Options {
         listen: *matches.get_one("listen").expect("has a default"),
+        grpc_port: *matches.get_one("grpc").expect("has a default"),
         http_port: *matches.get_one("http").expect("has a default"),
         ui_port: *matches.get_one("ui").expect("has a default"),
         max_spans: count("max-spans"),

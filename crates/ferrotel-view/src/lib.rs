@@ -16,15 +16,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+use tonic::codec::CompressionEncoding;
 
 use store::{Store, StoredSpan};
 
 pub struct Options {
     pub listen: IpAddr,
+    pub grpc_port: u16,
     pub http_port: u16,
     pub ui_port: u16,
     pub max_spans: usize,
@@ -39,6 +42,28 @@ struct Viewer {
 }
 
 impl Viewer {
+    /// Stores a request's spans; the reply reports any that were refused, per OTLP partial success.
+    fn ingest(&self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse {
+        let rejected = {
+            let mut store = self.store();
+            let before = store.rejected_spans;
+            store.insert(request.resource_spans);
+            store.rejected_spans - before
+        };
+        let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: rejected as i64,
+            error_message: "spans need a 16-byte trace id and 8-byte span ids".to_owned(),
+        });
+        ExportTraceServiceResponse { partial_success }
+    }
+
+    fn authorized(&self, authorization: Option<&str>) -> bool {
+        match &self.token {
+            Some(token) => authorization.and_then(|v| v.strip_prefix("Bearer ")) == Some(token.as_str()),
+            None => true,
+        }
+    }
+
     fn store(&self) -> MutexGuard<'_, Store> {
         // A handler that panicked mid-insert leaves whole spans behind; the data stays readable.
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -66,6 +91,7 @@ pub fn run(options: Options) -> Result<(), String> {
             }
         })
     };
+    let grpc_listener = bind(options.grpc_port, "--grpc")?;
     let otlp_listener = bind(options.http_port, "--http")?;
     let ui_listener = bind(options.ui_port, "--ui")?;
     let viewer = Arc::new(Viewer {
@@ -73,17 +99,19 @@ pub fn run(options: Options) -> Result<(), String> {
         max_body_bytes: options.max_body_bytes,
         token: options.token.clone(),
     });
-    print_instructions(&options, &otlp_listener, &ui_listener);
+    print_instructions(&options, &grpc_listener, &otlp_listener, &ui_listener);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .enable_io()
+        .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
+        let grpc = serve_grpc(grpc_listener, grpc_service(viewer.clone()));
         let otlp = serve(otlp_listener, otlp_routes(viewer.clone()));
         let ui = serve(ui_listener, api_routes(viewer));
         tokio::select! {
+            result = grpc => result,
             result = otlp => result,
             result = ui => result,
             _ = tokio::signal::ctrl_c() => Ok(()),
@@ -97,13 +125,26 @@ async fn serve(listener: TcpListener, routes: Router) -> Result<(), String> {
     axum::serve(listener, routes).await.map_err(|e| e.to_string())
 }
 
-fn print_instructions(options: &Options, otlp: &TcpListener, ui: &TcpListener) {
+async fn serve_grpc(listener: TcpListener, service: TraceServiceServer<GrpcTraces>) -> Result<(), String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming(incoming)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener, ui: &TcpListener) {
     let address = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let grpc = address(grpc);
     let otlp = address(otlp);
     let ui = address(ui);
     println!("ferrotel view: keeping up to {} spans in memory", options.max_spans);
     println!("  query API:  http://{ui}/api/traces?service=NAME");
     println!("  OTLP/HTTP:  http://{otlp}/v1/traces (protobuf or JSON, gzip accepted)");
+    println!("  OTLP/gRPC:  http://{grpc}");
     println!("Point an app at it:");
     println!("  OTEL_EXPORTER_OTLP_ENDPOINT=http://{otlp} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf ferrotel instrument -- python app.py");
     println!("  or: ferrotel instrument --exporter_otlp_endpoint http://{otlp} --exporter_otlp_protocol http/protobuf -- python app.py");
@@ -135,16 +176,39 @@ fn api_routes(viewer: Arc<Viewer>) -> Router {
         .with_state(viewer)
 }
 
-async fn require_token(State(viewer): State<Arc<Viewer>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &viewer.token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token.as_str()) {
-            return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+/// OTLP/gRPC intake: the same store, token and size limit as HTTP. tonic's codec answers a
+/// malformed message with INTERNAL and an oversized one with OUT_OF_RANGE.
+struct GrpcTraces(Arc<Viewer>);
+
+#[tonic::async_trait]
+impl TraceService for GrpcTraces {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        if !self.0.authorized(authorization) {
+            return Err(tonic::Status::unauthenticated("missing or wrong bearer token"));
         }
+        Ok(tonic::Response::new(self.0.ingest(request.into_inner())))
+    }
+}
+
+fn grpc_service(viewer: Arc<Viewer>) -> TraceServiceServer<GrpcTraces> {
+    let limit = viewer.max_body_bytes;
+    TraceServiceServer::new(GrpcTraces(viewer))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit)
+}
+
+async fn require_token(State(viewer): State<Arc<Viewer>>, request: Request, next: Next) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !viewer.authorized(authorization) {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
     }
     next.run(request).await
 }
@@ -189,17 +253,7 @@ async fn receive_traces(State(viewer): State<Arc<Viewer>>, headers: HeaderMap, b
         Ok(request) => request,
         Err(error) => return bad_request(encoding, &format!("malformed OTLP trace request: {error}")),
     };
-    let rejected = {
-        let mut store = viewer.store();
-        let before = store.rejected_spans;
-        store.insert(request.resource_spans);
-        store.rejected_spans - before
-    };
-    let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
-        rejected_spans: rejected as i64,
-        error_message: "spans need a 16-byte trace id and 8-byte span ids".to_owned(),
-    });
-    let response = ExportTraceServiceResponse { partial_success };
+    let response = viewer.ingest(request);
     match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],
