@@ -88,9 +88,9 @@ fn view_command() -> Command {
             Arg::new("max-spans")
                 .long("max-spans")
                 .value_name("N")
-                .default_value("1000000")
+                .default_value("250000")
                 .value_parser(clap::value_parser!(u64).range(1..))
-                .help("Spans kept in memory; the oldest are evicted first"),
+                .help("Spans kept in memory (about 0.9 KB each); the oldest are evicted first"),
         )
         .arg(
             Arg::new("max-body")

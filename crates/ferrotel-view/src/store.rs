@@ -1,6 +1,6 @@
 //! The viewer's span store: in memory, bounded by a span count, oldest arrivals evicted first.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -121,20 +121,18 @@ impl Store {
         self.operations.get(service).into_iter().flatten().map(String::as_str)
     }
 
-    /// Traces, newest first, for which `keep` holds.
+    /// Traces for which `keep` holds, most recently received first. Walking arrivals backwards
+    /// stops as soon as a caller's limit is met, instead of sorting every stored trace.
     pub fn traces_newest_first<'a>(
         &'a self,
         keep: impl Fn(&[Arc<StoredSpan>]) -> bool + 'a,
     ) -> impl Iterator<Item = (&'a TraceId, &'a [Arc<StoredSpan>])> + 'a {
-        let mut newest: Vec<(&TraceId, &[Arc<StoredSpan>])> =
-            self.traces.iter().map(|(id, spans)| (id, spans.as_slice())).collect();
-        newest.sort_by_key(|(_, spans)| std::cmp::Reverse(trace_start(spans)));
-        newest.into_iter().filter(move |(_, spans)| keep(spans))
+        let mut seen = HashSet::new();
+        self.arrival.iter().rev().filter_map(move |span| {
+            let (id, spans) = self.traces.get_key_value(&span.trace_id())?;
+            (seen.insert(*id) && keep(spans)).then_some((id, spans.as_slice()))
+        })
     }
-}
-
-pub fn trace_start(spans: &[Arc<StoredSpan>]) -> u64 {
-    spans.iter().map(|s| s.span.start_time_unix_nano).min().unwrap_or(0)
 }
 
 pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {

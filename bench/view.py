@@ -1,0 +1,200 @@
+"""ferrotel view under load: OTLP ingest rate over HTTP/protobuf and gRPC, then query latency
+with the store full, all in one run against the release binary.
+
+Batches are encoded up front with upstream's opentelemetry-proto (run this with the upstream
+venv's Python, which also has grpcio) so the clients cost as little as possible during the
+timed part; client and viewer share this machine's cores, so the rates are a lower bound.
+Upstream ships no local receiver to compare with (its docs point at a Collector or Jaeger in
+Docker), so the figures stand alone.
+
+Usage: python bench/view.py FERROTEL_BIN [--spans N] [--write BENCHMARKS.md]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from report import write_section
+
+SPANS_PER_BATCH = 500
+SPANS_PER_TRACE = 10
+SERVICES = 5
+CLIENT_THREADS = 4
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def encode_batches(count, first_trace):
+    """Serialized requests, each with SPANS_PER_BATCH spans in traces of SPANS_PER_TRACE."""
+    template = ExportTraceServiceRequest()
+    resource_spans = template.resource_spans.add()
+    service = resource_spans.resource.attributes.add(key="service.name")
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "bench"
+    spans = []
+    for i in range(SPANS_PER_BATCH):
+        span = scope_spans.spans.add(name=f"GET /route/{i % 7}", kind=2)
+        span.span_id = (i + 1).to_bytes(8, "big")
+        if i % SPANS_PER_TRACE:
+            span.parent_span_id = (i - i % SPANS_PER_TRACE + 1).to_bytes(8, "big")
+        for key, value in (("http.route", f"/users/{i % 50}"), ("http.request.method", "GET")):
+            span.attributes.add(key=key).value.string_value = value
+        span.attributes.add(key="http.response.status_code").value.int_value = 500 if i % 97 == 0 else 200
+        spans.append(span)
+    now = time.time_ns()
+    batches = []
+    for b in range(count):
+        service.value.string_value = f"service-{b % SERVICES}"
+        for i, span in enumerate(spans):
+            trace = first_trace + b * (SPANS_PER_BATCH // SPANS_PER_TRACE) + i // SPANS_PER_TRACE
+            span.trace_id = trace.to_bytes(16, "big")
+            span.start_time_unix_nano = now + trace * 1000 + i
+            span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000 + (i % SPANS_PER_TRACE) * 1000
+        batches.append(template.SerializeToString())
+    return batches
+
+
+def send_http(port, batches):
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    for body in batches:
+        connection.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+    connection.close()
+
+
+def send_grpc(port, batches):
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    export = channel.unary_unary(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        request_serializer=bytes,
+        response_deserializer=bytes,
+    )
+    for body in batches:
+        export(body, timeout=30)
+    channel.close()
+
+
+def ingest(send, port, batches):
+    """Spans per second with CLIENT_THREADS concurrent clients."""
+    shares = [batches[i::CLIENT_THREADS] for i in range(CLIENT_THREADS)]
+    threads = [threading.Thread(target=send, args=(port, share)) for share in shares]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(batches) * SPANS_PER_BATCH / (time.perf_counter() - start)
+
+
+def query_ms(port, path, repeat=15):
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status == 200, body[:200]
+    connection.close()
+    return statistics.median(times), json.loads(body)
+
+
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("ferrotel")
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+
+    batch_count = args.spans // SPANS_PER_BATCH
+    half = batch_count // 2
+    print(f"encoding {batch_count} batches of {SPANS_PER_BATCH} spans...", flush=True)
+    traces_per_batch = SPANS_PER_BATCH // SPANS_PER_TRACE
+    http_batches = encode_batches(half, first_trace=1)
+    grpc_batches = encode_batches(batch_count - half, first_trace=1 + half * traces_per_batch)
+
+    grpc_port, http_port, ui_port = free_port(), free_port(), free_port()
+    viewer = subprocess.Popen(
+        [args.ferrotel, "view", "--grpc", str(grpc_port), "--http", str(http_port), "--ui", str(ui_port)]
+        + ["--max-spans", str(args.spans)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        idle_rss = rss_mib(viewer.pid)
+        http_rate = ingest(send_http, http_port, http_batches)
+        grpc_rate = ingest(send_grpc, grpc_port, grpc_batches)
+        full_rss = rss_mib(viewer.pid)
+        _, status = query_ms(ui_port, "/api/status", repeat=1)
+        assert status["spans"] == args.spans, status
+        two_tags = urllib.parse.quote(json.dumps({"http.response.status_code": "500", "http.route": "/users/47"}))
+        nowhere = urllib.parse.quote(json.dumps({"http.route": "/nowhere"}))
+        queries = [  # (label, path, whether it finds traces)
+            ("latest 20 traces, one service", "/api/traces?service=service-3&limit=20", True),
+            (
+                "20 traces by operation + min duration",
+                "/api/traces?service=service-1&operation=GET%20/route/3&minDuration=1ms&limit=20",
+                True,
+            ),
+            ("20 traces by two tags", f"/api/traces?tags={two_tags}&limit=20", True),
+            ("a tag nothing has (scans every span)", f"/api/traces?tags={nowhere}&limit=20", False),
+            ("one trace by id", f"/api/traces/{(12345).to_bytes(16, 'big').hex()}", True),
+            ("services", "/api/services", True),
+        ]
+        latencies = []
+        for label, path, finds in queries:
+            ms, body = query_ms(ui_port, path)
+            assert bool(body["data"]) == finds, (label, body)
+            latencies.append((label, ms))
+    finally:
+        viewer.kill()
+        viewer.wait()
+
+    table = "\n".join(
+        [
+            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; "
+            f"{args.spans:,} spans in batches of {SPANS_PER_BATCH}, {CLIENT_THREADS} client threads on the same cores",
+            "",
+            "| | ferrotel view |",
+            "|---|---|",
+            f"| ingest, OTLP/HTTP protobuf | {http_rate:,.0f} spans/s |",
+            f"| ingest, OTLP/gRPC | {grpc_rate:,.0f} spans/s |",
+            f"| resident memory, empty → {args.spans:,} spans | {idle_rss:.0f} → {full_rss:.0f} MiB |",
+            *(
+                f"| query with {args.spans:,} spans stored: {label} | {ms:.1f} ms (median of 15) |"
+                for label, ms in latencies
+            ),
+        ]
+    )
+    print(table)
+    if args.write:
+        write_section(args.write, "view", table)
+
+
+if __name__ == "__main__":
+    main()
