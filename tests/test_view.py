@@ -4,6 +4,7 @@ Jaeger-compatible API must return exactly what was sent, and bad input must chan
 import gzip
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,7 +31,21 @@ print(format(root.get_span_context().span_id, "016x"))
 """
 
 
-class Viewer:
+class Api:
+    """The query API of a viewer listening on `ui`."""
+
+    def __init__(self, ui):
+        self.ui = ui
+
+    def api(self, path):
+        return f"http://127.0.0.1:{self.ui}{path}"
+
+    def get(self, path):
+        with urllib.request.urlopen(self.api(path), timeout=10) as response:
+            return json.loads(response.read())
+
+
+class Viewer(Api):
     def __init__(self, *extra):
         self.grpc = free_port()
         self.http = free_port()
@@ -50,13 +65,6 @@ class Viewer:
             except OSError:
                 assert self.process.poll() is None and time.monotonic() < deadline, self.process.stderr.read()
                 time.sleep(0.05)
-
-    def api(self, path):
-        return f"http://127.0.0.1:{self.ui}{path}"
-
-    def get(self, path):
-        with urllib.request.urlopen(self.api(path), timeout=10) as response:
-            return json.loads(response.read())
 
     def post(self, body, content_type, encoding=None):
         headers = {"Content-Type": content_type}
@@ -288,3 +296,25 @@ def test_token_guards_every_endpoint(tmp):
     finally:
         viewer.process.kill()
         viewer.process.wait()
+
+
+def test_instrument_view_starts_a_viewer_once_and_sends_to_it(tmp):
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", 4318)) != 0, "this test needs 127.0.0.1:4318 free"
+    app = tmp / "app.py"
+    app.write_text(APP)
+    env = clean_env(OTEL_SERVICE_NAME="viewed")
+    first = instrument("--view", "python", app, env=env)
+    assert first.returncode == 0, first.stderr
+    started = re.search(r"started ferrotel view in the background \(pid (\d+)", first.stderr)
+    assert started, first.stderr
+    try:
+        second = instrument("--view", "python", app, env=env)
+        assert "sending traces to the OTLP receiver on 127.0.0.1:4318" in second.stderr, second.stderr
+        viewer = Api(16686)
+        for run_output in (first.stdout, second.stdout):
+            trace_id, root_id = run_output.split()
+            assert_trace_as_sent(viewer, trace_id, root_id, "viewed")
+        assert len(viewer.get("/api/traces?service=viewed")["data"]) == 2
+    finally:
+        os.kill(int(started.group(1)), signal.SIGKILL)

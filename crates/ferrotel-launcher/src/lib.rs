@@ -8,6 +8,8 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
+mod viewer;
+
 use clap::{Arg, ArgAction, Command};
 use ferrotel_config::vars::{self, Kind};
 
@@ -42,6 +44,8 @@ pub struct Launch {
     pub env: Vec<(String, OsString)>,
     pub command: OsString,
     pub args: Vec<OsString>,
+    /// `--view`: send to a local `ferrotel view`, starting one if none is listening.
+    pub view: bool,
 }
 
 fn kind_hint(kind: Kind) -> &'static str {
@@ -76,6 +80,10 @@ pub fn command(prog: &'static str) -> Command {
                 .action(ArgAction::Version)
                 .help("Print version"),
         )
+        .arg(Arg::new("view").long("view").action(ArgAction::SetTrue).help(
+            "Send traces to a local `ferrotel view` (OTLP/HTTP on 127.0.0.1:4318, API on :16686), \
+                     starting one in the background if nothing listens there; explicit flags still win",
+        ))
         .arg(
             Arg::new("command")
                 .value_name("COMMAND")
@@ -125,6 +133,7 @@ pub fn parse(prog: &'static str, argv: impl IntoIterator<Item = OsString>) -> Re
         env,
         command,
         args: words.collect(),
+        view: matches.get_flag("view"),
     })
 }
 
@@ -195,6 +204,17 @@ pub fn run(prog: &'static str, argv: impl IntoIterator<Item = OsString>) -> i32 
         }
     };
     let exe = std::env::current_exe().unwrap_or_default();
+    let mut launch = launch;
+    if launch.view {
+        // The app runs either way: a viewer that cannot start is reported, not fatal.
+        match viewer::ensure_running(&exe) {
+            Ok(note) => {
+                eprintln!("{prog}: {note}");
+                viewer::point_at_viewer(&mut launch.env);
+            }
+            Err(error) => eprintln!("{prog}: warning: not sending to ferrotel view: {error}"),
+        }
+    }
     let error = match sitecustomize_dir(&exe) {
         Some(dir) => exec(launch, &dir),
         None => LaunchError::NoSitecustomize(exe.display().to_string()),
