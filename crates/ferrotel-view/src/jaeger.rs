@@ -130,7 +130,7 @@ fn tag(kv: &KeyValue) -> Json {
     json!({"key": kv.key, "type": kind, "value": value})
 }
 
-fn plain_json(value: Option<&Value>) -> Json {
+pub fn plain_json(value: Option<&Value>) -> Json {
     match value {
         Some(Value::StringValue(s)) => json!(s),
         Some(Value::BoolValue(b)) => json!(b),
@@ -160,7 +160,7 @@ fn plain_json(value: Option<&Value>) -> Json {
 }
 
 /// The text a tag filter compares against: the attribute as the tag list shows it.
-fn tag_text(value: &AnyValue) -> String {
+pub fn attribute_text(value: &AnyValue) -> String {
     match value.value.as_ref() {
         Some(Value::StringValue(s)) => s.clone(),
         other => plain_json(other).to_string(),
@@ -234,7 +234,7 @@ impl TraceQuery {
                     .iter()
                     .chain(&stored.origin.resource.attributes)
                     .filter(|kv| kv.key == *key)
-                    .any(|kv| kv.value.as_ref().map(tag_text).as_deref() == Some(want.as_str()))
+                    .any(|kv| kv.value.as_ref().map(attribute_text).as_deref() == Some(want.as_str()))
             })
     }
 

@@ -2,6 +2,7 @@
 //! in a bounded in-memory store and answers Jaeger-compatible queries.
 
 mod jaeger;
+mod logs;
 mod store;
 
 use std::collections::HashMap;
@@ -16,13 +17,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tonic::codec::CompressionEncoding;
 
+use logs::{LogQuery, LogStore};
 use store::{Store, StoredSpan};
 
 pub struct Options {
@@ -31,19 +37,21 @@ pub struct Options {
     pub http_port: u16,
     pub ui_port: u16,
     pub max_spans: usize,
+    pub max_logs: usize,
     pub max_body_bytes: usize,
     pub token: Option<String>,
 }
 
 struct Viewer {
     store: Mutex<Store>,
+    logs: Mutex<LogStore>,
     max_body_bytes: usize,
     token: Option<String>,
 }
 
 impl Viewer {
     /// Stores a request's spans; the reply reports any that were refused, per OTLP partial success.
-    fn ingest(&self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse {
+    fn ingest_traces(&self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse {
         let rejected = {
             let mut store = self.store();
             let before = store.rejected_spans;
@@ -57,6 +65,11 @@ impl Viewer {
         ExportTraceServiceResponse { partial_success }
     }
 
+    fn ingest_logs(&self, request: ExportLogsServiceRequest) -> ExportLogsServiceResponse {
+        self.logs().insert(request.resource_logs);
+        ExportLogsServiceResponse::default()
+    }
+
     fn authorized(&self, authorization: Option<&str>) -> bool {
         match &self.token {
             Some(token) => authorization.and_then(|v| v.strip_prefix("Bearer ")) == Some(token.as_str()),
@@ -67,6 +80,10 @@ impl Viewer {
     fn store(&self) -> MutexGuard<'_, Store> {
         // A handler that panicked mid-insert leaves whole spans behind; the data stays readable.
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn logs(&self) -> MutexGuard<'_, LogStore> {
+        self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -96,6 +113,7 @@ pub fn run(options: Options) -> Result<(), String> {
     let ui_listener = bind(options.ui_port, "--ui")?;
     let viewer = Arc::new(Viewer {
         store: Mutex::new(Store::new(options.max_spans)),
+        logs: Mutex::new(LogStore::new(options.max_logs)),
         max_body_bytes: options.max_body_bytes,
         token: options.token.clone(),
     });
@@ -107,7 +125,7 @@ pub fn run(options: Options) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let grpc = serve_grpc(grpc_listener, grpc_service(viewer.clone()));
+        let grpc = serve_grpc(grpc_listener, viewer.clone());
         let otlp = serve(otlp_listener, otlp_routes(viewer.clone()));
         let ui = serve(ui_listener, api_routes(viewer));
         tokio::select! {
@@ -125,30 +143,17 @@ async fn serve(listener: TcpListener, routes: Router) -> Result<(), String> {
     axum::serve(listener, routes).await.map_err(|e| e.to_string())
 }
 
-async fn serve_grpc(listener: TcpListener, service: TraceServiceServer<GrpcTraces>) -> Result<(), String> {
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    // Batches are tens of kilobytes: without these, HTTP/2's 64 KiB default windows and Nagle
-    // cost a round trip or two per export.
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .initial_stream_window_size(4 << 20)
-        .initial_connection_window_size(8 << 20)
-        .add_service(service)
-        .serve_with_incoming(incoming)
-        .await
-        .map_err(|e| e.to_string())
-}
-
 fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener, ui: &TcpListener) {
     let address = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let grpc = address(grpc);
     let otlp = address(otlp);
     let ui = address(ui);
-    println!("ferrotel view: keeping up to {} spans in memory", options.max_spans);
+    println!(
+        "ferrotel view: keeping up to {} spans and {} log records in memory",
+        options.max_spans, options.max_logs
+    );
     println!("  query API:  http://{ui}/api/traces?service=NAME");
-    println!("  OTLP/HTTP:  http://{otlp}/v1/traces (protobuf or JSON, gzip accepted)");
+    println!("  OTLP/HTTP:  http://{otlp}/v1/traces, /v1/logs (protobuf or JSON, gzip accepted)");
     println!("  OTLP/gRPC:  http://{grpc}");
     println!("Point an app at it:");
     println!("  OTEL_EXPORTER_OTLP_ENDPOINT=http://{otlp} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf ferrotel instrument -- python app.py");
@@ -162,7 +167,8 @@ fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener,
 
 fn otlp_routes(viewer: Arc<Viewer>) -> Router {
     Router::new()
-        .route("/v1/traces", post(receive_traces))
+        .route("/v1/traces", post(receive::<ExportTraceServiceRequest>))
+        .route("/v1/logs", post(receive::<ExportLogsServiceRequest>))
         // Bodies above the cap get 413 before they are read whole; gzip is bounded separately.
         .layer(DefaultBodyLimit::max(viewer.max_body_bytes))
         .layer(middleware::from_fn_with_state(viewer.clone(), require_token))
@@ -173,6 +179,7 @@ fn api_routes(viewer: Arc<Viewer>) -> Router {
     Router::new()
         .route("/api/status", get(status))
         .route("/api/services", get(services))
+        .route("/api/logs", get(search_logs))
         .route("/api/services/{service}/operations", get(operations))
         .route("/api/traces", get(search_traces))
         .route("/api/traces/{trace_id}", get(one_trace))
@@ -183,28 +190,65 @@ fn api_routes(viewer: Arc<Viewer>) -> Router {
 
 /// OTLP/gRPC intake: the same store, token and size limit as HTTP. tonic's codec answers a
 /// malformed message with INTERNAL and an oversized one with OUT_OF_RANGE.
-struct GrpcTraces(Arc<Viewer>);
+struct GrpcIntake(Arc<Viewer>);
 
-#[tonic::async_trait]
-impl TraceService for GrpcTraces {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+impl GrpcIntake {
+    fn export<S: Signal>(&self, request: tonic::Request<S>) -> Result<tonic::Response<S::Reply>, tonic::Status> {
         let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
         if !self.0.authorized(authorization) {
             return Err(tonic::Status::unauthenticated("missing or wrong bearer token"));
         }
-        Ok(tonic::Response::new(self.0.ingest(request.into_inner())))
+        Ok(tonic::Response::new(request.into_inner().ingest(&self.0)))
     }
 }
 
-fn grpc_service(viewer: Arc<Viewer>) -> TraceServiceServer<GrpcTraces> {
+#[tonic::async_trait]
+impl TraceService for GrpcIntake {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        GrpcIntake::export(self, request)
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcIntake {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        GrpcIntake::export(self, request)
+    }
+}
+
+/// Both services with the same compression and size rules as HTTP intake.
+macro_rules! configured {
+    ($server:expr, $limit:expr) => {
+        $server
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size($limit)
+    };
+}
+
+async fn serve_grpc(listener: TcpListener, viewer: Arc<Viewer>) -> Result<(), String> {
     let limit = viewer.max_body_bytes;
-    TraceServiceServer::new(GrpcTraces(viewer))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limit)
+    let intake = Arc::new(GrpcIntake(viewer));
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Batches are tens of kilobytes: without these, HTTP/2's 64 KiB default windows and Nagle
+    // cost a round trip or two per export.
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
+        .add_service(configured!(TraceServiceServer::from_arc(intake.clone()), limit))
+        .add_service(configured!(LogsServiceServer::from_arc(intake), limit))
+        .serve_with_incoming(incoming)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn require_token(State(viewer): State<Arc<Viewer>>, request: Request, next: Next) -> Response {
@@ -224,7 +268,30 @@ enum Encoding {
     Json,
 }
 
-async fn receive_traces(State(viewer): State<Arc<Viewer>>, headers: HeaderMap, body: Bytes) -> Response {
+/// One OTLP signal's export request, as HTTP and gRPC intake handle it.
+trait Signal: Message + DeserializeOwned + Default + 'static {
+    const NAME: &'static str;
+    type Reply: Message + Serialize;
+    fn ingest(self, viewer: &Viewer) -> Self::Reply;
+}
+
+impl Signal for ExportTraceServiceRequest {
+    const NAME: &'static str = "trace";
+    type Reply = ExportTraceServiceResponse;
+    fn ingest(self, viewer: &Viewer) -> Self::Reply {
+        viewer.ingest_traces(self)
+    }
+}
+
+impl Signal for ExportLogsServiceRequest {
+    const NAME: &'static str = "logs";
+    type Reply = ExportLogsServiceResponse;
+    fn ingest(self, viewer: &Viewer) -> Self::Reply {
+        viewer.ingest_logs(self)
+    }
+}
+
+async fn receive<S: Signal>(State(viewer): State<Arc<Viewer>>, headers: HeaderMap, body: Bytes) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -251,21 +318,28 @@ async fn receive_traces(State(viewer): State<Arc<Viewer>>, headers: HeaderMap, b
         body
     };
     let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string()),
-        Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string()),
+        Encoding::Protobuf => S::decode(body).map_err(|e| e.to_string()),
+        Encoding::Json => serde_json::from_slice::<S>(&body).map_err(|e| e.to_string()),
     };
     let request = match request {
         Ok(request) => request,
-        Err(error) => return bad_request(encoding, &format!("malformed OTLP trace request: {error}")),
+        Err(error) => return bad_request(encoding, &format!("malformed OTLP {} request: {error}", S::NAME)),
     };
-    let response = viewer.ingest(request);
+    let response = request.ingest(&viewer);
     match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],
             response.encode_to_vec(),
         )
             .into_response(),
-        Encoding::Json => json_response(StatusCode::OK, serde_json::to_vec(&response).unwrap_or_default()),
+        Encoding::Json => {
+            // OTLP/JSON leaves unset fields out; the generated types would write `null`.
+            let mut reply = serde_json::to_value(&response).unwrap_or_default();
+            if let Some(fields) = reply.as_object_mut() {
+                fields.retain(|_, value| !value.is_null());
+            }
+            json_response(StatusCode::OK, reply.to_string().into_bytes())
+        }
     }
 }
 
@@ -335,7 +409,16 @@ async fn status(State(viewer): State<Arc<Viewer>>) -> Response {
         "spans": store.span_count(),
         "evictedSpans": store.evicted_spans,
         "rejectedSpans": store.rejected_spans,
+        "logRecords": viewer.logs().len(),
+        "evictedLogRecords": viewer.logs().evicted_records,
     }))
+}
+
+async fn search_logs(State(viewer): State<Arc<Viewer>>, Query(params): Query<HashMap<String, String>>) -> Response {
+    match LogQuery::parse(&params) {
+        Ok(query) => json_ok(jaeger::envelope(viewer.logs().search(&query))),
+        Err(message) => api_error(StatusCode::BAD_REQUEST, message),
+    }
 }
 
 async fn services(State(viewer): State<Arc<Viewer>>) -> Response {

@@ -23,6 +23,20 @@ pub struct Origin {
     pub scope_version: String,
 }
 
+impl Origin {
+    pub fn new(resource: Resource, scope: InstrumentationScope) -> Arc<Origin> {
+        let service = string_attribute(&resource.attributes, "service.name")
+            .unwrap_or("unknown_service")
+            .to_owned();
+        Arc::new(Origin {
+            service,
+            resource,
+            scope_name: scope.name,
+            scope_version: scope.version,
+        })
+    }
+}
+
 impl StoredSpan {
     pub fn trace_id(&self) -> TraceId {
         let mut id = [0; 16];
@@ -60,17 +74,9 @@ impl Store {
     pub fn insert(&mut self, batch: Vec<ResourceSpans>) {
         for resource_spans in batch {
             let resource = resource_spans.resource.unwrap_or_default();
-            let service = string_attribute(&resource.attributes, "service.name")
-                .unwrap_or("unknown_service")
-                .to_owned();
             for scope_spans in resource_spans.scope_spans {
-                let scope = scope_spans.scope.unwrap_or_default();
-                let origin = Arc::new(Origin {
-                    service: service.clone(),
-                    resource: resource.clone(),
-                    scope_name: scope.name,
-                    scope_version: scope.version,
-                });
+                let origin = Origin::new(resource.clone(), scope_spans.scope.unwrap_or_default());
+                let service = &origin.service;
                 for span in scope_spans.spans {
                     let ids_valid = span.trace_id.len() == 16
                         && span.span_id.len() == 8

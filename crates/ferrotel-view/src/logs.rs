@@ -1,0 +1,185 @@
+//! Log records: kept newest last, bounded by a count, queryable by service, severity, text
+//! and the trace or span they belong to.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
+use serde_json::{json, Value as Json};
+
+use crate::jaeger::{attribute_text, plain_json};
+use crate::store::Origin;
+
+pub struct StoredLog {
+    record: LogRecord,
+    origin: Arc<Origin>,
+}
+
+pub struct LogStore {
+    max_records: usize,
+    records: VecDeque<StoredLog>,
+    pub evicted_records: u64,
+}
+
+impl LogStore {
+    pub fn new(max_records: usize) -> Self {
+        LogStore {
+            max_records: max_records.max(1),
+            records: VecDeque::new(),
+            evicted_records: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn insert(&mut self, batch: Vec<ResourceLogs>) {
+        for resource_logs in batch {
+            let resource = resource_logs.resource.unwrap_or_default();
+            for scope_logs in resource_logs.scope_logs {
+                let origin = Origin::new(resource.clone(), scope_logs.scope.unwrap_or_default());
+                for record in scope_logs.log_records {
+                    self.records.push_back(StoredLog {
+                        record,
+                        origin: origin.clone(),
+                    });
+                    if self.records.len() > self.max_records {
+                        self.records.pop_front();
+                        self.evicted_records += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Newest first, as a list of plain JSON objects.
+    pub fn search(&self, query: &LogQuery) -> Vec<Json> {
+        self.records
+            .iter()
+            .rev()
+            .filter(|log| query.matches(log))
+            .take(query.limit)
+            .map(log_json)
+            .collect()
+    }
+}
+
+/// `/api/logs` parameters: service, traceID, spanID, minSeverity (OTLP severity number),
+/// q (case-insensitive text in the body or severity text), limit.
+pub struct LogQuery {
+    service: Option<String>,
+    trace_id: Option<Vec<u8>>,
+    span_id: Option<Vec<u8>>,
+    min_severity: i32,
+    text: Option<String>,
+    limit: usize,
+}
+
+impl LogQuery {
+    pub fn parse(params: &HashMap<String, String>) -> Result<Self, String> {
+        let non_empty = |key: &str| params.get(key).filter(|v| !v.is_empty());
+        let id = |key: &str| {
+            non_empty(key)
+                .map(|v| const_hex::decode(v).map_err(|_| format!("{key}: not a hex id: {v}")))
+                .transpose()
+        };
+        let number = |key: &str, default: usize| {
+            non_empty(key).map_or(Ok(default), |v| {
+                v.parse().map_err(|_| format!("{key}: not a number: {v}"))
+            })
+        };
+        Ok(LogQuery {
+            service: non_empty("service").cloned(),
+            trace_id: id("traceID")?,
+            span_id: id("spanID")?,
+            min_severity: number("minSeverity", 0)? as i32,
+            text: non_empty("q").map(|q| q.to_lowercase()),
+            limit: number("limit", 100)?,
+        })
+    }
+
+    fn matches(&self, log: &StoredLog) -> bool {
+        let record = &log.record;
+        self.service.as_ref().is_none_or(|s| *s == log.origin.service)
+            && self.trace_id.as_ref().is_none_or(|id| *id == record.trace_id)
+            && self.span_id.as_ref().is_none_or(|id| *id == record.span_id)
+            && record.severity_number >= self.min_severity
+            && self.text.as_ref().is_none_or(|text| {
+                let body = record.body.as_ref().map(attribute_text).unwrap_or_default();
+                body.to_lowercase().contains(text) || record.severity_text.to_lowercase().contains(text)
+            })
+    }
+}
+
+fn log_json(log: &StoredLog) -> Json {
+    let record = &log.record;
+    let attributes: serde_json::Map<String, Json> = record
+        .attributes
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                plain_json(kv.value.as_ref().and_then(|v| v.value.as_ref())),
+            )
+        })
+        .collect();
+    let hex_or_null = |id: &[u8]| {
+        if id.is_empty() {
+            Json::Null
+        } else {
+            json!(const_hex::encode(id))
+        }
+    };
+    json!({
+        "timeUnixNano": record.time_unix_nano.to_string(),
+        "observedTimeUnixNano": record.observed_time_unix_nano.to_string(),
+        "severityNumber": record.severity_number,
+        "severityText": record.severity_text,
+        "body": plain_json(record.body.as_ref().and_then(|v| v.value.as_ref())),
+        "attributes": attributes,
+        "traceID": hex_or_null(&record.trace_id),
+        "spanID": hex_or_null(&record.span_id),
+        "service": log.origin.service,
+        "scope": log.origin.scope_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
+
+    fn records(severities: &[i32]) -> Vec<ResourceLogs> {
+        let log_records = severities
+            .iter()
+            .map(|&severity_number| LogRecord {
+                severity_number,
+                ..Default::default()
+            })
+            .collect();
+        vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]
+    }
+
+    #[test]
+    fn keeps_the_newest_records_and_serves_them_newest_first() {
+        let mut store = LogStore::new(2);
+        store.insert(records(&[1, 9, 17]));
+        assert_eq!((store.len(), store.evicted_records), (2, 1));
+        let query = LogQuery::parse(&HashMap::new()).unwrap();
+        let severities: Vec<_> = store
+            .search(&query)
+            .iter()
+            .map(|r| r["severityNumber"].clone())
+            .collect();
+        assert_eq!(severities, [17, 9]);
+        let bad = HashMap::from([("traceID".to_owned(), "xyz".to_owned())]);
+        assert!(LogQuery::parse(&bad).is_err());
+    }
+}
