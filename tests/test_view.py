@@ -232,6 +232,8 @@ def test_bad_input_is_refused_and_changes_nothing(viewer, tmp):
         "rejectedSpans": 1,
         "logRecords": 0,
         "evictedLogRecords": 0,
+        "metricSeries": 0,
+        "refusedMetricSeries": 0,
     }
     assert_trace_as_sent(viewer, trace_id, root_id, "shop")
     assert viewer.process.poll() is None
@@ -402,3 +404,52 @@ def test_logs_over_otlp_json_and_their_bad_input(viewer):
         record["timeUnixNano"],
     )
     assert viewer.get("/api/status")["logRecords"] == 1
+
+
+METRICS_APP = """
+from opentelemetry import metrics
+meter = metrics.get_meter("shop.meter")
+orders = meter.create_counter("orders", unit="{order}", description="Orders placed")
+amount = meter.create_histogram("order.amount", unit="EUR")
+queue = meter.create_gauge("queue.depth")
+for value in (10, 250):
+    orders.add(1, {"channel": "web"})
+    amount.record(value, {"channel": "web"})
+orders.add(1, {"channel": "shop"})
+queue.set(7)
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_upstream_metrics_come_back_as_series(viewer, tmp, protocol):
+    app = tmp / "app.py"
+    app.write_text(METRICS_APP)
+    env = clean_env(
+        OTEL_SERVICE_NAME="upstream-metrics",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint(viewer, protocol),
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        PATH=f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
+    )
+    result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=env)
+    assert result.returncode == 0, result.stderr
+    listed = {m["name"]: m for m in viewer.get("/api/metrics?service=upstream-metrics")["data"]}
+    assert set(listed) == {"orders", "order.amount", "queue.depth"}
+    assert (listed["orders"]["type"], listed["orders"]["unit"]) == ("sum", "{order}")
+    assert listed["orders"]["description"] == "Orders placed"
+    assert (listed["order.amount"]["type"], listed["queue.depth"]["type"]) == ("histogram", "gauge")
+
+    [orders] = viewer.get("/api/metrics/orders?service=upstream-metrics")["data"]
+    by_channel = {p["attributes"]["channel"]: p["value"] for p in orders["points"]}
+    assert by_channel == {"web": 2, "shop": 1}
+    [amount] = viewer.get("/api/metrics/order.amount")["data"]
+    [point] = amount["points"]
+    assert (point["count"], point["sum"], point["min"], point["max"]) == (2, 260.0, 10.0, 250.0)
+    assert sum(point["bucketCounts"]) == 2 and len(point["bucketCounts"]) == len(point["explicitBounds"]) + 1
+    [queue] = viewer.get("/api/metrics/queue.depth")["data"]
+    assert [p["value"] for p in queue["points"]] == [7]
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        viewer.get("/api/metrics/nothing")
+    assert missing.value.code == 404

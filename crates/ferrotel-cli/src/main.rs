@@ -76,7 +76,9 @@ fn view_command() -> Command {
             .help(help)
     };
     Command::new("ferrotel view")
-        .about("A local OTLP receiver and trace store with a Jaeger-compatible query API; no Docker needed")
+        .about(
+            "A local OTLP receiver for traces, metrics and logs with a Jaeger-compatible query API; no Docker needed",
+        )
         .arg(port("grpc", "4317", "OTLP/gRPC receiver port"))
         .arg(port(
             "http",
@@ -99,6 +101,14 @@ fn view_command() -> Command {
                 .default_value("100000")
                 .value_parser(clap::value_parser!(u64).range(1..))
                 .help("Log records kept in memory; the oldest are evicted first"),
+        )
+        .arg(
+            Arg::new("max-points")
+                .long("max-points")
+                .value_name("N")
+                .default_value("1000")
+                .value_parser(clap::value_parser!(u64).range(1..))
+                .help("Data points kept per metric series (service + name); the oldest are evicted first"),
         )
         .arg(
             Arg::new("max-body")
@@ -140,6 +150,7 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         ui_port: *matches.get_one("ui").expect("has a default"),
         max_spans: count("max-spans"),
         max_logs: count("max-logs"),
+        max_points_per_series: count("max-points"),
         max_body_bytes: count("max-body"),
         token: matches.get_one::<String>("token").cloned(),
     };

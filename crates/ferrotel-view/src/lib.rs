@@ -3,6 +3,7 @@
 
 mod jaeger;
 mod logs;
+mod metrics;
 mod store;
 
 use std::collections::HashMap;
@@ -19,6 +20,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -29,6 +34,7 @@ use serde::Serialize;
 use tonic::codec::CompressionEncoding;
 
 use logs::{LogQuery, LogStore};
+use metrics::MetricStore;
 use store::{Store, StoredSpan};
 
 pub struct Options {
@@ -38,6 +44,7 @@ pub struct Options {
     pub ui_port: u16,
     pub max_spans: usize,
     pub max_logs: usize,
+    pub max_points_per_series: usize,
     pub max_body_bytes: usize,
     pub token: Option<String>,
 }
@@ -45,6 +52,7 @@ pub struct Options {
 struct Viewer {
     store: Mutex<Store>,
     logs: Mutex<LogStore>,
+    metrics: Mutex<MetricStore>,
     max_body_bytes: usize,
     token: Option<String>,
 }
@@ -70,6 +78,11 @@ impl Viewer {
         ExportLogsServiceResponse::default()
     }
 
+    fn ingest_metrics(&self, request: ExportMetricsServiceRequest) -> ExportMetricsServiceResponse {
+        self.metrics().insert(request.resource_metrics);
+        ExportMetricsServiceResponse::default()
+    }
+
     fn authorized(&self, authorization: Option<&str>) -> bool {
         match &self.token {
             Some(token) => authorization.and_then(|v| v.strip_prefix("Bearer ")) == Some(token.as_str()),
@@ -84,6 +97,10 @@ impl Viewer {
 
     fn logs(&self) -> MutexGuard<'_, LogStore> {
         self.logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn metrics(&self) -> MutexGuard<'_, MetricStore> {
+        self.metrics.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -114,6 +131,7 @@ pub fn run(options: Options) -> Result<(), String> {
     let viewer = Arc::new(Viewer {
         store: Mutex::new(Store::new(options.max_spans)),
         logs: Mutex::new(LogStore::new(options.max_logs)),
+        metrics: Mutex::new(MetricStore::new(options.max_points_per_series)),
         max_body_bytes: options.max_body_bytes,
         token: options.token.clone(),
     });
@@ -149,11 +167,11 @@ fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener,
     let otlp = address(otlp);
     let ui = address(ui);
     println!(
-        "ferrotel view: keeping up to {} spans and {} log records in memory",
-        options.max_spans, options.max_logs
+        "ferrotel view: keeping up to {} spans, {} log records and {} points per metric in memory",
+        options.max_spans, options.max_logs, options.max_points_per_series
     );
     println!("  query API:  http://{ui}/api/traces?service=NAME");
-    println!("  OTLP/HTTP:  http://{otlp}/v1/traces, /v1/logs (protobuf or JSON, gzip accepted)");
+    println!("  OTLP/HTTP:  http://{otlp}/v1/traces, /v1/metrics, /v1/logs (protobuf or JSON, gzip accepted)");
     println!("  OTLP/gRPC:  http://{grpc}");
     println!("Point an app at it:");
     println!("  OTEL_EXPORTER_OTLP_ENDPOINT=http://{otlp} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf ferrotel instrument -- python app.py");
@@ -169,6 +187,7 @@ fn otlp_routes(viewer: Arc<Viewer>) -> Router {
     Router::new()
         .route("/v1/traces", post(receive::<ExportTraceServiceRequest>))
         .route("/v1/logs", post(receive::<ExportLogsServiceRequest>))
+        .route("/v1/metrics", post(receive::<ExportMetricsServiceRequest>))
         // Bodies above the cap get 413 before they are read whole; gzip is bounded separately.
         .layer(DefaultBodyLimit::max(viewer.max_body_bytes))
         .layer(middleware::from_fn_with_state(viewer.clone(), require_token))
@@ -180,6 +199,8 @@ fn api_routes(viewer: Arc<Viewer>) -> Router {
         .route("/api/status", get(status))
         .route("/api/services", get(services))
         .route("/api/logs", get(search_logs))
+        .route("/api/metrics", get(list_metrics))
+        .route("/api/metrics/{name}", get(metric_points))
         .route("/api/services/{service}/operations", get(operations))
         .route("/api/traces", get(search_traces))
         .route("/api/traces/{trace_id}", get(one_trace))
@@ -222,7 +243,17 @@ impl LogsService for GrpcIntake {
     }
 }
 
-/// Both services with the same compression and size rules as HTTP intake.
+#[tonic::async_trait]
+impl MetricsService for GrpcIntake {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        GrpcIntake::export(self, request)
+    }
+}
+
+/// Every service with the same compression and size rules as HTTP intake.
 macro_rules! configured {
     ($server:expr, $limit:expr) => {
         $server
@@ -245,7 +276,8 @@ async fn serve_grpc(listener: TcpListener, viewer: Arc<Viewer>) -> Result<(), St
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
         .add_service(configured!(TraceServiceServer::from_arc(intake.clone()), limit))
-        .add_service(configured!(LogsServiceServer::from_arc(intake), limit))
+        .add_service(configured!(LogsServiceServer::from_arc(intake.clone()), limit))
+        .add_service(configured!(MetricsServiceServer::from_arc(intake), limit))
         .serve_with_incoming(incoming)
         .await
         .map_err(|e| e.to_string())
@@ -288,6 +320,14 @@ impl Signal for ExportLogsServiceRequest {
     type Reply = ExportLogsServiceResponse;
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_logs(self)
+    }
+}
+
+impl Signal for ExportMetricsServiceRequest {
+    const NAME: &'static str = "metrics";
+    type Reply = ExportMetricsServiceResponse;
+    fn ingest(self, viewer: &Viewer) -> Self::Reply {
+        viewer.ingest_metrics(self)
     }
 }
 
@@ -411,6 +451,8 @@ async fn status(State(viewer): State<Arc<Viewer>>) -> Response {
         "rejectedSpans": store.rejected_spans,
         "logRecords": viewer.logs().len(),
         "evictedLogRecords": viewer.logs().evicted_records,
+        "metricSeries": viewer.metrics().series_count(),
+        "refusedMetricSeries": viewer.metrics().refused_series,
     }))
 }
 
@@ -419,6 +461,22 @@ async fn search_logs(State(viewer): State<Arc<Viewer>>, Query(params): Query<Has
         Ok(query) => json_ok(jaeger::envelope(viewer.logs().search(&query))),
         Err(message) => api_error(StatusCode::BAD_REQUEST, message),
     }
+}
+
+async fn list_metrics(State(viewer): State<Arc<Viewer>>, Query(params): Query<HashMap<String, String>>) -> Response {
+    json_ok(jaeger::envelope(viewer.metrics().list(metrics::service_param(&params))))
+}
+
+async fn metric_points(
+    State(viewer): State<Arc<Viewer>>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let series = viewer.metrics().points(&name, metrics::service_param(&params));
+    if series.is_empty() {
+        return api_error(StatusCode::NOT_FOUND, format!("no metric named {name}"));
+    }
+    json_ok(jaeger::envelope(series))
 }
 
 async fn services(State(viewer): State<Arc<Viewer>>) -> Response {
