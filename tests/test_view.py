@@ -161,27 +161,34 @@ def test_ferrotel_exporter_traces_come_back_as_sent(viewer, tmp, protocol, compr
     assert viewer.get("/api/services/shop/operations")["data"] == ["charge card", "checkout"]
 
 
+def run_upstream(viewer, tmp, source, protocol, **env):
+    """Runs `source` under upstream's opentelemetry-instrument, exporting only what `env`
+    turns on to the viewer; returns the app's stdout words."""
+    app = tmp / "app.py"
+    app.write_text(source)
+    settings = {
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint(viewer, protocol),
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "PATH": f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
+        **env,
+    }
+    result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=clean_env(**settings))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
 # Upstream's Python exporters speak http/protobuf and grpc only; http/json is ferrotel's.
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_upstream_exporter_traces_come_back_as_sent(viewer, tmp, protocol, compression):
-    app = tmp / "app.py"
-    app.write_text(APP)
-    env = clean_env(
-        OTEL_SERVICE_NAME="upstream-shop",
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint(viewer, protocol),
-        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
-        PATH=f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
+    # Compression only when on: upstream's gRPC exporter refuses the spec's `none`.
+    gzip_setting = {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"} if compression == "gzip" else {}
+    trace_id, root_id = run_upstream(
+        viewer, tmp, APP, protocol, OTEL_SERVICE_NAME="upstream-shop", OTEL_TRACES_EXPORTER="otlp", **gzip_setting
     )
-    if compression == "gzip":
-        # Only when compressing: upstream's gRPC exporter refuses the spec's `none`.
-        env["OTEL_EXPORTER_OTLP_COMPRESSION"] = "gzip"
-    result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=env)
-    assert result.returncode == 0, result.stderr
-    trace_id, root_id = result.stdout.split()
     assert_trace_as_sent(viewer, trace_id, root_id, "upstream-shop")
 
 
@@ -346,21 +353,16 @@ print(format(span.get_span_context().span_id, "016x"))
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_upstream_logs_come_back_linked_to_their_span(viewer, tmp, protocol):
-    app = tmp / "app.py"
-    app.write_text(LOGGING_APP)
-    env = clean_env(
+    trace_id, span_id = run_upstream(
+        viewer,
+        tmp,
+        LOGGING_APP,
+        protocol,
         OTEL_SERVICE_NAME="upstream-logs",
         OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="none",
         OTEL_LOGS_EXPORTER="otlp",
         OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
-        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint(viewer, protocol),
-        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
-        PATH=f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
     )
-    result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=env)
-    assert result.returncode == 0, result.stderr
-    trace_id, span_id = result.stdout.split()
 
     def logs(query):
         # Only the app's own: upstream also logs (and exports) a notice about its handlers.
@@ -422,19 +424,7 @@ queue.set(7)
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_upstream_metrics_come_back_as_series(viewer, tmp, protocol):
-    app = tmp / "app.py"
-    app.write_text(METRICS_APP)
-    env = clean_env(
-        OTEL_SERVICE_NAME="upstream-metrics",
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="otlp",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint(viewer, protocol),
-        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
-        PATH=f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
-    )
-    result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=env)
-    assert result.returncode == 0, result.stderr
+    run_upstream(viewer, tmp, METRICS_APP, protocol, OTEL_SERVICE_NAME="upstream-metrics", OTEL_METRICS_EXPORTER="otlp")
     listed = {m["name"]: m for m in viewer.get("/api/metrics?service=upstream-metrics")["data"]}
     assert set(listed) == {"orders", "order.amount", "queue.depth"}
     assert (listed["orders"]["type"], listed["orders"]["unit"]) == ("sum", "{order}")

@@ -152,14 +152,7 @@ fn points_json(data: Data) -> (&'static str, Vec<Json>) {
             histogram
                 .data_points
                 .iter()
-                .map(|p| {
-                    json!({
-                        "timeUnixNano": p.time_unix_nano.to_string(),
-                        "attributes": attributes_json(&p.attributes),
-                        "count": p.count,
-                        "sum": p.sum,
-                    })
-                })
+                .map(|p| count_and_sum_json(p.time_unix_nano, &p.attributes, p.count, p.sum))
                 .collect(),
         ),
         Data::Summary(summary) => (
@@ -167,17 +160,19 @@ fn points_json(data: Data) -> (&'static str, Vec<Json>) {
             summary
                 .data_points
                 .iter()
-                .map(|p| {
-                    json!({
-                        "timeUnixNano": p.time_unix_nano.to_string(),
-                        "attributes": attributes_json(&p.attributes),
-                        "count": p.count,
-                        "sum": p.sum,
-                    })
-                })
+                .map(|p| count_and_sum_json(p.time_unix_nano, &p.attributes, p.count, Some(p.sum)))
                 .collect(),
         ),
     }
+}
+
+fn count_and_sum_json(time_unix_nano: u64, attributes: &[KeyValue], count: u64, sum: Option<f64>) -> Json {
+    json!({
+        "timeUnixNano": time_unix_nano.to_string(),
+        "attributes": attributes_json(attributes),
+        "count": count,
+        "sum": sum,
+    })
 }
 
 pub fn service_param(params: &HashMap<String, String>) -> Option<&str> {
