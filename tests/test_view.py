@@ -443,3 +443,33 @@ def test_upstream_metrics_come_back_as_series(viewer, tmp, protocol):
     with pytest.raises(urllib.error.HTTPError) as missing:
         viewer.get("/api/metrics/nothing")
     assert missing.value.code == 404
+
+
+def test_dependencies_count_calls_and_errors_across_services(viewer):
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+
+    def span(span_id, parent, name, error=False):
+        fields = {"traceId": trace_id, "spanId": span_id, "parentSpanId": parent, "name": name}
+        return fields | ({"status": {"code": 2}} if error else {})
+
+    def service(name, *spans):
+        resource = {"attributes": [{"key": "service.name", "value": {"stringValue": name}}]}
+        return {"resource": resource, "scopeSpans": [{"spans": list(spans)}]}
+
+    request = {
+        "resourceSpans": [
+            service(
+                "frontend", span("00000000000000a1", "", "GET /"), span("00000000000000a2", "00000000000000a1", "call")
+            ),
+            service(
+                "backend",
+                span("00000000000000b1", "00000000000000a2", "GET /api", error=True),
+                span("00000000000000b2", "00000000000000a2", "GET /api"),
+                span("00000000000000b3", "00000000000000b1", "SELECT"),
+            ),
+        ]
+    }
+    assert viewer.post(json.dumps(request).encode(), "application/json")[0] == 200
+    assert viewer.get("/api/dependencies")["data"] == [
+        {"parent": "frontend", "child": "backend", "callCount": 2, "errorCount": 1}
+    ]

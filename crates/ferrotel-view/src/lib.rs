@@ -199,6 +199,7 @@ fn api_routes(viewer: Arc<Viewer>) -> Router {
         .route("/api/status", get(status))
         .route("/api/services", get(services))
         .route("/api/logs", get(search_logs))
+        .route("/api/dependencies", get(dependencies))
         .route("/api/metrics", get(list_metrics))
         .route("/api/metrics/{name}", get(metric_points))
         .route("/api/services/{service}/operations", get(operations))
@@ -461,6 +462,19 @@ async fn search_logs(State(viewer): State<Arc<Viewer>>, Query(params): Query<Has
         Ok(query) => json_ok(jaeger::envelope(viewer.logs().search(&query))),
         Err(message) => api_error(StatusCode::BAD_REQUEST, message),
     }
+}
+
+/// Jaeger's service map shape, plus the error count per edge.
+async fn dependencies(State(viewer): State<Arc<Viewer>>) -> Response {
+    let store = viewer.store();
+    let edges = store
+        .dependencies()
+        .into_iter()
+        .map(|((parent, child), (calls, errors))| {
+            serde_json::json!({"parent": parent, "child": child, "callCount": calls, "errorCount": errors})
+        })
+        .collect();
+    json_ok(jaeger::envelope(edges))
 }
 
 async fn list_metrics(State(viewer): State<Arc<Viewer>>, Query(params): Query<HashMap<String, String>>) -> Response {

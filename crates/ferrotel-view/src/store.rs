@@ -1,11 +1,12 @@
 //! The viewer's span store: in memory, bounded by a span count, oldest arrivals evicted first.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 pub type TraceId = [u8; 16];
@@ -113,6 +114,37 @@ impl Store {
                 self.traces.remove(&trace_id);
             }
         }
+    }
+
+    /// Calls between services: for each (parent service, child service) pair, how many child
+    /// spans had a parent in the other service, and how many of those ended in error.
+    pub fn dependencies(&self) -> BTreeMap<(&str, &str), (u64, u64)> {
+        let mut edges = BTreeMap::new();
+        for spans in self.traces.values() {
+            let services: HashMap<&[u8], &str> = spans
+                .iter()
+                .map(|s| (s.span.span_id.as_slice(), s.origin.service.as_str()))
+                .collect();
+            for child in spans {
+                let Some(&parent_service) = services.get(child.span.parent_span_id.as_slice()) else {
+                    continue;
+                };
+                if parent_service != child.origin.service {
+                    let edge: &mut (u64, u64) = edges
+                        .entry((parent_service, child.origin.service.as_str()))
+                        .or_default();
+                    edge.0 += 1;
+                    edge.1 += u64::from(
+                        child
+                            .span
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.code == StatusCode::Error as i32),
+                    );
+                }
+            }
+        }
+        edges
     }
 
     pub fn trace(&self, id: &TraceId) -> Option<&[Arc<StoredSpan>]> {
