@@ -265,7 +265,7 @@ def test_bad_grpc_input_is_refused_and_changes_nothing(viewer, tmp):
     script = tmp / "garbage.py"
     script.write_text(GRPC_GARBAGE)
     result = run(UPSTREAM / "python", script, f"127.0.0.1:{viewer.grpc}")
-    assert result.stdout.split() == ["INTERNAL", "OUT_OF_RANGE"], result.stderr
+    assert result.stdout.split() == ["INVALID_ARGUMENT", "OUT_OF_RANGE"], result.stderr
     assert viewer.get("/api/status")["spans"] == 2
     assert_trace_as_sent(viewer, trace_id, root_id, "shop")
     assert viewer.process.poll() is None
@@ -303,15 +303,22 @@ def test_token_guards_every_endpoint(tmp):
         assert viewer.post(b"", "application/x-protobuf")[0] == 401
         app = tmp / "app.py"
         app.write_text(APP)
-        env = clean_env(
-            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20s3cret",
-        )
-        assert instrument("python", app, env=env).returncode == 0
+
+        def export(protocol, headers):
+            env = clean_env(
+                OTEL_EXPORTER_OTLP_ENDPOINT=endpoint(viewer, protocol),
+                OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+                OTEL_EXPORTER_OTLP_HEADERS=headers,
+                OTEL_EXPORTER_OTLP_TIMEOUT="2",
+            )
+            assert instrument("python", app, env=env).returncode == 0
+
+        for protocol in ("grpc", "http/protobuf"):
+            export(protocol, "Authorization=Bearer%20wrong")
+            export(protocol, "Authorization=Bearer%20s3cret")
         request = urllib.request.Request(viewer.api("/api/status"), headers={"Authorization": "Bearer s3cret"})
         with urllib.request.urlopen(request, timeout=5) as response:
-            assert json.loads(response.read())["spans"] == 2
+            assert json.loads(response.read())["spans"] == 4  # two per protocol, none with the wrong token
     finally:
         viewer.process.kill()
         viewer.process.wait()

@@ -1,6 +1,7 @@
 //! `ferrotel view`: receives OTLP traces over HTTP (protobuf or JSON, optionally gzip), keeps them
 //! in a bounded in-memory store and answers Jaeger-compatible queries.
 
+mod grpc;
 mod jaeger;
 mod logs;
 mod metrics;
@@ -18,20 +19,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::codec::CompressionEncoding;
 
 use logs::{LogQuery, LogStore};
 use metrics::MetricStore;
@@ -210,63 +205,7 @@ fn api_routes(viewer: Arc<Viewer>) -> Router {
         .with_state(viewer)
 }
 
-/// OTLP/gRPC intake: the same store, token and size limit as HTTP. tonic's codec answers a
-/// malformed message with INTERNAL and an oversized one with OUT_OF_RANGE.
-struct GrpcIntake(Arc<Viewer>);
-
-impl GrpcIntake {
-    fn export<S: Signal>(&self, request: tonic::Request<S>) -> Result<tonic::Response<S::Reply>, tonic::Status> {
-        let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        if !self.0.authorized(authorization) {
-            return Err(tonic::Status::unauthenticated("missing or wrong bearer token"));
-        }
-        Ok(tonic::Response::new(request.into_inner().ingest(&self.0)))
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for GrpcIntake {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        GrpcIntake::export(self, request)
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for GrpcIntake {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        GrpcIntake::export(self, request)
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for GrpcIntake {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        GrpcIntake::export(self, request)
-    }
-}
-
-/// Every service with the same compression and size rules as HTTP intake.
-macro_rules! configured {
-    ($server:expr, $limit:expr) => {
-        $server
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size($limit)
-    };
-}
-
 async fn serve_grpc(listener: TcpListener, viewer: Arc<Viewer>) -> Result<(), String> {
-    let limit = viewer.max_body_bytes;
-    let intake = Arc::new(GrpcIntake(viewer));
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -276,9 +215,9 @@ async fn serve_grpc(listener: TcpListener, viewer: Arc<Viewer>) -> Result<(), St
         .tcp_nodelay(true)
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
-        .add_service(configured!(TraceServiceServer::from_arc(intake.clone()), limit))
-        .add_service(configured!(LogsServiceServer::from_arc(intake.clone()), limit))
-        .add_service(configured!(MetricsServiceServer::from_arc(intake), limit))
+        .add_service(grpc::Intake::<ExportTraceServiceRequest>::new(viewer.clone()))
+        .add_service(grpc::Intake::<ExportMetricsServiceRequest>::new(viewer.clone()))
+        .add_service(grpc::Intake::<ExportLogsServiceRequest>::new(viewer))
         .serve_with_incoming(incoming)
         .await
         .map_err(|e| e.to_string())
@@ -302,14 +241,17 @@ enum Encoding {
 }
 
 /// One OTLP signal's export request, as HTTP and gRPC intake handle it.
-trait Signal: Message + DeserializeOwned + Default + 'static {
+trait Signal: Message + DeserializeOwned + Default + Send + 'static {
     const NAME: &'static str;
-    type Reply: Message + Serialize;
+    /// The collector service's full gRPC name.
+    const GRPC_SERVICE: &'static str;
+    type Reply: Message + Serialize + Send + 'static;
     fn ingest(self, viewer: &Viewer) -> Self::Reply;
 }
 
 impl Signal for ExportTraceServiceRequest {
     const NAME: &'static str = "trace";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     type Reply = ExportTraceServiceResponse;
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_traces(self)
@@ -318,6 +260,7 @@ impl Signal for ExportTraceServiceRequest {
 
 impl Signal for ExportLogsServiceRequest {
     const NAME: &'static str = "logs";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     type Reply = ExportLogsServiceResponse;
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_logs(self)
@@ -326,6 +269,7 @@ impl Signal for ExportLogsServiceRequest {
 
 impl Signal for ExportMetricsServiceRequest {
     const NAME: &'static str = "metrics";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     type Reply = ExportMetricsServiceResponse;
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_metrics(self)

@@ -1,0 +1,129 @@
+//! OTLP/gRPC intake for every signal, with our own codec: OTLP wants a malformed message
+//! answered with INVALID_ARGUMENT, where tonic's generated servers answer INTERNAL.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::http;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::Status;
+
+use crate::{Signal, Viewer};
+
+struct OtlpCodec<S>(PhantomData<S>);
+
+impl<S: Signal> Codec for OtlpCodec<S> {
+    type Encode = S::Reply;
+    type Decode = S;
+    type Encoder = OtlpCodec<S::Reply>;
+    type Decoder = OtlpCodec<S>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        OtlpCodec(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        OtlpCodec(PhantomData)
+    }
+}
+
+impl<M: prost::Message + Send + 'static> Encoder for OtlpCodec<M> {
+    type Item = M;
+    type Error = Status;
+
+    fn encode(&mut self, reply: M, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        reply
+            .encode(buf)
+            .map_err(|e| Status::internal(format!("cannot encode the reply: {e}")))
+    }
+}
+
+impl<S: Signal> Decoder for OtlpCodec<S> {
+    type Item = S;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<S>, Status> {
+        S::decode(buf)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("malformed OTLP {} request: {e}", S::NAME)))
+    }
+}
+
+/// The `Export` method of one signal's collector service.
+pub struct Intake<S> {
+    viewer: Arc<Viewer>,
+    signal: PhantomData<fn() -> S>,
+}
+
+impl<S> Intake<S> {
+    pub fn new(viewer: Arc<Viewer>) -> Self {
+        Intake {
+            viewer,
+            signal: PhantomData,
+        }
+    }
+}
+
+impl<S> Clone for Intake<S> {
+    fn clone(&self) -> Self {
+        Intake::new(self.viewer.clone())
+    }
+}
+
+impl<S: Signal> NamedService for Intake<S> {
+    const NAME: &'static str = S::GRPC_SERVICE;
+}
+
+struct Export<S>(Intake<S>);
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S: Signal> UnaryService<S> for Export<S> {
+    type Response = S::Reply;
+    type Future = BoxFuture<Result<tonic::Response<S::Reply>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<S>) -> Self::Future {
+        let viewer = self.0.viewer.clone();
+        Box::pin(async move {
+            let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+            if !viewer.authorized(authorization) {
+                return Err(Status::unauthenticated("missing or wrong bearer token"));
+            }
+            Ok(tonic::Response::new(request.into_inner().ingest(&viewer)))
+        })
+    }
+}
+
+impl<S: Signal, B> tower_service::Service<http::Request<B>> for Intake<S>
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let intake = self.clone();
+        Box::pin(async move {
+            if !request.uri().path().ends_with("/Export") {
+                return Ok(Status::unimplemented("the collector services have only Export").into_http());
+            }
+            let limit = intake.viewer.max_body_bytes;
+            let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit);
+            Ok(grpc.unary(Export(intake), request).await)
+        })
+    }
+}
