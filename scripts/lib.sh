@@ -47,3 +47,13 @@ install_ferrotel() {
     "${pip[@]}" --force-reinstall --no-deps "$ROOT"/dist/*.whl
     "${pip[@]}" --find-links "$ROOT/dist" ferrotel
 }
+
+# Debian packages the tests drive for real (the browser for the web UI tests), installed once
+# when their program is missing. Needs root and apt, as on the CI machine.
+ensure_debian_package() {
+    local program=$1
+    shift
+    command -v "$program" >/dev/null 2>&1 && return
+    say "installing $*"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}

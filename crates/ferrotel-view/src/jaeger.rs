@@ -1,6 +1,6 @@
 //! The Jaeger query API's JSON shapes, so tools written for Jaeger can read ferrotel view.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
@@ -177,6 +177,8 @@ pub struct TraceQuery {
     pub max_duration_ns: Option<u64>,
     pub start_ns: Option<u64>,
     pub end_ns: Option<u64>,
+    /// ferrotel's addition: only spans with this status code (`error`, `ok`, `unset`).
+    pub status: Option<StatusCode>,
     pub limit: usize,
 }
 
@@ -208,6 +210,14 @@ impl TraceQuery {
             max_duration_ns: duration("maxDuration")?,
             start_ns: micros("start")?,
             end_ns: micros("end")?,
+            status: non_empty("status")
+                .map(|v| match v.to_ascii_lowercase().as_str() {
+                    "error" => Ok(StatusCode::Error),
+                    "ok" => Ok(StatusCode::Ok),
+                    "unset" => Ok(StatusCode::Unset),
+                    _ => Err(format!("status: expected error, ok or unset, got {v}")),
+                })
+                .transpose()?,
             limit: match non_empty("limit") {
                 Some(v) => v.parse().map_err(|_| format!("limit: not a number: {v}"))?,
                 None => 20,
@@ -220,15 +230,17 @@ impl TraceQuery {
         spans.iter().any(|s| self.span_matches(s))
     }
 
-    fn span_matches(&self, stored: &StoredSpan) -> bool {
+    pub fn span_matches(&self, stored: &StoredSpan) -> bool {
         let span = &stored.span;
         let duration = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano);
+        let status = span.status.as_ref().map_or(StatusCode::Unset as i32, |s| s.code);
         self.service.as_ref().is_none_or(|s| *s == stored.origin.service)
             && self.operation.as_ref().is_none_or(|o| *o == span.name)
             && self.min_duration_ns.is_none_or(|min| duration >= min)
             && self.max_duration_ns.is_none_or(|max| duration <= max)
             && self.start_ns.is_none_or(|start| span.start_time_unix_nano >= start)
             && self.end_ns.is_none_or(|end| span.start_time_unix_nano <= end)
+            && self.status.is_none_or(|want| want as i32 == status)
             && self.tags.iter().all(|(key, want)| {
                 span.attributes
                     .iter()
@@ -245,6 +257,65 @@ impl TraceQuery {
             .map(|(id, spans)| trace_json(id, spans))
             .collect();
         envelope(data)
+    }
+
+    /// The trace list's rows: one line per matching trace instead of every span, plus which
+    /// spans matched so the UI can point at them.
+    pub fn summaries(&self, store: &Store) -> Json {
+        let data: Vec<Json> = store
+            .traces_newest_first(|spans| self.matches(spans))
+            .take(self.limit)
+            .map(|(id, spans)| self.summary(id, spans))
+            .collect();
+        envelope(data)
+    }
+
+    fn summary(&self, trace_id: &TraceId, spans: &[Arc<StoredSpan>]) -> Json {
+        let start = spans.iter().map(|s| s.span.start_time_unix_nano).min().unwrap_or(0);
+        let end = spans.iter().map(|s| s.span.end_time_unix_nano).max().unwrap_or(0);
+        let ids: HashSet<&[u8]> = spans.iter().map(|s| s.span.span_id.as_slice()).collect();
+        // The root is the span without a parent; with the root missing (not yet arrived, or
+        // evicted), the earliest span whose parent is absent stands in.
+        let root = spans
+            .iter()
+            .filter(|s| !ids.contains(s.span.parent_span_id.as_slice()))
+            .min_by_key(|s| (!s.span.parent_span_id.is_empty(), s.span.start_time_unix_nano));
+        let is_error = |s: &&Arc<StoredSpan>| s.span.status.as_ref().is_some_and(|st| st.code == StatusCode::Error as i32);
+        let mut services: Vec<&str> = spans.iter().map(|s| s.origin.service.as_str()).collect();
+        services.sort_unstable();
+        services.dedup();
+        json!({
+            "traceID": const_hex::encode(trace_id),
+            "rootService": root.map(|s| s.origin.service.as_str()),
+            "rootName": root.map(|s| s.span.name.as_str()),
+            "rootMissing": root.is_none_or(|s| !s.span.parent_span_id.is_empty()),
+            "startTime": start / 1000,
+            "duration": end.saturating_sub(start) / 1000,
+            "spanCount": spans.len(),
+            "errorCount": spans.iter().filter(is_error).count(),
+            "services": services,
+            "matchedSpanIDs": if self.selects_spans() { self.matching_span_ids(spans) } else { Vec::new() },
+        })
+    }
+
+    /// Whether any condition narrows spans down; without one every span matches trivially.
+    fn selects_spans(&self) -> bool {
+        self.service.is_some()
+            || self.operation.is_some()
+            || !self.tags.is_empty()
+            || self.min_duration_ns.is_some()
+            || self.max_duration_ns.is_some()
+            || self.start_ns.is_some()
+            || self.end_ns.is_some()
+            || self.status.is_some()
+    }
+
+    pub fn matching_span_ids(&self, spans: &[Arc<StoredSpan>]) -> Vec<String> {
+        spans
+            .iter()
+            .filter(|s| self.span_matches(s))
+            .map(|s| const_hex::encode(&s.span.span_id))
+            .collect()
     }
 }
 

@@ -85,6 +85,10 @@ impl Viewer {
         }
     }
 
+    fn is_token(&self, candidate: Option<&str>) -> bool {
+        self.token.as_deref().is_some_and(|token| candidate == Some(token))
+    }
+
     fn store(&self) -> MutexGuard<'_, Store> {
         // A handler that panicked mid-insert leaves whole spans behind; the data stays readable.
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -165,6 +169,8 @@ fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener,
         "ferrotel view: keeping up to {} spans, {} log records and {} points per metric in memory",
         options.max_spans, options.max_logs, options.max_points_per_series
     );
+    let token_query = if options.token.is_some() { "?token=<token>" } else { "" };
+    println!("  web UI:     http://{ui}/{token_query}");
     println!("  query API:  http://{ui}/api/traces?service=NAME");
     println!("  OTLP/HTTP:  http://{otlp}/v1/traces, /v1/metrics, /v1/logs (protobuf or JSON, gzip accepted)");
     println!("  OTLP/gRPC:  http://{grpc}");
@@ -191,6 +197,9 @@ fn otlp_routes(viewer: Arc<Viewer>) -> Router {
 
 fn api_routes(viewer: Arc<Viewer>) -> Router {
     Router::new()
+        .route("/", get(|| ui_asset("text/html; charset=utf-8", include_str!("../ui/index.html"))))
+        .route("/ui/app.js", get(|| ui_asset("text/javascript; charset=utf-8", include_str!("../ui/app.js"))))
+        .route("/ui/app.css", get(|| ui_asset("text/css; charset=utf-8", include_str!("../ui/app.css"))))
         .route("/api/status", get(status))
         .route("/api/services", get(services))
         .route("/api/logs", get(search_logs))
@@ -199,9 +208,11 @@ fn api_routes(viewer: Arc<Viewer>) -> Router {
         .route("/api/metrics/{name}", get(metric_points))
         .route("/api/services/{service}/operations", get(operations))
         .route("/api/traces", get(search_traces))
+        .route("/api/trace-summaries", get(trace_summaries))
         .route("/api/traces/{trace_id}", get(one_trace))
         .route("/api/traces/{trace_id}/otlp", get(one_trace_otlp))
-        .layer(middleware::from_fn_with_state(viewer.clone(), require_token))
+        .route("/api/traces/{trace_id}/matches", get(matching_spans))
+        .layer(middleware::from_fn_with_state(viewer.clone(), require_token_or_cookie))
         .with_state(viewer)
 }
 
@@ -232,6 +243,61 @@ async fn require_token(State(viewer): State<Arc<Viewer>>, request: Request, next
         return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
     }
     next.run(request).await
+}
+
+const TOKEN_COOKIE: &str = "ferrotel_view_token";
+
+/// A browser cannot send a bearer header when it follows a link, so the UI also takes the token
+/// once as `?token=` (as printed at start) and keeps it in a same-site, script-proof cookie.
+async fn require_token_or_cookie(State(viewer): State<Arc<Viewer>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('='));
+    let from_query = request
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("token="));
+    if viewer.authorized(bearer) || viewer.is_token(cookie) {
+        return next.run(request).await;
+    }
+    if viewer.is_token(from_query) {
+        let set_cookie = format!(
+            "{TOKEN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+            from_query.unwrap_or_default()
+        );
+        let mut response = next.run(request).await;
+        if let Ok(value) = header::HeaderValue::from_str(&set_cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        return response;
+    }
+    (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response()
+}
+
+/// The web UI's files, compiled in: no CDN, nothing to install, and they match the API served.
+fn ui_asset(content_type: &'static str, body: &'static str) -> std::future::Ready<Response> {
+    std::future::ready(
+        (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+                // Telemetry carries user data; the page must not load or send it elsewhere.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+    )
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -458,6 +524,30 @@ async fn search_traces(State(viewer): State<Arc<Viewer>>, Query(params): Query<H
         Ok(query) => json_ok(query.search(&viewer.store())),
         Err(message) => api_error(StatusCode::BAD_REQUEST, message),
     }
+}
+
+async fn trace_summaries(State(viewer): State<Arc<Viewer>>, Query(params): Query<HashMap<String, String>>) -> Response {
+    match jaeger::TraceQuery::parse(&params) {
+        Ok(query) => json_ok(query.summaries(&viewer.store())),
+        Err(message) => api_error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// The span ids of one trace that satisfy a search, so the trace view can highlight them.
+async fn matching_spans(
+    State(viewer): State<Arc<Viewer>>,
+    Path(trace_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let query = match jaeger::TraceQuery::parse(&params) {
+        Ok(query) => query,
+        Err(message) => return api_error(StatusCode::BAD_REQUEST, message),
+    };
+    with_trace(&viewer, &trace_id, |_, spans| {
+        json_ok(jaeger::envelope(
+            query.matching_span_ids(spans).into_iter().map(Into::into).collect(),
+        ))
+    })
 }
 
 /// Looks a trace up by its hex id and renders it, or answers 400 / 404.

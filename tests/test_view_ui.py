@@ -1,0 +1,290 @@
+"""ferrotel view's web UI in a real headless Chromium (Debian's, through chromedriver): the
+telemetry comes from upstream's Python SDK and OTLP exporters; every step reads what the page
+shows and saves a screenshot under tests/artifacts/view-ui/."""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+from conftest import ROOT, clean_env, run
+from test_view import UPSTREAM, Viewer
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "tests" / "artifacts" / "view-ui"
+
+# Two services, one call between them that fails inside the callee, a link, a correlated log,
+# a counter and a histogram: everything the UI has a view for.
+SHOP = """
+import logging
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+def provider(service):
+    p = TracerProvider(resource=Resource.create({"service.name": service}))
+    p.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return p
+
+frontend_provider, payments_provider = provider("frontend"), provider("payments")
+frontend = frontend_provider.get_tracer("shop.frontend", "2.0")
+payments = payments_provider.get_tracer("shop.payments", "1.0")
+logs = LoggerProvider(resource=Resource.create({"service.name": "payments"}))
+logs.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+logger = logging.getLogger("payments")
+logger.addHandler(LoggingHandler(logger_provider=logs))
+logger.setLevel(logging.INFO)
+meters = MeterProvider(
+    resource=Resource.create({"service.name": "frontend"}),
+    metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=60000)],
+)
+meter = meters.get_meter("shop.frontend")
+orders = meter.create_counter("shop.orders", unit="{order}", description="orders placed")
+latency = meter.create_histogram("shop.checkout.duration", unit="ms")
+
+with frontend.start_as_current_span("GET /health", kind=trace.SpanKind.SERVER) as health:
+    health.set_attribute("http.route", "/health")
+earlier = health.get_span_context()
+
+server = trace.SpanKind.SERVER
+with frontend.start_as_current_span("GET /checkout", kind=server, attributes={"http.route": "/checkout"}) as root:
+    with frontend.start_as_current_span("load cart", links=[trace.Link(earlier, {"why": "warm cache"})]):
+        pass
+    with frontend.start_as_current_span("POST /charge", kind=trace.SpanKind.CLIENT) as call:
+        try:
+            with payments.start_as_current_span("POST /charge", kind=server, attributes={"customer.id": "c-42"}):
+                with payments.start_as_current_span("charge card") as charge:
+                    logger.warning("card declined for customer c-42")
+                    raise ValueError("card declined")
+        except ValueError:
+            call.set_attribute("http.response.status_code", 502)
+for ms in (12, 40, 95, 400):
+    latency.record(ms, {"http.route": "/checkout"})
+orders.add(3, {"outcome": "declined"})
+
+for p in (frontend_provider, payments_provider, logs, meters):
+    p.shutdown()
+print(format(root.get_span_context().trace_id, "032x"))
+print(format(charge.get_span_context().span_id, "016x"))
+print(format(earlier.trace_id, "032x"))
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium and chromium-driver are missing; scripts/test installs them")
+        pytest.skip("needs Debian's chromium and chromium-driver (scripts/test installs them)")
+    profile = tempfile.mkdtemp(prefix="ferrotel-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # The machine's network is closed: keep Chromium from trying to phone home.
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+    ]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    viewer = Viewer()
+    app = tmp_path_factory.mktemp("shop") / "shop.py"
+    app.write_text(SHOP)
+    env = clean_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
+        PATH=f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
+    )
+    result = run(UPSTREAM / "python", app, env=env)
+    assert result.returncode == 0, result.stderr
+    checkout_trace, charge_span, health_trace = result.stdout.split()
+    yield viewer, checkout_trace, charge_span, health_trace
+    viewer.process.kill()
+    viewer.process.wait()
+
+
+def wait_for(driver, condition, what, timeout=10):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
+    except Exception as error:
+        shot(driver, "failed-" + what.replace(" ", "-"))
+        page = driver.find_element(By.ID, "main").text
+        raise AssertionError(f"timed out waiting for {what}; page: {page}") from error
+
+
+def shot(driver, name):
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def rows(driver, selector):
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def trace_ids(driver):
+    return [r.get_attribute("data-trace-id") for r in rows(driver, "#trace-table tbody tr")]
+
+
+def test_trace_list_filter_waterfall_details_and_linked_logs(browser, shop):
+    viewer, checkout_trace, charge_span, health_trace = shop
+    browser.get(f"http://127.0.0.1:{viewer.ui}/")
+
+    # The list: both traces, the failing one marked, newest first by start time.
+    wait_for(browser, lambda d: len(trace_ids(d)) == 2, "two traces in the list")
+    assert trace_ids(browser) == [checkout_trace, health_trace]
+    checkout_row = rows(browser, f'tr[data-trace-id="{checkout_trace}"] td')
+    assert checkout_row[0].text.startswith("frontend GET /checkout")
+    assert [c.text for c in checkout_row[3:]] == ["5", "2", "frontend, payments"]
+    shot(browser, "01-trace-list")
+
+    # Sorting by span count, ascending then descending.
+    def spans_header(d):
+        return d.find_element(By.CSS_SELECTOR, 'th[data-sort="spanCount"]')
+
+    spans_header(browser).click()
+    wait_for(browser, lambda d: "sorted-desc" in spans_header(d).get_attribute("class"), "sort by spans")
+    assert trace_ids(browser) == [checkout_trace, health_trace]
+    spans_header(browser).click()
+    wait_for(browser, lambda d: trace_ids(d) == [health_trace, checkout_trace], "ascending span count")
+
+    # Filter by an attribute that only a payments span carries.
+    tags = browser.find_element(By.ID, "filter-tags")
+    tags.clear()
+    tags.send_keys("customer.id=c-42")
+    browser.find_element(By.ID, "search").click()
+    wait_for(browser, lambda d: trace_ids(d) == [checkout_trace], "the attribute filter to leave one trace")
+    shot(browser, "02-filtered-by-attribute")
+
+    # The waterfall: the whole tree, the error spans and the span that matched marked.
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-trace-id="{checkout_trace}"] a.trace-link').click()
+    wait_for(browser, lambda d: len(rows(d, ".span-row")) == 5, "five spans in the waterfall")
+    names = [r.get_attribute("data-name") for r in rows(browser, ".span-row")]
+    assert names == ["GET /checkout", "load cart", "POST /charge", "POST /charge", "charge card"]
+    matched = rows(browser, ".span-row.matched")
+    assert [(m.get_attribute("data-name"), m.find_element(By.CSS_SELECTOR, ".service").text) for m in matched] == [
+        ("POST /charge", "payments")
+    ]
+    errors = [r.get_attribute("data-name") for r in rows(browser, ".span-row.error")]
+    assert errors == ["POST /charge", "charge card"]
+    # Bars are drawn to scale: every child starts within and ends inside the root's bar.
+    bars = [r.find_element(By.CSS_SELECTOR, ".bar").rect for r in rows(browser, ".span-row")]
+    assert all(bars[0]["x"] <= b["x"] and b["x"] + b["width"] <= bars[0]["x"] + bars[0]["width"] + 2 for b in bars)
+    # Opened from the search, the matching span's details are shown: read its attribute.
+    details = browser.find_element(By.ID, "span-details")
+    wait_for(browser, lambda d: "customer.id" in details.text, "the matched span's details")
+    value = details.find_element(By.CSS_SELECTOR, '.span-attributes tr[data-key="customer.id"] td').text
+    assert value == "c-42"
+    shot(browser, "03-waterfall-matched-span")
+
+    # Collapse and expand the tree.
+    root_toggle = rows(browser, ".span-row")[0].find_element(By.CSS_SELECTOR, "button.toggle")
+    root_toggle.click()
+    wait_for(browser, lambda d: len(rows(d, ".span-row")) == 1, "the tree to collapse")
+    assert "+4" in rows(browser, ".span-row")[0].text
+    rows(browser, ".span-row")[0].find_element(By.CSS_SELECTOR, "button.toggle").click()
+    wait_for(browser, lambda d: len(rows(d, ".span-row")) == 5, "the tree to expand")
+
+    # Expand the failing span: status, the exception's stack trace and the linked log.
+    rows(browser, '.span-row[data-name="charge card"]')[0].click()
+    wait_for(browser, lambda d: "Traceback" in d.find_element(By.ID, "span-details").text, "the stack trace")
+    details = browser.find_element(By.ID, "span-details")
+    assert "error" in details.find_element(By.CSS_SELECTOR, ".status-error").text
+    stack = details.find_element(By.CSS_SELECTOR, "pre.stack").text
+    assert "ValueError: card declined" in stack
+    assert details.find_element(By.CSS_SELECTOR, ".summary tr:nth-child(2) td").text == charge_span
+    span_logs = browser.find_element(By.CSS_SELECTOR, ".span-logs")
+    wait_for(browser, lambda d: "card declined for customer c-42" in span_logs.text, "the span's log")
+    shot(browser, "04-span-details-exception")
+
+    # The linked logs page, filtered to the span; its link leads back to the span.
+    details.find_element(By.CSS_SELECTOR, "a.span-logs-link").click()
+    wait_for(browser, lambda d: len(rows(d, "#log-table tr.log-row")) == 1, "the span's log in the logs page")
+    [log] = rows(browser, "#log-table tr.log-row")
+    assert "WARN" in log.text and "payments" in log.text and "card declined for customer c-42" in log.text
+    shot(browser, "05-linked-logs")
+    log.find_element(By.CSS_SELECTOR, "a.log-span-link").click()
+    wait_for(browser, lambda d: len(rows(d, ".span-row.selected")) == 1, "the log's span selected")
+    assert rows(browser, ".span-row.selected")[0].get_attribute("data-span-id") == charge_span
+
+    # The link on "load cart" leads to the earlier trace.
+    rows(browser, '.span-row[data-name="load cart"]')[0].click()
+    wait_for(browser, lambda d: "warm cache" in d.find_element(By.ID, "span-details").text, "the link's attributes")
+    link = browser.find_element(By.CSS_SELECTOR, "#span-details .link a")
+    assert link.text.startswith(health_trace)
+
+
+def test_logs_page_filters_by_severity_and_text(browser, shop):
+    viewer, checkout_trace, charge_span, _ = shop
+    browser.get(f"http://127.0.0.1:{viewer.ui}/#/logs")
+    wait_for(browser, lambda d: len(rows(d, "#log-table tr.log-row")) == 1, "the log list")
+    text = browser.find_element(By.ID, "filter-text")
+    text.send_keys("no such words")
+    text.submit()
+    wait_for(browser, lambda d: "No log records match" in d.find_element(By.ID, "log-results").text, "no match")
+    browser.get(f"http://127.0.0.1:{viewer.ui}/#/logs?minSeverity=17")
+    wait_for(browser, lambda d: "No log records match" in d.find_element(By.ID, "log-results").text, "nothing at ERROR")
+
+
+def test_metrics_charts_and_service_map(browser, shop):
+    viewer = shop[0]
+    browser.get(f"http://127.0.0.1:{viewer.ui}/#/metrics")
+    wait_for(browser, lambda d: len(rows(d, ".metric svg.chart")) == 2, "two metric charts")
+    histogram = browser.find_element(By.CSS_SELECTOR, '[data-metric="shop.checkout.duration"]')
+    assert "histogram" in histogram.text and "count 4, sum 547" in histogram.text
+    heights = [float(r.get_attribute("height")) for r in histogram.find_elements(By.CSS_SELECTOR, "rect")]
+    assert sum(h > 0 for h in heights) == 4, "four values land in four buckets"
+    counter = browser.find_element(By.CSS_SELECTOR, '[data-metric="shop.orders"]')
+    assert "sum" in counter.text and "latest: 3" in counter.text and "outcome=declined" in counter.text
+    assert counter.find_elements(By.CSS_SELECTOR, "polyline")
+    shot(browser, "06-metrics")
+
+    browser.get(f"http://127.0.0.1:{viewer.ui}/#/map")
+    wait_for(browser, lambda d: len(rows(d, "#edge-table tbody tr")) == 1, "the service map")
+    [edge] = rows(browser, "#edge-table tbody tr")
+    assert [c.text for c in edge.find_elements(By.TAG_NAME, "td")] == ["frontend", "payments", "1", "1"]
+    assert {n.get_attribute("data-service") for n in rows(browser, ".service-map .node")} == {"frontend", "payments"}
+    assert rows(browser, ".service-map .edge.failing")
+    shot(browser, "07-service-map")
+
+
+def test_ui_behind_a_token(browser, tmp_path):
+    viewer = Viewer("--token", "s3cret")
+    try:
+        browser.get(f"http://127.0.0.1:{viewer.ui}/")
+        assert "missing or wrong bearer token" in browser.page_source
+        browser.get(f"http://127.0.0.1:{viewer.ui}/?token=s3cret#/traces")
+        wait_for(browser, lambda d: "No traces match" in d.find_element(By.ID, "main").text, "the empty list")
+        assert "spans" in browser.find_element(By.ID, "store-status").text
+    finally:
+        browser.delete_all_cookies()
+        viewer.process.kill()
+        viewer.process.wait()
