@@ -66,11 +66,11 @@ class Viewer(Api):
                 assert self.process.poll() is None and time.monotonic() < deadline, self.process.stderr.read()
                 time.sleep(0.05)
 
-    def post(self, body, content_type, encoding=None):
-        return self.post_to("/v1/traces", body, content_type, encoding)
+    def post(self, body, content_type, encoding=None, headers=None):
+        return self.post_to("/v1/traces", body, content_type, encoding, headers)
 
-    def post_to(self, path, body, content_type, encoding=None):
-        headers = {"Content-Type": content_type}
+    def post_to(self, path, body, content_type, encoding=None, headers=None):
+        headers = {"Content-Type": content_type, **(headers or {})}
         if encoding:
             headers["Content-Encoding"] = encoding
         request = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}", body, headers)
@@ -284,6 +284,56 @@ def test_flood_beyond_the_cap_evicts_oldest_first(tmp):
         stdout, _ = viewer.stop()
     assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{viewer.http}" in stdout
     assert viewer.process.returncode == 0
+
+
+def test_db_file_brings_everything_back_after_a_crash(tmp):
+    db = tmp / "view.db"
+    first = Viewer("--db", str(db), "--max-spans", "5")
+    try:
+        sent = [send_with_ferrotel(first, tmp, "http/protobuf", "shop") for _ in range(4)]
+        last_trace, last_root = sent[-1]
+        record = {
+            "timeUnixNano": "1700000000000000000",
+            "severityText": "WARN",
+            "severityNumber": 13,
+            "body": {"stringValue": "kept on disk"},
+            "traceId": last_trace,
+            "spanId": last_root,
+        }
+        logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+        assert first.post_to("/v1/logs", json.dumps(logs).encode(), "application/json")[0] == 200
+        point = {"timeUnixNano": "1700000000000000000", "asInt": "3"}
+        metric = {"name": "orders", "sum": {"dataPoints": [point], "aggregationTemporality": 2, "isMonotonic": True}}
+        metrics = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]}
+        assert first.post_to("/v1/metrics", json.dumps(metrics).encode(), "application/json")[0] == 200
+        before = [first.get(path) for path in ("/api/traces?service=shop&limit=10", "/api/logs", "/api/metrics/orders")]
+        assert [len(t["spans"]) for t in before[0]["data"]] == [2, 2, 1]
+
+        ports = ["--grpc", free_port(), "--http", free_port(), "--ui", free_port()]
+        result = run(FERROTEL, "view", "--db", db, *ports)
+        assert result.returncode == 1
+        assert f"{db} is in use by another ferrotel view" in result.stderr
+    finally:
+        # SIGKILL: what was acknowledged must already be in the file.
+        first.process.kill()
+        first.process.wait()
+
+    second = Viewer("--db", str(db), "--max-spans", "5")
+    try:
+        after = [second.get(path) for path in ("/api/traces?service=shop&limit=10", "/api/logs", "/api/metrics/orders")]
+        assert after == before
+        assert_trace_as_sent(second, last_trace, last_root, "shop")
+        assert second.get("/api/status")["spans"] == 5
+    finally:
+        stdout, _ = second.stop()
+    assert f"Restored from {db}: 5 spans, 1 log records, 1 metric series" in stdout
+
+    junk = tmp / "notes.txt"
+    junk.write_text("shopping list: " * 100)
+    result = run(FERROTEL, "view", "--db", junk, *ports)
+    assert result.returncode == 1
+    assert f"{junk} is not a ferrotel view database; choose another --db PATH" in result.stderr
+    assert junk.read_text() == "shopping list: " * 100
 
 
 def test_port_in_use_and_public_bind_get_clear_errors(viewer):

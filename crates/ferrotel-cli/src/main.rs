@@ -77,7 +77,8 @@ fn view_command() -> Command {
     };
     Command::new("ferrotel view")
         .about(
-            "A local OTLP receiver for traces, metrics and logs with a Jaeger-compatible query API; no Docker needed",
+            "A local OTLP receiver for traces, metrics and logs with a web UI and a Jaeger-compatible query API; \
+             no Docker needed",
         )
         .arg(port("grpc", "4317", "OTLP/gRPC receiver port"))
         .arg(port(
@@ -85,7 +86,18 @@ fn view_command() -> Command {
             "4318",
             "OTLP/HTTP receiver port (POST /v1/traces, protobuf or JSON)",
         ))
-        .arg(port("ui", "16686", "Query API port (/api/traces, /api/services, ...)"))
+        .arg(port(
+            "ui",
+            "16686",
+            "Web UI and query API port (/, /api/traces, /api/services, ...)",
+        ))
+        .arg(
+            Arg::new("db")
+                .long("db")
+                .value_name("PATH")
+                .value_parser(clap::value_parser!(std::path::PathBuf))
+                .help("Also keep everything in this SQLite file (created if missing) and reload it at start"),
+        )
         .arg(
             Arg::new("max-spans")
                 .long("max-spans")
@@ -153,6 +165,7 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         max_points_per_series: count("max-points"),
         max_body_bytes: count("max-body"),
         token: matches.get_one::<String>("token").cloned(),
+        db: matches.get_one("db").cloned(),
     };
     match ferrotel_view::run(options) {
         Ok(()) => 0,

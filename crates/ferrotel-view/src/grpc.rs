@@ -94,7 +94,10 @@ impl<S: Signal> UnaryService<S> for Export<S> {
             if !viewer.authorized(authorization) {
                 return Err(Status::unauthenticated("missing or wrong bearer token"));
             }
-            Ok(tonic::Response::new(request.into_inner().ingest(&viewer)))
+            match viewer.accept(request.into_inner()).await {
+                Ok(reply) => Ok(tonic::Response::new(reply)),
+                Err(message) => Err(Status::unavailable(message)),
+            }
         })
     }
 }

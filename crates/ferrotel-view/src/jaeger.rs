@@ -280,7 +280,12 @@ impl TraceQuery {
             .iter()
             .filter(|s| !ids.contains(s.span.parent_span_id.as_slice()))
             .min_by_key(|s| (!s.span.parent_span_id.is_empty(), s.span.start_time_unix_nano));
-        let is_error = |s: &&Arc<StoredSpan>| s.span.status.as_ref().is_some_and(|st| st.code == StatusCode::Error as i32);
+        let is_error = |s: &&Arc<StoredSpan>| {
+            s.span
+                .status
+                .as_ref()
+                .is_some_and(|st| st.code == StatusCode::Error as i32)
+        };
         let mut services: Vec<&str> = spans.iter().map(|s| s.origin.service.as_str()).collect();
         services.sort_unstable();
         services.dedup();

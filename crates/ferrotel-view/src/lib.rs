@@ -3,6 +3,7 @@
 
 mod grpc;
 mod jaeger;
+mod journal;
 mod logs;
 mod metrics;
 mod store;
@@ -10,6 +11,7 @@ mod store;
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
@@ -28,6 +30,7 @@ use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use journal::{Journal, Kind};
 use logs::{LogQuery, LogStore};
 use metrics::MetricStore;
 use store::{Store, StoredSpan};
@@ -42,17 +45,53 @@ pub struct Options {
     pub max_points_per_series: usize,
     pub max_body_bytes: usize,
     pub token: Option<String>,
+    pub db: Option<PathBuf>,
 }
+
+/// A `--db` file keeps this many metric points: a hundred series at full depth.
+const DB_SERIES_AT_FULL_DEPTH: usize = 100;
 
 struct Viewer {
     store: Mutex<Store>,
     logs: Mutex<LogStore>,
     metrics: Mutex<MetricStore>,
+    journal: Option<Journal>,
     max_body_bytes: usize,
     token: Option<String>,
 }
 
 impl Viewer {
+    /// Keeps a request: first in the `--db` file when there is one (an error there means the
+    /// client should retry, and memory is left unchanged), then in memory.
+    async fn accept<S: Signal>(&self, request: S) -> Result<S::Reply, String> {
+        if let Some(journal) = &self.journal {
+            journal
+                .append(S::KIND, request.items(), request.encode_to_vec())
+                .await?;
+        }
+        Ok(request.ingest(self))
+    }
+
+    /// Loads what a `--db` file held at start; returns the requests it could not read.
+    fn restore(&self, batches: Vec<(Kind, Vec<u8>)>) -> usize {
+        let mut unreadable = 0;
+        for (kind, body) in batches {
+            let loaded = match kind {
+                Kind::Traces => ExportTraceServiceRequest::decode(body.as_slice()).map(|r| {
+                    self.ingest_traces(r);
+                }),
+                Kind::Metrics => ExportMetricsServiceRequest::decode(body.as_slice()).map(|r| {
+                    self.ingest_metrics(r);
+                }),
+                Kind::Logs => ExportLogsServiceRequest::decode(body.as_slice()).map(|r| {
+                    self.ingest_logs(r);
+                }),
+            };
+            unreadable += usize::from(loaded.is_err());
+        }
+        unreadable
+    }
+
     /// Stores a request's spans; the reply reports any that were refused, per OTLP partial success.
     fn ingest_traces(&self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse {
         let rejected = {
@@ -127,14 +166,42 @@ pub fn run(options: Options) -> Result<(), String> {
     let grpc_listener = bind(options.grpc_port, "--grpc")?;
     let otlp_listener = bind(options.http_port, "--http")?;
     let ui_listener = bind(options.ui_port, "--ui")?;
+    let (journal, restored) = match &options.db {
+        Some(path) => {
+            let caps = journal::Caps {
+                spans: options.max_spans as u64,
+                metric_points: (options.max_points_per_series * DB_SERIES_AT_FULL_DEPTH) as u64,
+                log_records: options.max_logs as u64,
+            };
+            let (journal, restored) = Journal::open(path, caps)?;
+            (Some(journal), restored.batches)
+        }
+        None => (None, Vec::new()),
+    };
     let viewer = Arc::new(Viewer {
         store: Mutex::new(Store::new(options.max_spans)),
         logs: Mutex::new(LogStore::new(options.max_logs)),
         metrics: Mutex::new(MetricStore::new(options.max_points_per_series)),
+        journal,
         max_body_bytes: options.max_body_bytes,
         token: options.token.clone(),
     });
+    let unreadable = viewer.restore(restored);
     print_instructions(&options, &grpc_listener, &otlp_listener, &ui_listener);
+    if let Some(path) = &options.db {
+        println!(
+            "Restored from {}: {} spans, {} log records, {} metric series{}",
+            path.display(),
+            viewer.store().span_count(),
+            viewer.logs().len(),
+            viewer.metrics().series_count(),
+            if unreadable > 0 {
+                format!(" ({unreadable} unreadable requests skipped)")
+            } else {
+                String::new()
+            }
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -165,8 +232,12 @@ fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener,
     let grpc = address(grpc);
     let otlp = address(otlp);
     let ui = address(ui);
+    let place = match &options.db {
+        Some(path) => format!("in memory and in {}", path.display()),
+        None => "in memory".to_owned(),
+    };
     println!(
-        "ferrotel view: keeping up to {} spans, {} log records and {} points per metric in memory",
+        "ferrotel view: keeping up to {} spans, {} log records and {} points per metric {place}",
         options.max_spans, options.max_logs, options.max_points_per_series
     );
     let token_query = if options.token.is_some() { "?token=<token>" } else { "" };
@@ -197,9 +268,18 @@ fn otlp_routes(viewer: Arc<Viewer>) -> Router {
 
 fn api_routes(viewer: Arc<Viewer>) -> Router {
     Router::new()
-        .route("/", get(|| ui_asset("text/html; charset=utf-8", include_str!("../ui/index.html"))))
-        .route("/ui/app.js", get(|| ui_asset("text/javascript; charset=utf-8", include_str!("../ui/app.js"))))
-        .route("/ui/app.css", get(|| ui_asset("text/css; charset=utf-8", include_str!("../ui/app.css"))))
+        .route(
+            "/",
+            get(|| ui_asset("text/html; charset=utf-8", include_str!("../ui/index.html"))),
+        )
+        .route(
+            "/ui/app.js",
+            get(|| ui_asset("text/javascript; charset=utf-8", include_str!("../ui/app.js"))),
+        )
+        .route(
+            "/ui/app.css",
+            get(|| ui_asset("text/css; charset=utf-8", include_str!("../ui/app.css"))),
+        )
         .route("/api/status", get(status))
         .route("/api/services", get(services))
         .route("/api/logs", get(search_logs))
@@ -309,36 +389,58 @@ enum Encoding {
 /// One OTLP signal's export request, as HTTP and gRPC intake handle it.
 trait Signal: Message + DeserializeOwned + Default + Send + 'static {
     const NAME: &'static str;
+    const KIND: Kind;
     /// The collector service's full gRPC name.
     const GRPC_SERVICE: &'static str;
     type Reply: Message + Serialize + Send + 'static;
     fn ingest(self, viewer: &Viewer) -> Self::Reply;
+    /// Spans, data points or log records carried, what the `--db` cap counts.
+    fn items(&self) -> u64;
 }
 
 impl Signal for ExportTraceServiceRequest {
     const NAME: &'static str = "trace";
+    const KIND: Kind = Kind::Traces;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     type Reply = ExportTraceServiceResponse;
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_traces(self)
     }
+    fn items(&self) -> u64 {
+        let scopes = self.resource_spans.iter().flat_map(|r| &r.scope_spans);
+        scopes.map(|s| s.spans.len() as u64).sum()
+    }
 }
 
 impl Signal for ExportLogsServiceRequest {
     const NAME: &'static str = "logs";
+    const KIND: Kind = Kind::Logs;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     type Reply = ExportLogsServiceResponse;
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_logs(self)
     }
+    fn items(&self) -> u64 {
+        let scopes = self.resource_logs.iter().flat_map(|r| &r.scope_logs);
+        scopes.map(|s| s.log_records.len() as u64).sum()
+    }
 }
 
 impl Signal for ExportMetricsServiceRequest {
     const NAME: &'static str = "metrics";
+    const KIND: Kind = Kind::Metrics;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     type Reply = ExportMetricsServiceResponse;
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_metrics(self)
+    }
+    fn items(&self) -> u64 {
+        let metrics = self
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics);
+        metrics.map(metrics::point_count).sum()
     }
 }
 
@@ -376,7 +478,11 @@ async fn receive<S: Signal>(State(viewer): State<Arc<Viewer>>, headers: HeaderMa
         Ok(request) => request,
         Err(error) => return bad_request(encoding, &format!("malformed OTLP {} request: {error}", S::NAME)),
     };
-    let response = request.ingest(&viewer);
+    let response = match viewer.accept(request).await {
+        Ok(response) => response,
+        // OTLP/HTTP clients retry a 503.
+        Err(message) => return rpc_error(StatusCode::SERVICE_UNAVAILABLE, RPC_UNAVAILABLE, encoding, &message),
+    };
     match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],
@@ -394,25 +500,27 @@ async fn receive<S: Signal>(State(viewer): State<Arc<Viewer>>, headers: HeaderMa
     }
 }
 
-/// OTLP/HTTP says a 400 carries a google.rpc.Status in the request's encoding.
+const RPC_INVALID_ARGUMENT: i32 = 3;
+const RPC_UNAVAILABLE: i32 = 14;
+
 fn bad_request(encoding: Encoding, message: &str) -> Response {
+    rpc_error(StatusCode::BAD_REQUEST, RPC_INVALID_ARGUMENT, encoding, message)
+}
+
+/// OTLP/HTTP says an error reply carries a google.rpc.Status in the request's encoding.
+fn rpc_error(status: StatusCode, code: i32, encoding: Encoding, message: &str) -> Response {
     match encoding {
         Encoding::Protobuf => {
             let body = RpcStatus {
-                code: 3,
+                code,
                 message: message.to_owned(),
             }
             .encode_to_vec();
-            (
-                StatusCode::BAD_REQUEST,
-                [(header::CONTENT_TYPE, "application/x-protobuf")],
-                body,
-            )
-                .into_response()
+            (status, [(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
         }
         Encoding::Json => json_response(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"code": 3, "message": message})
+            status,
+            serde_json::json!({"code": code, "message": message})
                 .to_string()
                 .into_bytes(),
         ),

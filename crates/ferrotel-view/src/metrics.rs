@@ -175,6 +175,19 @@ fn count_and_sum_json(time_unix_nano: u64, attributes: &[KeyValue], count: u64, 
     })
 }
 
+/// Data points a metric carries, whatever its type.
+pub fn point_count(metric: &opentelemetry_proto::tonic::metrics::v1::Metric) -> u64 {
+    let points = match &metric.data {
+        Some(Data::Gauge(gauge)) => gauge.data_points.len(),
+        Some(Data::Sum(sum)) => sum.data_points.len(),
+        Some(Data::Histogram(histogram)) => histogram.data_points.len(),
+        Some(Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
+        Some(Data::Summary(summary)) => summary.data_points.len(),
+        None => 0,
+    };
+    points as u64
+}
+
 pub fn service_param(params: &HashMap<String, String>) -> Option<&str> {
     params.get("service").map(String::as_str).filter(|s| !s.is_empty())
 }
