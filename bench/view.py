@@ -1,5 +1,6 @@
 """ferrotel view under load: OTLP ingest rate over HTTP/protobuf and gRPC, then query latency
-with the store full, all in one run against the release binary.
+with the store full, then ingest and restart with a --db file, all in one run against the
+release binary.
 
 Batches are encoded up front with upstream's opentelemetry-proto (run this with the upstream
 venv's Python, which also has grpcio) so the clients cost as little as possible during the
@@ -18,6 +19,7 @@ import platform
 import socket
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -117,6 +119,46 @@ def query_ms(port, path, repeat=15):
     return statistics.median(times), json.loads(body)
 
 
+def start_viewer(ferrotel, max_spans, *extra):
+    ports = free_port(), free_port(), free_port()
+    flags = ["--grpc", str(ports[0]), "--http", str(ports[1]), "--ui", str(ports[2]), "--max-spans", str(max_spans)]
+    process = subprocess.Popen([ferrotel, "view", *flags, *extra], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", ports[2]), timeout=1).close()
+            return process, ports
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+
+
+def with_db(ferrotel, batches):
+    """Ingest rate over OTLP/HTTP with --db, the file's size, and the time a restarted viewer
+    takes to reload it and answer."""
+    spans = len(batches) * SPANS_PER_BATCH
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Path(scratch) / "view.db"
+        viewer, (_, http_port, _) = start_viewer(ferrotel, spans, "--db", str(db))
+        try:
+            rate = ingest(send_http, http_port, batches)
+        finally:
+            viewer.kill()
+            viewer.wait()
+        size = sum(f.stat().st_size for f in Path(scratch).iterdir()) / 2**20
+        start = time.perf_counter()
+        # The ports are bound before the file is replayed; the first answer marks the end.
+        viewer, (_, _, ui_port) = start_viewer(ferrotel, spans, "--db", str(db))
+        try:
+            _, status = query_ms(ui_port, "/api/status", repeat=1)
+            restart = time.perf_counter() - start
+            assert status["spans"] == spans, status
+        finally:
+            viewer.kill()
+            viewer.wait()
+    return rate, size, restart
+
+
 def rss_mib(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -138,12 +180,7 @@ def main():
     http_batches = encode_batches(half, first_trace=1)
     grpc_batches = encode_batches(batch_count - half, first_trace=1 + half * traces_per_batch)
 
-    grpc_port, http_port, ui_port = free_port(), free_port(), free_port()
-    viewer = subprocess.Popen(
-        [args.ferrotel, "view", "--grpc", str(grpc_port), "--http", str(http_port), "--ui", str(ui_port)]
-        + ["--max-spans", str(args.spans)],
-        stdout=subprocess.DEVNULL,
-    )
+    viewer, (grpc_port, http_port, ui_port) = start_viewer(args.ferrotel, args.spans)
     try:
         time.sleep(0.5)
         idle_rss = rss_mib(viewer.pid)
@@ -163,6 +200,8 @@ def main():
             ),
             ("20 traces by two tags", f"/api/traces?tags={two_tags}&limit=20", True),
             ("a tag nothing has (scans every span)", f"/api/traces?tags={nowhere}&limit=20", False),
+            ("web UI list: 100 newest traces, summarised", "/api/trace-summaries?limit=100", True),
+            ("web UI list: by two attributes", f"/api/trace-summaries?tags={two_tags}&limit=100", True),
             ("one trace by id", f"/api/traces/{(12345).to_bytes(16, 'big').hex()}", True),
             ("services", "/api/services", True),
         ]
@@ -174,6 +213,8 @@ def main():
     finally:
         viewer.kill()
         viewer.wait()
+    db_rate, db_mib, db_restart = with_db(args.ferrotel, http_batches)
+    db_spans = len(http_batches) * SPANS_PER_BATCH
 
     table = "\n".join(
         [
@@ -185,6 +226,8 @@ def main():
             f"| ingest, OTLP/HTTP protobuf | {http_rate:,.0f} spans/s |",
             f"| ingest, OTLP/gRPC | {grpc_rate:,.0f} spans/s |",
             f"| resident memory, empty → {args.spans:,} spans | {idle_rss:.0f} → {full_rss:.0f} MiB |",
+            f"| ingest, OTLP/HTTP protobuf, with `--db` (committed before each reply) | {db_rate:,.0f} spans/s |",
+            f"| `--db` file for {db_spans:,} spans; restart until queryable | {db_mib:.0f} MiB; {db_restart * 1000:,.0f} ms |",
             *(
                 f"| query with {args.spans:,} spans stored: {label} | {ms:.1f} ms (median of 15) |"
                 for label, ms in latencies

@@ -623,7 +623,11 @@ async fn services(State(viewer): State<Arc<Viewer>>) -> Response {
 async fn operations(State(viewer): State<Arc<Viewer>>, Path(service): Path<String>) -> Response {
     let store = viewer.store();
     json_ok(jaeger::envelope(
-        store.operations(&service).map(serde_json::Value::from).collect(),
+        store
+            .operations(&service)
+            .into_iter()
+            .map(serde_json::Value::from)
+            .collect(),
     ))
 }
 

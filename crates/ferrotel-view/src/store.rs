@@ -1,6 +1,6 @@
 //! The viewer's span store: in memory, bounded by a span count, oldest arrivals evicted first.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -50,7 +50,9 @@ pub struct Store {
     max_spans: usize,
     arrival: VecDeque<Arc<StoredSpan>>,
     traces: HashMap<TraceId, Vec<Arc<StoredSpan>>>,
-    operations: HashMap<String, BTreeSet<String>>,
+    /// Stored spans per service and span name; names leave with their last span, so a
+    /// high-cardinality span name cannot grow this past the span cap.
+    operations: HashMap<String, HashMap<String, usize>>,
     pub rejected_spans: u64,
     pub evicted_spans: u64,
 }
@@ -86,10 +88,13 @@ impl Store {
                         self.rejected_spans += 1;
                         continue;
                     }
-                    self.operations
-                        .entry(service.clone())
-                        .or_default()
-                        .insert(span.name.clone());
+                    let names = self.operations.entry(service.clone()).or_default();
+                    match names.get_mut(&span.name) {
+                        Some(count) => *count += 1,
+                        None => {
+                            names.insert(span.name.clone(), 1);
+                        }
+                    }
                     let stored = Arc::new(StoredSpan {
                         span,
                         origin: origin.clone(),
@@ -107,6 +112,18 @@ impl Store {
     fn evict_oldest(&mut self) {
         let Some(oldest) = self.arrival.pop_front() else { return };
         self.evicted_spans += 1;
+        let service = &oldest.origin.service;
+        if let Some(names) = self.operations.get_mut(service) {
+            if let Some(count) = names.get_mut(&oldest.span.name) {
+                *count -= 1;
+                if *count == 0 {
+                    names.remove(&oldest.span.name);
+                }
+            }
+            if names.is_empty() {
+                self.operations.remove(service);
+            }
+        }
         let trace_id = oldest.trace_id();
         if let Some(spans) = self.traces.get_mut(&trace_id) {
             spans.retain(|s| !Arc::ptr_eq(s, &oldest));
@@ -155,8 +172,17 @@ impl Store {
         self.operations.keys().map(String::as_str)
     }
 
-    pub fn operations(&self, service: &str) -> impl Iterator<Item = &str> {
-        self.operations.get(service).into_iter().flatten().map(String::as_str)
+    /// The span names stored for `service`, sorted.
+    pub fn operations(&self, service: &str) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .operations
+            .get(service)
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// Traces for which `keep` holds, most recently received first. Walking arrivals backwards
@@ -261,8 +287,16 @@ mod tests {
             "both spans of the oldest trace are gone"
         );
         assert_eq!(store.trace(&[3; 16]).unwrap().len(), 2);
+        assert_eq!(store.operations("a"), ["op3"], "names leave with their last span");
         let newest: Vec<_> = store.traces_newest_first(|_| true).map(|(id, _)| id[0]).collect();
         assert_eq!(newest, [3, 2]);
+        store.insert(batch("b", &[(4, 6)]));
+        assert_eq!(
+            store.services().collect::<Vec<_>>(),
+            ["b"],
+            "a service leaves with its last span"
+        );
+        assert_eq!(store.operations("b"), ["op4", "op5", "op6"]);
     }
 
     #[test]
