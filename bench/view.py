@@ -227,7 +227,8 @@ def main():
             f"| ingest, OTLP/gRPC | {grpc_rate:,.0f} spans/s |",
             f"| resident memory, empty → {args.spans:,} spans | {idle_rss:.0f} → {full_rss:.0f} MiB |",
             f"| ingest, OTLP/HTTP protobuf, with `--db` (committed before each reply) | {db_rate:,.0f} spans/s |",
-            f"| `--db` file for {db_spans:,} spans; restart until queryable | {db_mib:.0f} MiB; {db_restart * 1000:,.0f} ms |",
+            f"| `--db` file for {db_spans:,} spans; restart until queryable "
+            f"| {db_mib:.0f} MiB; {db_restart * 1000:,.0f} ms |",
             *(
                 f"| query with {args.spans:,} spans stored: {label} | {ms:.1f} ms (median of 15) |"
                 for label, ms in latencies
