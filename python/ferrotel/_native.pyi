@@ -172,6 +172,44 @@ class TracerProvider:
     def shutdown(self, timeout_millis: float = 30000.0) -> bool: ...
     def stats(self) -> dict[str, int]: ...
 
+def logging_handler_wanted() -> bool:
+    """OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED with some OTEL_LOGS_EXPORTER, SDK on."""
+
+def _logs_after_fork_in_child() -> None: ...
+
+class Logger:
+    name: str
+    def emit(
+        self,
+        record: Any = None,
+        *,
+        timestamp: int | None = None,
+        observed_timestamp: int | None = None,
+        context: Any = None,
+        severity_number: Any = None,
+        severity_text: str | None = None,
+        body: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+        event_name: str | None = None,
+        exception: BaseException | None = None,
+    ) -> None: ...
+    def enabled(self, *, context: Any = None, severity_number: Any = None, event_name: str | None = None) -> bool: ...
+
+class LoggerProvider:
+    exporting: bool
+    def __init__(self, settings: Mapping[str, str] | None = None) -> None: ...
+    def get_logger(
+        self,
+        name: str | None,
+        version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Logger: ...
+    def _emit_logging_record(self, record: Any) -> None: ...
+    def force_flush(self, timeout_millis: float = 30000.0) -> bool: ...
+    def shutdown(self, timeout_millis: float = 30000.0) -> bool: ...
+    def stats(self) -> dict[str, int]: ...
+
 class Propagator:
     fields: set[str]
     def __init__(self, formats: list[str]) -> None: ...

@@ -4,10 +4,13 @@ It does not build anything at start-up: importing the API there would cost ~30 m
 every process, including those that never trace. Instead, the moment
 `opentelemetry.trace` is first imported (by the app or an instrumentor), ferrotel's
 TracerProvider, configured from the environment, is installed as the global one; the same
-for `opentelemetry.propagate` and ferrotel's propagator for OTEL_PROPAGATORS.
+for `opentelemetry.propagate` and ferrotel's propagator for OTEL_PROPAGATORS, and for
+`opentelemetry._logs` and ferrotel's LoggerProvider. With
+OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true, the root logger gets ferrotel's
+LoggingHandler once `logging` is imported (which needs no API import at all).
 """
 
-from ferrotel import _loader
+from ferrotel import _loader, _native
 
 
 def install_tracer_provider():
@@ -26,7 +29,26 @@ def install_propagator():
     propagate.set_global_textmap(from_environment())
 
 
+def install_logger_provider():
+    from opentelemetry import _logs
+
+    from ferrotel import logs
+
+    _logs.LoggerProvider.register(logs.LoggerProvider)
+    _logs.Logger.register(logs.Logger)
+    _logs.set_logger_provider(logs.get_logger_provider())
+
+
+def install_logging_handler():
+    from ferrotel import logs
+
+    logs.attach_to_root_logger()
+
+
 class Configurator:
     def configure(self, **kwargs):
         _loader.when_imported("opentelemetry.trace", install_tracer_provider)
         _loader.when_imported("opentelemetry.propagate", install_propagator)
+        _loader.when_imported("opentelemetry._logs", install_logger_provider)
+        if _native.logging_handler_wanted():
+            _loader.when_imported("logging", install_logging_handler)

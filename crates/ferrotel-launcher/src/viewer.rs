@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const OTLP_HTTP: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4318);
-const QUERY_API: &str = "http://127.0.0.1:16686/api/traces";
+const WEB_UI: &str = "http://127.0.0.1:16686/";
 
 fn listening() -> bool {
     TcpStream::connect_timeout(&OTLP_HTTP, Duration::from_millis(200)).is_ok()
@@ -18,7 +18,7 @@ fn listening() -> bool {
 pub fn ensure_running(exe: &Path) -> Result<String, String> {
     if listening() {
         return Ok(format!(
-            "sending traces to the OTLP receiver on {OTLP_HTTP}; query {QUERY_API}"
+            "sending traces and logs to the OTLP receiver on {OTLP_HTTP}; browse {WEB_UI}"
         ));
     }
     let ferrotel = exe.with_file_name("ferrotel");
@@ -51,15 +51,16 @@ pub fn ensure_running(exe: &Path) -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(format!(
-        "started ferrotel view in the background (pid {}, log {}); query {QUERY_API}; stop it with `kill {}`",
+        "started ferrotel view in the background (pid {}, log {}); browse {WEB_UI}; stop it with `kill {}`",
         child.id(),
         log_path.display(),
         child.id()
     ))
 }
 
-/// Exporter settings for the viewer, except those a flag on this command line already chose
-/// (a generic flag counts: a per-signal variable set here would silently override it).
+/// Exporter settings for the viewer, traces and logs (the app's `logging` records, linked
+/// to their spans), except those a flag on this command line already chose (a generic flag
+/// counts: a per-signal variable set here would silently override it).
 pub fn point_at_viewer(env: &mut Vec<(String, OsString)>) {
     let settings = [
         (["OTEL_TRACES_EXPORTER", "OTEL_TRACES_EXPORTER"], "otlp"),
@@ -70,6 +71,22 @@ pub fn point_at_viewer(env: &mut Vec<(String, OsString)>) {
         (
             ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"],
             "http/protobuf",
+        ),
+        (["OTEL_LOGS_EXPORTER", "OTEL_LOGS_EXPORTER"], "otlp"),
+        (
+            ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"],
+            "http://127.0.0.1:4318/v1/logs",
+        ),
+        (
+            ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"],
+            "http/protobuf",
+        ),
+        (
+            [
+                "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED",
+                "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED",
+            ],
+            "true",
         ),
     ];
     for (names, value) in settings {
@@ -96,7 +113,10 @@ mod tests {
             [
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "OTEL_TRACES_EXPORTER",
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_LOGS_EXPORTER",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+                "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"
             ]
         );
     }

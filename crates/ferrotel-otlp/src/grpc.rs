@@ -1,4 +1,4 @@
-//! OTLP/gRPC: unary `TraceService/Export` calls over HTTP/2 (h2), with TLS (rustls) when
+//! OTLP/gRPC: unary `TraceService/Export` and `LogsService/Export` calls over HTTP/2 (h2), with TLS (rustls) when
 //! the endpoint is `https`. The runtime is a current-thread tokio runtime owned by the
 //! export thread; the connection is kept and re-made after any failure.
 
@@ -10,7 +10,6 @@ use ferrotel_config::OtlpConfig;
 
 use crate::{proto, Attempt, PartialSuccess};
 
-const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 /// Replies are only read for partial success; anything longer is not ours.
 const MAX_RESPONSE: usize = 64 * 1024;
 
@@ -116,6 +115,7 @@ impl GrpcTransport {
     /// One export attempt, bounded by `timeout`.
     pub fn attempt(
         &mut self,
+        path: &str,
         message: &[u8],
         compressed: bool,
         headers: &[(String, String)],
@@ -123,7 +123,7 @@ impl GrpcTransport {
     ) -> Result<PartialSuccess, Attempt> {
         let channel = &mut self.channel;
         self.runtime.block_on(async {
-            match tokio::time::timeout(timeout, channel.call(message, compressed, headers, timeout)).await {
+            match tokio::time::timeout(timeout, channel.call(path, message, compressed, headers, timeout)).await {
                 Ok(result) => result,
                 Err(_) => {
                     channel.connection = None;
@@ -171,6 +171,7 @@ impl Channel {
 
     async fn call(
         &mut self,
+        path: &str,
         message: &[u8],
         compressed: bool,
         headers: &[(String, String)],
@@ -179,7 +180,7 @@ impl Channel {
         let sender = self.connect().await?;
         let mut request = http::Request::builder()
             .method("POST")
-            .uri(format!("{}://{}{TRACES_PATH}", self.scheme, self.authority))
+            .uri(format!("{}://{}{path}", self.scheme, self.authority))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .header("grpc-timeout", format!("{}m", timeout.as_millis().max(1)))

@@ -3,11 +3,12 @@
 
 use std::fmt::Write as _;
 
+use ferrotel_sdk::log::LogData;
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
 
-use crate::proto::{by_scope, FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE};
+use crate::proto::{by_scope, Scoped, FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE};
 
 fn string(out: &mut String, s: &str) {
     out.push('"');
@@ -159,9 +160,38 @@ fn span(out: &mut String, s: &SpanData) {
     out.push('}');
 }
 
-/// `(rejected_spans, error_message)` from an OTLP/JSON `ExportTraceServiceResponse`, read
-/// with a narrow scan (the reply is small and only these two fields matter).
-pub fn partial_success(body: &[u8]) -> Option<(u64, String)> {
+fn log_record(out: &mut String, r: &LogData) {
+    let _ = write!(
+        out,
+        "{{\"timeUnixNano\":\"{}\",\"observedTimeUnixNano\":\"{}\",\"severityNumber\":{},\"severityText\":",
+        r.time_ns, r.observed_ns, r.severity_number
+    );
+    string(out, &r.severity_text);
+    if let Some(body) = &r.body {
+        out.push_str(",\"body\":");
+        any_value(out, body);
+    }
+    out.push(',');
+    attributes(out, &r.attributes);
+    let _ = write!(out, ",\"flags\":{}", r.trace_flags);
+    if r.trace_id != 0 {
+        let _ = write!(
+            out,
+            ",\"traceId\":\"{:032x}\",\"spanId\":\"{:016x}\"",
+            r.trace_id, r.span_id
+        );
+    }
+    if !r.event_name.is_empty() {
+        out.push_str(",\"eventName\":");
+        string(out, &r.event_name);
+    }
+    out.push('}');
+}
+
+/// `(rejected items, error_message)` from an OTLP/JSON export response, read with a narrow
+/// scan (the reply is small and only these two fields matter). `rejected_key` is the
+/// signal's count field, `"rejectedSpans"` or `"rejectedLogRecords"`.
+pub fn partial_success(body: &[u8], rejected_key: &str) -> Option<(u64, String)> {
     let text = std::str::from_utf8(body).ok()?;
     let section = &text[text.find("\"partialSuccess\"")?..];
     let value_after = |key: &str| -> Option<&str> {
@@ -169,7 +199,7 @@ pub fn partial_success(body: &[u8]) -> Option<(u64, String)> {
         Some(rest.trim_start().strip_prefix(':')?.trim_start())
     };
     // int64 may arrive as a string or a number.
-    let rejected = value_after("\"rejectedSpans\"")
+    let rejected = value_after(&format!("\"{rejected_key}\""))
         .map(|v| {
             v.trim_start_matches('"')
                 .chars()
@@ -187,10 +217,31 @@ pub fn partial_success(body: &[u8]) -> Option<(u64, String)> {
 }
 
 pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
-    let mut out = String::with_capacity(600 * batch.len() + 512);
-    out.push_str("{\"resourceSpans\":[{\"resource\":{");
+    encode_request(batch, resource, ["resourceSpans", "scopeSpans", "spans"], 600, span)
+}
+
+pub fn encode_logs(batch: &[LogData], resource: &Resource) -> Vec<u8> {
+    encode_request(
+        batch,
+        resource,
+        ["resourceLogs", "scopeLogs", "logRecords"],
+        400,
+        log_record,
+    )
+}
+
+/// `names`: the request's resource-level, scope-level and item list fields.
+fn encode_request<T: Scoped>(
+    batch: &[T],
+    resource: &Resource,
+    [resource_list, scope_list, item_list]: [&str; 3],
+    bytes_per_item: usize,
+    item: fn(&mut String, &T),
+) -> Vec<u8> {
+    let mut out = String::with_capacity(bytes_per_item * batch.len() + 512);
+    let _ = write!(out, "{{\"{resource_list}\":[{{\"resource\":{{");
     attributes(&mut out, &resource.attributes);
-    out.push_str("},\"scopeSpans\":[");
+    let _ = write!(out, "}},\"{scope_list}\":[");
     for (i, (scope, spans)) in by_scope(batch).into_iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -201,12 +252,12 @@ pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
         string(&mut out, scope.version.as_deref().unwrap_or(""));
         out.push(',');
         attributes(&mut out, &scope.attributes);
-        out.push_str("},\"spans\":[");
+        let _ = write!(out, "}},\"{item_list}\":[");
         for (j, s) in spans.into_iter().enumerate() {
             if j > 0 {
                 out.push(',');
             }
-            span(&mut out, s);
+            item(&mut out, s);
         }
         out.push_str("],\"schemaUrl\":");
         string(&mut out, scope.schema_url.as_deref().unwrap_or(""));
@@ -225,13 +276,13 @@ mod tests {
     #[test]
     fn partial_success_in_json() {
         let body = br#"{"partialSuccess": {"rejectedSpans": "3", "errorMessage": "too old"}}"#;
-        assert_eq!(partial_success(body), Some((3, "too old".to_string())));
+        assert_eq!(partial_success(body, "rejectedSpans"), Some((3, "too old".to_string())));
         assert_eq!(
-            partial_success(br#"{"partialSuccess":{"rejectedSpans":2}}"#),
+            partial_success(br#"{"partialSuccess":{"rejectedLogRecords":2}}"#, "rejectedLogRecords"),
             Some((2, String::new()))
         );
-        assert_eq!(partial_success(b"{}"), None);
-        assert_eq!(partial_success(b"\xff"), None);
+        assert_eq!(partial_success(b"{}", "rejectedSpans"), None);
+        assert_eq!(partial_success(b"\xff", "rejectedSpans"), None);
     }
 
     #[test]

@@ -13,7 +13,8 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use ferrotel_config::{Compression, OtlpConfig, Protocol};
-use ferrotel_sdk::pipeline::{ExportResult, SpanExporter};
+use ferrotel_sdk::log::LogData;
+use ferrotel_sdk::pipeline::{ExportResult, Exporter};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::SpanData;
 
@@ -109,8 +110,47 @@ fn is_tls_failure(error: &ureq::Error) -> bool {
     }
 }
 
-/// Exports spans to one OTLP endpoint.
+/// The signal an exporter carries: the service it calls and what its messages say.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Signal {
+    Traces,
+    Logs,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Logs => "logs",
+        }
+    }
+
+    fn items(self) -> &'static str {
+        match self {
+            Signal::Traces => "span(s)",
+            Signal::Logs => "log record(s)",
+        }
+    }
+
+    fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        }
+    }
+
+    /// The partial-success count in an OTLP/JSON reply.
+    fn rejected_key(self) -> &'static str {
+        match self {
+            Signal::Traces => "rejectedSpans",
+            Signal::Logs => "rejectedLogRecords",
+        }
+    }
+}
+
+/// Exports one signal (spans or log records) to one OTLP endpoint.
 pub struct OtlpExporter {
+    signal: Signal,
     config: OtlpConfig,
     /// A configuration problem (unreadable certificate...) fails every export, said once.
     transport: Result<Transport, String>,
@@ -122,8 +162,19 @@ pub struct OtlpExporter {
 }
 
 impl OtlpExporter {
+    /// A span exporter.
     pub fn new(config: OtlpConfig) -> OtlpExporter {
+        OtlpExporter::for_signal(Signal::Traces, config)
+    }
+
+    /// A log record exporter.
+    pub fn for_logs(config: OtlpConfig) -> OtlpExporter {
+        OtlpExporter::for_signal(Signal::Logs, config)
+    }
+
+    fn for_signal(signal: Signal, config: OtlpConfig) -> OtlpExporter {
         OtlpExporter {
+            signal,
             transport: transport(&config),
             config,
             warned: false,
@@ -135,13 +186,6 @@ impl OtlpExporter {
 
     pub fn endpoint(&self) -> &str {
         &self.config.endpoint
-    }
-
-    fn body(&self, batch: &[SpanData], resource: &Resource) -> (Vec<u8>, &'static str) {
-        match self.config.protocol {
-            Protocol::HttpJson => (json::encode_traces(batch, resource), "application/json"),
-            _ => (proto::encode_traces(batch, resource), "application/x-protobuf"),
-        }
     }
 
     fn post(
@@ -183,7 +227,7 @@ impl OtlpExporter {
                 let mut body = response.into_body();
                 let bytes = body.with_config().limit(MAX_RESPONSE).read_to_vec().unwrap_or_default();
                 Ok(if self.config.protocol == Protocol::HttpJson {
-                    json::partial_success(&bytes)
+                    json::partial_success(&bytes, self.signal.rejected_key())
                 } else {
                     proto::partial_success(&bytes)
                 })
@@ -231,7 +275,9 @@ impl OtlpExporter {
                     let agent = agent.clone();
                     self.post(&agent, &payload, content_type, gzip, remaining)
                 }
-                Ok(Transport::Grpc(grpc)) => grpc.attempt(&payload, gzip, &self.config.headers, remaining),
+                Ok(Transport::Grpc(grpc)) => {
+                    grpc.attempt(self.signal.grpc_path(), &payload, gzip, &self.config.headers, remaining)
+                }
                 Err(e) => Err(Attempt::Fatal(e.clone())),
             };
             match attempt {
@@ -252,45 +298,46 @@ impl OtlpExporter {
         }
     }
 
-    fn report_failure(&mut self, spans: u64, reason: &str) {
-        self.undelivered_since_summary += spans;
+    fn report_failure(&mut self, items: u64, reason: &str) {
+        self.undelivered_since_summary += items;
+        let (signal, noun) = (self.signal.name(), self.signal.items());
         if !self.warned {
             self.warned = true;
             self.last_summary = Instant::now();
             eprintln!(
-                "ferrotel: warning: cannot export traces to {}: {reason}; spans are retried with backoff, \
+                "ferrotel: warning: cannot export {signal} to {}: {reason}; exports are retried with backoff, \
                  and what cannot be delivered is counted (one summary a minute while this lasts)",
                 self.config.endpoint
             );
         } else if self.last_summary.elapsed() >= SUMMARY_EVERY {
             eprintln!(
-                "ferrotel: warning: {} span(s) not delivered to {} in the last minute ({reason})",
+                "ferrotel: warning: {} {noun} not delivered to {} in the last minute ({reason})",
                 self.undelivered_since_summary, self.config.endpoint
             );
             self.undelivered_since_summary = 0;
             self.last_summary = Instant::now();
         }
     }
-}
 
-impl SpanExporter for OtlpExporter {
-    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
-        if batch.is_empty() {
-            return ExportResult::Success;
-        }
-        let (body, content_type) = self.body(batch, resource);
+    /// Sends one encoded request of `count` items and accounts for the outcome.
+    fn export_encoded(&mut self, count: usize, body: Vec<u8>, content_type: &str) -> ExportResult {
         match self.send(&body, content_type) {
             Ok(partial) => {
                 if self.warned {
-                    eprintln!("ferrotel: info: trace export to {} works again", self.config.endpoint);
+                    eprintln!(
+                        "ferrotel: info: {} export to {} works again",
+                        self.signal.name(),
+                        self.config.endpoint
+                    );
                     self.warned = false;
                     self.undelivered_since_summary = 0;
                 }
                 match partial {
                     Some((rejected, message)) if rejected > 0 => {
+                        let noun = self.signal.items();
                         self.report_failure(
                             rejected,
-                            &format!("the collector rejected {rejected} span(s): {message}"),
+                            &format!("the collector rejected {rejected} {noun}: {message}"),
                         );
                         ExportResult::Failure(format!("{rejected} rejected"))
                     }
@@ -298,10 +345,47 @@ impl SpanExporter for OtlpExporter {
                 }
             }
             Err(reason) => {
-                self.report_failure(batch.len() as u64, &reason);
+                self.report_failure(count as u64, &reason);
                 ExportResult::Failure(reason)
             }
         }
+    }
+
+    fn content_type(&self) -> &'static str {
+        match self.config.protocol {
+            Protocol::HttpJson => "application/json",
+            _ => "application/x-protobuf",
+        }
+    }
+}
+
+impl Exporter<SpanData> for OtlpExporter {
+    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
+        if batch.is_empty() {
+            return ExportResult::Success;
+        }
+        let body = match self.config.protocol {
+            Protocol::HttpJson => json::encode_traces(batch, resource),
+            _ => proto::encode_traces(batch, resource),
+        };
+        self.export_encoded(batch.len(), body, self.content_type())
+    }
+
+    fn destination(&self) -> String {
+        self.config.endpoint.clone()
+    }
+}
+
+impl Exporter<LogData> for OtlpExporter {
+    fn export(&mut self, batch: &[LogData], resource: &Resource) -> ExportResult {
+        if batch.is_empty() {
+            return ExportResult::Success;
+        }
+        let body = match self.config.protocol {
+            Protocol::HttpJson => json::encode_logs(batch, resource),
+            _ => proto::encode_logs(batch, resource),
+        };
+        self.export_encoded(batch.len(), body, self.content_type())
     }
 
     fn destination(&self) -> String {

@@ -1,13 +1,15 @@
-//! OTLP/protobuf encoding of trace export requests, written directly from span data (no
-//! intermediate message structs), and the one response field we read (partial success).
+//! OTLP/protobuf encoding of trace and logs export requests, written directly from span and
+//! log data (no intermediate message structs), and the one response field we read (partial
+//! success).
 //!
-//! Field numbers follow opentelemetry/proto (collector/trace/v1, trace/v1, common/v1,
-//! resource/v1). Proto3 defaults are omitted, except inside `AnyValue`'s oneof, where the
+//! Field numbers follow opentelemetry/proto (collector/trace/v1, trace/v1, collector/logs/v1,
+//! logs/v1, common/v1, resource/v1). Proto3 defaults are omitted, except inside `AnyValue`'s oneof, where the
 //! field's presence is the value's type.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ferrotel_sdk::log::LogData;
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{Scope, SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
@@ -169,24 +171,75 @@ fn span(w: &mut Writer, s: &SpanData) {
     w.fixed32(16, s.trace_flags as u32 | FLAG_HAS_IS_REMOTE | parent_remote);
 }
 
-/// Spans grouped by instrumentation scope, scopes in first-seen order.
-pub fn by_scope(batch: &[SpanData]) -> Vec<(&Arc<Scope>, Vec<&SpanData>)> {
+fn log_record(w: &mut Writer, r: &LogData) {
+    w.fixed64(1, r.time_ns);
+    w.uint(2, r.severity_number as u64);
+    w.string(3, &r.severity_text);
+    if let Some(body) = &r.body {
+        w.message(5, |v| any_value(v, body));
+    }
+    attributes(w, 6, &r.attributes);
+    w.uint(7, r.attributes.dropped as u64);
+    w.fixed32(8, r.trace_flags as u32);
+    if r.trace_id != 0 {
+        w.bytes(9, &id_bytes_128(r.trace_id));
+        w.bytes(10, &r.span_id.to_be_bytes());
+    }
+    w.fixed64(11, r.observed_ns);
+    w.string(12, &r.event_name);
+}
+
+/// What export requests group by: spans and log records both carry their scope.
+pub trait Scoped {
+    fn scope(&self) -> &Arc<Scope>;
+}
+
+impl Scoped for SpanData {
+    fn scope(&self) -> &Arc<Scope> {
+        &self.scope
+    }
+}
+
+impl Scoped for LogData {
+    fn scope(&self) -> &Arc<Scope> {
+        &self.scope
+    }
+}
+
+/// Items grouped by instrumentation scope, scopes in first-seen order.
+pub fn by_scope<T: Scoped>(batch: &[T]) -> Vec<(&Arc<Scope>, Vec<&T>)> {
     let mut index: HashMap<*const Scope, usize> = HashMap::new();
-    let mut groups: Vec<(&Arc<Scope>, Vec<&SpanData>)> = Vec::new();
-    for s in batch {
-        let key = Arc::as_ptr(&s.scope);
-        let i = *index.entry(key).or_insert_with(|| {
-            groups.push((&s.scope, Vec::new()));
+    let mut groups: Vec<(&Arc<Scope>, Vec<&T>)> = Vec::new();
+    for item in batch {
+        let scope = item.scope();
+        let i = *index.entry(Arc::as_ptr(scope)).or_insert_with(|| {
+            groups.push((scope, Vec::new()));
             groups.len() - 1
         });
-        groups[i].1.push(s);
+        groups[i].1.push(item);
     }
     groups
 }
 
 /// `ExportTraceServiceRequest` for one resource.
 pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(256 * batch.len() + 512));
+    encode_request(batch, resource, 256, span)
+}
+
+/// `ExportLogsServiceRequest` for one resource.
+pub fn encode_logs(batch: &[LogData], resource: &Resource) -> Vec<u8> {
+    encode_request(batch, resource, 160, log_record)
+}
+
+/// Both requests nest alike, with the same field numbers: resource_{spans,logs} = 1 holding
+/// resource = 1 and scope_{spans,logs} = 2, each holding scope = 1 and the items = 2.
+fn encode_request<T: Scoped>(
+    batch: &[T],
+    resource: &Resource,
+    bytes_per_item: usize,
+    item: fn(&mut Writer, &T),
+) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(bytes_per_item * batch.len() + 512));
     w.message(1, |rs| {
         rs.message(1, |r| {
             attributes(r, 1, &resource.attributes);
@@ -201,7 +254,7 @@ pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
                     sc.uint(4, scope.attributes.dropped as u64);
                 });
                 for s in spans {
-                    ss.message(2, |out| span(out, s));
+                    ss.message(2, |out| item(out, s));
                 }
                 ss.string(3, scope.schema_url.as_deref().unwrap_or(""));
             });
@@ -266,8 +319,8 @@ pub fn field_varint(buf: &[u8], number: u64) -> Option<u64> {
     read_varint(buf, &mut start)
 }
 
-/// `(rejected_spans, error_message)` from an `ExportTraceServiceResponse`, if it carries a
-/// partial success.
+/// `(rejected items, error_message)` from an `ExportTraceServiceResponse` or
+/// `ExportLogsServiceResponse` (same layout), if it carries a partial success.
 pub fn partial_success(buf: &[u8]) -> Option<(u64, String)> {
     let inner = field_bytes(buf, 1)?;
     let rejected = field_varint(inner, 1).unwrap_or(0);

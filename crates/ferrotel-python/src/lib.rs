@@ -7,6 +7,7 @@
 
 mod calls;
 mod diagnostics;
+mod logs;
 mod propagation;
 mod startup;
 mod trace;
@@ -73,6 +74,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(diagnostics::log, m)?)?;
     m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
     trace::register(m)?;
+    logs::register(m)?;
     m.add_class::<propagation::Propagator>()?;
     m.add_class::<calls::ServerRequest>()?;
     m.add_function(wrap_pyfunction!(calls::start_wsgi_request, m)?)?;

@@ -2,10 +2,12 @@
 //!
 //! It owns what a span is once recorded ([`span::SpanData`]), how ids are made, which limits
 //! apply, the sampling decision, the resource, and the pipeline that carries ended spans to
-//! exporters on a worker thread. It knows nothing of Python: the PyO3 layer converts values
+//! exporters on a worker thread; log records ([`log::LogData`]) take the same pipeline.
+//! It knows nothing of Python: the PyO3 layer converts values
 //! once at the boundary and hands finished spans here.
 
 pub mod ids;
+pub mod log;
 pub mod pipeline;
 pub mod resource;
 pub mod sampler;

@@ -1,10 +1,10 @@
-//! Carrying ended spans to exporters.
+//! Carrying ended spans (and emitted log records) to exporters.
 //!
 //! A batch pipeline keeps a bounded queue that application threads append to under a
 //! short lock, and one worker thread that drains it every `schedule_delay` (or as soon as a
 //! batch is full, or on flush) and calls the exporters: encoding and I/O never happen on an
-//! application thread. A full queue drops the span and counts it. A simple pipeline exports
-//! on the caller's thread, one span at a time.
+//! application thread. A full queue drops the item and counts it. A simple pipeline exports
+//! on the caller's thread, one item at a time. Items are spans unless said otherwise.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,9 +23,9 @@ pub enum ExportResult {
     Failure(String),
 }
 
-/// Where spans go. Called from one thread at a time.
-pub trait SpanExporter: Send {
-    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult;
+/// Where items go. Called from one thread at a time.
+pub trait Exporter<T>: Send {
+    fn export(&mut self, batch: &[T], resource: &Resource) -> ExportResult;
     fn shutdown(&mut self) {}
     /// Where spans go, for messages (`""` when there is nothing useful to say).
     fn destination(&self) -> String {
@@ -67,8 +67,8 @@ impl Counters {
     }
 }
 
-struct Queue {
-    spans: Vec<SpanData>,
+struct Queue<T> {
+    spans: Vec<T>,
     /// Flush tickets: requested increments per flush call; completed catches up.
     flush_requested: u64,
     flush_completed: u64,
@@ -76,23 +76,23 @@ struct Queue {
     worker_exited: bool,
 }
 
-struct Shared {
-    queue: Mutex<Queue>,
+struct Shared<T> {
+    queue: Mutex<Queue<T>>,
     /// Wakes the worker.
     work: Condvar,
     /// Wakes flush/shutdown waiters.
     progress: Condvar,
     config: BatchConfig,
     counters: Counters,
-    exporters: Mutex<Vec<Box<dyn SpanExporter>>>,
+    exporters: Mutex<Vec<Box<dyn Exporter<T>>>>,
     /// Read once: asking the exporters later would wait for an export in progress.
     destinations: Vec<String>,
     resource: Resource,
     shut_down: AtomicBool,
 }
 
-impl Shared {
-    fn export(&self, batch: &[SpanData]) {
+impl<T> Shared<T> {
+    fn export(&self, batch: &[T]) {
         if batch.is_empty() {
             return;
         }
@@ -116,14 +116,14 @@ enum Mode {
     Simple,
 }
 
-/// A processor: spans in, exporters called. Cheap to share across threads.
-pub struct Pipeline {
-    shared: Arc<Shared>,
+/// A processor: items in, exporters called. Cheap to share across threads.
+pub struct Pipeline<T = SpanData> {
+    shared: Arc<Shared<T>>,
     mode: Mode,
 }
 
-impl Pipeline {
-    pub fn batch(config: BatchConfig, exporters: Vec<Box<dyn SpanExporter>>, resource: Resource) -> Pipeline {
+impl<T: Send + 'static> Pipeline<T> {
+    pub fn batch(config: BatchConfig, exporters: Vec<Box<dyn Exporter<T>>>, resource: Resource) -> Pipeline<T> {
         let pipeline = Pipeline::new(config, exporters, resource, Mode::Batch);
         let shared = pipeline.shared.clone();
         let spawned = std::thread::Builder::new()
@@ -136,7 +136,7 @@ impl Pipeline {
         pipeline
     }
 
-    pub fn simple(exporters: Vec<Box<dyn SpanExporter>>, resource: Resource) -> Pipeline {
+    pub fn simple(exporters: Vec<Box<dyn Exporter<T>>>, resource: Resource) -> Pipeline<T> {
         let config = BatchConfig {
             schedule_delay: Duration::ZERO,
             export_timeout: Duration::from_secs(30),
@@ -146,7 +146,7 @@ impl Pipeline {
         Pipeline::new(config, exporters, resource, Mode::Simple)
     }
 
-    fn new(config: BatchConfig, exporters: Vec<Box<dyn SpanExporter>>, resource: Resource, mode: Mode) -> Pipeline {
+    fn new(config: BatchConfig, exporters: Vec<Box<dyn Exporter<T>>>, resource: Resource, mode: Mode) -> Pipeline<T> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 spans: Vec::with_capacity(config.max_export_batch_size),
@@ -179,8 +179,9 @@ impl Pipeline {
         &self.shared.resource
     }
 
-    /// Hands over an ended, sampled span. Never blocks on export in batch mode.
-    pub fn on_end(&self, span: SpanData) {
+    /// Hands over an ended, sampled span (or an emitted log record). Never blocks on export
+    /// in batch mode.
+    pub fn on_end(&self, span: T) {
         let counters = &self.shared.counters;
         if self.shared.shut_down.load(Ordering::Relaxed) {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -263,7 +264,7 @@ impl Pipeline {
     }
 }
 
-fn worker(shared: Arc<Shared>) {
+fn worker<T>(shared: Arc<Shared<T>>) {
     let config = shared.config;
     let mut next_export = Instant::now() + config.schedule_delay;
     loop {
@@ -310,7 +311,7 @@ mod tests {
     #[derive(Clone, Default)]
     struct Collect(Arc<Mutex<Vec<Vec<u64>>>>, Option<Duration>);
 
-    impl SpanExporter for Collect {
+    impl Exporter<SpanData> for Collect {
         fn export(&mut self, batch: &[SpanData], _: &Resource) -> ExportResult {
             if let Some(d) = self.1 {
                 std::thread::sleep(d);

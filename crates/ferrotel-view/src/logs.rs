@@ -136,6 +136,7 @@ fn log_json(log: &StoredLog) -> Json {
         "observedTimeUnixNano": record.observed_time_unix_nano.to_string(),
         "severityNumber": record.severity_number,
         "severityText": record.severity_text,
+        "eventName": record.event_name,
         "body": plain_json(record.body.as_ref().and_then(|v| v.value.as_ref())),
         "attributes": attributes,
         "traceID": hex_or_null(&record.trace_id),

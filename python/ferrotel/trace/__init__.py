@@ -6,7 +6,6 @@ instrumentor needs tracing, never at interpreter start-up) and binds the API's c
 variable and types into the native layer.
 """
 
-import atexit
 import functools
 import inspect
 import os
@@ -19,10 +18,7 @@ from opentelemetry.context.context import Context as _Context
 from opentelemetry.propagators import textmap as _textmap
 from opentelemetry.trace.propagation import _SPAN_KEY
 
-from ferrotel import _native
-
-# Total time the exit flush may add, however many spans are pending.
-_EXIT_DEADLINE_MILLIS = 5000.0
+from ferrotel import _exit, _native  # noqa: F401 (_exit: the flush at exit)
 
 
 def _decorate(scope, func):
@@ -83,19 +79,6 @@ TracerProvider = _native.TracerProvider
 Span = _native.Span
 Tracer = _native.Tracer
 
-
-_original_exit = os._exit
-
-
-def _flushing_exit(code):
-    # multiprocessing's children (fork, forkserver) leave through os._exit, where atexit
-    # never runs; recorded spans would be lost. The flush is bounded like the one at exit.
-    _native._shutdown_all(_EXIT_DEADLINE_MILLIS)
-    _original_exit(code)
-
-
-os._exit = _flushing_exit
 os.register_at_fork(after_in_child=_native._after_fork_in_child)
-atexit.register(_native._shutdown_all, _EXIT_DEADLINE_MILLIS)
 
 __all__ = ["Span", "Tracer", "TracerProvider"]

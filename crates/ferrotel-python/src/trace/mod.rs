@@ -1,10 +1,10 @@
 //! The trace SDK's Python surface: provider, tracer, span, processors and exporters.
 
 pub mod api;
-mod provider;
+pub mod provider;
 pub mod span;
 pub mod tracer;
-mod value;
+pub mod value;
 
 use pyo3::prelude::*;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ferrotel_config::{BatchConfig, Config, Exporter, LogLevel, OtlpConfig, Sampler, SpanLimits};
 use ferrotel_otlp::OtlpExporter;
 use ferrotel_sdk::export::console::ConsoleExporter;
-use ferrotel_sdk::pipeline::{ExportResult, Pipeline, SpanExporter};
+use ferrotel_sdk::pipeline::{self, ExportResult, Pipeline};
 use ferrotel_sdk::resource::{ProcessFacts, Resource};
 use ferrotel_sdk::span::{Scope, SpanData};
 use ferrotel_sdk::value::Attributes;
@@ -37,7 +37,7 @@ enum ExporterSpec {
 
 struct MemoryExporter(Memory);
 
-impl SpanExporter for MemoryExporter {
+impl pipeline::Exporter<SpanData> for MemoryExporter {
     fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
         let resource = Arc::new(resource.clone());
         lock(&self.0).extend(batch.iter().map(|s| (s.clone(), resource.clone())));
@@ -46,7 +46,7 @@ impl SpanExporter for MemoryExporter {
 }
 
 impl ExporterSpec {
-    fn build(&self) -> Box<dyn SpanExporter> {
+    fn build(&self) -> Box<dyn pipeline::Exporter<SpanData>> {
         match self {
             ExporterSpec::Console => Box::new(ConsoleExporter::stdout()),
             ExporterSpec::Memory(store) => Box::new(MemoryExporter(store.clone())),
@@ -310,6 +310,29 @@ impl ProviderCore {
     }
 }
 
+/// Says on stderr, per pipeline, how many items (`noun`) were not delivered and why.
+pub(crate) fn report_undelivered<T: Send + 'static>(py: Python<'_>, pipelines: &[Arc<Pipeline<T>>], noun: &str) {
+    for pipeline in pipelines {
+        let c = pipeline.counters();
+        let queued = pipeline.pending() as u64 + c.in_flight;
+        let lost = c.dropped + c.failed + queued;
+        if lost > 0 {
+            let to = pipeline.destinations().join(", ");
+            let to = if to.is_empty() {
+                String::new()
+            } else {
+                format!(" to {to}")
+            };
+            let message = format!(
+                "{lost} {noun} were not delivered{to} ({} dropped from a full queue, {} failed to export, \
+                 {queued} still queued or exporting at the exit deadline)",
+                c.dropped, c.failed
+            );
+            emit(py, LogLevel::Warning, &message);
+        }
+    }
+}
+
 /// Every provider, for the after-fork rebuild.
 static PROVIDERS: Mutex<Vec<Weak<ProviderCore>>> = Mutex::new(Vec::new());
 
@@ -339,9 +362,11 @@ pub fn _shutdown_all(py: Python<'_>, timeout_millis: f64) {
             * 1e3;
         TracerProvider { core }.shutdown(py, remaining);
     }
+    let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+    crate::logs::shutdown_all(py, remaining);
 }
 
-fn process_facts(py: Python<'_>) -> PyResult<ProcessFacts> {
+pub(crate) fn process_facts(py: Python<'_>) -> PyResult<ProcessFacts> {
     let sys = py.import("sys")?;
     let version = py.version_info();
     Ok(ProcessFacts {
@@ -355,7 +380,7 @@ fn process_facts(py: Python<'_>) -> PyResult<ProcessFacts> {
 }
 
 /// Reads the config: the environment, with `overrides` (variable name -> value) winning.
-fn config_with(overrides: Option<&Bound<'_, PyDict>>) -> PyResult<ferrotel_config::Parsed> {
+pub(crate) fn config_with(overrides: Option<&Bound<'_, PyDict>>) -> PyResult<ferrotel_config::Parsed> {
     let overrides: Vec<(String, String)> = match overrides {
         Some(d) => d
             .extract::<std::collections::HashMap<String, String>>()?
@@ -505,25 +530,7 @@ impl TracerProvider {
                 .iter()
                 .all(|p| p.shutdown(deadline.saturating_duration_since(std::time::Instant::now())))
         });
-        for pipeline in pipelines.iter() {
-            let c = pipeline.counters();
-            let queued = pipeline.pending() as u64 + c.in_flight;
-            let lost = c.dropped + c.failed + queued;
-            if lost > 0 {
-                let to = pipeline.destinations().join(", ");
-                let to = if to.is_empty() {
-                    String::new()
-                } else {
-                    format!(" to {to}")
-                };
-                let message = format!(
-                    "{lost} span(s) were not delivered{to} ({} dropped from a full queue, {} failed to export, \
-                     {queued} still queued or exporting at the exit deadline)",
-                    c.dropped, c.failed
-                );
-                emit(py, LogLevel::Warning, &message);
-            }
-        }
+        report_undelivered(py, &pipelines, "span(s)");
         complete
     }
 

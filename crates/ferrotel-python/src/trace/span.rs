@@ -172,30 +172,11 @@ impl Span {
         if !self.is_recording_now() {
             return Ok(());
         }
-        let api = api::get(py)?;
-        let kind = exception.get_type();
-        let module: String = kind.getattr("__module__").and_then(|m| m.extract()).unwrap_or_default();
-        let qualname: String = kind.getattr("__qualname__")?.extract()?;
-        let exception_type = if module.is_empty() || module == "builtins" {
-            qualname
-        } else {
-            format!("{module}.{qualname}")
-        };
-        let message = exception.str().map(|s| s.to_string()).unwrap_or_default();
-        let lines = api.format_exception.bind(py).call1((exception,))?;
-        let stacktrace: String = lines
-            .cast::<PyList>()
-            .map(|l| l.iter().filter_map(|s| s.extract::<String>().ok()).collect())
-            .unwrap_or_default();
-        let mut attrs = vec![
-            ("exception.type".to_string(), Value::Str(exception_type)),
-            ("exception.message".to_string(), Value::Str(message)),
-            ("exception.stacktrace".to_string(), Value::Str(stacktrace)),
-            (
-                "exception.escaped".to_string(),
-                Value::Str(if escaped { "True" } else { "False" }.to_string()),
-            ),
-        ];
+        let mut attrs = exception_attributes(py, exception)?;
+        attrs.push((
+            "exception.escaped".to_string(),
+            Value::Str(if escaped { "True" } else { "False" }.to_string()),
+        ));
         for (k, v) in value::attributes(attributes) {
             match attrs.iter_mut().find(|(existing, _)| *existing == k) {
                 Some(slot) => slot.1 = v,
@@ -494,27 +475,56 @@ pub fn span_dict<'py>(py: Python<'py>, span: &SpanData, resource: &Resource) -> 
 /// logging correlation, so it reads ferrotel's spans without building API objects.
 #[pyfunction]
 pub fn current_span_ids(py: Python<'_>) -> PyResult<Option<(String, String, bool)>> {
+    Ok(span_ids_in(py, None)?
+        .map(|(trace_id, span_id, flags)| (format!("{trace_id:032x}"), format!("{span_id:016x}"), flags & 1 == 1)))
+}
+
+/// `exception.type` (module-qualified unless builtin), `.message` and `.stacktrace`, as
+/// exception events and log records carry them.
+pub fn exception_attributes(py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Value)>> {
+    let kind = exception.get_type();
+    let module: String = kind.getattr("__module__").and_then(|m| m.extract()).unwrap_or_default();
+    let qualname: String = kind.getattr("__qualname__")?.extract()?;
+    let exception_type = if module.is_empty() || module == "builtins" {
+        qualname
+    } else {
+        format!("{module}.{qualname}")
+    };
+    let message = exception.str().map(|s| s.to_string()).unwrap_or_default();
+    let format_exception = match api::get(py) {
+        Ok(api) => api.format_exception.bind(py).clone(),
+        Err(_) => py.import("traceback")?.getattr("format_exception")?,
+    };
+    let stacktrace: String = format_exception
+        .call1((exception,))?
+        .cast::<PyList>()
+        .map(|l| l.iter().filter_map(|s| s.extract::<String>().ok()).collect())
+        .unwrap_or_default();
+    Ok(vec![
+        ("exception.type".to_string(), Value::Str(exception_type)),
+        ("exception.message".to_string(), Value::Str(message)),
+        ("exception.stacktrace".to_string(), Value::Str(stacktrace)),
+    ])
+}
+
+/// `(trace_id, span_id, trace_flags)` of the span in `context` (the current context when
+/// `None`), if there is a valid one. Before the API is imported there is none.
+pub fn span_ids_in(py: Python<'_>, context: Option<&Bound<'_, PyAny>>) -> PyResult<Option<(u128, u64, u8)>> {
     let Ok(api) = api::get(py) else { return Ok(None) };
-    let context = api.current_context(py)?;
+    let context = match context {
+        Some(context) => context.clone(),
+        None => api.current_context(py)?,
+    };
     let Ok(dict) = context.cast::<PyDict>() else {
         return Ok(None);
     };
     let Some(span) = dict.get_item(api.span_key.bind(py))? else {
         return Ok(None);
     };
-    let (trace_id, span_id, flags) = if let Ok(ours) = span.cast::<Span>() {
+    if let Ok(ours) = span.cast::<Span>() {
         let s = ours.get();
-        (s.trace_id, s.span_id, s.trace_flags)
-    } else {
-        let c = read_span_context(&span.call_method0("get_span_context")?)?;
-        if !c.is_valid {
-            return Ok(None);
-        }
-        (c.trace_id, c.span_id, c.trace_flags)
-    };
-    Ok(Some((
-        format!("{trace_id:032x}"),
-        format!("{span_id:016x}"),
-        flags & 1 == 1,
-    )))
+        return Ok(Some((s.trace_id, s.span_id, s.trace_flags)));
+    }
+    let c = read_span_context(&span.call_method0("get_span_context")?)?;
+    Ok(c.is_valid.then_some((c.trace_id, c.span_id, c.trace_flags)))
 }

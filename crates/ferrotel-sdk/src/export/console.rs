@@ -1,8 +1,10 @@
-//! `OTEL_TRACES_EXPORTER=console`: one readable block per span on standard output.
+//! `OTEL_TRACES_EXPORTER=console`: one readable block per span on standard output;
+//! `OTEL_LOGS_EXPORTER=console`: one line per log record (plus its attributes).
 
 use std::fmt::Write as _;
 
-use crate::pipeline::{ExportResult, SpanExporter};
+use crate::log::LogData;
+use crate::pipeline::{ExportResult, Exporter};
 use crate::resource::Resource;
 use crate::span::{SpanData, StatusCode};
 use crate::value::{Attributes, Value};
@@ -24,17 +26,62 @@ impl<W: std::io::Write + Send> ConsoleExporter<W> {
     }
 }
 
-impl<W: std::io::Write + Send> SpanExporter for ConsoleExporter<W> {
-    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
-        let mut text = String::new();
-        for span in batch {
-            render(&mut text, span, resource);
-        }
+impl<W: std::io::Write + Send> ConsoleExporter<W> {
+    fn write(&mut self, text: &str) -> ExportResult {
         match self.out.write_all(text.as_bytes()).and_then(|_| self.out.flush()) {
             Ok(()) => ExportResult::Success,
             Err(e) => ExportResult::Failure(e.to_string()),
         }
     }
+}
+
+impl<W: std::io::Write + Send> Exporter<SpanData> for ConsoleExporter<W> {
+    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
+        let mut text = String::new();
+        for span in batch {
+            render(&mut text, span, resource);
+        }
+        self.write(&text)
+    }
+}
+
+impl<W: std::io::Write + Send> Exporter<LogData> for ConsoleExporter<W> {
+    fn export(&mut self, batch: &[LogData], _: &Resource) -> ExportResult {
+        let mut text = String::new();
+        for record in batch {
+            render_log(&mut text, record);
+        }
+        self.write(&text)
+    }
+}
+
+/// `TIME SEVERITY [scope] body  trace=… span=…`, then the attributes indented.
+fn render_log(out: &mut String, record: &LogData) {
+    let time = if record.time_ns != 0 {
+        record.time_ns
+    } else {
+        record.observed_ns
+    };
+    let severity = if record.severity_text.is_empty() {
+        format!("SEVERITY{}", record.severity_number)
+    } else {
+        record.severity_text.clone()
+    };
+    let _ = write!(out, "log {} {severity} [{}] ", timestamp(time), record.scope.name);
+    match &record.body {
+        Some(Value::Str(s)) => out.push_str(s),
+        Some(other) => render_value(out, other),
+        None => {}
+    }
+    if record.trace_id != 0 {
+        let _ = write!(
+            out,
+            "  trace_id={:032x} span_id={:016x}",
+            record.trace_id, record.span_id
+        );
+    }
+    out.push('\n');
+    render_attributes(out, &record.attributes, "    ");
 }
 
 fn render_value(out: &mut String, value: &Value) {
