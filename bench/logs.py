@@ -8,27 +8,18 @@ the receiver's count proves every record arrived.
 Usage: python bench/logs.py FERROTEL_VENV UPSTREAM_VENV [--n N] [--write BENCHMARKS.md]
 """
 
-import argparse
 import json
 import logging
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
+from receiver import compare, receiver
 from report import write_section
 
 QUEUE = 1_000_000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def handler_for(side, endpoint):
@@ -81,57 +72,25 @@ def measure(side, n, endpoint):
     return {"bare": bare, "handler": with_handler, "sent": 3 * n}
 
 
-def received(ui):
-    with urllib.request.urlopen(f"http://127.0.0.1:{ui}/api/status", timeout=10) as response:
-        return json.loads(response.read())["logRecords"]
-
-
 def run_side(ferrotel_bin, venv, side, n, env):
-    grpc, http, ui = free_port(), free_port(), free_port()
-    flags = ["--grpc", str(grpc), "--http", str(http), "--ui", str(ui), "--max-logs", str(10 * n)]
-    viewer = subprocess.Popen([ferrotel_bin, "view", *flags], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", ui), timeout=1).close()
-                break
-            except OSError:
-                assert viewer.poll() is None and time.monotonic() < deadline
-                time.sleep(0.05)
-        endpoint = f"http://127.0.0.1:{http}/v1/logs"
+    with receiver(ferrotel_bin, "--max-logs", str(10 * n)) as sink:
         out = subprocess.run(
-            [str(venv / "bin" / "python"), __file__, "--child", side, str(n), endpoint],
+            [str(venv / "bin" / "python"), __file__, "--child", side, str(n), sink.endpoint("logs")],
             capture_output=True,
             text=True,
             check=True,
             env=env,
         )
         result = json.loads(out.stdout.splitlines()[-1])
-        result["received"] = received(ui)
+        result["received"] = sink.get("/api/status")["logRecords"]
         return result
-    finally:
-        viewer.kill()
-        viewer.wait()
 
 
 def main():
     if sys.argv[1:2] == ["--child"]:
         print(json.dumps(measure(sys.argv[2], int(sys.argv[3]), sys.argv[4])))
         return
-    parser = argparse.ArgumentParser()
-    parser.add_argument("ferrotel_venv", type=Path)
-    parser.add_argument("upstream_venv", type=Path)
-    parser.add_argument("--n", type=int, default=20_000)
-    parser.add_argument("--write", type=Path)
-    args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "PYTHONPATH"}
-    ferrotel_bin = str(args.ferrotel_venv / "bin" / "ferrotel")
-    results = {
-        side: run_side(ferrotel_bin, venv, side, args.n, env)
-        for side, venv in (("ferrotel", args.ferrotel_venv), ("upstream", args.upstream_venv))
-    }
-    f, u = results["ferrotel"], results["upstream"]
+    args, f, u = compare(run_side, default_n=20_000)
     f_cost, u_cost = f["handler"] - f["bare"], u["handler"] - u["bare"]
     table = "\n".join(
         [

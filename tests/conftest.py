@@ -87,3 +87,14 @@ def contrib_python(tmp_path_factory):
     subprocess.run([*pip, "-r", str(ROOT / "tests" / "contrib-requirements.txt")], check=True)
     subprocess.run([*pip, "--no-deps", *map(str, (ROOT / "dist").glob("*.whl"))], check=True)
     return python
+
+
+@pytest.fixture
+def viewer():
+    """A `ferrotel view` on free ports (test_view.Viewer), killed after the test."""
+    from test_view import Viewer
+
+    v = Viewer()
+    yield v
+    v.process.kill()
+    v.process.wait()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from conftest import clean_env, instrument
-from test_view import LOGGING_APP, Viewer, endpoint, run_upstream
+from test_view import LOGGING_APP, run_ferrotel, run_upstream
 
 APP = """
 import logging
@@ -28,14 +28,6 @@ print(format(span.get_span_context().span_id, "016x"))
 """
 
 
-@pytest.fixture
-def viewer():
-    v = Viewer()
-    yield v
-    v.process.kill()
-    v.process.wait()
-
-
 def records(viewer, service):
     """The service's records oldest first, without upstream's notice about its own handler."""
     found = viewer.get(f"/api/logs?service={service}")["data"]
@@ -54,18 +46,8 @@ def comparable(record):
 
 
 def send_with_ferrotel(viewer, tmp, protocol, service, source=APP, **extra):
-    app = tmp / "app.py"
-    app.write_text(source)
-    settings = {
-        "OTEL_SERVICE_NAME": service,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint(viewer, protocol),
-        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
-    }
-    env = clean_env(**{**settings, **extra})
-    result = instrument("python", app, env=env)
-    assert result.returncode == 0, result.stderr
-    return result
+    switch = {"OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true"}
+    return run_ferrotel(viewer, tmp, source, protocol, OTEL_SERVICE_NAME=service, **{**switch, **extra})
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])

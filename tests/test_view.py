@@ -85,16 +85,22 @@ class Viewer(Api):
         return self.process.communicate(timeout=10)
 
 
-@pytest.fixture
-def viewer():
-    v = Viewer()
-    yield v
-    v.process.kill()
-    v.process.wait()
-
-
 def endpoint(viewer, protocol):
     return f"http://127.0.0.1:{viewer.grpc if protocol == 'grpc' else viewer.http}"
+
+
+def run_ferrotel(viewer, tmp, source, protocol, **env):
+    """Runs `source` under `ferrotel instrument`, exporting to `viewer` over `protocol` (to a
+    closed port without a viewer); `env` adds or overrides variables. Returns the result."""
+    app = tmp / "app.py"
+    app.write_text(source)
+    settings = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint(viewer, protocol) if viewer else "http://127.0.0.1:9",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+    }
+    result = instrument("python", app, env=clean_env(**{**settings, **env}))
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 def send_with_ferrotel(viewer, tmp, protocol, service, compression="none"):

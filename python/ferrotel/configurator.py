@@ -4,8 +4,9 @@ It does not build anything at start-up: importing the API there would cost ~30 m
 every process, including those that never trace. Instead, the moment
 `opentelemetry.trace` is first imported (by the app or an instrumentor), ferrotel's
 TracerProvider, configured from the environment, is installed as the global one; the same
-for `opentelemetry.propagate` and ferrotel's propagator for OTEL_PROPAGATORS, and for
-`opentelemetry._logs` and ferrotel's LoggerProvider. With
+for `opentelemetry.propagate` and ferrotel's propagator for OTEL_PROPAGATORS, for
+`opentelemetry.metrics` and ferrotel's MeterProvider, and for `opentelemetry._logs` and
+ferrotel's LoggerProvider. With
 OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true, the root logger gets ferrotel's
 LoggingHandler once `logging` is imported (which needs no API import at all).
 """
@@ -29,6 +30,26 @@ def install_propagator():
     propagate.set_global_textmap(from_environment())
 
 
+def install_meter_provider():
+    from opentelemetry import metrics as api
+
+    from ferrotel import metrics
+
+    for ours, theirs in (
+        (metrics.MeterProvider, api.MeterProvider),
+        (metrics.Meter, api.Meter),
+        (metrics.Counter, api.Counter),
+        (metrics.UpDownCounter, api.UpDownCounter),
+        (metrics.Histogram, api.Histogram),
+        (metrics.Gauge, api._Gauge),
+        (metrics.ObservableInstrument, api.ObservableCounter),
+        (metrics.ObservableInstrument, api.ObservableUpDownCounter),
+        (metrics.ObservableInstrument, api.ObservableGauge),
+    ):
+        theirs.register(ours)
+    api.set_meter_provider(metrics.get_meter_provider())
+
+
 def install_logger_provider():
     from opentelemetry import _logs
 
@@ -49,6 +70,7 @@ class Configurator:
     def configure(self, **kwargs):
         _loader.when_imported("opentelemetry.trace", install_tracer_provider)
         _loader.when_imported("opentelemetry.propagate", install_propagator)
+        _loader.when_imported("opentelemetry.metrics", install_meter_provider)
         _loader.when_imported("opentelemetry._logs", install_logger_provider)
         if _native.logging_handler_wanted():
             _loader.when_imported("logging", install_logging_handler)

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use ferrotel_sdk::log::LogData;
+use ferrotel_sdk::metrics::{Data, HistogramPoint, MetricData, Number, NumberPoint};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
@@ -76,6 +77,13 @@ fn any_value(out: &mut String, v: &Value) {
 }
 
 fn attributes(out: &mut String, attrs: &Attributes) {
+    attribute_list(out, attrs);
+    let _ = write!(out, ",\"droppedAttributesCount\":{}", attrs.dropped);
+}
+
+/// Only `"attributes":[...]`: data points have no dropped count, and strict OTLP/JSON
+/// readers refuse fields a message does not have.
+fn attribute_list(out: &mut String, attrs: &Attributes) {
     out.push_str("\"attributes\":[");
     for (i, (k, v)) in attrs.items.iter().enumerate() {
         if i > 0 {
@@ -87,7 +95,7 @@ fn attributes(out: &mut String, attrs: &Attributes) {
         any_value(out, v);
         out.push('}');
     }
-    let _ = write!(out, "],\"droppedAttributesCount\":{}", attrs.dropped);
+    out.push(']');
 }
 
 fn span(out: &mut String, s: &SpanData) {
@@ -188,6 +196,105 @@ fn log_record(out: &mut String, r: &LogData) {
     out.push('}');
 }
 
+fn point_times(out: &mut String, start_ns: u64, time_ns: u64) {
+    let _ = write!(
+        out,
+        ",\"startTimeUnixNano\":\"{start_ns}\",\"timeUnixNano\":\"{time_ns}\""
+    );
+}
+
+fn number_point(out: &mut String, p: &NumberPoint) {
+    out.push('{');
+    attribute_list(out, &p.attributes);
+    point_times(out, p.start_ns, p.time_ns);
+    match p.value {
+        Number::Int(i) => {
+            let _ = write!(out, ",\"asInt\":\"{i}\"}}");
+        }
+        Number::Double(d) => {
+            out.push_str(",\"asDouble\":");
+            double(out, d);
+            out.push('}');
+        }
+    }
+}
+
+fn histogram_point(out: &mut String, p: &HistogramPoint) {
+    out.push('{');
+    attribute_list(out, &p.attributes);
+    point_times(out, p.start_ns, p.time_ns);
+    let _ = write!(out, ",\"count\":\"{}\",\"sum\":", p.count);
+    double(out, p.sum);
+    out.push_str(",\"bucketCounts\":[");
+    for (i, c) in p.bucket_counts.iter().enumerate() {
+        let _ = write!(out, "{}\"{c}\"", if i > 0 { "," } else { "" });
+    }
+    out.push_str("],\"explicitBounds\":[");
+    for (i, b) in p.bounds.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        double(out, *b);
+    }
+    out.push(']');
+    if p.count > 0 {
+        out.push_str(",\"min\":");
+        double(out, p.min);
+        out.push_str(",\"max\":");
+        double(out, p.max);
+    }
+    out.push('}');
+}
+
+fn points<T>(out: &mut String, points: &[T], write: fn(&mut String, &T)) {
+    out.push_str("{\"dataPoints\":[");
+    for (i, p) in points.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(out, p);
+    }
+    out.push(']');
+}
+
+fn metric(out: &mut String, m: &MetricData) {
+    out.push_str("{\"name\":");
+    string(out, &m.name);
+    out.push_str(",\"description\":");
+    string(out, &m.description);
+    out.push_str(",\"unit\":");
+    string(out, &m.unit);
+    match &m.data {
+        Data::Gauge(data) => {
+            out.push_str(",\"gauge\":");
+            points(out, data, number_point);
+            out.push('}');
+        }
+        Data::Sum {
+            points: data,
+            temporality,
+            monotonic,
+        } => {
+            out.push_str(",\"sum\":");
+            points(out, data, number_point);
+            let _ = write!(
+                out,
+                ",\"aggregationTemporality\":{},\"isMonotonic\":{monotonic}}}",
+                *temporality as u8
+            );
+        }
+        Data::Histogram {
+            points: data,
+            temporality,
+        } => {
+            out.push_str(",\"histogram\":");
+            points(out, data, histogram_point);
+            let _ = write!(out, ",\"aggregationTemporality\":{}}}", *temporality as u8);
+        }
+    }
+    out.push('}');
+}
+
 /// `(rejected items, error_message)` from an OTLP/JSON export response, read with a narrow
 /// scan (the reply is small and only these two fields matter). `rejected_key` is the
 /// signal's count field, `"rejectedSpans"` or `"rejectedLogRecords"`.
@@ -227,6 +334,16 @@ pub fn encode_logs(batch: &[LogData], resource: &Resource) -> Vec<u8> {
         ["resourceLogs", "scopeLogs", "logRecords"],
         400,
         log_record,
+    )
+}
+
+pub fn encode_metrics(batch: &[MetricData], resource: &Resource) -> Vec<u8> {
+    encode_request(
+        batch,
+        resource,
+        ["resourceMetrics", "scopeMetrics", "metrics"],
+        400,
+        metric,
     )
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use ferrotel_config::{Compression, OtlpConfig, Protocol};
 use ferrotel_sdk::log::LogData;
+use ferrotel_sdk::metrics::{Data, MetricData};
 use ferrotel_sdk::pipeline::{ExportResult, Exporter};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::SpanData;
@@ -115,6 +116,7 @@ fn is_tls_failure(error: &ureq::Error) -> bool {
 enum Signal {
     Traces,
     Logs,
+    Metrics,
 }
 
 impl Signal {
@@ -122,6 +124,7 @@ impl Signal {
         match self {
             Signal::Traces => "traces",
             Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
         }
     }
 
@@ -129,6 +132,7 @@ impl Signal {
         match self {
             Signal::Traces => "span(s)",
             Signal::Logs => "log record(s)",
+            Signal::Metrics => "data point(s)",
         }
     }
 
@@ -136,6 +140,7 @@ impl Signal {
         match self {
             Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
             Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         }
     }
 
@@ -144,6 +149,7 @@ impl Signal {
         match self {
             Signal::Traces => "rejectedSpans",
             Signal::Logs => "rejectedLogRecords",
+            Signal::Metrics => "rejectedDataPoints",
         }
     }
 }
@@ -170,6 +176,11 @@ impl OtlpExporter {
     /// A log record exporter.
     pub fn for_logs(config: OtlpConfig) -> OtlpExporter {
         OtlpExporter::for_signal(Signal::Logs, config)
+    }
+
+    /// A metric exporter.
+    pub fn for_metrics(config: OtlpConfig) -> OtlpExporter {
+        OtlpExporter::for_signal(Signal::Metrics, config)
     }
 
     fn for_signal(signal: Signal, config: OtlpConfig) -> OtlpExporter {
@@ -386,6 +397,30 @@ impl Exporter<LogData> for OtlpExporter {
             _ => proto::encode_logs(batch, resource),
         };
         self.export_encoded(batch.len(), body, self.content_type())
+    }
+
+    fn destination(&self) -> String {
+        self.config.endpoint.clone()
+    }
+}
+
+impl Exporter<MetricData> for OtlpExporter {
+    fn export(&mut self, batch: &[MetricData], resource: &Resource) -> ExportResult {
+        if batch.is_empty() {
+            return ExportResult::Success;
+        }
+        let body = match self.config.protocol {
+            Protocol::HttpJson => json::encode_metrics(batch, resource),
+            _ => proto::encode_metrics(batch, resource),
+        };
+        let points = batch
+            .iter()
+            .map(|m| match &m.data {
+                Data::Gauge(points) | Data::Sum { points, .. } => points.len(),
+                Data::Histogram { points, .. } => points.len(),
+            })
+            .sum();
+        self.export_encoded(points, body, self.content_type())
     }
 
     fn destination(&self) -> String {

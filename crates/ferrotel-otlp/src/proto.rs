@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ferrotel_sdk::log::LogData;
+use ferrotel_sdk::metrics::{Data, HistogramPoint, MetricData, Number, NumberPoint};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{Scope, SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
@@ -189,7 +190,76 @@ fn log_record(w: &mut Writer, r: &LogData) {
     w.string(12, &r.event_name);
 }
 
-/// What export requests group by: spans and log records both carry their scope.
+fn number_point(w: &mut Writer, p: &NumberPoint) {
+    attributes(w, 7, &p.attributes);
+    w.fixed64(2, p.start_ns);
+    w.fixed64(3, p.time_ns);
+    // The value is a oneof: written even when zero, its field says its type.
+    match p.value {
+        Number::Double(d) => {
+            w.tag(4, 1);
+            w.0.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+        Number::Int(i) => {
+            w.tag(6, 1);
+            w.0.extend_from_slice(&i.to_le_bytes());
+        }
+    }
+}
+
+fn optional_double(w: &mut Writer, field: u32, v: f64) {
+    w.tag(field, 1);
+    w.0.extend_from_slice(&v.to_bits().to_le_bytes());
+}
+
+fn histogram_point(w: &mut Writer, p: &HistogramPoint) {
+    attributes(w, 9, &p.attributes);
+    w.fixed64(2, p.start_ns);
+    w.fixed64(3, p.time_ns);
+    w.fixed64(4, p.count);
+    optional_double(w, 5, p.sum);
+    // Packed repeated fields: one length-delimited run of fixed-width values.
+    let counts: Vec<u8> = p.bucket_counts.iter().flat_map(|c| c.to_le_bytes()).collect();
+    w.bytes(6, &counts);
+    let bounds: Vec<u8> = p.bounds.iter().flat_map(|b| b.to_bits().to_le_bytes()).collect();
+    w.bytes(7, &bounds);
+    if p.count > 0 {
+        optional_double(w, 11, p.min);
+        optional_double(w, 12, p.max);
+    }
+}
+
+fn metric(w: &mut Writer, m: &MetricData) {
+    w.string(1, &m.name);
+    w.string(2, &m.description);
+    w.string(3, &m.unit);
+    match &m.data {
+        Data::Gauge(points) => w.message(5, |g| {
+            for p in points {
+                g.message(1, |dp| number_point(dp, p));
+            }
+        }),
+        Data::Sum {
+            points,
+            temporality,
+            monotonic,
+        } => w.message(7, |sum| {
+            for p in points {
+                sum.message(1, |dp| number_point(dp, p));
+            }
+            sum.uint(2, *temporality as u64);
+            sum.uint(3, u64::from(*monotonic));
+        }),
+        Data::Histogram { points, temporality } => w.message(9, |h| {
+            for p in points {
+                h.message(1, |dp| histogram_point(dp, p));
+            }
+            h.uint(2, *temporality as u64);
+        }),
+    }
+}
+
+/// What export requests group by: spans, log records and metrics all carry their scope.
 pub trait Scoped {
     fn scope(&self) -> &Arc<Scope>;
 }
@@ -201,6 +271,12 @@ impl Scoped for SpanData {
 }
 
 impl Scoped for LogData {
+    fn scope(&self) -> &Arc<Scope> {
+        &self.scope
+    }
+}
+
+impl Scoped for MetricData {
     fn scope(&self) -> &Arc<Scope> {
         &self.scope
     }
@@ -231,8 +307,13 @@ pub fn encode_logs(batch: &[LogData], resource: &Resource) -> Vec<u8> {
     encode_request(batch, resource, 160, log_record)
 }
 
-/// Both requests nest alike, with the same field numbers: resource_{spans,logs} = 1 holding
-/// resource = 1 and scope_{spans,logs} = 2, each holding scope = 1 and the items = 2.
+/// `ExportMetricsServiceRequest` for one resource.
+pub fn encode_metrics(batch: &[MetricData], resource: &Resource) -> Vec<u8> {
+    encode_request(batch, resource, 256, metric)
+}
+
+/// The three requests nest alike, with the same field numbers: resource_{spans,logs,metrics}
+/// = 1 holding resource = 1 and scope_{...} = 2, each holding scope = 1 and the items = 2.
 fn encode_request<T: Scoped>(
     batch: &[T],
     resource: &Resource,

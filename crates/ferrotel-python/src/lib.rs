@@ -8,7 +8,9 @@
 mod calls;
 mod diagnostics;
 mod logs;
+mod metrics;
 mod propagation;
+mod signal;
 mod startup;
 mod trace;
 
@@ -75,6 +77,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
     trace::register(m)?;
     logs::register(m)?;
+    metrics::register(m)?;
     m.add_class::<propagation::Propagator>()?;
     m.add_class::<calls::ServerRequest>()?;
     m.add_function(wrap_pyfunction!(calls::start_wsgi_request, m)?)?;

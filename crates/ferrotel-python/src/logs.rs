@@ -6,15 +6,13 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferrotel_config::{BatchConfig, Config, Exporter, LogLevel, LogRecordLimits, OtlpConfig};
+use ferrotel_config::{Config, LogRecordLimits};
 use ferrotel_otlp::OtlpExporter;
-use ferrotel_sdk::export::console::ConsoleExporter;
 use ferrotel_sdk::log::{severity_of_python_level, LogData};
-use ferrotel_sdk::pipeline::{self, Pipeline};
-use ferrotel_sdk::resource::{ProcessFacts, Resource};
+use ferrotel_sdk::pipeline::Pipeline;
 use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::{Attributes, Value};
@@ -22,7 +20,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::diagnostics::emit;
+use crate::signal::{ExporterSpec, Registry, SignalPipeline};
 use crate::trace::provider::{config_with, process_facts, report_undelivered};
 use crate::trace::span::{exception_attributes, span_ids_in};
 use crate::trace::value;
@@ -59,29 +57,10 @@ fn is_other_record_field(key: &str) -> bool {
     )
 }
 
-#[derive(Clone)]
-enum ExporterSpec {
-    Console,
-    Otlp(OtlpConfig),
-}
-
-impl ExporterSpec {
-    fn build(&self) -> Box<dyn pipeline::Exporter<LogData>> {
-        match self {
-            ExporterSpec::Console => Box::new(ConsoleExporter::stdout()),
-            ExporterSpec::Otlp(config) => Box::new(OtlpExporter::for_logs(config.clone())),
-        }
-    }
-}
-
 pub struct LoggerCore {
-    config: Config,
     limits: LogRecordLimits,
-    facts: Mutex<ProcessFacts>,
-    exporters: Vec<ExporterSpec>,
-    batch: BatchConfig,
-    /// `None` when no exporter is configured: records are then not even converted.
-    pipeline: Mutex<Option<Arc<Pipeline<LogData>>>>,
+    /// Without an exporter, records are not even converted.
+    signal: SignalPipeline<LogData>,
     scopes: Mutex<HashMap<String, Arc<Scope>>>,
     /// Records dropped because one was being emitted on this thread already (a `__str__`
     /// or handler that logs while its record is converted).
@@ -94,23 +73,11 @@ thread_local! {
 }
 
 impl LoggerCore {
-    fn resource(&self) -> Resource {
-        Resource::from_config(&self.config, &lock(&self.facts))
-    }
-
-    fn build_pipeline(&self) -> Option<Arc<Pipeline<LogData>>> {
-        if self.exporters.is_empty() {
-            return None;
-        }
-        let exporters = self.exporters.iter().map(ExporterSpec::build).collect();
-        Some(Arc::new(Pipeline::batch(self.batch, exporters, self.resource())))
-    }
-
     fn pipeline(&self) -> Option<Arc<Pipeline<LogData>>> {
         if self.shut_down.load(Ordering::Relaxed) {
             return None;
         }
-        lock(&self.pipeline).clone()
+        self.signal.current()
     }
 
     fn scope(&self, name: &str, version: Option<String>, schema_url: Option<String>) -> Arc<Scope> {
@@ -227,28 +194,21 @@ impl LoggerCore {
 }
 
 /// Every logger provider, for the after-fork rebuild and the exit flush.
-static PROVIDERS: Mutex<Vec<Weak<LoggerCore>>> = Mutex::new(Vec::new());
+static PROVIDERS: Registry<LoggerCore> = Registry::new();
 
-fn providers() -> Vec<Arc<LoggerCore>> {
-    lock(&PROVIDERS).iter().filter_map(Weak::upgrade).collect()
-}
-
-/// In a forked child: fresh pipelines (new worker, empty queue) with the child's pid.
-/// Registered by `ferrotel.logs` (traces have their own hook), under the GIL like it.
+/// In a forked child: fresh pipelines with the child's pid. Registered by `ferrotel.logs`
+/// (traces have their own hook), under the GIL like it.
 #[pyfunction]
 pub fn _logs_after_fork_in_child() {
-    let pid = std::process::id();
-    for core in providers() {
-        lock(&core.facts).pid = pid;
-        let fresh = core.build_pipeline();
-        *lock(&core.pipeline) = fresh;
+    for core in PROVIDERS.live() {
+        core.signal.rebuild_after_fork(std::process::id());
     }
 }
 
 /// The exit path: every provider flushed and stopped within `budget` in total.
 pub fn shutdown_all(py: Python<'_>, budget: Duration) {
     let deadline = Instant::now() + budget;
-    for core in providers() {
+    for core in PROVIDERS.live() {
         LoggerProvider { core }.stop(py, deadline);
     }
 }
@@ -267,7 +227,7 @@ impl LoggerProvider {
         if self.core.shut_down.swap(true, Ordering::AcqRel) {
             return true;
         }
-        let Some(pipeline) = lock(&self.core.pipeline).clone() else {
+        let Some(pipeline) = self.core.signal.current() else {
             return true;
         };
         let complete = py.detach(|| pipeline.shutdown(deadline.saturating_duration_since(Instant::now())));
@@ -282,34 +242,27 @@ impl LoggerProvider {
     #[pyo3(signature = (settings=None))]
     fn new(py: Python<'_>, settings: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let config = config_with(settings)?.config;
-        let mut exporters = Vec::new();
-        if !config.sdk_disabled {
-            for exporter in &config.logs_exporters {
-                match exporter {
-                    Exporter::Console => exporters.push(ExporterSpec::Console),
-                    Exporter::Otlp => exporters.push(ExporterSpec::Otlp(config.otlp_logs.clone())),
-                    Exporter::EntryPoint(name) => emit(
-                        py,
-                        LogLevel::Warning,
-                        &format!("OTEL_LOGS_EXPORTER={name}: not a ferrotel exporter (otlp, console, none); ignored"),
-                    ),
-                }
-            }
-        }
+        let exporters = ExporterSpec::from_list(
+            py,
+            "OTEL_LOGS_EXPORTER",
+            &config.logs_exporters,
+            &config.otlp_logs,
+            config.sdk_disabled,
+        );
         let core = Arc::new(LoggerCore {
             limits: config.log_record_limits,
-            batch: config.blrp,
-            config,
-            facts: Mutex::new(process_facts(py)?),
-            exporters,
-            pipeline: Mutex::new(None),
+            signal: SignalPipeline::new(
+                config.clone(),
+                process_facts(py)?,
+                exporters,
+                config.blrp,
+                OtlpExporter::for_logs,
+            ),
             scopes: Mutex::new(HashMap::new()),
             reentrant_drops: AtomicU64::new(0),
             shut_down: AtomicBool::new(false),
         });
-        let pipeline = core.build_pipeline();
-        *lock(&core.pipeline) = pipeline;
-        lock(&PROVIDERS).push(Arc::downgrade(&core));
+        PROVIDERS.add(&core);
         Ok(LoggerProvider { core })
     }
 
@@ -363,7 +316,7 @@ impl LoggerProvider {
     /// Exact counts: enqueued, dropped, exported, failed, pending, in_flight, reentrant.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
-        let pipeline = lock(&self.core.pipeline).clone();
+        let pipeline = self.core.signal.current();
         let c = pipeline.as_ref().map(|p| p.counters()).unwrap_or_default();
         dict.set_item("enqueued", c.enqueued)?;
         dict.set_item("dropped", c.dropped)?;

@@ -8,6 +8,7 @@
 
 pub mod ids;
 pub mod log;
+pub mod metrics;
 pub mod pipeline;
 pub mod resource;
 pub mod sampler;

@@ -355,6 +355,8 @@ pub fn _after_fork_in_child() {
 pub fn _shutdown_all(py: Python<'_>, timeout_millis: f64) {
     let providers: Vec<Arc<ProviderCore>> = lock(&PROVIDERS).iter().filter_map(Weak::upgrade).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout_millis.max(0.0) / 1e3);
+    // Metrics first: their last collection may still run callbacks.
+    crate::metrics::shutdown_all(py, deadline);
     for core in providers {
         let remaining = deadline
             .saturating_duration_since(std::time::Instant::now())

@@ -1,9 +1,11 @@
 //! `OTEL_TRACES_EXPORTER=console`: one readable block per span on standard output;
-//! `OTEL_LOGS_EXPORTER=console`: one line per log record (plus its attributes).
+//! `OTEL_LOGS_EXPORTER=console`: one line per log record (plus its attributes);
+//! `OTEL_METRICS_EXPORTER=console`: one block per metric, a line per data point.
 
 use std::fmt::Write as _;
 
 use crate::log::LogData;
+use crate::metrics::{Data, MetricData, Number, Temporality};
 use crate::pipeline::{ExportResult, Exporter};
 use crate::resource::Resource;
 use crate::span::{SpanData, StatusCode};
@@ -52,6 +54,68 @@ impl<W: std::io::Write + Send> Exporter<LogData> for ConsoleExporter<W> {
             render_log(&mut text, record);
         }
         self.write(&text)
+    }
+}
+
+impl<W: std::io::Write + Send> Exporter<MetricData> for ConsoleExporter<W> {
+    fn export(&mut self, batch: &[MetricData], _: &Resource) -> ExportResult {
+        let mut text = String::new();
+        for metric in batch {
+            render_metric(&mut text, metric);
+        }
+        self.write(&text)
+    }
+}
+
+fn render_point_attributes(out: &mut String, attributes: &Attributes) {
+    out.push_str("  {");
+    for (i, (k, v)) in attributes.items.iter().enumerate() {
+        let _ = write!(out, "{}{k}=", if i > 0 { ", " } else { "" });
+        render_value(out, v);
+    }
+    out.push('}');
+}
+
+/// `metric NAME kind [unit] (scope)`, then one line per point: `{attributes} value`.
+fn render_metric(out: &mut String, metric: &MetricData) {
+    let temporality = |t: &Temporality| match t {
+        Temporality::Delta => "delta",
+        Temporality::Cumulative => "cumulative",
+    };
+    let kind = match &metric.data {
+        Data::Gauge(_) => "gauge".to_owned(),
+        Data::Sum {
+            temporality: t,
+            monotonic,
+            ..
+        } => format!("sum, {}{}", temporality(t), if *monotonic { ", monotonic" } else { "" }),
+        Data::Histogram { temporality: t, .. } => format!("histogram, {}", temporality(t)),
+    };
+    let _ = writeln!(
+        out,
+        "metric {} ({kind}) [{}] ({})",
+        metric.name, metric.unit, metric.scope.name
+    );
+    match &metric.data {
+        Data::Gauge(points) | Data::Sum { points, .. } => {
+            for p in points {
+                render_point_attributes(out, &p.attributes);
+                let _ = match p.value {
+                    Number::Int(i) => writeln!(out, " {i}"),
+                    Number::Double(d) => writeln!(out, " {d}"),
+                };
+            }
+        }
+        Data::Histogram { points, .. } => {
+            for p in points {
+                render_point_attributes(out, &p.attributes);
+                let _ = writeln!(
+                    out,
+                    " count={} sum={} min={} max={} buckets={:?} bounds={:?}",
+                    p.count, p.sum, p.min, p.max, p.bucket_counts, p.bounds
+                );
+            }
+        }
     }
 }
 

@@ -1,0 +1,67 @@
+"""A `ferrotel view` of its own for a benchmark side to export to: a real OTLP receiver whose
+status API proves what arrived; and the command line both signal benchmarks share."""
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    def __init__(self, http, ui):
+        self.http, self.ui = http, ui
+
+    def endpoint(self, signal):
+        return f"http://127.0.0.1:{self.http}/v1/{signal}"
+
+    def get(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ui}{path}", timeout=10) as response:
+            return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def receiver(ferrotel_bin, *flags):
+    grpc, http, ui = free_port(), free_port(), free_port()
+    ports = ["--grpc", str(grpc), "--http", str(http), "--ui", str(ui)]
+    process = subprocess.Popen([ferrotel_bin, "view", *ports, *flags], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", ui), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        yield Receiver(http, ui)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def compare(run_side, default_n):
+    """Parses `FERROTEL_VENV UPSTREAM_VENV [--n N] [--write FILE]` and runs
+    `run_side(ferrotel_bin, venv, side, n, env)` for ferrotel, then upstream, each with the
+    caller's OTEL_* settings removed. Returns (args, ferrotel's result, upstream's)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("ferrotel_venv", type=Path)
+    parser.add_argument("upstream_venv", type=Path)
+    parser.add_argument("--n", type=int, default=default_n)
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "PYTHONPATH"}
+    ferrotel_bin = str(args.ferrotel_venv / "bin" / "ferrotel")
+    ferrotel = run_side(ferrotel_bin, args.ferrotel_venv, "ferrotel", args.n, env)
+    upstream = run_side(ferrotel_bin, args.upstream_venv, "upstream", args.n, env)
+    return args, ferrotel, upstream

@@ -1,0 +1,537 @@
+//! Metric instruments and their aggregation: sums (counters, up-down counters), last values
+//! (gauges) and explicit-bucket histograms, one stream per distinct attribute set, collected
+//! into [`MetricData`] with cumulative or delta temporality.
+//!
+//! Recording takes one short lock per instrument; streams are keyed by a canonical encoding of
+//! their (sorted) attributes. Past the cardinality limit, new attribute sets share one overflow
+//! stream marked `otel.metric.overflow=true`, as the spec asks, so memory stays bounded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::span::Scope;
+use crate::sync::lock;
+use crate::value::{Attributes, Value};
+
+/// Streams per instrument before overflow (the spec's default cardinality limit).
+pub const CARDINALITY_LIMIT: usize = 2000;
+
+/// The spec's default explicit bucket boundaries.
+pub const DEFAULT_BOUNDARIES: [f64; 15] = [
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0, 10000.0,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstrumentKind {
+    Counter,
+    UpDownCounter,
+    Histogram,
+    Gauge,
+    ObservableCounter,
+    ObservableUpDownCounter,
+    ObservableGauge,
+}
+
+impl InstrumentKind {
+    pub fn is_observable(self) -> bool {
+        matches!(
+            self,
+            InstrumentKind::ObservableCounter
+                | InstrumentKind::ObservableUpDownCounter
+                | InstrumentKind::ObservableGauge
+        )
+    }
+
+    fn is_monotonic(self) -> bool {
+        matches!(self, InstrumentKind::Counter | InstrumentKind::ObservableCounter)
+    }
+
+    /// The temporality `preference` (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) gives
+    /// this kind: delta only where the spec's table says so.
+    pub fn temporality(self, preference: &str) -> Temporality {
+        use InstrumentKind::*;
+        match (preference, self) {
+            ("delta", Counter | ObservableCounter | Histogram) => Temporality::Delta,
+            ("lowmemory", Counter | Histogram) => Temporality::Delta,
+            _ => Temporality::Cumulative,
+        }
+    }
+}
+
+/// OTLP's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporality {
+    Delta = 1,
+    Cumulative = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    Int(i64),
+    Double(f64),
+}
+
+impl Number {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Double(d) => d,
+        }
+    }
+
+    /// Ints stay ints until a double is added.
+    fn add(self, other: Number) -> Number {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => Number::Int(a.saturating_add(b)),
+            (a, b) => Number::Double(a.as_f64() + b.as_f64()),
+        }
+    }
+
+    fn sub(self, other: Number) -> Number {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => Number::Int(a.saturating_sub(b)),
+            (a, b) => Number::Double(a.as_f64() - b.as_f64()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberPoint {
+    pub attributes: Attributes,
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub value: Number,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramPoint {
+    pub attributes: Attributes,
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub bucket_counts: Vec<u64>,
+    pub bounds: Arc<[f64]>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    Gauge(Vec<NumberPoint>),
+    Sum {
+        points: Vec<NumberPoint>,
+        temporality: Temporality,
+        monotonic: bool,
+    },
+    Histogram {
+        points: Vec<HistogramPoint>,
+        temporality: Temporality,
+    },
+}
+
+/// One instrument's points at one collection, ready to export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricData {
+    pub name: String,
+    pub description: String,
+    pub unit: String,
+    pub scope: Arc<Scope>,
+    pub data: Data,
+}
+
+#[derive(Debug)]
+enum State {
+    Sum(Number),
+    Last(Number),
+    Histogram {
+        counts: Vec<u64>,
+        count: u64,
+        sum: f64,
+        min: f64,
+        max: f64,
+    },
+}
+
+#[derive(Debug)]
+struct Stream {
+    attributes: Attributes,
+    start_ns: u64,
+    state: State,
+    /// Recorded (or observed) since the last collection.
+    updated: bool,
+    /// An observable counter's last observed total, to report deltas from.
+    last_observed: Option<Number>,
+}
+
+#[derive(Debug)]
+pub struct Instrument {
+    pub name: String,
+    pub description: String,
+    pub unit: String,
+    pub kind: InstrumentKind,
+    pub scope: Arc<Scope>,
+    bounds: Arc<[f64]>,
+    streams: Mutex<HashMap<Vec<u8>, Stream>>,
+}
+
+/// The attributes in key order (a later duplicate key wins) and their canonical bytes, so
+/// `{a, b}` and `{b, a}` are one stream.
+fn canonical(mut attributes: Vec<(String, Value)>) -> (Vec<u8>, Attributes) {
+    attributes.reverse();
+    attributes.sort_by(|a, b| a.0.cmp(&b.0));
+    attributes.dedup_by(|later, earlier| later.0 == earlier.0);
+    let mut key = Vec::with_capacity(attributes.len() * 16);
+    for (k, v) in &attributes {
+        key.extend_from_slice(k.as_bytes());
+        key.push(0);
+        match v {
+            Value::Str(s) => {
+                key.push(1);
+                key.extend_from_slice(s.as_bytes());
+            }
+            Value::Bool(b) => key.extend_from_slice(&[2, u8::from(*b)]),
+            Value::Int(i) => {
+                key.push(3);
+                key.extend_from_slice(&i.to_le_bytes());
+            }
+            Value::Double(d) => {
+                key.push(4);
+                key.extend_from_slice(&d.to_bits().to_le_bytes());
+            }
+            // Arrays are rare on metrics; their debug text is canonical enough.
+            other => {
+                key.push(5);
+                key.extend_from_slice(format!("{other:?}").as_bytes());
+            }
+        }
+        key.push(0);
+    }
+    let attributes = Attributes {
+        items: attributes,
+        dropped: 0,
+    };
+    (key, attributes)
+}
+
+impl Instrument {
+    pub fn new(
+        name: String,
+        description: String,
+        unit: String,
+        kind: InstrumentKind,
+        scope: Arc<Scope>,
+        boundaries: Option<Vec<f64>>,
+    ) -> Instrument {
+        let mut bounds = boundaries.unwrap_or_else(|| DEFAULT_BOUNDARIES.to_vec());
+        bounds.retain(|b| b.is_finite());
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        Instrument {
+            name,
+            description,
+            unit,
+            kind,
+            scope,
+            bounds: bounds.into(),
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh_state(&self, value: Number) -> State {
+        match self.kind {
+            InstrumentKind::Histogram => State::Histogram {
+                counts: vec![0; self.bounds.len() + 1],
+                count: 0,
+                sum: 0.0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+            },
+            InstrumentKind::Gauge | InstrumentKind::ObservableGauge => State::Last(value),
+            _ => State::Sum(match value {
+                Number::Int(_) => Number::Int(0),
+                Number::Double(_) => Number::Double(0.0),
+            }),
+        }
+    }
+
+    /// A synchronous measurement (`add`, `record`, `set`) or an observation made during a
+    /// collection (observable instruments: the value replaces the previous one).
+    pub fn record(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64) {
+        let (mut key, mut attributes) = canonical(attributes);
+        let mut streams = lock(&self.streams);
+        if !streams.contains_key(&key) && streams.len() >= CARDINALITY_LIMIT - 1 {
+            let (overflow_key, overflow) = canonical(vec![("otel.metric.overflow".into(), Value::Bool(true))]);
+            key = overflow_key;
+            attributes = overflow;
+        }
+        let stream = streams.entry(key).or_insert_with(|| Stream {
+            attributes,
+            start_ns: now_ns,
+            state: self.fresh_state(value),
+            updated: false,
+            last_observed: None,
+        });
+        stream.updated = true;
+        let observable = self.kind.is_observable();
+        match &mut stream.state {
+            State::Sum(total) if observable => *total = value,
+            State::Sum(total) => *total = total.add(value),
+            State::Last(last) => *last = value,
+            State::Histogram {
+                counts,
+                count,
+                sum,
+                min,
+                max,
+            } => {
+                let v = value.as_f64();
+                let bucket = self.bounds.partition_point(|b| *b < v);
+                counts[bucket] += 1;
+                *count += 1;
+                *sum += v;
+                *min = min.min(v);
+                *max = max.max(v);
+            }
+        }
+    }
+
+    /// The instrument's points now; `None` when there is nothing to report. Delta
+    /// temporality reports what changed since the last collection and starts afresh.
+    pub fn collect(&self, temporality: Temporality, now_ns: u64) -> Option<MetricData> {
+        let mut streams = lock(&self.streams);
+        let delta = temporality == Temporality::Delta;
+        let observable = self.kind.is_observable();
+        let mut numbers = Vec::new();
+        let mut histograms = Vec::new();
+        for stream in streams.values_mut() {
+            // Observable instruments report only what the callbacks observed this time; delta
+            // streams only what was recorded since the last collection.
+            if (observable || delta) && !stream.updated {
+                continue;
+            }
+            stream.updated = false;
+            match &mut stream.state {
+                State::Sum(total) => {
+                    let value = match (delta && observable, stream.last_observed) {
+                        (true, Some(previous)) => total.sub(previous),
+                        _ => *total,
+                    };
+                    if delta && observable {
+                        stream.last_observed = Some(*total);
+                    }
+                    numbers.push(NumberPoint {
+                        attributes: stream.attributes.clone(),
+                        start_ns: stream.start_ns,
+                        time_ns: now_ns,
+                        value,
+                    });
+                    if delta && !observable {
+                        *total = total.sub(*total);
+                    }
+                }
+                State::Last(value) => numbers.push(NumberPoint {
+                    attributes: stream.attributes.clone(),
+                    start_ns: stream.start_ns,
+                    time_ns: now_ns,
+                    value: *value,
+                }),
+                State::Histogram {
+                    counts,
+                    count,
+                    sum,
+                    min,
+                    max,
+                } => {
+                    histograms.push(HistogramPoint {
+                        attributes: stream.attributes.clone(),
+                        start_ns: stream.start_ns,
+                        time_ns: now_ns,
+                        count: *count,
+                        sum: *sum,
+                        min: *min,
+                        max: *max,
+                        bucket_counts: counts.clone(),
+                        bounds: self.bounds.clone(),
+                    });
+                    if delta {
+                        counts.iter_mut().for_each(|c| *c = 0);
+                        (*count, *sum, *min, *max) = (0, 0.0, f64::INFINITY, f64::NEG_INFINITY);
+                    }
+                }
+            }
+            if delta {
+                stream.start_ns = now_ns;
+            }
+        }
+        if delta && !observable {
+            // A delta stream that saw nothing since is gone; it comes back when recorded.
+            streams.retain(|_, s| s.updated || s.start_ns == now_ns);
+        }
+        drop(streams);
+        let data = match self.kind {
+            InstrumentKind::Histogram => {
+                if histograms.is_empty() {
+                    return None;
+                }
+                Data::Histogram {
+                    points: histograms,
+                    temporality,
+                }
+            }
+            InstrumentKind::Gauge | InstrumentKind::ObservableGauge => {
+                if numbers.is_empty() {
+                    return None;
+                }
+                Data::Gauge(numbers)
+            }
+            kind => {
+                if numbers.is_empty() {
+                    return None;
+                }
+                Data::Sum {
+                    points: numbers,
+                    temporality,
+                    monotonic: kind.is_monotonic(),
+                }
+            }
+        };
+        Some(MetricData {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            unit: self.unit.clone(),
+            scope: self.scope.clone(),
+            data,
+        })
+    }
+}
+
+/// Instrument names as the spec allows them: a letter, then up to 254 of letters, digits,
+/// `_`, `.`, `-` and `/`.
+pub fn valid_instrument_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.len() <= 255
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instrument(kind: InstrumentKind) -> Instrument {
+        Instrument::new(
+            "m".into(),
+            String::new(),
+            String::new(),
+            kind,
+            Arc::new(Scope::default()),
+            Some(vec![10.0, 0.0, 5.0]),
+        )
+    }
+
+    fn attrs(pairs: &[(&str, i64)]) -> Vec<(String, Value)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), Value::Int(*v))).collect()
+    }
+
+    fn sum_values(data: &MetricData) -> Vec<Number> {
+        match &data.data {
+            Data::Sum { points, .. } | Data::Gauge(points) => points.iter().map(|p| p.value).collect(),
+            Data::Histogram { .. } => panic!("not a sum"),
+        }
+    }
+
+    #[test]
+    fn attribute_order_does_not_split_streams_and_ints_stay_ints() {
+        let counter = instrument(InstrumentKind::Counter);
+        counter.record(Number::Int(2), attrs(&[("a", 1), ("b", 2)]), 1);
+        counter.record(Number::Int(3), attrs(&[("b", 2), ("a", 1)]), 2);
+        let data = counter.collect(Temporality::Cumulative, 5).unwrap();
+        assert_eq!(sum_values(&data), [Number::Int(5)]);
+        counter.record(Number::Double(0.5), attrs(&[("a", 1), ("b", 2)]), 6);
+        let data = counter.collect(Temporality::Cumulative, 7).unwrap();
+        assert_eq!(sum_values(&data), [Number::Double(5.5)]);
+        let Data::Sum { points, monotonic, .. } = data.data else {
+            panic!()
+        };
+        assert!(monotonic);
+        assert_eq!(points[0].start_ns, 1, "cumulative points keep their start");
+    }
+
+    #[test]
+    fn delta_reports_the_change_and_restarts() {
+        let counter = instrument(InstrumentKind::Counter);
+        counter.record(Number::Int(2), attrs(&[]), 1);
+        assert_eq!(
+            sum_values(&counter.collect(Temporality::Delta, 5).unwrap()),
+            [Number::Int(2)]
+        );
+        assert!(counter.collect(Temporality::Delta, 6).is_none(), "nothing new");
+        counter.record(Number::Int(4), attrs(&[]), 7);
+        let data = counter.collect(Temporality::Delta, 9).unwrap();
+        let Data::Sum { points, .. } = data.data else { panic!() };
+        assert_eq!((points[0].value, points[0].start_ns), (Number::Int(4), 7));
+    }
+
+    #[test]
+    fn histograms_bucket_by_sorted_bounds() {
+        let histogram = instrument(InstrumentKind::Histogram);
+        for v in [0.0, 3.0, 5.0, 7.0, 50.0] {
+            histogram.record(Number::Double(v), attrs(&[]), 1);
+        }
+        let Data::Histogram { points, .. } = histogram.collect(Temporality::Cumulative, 2).unwrap().data else {
+            panic!()
+        };
+        let p = &points[0];
+        assert_eq!(&*p.bounds, [0.0, 5.0, 10.0]);
+        // Buckets are (-inf, 0], (0, 5], (5, 10], (10, +inf).
+        assert_eq!(p.bucket_counts, [1, 2, 1, 1]);
+        assert_eq!((p.count, p.sum, p.min, p.max), (5, 65.0, 0.0, 50.0));
+    }
+
+    #[test]
+    fn observable_counters_report_observed_totals_and_their_deltas() {
+        let observed = instrument(InstrumentKind::ObservableCounter);
+        observed.record(Number::Int(10), attrs(&[]), 1);
+        assert_eq!(
+            sum_values(&observed.collect(Temporality::Delta, 2).unwrap()),
+            [Number::Int(10)]
+        );
+        observed.record(Number::Int(15), attrs(&[]), 3);
+        assert_eq!(
+            sum_values(&observed.collect(Temporality::Delta, 4).unwrap()),
+            [Number::Int(5)]
+        );
+        assert!(
+            observed.collect(Temporality::Delta, 5).is_none(),
+            "not observed this time"
+        );
+    }
+
+    #[test]
+    fn new_attribute_sets_beyond_the_limit_share_the_overflow_stream() {
+        let counter = instrument(InstrumentKind::Counter);
+        for i in 0..(CARDINALITY_LIMIT as i64 + 10) {
+            counter.record(Number::Int(1), attrs(&[("id", i)]), 1);
+        }
+        let Data::Sum { points, .. } = counter.collect(Temporality::Cumulative, 2).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(points.len(), CARDINALITY_LIMIT);
+        let overflow = points
+            .iter()
+            .find(|p| p.attributes.get("otel.metric.overflow").is_some())
+            .unwrap();
+        assert_eq!(overflow.value, Number::Int(11));
+    }
+
+    #[test]
+    fn instrument_names() {
+        assert!(valid_instrument_name("http.server.request.duration"));
+        assert!(valid_instrument_name("a/b-c_d"));
+        assert!(!valid_instrument_name("1abc"));
+        assert!(!valid_instrument_name(""));
+        assert!(!valid_instrument_name("has space"));
+        assert!(!valid_instrument_name(&"a".repeat(256)));
+    }
+}

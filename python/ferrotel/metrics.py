@@ -1,0 +1,70 @@
+"""ferrotel's metrics signal: `MeterProvider` serves the Metrics API; measurements aggregate
+in Rust, and a reader thread collects every OTEL_METRIC_EXPORT_INTERVAL (plus once at exit)
+and hands the points to the export worker (OTEL_METRICS_EXPORTER, OTLP or console).
+
+Importing this module does not import the opentelemetry-api.
+"""
+
+import os
+import threading
+import weakref
+
+from ferrotel import _exit, _native  # noqa: F401 (_exit: the last collection at exit)
+
+Meter = _native.Meter
+Counter = _native.Counter
+UpDownCounter = _native.UpDownCounter
+Histogram = _native.Histogram
+Gauge = _native.Gauge
+ObservableInstrument = _native.ObservableInstrument
+
+_providers = weakref.WeakSet()
+_provider = None
+
+
+class MeterProvider(_native.MeterProvider):
+    """Configured from the environment (and `settings`, variable name -> value, which win);
+    collects on its own daemon thread while it has an exporter."""
+
+    def __init__(self, settings=None):
+        self._start_reader()
+        _providers.add(self)
+
+    def _start_reader(self):
+        self._stop = threading.Event()
+        if not self.exporting:
+            return
+        interval = self.export_interval_seconds
+        stop, ref = self._stop, weakref.ref(self)
+
+        def run():
+            while not stop.wait(interval):
+                provider = ref()
+                if provider is None or not provider.exporting:
+                    return
+                provider._collect_and_export()
+                del provider
+
+        threading.Thread(target=run, name="ferrotel-metrics", daemon=True).start()
+
+    def shutdown(self, timeout_millis=30000.0):
+        self._stop.set()
+        return super().shutdown(timeout_millis)
+
+
+def get_meter_provider():
+    """The process's provider, configured from the environment on first use."""
+    global _provider
+    if _provider is None:
+        _provider = MeterProvider()
+    return _provider
+
+
+def _after_fork_in_child():
+    # The parent's reader threads do not exist here: fresh pipelines, then fresh readers.
+    _native._metrics_after_fork_in_child()
+    for provider in list(_providers):
+        provider._start_reader()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,118 @@
+"""The metrics signal: Metrics API instruments aggregate in ferrotel's SDK and are exported
+over every OTLP protocol to a real receiver (ferrotel view), where they must equal what
+upstream's SDK sends for the same app."""
+
+import re
+
+import pytest
+from test_view import run_ferrotel, run_upstream
+
+APP = """
+import time
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+meter = metrics.get_meter("shop.metrics", "1.0")
+orders = meter.create_counter("shop.orders", unit="{order}", description="orders placed")
+latency = meter.create_histogram("shop.latency", unit="ms", description="checkout latency")
+bounded = meter.create_histogram("shop.size", explicit_bucket_boundaries_advisory=[1.0, 10.0])
+queue = meter.create_up_down_counter("shop.queue")
+temperature = meter.create_gauge("shop.temperature", unit="Cel")
+
+def rooms(options):
+    assert isinstance(options, CallbackOptions)
+    return [Observation(3, {"room": "a"}), Observation(4.5, {"room": "b"})]
+
+meter.create_observable_gauge("shop.occupancy", callbacks=[rooms])
+meter.create_observable_counter("shop.uptime", callbacks=[lambda options: [Observation(120)]])
+assert isinstance(orders, metrics.Counter) and isinstance(latency, metrics.Histogram)
+assert meter.create_counter("shop.orders", unit="{order}", description="orders placed") is not None
+for i in range(10):
+    orders.add(1, {"outcome": "ok" if i % 3 else "declined", "region": "eu"})
+    latency.record(i * 10.5, {"route": "/checkout"})
+    bounded.record(i)
+queue.add(5)
+queue.add(-2)
+temperature.set(20)
+temperature.set(21.5)
+"""
+
+
+def series(viewer, service):
+    """{name: (type, unit, description, points without timestamps)} for one service."""
+    result = {}
+    for metric in viewer.get(f"/api/metrics?service={service}")["data"]:
+        [data] = viewer.get(f"/api/metrics/{metric['name']}?service={service}")["data"]
+        points = [
+            {k: v for k, v in p.items() if k not in ("timeUnixNano", "startTimeUnixNano")} for p in data["points"]
+        ]
+        points.sort(key=lambda p: sorted(p["attributes"].items()))
+        result[metric["name"]] = (metric["type"], metric["unit"], metric["description"], points)
+    return result
+
+
+def send_with_ferrotel(viewer, tmp, protocol, service, source=APP, **extra):
+    return run_ferrotel(viewer, tmp, source, protocol, OTEL_SERVICE_NAME=service, OTEL_TRACES_EXPORTER="none", **extra)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
+def test_instruments_arrive_as_upstream_sends_them(viewer, tmp, protocol):
+    send_with_ferrotel(viewer, tmp, protocol, "ferrotel-metrics")
+    run_upstream(viewer, tmp, APP, "http/protobuf", OTEL_SERVICE_NAME="upstream-metrics", OTEL_METRICS_EXPORTER="otlp")
+    ours, theirs = series(viewer, "ferrotel-metrics"), series(viewer, "upstream-metrics")
+    assert ours == theirs
+
+    assert ours["shop.orders"][:3] == ("sum", "{order}", "orders placed")
+    assert [(p["attributes"]["outcome"], p["value"]) for p in ours["shop.orders"][3]] == [("declined", 4), ("ok", 6)]
+    [latency] = ours["shop.latency"][3]
+    assert (latency["count"], latency["sum"], latency["min"], latency["max"]) == (10, 472.5, 0.0, 94.5)
+    assert latency["explicitBounds"][:3] == [0.0, 5.0, 10.0]
+    [size] = ours["shop.size"][3]
+    assert (size["explicitBounds"], size["bucketCounts"]) == ([1.0, 10.0], [2, 8, 0])
+    assert [p["value"] for p in ours["shop.queue"][3]] == [3]
+    assert [p["value"] for p in ours["shop.temperature"][3]] == [21.5]
+    occupancy = [(p["attributes"], p["value"]) for p in ours["shop.occupancy"][3]]
+    assert occupancy == [({"room": "a"}, 3), ({"room": "b"}, 4.5)]
+    assert [p["value"] for p in ours["shop.uptime"][3]] == [120]
+
+
+def test_periodic_collection_and_delta_temporality(viewer, tmp):
+    source = """
+import time
+from opentelemetry import metrics
+counter = metrics.get_meter("ticks").create_counter("ticks")
+for _ in range(3):
+    counter.add(2)
+    time.sleep(0.4)
+"""
+    send_with_ferrotel(
+        viewer,
+        tmp,
+        "http/protobuf",
+        "ticker",
+        source=source,
+        OTEL_METRIC_EXPORT_INTERVAL="300",
+        OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE="delta",
+    )
+    [data] = viewer.get("/api/metrics/ticks?service=ticker")["data"]
+    values = [p["value"] for p in data["points"]]
+    # Each interval reports only what was added in it; together they add up to every add.
+    assert len(values) >= 2 and sum(values) == 6 and max(values) <= 4, values
+
+
+def test_console_exporter_and_bad_instruments(tmp):
+    source = """
+from opentelemetry import metrics
+meter = metrics.get_meter("console.test")
+meter.create_counter("1-not-a-name").add(1)
+counter = meter.create_counter("requests", unit="{request}")
+counter.add(3, {"route": "/a"})
+counter.add(-1)
+counter.add("three")
+meter.create_observable_gauge("broken", callbacks=[lambda options: 1 / 0])
+"""
+    result = send_with_ferrotel(None, tmp, "http/protobuf", "console", source=source, OTEL_METRICS_EXPORTER="console")
+    assert "metric requests (sum, cumulative, monotonic) [{request}] (console.test)" in result.stdout
+    assert re.search(r"\{route=\"/a\"\} 3\n", result.stdout), result.stdout
+    assert '"1-not-a-name" is not a valid instrument name' in result.stderr
+    assert "counter requests was given a negative amount" in result.stderr
+    assert "the callback of broken failed and was skipped: ZeroDivisionError" in result.stderr
