@@ -116,3 +116,59 @@ meter.create_observable_gauge("broken", callbacks=[lambda options: 1 / 0])
     assert '"1-not-a-name" is not a valid instrument name' in result.stderr
     assert "counter requests was given a negative amount" in result.stderr
     assert "the callback of broken failed and was skipped: ZeroDivisionError" in result.stderr
+
+
+FLASK_APP = """
+from flask import Flask
+app = Flask(__name__)
+
+@app.route("/users/<int:uid>")
+def user(uid):
+    return {"id": uid}
+
+@app.route("/boom")
+def boom():
+    raise ValueError("no")
+
+client = app.test_client()
+for path in ["/users/1", "/users/2", "/users/3", "/boom", "/missing"]:
+    client.get(path).close()
+"""
+
+
+def test_http_server_requests_are_measured_as_upstream_measures_them(viewer, tmp):
+    send_with_ferrotel(viewer, tmp, "http/protobuf", "ferrotel-flask", source=FLASK_APP)
+    run_upstream(
+        viewer,
+        tmp,
+        FLASK_APP,
+        "http/protobuf",
+        OTEL_SERVICE_NAME="upstream-flask",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_SEMCONV_STABILITY_OPT_IN="http",
+    )
+    ours, theirs = series(viewer, "ferrotel-flask"), series(viewer, "upstream-flask")
+
+    def counted(points):
+        # Upstream types an error by the status Flask answered with; ferrotel by the exception
+        # Flask caught, as its span does (both are what the convention allows).
+        return [({k: v for k, v in p["attributes"].items() if k != "error.type"}, p["count"]) for p in points]
+
+    unit, description = "s", "Duration of HTTP server requests."
+    assert (
+        ours["http.server.request.duration"][:3]
+        == theirs["http.server.request.duration"][:3]
+        == (
+            "histogram",
+            unit,
+            description,
+        )
+    )
+    assert counted(ours["http.server.request.duration"][3]) == counted(theirs["http.server.request.duration"][3])
+    by_route = {p["attributes"].get("http.route"): p for p in ours["http.server.request.duration"][3]}
+    assert by_route["/users/<int:uid>"]["count"] == 3
+    assert by_route["/boom"]["attributes"]["error.type"] == "ValueError"
+    assert by_route[None]["attributes"]["http.response.status_code"] == 404
+    assert by_route["/users/<int:uid>"]["explicitBounds"][:2] == [0.005, 0.01]
+    assert [p["value"] for p in ours["http.server.active_requests"][3]] == [0]
+    assert ours["http.server.active_requests"][3] == theirs["http.server.active_requests"][3]

@@ -1,12 +1,16 @@
 //! Spans for ferrotel's built-in instrumentations: HTTP servers (WSGI), HTTP clients and
-//! database calls. The per-call work (reading the request, extracting or injecting context
-//! with the configured propagators, the span, its attributes, name and status) is done
-//! here; the Python glue only calls in.
+//! database calls, and the HTTP server's metrics. The per-call work (reading the request,
+//! extracting or injecting context with the configured propagators, the span, its
+//! attributes, name and status, the duration and active-request measurements) is done here;
+//! the Python glue only calls in.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use ferrotel_config::{Config, SemconvMode};
 use ferrotel_propagation::{Carrier, Composite, RemoteContext};
+use ferrotel_sdk::metrics::{Instrument, Number};
 use ferrotel_sdk::span::{SpanKind, StatusCode};
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Value;
@@ -15,6 +19,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::metrics::{Histogram, UpDownCounter};
 use crate::trace::api;
 use crate::trace::span::{Span, TraceState};
 use crate::trace::tracer::{create, parent_of, NewSpan, Tracer};
@@ -87,6 +92,73 @@ pub struct ServerRequest {
     span: Py<Span>,
     token: Mutex<Option<Py<PyAny>>>,
     method: String,
+    metrics: Option<ServerMetrics>,
+    /// Kept apart from the span: metrics count every request, sampled or not.
+    facts: Mutex<MetricFacts>,
+    ended: AtomicBool,
+}
+
+/// `http.server.request.duration` and `http.server.active_requests`, ferrotel's own
+/// instruments (from the glue; absent when another SDK provides the meters).
+struct ServerMetrics {
+    duration: Arc<Instrument>,
+    active: Option<Arc<Instrument>>,
+}
+
+/// What the stable HTTP server metrics are attributed by.
+struct MetricFacts {
+    method: &'static str,
+    scheme: String,
+    protocol_version: String,
+    status: Option<u16>,
+    route: Option<String>,
+    error_type: Option<String>,
+    started: Instant,
+}
+
+impl MetricFacts {
+    fn active_attributes(&self) -> Vec<(String, Value)> {
+        vec![
+            ("http.request.method".into(), Value::Str(self.method.into())),
+            ("url.scheme".into(), Value::Str(self.scheme.clone())),
+        ]
+    }
+
+    fn duration_attributes(&self) -> Vec<(String, Value)> {
+        let mut attributes = self.active_attributes();
+        if !self.protocol_version.is_empty() {
+            attributes.push((
+                "network.protocol.version".into(),
+                Value::Str(self.protocol_version.clone()),
+            ));
+        }
+        if let Some(status) = self.status {
+            attributes.push(("http.response.status_code".into(), Value::Int(status.into())));
+        }
+        if let Some(route) = &self.route {
+            attributes.push(("http.route".into(), Value::Str(route.clone())));
+        }
+        // A server error without an exception is typed by its status code, as the
+        // conventions say.
+        let error_type = self
+            .error_type
+            .clone()
+            .or_else(|| self.status.filter(|s| *s >= 500).map(|s| s.to_string()));
+        if let Some(error_type) = error_type {
+            attributes.push(("error.type".into(), Value::Str(error_type)));
+        }
+        attributes
+    }
+}
+
+impl ServerMetrics {
+    fn from_python(duration: Option<&Bound<'_, PyAny>>, active: Option<&Bound<'_, PyAny>>) -> Option<ServerMetrics> {
+        let duration = duration?.cast::<Histogram>().ok()?.get().instrument.clone()?;
+        let active = active
+            .and_then(|a| a.cast::<UpDownCounter>().ok())
+            .and_then(|a| a.get().instrument.clone());
+        Some(ServerMetrics { duration, active })
+    }
 }
 
 /// Records an exception once (event, status ERROR, `error.type` its type).
@@ -102,16 +174,21 @@ fn record_error(py: Python<'_>, span: &Span, exception: &Bound<'_, PyAny>) -> Py
     }
     span.record_exception_event(py, exception, None, None, true)?;
     span.set_error_status(exception)?;
+    let error_type = error_type_of(exception)?;
+    span.with_record(|data, limits| data.set_attribute("error.type".into(), Value::Str(error_type), limits));
+    Ok(())
+}
+
+/// The exception's type as `error.type` gives it: module-qualified unless builtin.
+fn error_type_of(exception: &Bound<'_, PyAny>) -> PyResult<String> {
     let kind = exception.get_type();
     let module: String = kind.getattr("__module__").and_then(|m| m.extract()).unwrap_or_default();
     let qualname: String = kind.getattr("__qualname__")?.extract()?;
-    let error_type = if module.is_empty() || module == "builtins" {
+    Ok(if module.is_empty() || module == "builtins" {
         qualname
     } else {
         format!("{module}.{qualname}")
-    };
-    span.with_record(|data, limits| data.set_attribute("error.type".into(), Value::Str(error_type), limits));
-    Ok(())
+    })
 }
 
 /// Restores the context from before the span (once) and ends the span.
@@ -179,10 +256,13 @@ fn owned(attrs: semconv::Attributes) -> Vec<(String, Value)> {
 /// Starts the server span for a WSGI `environ` and makes it current; `None` when `tracer`
 /// is not ferrotel's (another SDK is installed).
 #[pyfunction]
+#[pyo3(signature = (tracer, environ, duration=None, active_requests=None))]
 pub fn start_wsgi_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     environ: &Bound<'_, PyDict>,
+    duration: Option<&Bound<'_, PyAny>>,
+    active_requests: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ServerRequest>> {
     let Ok(tracer) = tracer.cast::<Tracer>() else {
         return Ok(None);
@@ -265,10 +345,26 @@ pub fn start_wsgi_request(
         context.set_item(api.baggage_key.bind(py), bag)?;
     }
     let token = api.attach(py, &context)?;
+    let facts = MetricFacts {
+        method: semconv::method(&method).0,
+        scheme: text(environ, "wsgi.url_scheme"),
+        protocol_version: protocol.strip_prefix("HTTP/").unwrap_or("").to_owned(),
+        status: None,
+        route: None,
+        error_type: None,
+        started: Instant::now(),
+    };
+    let metrics = ServerMetrics::from_python(duration, active_requests);
+    if let Some(active) = metrics.as_ref().and_then(|m| m.active.as_ref()) {
+        active.record(Number::Int(1), facts.active_attributes(), ferrotel_sdk::now_ns());
+    }
     Ok(Some(ServerRequest {
         span,
         token: Mutex::new(Some(token.unbind())),
         method,
+        metrics,
+        facts: Mutex::new(facts),
+        ended: AtomicBool::new(false),
     }))
 }
 
@@ -280,6 +376,7 @@ impl ServerRequest {
         let Some(code) = semconv::status_code(status) else {
             return;
         };
+        lock(&self.facts).status = Some(code);
         let (attrs, status) = semconv::server_response(code, settings().semconv);
         apply_response(self.span.get(), attrs, status);
         capture(
@@ -292,6 +389,7 @@ impl ServerRequest {
 
     /// The route template the framework matched: `http.route`, and the span's name.
     fn set_route(&self, route: &str) {
+        lock(&self.facts).route = Some(route.to_owned());
         let name = semconv::span_name(&self.method, Some(route));
         self.span.get().with_record(|data, limits| {
             for (k, v) in owned(semconv::route(route)) {
@@ -304,11 +402,36 @@ impl ServerRequest {
     /// An exception the application did not handle: recorded once, status ERROR,
     /// `error.type` the exception's type.
     fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        if exception.is_instance_of::<PyException>() {
+            let mut facts = lock(&self.facts);
+            if facts.error_type.is_none() {
+                facts.error_type = Some(error_type_of(exception)?);
+            }
+        }
         record_error(py, self.span.get(), exception)
     }
 
-    /// Ends the span (once) and restores the context from before the request.
-    fn end(&self, py: Python<'_>) -> PyResult<()> {
+    /// Ends the span (once), restores the context from before the request and records the
+    /// request's duration. A body collected unclosed ends without touching the context: the
+    /// collector may run anywhere, where restoring would clobber someone else's.
+    #[pyo3(signature = (restore_context=true))]
+    fn end(&self, py: Python<'_>, restore_context: bool) -> PyResult<()> {
+        if !restore_context {
+            lock(&self.token).take();
+        }
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            if let Some(metrics) = &self.metrics {
+                let facts = lock(&self.facts);
+                let now = ferrotel_sdk::now_ns();
+                let seconds = facts.started.elapsed().as_secs_f64();
+                metrics
+                    .duration
+                    .record(Number::Double(seconds), facts.duration_attributes(), now);
+                if let Some(active) = &metrics.active {
+                    active.record(Number::Int(-1), facts.active_attributes(), now);
+                }
+            }
+        }
         finish(py, &self.span, &self.token)
     }
 

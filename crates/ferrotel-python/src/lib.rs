@@ -8,7 +8,7 @@
 mod calls;
 mod diagnostics;
 mod logs;
-mod metrics;
+pub(crate) mod metrics;
 mod propagation;
 mod signal;
 mod startup;

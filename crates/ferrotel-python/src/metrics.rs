@@ -41,6 +41,8 @@ pub struct MeterCore {
     instruments: Mutex<HashMap<InstrumentKey, Arc<Mutex<Registered>>>>,
     /// Held for a whole collection, so the reader thread and the exit path never interleave.
     collecting: Mutex<()>,
+    /// The exit path's last collection is queued; shutting down need not collect again.
+    collected_for_exit: AtomicBool,
     shut_down: AtomicBool,
 }
 
@@ -108,13 +110,19 @@ impl MeterCore {
         }
     }
 
-    /// The last collection, then the pipeline stopped, by `deadline`. Idempotent.
+    /// The last collection (unless the exit path made it already), then the pipeline
+    /// stopped, by `deadline`. Idempotent.
     fn stop(&self, py: Python<'_>, deadline: Instant) -> bool {
         let _guard = self.collection_guard(py);
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return true;
         }
-        let Some(pipeline) = self.collect(py) else { return true };
+        let pipeline = if self.collected_for_exit.load(Ordering::Relaxed) {
+            self.pipeline()
+        } else {
+            self.collect(py)
+        };
+        let Some(pipeline) = pipeline else { return true };
         let complete = py.detach(|| pipeline.shutdown(deadline.saturating_duration_since(Instant::now())));
         report_undelivered(py, &[pipeline], "metric(s)");
         complete
@@ -183,7 +191,21 @@ pub fn _metrics_after_fork_in_child() {
     }
 }
 
-/// The exit path: a last collection for every provider, all sent by `deadline`.
+/// The exit path, first step: every provider's last collection queued and its export
+/// started, without waiting for it.
+pub fn collect_for_exit(py: Python<'_>) {
+    for core in PROVIDERS.live() {
+        let _guard = core.collection_guard(py);
+        if core.shut_down.load(Ordering::Relaxed) || core.collected_for_exit.swap(true, Ordering::AcqRel) {
+            continue;
+        }
+        if let Some(pipeline) = core.collect(py) {
+            pipeline.force_flush(Duration::ZERO);
+        }
+    }
+}
+
+/// The exit path, last step: what was collected sent by `deadline`.
 pub fn shutdown_all(py: Python<'_>, deadline: Instant) {
     for core in PROVIDERS.live() {
         core.stop(py, deadline);
@@ -230,6 +252,7 @@ impl MeterProvider {
             ),
             instruments: Mutex::new(HashMap::new()),
             collecting: Mutex::new(()),
+            collected_for_exit: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
         });
         PROVIDERS.add(&core);
@@ -383,7 +406,7 @@ macro_rules! synchronous_instrument {
         #[doc = $doc]
         #[pyclass(frozen, module = "ferrotel._native")]
         pub struct $class {
-            instrument: Option<Arc<Instrument>>,
+            pub(crate) instrument: Option<Arc<Instrument>>,
             /// Said once: a counter given a negative amount.
             warned: AtomicBool,
         }

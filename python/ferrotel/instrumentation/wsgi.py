@@ -15,6 +15,10 @@ def _url(environ):
 
 
 _tracer = None
+_instruments = None
+
+# The stable convention's advisory boundaries for request durations, in seconds.
+_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
 
 def _get_tracer():
@@ -26,11 +30,32 @@ def _get_tracer():
     return _tracer
 
 
+def _get_instruments():
+    """`http.server.request.duration` and `http.server.active_requests`, made once."""
+    global _instruments
+    if _instruments is None:
+        from opentelemetry import metrics
+
+        meter = metrics.get_meter("ferrotel.instrumentation.wsgi", __version__)
+        _instruments = (
+            meter.create_histogram(
+                "http.server.request.duration",
+                unit="s",
+                description="Duration of HTTP server requests.",
+                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            ),
+            meter.create_up_down_counter(
+                "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."
+            ),
+        )
+    return _instruments
+
+
 def serve(environ, start_response, app, excluded=None):
     """Calls the WSGI `app` inside a server span that ends when the response is closed."""
     if excluded is not None and excluded.search(_url(environ)):
         return app(environ, start_response)
-    request = _native.start_wsgi_request(_get_tracer(), environ)
+    request = _native.start_wsgi_request(_get_tracer(), environ, *_get_instruments())
     if request is None:  # another SDK's provider is installed
         return app(environ, start_response)
     environ["ferrotel.request"] = request
@@ -50,7 +75,8 @@ def serve(environ, start_response, app, excluded=None):
 
 class _Body:
     """The response body: its span ends when the server closes it, so streamed responses
-    are timed to their last byte."""
+    are timed to their last byte; or, when a caller never closes it (test clients that
+    drop an unread response), once the body is exhausted or collected."""
 
     def __init__(self, body, request):
         self._body, self._request = body, request
@@ -61,6 +87,10 @@ class _Body:
         except BaseException as exc:
             self._request.record_exception(exc)
             raise
+        self._request.end()
+
+    def __del__(self):
+        self._request.end(restore_context=False)
 
     def close(self):
         try:

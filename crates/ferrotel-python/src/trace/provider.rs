@@ -355,8 +355,9 @@ pub fn _after_fork_in_child() {
 pub fn _shutdown_all(py: Python<'_>, timeout_millis: f64) {
     let providers: Vec<Arc<ProviderCore>> = lock(&PROVIDERS).iter().filter_map(Weak::upgrade).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout_millis.max(0.0) / 1e3);
-    // Metrics first: their last collection may still run callbacks.
-    crate::metrics::shutdown_all(py, deadline);
+    // The metrics' last collection is queued and its export started first, so it runs beside
+    // the spans' and logs' rather than taking the budget before them.
+    crate::metrics::collect_for_exit(py);
     for core in providers {
         let remaining = deadline
             .saturating_duration_since(std::time::Instant::now())
@@ -366,6 +367,7 @@ pub fn _shutdown_all(py: Python<'_>, timeout_millis: f64) {
     }
     let remaining = deadline.saturating_duration_since(std::time::Instant::now());
     crate::logs::shutdown_all(py, remaining);
+    crate::metrics::shutdown_all(py, deadline);
 }
 
 pub(crate) fn process_facts(py: Python<'_>) -> PyResult<ProcessFacts> {
