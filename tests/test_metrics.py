@@ -172,3 +172,49 @@ def test_http_server_requests_are_measured_as_upstream_measures_them(viewer, tmp
     assert by_route["/users/<int:uid>"]["explicitBounds"][:2] == [0.005, 0.01]
     assert [p["value"] for p in ours["http.server.active_requests"][3]] == [0]
     assert ours["http.server.active_requests"][3] == theirs["http.server.active_requests"][3]
+
+
+CLIENT_APP = """
+import os
+import requests
+target = os.environ["TARGET"]
+requests.get(f"{target}/api/status")
+requests.get(f"{target}/api/status")
+requests.get(f"{target}/api/nothing-here")
+try:
+    requests.get("http://127.0.0.1:9/refused", timeout=2)
+except requests.ConnectionError:
+    pass
+"""
+
+
+def test_http_client_calls_are_measured_as_upstream_measures_them(viewer, tmp):
+    target = f"http://127.0.0.1:{viewer.ui}"
+    send_with_ferrotel(viewer, tmp, "http/protobuf", "ferrotel-client", source=CLIENT_APP, TARGET=target)
+    run_upstream(
+        viewer,
+        tmp,
+        CLIENT_APP,
+        "http/protobuf",
+        OTEL_SERVICE_NAME="upstream-client",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_SEMCONV_STABILITY_OPT_IN="http",
+        TARGET=target,
+    )
+    ours = series(viewer, "ferrotel-client")["http.client.request.duration"]
+    theirs = series(viewer, "upstream-client")["http.client.request.duration"]
+
+    def counted(points):
+        # Upstream names a failure's type without its module; ferrotel as its spans do.
+        return [
+            ({k: v.rsplit(".", 1)[-1] if k == "error.type" else v for k, v in p["attributes"].items()}, p["count"])
+            for p in points
+        ]
+
+    assert ours[:3] == theirs[:3] == ("histogram", "s", "Duration of HTTP client requests.")
+    assert counted(ours[3]) == counted(theirs[3])
+    statuses = {p["attributes"].get("http.response.status_code"): p for p in ours[3]}
+    assert statuses[200]["count"] == 2 and statuses[200]["attributes"]["network.protocol.version"] == "1.1"
+    assert statuses[404]["attributes"]["error.type"] == "404"
+    assert statuses[None]["attributes"]["error.type"] == "requests.exceptions.ConnectionError"
+    assert statuses[None]["attributes"]["server.port"] == 9

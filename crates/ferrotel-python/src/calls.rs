@@ -464,17 +464,60 @@ impl Carrier for Headers<'_, '_> {
 pub struct ClientRequest {
     span: Py<Span>,
     token: Mutex<Option<Py<PyAny>>>,
+    /// `http.client.request.duration`, when the glue passed ferrotel's histogram.
+    duration: Option<Arc<Instrument>>,
+    facts: Mutex<ClientFacts>,
+}
+
+/// What the stable HTTP client duration is attributed by.
+struct ClientFacts {
+    method: &'static str,
+    server_address: String,
+    server_port: Option<u16>,
+    status: Option<u16>,
+    protocol_version: Option<String>,
+    error_type: Option<String>,
+    started: Instant,
+}
+
+impl ClientFacts {
+    fn attributes(&self) -> Vec<(String, Value)> {
+        let mut attributes = vec![("http.request.method".into(), Value::Str(self.method.into()))];
+        if !self.server_address.is_empty() {
+            attributes.push(("server.address".into(), Value::Str(self.server_address.clone())));
+        }
+        if let Some(port) = self.server_port {
+            attributes.push(("server.port".into(), Value::Int(port.into())));
+        }
+        if let Some(status) = self.status {
+            attributes.push(("http.response.status_code".into(), Value::Int(status.into())));
+        }
+        if let Some(version) = &self.protocol_version {
+            attributes.push(("network.protocol.version".into(), Value::Str(version.clone())));
+        }
+        // For a client every 4xx and 5xx is an error, typed by its status.
+        let error_type = self
+            .error_type
+            .clone()
+            .or_else(|| self.status.filter(|s| *s >= 400).map(|s| s.to_string()));
+        if let Some(error_type) = error_type {
+            attributes.push(("error.type".into(), Value::Str(error_type)));
+        }
+        attributes
+    }
 }
 
 /// Starts a client span under the current context, writes the propagation headers into
 /// `headers` and makes the span current; `None` when `tracer` is not ferrotel's.
 #[pyfunction]
+#[pyo3(signature = (tracer, method, url, headers, duration=None))]
 pub fn start_client_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     method: &str,
     url: &str,
     headers: &Bound<'_, PyAny>,
+    duration: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ClientRequest>> {
     let Ok(tracer) = tracer.cast::<Tracer>() else {
         return Ok(None);
@@ -528,17 +571,40 @@ pub fn start_client_request(
     );
     let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
     let token = api.attach(py, &context)?;
+    let (_, host, port) = semconv::url_parts(url);
+    let facts = ClientFacts {
+        method: semconv::method(method).0,
+        server_address: host.to_owned(),
+        server_port: port,
+        status: None,
+        protocol_version: None,
+        error_type: None,
+        started: Instant::now(),
+    };
     Ok(Some(ClientRequest {
         span,
         token: Mutex::new(Some(token.unbind())),
+        duration: duration
+            .and_then(|d| d.cast::<Histogram>().ok())
+            .and_then(|d| d.get().instrument.clone()),
+        facts: Mutex::new(facts),
     }))
 }
 
 #[pymethods]
 impl ClientRequest {
-    /// The response's status code and headers.
-    #[pyo3(signature = (status, headers=None))]
-    fn response(&self, status: u16, headers: Option<&Bound<'_, PyAny>>) {
+    /// The response's status code, headers and HTTP version (as Python's clients give it:
+    /// 10, 11, 20).
+    #[pyo3(signature = (status, headers=None, version=None))]
+    fn response(&self, status: u16, headers: Option<&Bound<'_, PyAny>>, version: Option<u8>) {
+        {
+            let mut facts = lock(&self.facts);
+            facts.status = Some(status);
+            facts.protocol_version = version.map(|v| match v % 10 {
+                0 => (v / 10).to_string(),
+                minor => format!("{}.{minor}", v / 10),
+            });
+        }
         let (attrs, status) = semconv::client_response(status, settings().semconv);
         apply_response(self.span.get(), attrs, status);
         capture(
@@ -551,10 +617,20 @@ impl ClientRequest {
 
     /// The request failed (connection refused, timeout...).
     fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        if exception.is_instance_of::<PyException>() {
+            lock(&self.facts).error_type = Some(error_type_of(exception)?);
+        }
         record_error(py, self.span.get(), exception)
     }
 
+    /// Ends the span, restores the context and records the call's duration (once).
     fn end(&self, py: Python<'_>) -> PyResult<()> {
+        let first = lock(&self.token).is_some();
+        if let (true, Some(duration)) = (first, &self.duration) {
+            let facts = lock(&self.facts);
+            let seconds = facts.started.elapsed().as_secs_f64();
+            duration.record(Number::Double(seconds), facts.attributes(), ferrotel_sdk::now_ns());
+        }
         finish(py, &self.span, &self.token)
     }
 }

@@ -9,6 +9,10 @@ from ferrotel import __version__, _native
 
 _inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", default=False)
 _tracers = {}
+_durations = {}
+
+# The stable convention's advisory boundaries for request durations, in seconds.
+_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
 
 def _tracer(name):
@@ -18,6 +22,28 @@ def _tracer(name):
 
         tracer = _tracers[name] = trace.get_tracer(name, __version__)
     return tracer
+
+
+def _duration(name):
+    """The instrumentation's `http.client.request.duration` histogram, made once."""
+    histogram = _durations.get(name)
+    if histogram is None:
+        from opentelemetry import metrics
+
+        histogram = _durations[name] = metrics.get_meter(name, __version__).create_histogram(
+            "http.client.request.duration",
+            unit="s",
+            description="Duration of HTTP client requests.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+    return histogram
+
+
+def _version(response):
+    """The HTTP version as Python's clients keep it (11 for 1.1): requests wraps urllib3's
+    response as `.raw`."""
+    version = getattr(getattr(response, "raw", response), "version", None)
+    return version if isinstance(version, int) else None
 
 
 def traced_call(instrumentation, method, url, headers, call, status_of, excluded=None):
@@ -34,7 +60,7 @@ def traced_call(instrumentation, method, url, headers, call, status_of, excluded
             return call()
         finally:
             _inside_client_span.reset(quiet)
-    request = _native.start_client_request(_tracer(instrumentation), method, url, headers)
+    request = _native.start_client_request(_tracer(instrumentation), method, url, headers, _duration(instrumentation))
     if request is None:  # another SDK's provider is installed
         return call()
     inside = _inside_client_span.set(True)
@@ -43,14 +69,14 @@ def traced_call(instrumentation, method, url, headers, call, status_of, excluded
     except BaseException as exc:
         code = getattr(exc, "code", None)
         if isinstance(code, int):
-            request.response(code, getattr(exc, "headers", None))
+            request.response(code, getattr(exc, "headers", None), _version(getattr(exc, "fp", None)))
         else:
             request.record_exception(exc)
         raise
     else:
         status = status_of(response)
         if isinstance(status, int):
-            request.response(status, getattr(response, "headers", None))
+            request.response(status, getattr(response, "headers", None), _version(response))
         return response
     finally:
         _inside_client_span.reset(inside)
