@@ -71,7 +71,11 @@ pub const CATALOG: &[Entry] = &[
         coverage: Coverage::BuiltIn("django"),
     },
     contrib("falcon >= 1.4.1, < 5.0.0", "opentelemetry-instrumentation-falcon"),
-    contrib("fastapi ~= 0.92", "opentelemetry-instrumentation-fastapi"),
+    // FastAPI apps are Starlette apps; recent FastAPI also traces itself through the API.
+    Entry {
+        library: Some("fastapi >= 0.58"),
+        coverage: Coverage::BuiltIn("starlette"),
+    },
     Entry {
         library: Some("flask >= 1.0"),
         coverage: Coverage::BuiltIn("flask"),
@@ -105,7 +109,10 @@ pub const CATALOG: &[Entry] = &[
         "sqlalchemy >= 1.0.0, < 2.1.0",
         "opentelemetry-instrumentation-sqlalchemy",
     ),
-    contrib("starlette >= 0.13", "opentelemetry-instrumentation-starlette"),
+    Entry {
+        library: Some("starlette >= 0.13"),
+        coverage: Coverage::BuiltIn("starlette"),
+    },
     contrib("structlog >= 21.1", "opentelemetry-instrumentation-structlog"),
     contrib("psutil >= 5", "opentelemetry-instrumentation-system-metrics"),
     contrib("tornado >= 5.1.1", "opentelemetry-instrumentation-tornado"),

@@ -37,6 +37,7 @@ const BUILTIN_TARGETS: &[(&str, &str)] = &[
     ("django", "django >= 2.0"),
     ("flask", "flask >= 1.0"),
     ("requests", "requests ~= 2.0"),
+    ("starlette", "starlette >= 0.13"),
     ("urllib3", "urllib3 >= 1.0.0, < 3.0.0"),
 ];
 

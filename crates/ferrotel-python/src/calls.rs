@@ -45,36 +45,6 @@ fn settings() -> &'static Settings {
     })
 }
 
-/// Request headers as a WSGI environ holds them (`HTTP_TRACEPARENT`...).
-struct Environ<'a, 'py>(&'a Bound<'py, PyDict>);
-
-impl Carrier for Environ<'_, '_> {
-    fn get(&self, key: &str) -> Vec<String> {
-        let name = format!("HTTP_{}", key.to_ascii_uppercase().replace('-', "_"));
-        self.0
-            .get_item(name)
-            .ok()
-            .flatten()
-            .and_then(|v| v.extract::<String>().ok())
-            .into_iter()
-            .collect()
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.0
-            .keys()
-            .iter()
-            .filter_map(|k| k.extract::<String>().ok())
-            .filter_map(|k| {
-                k.strip_prefix("HTTP_")
-                    .map(|h| h.to_ascii_lowercase().replace('_', "-"))
-            })
-            .collect()
-    }
-
-    fn set(&mut self, _key: &str, _value: String) {}
-}
-
 /// An environ value as text (servers put some numbers in as ints, e.g. REMOTE_PORT).
 fn text(environ: &Bound<'_, PyDict>, key: &str) -> String {
     let Some(value) = environ.get_item(key).ok().flatten().filter(|v| !v.is_none()) else {
@@ -231,7 +201,14 @@ fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> Vec<(String, String)> {
     };
     items
         .flatten()
-        .filter_map(|pair| pair.extract::<(String, String)>().ok())
+        .filter_map(|pair| {
+            pair.extract::<(String, String)>().ok().or_else(|| {
+                // ASGI sends headers as byte pairs; HTTP header bytes are Latin-1.
+                let (k, v) = pair.extract::<(Vec<u8>, Vec<u8>)>().ok()?;
+                let latin1 = |b: Vec<u8>| b.into_iter().map(char::from).collect::<String>();
+                Some((latin1(k), latin1(v)))
+            })
+        })
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect()
 }
@@ -253,8 +230,94 @@ fn owned(attrs: semconv::Attributes) -> Vec<(String, Value)> {
     attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// Starts the server span for a WSGI `environ` and makes it current; `None` when `tracer`
-/// is not ferrotel's (another SDK is installed).
+/// One incoming request as a server interface gives it (WSGI environ, ASGI scope).
+struct Incoming<'a, 'py> {
+    method: String,
+    scheme: String,
+    path: String,
+    query: String,
+    server_address: String,
+    server_port: Option<u16>,
+    client_address: String,
+    client_port: Option<u16>,
+    user_agent: String,
+    /// `1.1`, `2`: the version without `HTTP/`.
+    protocol_version: String,
+    headers: RequestHeaders<'a, 'py>,
+}
+
+/// The request's headers: looked up in the environ as the propagators ask (listing them all
+/// costs a WSGI request more than it reads), or the ASGI scope's list.
+enum RequestHeaders<'a, 'py> {
+    Environ(&'a Bound<'py, PyDict>),
+    /// Lower-case names, as sent.
+    List(Vec<(String, String)>),
+}
+
+impl RequestHeaders<'_, '_> {
+    /// Every header as `(lower-case name, value)`, for capture.
+    fn pairs(&self) -> Vec<(String, String)> {
+        match self {
+            RequestHeaders::List(pairs) => pairs.clone(),
+            RequestHeaders::Environ(environ) => environ
+                .iter()
+                .filter_map(|(k, v)| {
+                    let key: String = k.extract().ok()?;
+                    let name = match key.as_str() {
+                        "CONTENT_TYPE" | "CONTENT_LENGTH" => key.clone(),
+                        _ => key.strip_prefix("HTTP_")?.to_string(),
+                    };
+                    Some((name.to_ascii_lowercase().replace('_', "-"), v.str().ok()?.to_string()))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Carrier for RequestHeaders<'_, '_> {
+    fn get(&self, key: &str) -> Vec<String> {
+        match self {
+            RequestHeaders::Environ(environ) => {
+                let name = format!("HTTP_{}", key.to_ascii_uppercase().replace('-', "_"));
+                environ
+                    .get_item(name)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.extract::<String>().ok())
+                    .into_iter()
+                    .collect()
+            }
+            RequestHeaders::List(pairs) => {
+                let key = key.to_ascii_lowercase();
+                pairs
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            }
+        }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        match self {
+            RequestHeaders::Environ(environ) => environ
+                .keys()
+                .iter()
+                .filter_map(|k| k.extract::<String>().ok())
+                .filter_map(|k| {
+                    k.strip_prefix("HTTP_")
+                        .map(|h| h.to_ascii_lowercase().replace('_', "-"))
+                })
+                .collect(),
+            RequestHeaders::List(pairs) => pairs.iter().map(|(k, _)| k.clone()).collect(),
+        }
+    }
+
+    fn set(&mut self, _key: &str, _value: String) {}
+}
+
+/// Starts the server span of a WSGI request under the context its headers carry (or the
+/// current one) and makes it current; `None` when `tracer` is not ferrotel's.
 #[pyfunction]
 #[pyo3(signature = (tracer, environ, duration=None, active_requests=None))]
 pub fn start_wsgi_request(
@@ -264,14 +327,6 @@ pub fn start_wsgi_request(
     duration: Option<&Bound<'_, PyAny>>,
     active_requests: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ServerRequest>> {
-    let Ok(tracer) = tracer.cast::<Tracer>() else {
-        return Ok(None);
-    };
-    let tracer = tracer.get();
-    let api = api::get(py)?;
-    let settings = settings();
-    let method = text(environ, "REQUEST_METHOD");
-    let path = format!("{}{}", text(environ, "SCRIPT_NAME"), text(environ, "PATH_INFO"));
     let host_header = text(environ, "HTTP_HOST");
     let (server_address, server_port) = if host_header.is_empty() {
         (text(environ, "SERVER_NAME"), text(environ, "SERVER_PORT").parse().ok())
@@ -283,19 +338,98 @@ pub fn start_wsgi_request(
         )
     };
     let protocol = text(environ, "SERVER_PROTOCOL");
-    let facts = semconv::ServerRequest {
-        method: &method,
-        scheme: &text(environ, "wsgi.url_scheme"),
-        path: &path,
-        query: &text(environ, "QUERY_STRING"),
-        server_address: &server_address,
+    let incoming = Incoming {
+        method: text(environ, "REQUEST_METHOD"),
+        scheme: text(environ, "wsgi.url_scheme"),
+        path: format!("{}{}", text(environ, "SCRIPT_NAME"), text(environ, "PATH_INFO")),
+        query: text(environ, "QUERY_STRING"),
+        server_address,
         server_port,
-        client_address: &text(environ, "REMOTE_ADDR"),
+        client_address: text(environ, "REMOTE_ADDR"),
         client_port: text(environ, "REMOTE_PORT").parse().ok(),
-        user_agent: &text(environ, "HTTP_USER_AGENT"),
-        protocol_version: protocol.strip_prefix("HTTP/").unwrap_or(""),
+        user_agent: text(environ, "HTTP_USER_AGENT"),
+        protocol_version: protocol.strip_prefix("HTTP/").unwrap_or("").to_owned(),
+        headers: RequestHeaders::Environ(environ),
     };
-    let found = settings.propagator.extract(&Environ(environ));
+    start_server_request(py, tracer, incoming, duration, active_requests)
+}
+
+/// The same for an ASGI `http` connection scope (headers as byte pairs, `server` and
+/// `client` as `(host, port)`).
+#[pyfunction]
+#[pyo3(signature = (tracer, scope, duration=None, active_requests=None))]
+pub fn start_asgi_request(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    scope: &Bound<'_, PyDict>,
+    duration: Option<&Bound<'_, PyAny>>,
+    active_requests: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<ServerRequest>> {
+    let headers = header_pairs(scope.get_item("headers")?.as_ref());
+    let address = |key: &str| -> (String, Option<u16>) {
+        scope
+            .get_item(key)
+            .ok()
+            .flatten()
+            .and_then(|a| a.extract::<(String, Option<u16>)>().ok())
+            .map_or((String::new(), None), |(host, port)| (host, port))
+    };
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let (server_address, server_port) = match header("host") {
+        Some(host) => {
+            let (name, port) = semconv::host_and_port(&host);
+            (name.to_string(), port.or(address("server").1))
+        }
+        None => address("server"),
+    };
+    let (client_address, client_port) = address("client");
+    let query = scope
+        .get_item("query_string")?
+        .and_then(|q| q.extract::<Vec<u8>>().ok())
+        .map(|q| String::from_utf8_lossy(&q).into_owned())
+        .unwrap_or_default();
+    let incoming = Incoming {
+        method: text(scope, "method"),
+        scheme: text(scope, "scheme"),
+        path: format!("{}{}", text(scope, "root_path"), text(scope, "path")),
+        query,
+        server_address,
+        server_port,
+        client_address,
+        client_port,
+        user_agent: header("user-agent").unwrap_or_default(),
+        protocol_version: text(scope, "http_version"),
+        headers: RequestHeaders::List(headers),
+    };
+    start_server_request(py, tracer, incoming, duration, active_requests)
+}
+
+fn start_server_request(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    incoming: Incoming<'_, '_>,
+    duration: Option<&Bound<'_, PyAny>>,
+    active_requests: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<ServerRequest>> {
+    let Ok(tracer) = tracer.cast::<Tracer>() else {
+        return Ok(None);
+    };
+    let tracer = tracer.get();
+    let api = api::get(py)?;
+    let settings = settings();
+    let facts = semconv::ServerRequest {
+        method: &incoming.method,
+        scheme: &incoming.scheme,
+        path: &incoming.path,
+        query: &incoming.query,
+        server_address: &incoming.server_address,
+        server_port: incoming.server_port,
+        client_address: &incoming.client_address,
+        client_port: incoming.client_port,
+        user_agent: &incoming.user_agent,
+        protocol_version: &incoming.protocol_version,
+    };
+    let found = settings.propagator.extract(&incoming.headers);
     let remote = found.context;
     let current = api.current_context(py)?;
     let parent = match remote {
@@ -306,7 +440,7 @@ pub fn start_wsgi_request(
         None => parent_of(py, &current)?,
     };
     let new = NewSpan {
-        name: semconv::span_name(&method, None),
+        name: semconv::span_name(&incoming.method, None),
         kind: SpanKind::Server,
         attributes: owned(semconv::server_request_attributes(&facts, settings.semconv)),
         links: Vec::new(),
@@ -316,18 +450,12 @@ pub fn start_wsgi_request(
     };
     let span = create(py, &tracer.core, &tracer.scope, parent, new)?;
     if !settings.capture.server_request.is_empty() {
-        let headers: Vec<(String, String)> = environ
-            .iter()
-            .filter_map(|(k, v)| {
-                let key: String = k.extract().ok()?;
-                let name = match key.as_str() {
-                    "CONTENT_TYPE" | "CONTENT_LENGTH" => key.clone(),
-                    _ => key.strip_prefix("HTTP_")?.to_string(),
-                };
-                Some((name.to_ascii_lowercase().replace('_', "-"), v.str().ok()?.to_string()))
-            })
-            .collect();
-        capture(span.get(), "request", &headers, &settings.capture.server_request);
+        capture(
+            span.get(),
+            "request",
+            &incoming.headers.pairs(),
+            &settings.capture.server_request,
+        );
     }
     let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
     if let Some(entries) = found.baggage {
@@ -346,9 +474,9 @@ pub fn start_wsgi_request(
     }
     let token = api.attach(py, &context)?;
     let facts = MetricFacts {
-        method: semconv::method(&method).0,
-        scheme: text(environ, "wsgi.url_scheme"),
-        protocol_version: protocol.strip_prefix("HTTP/").unwrap_or("").to_owned(),
+        method: semconv::method(&incoming.method).0,
+        scheme: incoming.scheme,
+        protocol_version: incoming.protocol_version,
         status: None,
         route: None,
         error_type: None,
@@ -361,7 +489,7 @@ pub fn start_wsgi_request(
     Ok(Some(ServerRequest {
         span,
         token: Mutex::new(Some(token.unbind())),
-        method,
+        method: incoming.method,
         metrics,
         facts: Mutex::new(facts),
         ended: AtomicBool::new(false),
@@ -370,10 +498,15 @@ pub fn start_wsgi_request(
 
 #[pymethods]
 impl ServerRequest {
-    /// The status line and headers given to `start_response` (`"404 Not Found"`).
+    /// The status given to `start_response` (`"404 Not Found"`) or in ASGI's
+    /// `http.response.start` (`404`), and the response headers.
     #[pyo3(signature = (status, headers=None))]
-    fn response(&self, status: &str, headers: Option<&Bound<'_, PyAny>>) {
-        let Some(code) = semconv::status_code(status) else {
+    fn response(&self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
+        let code = match status.extract::<u16>() {
+            Ok(code) => Some(code),
+            Err(_) => status.extract::<String>().ok().and_then(|s| semconv::status_code(&s)),
+        };
+        let Some(code) = code else {
             return;
         };
         lock(&self.facts).status = Some(code);

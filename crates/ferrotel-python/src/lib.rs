@@ -81,6 +81,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<propagation::Propagator>()?;
     m.add_class::<calls::ServerRequest>()?;
     m.add_function(wrap_pyfunction!(calls::start_wsgi_request, m)?)?;
+    m.add_function(wrap_pyfunction!(calls::start_asgi_request, m)?)?;
     m.add_class::<calls::ClientRequest>()?;
     m.add_function(wrap_pyfunction!(calls::start_client_request, m)?)?;
     m.add_class::<calls::DbCall>()?;

@@ -15,7 +15,7 @@ def _url(environ):
 
 
 _tracer = None
-_instruments = None
+_instruments = {}
 
 # The stable convention's advisory boundaries for request durations, in seconds.
 _DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
@@ -30,14 +30,15 @@ def _get_tracer():
     return _tracer
 
 
-def _get_instruments():
-    """`http.server.request.duration` and `http.server.active_requests`, made once."""
-    global _instruments
-    if _instruments is None:
+def server_instruments(scope_name):
+    """`http.server.request.duration` and `http.server.active_requests` of one
+    instrumentation scope, made once."""
+    instruments = _instruments.get(scope_name)
+    if instruments is None:
         from opentelemetry import metrics
 
-        meter = metrics.get_meter("ferrotel.instrumentation.wsgi", __version__)
-        _instruments = (
+        meter = metrics.get_meter(scope_name, __version__)
+        instruments = _instruments[scope_name] = (
             meter.create_histogram(
                 "http.server.request.duration",
                 unit="s",
@@ -48,14 +49,14 @@ def _get_instruments():
                 "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."
             ),
         )
-    return _instruments
+    return instruments
 
 
 def serve(environ, start_response, app, excluded=None):
     """Calls the WSGI `app` inside a server span that ends when the response is closed."""
     if excluded is not None and excluded.search(_url(environ)):
         return app(environ, start_response)
-    request = _native.start_wsgi_request(_get_tracer(), environ, *_get_instruments())
+    request = _native.start_wsgi_request(_get_tracer(), environ, *server_instruments("ferrotel.instrumentation.wsgi"))
     if request is None:  # another SDK's provider is installed
         return app(environ, start_response)
     environ["ferrotel.request"] = request

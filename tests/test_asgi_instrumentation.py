@@ -1,0 +1,148 @@
+"""Starlette and FastAPI on a real uvicorn under `ferrotel instrument`: server spans and
+metrics exported over OTLP to a real receiver. A Starlette app is traced by ferrotel's
+built-in ASGI instrumentation; FastAPI, which now traces itself through the OpenTelemetry
+API, must come out with exactly one server span per request, recorded by ferrotel's SDK."""
+
+import os
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+
+from conftest import FERROTEL, clean_env, free_port, wait_http
+
+STARLETTE_APP = """
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+async def item(request):
+    return JSONResponse({"id": int(request.path_params["item_id"])})
+
+async def boom(request):
+    raise RuntimeError("exploded")
+
+async def teapot(request):
+    raise HTTPException(status_code=418)
+
+async def healthz(request):
+    return PlainTextResponse("ok")
+
+app = Starlette(routes=[
+    Route("/items/{item_id:int}", item),
+    Route("/boom", boom),
+    Route("/teapot", teapot),
+    Route("/healthz", healthz),
+])
+"""
+
+FASTAPI_APP = """
+from fastapi import FastAPI
+
+app = FastAPI()
+
+@app.get("/items/{item_id}")
+async def item(item_id: int):
+    return {"id": item_id}
+
+@app.get("/healthz")
+async def healthz():
+    return "ok"
+"""
+
+PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_SPAN = "00f067aa0ba902b7"
+TRACEPARENT = {"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
+
+
+def get(url, headers=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        error.read()
+        error.close()
+        return error.code
+
+
+def serve(viewer, tmp, source, service, requests):
+    """Runs `source`'s `app` on uvicorn under ferrotel, makes `requests` ((path, headers)),
+    stops the server and returns the statuses."""
+    (tmp / "app.py").write_text(source)
+    port = free_port()
+    env = clean_env(
+        OTEL_SERVICE_NAME=service,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_PYTHON_EXCLUDED_URLS="healthz",
+    )
+    server = subprocess.Popen(
+        [FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", deadline=30)
+        statuses = [get(f"http://127.0.0.1:{port}{path}", headers) for path, headers in requests]
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    return port, statuses, err
+
+
+def server_spans(viewer, service):
+    traces = viewer.get(f"/api/traces?service={service}&limit=50")["data"]
+    spans = [s for t in traces for s in t["spans"]]
+    tagged = [(s, {t["key"]: t["value"] for t in s["tags"]}) for s in spans]
+    return [(s, tags) for s, tags in tagged if tags.get("span.kind") == "server"]
+
+
+def test_starlette_requests_become_server_spans_and_metrics(viewer, tmp):
+    requests = [("/items/7?q=1", TRACEPARENT), ("/items/8", None), ("/boom", None), ("/teapot", None)]
+    port, statuses, err = serve(viewer, tmp, STARLETTE_APP, "starlette-app", requests + [("/missing", None)])
+    assert statuses == [200, 200, 500, 418, 404], err
+
+    spans = server_spans(viewer, "starlette-app")
+    assert all(tags["otel.scope.name"] == "ferrotel.instrumentation.asgi" for _, tags in spans)
+    by_path = {tags["url.path"]: (s, tags) for s, tags in spans}
+    assert set(by_path) == {"/items/7", "/items/8", "/boom", "/teapot", "/missing"}, "healthz is excluded"
+
+    first, first_tags = by_path["/items/7"]
+    assert first["operationName"] == "GET /items/{item_id:int}"
+    assert first["references"] == [{"refType": "CHILD_OF", "traceID": PARENT_TRACE, "spanID": PARENT_SPAN}]
+    assert first_tags["http.route"] == "/items/{item_id:int}" and first_tags["http.response.status_code"] == 200
+    assert first_tags["url.query"] == "q=1" and first_tags["url.scheme"] == "http"
+    assert first_tags["server.port"] == port and first_tags["network.protocol.version"] == "1.1"
+    assert by_path["/items/8"][0]["references"] == [], "no incoming context: a root span"
+
+    boom, boom_tags = by_path["/boom"]
+    assert boom_tags["otel.status_code"] == "ERROR" and boom_tags["error.type"] == "RuntimeError"
+    assert [f["value"] for f in boom["logs"][0]["fields"] if f["key"] == "event"] == ["exception"]
+    teapot_tags = by_path["/teapot"][1]
+    assert teapot_tags["http.response.status_code"] == 418 and "otel.status_code" not in teapot_tags
+    missing, missing_tags = by_path["/missing"]
+    assert missing["operationName"] == "GET" and "http.route" not in missing_tags
+
+    [durations] = viewer.get("/api/metrics/http.server.request.duration?service=starlette-app")["data"]
+    counts = {p["attributes"].get("http.route"): p["count"] for p in durations["points"]}
+    assert counts == {"/items/{item_id:int}": 2, "/boom": 1, "/teapot": 1, None: 1}
+    [active] = viewer.get("/api/metrics/http.server.active_requests?service=starlette-app")["data"]
+    assert [p["value"] for p in active["points"]] == [0]
+
+
+def test_fastapi_traces_itself_through_ferrotel_once(viewer, tmp):
+    _, statuses, err = serve(viewer, tmp, FASTAPI_APP, "fastapi-app", [("/items/7", TRACEPARENT)])
+    assert statuses == [200], err
+    spans = [(s, tags) for s, tags in server_spans(viewer, "fastapi-app") if tags["url.path"] == "/items/7"]
+    [(span, tags)] = spans
+    assert tags["otel.scope.name"] == "fastapi", "FastAPI's own span, not a second one of ferrotel's"
+    assert span["operationName"] == "GET /items/{item_id}"
+    # Its parent comes through the global propagator: ferrotel's.
+    assert span["references"] == [{"refType": "CHILD_OF", "traceID": PARENT_TRACE, "spanID": PARENT_SPAN}]
