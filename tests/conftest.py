@@ -1,10 +1,13 @@
 """Shared helpers: run real processes under the installed ferrotel executables."""
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -98,3 +101,43 @@ def viewer():
     yield v
     v.process.kill()
     v.process.wait()
+
+
+def http_get(url, headers=None):
+    """(status, body) of a GET, error statuses included."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        error.close()
+        return error.code, body
+
+
+class Server:
+    """A server process in its own session; `output` is (stdout, stderr) once stopped."""
+
+    def __init__(self, command, cwd, env):
+        self.process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.output = ("", "")
+
+
+@contextlib.contextmanager
+def serving(command, cwd, env, stop=signal.SIGINT):
+    """Runs `command` for the duration of the block, then stops its whole process group with
+    `stop` (so reloaders and workers go too) and collects its output."""
+    server = Server(command, cwd, env)
+    try:
+        yield server
+    finally:
+        os.killpg(server.process.pid, stop)
+        server.output = server.process.communicate(timeout=30)

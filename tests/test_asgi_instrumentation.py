@@ -3,13 +3,7 @@ metrics exported over OTLP to a real receiver. A Starlette app is traced by ferr
 built-in ASGI instrumentation; FastAPI, which now traces itself through the OpenTelemetry
 API, must come out with exactly one server span per request, recorded by ferrotel's SDK."""
 
-import os
-import signal
-import subprocess
-import urllib.error
-import urllib.request
-
-from conftest import FERROTEL, clean_env, free_port, wait_http
+from conftest import FERROTEL, clean_env, free_port, http_get, serving, wait_http
 
 STARLETTE_APP = """
 from starlette.applications import Starlette
@@ -56,18 +50,6 @@ PARENT_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = {"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
 
 
-def get(url, headers=None):
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        error.read()
-        error.close()
-        return error.code
-
-
 def serve(viewer, tmp, source, service, requests):
     """Runs `source`'s `app` on uvicorn under ferrotel, makes `requests` ((path, headers)),
     stops the server and returns the statuses."""
@@ -79,22 +61,10 @@ def serve(viewer, tmp, source, service, requests):
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_PYTHON_EXCLUDED_URLS="healthz",
     )
-    server = subprocess.Popen(
-        [FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with serving([FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"], tmp, env) as server:
         wait_http(f"http://127.0.0.1:{port}/healthz", deadline=30)
-        statuses = [get(f"http://127.0.0.1:{port}{path}", headers) for path, headers in requests]
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        _, err = server.communicate(timeout=30)
-    return port, statuses, err
+        statuses = [http_get(f"http://127.0.0.1:{port}{path}", headers)[0] for path, headers in requests]
+    return port, statuses, server.output[1]
 
 
 def server_spans(viewer, service):

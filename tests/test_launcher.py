@@ -14,6 +14,7 @@ from conftest import (
     init_pids,
     instrument,
     run,
+    serving,
     wait_http,
 )
 
@@ -233,21 +234,9 @@ FLASK_APP = textwrap.dedent(
 
 def _serve(command, port, tmp, extra_env=None):
     env = clean_env(**(extra_env or {}))
-    proc = subprocess.Popen(
-        [FERROTEL, "instrument", "--log_level", "debug", *command],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with serving([FERROTEL, "instrument", "--log_level", "debug", *command], tmp, env, signal.SIGTERM) as server:
         bodies = [wait_http(f"http://127.0.0.1:{port}/") for _ in range(4)]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
-    return bodies, stderr
+    return bodies, server.output[1]
 
 
 def test_flask_run_with_reloader_initialises_each_process_once(tmp):
