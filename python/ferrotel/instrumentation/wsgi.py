@@ -52,11 +52,17 @@ def server_instruments(scope_name):
     return instruments
 
 
+_telemetry = None
+
+
 def serve(environ, start_response, app, excluded=None):
     """Calls the WSGI `app` inside a server span that ends when the response is closed."""
+    global _telemetry
     if excluded is not None and excluded.search(_url(environ)):
         return app(environ, start_response)
-    request = _native.start_wsgi_request(_get_tracer(), environ, *server_instruments("ferrotel.instrumentation.wsgi"))
+    if _telemetry is None:
+        _telemetry = (_get_tracer(), *server_instruments("ferrotel.instrumentation.wsgi"))
+    request = _native.start_wsgi_request(_telemetry[0], environ, _telemetry[1], _telemetry[2])
     if request is None:  # another SDK's provider is installed
         return app(environ, start_response)
     environ["ferrotel.request"] = request
@@ -78,6 +84,8 @@ class _Body:
     """The response body: its span ends when the server closes it, so streamed responses
     are timed to their last byte; or, when a caller never closes it (test clients that
     drop an unread response), once the body is exhausted or collected."""
+
+    __slots__ = ("_body", "_request")
 
     def __init__(self, body, request):
         self._body, self._request = body, request

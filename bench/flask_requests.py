@@ -1,0 +1,125 @@
+"""A trivial Flask route called in-process through WSGI: what a request costs bare, under
+`ferrotel instrument` and under upstream's `opentelemetry-instrument` (flask instrumentation,
+pinned), both exporting traces and metrics over OTLP/HTTP into a `ferrotel view` of their
+own. Each side runs in its own venv, bare and instrumented, so each is compared with its own
+bare figure (PRODUCT.md's budget: at most 1.25x bare).
+
+Usage: python bench/flask_requests.py FERROTEL_VENV UPSTREAM_VENV [--n N] [--write BENCHMARKS.md]
+"""
+
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from receiver import compare, receiver
+from report import write_section
+
+
+def measure(n):
+    from flask import Flask
+
+    app = Flask("bench")
+
+    @app.route("/users/<int:uid>")
+    def user(uid):
+        return "ok"
+
+    base = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/users/42",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "localhost",
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+    def start_response(status, headers, exc_info=None):
+        return None
+
+    def request():
+        environ = dict(base)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        body = app(environ, start_response)
+        try:
+            b"".join(body)
+        finally:
+            body.close()
+
+    for _ in range(500):
+        request()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(n):
+            request()
+        best = min(best, (time.perf_counter() - start) / n * 1e6)
+    return best
+
+
+def run_side(ferrotel_bin, venv, side, n, env):
+    python = str(venv / "bin" / "python")
+    child = [python, __file__, "--child", str(n)]
+
+    def run(command, extra):
+        out = subprocess.run(command, capture_output=True, text=True, check=True, env={**env, **extra})
+        return json.loads(out.stdout.splitlines()[-1])
+
+    bare = run(child, {})
+    with receiver(ferrotel_bin) as sink:
+        settings = {
+            "OTEL_SERVICE_NAME": f"bench-{side}",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.http}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
+            "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+        }
+        if side == "ferrotel":
+            launcher = [str(venv / "bin" / "ferrotel"), "instrument", "--"]
+        else:
+            launcher = [str(venv / "bin" / "opentelemetry-instrument")]
+        instrumented = run(launcher + child, settings)
+        spans = sink.get("/api/status")["spans"]
+    return {"bare": bare, "instrumented": instrumented, "spans": spans}
+
+
+def main():
+    if sys.argv[1:2] == ["--child"]:
+        print(json.dumps(measure(int(sys.argv[2]))))
+        return
+    args, f, u = compare(run_side, default_n=5_000)
+    sent = (3 * args.n) + 500
+    table = "\n".join(
+        [
+            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; best of 3 runs of "
+            f"{args.n:,} in-process WSGI requests to `GET /users/<int:uid>` (Flask, body read and closed), "
+            "traces and metrics exported over OTLP/HTTP protobuf.",
+            "",
+            "| per request | ferrotel | upstream |",
+            "|---|---:|---:|",
+            f"| bare Flask (no instrumentation), in each side's venv | {f['bare']:.1f} µs | {u['bare']:.1f} µs |",
+            f"| instrumented | {f['instrumented']:.1f} µs | {u['instrumented']:.1f} µs |",
+            f"| instrumented / bare | {f['instrumented'] / f['bare']:.2f}× | {u['instrumented'] / u['bare']:.2f}× |",
+            f"| server spans received / requests | {f['spans']:,} / {sent:,} | {u['spans']:,} / {sent:,} |",
+        ]
+    )
+    print(table)
+    if args.write:
+        write_section(args.write, "flask", table)
+
+
+if __name__ == "__main__":
+    main()
