@@ -392,7 +392,7 @@ def test_instrument_view_starts_a_viewer_once_and_sends_to_it(tmp):
     assert started, first.stderr
     try:
         second = instrument("--view", "python", app, env=env)
-        assert "sending traces and logs to the OTLP receiver on 127.0.0.1:4318" in second.stderr, second.stderr
+        assert "sending traces, metrics and logs to the OTLP receiver on 127.0.0.1:4318" in second.stderr, second.stderr
         viewer = Api(16686)
         for run_output in (first.stdout, second.stdout):
             trace_id, root_id = run_output.split()

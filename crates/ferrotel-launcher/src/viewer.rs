@@ -18,7 +18,7 @@ fn listening() -> bool {
 pub fn ensure_running(exe: &Path) -> Result<String, String> {
     if listening() {
         return Ok(format!(
-            "sending traces and logs to the OTLP receiver on {OTLP_HTTP}; browse {WEB_UI}"
+            "sending traces, metrics and logs to the OTLP receiver on {OTLP_HTTP}; browse {WEB_UI}"
         ));
     }
     let ferrotel = exe.with_file_name("ferrotel");
@@ -58,9 +58,9 @@ pub fn ensure_running(exe: &Path) -> Result<String, String> {
     ))
 }
 
-/// Exporter settings for the viewer, traces and logs (the app's `logging` records, linked
-/// to their spans), except those a flag on this command line already chose (a generic flag
-/// counts: a per-signal variable set here would silently override it).
+/// Exporter settings for the viewer, traces, metrics and logs (the app's `logging` records,
+/// linked to their spans), except those a flag on this command line already chose (a
+/// generic flag counts: a per-signal variable set here would silently override it).
 pub fn point_at_viewer(env: &mut Vec<(String, OsString)>) {
     let settings = [
         (["OTEL_TRACES_EXPORTER", "OTEL_TRACES_EXPORTER"], "otlp"),
@@ -70,6 +70,15 @@ pub fn point_at_viewer(env: &mut Vec<(String, OsString)>) {
         ),
         (
             ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"],
+            "http/protobuf",
+        ),
+        (["OTEL_METRICS_EXPORTER", "OTEL_METRICS_EXPORTER"], "otlp"),
+        (
+            ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"],
+            "http://127.0.0.1:4318/v1/metrics",
+        ),
+        (
+            ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"],
             "http/protobuf",
         ),
         (["OTEL_LOGS_EXPORTER", "OTEL_LOGS_EXPORTER"], "otlp"),
@@ -114,6 +123,8 @@ mod tests {
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "OTEL_TRACES_EXPORTER",
                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_METRICS_EXPORTER",
+                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
                 "OTEL_LOGS_EXPORTER",
                 "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
                 "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"
