@@ -77,6 +77,7 @@ with frontend.start_as_current_span("GET /checkout", kind=server, attributes={"h
             call.set_attribute("http.response.status_code", 502)
 for ms in (12, 40, 95, 400):
     latency.record(ms, {"http.route": "/checkout"})
+latency.record(100, {"http.route": "/cart"})
 orders.add(3, {"outcome": "declined"})
 
 for p in (frontend_provider, payments_provider, logs, meters):
@@ -267,9 +268,13 @@ def test_metrics_charts_and_service_map(browser, shop):
     browser.get(f"http://127.0.0.1:{viewer.ui}/#/metrics")
     wait_for(browser, lambda d: len(rows(d, ".metric svg.chart")) == 2, "two metric charts")
     histogram = browser.find_element(By.CSS_SELECTOR, '[data-metric="shop.checkout.duration"]')
-    assert "histogram" in histogram.text and "count 4, sum 547" in histogram.text
+    # Both routes' latest points, folded: five values, four of them in distinct buckets.
+    assert "histogram" in histogram.text and "count 5, sum 647" in histogram.text
+    assert "over 2 attribute sets" in histogram.text
+    per_set = [r.text for r in histogram.find_elements(By.CSS_SELECTOR, "table.per-set tr")]
+    assert per_set == ["http.route=/checkout count 4, mean 136.750", "http.route=/cart count 1, mean 100.000"]
     heights = [float(r.get_attribute("height")) for r in histogram.find_elements(By.CSS_SELECTOR, "rect")]
-    assert sum(h > 0 for h in heights) == 4, "four values land in four buckets"
+    assert sum(h > 0 for h in heights) == 4, "five values land in four buckets"
     counter = browser.find_element(By.CSS_SELECTOR, '[data-metric="shop.orders"]')
     assert "sum" in counter.text and "latest: 3" in counter.text and "outcome=declined" in counter.text
     assert counter.find_elements(By.CSS_SELECTOR, "polyline")

@@ -547,7 +547,7 @@ function metricChart(series) {
   const valueOf = series.type === "sum" || series.type === "gauge" ? (p) => Number(p.value) : (p) => Number(p.count);
   const lines = new Map();
   for (const point of series.points) {
-    const key = Object.entries(point.attributes || {}).map(([k, v]) => `${k}=${plainValue(v)}`).join(" ") || "(no attributes)";
+    const key = attributeKey(point);
     if (!lines.has(key)) lines.set(key, []);
     lines.get(key).push([nanosToMicros(point.timeUnixNano), valueOf(point)]);
   }
@@ -568,10 +568,36 @@ function metricChart(series) {
     el("p", { class: "latest" }, `latest: ${latest ? valueOf(latest) : "—"} (${series.points.length} points)`));
 }
 
+function attributeKey(point) {
+  return Object.entries(point.attributes || {}).map(([k, v]) => `${k}=${plainValue(v)}`).join(" ") || "(no attributes)";
+}
+
+/** Each attribute set's latest point, folded into one: bucket counts added where the sets
+ * share their bounds, count and sum added, min and max of all. */
+function latestHistogram(points) {
+  const latest = new Map();
+  for (const point of points) latest.set(attributeKey(point), point);
+  const sets = [...latest.values()];
+  const bounds = sets[sets.length - 1].explicitBounds || [];
+  const sameBounds = sets.every((p) => JSON.stringify(p.explicitBounds || []) === JSON.stringify(bounds));
+  const pool = sameBounds ? sets : [sets[sets.length - 1]];
+  const counts = bounds.map(() => 0).concat([0]);
+  for (const p of pool) (p.bucketCounts || []).forEach((c, i) => { counts[i] = (counts[i] || 0) + Number(c); });
+  const defined = (values) => values.filter((v) => v !== null && v !== undefined).map(Number);
+  const mins = defined(pool.map((p) => p.min));
+  const maxes = defined(pool.map((p) => p.max));
+  return {
+    counts, bounds, latest,
+    count: pool.reduce((n, p) => n + Number(p.count), 0),
+    sum: pool.reduce((n, p) => n + Number(p.sum || 0), 0),
+    min: mins.length ? Math.min(...mins) : null,
+    max: maxes.length ? Math.max(...maxes) : null,
+  };
+}
+
 function histogramChart(series) {
-  const latest = series.points[series.points.length - 1];
-  const counts = (latest.bucketCounts || []).map(Number);
-  const bounds = latest.explicitBounds || [];
+  const folded = latestHistogram(series.points);
+  const { counts, bounds } = folded;
   const labels = counts.map((_, i) => (i < bounds.length ? `≤${bounds[i]}` : `>${bounds[bounds.length - 1] ?? ""}`));
   const max = Math.max(1, ...counts);
   const plotWidth = CHART.width - CHART.left - CHART.right;
@@ -585,10 +611,15 @@ function histogramChart(series) {
         height: CHART.height - CHART.bottom - y(count), fill: PALETTE[0] }, svg("title", {}, `${labels[i]}: ${count}`)),
       i % labelEvery === 0 ? svg("text", { x: CHART.left + (i + 0.5) * barWidth, y: CHART.height - 14,
         "text-anchor": "middle", class: "tick" }, labels[i]) : null)));
-  const mean = latest.count ? Number(latest.sum) / Number(latest.count) : 0;
+  const mean = folded.count ? folded.sum / folded.count : 0;
+  const perSet = folded.latest.size > 1
+    ? el("table", { class: "kv per-set" }, [...folded.latest].map(([key, p]) => el("tr", {},
+      el("th", {}, key), el("td", {}, `count ${p.count}, mean ${(Number(p.count) ? Number(p.sum) / Number(p.count) : 0).toFixed(3)}`))))
+    : null;
   return el("div", {}, chart, el("p", { class: "latest" },
-    `latest: count ${latest.count}, sum ${latest.sum}, mean ${mean.toFixed(3)}` +
-    `${latest.min !== null && latest.min !== undefined ? `, min ${latest.min}, max ${latest.max}` : ""}`));
+    `latest: count ${folded.count}, sum ${Math.round(folded.sum * 1e6) / 1e6}, mean ${mean.toFixed(3)}` +
+    `${folded.min !== null ? `, min ${folded.min}, max ${folded.max}` : ""}` +
+    `${folded.latest.size > 1 ? ` over ${folded.latest.size} attribute sets` : ""}`), perSet);
 }
 
 function extent(values) {
