@@ -51,7 +51,8 @@ def series(viewer, service):
 
 
 def send_with_ferrotel(viewer, tmp, protocol, service, source=APP, **extra):
-    return run_ferrotel(viewer, tmp, source, protocol, OTEL_SERVICE_NAME=service, OTEL_TRACES_EXPORTER="none", **extra)
+    settings = {"OTEL_SERVICE_NAME": service, "OTEL_TRACES_EXPORTER": "none", **extra}
+    return run_ferrotel(viewer, tmp, source, protocol, **settings)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
@@ -137,7 +138,7 @@ for path in ["/users/1", "/users/2", "/users/3", "/boom", "/missing"]:
 
 
 def test_http_server_requests_are_measured_as_upstream_measures_them(viewer, tmp):
-    send_with_ferrotel(viewer, tmp, "http/protobuf", "ferrotel-flask", source=FLASK_APP)
+    send_with_ferrotel(viewer, tmp, "http/protobuf", "ferrotel-flask", source=FLASK_APP, OTEL_TRACES_EXPORTER="otlp")
     run_upstream(
         viewer,
         tmp,
@@ -170,6 +171,11 @@ def test_http_server_requests_are_measured_as_upstream_measures_them(viewer, tmp
     assert by_route["/boom"]["attributes"]["error.type"] == "ValueError"
     assert by_route[None]["attributes"]["http.response.status_code"] == 404
     assert by_route["/users/<int:uid>"]["explicitBounds"][:2] == [0.005, 0.01]
+    # Exemplars (trace_based, the default) point at the server span each request was measured in.
+    [exemplar] = by_route["/boom"]["exemplars"]
+    [trace] = viewer.get(f"/api/traces/{exemplar['traceID']}")["data"]
+    [span] = [s for s in trace["spans"] if s["spanID"] == exemplar["spanID"]]
+    assert span["operationName"] == "GET /boom" and exemplar["value"] == pytest.approx(span["duration"] / 1e6, rel=0.5)
     assert [p["value"] for p in ours["http.server.active_requests"][3]] == [0]
     assert ours["http.server.active_requests"][3] == theirs["http.server.active_requests"][3]
 

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use ferrotel_sdk::log::LogData;
-use ferrotel_sdk::metrics::{Data, HistogramPoint, MetricData, Number, NumberPoint};
+use ferrotel_sdk::metrics::{Data, Exemplar, HistogramPoint, MetricData, Number, NumberPoint};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
@@ -203,20 +203,51 @@ fn point_times(out: &mut String, start_ns: u64, time_ns: u64) {
     );
 }
 
-fn number_point(out: &mut String, p: &NumberPoint) {
-    out.push('{');
-    attribute_list(out, &p.attributes);
-    point_times(out, p.start_ns, p.time_ns);
-    match p.value {
+/// `,"asInt":"5"` or `,"asDouble":0.5`.
+fn number(out: &mut String, value: Number) {
+    match value {
         Number::Int(i) => {
-            let _ = write!(out, ",\"asInt\":\"{i}\"}}");
+            let _ = write!(out, ",\"asInt\":\"{i}\"");
         }
         Number::Double(d) => {
             out.push_str(",\"asDouble\":");
             double(out, d);
-            out.push('}');
         }
     }
+}
+
+fn exemplars(out: &mut String, exemplars: &[Exemplar]) {
+    if exemplars.is_empty() {
+        return;
+    }
+    out.push_str(",\"exemplars\":[");
+    for (i, e) in exemplars.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}{{\"timeUnixNano\":\"{}\"",
+            if i > 0 { "," } else { "" },
+            e.time_ns
+        );
+        number(out, e.value);
+        if e.trace_id != 0 {
+            let _ = write!(
+                out,
+                ",\"spanId\":\"{:016x}\",\"traceId\":\"{:032x}\"",
+                e.span_id, e.trace_id
+            );
+        }
+        out.push('}');
+    }
+    out.push(']');
+}
+
+fn number_point(out: &mut String, p: &NumberPoint) {
+    out.push('{');
+    attribute_list(out, &p.attributes);
+    point_times(out, p.start_ns, p.time_ns);
+    number(out, p.value);
+    exemplars(out, &p.exemplars);
+    out.push('}');
 }
 
 fn histogram_point(out: &mut String, p: &HistogramPoint) {
@@ -243,6 +274,7 @@ fn histogram_point(out: &mut String, p: &HistogramPoint) {
         out.push_str(",\"max\":");
         double(out, p.max);
     }
+    exemplars(out, &p.exemplars);
     out.push('}');
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ferrotel_sdk::log::LogData;
-use ferrotel_sdk::metrics::{Data, HistogramPoint, MetricData, Number, NumberPoint};
+use ferrotel_sdk::metrics::{Data, Exemplar, HistogramPoint, MetricData, Number, NumberPoint};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{Scope, SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
@@ -190,21 +190,40 @@ fn log_record(w: &mut Writer, r: &LogData) {
     w.string(12, &r.event_name);
 }
 
+/// A oneof number: written even when zero, its field (`double_field` or `int_field`) says
+/// its type.
+fn number(w: &mut Writer, value: Number, double_field: u32, int_field: u32) {
+    match value {
+        Number::Double(d) => {
+            w.tag(double_field, 1);
+            w.0.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+        Number::Int(i) => {
+            w.tag(int_field, 1);
+            w.0.extend_from_slice(&i.to_le_bytes());
+        }
+    }
+}
+
+fn exemplars(w: &mut Writer, field: u32, exemplars: &[Exemplar]) {
+    for e in exemplars {
+        w.message(field, |x| {
+            x.fixed64(2, e.time_ns);
+            number(x, e.value, 3, 6);
+            if e.trace_id != 0 {
+                x.bytes(4, &e.span_id.to_be_bytes());
+                x.bytes(5, &id_bytes_128(e.trace_id));
+            }
+        });
+    }
+}
+
 fn number_point(w: &mut Writer, p: &NumberPoint) {
     attributes(w, 7, &p.attributes);
     w.fixed64(2, p.start_ns);
     w.fixed64(3, p.time_ns);
-    // The value is a oneof: written even when zero, its field says its type.
-    match p.value {
-        Number::Double(d) => {
-            w.tag(4, 1);
-            w.0.extend_from_slice(&d.to_bits().to_le_bytes());
-        }
-        Number::Int(i) => {
-            w.tag(6, 1);
-            w.0.extend_from_slice(&i.to_le_bytes());
-        }
-    }
+    number(w, p.value, 4, 6);
+    exemplars(w, 5, &p.exemplars);
 }
 
 fn optional_double(w: &mut Writer, field: u32, v: f64) {
@@ -223,6 +242,7 @@ fn histogram_point(w: &mut Writer, p: &HistogramPoint) {
     w.bytes(6, &counts);
     let bounds: Vec<u8> = p.bounds.iter().flat_map(|b| b.to_bits().to_le_bytes()).collect();
     w.bytes(7, &bounds);
+    exemplars(w, 8, &p.exemplars);
     if p.count > 0 {
         optional_double(w, 11, p.min);
         optional_double(w, 12, p.max);

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use ferrotel_config::{Config, SemconvMode};
 use ferrotel_propagation::{Carrier, Composite, RemoteContext};
-use ferrotel_sdk::metrics::{Instrument, Number};
+use ferrotel_sdk::metrics::{Instrument, Number, SpanOfMeasurement};
 use ferrotel_sdk::span::{SpanKind, StatusCode};
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Value;
@@ -147,6 +147,11 @@ fn record_error(py: Python<'_>, span: &Span, exception: &Bound<'_, PyAny>) -> Py
     let error_type = error_type_of(exception)?;
     span.with_record(|data, limits| data.set_attribute("error.type".into(), Value::Str(error_type), limits));
     Ok(())
+}
+
+/// A request's span, for the duration's exemplar.
+fn measured_in(span: &Span) -> SpanOfMeasurement {
+    Some((span.trace_id, span.span_id, span.trace_flags & 1 == 1))
 }
 
 /// The exception's type as `error.type` gives it: module-qualified unless builtin.
@@ -557,9 +562,10 @@ impl ServerRequest {
                 let facts = lock(&self.facts);
                 let now = ferrotel_sdk::now_ns();
                 let seconds = facts.started.elapsed().as_secs_f64();
+                let span = measured_in(self.span.get());
                 metrics
                     .duration
-                    .record(Number::Double(seconds), facts.duration_attributes(), now);
+                    .record_in(Number::Double(seconds), facts.duration_attributes(), now, span);
                 if let Some(active) = &metrics.active {
                     active.record(Number::Int(-1), facts.active_attributes(), now);
                 }
@@ -762,7 +768,13 @@ impl ClientRequest {
         if let (true, Some(duration)) = (first, &self.duration) {
             let facts = lock(&self.facts);
             let seconds = facts.started.elapsed().as_secs_f64();
-            duration.record(Number::Double(seconds), facts.attributes(), ferrotel_sdk::now_ns());
+            let span = measured_in(self.span.get());
+            duration.record_in(
+                Number::Double(seconds),
+                facts.attributes(),
+                ferrotel_sdk::now_ns(),
+                span,
+            );
         }
         finish(py, &self.span, &self.token)
     }

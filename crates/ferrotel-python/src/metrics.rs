@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use ferrotel_config::{BatchConfig, LogLevel, MetricReaderConfig};
 use ferrotel_otlp::OtlpExporter;
-use ferrotel_sdk::metrics::{valid_instrument_name, Instrument, InstrumentKind, MetricData, Number};
+use ferrotel_sdk::metrics::{
+    valid_instrument_name, ExemplarFilter, Instrument, InstrumentKind, MetricData, Number, SpanOfMeasurement,
+};
 use ferrotel_sdk::pipeline::Pipeline;
 use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::sync::lock;
@@ -23,6 +25,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 use crate::diagnostics::emit;
 use crate::signal::{ExporterSpec, Registry, SignalPipeline};
 use crate::trace::provider::{config_with, process_facts, report_undelivered};
+use crate::trace::span::span_ids_in;
 use crate::trace::value;
 
 /// An instrument with, for observable ones, the callbacks that feed it at each collection.
@@ -178,6 +181,17 @@ fn number(obj: &Bound<'_, PyAny>) -> Option<Number> {
         return Some(Number::Double(f.value()));
     }
     obj.extract::<f64>().ok().map(Number::Double)
+}
+
+/// The current span, for the exemplar filter; not looked up when no exemplar is kept.
+fn current_span(py: Python<'_>, instrument: &Instrument) -> SpanOfMeasurement {
+    if instrument.exemplar_filter == ExemplarFilter::AlwaysOff {
+        return None;
+    }
+    span_ids_in(py, None)
+        .ok()
+        .flatten()
+        .map(|(trace_id, span_id, flags)| (trace_id, span_id, flags & 1 == 1))
 }
 
 static PROVIDERS: Registry<MeterCore> = Registry::new();
@@ -371,6 +385,7 @@ impl Meter {
                         kind,
                         self.scope.clone(),
                         boundaries,
+                        ExemplarFilter::from_name(self.core.reader.exemplar_filter),
                     )),
                     callbacks: Vec::new(),
                 }))
@@ -439,7 +454,8 @@ macro_rules! synchronous_instrument {
                     }
                     return;
                 }
-                instrument.record(value, value::attributes(attributes), ferrotel_sdk::now_ns());
+                let span = current_span(py, instrument);
+                instrument.record_in(value, value::attributes(attributes), ferrotel_sdk::now_ns(), span);
             }
 
             #[getter]

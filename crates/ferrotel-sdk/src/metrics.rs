@@ -5,6 +5,10 @@
 //! Recording takes one short lock per instrument; streams are keyed by a canonical encoding of
 //! their (sorted) attributes. Past the cardinality limit, new attribute sets share one overflow
 //! stream marked `otel.metric.overflow=true`, as the spec asks, so memory stays bounded.
+//!
+//! Measurements made in a span (as the exemplar filter decides, by the caller) can become
+//! exemplars: histograms keep the last one per bucket, other streams one chosen uniformly among
+//! those since the last collection; each collection hands them out and starts afresh.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -95,12 +99,44 @@ impl Number {
     }
 }
 
+/// Which measurements may become exemplars (`OTEL_METRICS_EXEMPLAR_FILTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExemplarFilter {
+    AlwaysOn,
+    AlwaysOff,
+    /// Those made in a sampled span (the default).
+    TraceBased,
+}
+
+impl ExemplarFilter {
+    pub fn from_name(name: &str) -> ExemplarFilter {
+        match name {
+            "always_on" => ExemplarFilter::AlwaysOn,
+            "always_off" => ExemplarFilter::AlwaysOff,
+            _ => ExemplarFilter::TraceBased,
+        }
+    }
+}
+
+/// The span a measurement was made in: trace id, span id, sampled.
+pub type SpanOfMeasurement = Option<(u128, u64, bool)>;
+
+/// A measurement kept with the span it was made in, linking a point to a trace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar {
+    pub time_ns: u64,
+    pub value: Number,
+    pub trace_id: u128,
+    pub span_id: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NumberPoint {
     pub attributes: Attributes,
     pub start_ns: u64,
     pub time_ns: u64,
     pub value: Number,
+    pub exemplars: Vec<Exemplar>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +150,7 @@ pub struct HistogramPoint {
     pub max: f64,
     pub bucket_counts: Vec<u64>,
     pub bounds: Arc<[f64]>,
+    pub exemplars: Vec<Exemplar>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +199,10 @@ struct Stream {
     updated: bool,
     /// An observable counter's last observed total, to report deltas from.
     last_observed: Option<Number>,
+    /// Histograms: one slot per bucket; others: one slot.
+    exemplars: Vec<Option<Exemplar>>,
+    /// Exemplar candidates since the last collection, for uniform sampling into one slot.
+    offered: u64,
 }
 
 #[derive(Debug)]
@@ -171,6 +212,7 @@ pub struct Instrument {
     pub unit: String,
     pub kind: InstrumentKind,
     pub scope: Arc<Scope>,
+    pub exemplar_filter: ExemplarFilter,
     bounds: Arc<[f64]>,
     streams: Mutex<HashMap<Vec<u8>, Stream>>,
 }
@@ -222,6 +264,7 @@ impl Instrument {
         kind: InstrumentKind,
         scope: Arc<Scope>,
         boundaries: Option<Vec<f64>>,
+        exemplar_filter: ExemplarFilter,
     ) -> Instrument {
         let mut bounds = boundaries.unwrap_or_else(|| DEFAULT_BOUNDARIES.to_vec());
         bounds.retain(|b| b.is_finite());
@@ -233,6 +276,7 @@ impl Instrument {
             unit,
             kind,
             scope,
+            exemplar_filter,
             bounds: bounds.into(),
             streams: Mutex::new(HashMap::new()),
         }
@@ -258,6 +302,17 @@ impl Instrument {
     /// A synchronous measurement (`add`, `record`, `set`) or an observation made during a
     /// collection (observable instruments: the value replaces the previous one).
     pub fn record(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64) {
+        self.record_in(value, attributes, now_ns, None);
+    }
+
+    /// The same, made in `span`, which the exemplar filter may keep with the point.
+    pub fn record_in(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64, span: SpanOfMeasurement) {
+        let span = match (self.exemplar_filter, span) {
+            (ExemplarFilter::AlwaysOff, _) => None,
+            (ExemplarFilter::AlwaysOn, span) => Some(span.map_or((0, 0), |(t, s, _)| (t, s))),
+            (ExemplarFilter::TraceBased, Some((t, s, true))) => Some((t, s)),
+            (ExemplarFilter::TraceBased, _) => None,
+        };
         let (mut key, mut attributes) = canonical(attributes);
         let mut streams = lock(&self.streams);
         if !streams.contains_key(&key) && streams.len() >= CARDINALITY_LIMIT - 1 {
@@ -271,8 +326,35 @@ impl Instrument {
             state: self.fresh_state(value),
             updated: false,
             last_observed: None,
+            exemplars: Vec::new(),
+            offered: 0,
         });
         stream.updated = true;
+        if let Some((trace_id, span_id)) = span {
+            let exemplar = Exemplar {
+                time_ns: now_ns,
+                value,
+                trace_id,
+                span_id,
+            };
+            let slot = match stream.state {
+                State::Histogram { .. } => {
+                    let slots = self.bounds.len() + 1;
+                    stream.exemplars.resize(slots, None);
+                    Some(self.bounds.partition_point(|b| *b < value.as_f64()))
+                }
+                _ => {
+                    // Reservoir sampling with one slot: the n-th candidate replaces the kept
+                    // one with probability 1/n.
+                    stream.exemplars.resize(1, None);
+                    stream.offered += 1;
+                    (crate::ids::random_below(stream.offered) == 0).then_some(0)
+                }
+            };
+            if let Some(slot) = slot {
+                stream.exemplars[slot] = Some(exemplar);
+            }
+        }
         let observable = self.kind.is_observable();
         match &mut stream.state {
             State::Sum(total) if observable => *total = value,
@@ -311,6 +393,8 @@ impl Instrument {
                 continue;
             }
             stream.updated = false;
+            let exemplars: Vec<Exemplar> = stream.exemplars.drain(..).flatten().collect();
+            stream.offered = 0;
             match &mut stream.state {
                 State::Sum(total) => {
                     let value = match (delta && observable, stream.last_observed) {
@@ -325,6 +409,7 @@ impl Instrument {
                         start_ns: stream.start_ns,
                         time_ns: now_ns,
                         value,
+                        exemplars,
                     });
                     if delta && !observable {
                         *total = total.sub(*total);
@@ -335,6 +420,7 @@ impl Instrument {
                     start_ns: stream.start_ns,
                     time_ns: now_ns,
                     value: *value,
+                    exemplars,
                 }),
                 State::Histogram {
                     counts,
@@ -353,6 +439,7 @@ impl Instrument {
                         max: *max,
                         bucket_counts: counts.clone(),
                         bounds: self.bounds.clone(),
+                        exemplars,
                     });
                     if delta {
                         counts.iter_mut().for_each(|c| *c = 0);
@@ -427,6 +514,7 @@ mod tests {
             kind,
             Arc::new(Scope::default()),
             Some(vec![10.0, 0.0, 5.0]),
+            ExemplarFilter::TraceBased,
         )
     }
 
@@ -523,6 +611,43 @@ mod tests {
             .find(|p| p.attributes.get("otel.metric.overflow").is_some())
             .unwrap();
         assert_eq!(overflow.value, Number::Int(11));
+    }
+
+    #[test]
+    fn exemplars_keep_the_span_of_a_measurement_until_collected() {
+        let histogram = instrument(InstrumentKind::Histogram);
+        histogram.record_in(Number::Double(3.0), attrs(&[]), 1, Some((7, 70, true)));
+        histogram.record_in(Number::Double(4.0), attrs(&[]), 2, Some((8, 80, true)));
+        histogram.record_in(Number::Double(50.0), attrs(&[]), 3, Some((9, 90, true)));
+        histogram.record(Number::Double(6.0), attrs(&[]), 4);
+        histogram.record_in(Number::Double(7.0), attrs(&[]), 4, Some((1, 10, false)));
+        let Data::Histogram { points, .. } = histogram.collect(Temporality::Cumulative, 5).unwrap().data else {
+            panic!()
+        };
+        // The last measurement of each bucket that had one in a span: (0, 5] and (10, inf).
+        let kept: Vec<_> = points[0]
+            .exemplars
+            .iter()
+            .map(|e| (e.trace_id, e.span_id, e.value))
+            .collect();
+        assert_eq!(kept, [(8, 80, Number::Double(4.0)), (9, 90, Number::Double(50.0))]);
+        histogram.record(Number::Double(1.0), attrs(&[]), 6);
+        let Data::Histogram { points, .. } = histogram.collect(Temporality::Cumulative, 7).unwrap().data else {
+            panic!()
+        };
+        assert!(points[0].exemplars.is_empty(), "each collection starts afresh");
+
+        let counter = instrument(InstrumentKind::Counter);
+        for span in 1..=50u64 {
+            counter.record_in(Number::Int(1), attrs(&[]), span, Some((span as u128, span, true)));
+        }
+        let Data::Sum { points, .. } = counter.collect(Temporality::Cumulative, 60).unwrap().data else {
+            panic!()
+        };
+        let [exemplar] = points[0].exemplars[..] else {
+            panic!("one exemplar per sum stream")
+        };
+        assert_eq!(exemplar.trace_id as u64, exemplar.span_id);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, HistogramDataPoint, NumberDataPoint, ResourceMetrics,
+    exemplar, metric::Data, number_data_point, Exemplar, HistogramDataPoint, NumberDataPoint, ResourceMetrics,
 };
 use serde_json::{json, Value as Json};
 
@@ -113,6 +113,28 @@ fn attributes_json(attributes: &[KeyValue]) -> Json {
         .into()
 }
 
+/// Exemplars as the UI links them: the value and the span it was measured in.
+fn exemplars_json(exemplars: &[Exemplar]) -> Json {
+    exemplars
+        .iter()
+        .map(|e| {
+            let value = match e.value {
+                Some(exemplar::Value::AsInt(i)) => json!(i),
+                Some(exemplar::Value::AsDouble(d)) => json!(d),
+                None => Json::Null,
+            };
+            let hex = |id: &[u8]| (!id.is_empty()).then(|| const_hex::encode(id));
+            json!({
+                "timeUnixNano": e.time_unix_nano.to_string(),
+                "value": value,
+                "traceID": hex(&e.trace_id),
+                "spanID": hex(&e.span_id),
+            })
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
 fn number_json(point: &NumberDataPoint) -> Json {
     let value = match point.value {
         Some(number_data_point::Value::AsInt(i)) => json!(i),
@@ -124,6 +146,7 @@ fn number_json(point: &NumberDataPoint) -> Json {
         "startTimeUnixNano": point.start_time_unix_nano.to_string(),
         "attributes": attributes_json(&point.attributes),
         "value": value,
+        "exemplars": exemplars_json(&point.exemplars),
     })
 }
 
@@ -138,6 +161,7 @@ fn histogram_json(point: &HistogramDataPoint) -> Json {
         "max": point.max,
         "bucketCounts": point.bucket_counts,
         "explicitBounds": point.explicit_bounds,
+        "exemplars": exemplars_json(&point.exemplars),
     })
 }
 

@@ -619,7 +619,16 @@ function histogramChart(series) {
   return el("div", {}, chart, el("p", { class: "latest" },
     `latest: count ${folded.count}, sum ${Math.round(folded.sum * 1e6) / 1e6}, mean ${mean.toFixed(3)}` +
     `${folded.min !== null ? `, min ${folded.min}, max ${folded.max}` : ""}` +
-    `${folded.latest.size > 1 ? ` over ${folded.latest.size} attribute sets` : ""}`), perSet);
+    `${folded.latest.size > 1 ? ` over ${folded.latest.size} attribute sets` : ""}`), perSet,
+  exemplarLinks([...folded.latest.values()].flatMap((p) => p.exemplars || [])));
+}
+
+/** Links from measurements to the spans they were made in (the points' exemplars). */
+function exemplarLinks(exemplars) {
+  const linked = exemplars.filter((e) => e.traceID).slice(-6);
+  if (linked.length === 0) return null;
+  return el("p", { class: "exemplars" }, "exemplars: ", linked.map((e, i) => [i ? " · " : "",
+    el("a", { href: `#/trace/${e.traceID}?span=${e.spanID}`, class: "exemplar-link" }, Number(e.value).toPrecision(3))]));
 }
 
 function extent(values) {
