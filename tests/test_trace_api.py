@@ -325,8 +325,10 @@ def test_batch_queue_drops_are_counted_exactly(setup):
     assert provider.force_flush(5_000)
     stats = provider.stats()
     assert stats["enqueued"] == 25
+    # How many are dropped depends on how fast the worker drains (the Rust tests pin that with
+    # a slow exporter); here every span must be accounted for exactly, either way.
     assert stats["exported"] + stats["dropped"] == 25 and stats["exported"] == len(memory.get_finished_spans())
-    assert stats["dropped"] >= 5
+    assert stats["pending"] == stats["in_flight"] == 0
     assert provider.shutdown(1_000)
     tracer.start_span("after").end()
     assert provider.stats()["dropped"] == stats["dropped"] + 1
