@@ -330,6 +330,11 @@ impl Instrument {
             offered: 0,
         });
         stream.updated = true;
+        // The histogram bucket this value lands in, for its count and its exemplar slot.
+        let bucket = match self.kind {
+            InstrumentKind::Histogram => self.bounds.partition_point(|b| *b < value.as_f64()),
+            _ => 0,
+        };
         if let Some((trace_id, span_id)) = span {
             let exemplar = Exemplar {
                 time_ns: now_ns,
@@ -341,7 +346,7 @@ impl Instrument {
                 State::Histogram { .. } => {
                     let slots = self.bounds.len() + 1;
                     stream.exemplars.resize(slots, None);
-                    Some(self.bounds.partition_point(|b| *b < value.as_f64()))
+                    Some(bucket)
                 }
                 _ => {
                     // Reservoir sampling with one slot: the n-th candidate replaces the kept
@@ -368,7 +373,6 @@ impl Instrument {
                 max,
             } => {
                 let v = value.as_f64();
-                let bucket = self.bounds.partition_point(|b| *b < v);
                 counts[bucket] += 1;
                 *count += 1;
                 *sum += v;
