@@ -1,63 +1,51 @@
-"""Reads ferrotel's console exporter output: `console_spans(text)` parses it (the tests use
-it too), and running this file prints the spans of a file as one tree per trace."""
+"""Prints what a `ferrotel view` received from the demo app: each trace as a tree of spans
+(name, kind, HTTP status, span status, events), then the log records and metric series.
 
-import re
+Usage: python demo/summarize.py UI_PORT SERVICE"""
+
+import json
 import sys
-
-IDS = r"trace_id +([0-9a-f]{32})\n +span_id +([0-9a-f]{16}) +(?:parent ([0-9a-f]{16})|\(root\))"
-
-
-def console_spans(text):
-    """Spans as dicts: name, trace_id/span_id/parent (hex), kind, status, attributes (raw
-    text values), events (names), pid (from the resource)."""
-    spans = []
-    for block in re.split(r"\n(?=span \")", text):
-        head = re.match(r'span "(.*)"\n', block)
-        if not head:
-            continue
-        ids = re.search(IDS, block)
-        kind = re.search(r"kind +(\w+) +status (.*)\n", block)
-        duration = re.search(r"duration ([0-9.]+) ms", block)
-        pid = re.search(r"process\.pid=(\d+)", block)
-        attributes = dict(re.findall(r"^    ([\w.-]+) = (.*)$", block.split("  events\n")[0], re.M))
-        spans.append(
-            {
-                "name": head.group(1),
-                "trace_id": ids.group(1),
-                "span_id": ids.group(2),
-                "parent": ids.group(3),
-                "kind": kind.group(1),
-                "status": kind.group(2),
-                "attributes": attributes,
-                "pid": int(pid.group(1)) if pid else None,
-                "duration_ms": float(duration.group(1)) if duration else None,
-                "events": re.findall(r"^    \S+Z (\S+)$", block, re.M),
-            }
-        )
-    return spans
+import urllib.request
 
 
-def print_trees(spans):
-    traces = {}
-    for span in spans:
-        traces.setdefault(span["trace_id"], []).append(span)
-    for trace_id, members in traces.items():
-        print(f"trace {trace_id}")
-        ids = {s["span_id"] for s in members}
-        children = {}
-        for s in members:
-            children.setdefault(s["parent"] if s["parent"] in ids else None, []).append(s)
+def get(ui_port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}{path}", timeout=5) as response:
+        return json.load(response)
 
-        def show(parent, depth, children=children):
-            for s in children.get(parent, []):
-                code = s["attributes"].get("http.response.status_code") or s["attributes"].get("http.status_code") or ""
-                events = f" events: {', '.join(s['events'])}" if s["events"] else ""
-                print(f"  {'  ' * depth}{s['name']}  [{s['kind']}] {code} {s['status']}{events}")
-                show(s["span_id"], depth + 1)
 
-        show(None, 0)
+def tags(span):
+    return {t["key"]: t["value"] for t in span["tags"]}
+
+
+def print_tree(trace):
+    spans = trace["spans"]
+    ids = {s["spanID"] for s in spans}
+    children = {}
+    for span in sorted(spans, key=lambda s: s["startTime"]):
+        parents = [r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF" and r["spanID"] in ids]
+        children.setdefault(parents[0] if parents else None, []).append(span)
+
+    def show(parent, depth):
+        for span in children.get(parent, []):
+            t = tags(span)
+            status = t.get("otel.status_code", "UNSET")
+            events = [log["fields"][0]["value"] for log in span["logs"] if log["fields"]]
+            code = t.get("http.response.status_code", "")
+            shown_events = f" events: {', '.join(map(str, events))}" if events else ""
+            print(f"  {'  ' * depth}{span['operationName']}  [{t.get('span.kind', '')}] {code} {status}{shown_events}")
+            show(span["spanID"], depth + 1)
+
+    print(f"trace {trace['traceID']}")
+    show(None, 0)
+
+
+def main(ui_port, service):
+    traces = get(ui_port, f"/api/traces?service={service}&limit=50")["data"]
+    for trace in sorted(traces, key=lambda t: min(s["startTime"] for s in t["spans"])):
+        print_tree(trace)
+    status = get(ui_port, "/api/status")
+    print(f"and {status['logRecords']} log records, {status['metricSeries']} metric series")
 
 
 if __name__ == "__main__":
-    with open(sys.argv[1]) as f:
-        print_trees(console_spans(f.read()))
+    main(sys.argv[1], sys.argv[2])

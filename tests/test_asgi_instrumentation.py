@@ -3,7 +3,7 @@ metrics exported over OTLP to a real receiver. A Starlette app is traced by ferr
 built-in ASGI instrumentation; FastAPI, which now traces itself through the OpenTelemetry
 API, must come out with exactly one server span per request, recorded by ferrotel's SDK."""
 
-from conftest import FERROTEL, clean_env, free_port, http_get, serving, wait_http
+from support.processes import FERROTEL, clean_env, free_port, http_get, serving, wait_http
 
 STARLETTE_APP = """
 from starlette.applications import Starlette

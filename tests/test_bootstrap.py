@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BIN, FERROTEL, run
-from wheels import build_wheel
+from support.processes import BIN, FERROTEL, run
+from support.wheels import build_wheel
 
 
 def pip(python, *args):

@@ -4,7 +4,8 @@ processes; spans read back from the console exporter."""
 
 import textwrap
 
-from conftest import PYTHON, console_spans, instrument, run
+from support.console import console_spans
+from support.processes import PYTHON, instrument, run
 
 THREADS = textwrap.dedent(
     """

@@ -7,10 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import clean_env
+from support.processes import ROOT, clean_env
 
 APP = Path(__file__).resolve().parent / "apps" / "differential.py"
-from conftest import ROOT  # noqa: E402
 
 UPSTREAM_PYTHON = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin" / "python"
 

@@ -11,7 +11,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import FERROTEL, PYTHON, clean_env, console_spans, free_port, init_pids, wait_http
+from support.console import console_spans
+from support.processes import FERROTEL, PYTHON, clean_env, free_port, init_pids, wait_http
 
 SETTINGS = textwrap.dedent(
     """

@@ -11,7 +11,8 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import FERROTEL, PYTHON, clean_env, console_spans, free_port, wait_http
+from support.console import console_spans
+from support.processes import FERROTEL, PYTHON, clean_env, free_port, wait_http
 
 APP = textwrap.dedent(
     """

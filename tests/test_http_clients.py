@@ -9,7 +9,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import PYTHON, clean_env, console_spans, instrument
+from support.console import console_spans
+from support.processes import PYTHON, clean_env, instrument
 
 
 class Echo(BaseHTTPRequestHandler):

@@ -6,17 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import (
-    FERROTEL,
-    PYTHON,
-    clean_env,
-    free_port,
-    init_pids,
-    instrument,
-    run,
-    serving,
-    wait_http,
-)
+from support.processes import FERROTEL, PYTHON, clean_env, free_port, init_pids, instrument, run, serving, wait_http
 
 SHOW_ENV = "import os, sys; print(os.environ.get(sys.argv[1], '<unset>'))"
 

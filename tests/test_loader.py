@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import FERROTEL, clean_env, run
-from wheels import build_wheel
+from support.processes import FERROTEL, clean_env, run
+from support.wheels import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 

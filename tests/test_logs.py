@@ -6,8 +6,8 @@ import re
 import time
 
 import pytest
-from conftest import clean_env, instrument
-from test_view import LOGGING_APP, run_ferrotel, run_upstream
+from support.processes import clean_env, instrument
+from support.viewer import LOGGING_APP, run_ferrotel, run_upstream
 
 APP = """
 import logging

@@ -5,7 +5,7 @@ upstream's SDK sends for the same app."""
 import re
 
 import pytest
-from test_view import run_ferrotel, run_upstream
+from support.viewer import run_ferrotel, run_upstream
 
 APP = """
 import time

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FERROTEL, PYTHON, ROOT, clean_env, free_port, run
+from support.processes import FERROTEL, PYTHON, ROOT, clean_env, free_port, run
 
 RECEIVER = Path(__file__).parent / "apps" / "otlp_receiver.py"
 UPSTREAM_PYTHON = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin" / "python"

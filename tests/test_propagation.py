@@ -7,9 +7,10 @@ import textwrap
 import time
 
 import pytest
-from conftest import FERROTEL, PYTHON, clean_env, console_spans, free_port, run, wait_http
 from opentelemetry import baggage, context, trace
 from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
+from support.console import console_spans
+from support.processes import FERROTEL, PYTHON, clean_env, free_port, run, wait_http
 
 from ferrotel.propagate import (
     B3MultiFormat,

@@ -6,7 +6,8 @@ import signal
 import subprocess
 import textwrap
 
-from conftest import clean_env, console_spans, free_port, wait_http
+from support.console import console_spans
+from support.processes import clean_env, free_port, wait_http
 
 # Seed 002's server_manual.py; the SDK imports point at ferrotel, and the OTLP exporter
 # (not in this build yet) is left out.

@@ -4,7 +4,8 @@ misses), with query text stripped of literal values, and failures recorded."""
 
 import textwrap
 
-from conftest import PYTHON, console_spans, instrument
+from support.console import console_spans
+from support.processes import PYTHON, instrument
 
 APP = textwrap.dedent(
     """

@@ -8,7 +8,8 @@ import subprocess
 import textwrap
 import time
 
-from conftest import FERROTEL, PYTHON, clean_env, console_spans, free_port, instrument, run, wait_http
+from support.console import console_spans
+from support.processes import FERROTEL, PYTHON, clean_env, free_port, instrument, run, wait_http
 
 COMMON = textwrap.dedent(
     """

@@ -4,7 +4,7 @@ replaced (run in a plain interpreter, so the originals are the libraries' own)."
 import textwrap
 
 import pytest
-from conftest import PYTHON, clean_env, run
+from support.processes import PYTHON, clean_env, run
 
 CHECK = textwrap.dedent(
     """

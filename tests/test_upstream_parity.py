@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import BIN, ROOT, clean_env, free_port, wait_http
+from support.processes import BIN, ROOT, clean_env, free_port, wait_http
 
 APP = ROOT / "demo" / "app.py"
 RECEIVER = Path(__file__).parent / "apps" / "otlp_receiver.py"

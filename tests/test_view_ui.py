@@ -8,8 +8,8 @@ import shutil
 import tempfile
 
 import pytest
-from conftest import ROOT, clean_env, run
-from test_view import UPSTREAM, Viewer
+from support.processes import ROOT, clean_env, run
+from support.viewer import UPSTREAM, Viewer
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402

@@ -1,0 +1,120 @@
+"""A real `ferrotel view` on free ports, and apps run under ferrotel's or upstream's
+launcher exporting to it."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from support.processes import FERROTEL, ROOT, clean_env, free_port, instrument, run
+
+# Upstream's pinned venv (bench/upstream-requirements.txt), made by scripts/test.
+UPSTREAM = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin"
+
+
+class Api:
+    """The query API of a viewer listening on `ui`."""
+
+    def __init__(self, ui):
+        self.ui = ui
+
+    def api(self, path):
+        return f"http://127.0.0.1:{self.ui}{path}"
+
+    def get(self, path):
+        with urllib.request.urlopen(self.api(path), timeout=10) as response:
+            return json.loads(response.read())
+
+
+class Viewer(Api):
+    def __init__(self, *extra):
+        self.grpc = free_port()
+        self.http = free_port()
+        self.ui = free_port()
+        ports = ["--grpc", str(self.grpc), "--http", str(self.http), "--ui", str(self.ui)]
+        self.process = subprocess.Popen(
+            [FERROTEL, "view", *ports, *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.ui), timeout=1).close()
+                break
+            except OSError:
+                assert self.process.poll() is None and time.monotonic() < deadline, self.process.stderr.read()
+                time.sleep(0.05)
+
+    def post(self, body, content_type, encoding=None, headers=None):
+        return self.post_to("/v1/traces", body, content_type, encoding, headers)
+
+    def post_to(self, path, body, content_type, encoding=None, headers=None):
+        headers = {"Content-Type": content_type, **(headers or {})}
+        if encoding:
+            headers["Content-Encoding"] = encoding
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}", body, headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def stop(self):
+        self.process.send_signal(signal.SIGINT)
+        return self.process.communicate(timeout=10)
+
+
+def endpoint(viewer, protocol):
+    return f"http://127.0.0.1:{viewer.grpc if protocol == 'grpc' else viewer.http}"
+
+
+def run_ferrotel(viewer, tmp, source, protocol, **env):
+    """Runs `source` under `ferrotel instrument`, exporting to `viewer` over `protocol` (to a
+    closed port without a viewer); `env` adds or overrides variables. Returns the result."""
+    app = tmp / "app.py"
+    app.write_text(source)
+    settings = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint(viewer, protocol) if viewer else "http://127.0.0.1:9",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+    }
+    result = instrument("python", app, env=clean_env(**{**settings, **env}))
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def run_upstream(viewer, tmp, source, protocol, **env):
+    """Runs `source` under upstream's opentelemetry-instrument, exporting only what `env`
+    turns on to the viewer; returns the app's stdout words."""
+    app = tmp / "app.py"
+    app.write_text(source)
+    settings = {
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint(viewer, protocol),
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "PATH": f"{UPSTREAM}{os.pathsep}{os.environ['PATH']}",
+        **env,
+    }
+    result = run(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", app, env=clean_env(**settings))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+LOGGING_APP = """
+import logging
+from opentelemetry import trace
+logging.getLogger().setLevel(logging.INFO)
+with trace.get_tracer("logs.test").start_as_current_span("handle order") as span:
+    logging.getLogger("shop").warning("card declined for order %s", 42)
+logging.getLogger("shop").info("outside any span")
+print(format(span.get_span_context().trace_id, "032x"))
+print(format(span.get_span_context().span_id, "016x"))
+"""
