@@ -123,6 +123,7 @@ def test_every_attribute_type_and_invalid_values(setup):
         "bools": (True, False),
         "ints": (1, 2),
         "floats": (1.0, 2.0),
+        "mixed": (1, "a"),
         "many.a": 1,
         "many.b": "2",
     }
@@ -343,3 +344,56 @@ def test_resource_from_configuration(setup):
     assert resource["telemetry.sdk.language"] == "python" and resource["telemetry.sdk.name"] == "ferrotel"
     assert resource["process.pid"] > 0 and resource["process.runtime.name"] == "cpython"
     assert "host.name" in resource and resource["os.type"] == "linux"
+
+
+def test_bad_arguments_never_raise_they_are_coerced_or_dropped_and_counted(setup):
+    from ferrotel import _native
+
+    tracer, memory, _ = setup()
+    before = _native.api_misuse_counts()
+    tracer.start_span(None).end()
+    tracer.start_span(5).end()
+    tracer.start_span("a\udcff").end()
+    tracer.start_span("negative", start_time=-5).end()
+    tracer.start_span("huge", start_time=2**70).end()
+    tracer.start_span("float", start_time=1.5e18).end(end_time=1.6e18)
+    with tracer.start_as_current_span("methods") as span:
+        span.add_event(None)
+        span.update_name(None)
+        span.update_name("renamed")
+        span.set_status("ERROR")
+        span.set_status(StatusCode.ERROR, 123)
+    with tracer.start_as_current_span("status by name") as span:
+        span.set_status("nonsense")
+        span.set_status("ok")
+    after = _native.api_misuse_counts()
+    grown = {kind: after[kind] - before[kind] for kind in after if after[kind] != before[kind]}
+    assert grown == {"name": 5, "timestamp": 4, "status": 1, "status_description": 1}
+    spans = memory.get_finished_spans()
+    assert [s["name"] for s in spans[:3]] == ["", "5", "a\ufffd"]
+    now = time.time_ns()
+    for span in spans[3:5]:
+        assert abs(span["start_time"] - now) < 60e9, span
+    assert (spans[5]["start_time"], spans[5]["end_time"]) == (1_500_000_000_000_000_000, 1_600_000_000_000_000_000)
+    methods = by_name(memory)["renamed"]
+    assert [e["name"] for e in methods["events"]] == [""]
+    assert methods["status"] == ("ERROR", "")
+    assert by_name(memory)["status by name"]["status"] == ("OK", "")
+
+
+def test_bytes_and_lists_holding_none_are_kept_as_upstream_keeps_them(setup):
+    tracer, memory, _ = setup()
+    with tracer.start_as_current_span("s", attributes={"text": b"hi", "binary": b"\xff\x00"}) as span:
+        span.set_attribute("with none", ["a", None])
+        span.set_attribute("only none", [None, None])
+        span.set_attribute("bytes list", [b"x", b"y"])
+        span.add_event("e", {"decoded": b"z", "listed": [None, 1.5]})
+    recorded = by_name(memory)["s"]
+    assert recorded["attributes"] == {
+        "text": "hi",
+        "binary": b"\xff\x00",
+        "with none": ("a", None),
+        "only none": (None, None),
+        "bytes list": ("x", "y"),
+    }
+    assert recorded["events"][0]["attributes"] == {"decoded": "z", "listed": (None, 1.5)}

@@ -70,7 +70,9 @@ def current_span_ids() -> tuple[str, str, bool] | None:
     """(trace id hex, span id hex, sampled) of the current span, if any."""
 
 def _after_fork_in_child() -> None: ...
-def _shutdown_all(timeout_millis: float) -> None: ...
+def _shutdown_all(timeout_millis: float) -> bool: ...
+def api_misuse_counts() -> dict[str, int]:
+    """How many bad API arguments of each kind were coerced or dropped."""
 
 class ConsoleSpanExporter:
     def __init__(self) -> None: ...
@@ -182,8 +184,6 @@ class TracerProvider:
 def logging_handler_wanted() -> bool:
     """OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED with some OTEL_LOGS_EXPORTER, SDK on."""
 
-def _logs_after_fork_in_child() -> None: ...
-
 class Logger:
     name: str
     def emit(
@@ -216,8 +216,6 @@ class LoggerProvider:
     def force_flush(self, timeout_millis: float = 30000.0) -> bool: ...
     def shutdown(self, timeout_millis: float = 30000.0) -> bool: ...
     def stats(self) -> dict[str, int]: ...
-
-def _metrics_after_fork_in_child() -> None: ...
 
 class Counter:
     name: str
@@ -265,6 +263,7 @@ class MeterProvider:
     exporting: bool
     export_interval_seconds: float
     def __init__(self, settings: Mapping[str, str] | None = None) -> None: ...
+    def _on_fork_restart_reader(self, restart: Callable[[], Callable[[], None] | None]) -> None: ...
     def get_meter(
         self,
         name: str | None,

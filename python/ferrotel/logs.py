@@ -7,9 +7,8 @@ Importing this module does not import the opentelemetry-api.
 """
 
 import logging
-import os
 
-from ferrotel import _exit, _native  # noqa: F401 (_exit: the flush at exit)
+from ferrotel import _lifecycle, _native  # noqa: F401 (_lifecycle: exit and fork)
 
 LoggerProvider = _native.LoggerProvider
 Logger = _native.Logger
@@ -63,6 +62,3 @@ def attach_to_root_logger():
     provider = get_logger_provider()
     if provider.exporting:
         root.addHandler(LoggingHandler(logger_provider=provider))
-
-
-os.register_at_fork(after_in_child=_native._logs_after_fork_in_child)

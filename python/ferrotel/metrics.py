@@ -5,11 +5,10 @@ and hands the points to the export worker (OTEL_METRICS_EXPORTER, OTLP or consol
 Importing this module does not import the opentelemetry-api.
 """
 
-import os
 import threading
 import weakref
 
-from ferrotel import _exit, _native  # noqa: F401 (_exit: the last collection at exit)
+from ferrotel import _lifecycle, _native  # noqa: F401 (_lifecycle: exit and fork)
 
 Meter = _native.Meter
 Counter = _native.Counter
@@ -18,7 +17,6 @@ Histogram = _native.Histogram
 Gauge = _native.Gauge
 ObservableInstrument = _native.ObservableInstrument
 
-_providers = weakref.WeakSet()
 _provider = None
 
 
@@ -28,7 +26,8 @@ class MeterProvider(_native.MeterProvider):
 
     def __init__(self, settings=None):
         self._start_reader()
-        _providers.add(self)
+        # A forked child has no reader thread: the lifecycle's fork hook starts a fresh one.
+        self._on_fork_restart_reader(weakref.WeakMethod(self._start_reader))
 
     def _start_reader(self):
         self._stop = threading.Event()
@@ -58,13 +57,3 @@ def get_meter_provider():
     if _provider is None:
         _provider = MeterProvider()
     return _provider
-
-
-def _after_fork_in_child():
-    # The parent's reader threads do not exist here: fresh pipelines, then fresh readers.
-    _native._metrics_after_fork_in_child()
-    for provider in list(_providers):
-        provider._start_reader()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

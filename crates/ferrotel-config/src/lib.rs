@@ -8,6 +8,7 @@ pub mod parse;
 pub mod vars;
 
 pub use parse::{
-    BatchConfig, CaptureHeaders, Compression, Config, Exporter, LogLevel, LogRecordLimits, MetricReaderConfig,
-    OtlpConfig, Parsed, Propagator, Protocol, PythonConfig, Sampler, SemconvMode, Signal, SpanLimits, Warning,
+    BatchConfig, CaptureHeaders, Compression, Config, ExemplarFilter, Exporter, HistogramAggregation, LogLevel,
+    LogRecordLimits, MetricReaderConfig, OtlpConfig, Parsed, Propagator, Protocol, PythonConfig, Sampler, SemconvMode,
+    Signal, SpanLimits, TemporalityPreference, Warning,
 };

@@ -148,9 +148,33 @@ pub struct LogRecordLimits {
 pub struct MetricReaderConfig {
     pub export_interval: Duration,
     pub export_timeout: Duration,
-    pub exemplar_filter: &'static str,
-    pub temporality_preference: &'static str,
-    pub default_histogram_aggregation: &'static str,
+    pub exemplar_filter: ExemplarFilter,
+    pub temporality_preference: TemporalityPreference,
+    pub default_histogram_aggregation: HistogramAggregation,
+}
+
+/// Which measurements may become exemplars (`OTEL_METRICS_EXEMPLAR_FILTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExemplarFilter {
+    AlwaysOn,
+    AlwaysOff,
+    /// Those made in a sampled span (the default).
+    TraceBased,
+}
+
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemporalityPreference {
+    Cumulative,
+    Delta,
+    LowMemory,
+}
+
+/// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistogramAggregation {
+    ExplicitBucket,
+    Base2Exponential,
 }
 
 /// Which attribute names HTTP and DB instrumentations emit.
@@ -499,9 +523,21 @@ impl Reader<'_> {
         let metric_reader = MetricReaderConfig {
             export_interval: self.millis("OTEL_METRIC_EXPORT_INTERVAL"),
             export_timeout: self.millis("OTEL_METRIC_EXPORT_TIMEOUT"),
-            exemplar_filter: self.choice("OTEL_METRICS_EXEMPLAR_FILTER"),
-            temporality_preference: self.choice("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
-            default_histogram_aggregation: self.choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION"),
+            exemplar_filter: match self.choice("OTEL_METRICS_EXEMPLAR_FILTER") {
+                "always_on" => ExemplarFilter::AlwaysOn,
+                "always_off" => ExemplarFilter::AlwaysOff,
+                _ => ExemplarFilter::TraceBased,
+            },
+            temporality_preference: match self.choice("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
+                "delta" => TemporalityPreference::Delta,
+                "lowmemory" => TemporalityPreference::LowMemory,
+                _ => TemporalityPreference::Cumulative,
+            },
+            default_histogram_aggregation: match self.choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION")
+            {
+                "base2_exponential_bucket_histogram" => HistogramAggregation::Base2Exponential,
+                _ => HistogramAggregation::ExplicitBucket,
+            },
         };
         let otlp_traces = self.otlp(Signal::Traces);
         let otlp_metrics = self.otlp(Signal::Metrics);

@@ -140,9 +140,14 @@ impl Channel {
             return Ok(existing.clone());
         }
         let retry = |e: String| Attempt::Retry(e, None);
-        let tcp = tokio::net::TcpStream::connect(&self.address)
-            .await
-            .map_err(|e| retry(format!("cannot connect to {}: {e}", self.address)))?;
+        let tcp = tokio::net::TcpStream::connect(&self.address).await.map_err(|e| {
+            let reason = format!("cannot connect to {}: {e}", self.address);
+            if crate::is_unreachable_io(&e) {
+                Attempt::Unreachable(reason)
+            } else {
+                Attempt::Retry(reason, None)
+            }
+        })?;
         let _ = tcp.set_nodelay(true);
         let sender = match &self.tls {
             Some((connector, name)) => {

@@ -41,6 +41,24 @@ fn double(out: &mut String, d: f64) {
     }
 }
 
+/// Standard base64 with padding, as the protobuf JSON mapping writes `bytes`.
+fn base64(out: &mut String, bytes: &[u8]) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+}
+
 fn any_value(out: &mut String, v: &Value) {
     let array = |out: &mut String, items: Vec<Value>| {
         out.push_str("{\"arrayValue\":{\"values\":[");
@@ -73,6 +91,13 @@ fn any_value(out: &mut String, v: &Value) {
         Value::BoolArray(items) => array(out, items.iter().copied().map(Value::Bool).collect()),
         Value::IntArray(items) => array(out, items.iter().copied().map(Value::Int).collect()),
         Value::DoubleArray(items) => array(out, items.iter().copied().map(Value::Double).collect()),
+        Value::Bytes(bytes) => {
+            out.push_str("{\"bytesValue\":\"");
+            base64(out, bytes);
+            out.push_str("\"}");
+        }
+        Value::Array(items) => array(out, items.clone()),
+        Value::Empty => out.push_str("{}"),
     }
 }
 

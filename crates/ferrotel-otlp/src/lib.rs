@@ -1,27 +1,32 @@
-//! OTLP export over gRPC or HTTP (protobuf or JSON), for the pipeline's worker thread.
+//! OTLP export of traces, metrics and logs over gRPC or HTTP (protobuf or JSON), for a
+//! pipeline's worker thread.
 //!
-//! It owns encoding, the transport (TLS, gzip, headers), the spec's retry rules bounded by
-//! the export timeout, and what the user is told when a collector misbehaves: one warning
-//! at the first failure, then at most one summary a minute; never a line per attempt and
-//! never a header value. It runs without the GIL and never touches Python.
+//! It owns encoding, the transport (TLS, gzip, headers) and the spec's retry rules bounded
+//! by the export timeout; an exporter's signal is part of its type, so a trace exporter
+//! cannot be handed log records. What the user is told about failures is the pipeline's
+//! business (one warning, then summaries); reasons given here never contain a header value.
+//! It runs without the GIL and never touches Python.
 
 mod grpc;
 pub mod json;
 pub mod proto;
 
 use std::io::Write as _;
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use ferrotel_config::{Compression, OtlpConfig, Protocol};
 use ferrotel_sdk::log::LogData;
-use ferrotel_sdk::metrics::{Data, MetricData};
-use ferrotel_sdk::pipeline::{ExportResult, Exporter};
+use ferrotel_sdk::metrics::MetricData;
+use ferrotel_sdk::pipeline::{ExitControl, ExportResult, Exporter, Item};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::SpanData;
 
-const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// At exit, an unreachable collector gets one more chance after this long, then the rest
+/// of what is queued fails at once.
+const LAST_CHANCE: Duration = Duration::from_millis(250);
 /// Response bodies are only read for partial success; anything longer is not ours.
 const MAX_RESPONSE: u64 = 64 * 1024;
 
@@ -33,6 +38,9 @@ type PartialSuccess = Option<(u64, String)>;
 enum Attempt {
     /// Worth retrying (connection errors, 429/502/503/504), with the server's requested delay.
     Retry(String, Option<Duration>),
+    /// Nothing listens there (connection refused, no route, unknown host): retried while the
+    /// process runs, given up at exit after one quick retry.
+    Unreachable(String),
     /// Not worth retrying (other 4xx/5xx, bad configuration): the batch is dropped.
     Fatal(String),
 }
@@ -111,87 +119,99 @@ fn is_tls_failure(error: &ureq::Error) -> bool {
     }
 }
 
-/// The signal an exporter carries: the service it calls and what its messages say.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Signal {
-    Traces,
-    Logs,
-    Metrics,
+/// Whether an I/O error says nothing listens at the address.
+pub(crate) fn is_unreachable_io(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable | NotFound
+    )
 }
 
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-            Signal::Metrics => "metrics",
-        }
+fn is_unreachable(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) => is_unreachable_io(io),
+        ureq::Error::ConnectionFailed => true,
+        _ => false,
     }
+}
 
-    fn items(self) -> &'static str {
-        match self {
-            Signal::Traces => "span(s)",
-            Signal::Logs => "log record(s)",
-            Signal::Metrics => "data point(s)",
-        }
-    }
-
-    fn grpc_path(self) -> &'static str {
-        match self {
-            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-        }
-    }
-
+/// The signal an exporter carries: what it encodes, the service it calls, how the receiver
+/// counts rejections.
+pub trait Signal: Send + 'static {
+    type Data: Item;
+    const GRPC_PATH: &'static str;
     /// The partial-success count in an OTLP/JSON reply.
-    fn rejected_key(self) -> &'static str {
-        match self {
-            Signal::Traces => "rejectedSpans",
-            Signal::Logs => "rejectedLogRecords",
-            Signal::Metrics => "rejectedDataPoints",
+    const REJECTED_KEY: &'static str;
+    fn encode(batch: &[Self::Data], resource: &Resource, json: bool) -> Vec<u8>;
+}
+
+pub struct Traces;
+pub struct Logs;
+pub struct Metrics;
+
+impl Signal for Traces {
+    type Data = SpanData;
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const REJECTED_KEY: &'static str = "rejectedSpans";
+
+    fn encode(batch: &[SpanData], resource: &Resource, json: bool) -> Vec<u8> {
+        if json {
+            json::encode_traces(batch, resource)
+        } else {
+            proto::encode_traces(batch, resource)
         }
     }
 }
 
-/// Exports one signal (spans or log records) to one OTLP endpoint.
-pub struct OtlpExporter {
-    signal: Signal,
-    config: OtlpConfig,
-    /// A configuration problem (unreadable certificate...) fails every export, said once.
-    transport: Result<Transport, String>,
-    /// Whether the user has been told about the current trouble.
-    warned: bool,
-    undelivered_since_summary: u64,
-    last_summary: Instant,
-    rng: u64,
+impl Signal for Logs {
+    type Data = LogData;
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const REJECTED_KEY: &'static str = "rejectedLogRecords";
+
+    fn encode(batch: &[LogData], resource: &Resource, json: bool) -> Vec<u8> {
+        if json {
+            json::encode_logs(batch, resource)
+        } else {
+            proto::encode_logs(batch, resource)
+        }
+    }
 }
 
-impl OtlpExporter {
-    /// A span exporter.
-    pub fn new(config: OtlpConfig) -> OtlpExporter {
-        OtlpExporter::for_signal(Signal::Traces, config)
-    }
+impl Signal for Metrics {
+    type Data = MetricData;
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const REJECTED_KEY: &'static str = "rejectedDataPoints";
 
-    /// A log record exporter.
-    pub fn for_logs(config: OtlpConfig) -> OtlpExporter {
-        OtlpExporter::for_signal(Signal::Logs, config)
+    fn encode(batch: &[MetricData], resource: &Resource, json: bool) -> Vec<u8> {
+        if json {
+            json::encode_metrics(batch, resource)
+        } else {
+            proto::encode_metrics(batch, resource)
+        }
     }
+}
 
-    /// A metric exporter.
-    pub fn for_metrics(config: OtlpConfig) -> OtlpExporter {
-        OtlpExporter::for_signal(Signal::Metrics, config)
-    }
+/// Exports one signal to one OTLP endpoint.
+pub struct OtlpExporter<S: Signal> {
+    config: OtlpConfig,
+    /// A configuration problem (unreadable certificate...) fails every export.
+    transport: Result<Transport, String>,
+    rng: u64,
+    /// At exit the destination proved unreachable: what is left fails without trying.
+    unreachable_at_exit: bool,
+    signal: PhantomData<S>,
+}
 
-    fn for_signal(signal: Signal, config: OtlpConfig) -> OtlpExporter {
+impl<S: Signal> OtlpExporter<S> {
+    pub fn new(config: OtlpConfig) -> OtlpExporter<S> {
         OtlpExporter {
-            signal,
             transport: transport(&config),
             config,
-            warned: false,
-            undelivered_since_summary: 0,
-            last_summary: Instant::now(),
             rng: ferrotel_sdk::ids::new_span_id(),
+            unreachable_at_exit: false,
+            signal: PhantomData,
         }
     }
 
@@ -222,6 +242,8 @@ impl OtlpExporter {
         let response = request.send(body).map_err(|e| {
             if is_tls_failure(&e) {
                 Attempt::Fatal(e.to_string())
+            } else if is_unreachable(&e) {
+                Attempt::Unreachable(e.to_string())
             } else {
                 Attempt::Retry(e.to_string(), None)
             }
@@ -238,7 +260,7 @@ impl OtlpExporter {
                 let mut body = response.into_body();
                 let bytes = body.with_config().limit(MAX_RESPONSE).read_to_vec().unwrap_or_default();
                 Ok(if self.config.protocol == Protocol::HttpJson {
-                    json::partial_success(&bytes, self.signal.rejected_key())
+                    json::partial_success(&bytes, S::REJECTED_KEY)
                 } else {
                     proto::partial_success(&bytes)
                 })
@@ -257,9 +279,12 @@ impl OtlpExporter {
         backoff.mul_f64(fraction)
     }
 
-    fn send(&mut self, body: &[u8], content_type: &str) -> Result<PartialSuccess, String> {
+    fn send(&mut self, body: &[u8], content_type: &str, exit: &ExitControl) -> Result<PartialSuccess, String> {
         if let Err(e) = &self.transport {
             return Err(e.clone());
+        }
+        if self.unreachable_at_exit {
+            return Err(format!("{} is unreachable; not retried at exit", self.config.endpoint));
         }
         let gzip = self.config.compression == Compression::Gzip;
         let payload = if gzip {
@@ -273,6 +298,7 @@ impl OtlpExporter {
         };
         let deadline = Instant::now() + self.config.timeout;
         let mut backoff = FIRST_BACKOFF;
+        let mut last_chance_taken = false;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -287,78 +313,48 @@ impl OtlpExporter {
                     self.post(&agent, &payload, content_type, gzip, remaining)
                 }
                 Ok(Transport::Grpc(grpc)) => {
-                    grpc.attempt(self.signal.grpc_path(), &payload, gzip, &self.config.headers, remaining)
+                    grpc.attempt(S::GRPC_PATH, &payload, gzip, &self.config.headers, remaining)
                 }
                 Err(e) => Err(Attempt::Fatal(e.clone())),
             };
-            match attempt {
+            let (reason, requested) = match attempt {
                 Ok(partial) => return Ok(partial),
                 Err(Attempt::Fatal(reason)) => return Err(reason),
-                Err(Attempt::Retry(reason, requested)) => {
-                    let delay = requested.unwrap_or_else(|| self.jitter(backoff));
-                    if Instant::now() + delay >= deadline {
-                        return Err(format!(
-                            "{reason}; gave up within the {:?} export timeout",
-                            self.config.timeout
-                        ));
+                Err(Attempt::Unreachable(reason)) if exit.is_leaving() => {
+                    if last_chance_taken {
+                        self.unreachable_at_exit = true;
+                        return Err(reason);
                     }
-                    std::thread::sleep(delay);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    last_chance_taken = true;
+                    (reason, Some(LAST_CHANCE))
                 }
+                Err(Attempt::Unreachable(reason)) => (reason, None),
+                Err(Attempt::Retry(reason, requested)) => (reason, requested),
+            };
+            let delay = requested.unwrap_or_else(|| self.jitter(backoff));
+            if Instant::now() + delay >= deadline {
+                return Err(format!(
+                    "{reason}; gave up within the {:?} export timeout",
+                    self.config.timeout
+                ));
             }
+            exit.pause(delay);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    fn report_failure(&mut self, items: u64, reason: &str) {
-        self.undelivered_since_summary += items;
-        let (signal, noun) = (self.signal.name(), self.signal.items());
-        if !self.warned {
-            self.warned = true;
-            self.last_summary = Instant::now();
-            eprintln!(
-                "ferrotel: warning: cannot export {signal} to {}: {reason}; exports are retried with backoff, \
-                 and what cannot be delivered is counted (one summary a minute while this lasts)",
-                self.config.endpoint
-            );
-        } else if self.last_summary.elapsed() >= SUMMARY_EVERY {
-            eprintln!(
-                "ferrotel: warning: {} {noun} not delivered to {} in the last minute ({reason})",
-                self.undelivered_since_summary, self.config.endpoint
-            );
-            self.undelivered_since_summary = 0;
-            self.last_summary = Instant::now();
-        }
-    }
-
-    /// Sends one encoded request of `count` items and accounts for the outcome.
-    fn export_encoded(&mut self, count: usize, body: Vec<u8>, content_type: &str) -> ExportResult {
-        match self.send(&body, content_type) {
-            Ok(partial) => {
-                if self.warned {
-                    eprintln!(
-                        "ferrotel: info: {} export to {} works again",
-                        self.signal.name(),
-                        self.config.endpoint
-                    );
-                    self.warned = false;
-                    self.undelivered_since_summary = 0;
-                }
-                match partial {
-                    Some((rejected, message)) if rejected > 0 => {
-                        let noun = self.signal.items();
-                        self.report_failure(
-                            rejected,
-                            &format!("the collector rejected {rejected} {noun}: {message}"),
-                        );
-                        ExportResult::Failure(format!("{rejected} rejected"))
-                    }
-                    _ => ExportResult::Success,
-                }
-            }
-            Err(reason) => {
-                self.report_failure(count as u64, &reason);
-                ExportResult::Failure(reason)
-            }
+    /// Sends one encoded request and says how it went.
+    fn export_encoded(&mut self, body: Vec<u8>, content_type: &str, exit: &ExitControl) -> ExportResult {
+        match self.send(&body, content_type, exit) {
+            Ok(Some((rejected, message))) if rejected > 0 => ExportResult::Partial {
+                rejected,
+                reason: format!(
+                    "the collector rejected {rejected} {}: {message}",
+                    <S::Data as Item>::NOUN
+                ),
+            },
+            Ok(_) => ExportResult::Success,
+            Err(reason) => ExportResult::Failure(reason),
         }
     }
 
@@ -370,57 +366,13 @@ impl OtlpExporter {
     }
 }
 
-impl Exporter<SpanData> for OtlpExporter {
-    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
+impl<S: Signal> Exporter<S::Data> for OtlpExporter<S> {
+    fn export(&mut self, batch: &[S::Data], resource: &Resource, exit: &ExitControl) -> ExportResult {
         if batch.is_empty() {
             return ExportResult::Success;
         }
-        let body = match self.config.protocol {
-            Protocol::HttpJson => json::encode_traces(batch, resource),
-            _ => proto::encode_traces(batch, resource),
-        };
-        self.export_encoded(batch.len(), body, self.content_type())
-    }
-
-    fn destination(&self) -> String {
-        self.config.endpoint.clone()
-    }
-}
-
-impl Exporter<LogData> for OtlpExporter {
-    fn export(&mut self, batch: &[LogData], resource: &Resource) -> ExportResult {
-        if batch.is_empty() {
-            return ExportResult::Success;
-        }
-        let body = match self.config.protocol {
-            Protocol::HttpJson => json::encode_logs(batch, resource),
-            _ => proto::encode_logs(batch, resource),
-        };
-        self.export_encoded(batch.len(), body, self.content_type())
-    }
-
-    fn destination(&self) -> String {
-        self.config.endpoint.clone()
-    }
-}
-
-impl Exporter<MetricData> for OtlpExporter {
-    fn export(&mut self, batch: &[MetricData], resource: &Resource) -> ExportResult {
-        if batch.is_empty() {
-            return ExportResult::Success;
-        }
-        let body = match self.config.protocol {
-            Protocol::HttpJson => json::encode_metrics(batch, resource),
-            _ => proto::encode_metrics(batch, resource),
-        };
-        let points = batch
-            .iter()
-            .map(|m| match &m.data {
-                Data::Gauge(points) | Data::Sum { points, .. } => points.len(),
-                Data::Histogram { points, .. } => points.len(),
-            })
-            .sum();
-        self.export_encoded(points, body, self.content_type())
+        let body = S::encode(batch, resource, self.config.protocol == Protocol::HttpJson);
+        self.export_encoded(body, self.content_type(), exit)
     }
 
     fn destination(&self) -> String {

@@ -98,6 +98,9 @@ fn any_value(w: &mut Writer, value: &Value) {
         Value::BoolArray(items) => array(w, items.iter().map(|b| Value::Bool(*b))),
         Value::IntArray(items) => array(w, items.iter().map(|i| Value::Int(*i))),
         Value::DoubleArray(items) => array(w, items.iter().map(|d| Value::Double(*d))),
+        Value::Bytes(bytes) => w.bytes_always(7, bytes),
+        Value::Array(items) => array(w, items.iter().cloned()),
+        Value::Empty => {}
     }
 }
 

@@ -11,8 +11,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PySet, PyString};
 
-use crate::trace::api::{self, Api};
-use crate::trace::span::{read_span_context, Span, TraceState};
+use crate::boundary::api;
+use crate::trace::context::{add_baggage, baggage_in, parent_in, SpanIds};
+use crate::trace::span::Span;
 
 struct PyCarrier<'a, 'py> {
     carrier: &'a Bound<'py, PyAny>,
@@ -72,7 +73,7 @@ fn accessor<'a, 'py>(
 }
 
 /// The formats `OTEL_PROPAGATORS` names (default `tracecontext,baggage`).
-pub fn configured_formats(config: &Config) -> Vec<Format> {
+pub(crate) fn configured_formats(config: &Config) -> Vec<Format> {
     config
         .propagators
         .iter()
@@ -89,47 +90,24 @@ pub fn configured_formats(config: &Config) -> Vec<Format> {
 /// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`).
 /// Registered with the API as a `TextMapPropagator`.
 #[pyclass(frozen, subclass, module = "ferrotel._native")]
-pub struct Propagator {
+pub(crate) struct Propagator {
     composite: Composite,
 }
 
-impl Propagator {
-    fn remote_context(py: Python<'_>, api: &Api, context: &Bound<'_, PyAny>) -> PyResult<Option<RemoteContext>> {
-        let Ok(dict) = context.cast::<PyDict>() else {
-            return Ok(None);
-        };
-        let Some(span) = dict.get_item(api.span_key.bind(py))? else {
-            return Ok(None);
-        };
-        let (trace_id, span_id, trace_flags, state) = if let Ok(ours) = span.cast::<Span>() {
-            let s = ours.get();
-            (
-                s.trace_id,
-                s.span_id,
-                s.trace_flags,
-                s.trace_state.as_ref().map(|t| t.clone_ref(py)),
-            )
-        } else {
-            let c = read_span_context(&span.call_method0("get_span_context")?)?;
-            if !c.is_valid {
-                return Ok(None);
-            }
-            (c.trace_id, c.span_id, c.trace_flags, c.trace_state.map(TraceState::Api))
-        };
-        if trace_id == 0 || span_id == 0 {
-            return Ok(None);
-        }
-        let trace_state = match state {
-            Some(s) => s.members(py),
-            None => Vec::new(),
-        };
-        Ok(Some(RemoteContext {
-            trace_id,
-            span_id,
-            trace_flags,
-            trace_state,
-        }))
+/// The span context `context` carries, as a propagator writes it out.
+fn remote_context(py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Option<RemoteContext>> {
+    let Some(parent) = parent_in(py, Some(context))? else {
+        return Ok(None);
+    };
+    if parent.ids.trace_id == 0 || parent.ids.span_id == 0 {
+        return Ok(None);
     }
+    Ok(Some(RemoteContext {
+        trace_id: parent.ids.trace_id,
+        span_id: parent.ids.span_id,
+        trace_flags: parent.ids.flags,
+        trace_state: parent.trace_state.map(|s| s.members(py)).unwrap_or_default(),
+    }))
 }
 
 #[pymethods]
@@ -186,23 +164,15 @@ impl Propagator {
         if let Some(ctx) = found.context {
             // A ferrotel span stands for the remote parent; the API's SpanContext and
             // TraceState for it are made only if someone asks.
-            let span = Py::new(
-                py,
-                Span::remote(ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.trace_state),
-            )?;
-            dict.set_item(api.span_key.bind(py), span)?;
+            let ids = SpanIds {
+                trace_id: ctx.trace_id,
+                span_id: ctx.span_id,
+                flags: ctx.trace_flags,
+            };
+            dict.set_item(api.span_key.bind(py), Py::new(py, Span::remote(ids, ctx.trace_state))?)?;
         }
         if let Some(entries) = found.baggage {
-            let bag = PyDict::new(py);
-            if let Some(existing) = dict.get_item(api.baggage_key.bind(py))? {
-                if let Ok(existing) = existing.cast::<PyDict>() {
-                    bag.update(existing.as_mapping())?;
-                }
-            }
-            for (k, v) in entries {
-                bag.set_item(k, v)?;
-            }
-            dict.set_item(api.baggage_key.bind(py), bag)?;
+            add_baggage(py, api, dict, entries)?;
         }
         Ok(result)
     }
@@ -221,19 +191,8 @@ impl Propagator {
             Some(c) => c.clone(),
             None => api.current_context(py)?,
         };
-        let remote = Self::remote_context(py, api, &context)?;
-        let mut bag: Vec<(String, String)> = Vec::new();
-        if let Ok(dict) = context.cast::<PyDict>() {
-            if let Some(existing) = dict.get_item(api.baggage_key.bind(py))? {
-                if let Ok(existing) = existing.cast::<PyDict>() {
-                    for (k, v) in existing.iter() {
-                        if let (Ok(k), Ok(v)) = (k.extract::<String>(), v.str()) {
-                            bag.push((k, v.to_string()));
-                        }
-                    }
-                }
-            }
-        }
+        let remote = remote_context(py, &context)?;
+        let bag = baggage_in(py, api, &context)?;
         let mut target = PyCarrier {
             carrier,
             accessor: accessor(setter, &api.default_setter, carrier),

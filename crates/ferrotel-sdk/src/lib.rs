@@ -6,6 +6,7 @@
 //! It knows nothing of Python: the PyO3 layer converts values
 //! once at the boundary and hands finished spans here.
 
+pub mod diagnostics;
 pub mod ids;
 pub mod log;
 pub mod metrics;

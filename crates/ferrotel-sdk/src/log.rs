@@ -24,6 +24,11 @@ pub struct LogData {
     pub scope: Arc<Scope>,
 }
 
+impl crate::pipeline::Item for LogData {
+    const SIGNAL: &'static str = "logs";
+    const NOUN: &'static str = "log record(s)";
+}
+
 /// The data model's severity for a Python `logging` level: the standard levels land on
 /// TRACE..FATAL, and levels between them on the nearest step above their lower neighbour.
 pub fn severity_of_python_level(level: i64) -> u8 {

@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use ferrotel_config::TemporalityPreference;
+
 use crate::span::Scope;
 use crate::sync::lock;
 use crate::value::{Attributes, Value};
@@ -25,7 +27,7 @@ pub const DEFAULT_BOUNDARIES: [f64; 15] = [
     0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0, 10000.0,
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InstrumentKind {
     Counter,
     UpDownCounter,
@@ -52,11 +54,11 @@ impl InstrumentKind {
 
     /// The temporality `preference` (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) gives
     /// this kind: delta only where the spec's table says so.
-    pub fn temporality(self, preference: &str) -> Temporality {
+    pub fn temporality(self, preference: TemporalityPreference) -> Temporality {
         use InstrumentKind::*;
         match (preference, self) {
-            ("delta", Counter | ObservableCounter | Histogram) => Temporality::Delta,
-            ("lowmemory", Counter | Histogram) => Temporality::Delta,
+            (TemporalityPreference::Delta, Counter | ObservableCounter | Histogram) => Temporality::Delta,
+            (TemporalityPreference::LowMemory, Counter | Histogram) => Temporality::Delta,
             _ => Temporality::Cumulative,
         }
     }
@@ -99,27 +101,15 @@ impl Number {
     }
 }
 
-/// Which measurements may become exemplars (`OTEL_METRICS_EXEMPLAR_FILTER`).
+pub use ferrotel_config::ExemplarFilter;
+
+/// The span a measurement was made in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExemplarFilter {
-    AlwaysOn,
-    AlwaysOff,
-    /// Those made in a sampled span (the default).
-    TraceBased,
+pub struct MeasuredIn {
+    pub trace_id: u128,
+    pub span_id: u64,
+    pub sampled: bool,
 }
-
-impl ExemplarFilter {
-    pub fn from_name(name: &str) -> ExemplarFilter {
-        match name {
-            "always_on" => ExemplarFilter::AlwaysOn,
-            "always_off" => ExemplarFilter::AlwaysOff,
-            _ => ExemplarFilter::TraceBased,
-        }
-    }
-}
-
-/// The span a measurement was made in: trace id, span id, sampled.
-pub type SpanOfMeasurement = Option<(u128, u64, bool)>;
 
 /// A measurement kept with the span it was made in, linking a point to a trace.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,6 +165,25 @@ pub struct MetricData {
     pub unit: String,
     pub scope: Arc<Scope>,
     pub data: Data,
+}
+
+impl MetricData {
+    /// How many data points this metric carries.
+    pub fn points(&self) -> usize {
+        match &self.data {
+            Data::Gauge(points) | Data::Sum { points, .. } => points.len(),
+            Data::Histogram { points, .. } => points.len(),
+        }
+    }
+}
+
+impl crate::pipeline::Item for MetricData {
+    const SIGNAL: &'static str = "metrics";
+    const NOUN: &'static str = "data point(s)";
+
+    fn weight(&self) -> u64 {
+        self.points() as u64
+    }
 }
 
 #[derive(Debug)]
@@ -306,11 +315,11 @@ impl Instrument {
     }
 
     /// The same, made in `span`, which the exemplar filter may keep with the point.
-    pub fn record_in(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64, span: SpanOfMeasurement) {
+    pub fn record_in(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64, span: Option<MeasuredIn>) {
         let span = match (self.exemplar_filter, span) {
             (ExemplarFilter::AlwaysOff, _) => None,
-            (ExemplarFilter::AlwaysOn, span) => Some(span.map_or((0, 0), |(t, s, _)| (t, s))),
-            (ExemplarFilter::TraceBased, Some((t, s, true))) => Some((t, s)),
+            (ExemplarFilter::AlwaysOn, span) => Some(span.map_or((0, 0), |s| (s.trace_id, s.span_id))),
+            (ExemplarFilter::TraceBased, Some(s)) if s.sampled => Some((s.trace_id, s.span_id)),
             (ExemplarFilter::TraceBased, _) => None,
         };
         let (mut key, mut attributes) = canonical(attributes);
@@ -620,11 +629,47 @@ mod tests {
     #[test]
     fn exemplars_keep_the_span_of_a_measurement_until_collected() {
         let histogram = instrument(InstrumentKind::Histogram);
-        histogram.record_in(Number::Double(3.0), attrs(&[]), 1, Some((7, 70, true)));
-        histogram.record_in(Number::Double(4.0), attrs(&[]), 2, Some((8, 80, true)));
-        histogram.record_in(Number::Double(50.0), attrs(&[]), 3, Some((9, 90, true)));
+        histogram.record_in(
+            Number::Double(3.0),
+            attrs(&[]),
+            1,
+            Some(MeasuredIn {
+                trace_id: 7,
+                span_id: 70,
+                sampled: true,
+            }),
+        );
+        histogram.record_in(
+            Number::Double(4.0),
+            attrs(&[]),
+            2,
+            Some(MeasuredIn {
+                trace_id: 8,
+                span_id: 80,
+                sampled: true,
+            }),
+        );
+        histogram.record_in(
+            Number::Double(50.0),
+            attrs(&[]),
+            3,
+            Some(MeasuredIn {
+                trace_id: 9,
+                span_id: 90,
+                sampled: true,
+            }),
+        );
         histogram.record(Number::Double(6.0), attrs(&[]), 4);
-        histogram.record_in(Number::Double(7.0), attrs(&[]), 4, Some((1, 10, false)));
+        histogram.record_in(
+            Number::Double(7.0),
+            attrs(&[]),
+            4,
+            Some(MeasuredIn {
+                trace_id: 1,
+                span_id: 10,
+                sampled: false,
+            }),
+        );
         let Data::Histogram { points, .. } = histogram.collect(Temporality::Cumulative, 5).unwrap().data else {
             panic!()
         };
@@ -643,7 +688,16 @@ mod tests {
 
         let counter = instrument(InstrumentKind::Counter);
         for span in 1..=50u64 {
-            counter.record_in(Number::Int(1), attrs(&[]), span, Some((span as u128, span, true)));
+            counter.record_in(
+                Number::Int(1),
+                attrs(&[]),
+                span,
+                Some(MeasuredIn {
+                    trace_id: span as u128,
+                    span_id: span,
+                    sampled: true,
+                }),
+            );
         }
         let Data::Sum { points, .. } = counter.collect(Temporality::Cumulative, 60).unwrap().data else {
             panic!()

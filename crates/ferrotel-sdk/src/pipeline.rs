@@ -1,206 +1,473 @@
-//! Carrying ended spans (and emitted log records) to exporters.
+//! Carrying finished telemetry (spans, log records, metrics) to one exporter.
 //!
-//! A batch pipeline keeps a bounded queue that application threads append to under a
-//! short lock, and one worker thread that drains it every `schedule_delay` (or as soon as a
-//! batch is full, or on flush) and calls the exporters: encoding and I/O never happen on an
-//! application thread. A full queue drops the item and counts it. A simple pipeline exports
-//! on the caller's thread, one item at a time. Items are spans unless said otherwise.
+//! A batch pipeline keeps a bounded queue that application threads append to under a short
+//! lock, and one worker thread that takes it a batch at a time every `schedule_delay` (or as
+//! soon as a batch is full, or on flush) and calls the exporter: encoding and I/O never
+//! happen on an application thread. A full queue drops the item and counts it. A simple
+//! pipeline exports on the caller's thread, one item at a time.
+//!
+//! Accounting is exact: every count changes under the queue lock, so at every moment
+//! `enqueued = exported + dropped + failed + pending + in_flight` (in [`Item::weight`]
+//! units), and so does a [`Counts`] snapshot. The pipeline also tells the user about
+//! trouble: one warning when drops or failures start, then at most one summary a minute
+//! with the exact counts since the previous line, and a line when exports work again.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ferrotel_config::BatchConfig;
+use ferrotel_config::{BatchConfig, LogLevel};
 
+use crate::diagnostics;
 use crate::resource::Resource;
-use crate::span::SpanData;
 use crate::sync::{lock, wait_until};
+
+/// How often, at most, a summary of ongoing trouble is printed.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// What travels through a pipeline.
+pub trait Item: Send + 'static {
+    /// The signal, as messages name it: `traces`.
+    const SIGNAL: &'static str;
+    /// What one unit of weight is called in messages: `span(s)`.
+    const NOUN: &'static str;
+    /// How many units the counters count this item as (a metric's data points).
+    fn weight(&self) -> u64 {
+        1
+    }
+}
 
 /// Whether an export reached its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExportResult {
     Success,
+    /// Delivered, except `rejected` units the receiver refused.
+    Partial {
+        rejected: u64,
+        reason: String,
+    },
     Failure(String),
 }
 
 /// Where items go. Called from one thread at a time.
 pub trait Exporter<T>: Send {
-    fn export(&mut self, batch: &[T], resource: &Resource) -> ExportResult;
+    /// Sends `batch`; `exit` says whether the process is leaving (see [`ExitControl`]).
+    fn export(&mut self, batch: &[T], resource: &Resource, exit: &ExitControl) -> ExportResult;
     fn shutdown(&mut self) {}
-    /// Where spans go, for messages (`""` when there is nothing useful to say).
+    /// Where items go, for messages (`""` when there is nothing useful to say).
     fn destination(&self) -> String {
         String::new()
     }
 }
 
-/// Exact counts a user can read at any time.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub enqueued: AtomicU64,
-    /// Spans dropped because the queue was full (or the pipeline shut down).
-    pub dropped: AtomicU64,
-    pub exported: AtomicU64,
-    /// Spans in batches an exporter reported as failed.
-    pub failed: AtomicU64,
-    /// Spans handed to the exporters whose export has not finished yet.
-    pub in_flight: AtomicU64,
+/// Shared by a pipeline and its exporter. Once the pipeline shuts down, an exporter stops
+/// waiting out backoff delays and gives up on an unreachable destination after one quick
+/// retry, so leaving costs a second, not the export timeout.
+#[derive(Default)]
+pub struct ExitControl {
+    leaving: Mutex<bool>,
+    changed: Condvar,
 }
 
+impl ExitControl {
+    pub fn is_leaving(&self) -> bool {
+        *lock(&self.leaving)
+    }
+
+    pub fn begin(&self) {
+        *lock(&self.leaving) = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits `delay`, or less if the exit begins meanwhile; `false` in that case.
+    pub fn pause(&self, delay: Duration) -> bool {
+        let leaving = lock(&self.leaving);
+        if *leaving {
+            drop(leaving);
+            std::thread::sleep(delay);
+            return true;
+        }
+        let (leaving, began) = wait_until(&self.changed, leaving, Instant::now() + delay, |leaving| !*leaving);
+        drop(leaving);
+        !began
+    }
+}
+
+/// Exact counts, in weight units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Snapshot {
+pub struct Counts {
+    /// Everything handed to the pipeline.
     pub enqueued: u64,
+    /// Dropped from a full queue, or ended after shutdown.
     pub dropped: u64,
     pub exported: u64,
+    /// In batches the exporter could not deliver, or that the receiver rejected.
     pub failed: u64,
+    /// Queued, not yet handed to the exporter.
+    pub pending: u64,
+    /// Handed to the exporter, export not finished.
     pub in_flight: u64,
 }
 
-impl Counters {
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            enqueued: self.enqueued.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-            exported: self.exported.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            in_flight: self.in_flight.load(Ordering::Relaxed),
+impl Counts {
+    pub fn undelivered(&self) -> u64 {
+        self.dropped + self.failed + self.pending + self.in_flight
+    }
+}
+
+/// Trouble not yet told to the user, and whether a warning is standing.
+struct Trouble {
+    dropped: u64,
+    failed: u64,
+    reason: Option<String>,
+    /// A warning was printed and trouble has not cleared since.
+    warned: bool,
+    /// The current trouble includes export failures (cleared by a success).
+    failing: bool,
+    last_line: Instant,
+    /// The worker has been woken to announce the first drop.
+    woken: bool,
+}
+
+impl Trouble {
+    fn new() -> Trouble {
+        Trouble {
+            dropped: 0,
+            failed: 0,
+            reason: None,
+            warned: false,
+            failing: false,
+            last_line: Instant::now(),
+            woken: false,
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.dropped > 0 || self.failed > 0
+    }
+
+    /// When the next line is due, if one will be.
+    fn next_line_at(&self) -> Option<Instant> {
+        match (self.warned, self.pending()) {
+            (false, true) => Some(Instant::now()),
+            (true, _) => Some(self.last_line + SUMMARY_EVERY),
+            (false, false) => None,
+        }
+    }
+
+    /// `12 span(s) dropped from a full queue, 3 failed to export (reason)`: the trouble
+    /// since the last line.
+    fn since_last_line(&self, noun: &str) -> String {
+        let reason = self.reason.as_deref().unwrap_or("unknown reason");
+        match (self.dropped, self.failed) {
+            (0, failed) => format!("{failed} {noun} failed to export ({reason})"),
+            (dropped, 0) => format!("{dropped} {noun} dropped from a full queue"),
+            (dropped, failed) => {
+                format!("{dropped} {noun} dropped from a full queue, {failed} failed to export ({reason})")
+            }
+        }
+    }
+
+    fn said(&mut self, now: Instant) {
+        self.dropped = 0;
+        self.failed = 0;
+        self.last_line = now;
+        self.woken = false;
+    }
+
+    /// The line due now, if any.
+    fn due_line<T: Item>(&mut self, destination: &str, queue_size: usize) -> Option<(LogLevel, String)> {
+        let now = Instant::now();
+        if !self.warned {
+            if !self.pending() {
+                return None;
+            }
+            let so_far = self.since_last_line(T::NOUN);
+            let line = if self.failed > 0 {
+                self.failing = true;
+                format!(
+                    "cannot export {} to {destination}: {}; exports are retried with backoff and what cannot be \
+                     delivered is counted, with a summary at most once a minute while this lasts (so far: {so_far})",
+                    T::SIGNAL,
+                    self.reason.as_deref().unwrap_or("unknown reason"),
+                )
+            } else {
+                format!(
+                    "the {} queue is full ({queue_size}): new ones are dropped and counted while export to \
+                     {destination} does not keep up, with a summary at most once a minute while this lasts \
+                     (so far: {so_far})",
+                    T::NOUN,
+                )
+            };
+            self.warned = true;
+            self.said(now);
+            return Some((LogLevel::Warning, line));
+        }
+        if now < self.last_line + SUMMARY_EVERY {
+            return None;
+        }
+        if !self.pending() {
+            // A quiet minute ends the episode; the next trouble gets a fresh warning.
+            self.warned = false;
+            self.failing = false;
+            self.last_line = now;
+            return None;
+        }
+        let line = format!(
+            "{} export to {destination}, last minute: {}",
+            T::SIGNAL,
+            self.since_last_line(T::NOUN)
+        );
+        self.said(now);
+        Some((LogLevel::Warning, line))
+    }
+
+    /// After a successful export: if failures had been reported, a line saying so.
+    fn recovered<T: Item>(&mut self, destination: &str) -> Option<(LogLevel, String)> {
+        if !self.failing {
+            return None;
+        }
+        self.failing = false;
+        self.warned = false;
+        let since = if self.pending() {
+            format!(" (since the last line: {})", self.since_last_line(T::NOUN))
+        } else {
+            String::new()
+        };
+        let line = format!("{} export to {destination} works again{since}", T::SIGNAL);
+        self.said(Instant::now());
+        Some((LogLevel::Info, line))
+    }
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    counts: Counts,
+    /// Of `counts.dropped`: items that arrived after shutdown (not a full queue).
+    dropped_after_shutdown: u64,
+    last_failure: Option<String>,
+    trouble: Trouble,
+    /// Flush tickets: requested increments per flush call; completed catches up.
+    flush_requested: u64,
+    flush_completed: u64,
+    /// Shut down: new items are dropped, the worker exports what is queued and stops.
+    shut_down: bool,
+    worker_exited: bool,
+    exporter_shut_down: bool,
+}
+
+impl<T: Item> State<T> {
+    /// Accounts for an export of `weight` units that ended with `result`.
+    fn settle(&mut self, weight: u64, result: ExportResult) {
+        self.counts.in_flight -= weight;
+        let (failed, reason) = match result {
+            ExportResult::Success => (0, None),
+            ExportResult::Partial { rejected, reason } => (rejected.min(weight), Some(reason)),
+            ExportResult::Failure(reason) => (weight, Some(reason)),
+        };
+        self.counts.exported += weight - failed;
+        if failed > 0 {
+            self.counts.failed += failed;
+            self.trouble.failed += failed;
+            self.trouble.reason.clone_from(&reason);
+            self.last_failure = reason;
         }
     }
 }
 
-struct Queue<T> {
-    spans: Vec<T>,
-    /// Flush tickets: requested increments per flush call; completed catches up.
-    flush_requested: u64,
-    flush_completed: u64,
-    stop: bool,
-    worker_exited: bool,
-}
-
 struct Shared<T> {
-    queue: Mutex<Queue<T>>,
+    state: Mutex<State<T>>,
     /// Wakes the worker.
     work: Condvar,
     /// Wakes flush/shutdown waiters.
     progress: Condvar,
     config: BatchConfig,
-    counters: Counters,
-    exporters: Mutex<Vec<Box<dyn Exporter<T>>>>,
-    /// Read once: asking the exporters later would wait for an export in progress.
-    destinations: Vec<String>,
+    exporter: Mutex<Box<dyn Exporter<T>>>,
+    /// Read once: asking the exporter later would wait for an export in progress.
+    destination: String,
     resource: Resource,
-    shut_down: AtomicBool,
+    exit: ExitControl,
+    mode: Mode,
 }
 
-impl<T> Shared<T> {
-    fn export(&self, batch: &[T]) {
-        if batch.is_empty() {
-            return;
+impl<T: Item> Shared<T> {
+    fn state(&self) -> MutexGuard<'_, State<T>> {
+        lock(&self.state)
+    }
+
+    /// Calls the exporter; a panic in it is a failed export, never a dead worker.
+    fn call_exporter(&self, batch: &[T]) -> ExportResult {
+        let mut exporter = lock(&self.exporter);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            exporter.export(batch, &self.resource, &self.exit)
+        }))
+        .unwrap_or_else(|_| ExportResult::Failure("the exporter panicked".into()))
+    }
+
+    /// Takes up to `n` queued items and exports them, releasing the lock meanwhile.
+    fn export_front<'a>(&'a self, mut state: MutexGuard<'a, State<T>>, n: usize) -> MutexGuard<'a, State<T>> {
+        let n = n.min(state.items.len());
+        let batch: Vec<T> = state.items.drain(..n).collect();
+        let weight: u64 = batch.iter().map(Item::weight).sum();
+        state.counts.pending -= weight;
+        state.counts.in_flight += weight;
+        drop(state);
+        let result = self.call_exporter(&batch);
+        drop(batch);
+        let mut state = self.state();
+        let succeeded = result == ExportResult::Success;
+        state.settle(weight, result);
+        let line = if succeeded {
+            state.trouble.recovered::<T>(&self.destination)
+        } else {
+            None
+        };
+        self.tell(state, line)
+    }
+
+    /// Prints `line` and whatever trouble line is due, without holding the lock.
+    fn tell<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State<T>>,
+        line: Option<(LogLevel, String)>,
+    ) -> MutexGuard<'a, State<T>> {
+        let due = state
+            .trouble
+            .due_line::<T>(&self.destination, self.config.max_queue_size);
+        if line.is_none() && due.is_none() {
+            return state;
         }
-        let count = batch.len() as u64;
-        self.counters.in_flight.fetch_add(count, Ordering::Relaxed);
-        let mut exporters = lock(&self.exporters);
-        for exporter in exporters.iter_mut() {
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exporter.export(batch, &self.resource)));
-            match result {
-                Ok(ExportResult::Success) => self.counters.exported.fetch_add(batch.len() as u64, Ordering::Relaxed),
-                _ => self.counters.failed.fetch_add(batch.len() as u64, Ordering::Relaxed),
-            };
+        drop(state);
+        for (level, text) in line.into_iter().chain(due) {
+            diagnostics::say(level, &text);
         }
-        self.counters.in_flight.fetch_sub(count, Ordering::Relaxed);
+        self.state()
+    }
+
+    fn shut_exporter_down(&self, state: &mut State<T>) {
+        if !std::mem::replace(&mut state.exporter_shut_down, true) {
+            lock(&self.exporter).shutdown();
+        }
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Batch,
     Simple,
 }
 
-/// A processor: items in, exporters called. Cheap to share across threads.
-pub struct Pipeline<T = SpanData> {
+/// A processor: items in, the exporter called. Cheap to share across threads.
+pub struct Pipeline<T> {
     shared: Arc<Shared<T>>,
-    mode: Mode,
 }
 
-impl<T: Send + 'static> Pipeline<T> {
-    pub fn batch(config: BatchConfig, exporters: Vec<Box<dyn Exporter<T>>>, resource: Resource) -> Pipeline<T> {
-        let pipeline = Pipeline::new(config, exporters, resource, Mode::Batch);
+impl<T: Item> Pipeline<T> {
+    pub fn batch(config: BatchConfig, exporter: Box<dyn Exporter<T>>, resource: Resource) -> Pipeline<T> {
+        let pipeline = Pipeline::new(config, exporter, resource, Mode::Batch);
         let shared = pipeline.shared.clone();
         let spawned = std::thread::Builder::new()
             .name("ferrotel-export".into())
             .spawn(move || worker(shared));
         if spawned.is_err() {
-            // Without a worker, flush synchronously on demand rather than lose spans silently.
-            lock(&pipeline.shared.queue).worker_exited = true;
+            // Without a worker, flush synchronously on demand rather than lose items silently.
+            pipeline.shared.state().worker_exited = true;
         }
         pipeline
     }
 
-    pub fn simple(exporters: Vec<Box<dyn Exporter<T>>>, resource: Resource) -> Pipeline<T> {
+    pub fn simple(exporter: Box<dyn Exporter<T>>, resource: Resource) -> Pipeline<T> {
         let config = BatchConfig {
             schedule_delay: Duration::ZERO,
             export_timeout: Duration::from_secs(30),
             max_queue_size: 1,
             max_export_batch_size: 1,
         };
-        Pipeline::new(config, exporters, resource, Mode::Simple)
+        Pipeline::new(config, exporter, resource, Mode::Simple)
     }
 
-    fn new(config: BatchConfig, exporters: Vec<Box<dyn Exporter<T>>>, resource: Resource, mode: Mode) -> Pipeline<T> {
+    fn new(config: BatchConfig, exporter: Box<dyn Exporter<T>>, resource: Resource, mode: Mode) -> Pipeline<T> {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                spans: Vec::with_capacity(config.max_export_batch_size),
+            state: Mutex::new(State {
+                items: VecDeque::with_capacity(config.max_export_batch_size.min(config.max_queue_size)),
+                counts: Counts::default(),
+                dropped_after_shutdown: 0,
+                last_failure: None,
+                trouble: Trouble::new(),
                 flush_requested: 0,
                 flush_completed: 0,
-                stop: false,
+                shut_down: false,
                 worker_exited: false,
+                exporter_shut_down: false,
             }),
             work: Condvar::new(),
             progress: Condvar::new(),
             config,
-            counters: Counters::default(),
-            destinations: exporters
-                .iter()
-                .map(|e| e.destination())
-                .filter(|d| !d.is_empty())
-                .collect(),
-            exporters: Mutex::new(exporters),
+            destination: exporter.destination(),
+            exporter: Mutex::new(exporter),
             resource,
-            shut_down: AtomicBool::new(false),
+            exit: ExitControl::default(),
+            mode,
         });
-        Pipeline { shared, mode }
+        Pipeline { shared }
     }
 
-    pub fn counters(&self) -> Snapshot {
-        self.shared.counters.snapshot()
+    /// A consistent snapshot of the counts.
+    pub fn counts(&self) -> Counts {
+        self.shared.state().counts
     }
 
     pub fn resource(&self) -> &Resource {
         &self.shared.resource
     }
 
-    /// Hands over an ended, sampled span (or an emitted log record). Never blocks on export
-    /// in batch mode.
-    pub fn on_end(&self, span: T) {
-        let counters = &self.shared.counters;
-        if self.shared.shut_down.load(Ordering::Relaxed) {
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Where the exporter sends, for messages.
+    pub fn destination(&self) -> &str {
+        &self.shared.destination
+    }
+
+    /// Hands over a finished item. Never blocks on export in batch mode.
+    pub fn on_end(&self, item: T) {
+        let shared = &*self.shared;
+        let weight = item.weight();
+        let mut state = shared.state();
+        state.counts.enqueued += weight;
+        if state.shut_down {
+            state.counts.dropped += weight;
+            state.dropped_after_shutdown += weight;
             return;
         }
-        counters.enqueued.fetch_add(1, Ordering::Relaxed);
-        match self.mode {
-            Mode::Simple => self.shared.export(std::slice::from_ref(&span)),
+        match shared.mode {
+            Mode::Simple => {
+                state.counts.in_flight += weight;
+                drop(state);
+                let result = shared.call_exporter(std::slice::from_ref(&item));
+                drop(item);
+                let mut state = shared.state();
+                let succeeded = result == ExportResult::Success;
+                state.settle(weight, result);
+                let line = if succeeded {
+                    state.trouble.recovered::<T>(&shared.destination)
+                } else {
+                    None
+                };
+                drop(shared.tell(state, line));
+            }
             Mode::Batch => {
-                let mut queue = lock(&self.shared.queue);
-                if queue.spans.len() >= self.shared.config.max_queue_size {
-                    drop(queue);
-                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                if state.items.len() >= shared.config.max_queue_size {
+                    state.counts.dropped += weight;
+                    state.trouble.dropped += weight;
+                    // The first drop of an episode is announced by the worker, woken once.
+                    if !state.trouble.warned && !std::mem::replace(&mut state.trouble.woken, true) {
+                        shared.work.notify_one();
+                    }
                     return;
                 }
-                queue.spans.push(span);
-                // Wake the worker only when a batch is due, not for every span.
-                if queue.spans.len() == self.shared.config.max_export_batch_size {
-                    self.shared.work.notify_one();
+                state.items.push_back(item);
+                state.counts.pending += weight;
+                // Wake the worker only when a batch is due, not for every item.
+                if state.items.len() == shared.config.max_export_batch_size {
+                    shared.work.notify_one();
                 }
             }
         }
@@ -208,95 +475,152 @@ impl<T: Send + 'static> Pipeline<T> {
 
     /// Exports everything queued so far; `false` if `timeout` passed first.
     pub fn force_flush(&self, timeout: Duration) -> bool {
-        if matches!(self.mode, Mode::Simple) {
+        let shared = &*self.shared;
+        if shared.mode == Mode::Simple {
             return true;
         }
         let deadline = Instant::now() + timeout;
-        let mut queue = lock(&self.shared.queue);
-        if queue.worker_exited {
-            let spans = std::mem::take(&mut queue.spans);
-            drop(queue);
-            for chunk in spans.chunks(self.shared.config.max_export_batch_size.max(1)) {
-                self.shared.export(chunk);
+        let mut state = shared.state();
+        if state.worker_exited {
+            while !state.items.is_empty() {
+                state = shared.export_front(state, shared.config.max_export_batch_size);
             }
             return true;
         }
-        queue.flush_requested += 1;
-        let ticket = queue.flush_requested;
-        self.shared.work.notify_one();
-        wait_until(&self.shared.progress, queue, deadline, |q| {
-            q.flush_completed < ticket && !q.worker_exited
+        state.flush_requested += 1;
+        let ticket = state.flush_requested;
+        shared.work.notify_one();
+        wait_until(&shared.progress, state, deadline, |s| {
+            s.flush_completed < ticket && !s.worker_exited
         })
         .1
     }
 
-    /// Flushes, stops the worker and shuts the exporters down, within `timeout`. Spans
-    /// ended afterwards are counted as dropped. Returns `false` if the deadline passed.
-    pub fn shutdown(&self, timeout: Duration) -> bool {
-        if self.shared.shut_down.swap(true, Ordering::AcqRel) {
+    /// Starts shutting down without waiting: items ended from now on are dropped (and
+    /// counted), the exporter is told the process is leaving, and the worker exports what
+    /// is queued, then stops. [`Pipeline::wait`] waits for it.
+    pub fn begin_shutdown(&self) {
+        let shared = &*self.shared;
+        let mut state = shared.state();
+        if state.shut_down {
+            return;
+        }
+        state.shut_down = true;
+        state.flush_requested += 1;
+        drop(state);
+        shared.exit.begin();
+        shared.work.notify_one();
+    }
+
+    /// Waits until the worker has stopped and the exporter is shut down, or `deadline`;
+    /// `true` if it stopped. May be called again after a `false`.
+    pub fn wait(&self, deadline: Instant) -> bool {
+        let shared = &*self.shared;
+        let mut state = shared.state();
+        if state.worker_exited {
+            // No worker (a simple pipeline, or one that could not start): export and stop here.
+            while !state.items.is_empty() {
+                state = shared.export_front(state, shared.config.max_export_batch_size);
+            }
+            shared.shut_exporter_down(&mut state);
             return true;
         }
-        let deadline = Instant::now() + timeout;
-        let flushed = self.force_flush(timeout);
-        let mut queue = lock(&self.shared.queue);
-        queue.stop = true;
-        self.shared.work.notify_one();
-        let batch = matches!(self.mode, Mode::Batch);
-        let (queue, stopped) = wait_until(&self.shared.progress, queue, deadline, |q| batch && !q.worker_exited);
-        drop(queue);
-        if !stopped {
-            return false;
+        if shared.mode == Mode::Simple {
+            shared.shut_exporter_down(&mut state);
+            return true;
         }
-        for exporter in lock(&self.shared.exporters).iter_mut() {
-            exporter.shutdown();
-        }
-        flushed
+        wait_until(&shared.progress, state, deadline, |s| !s.worker_exited).1
     }
 
-    /// Where the exporters send, for messages.
-    pub fn destinations(&self) -> &[String] {
-        &self.shared.destinations
+    /// [`Pipeline::begin_shutdown`] and [`Pipeline::wait`] within `timeout`.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.begin_shutdown();
+        self.wait(Instant::now() + timeout)
     }
 
-    /// Spans still queued (not yet handed to an exporter).
-    pub fn pending(&self) -> usize {
-        lock(&self.shared.queue).spans.len()
+    /// What was not delivered and why, as the exit line says it; `None` if nothing was lost.
+    pub fn undelivered(&self) -> Option<String> {
+        let state = self.shared.state();
+        let c = state.counts;
+        let lost = c.undelivered();
+        if lost == 0 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let full_queue = c.dropped - state.dropped_after_shutdown;
+        if full_queue > 0 {
+            parts.push(format!("{full_queue} dropped from a full queue"));
+        }
+        if c.failed > 0 {
+            let reason = state.last_failure.as_deref().unwrap_or("unknown reason");
+            parts.push(format!("{} failed to export (last: {reason})", c.failed));
+        }
+        if c.pending > 0 {
+            parts.push(format!("{} still queued at the exit deadline", c.pending));
+        }
+        if c.in_flight > 0 {
+            parts.push(format!("{} still being exported at the exit deadline", c.in_flight));
+        }
+        if state.dropped_after_shutdown > 0 {
+            parts.push(format!("{} ended after shutdown", state.dropped_after_shutdown));
+        }
+        let to = match self.shared.destination.as_str() {
+            "" => String::new(),
+            destination => format!(" to {destination}"),
+        };
+        Some(format!(
+            "{lost} {} were not delivered{to}: {}",
+            T::NOUN,
+            parts.join(", ")
+        ))
     }
 }
 
-fn worker<T>(shared: Arc<Shared<T>>) {
+fn worker<T: Item>(shared: Arc<Shared<T>>) {
     let config = shared.config;
+    let batch = config.max_export_batch_size.max(1);
     let mut next_export = Instant::now() + config.schedule_delay;
+    let mut state = shared.state();
     loop {
-        let mut queue = lock(&shared.queue);
         loop {
-            let due = queue.spans.len() >= config.max_export_batch_size
-                || queue.flush_requested > queue.flush_completed
-                || queue.stop
-                || Instant::now() >= next_export;
-            if due {
+            let now = Instant::now();
+            let flushing = state.flush_requested > state.flush_completed;
+            let trouble_due = state.trouble.next_line_at().is_some_and(|at| at <= now);
+            if state.items.len() >= batch || flushing || state.shut_down || now >= next_export || trouble_due {
                 break;
             }
-            let wait = next_export.saturating_duration_since(Instant::now());
-            queue = shared
+            let wake_at = state
+                .trouble
+                .next_line_at()
+                .map_or(next_export, |at| at.min(next_export));
+            state = shared
                 .work
-                .wait_timeout(queue, wait)
+                .wait_timeout(state, wake_at.saturating_duration_since(now))
                 .map_or_else(|e| e.into_inner().0, |r| r.0);
         }
-        let spans = std::mem::replace(&mut queue.spans, Vec::with_capacity(config.max_export_batch_size));
-        let ticket = queue.flush_requested;
-        let stop = queue.stop;
-        drop(queue);
-
-        for chunk in spans.chunks(config.max_export_batch_size.max(1)) {
-            shared.export(chunk);
+        let ticket = state.flush_requested;
+        let stopping = state.shut_down;
+        let everything = ticket > state.flush_completed || stopping || Instant::now() >= next_export;
+        // A flush, the schedule and shutdown take what is queued now; otherwise only full
+        // batches go, so a steady stream is sent in full batches.
+        let mut remaining = if everything {
+            state.items.len()
+        } else {
+            state.items.len() - state.items.len() % batch
+        };
+        while remaining > 0 && !state.items.is_empty() {
+            let n = remaining.min(batch);
+            remaining -= n;
+            state = shared.export_front(state, n);
         }
-        next_export = Instant::now() + config.schedule_delay;
-
-        let mut queue = lock(&shared.queue);
-        queue.flush_completed = queue.flush_completed.max(ticket);
-        if stop && queue.spans.is_empty() {
-            queue.worker_exited = true;
+        if everything {
+            next_export = Instant::now() + config.schedule_delay;
+        }
+        state = shared.tell(state, None);
+        state.flush_completed = state.flush_completed.max(ticket);
+        if stopping && state.items.is_empty() {
+            shared.shut_exporter_down(&mut state);
+            state.worker_exited = true;
             shared.progress.notify_all();
             return;
         }
@@ -305,123 +629,4 @@ fn worker<T>(shared: Arc<Shared<T>>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Clone, Default)]
-    struct Collect(Arc<Mutex<Vec<Vec<u64>>>>, Option<Duration>);
-
-    impl Exporter<SpanData> for Collect {
-        fn export(&mut self, batch: &[SpanData], _: &Resource) -> ExportResult {
-            if let Some(d) = self.1 {
-                std::thread::sleep(d);
-            }
-            lock(&self.0).push(batch.iter().map(|s| s.span_id).collect());
-            ExportResult::Success
-        }
-    }
-
-    fn span(id: u64) -> SpanData {
-        SpanData {
-            span_id: id,
-            end_ns: 1,
-            ..SpanData::for_tests()
-        }
-    }
-
-    fn config(queue: usize, batch: usize, delay_ms: u64) -> BatchConfig {
-        BatchConfig {
-            schedule_delay: Duration::from_millis(delay_ms),
-            export_timeout: Duration::from_secs(1),
-            max_queue_size: queue,
-            max_export_batch_size: batch,
-        }
-    }
-
-    #[test]
-    fn batches_by_size_and_flushes_on_demand() {
-        let sink = Collect::default();
-        let p = Pipeline::batch(
-            config(100, 3, 60_000),
-            vec![Box::new(sink.clone())],
-            Resource::default(),
-        );
-        for id in 1..=7 {
-            p.on_end(span(id));
-        }
-        assert!(p.force_flush(Duration::from_secs(5)));
-        let batches = lock(&sink.0).clone();
-        assert_eq!(batches.concat(), (1..=7).collect::<Vec<_>>());
-        assert!(batches.iter().all(|b| b.len() <= 3));
-        assert_eq!(
-            p.counters(),
-            Snapshot {
-                enqueued: 7,
-                dropped: 0,
-                exported: 7,
-                failed: 0,
-                in_flight: 0
-            }
-        );
-    }
-
-    #[test]
-    fn exports_on_schedule() {
-        let sink = Collect::default();
-        let p = Pipeline::batch(config(100, 50, 20), vec![Box::new(sink.clone())], Resource::default());
-        p.on_end(span(1));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while lock(&sink.0).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(lock(&sink.0).concat(), vec![1]);
-    }
-
-    #[test]
-    fn a_full_queue_drops_and_counts_exactly() {
-        let sink = Collect(Default::default(), Some(Duration::from_millis(200)));
-        let p = Pipeline::batch(
-            config(10, 10, 60_000),
-            vec![Box::new(sink.clone())],
-            Resource::default(),
-        );
-        for id in 0..10 {
-            p.on_end(span(id)); // the 10th wakes the worker, which then sleeps in export
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        for id in 10..35 {
-            p.on_end(span(id));
-        }
-        assert!(p.shutdown(Duration::from_secs(5)));
-        let c = p.counters();
-        assert_eq!(c.enqueued, 35);
-        assert_eq!(c.exported + c.dropped, 35, "{c:?}");
-        assert_eq!(c.dropped, 15, "{c:?}");
-        p.on_end(span(99));
-        assert_eq!(p.counters().dropped, 16, "spans after shutdown are counted as dropped");
-    }
-
-    #[test]
-    fn flush_and_shutdown_respect_their_deadline() {
-        let slow = Collect(Default::default(), Some(Duration::from_millis(1500)));
-        let p = Pipeline::batch(config(100, 1, 60_000), vec![Box::new(slow)], Resource::default());
-        p.on_end(span(1));
-        p.on_end(span(2));
-        let started = Instant::now();
-        assert!(!p.force_flush(Duration::from_millis(100)));
-        assert!(!p.shutdown(Duration::from_millis(200)));
-        assert!(
-            started.elapsed() < Duration::from_millis(1000),
-            "{:?}",
-            started.elapsed()
-        );
-    }
-
-    #[test]
-    fn simple_exports_inline() {
-        let sink = Collect::default();
-        let p = Pipeline::simple(vec![Box::new(sink.clone())], Resource::default());
-        p.on_end(span(5));
-        assert_eq!(lock(&sink.0).concat(), vec![5]);
-    }
-}
+mod tests;

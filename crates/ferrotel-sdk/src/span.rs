@@ -109,6 +109,11 @@ pub struct SpanData {
     pub scope: Arc<Scope>,
 }
 
+impl crate::pipeline::Item for SpanData {
+    const SIGNAL: &'static str = "traces";
+    const NOUN: &'static str = "span(s)";
+}
+
 impl SpanData {
     pub fn set_attribute(&mut self, key: String, value: Value, limits: &SpanLimits) {
         self.attributes

@@ -1,16 +1,22 @@
 //! Attribute values and the limits applied to them.
 
-/// Every value type OpenTelemetry attributes take; arrays are homogeneous.
+/// Every value type OpenTelemetry attributes take. The typed arrays are the common case; a
+/// list mixing types or holding empty members (`None` in Python) is an [`Value::Array`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(String),
     Bool(bool),
     Int(i64),
     Double(f64),
+    /// Bytes that are not UTF-8 text.
+    Bytes(Vec<u8>),
     StrArray(Vec<String>),
     BoolArray(Vec<bool>),
     IntArray(Vec<i64>),
     DoubleArray(Vec<f64>),
+    Array(Vec<Value>),
+    /// An empty member of an array.
+    Empty,
 }
 
 /// Cuts `s` to at most `limit` characters (not bytes, so UTF-8 stays valid).
@@ -27,6 +33,7 @@ impl Value {
         match self {
             Value::Str(s) => truncate(s, limit),
             Value::StrArray(items) => items.iter_mut().for_each(|s| truncate(s, limit)),
+            Value::Array(items) => items.iter_mut().for_each(|v| v.limit_length(Some(limit))),
             _ => {}
         }
     }

@@ -8,7 +8,6 @@ variable and types into the native layer.
 
 import functools
 import inspect
-import os
 import traceback
 
 from opentelemetry import baggage as _baggage_api
@@ -18,7 +17,7 @@ from opentelemetry.context.context import Context as _Context
 from opentelemetry.propagators import textmap as _textmap
 from opentelemetry.trace.propagation import _SPAN_KEY
 
-from ferrotel import _exit, _native  # noqa: F401 (_exit: the flush at exit)
+from ferrotel import _lifecycle, _native  # noqa: F401 (_lifecycle: exit and fork)
 
 
 def _decorate(scope, func):
@@ -79,6 +78,5 @@ TracerProvider = _native.TracerProvider
 Span = _native.Span
 Tracer = _native.Tracer
 
-os.register_at_fork(after_in_child=_native._after_fork_in_child)
 
 __all__ = ["Span", "Tracer", "TracerProvider"]

@@ -108,8 +108,11 @@ fn defaults_follow_the_spec() {
     assert_eq!(c.blrp.schedule_delay, Duration::from_millis(1000));
     assert_eq!(c.metric_reader.export_interval, Duration::from_secs(60));
     assert_eq!(c.metric_reader.export_timeout, Duration::from_secs(30));
-    assert_eq!(c.metric_reader.exemplar_filter, "trace_based");
-    assert_eq!(c.metric_reader.temporality_preference, "cumulative");
+    assert_eq!(c.metric_reader.exemplar_filter, ExemplarFilter::TraceBased);
+    assert_eq!(
+        c.metric_reader.temporality_preference,
+        TemporalityPreference::Cumulative
+    );
     assert_eq!(c.otlp_traces.endpoint, "http://localhost:4317");
     assert_eq!(c.otlp_traces.protocol, Protocol::Grpc);
     assert_eq!(c.otlp_traces.timeout, Duration::from_secs(10));

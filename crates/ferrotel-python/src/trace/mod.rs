@@ -1,24 +1,25 @@
-//! The trace SDK's Python surface: provider, tracer, span, processors and exporters.
+//! The traces signal's Python surface: provider, tracer, span, the processors and
+//! exporters Python code composes, and what a `Context` holds for tracing.
+//!
+//! Files depend one way: `provider` → `tracer` → `span` → `core`/`context`.
 
-pub mod api;
-pub mod provider;
-pub mod span;
-pub mod tracer;
-pub mod value;
+pub(crate) mod context;
+pub(crate) mod core;
+pub(crate) mod processors;
+pub(crate) mod provider;
+pub(crate) mod span;
+pub(crate) mod tracer;
 
 use pyo3::prelude::*;
 
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(api::_bind_api, m)?)?;
-    m.add_function(wrap_pyfunction!(provider::_after_fork_in_child, m)?)?;
-    m.add_function(wrap_pyfunction!(provider::_shutdown_all, m)?)?;
-    m.add_function(wrap_pyfunction!(span::current_span_ids, m)?)?;
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(context::current_span_ids, m)?)?;
     m.add_class::<provider::TracerProvider>()?;
-    m.add_class::<provider::BatchSpanProcessor>()?;
-    m.add_class::<provider::SimpleSpanProcessor>()?;
-    m.add_class::<provider::ConsoleSpanExporter>()?;
-    m.add_class::<provider::InMemorySpanExporter>()?;
-    m.add_class::<provider::OTLPSpanExporter>()?;
+    m.add_class::<processors::BatchSpanProcessor>()?;
+    m.add_class::<processors::SimpleSpanProcessor>()?;
+    m.add_class::<processors::ConsoleSpanExporter>()?;
+    m.add_class::<processors::InMemorySpanExporter>()?;
+    m.add_class::<processors::OTLPSpanExporter>()?;
     m.add_class::<tracer::Tracer>()?;
     m.add_class::<tracer::CurrentSpan>()?;
     m.add_class::<span::Span>()?;

@@ -3,155 +3,76 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferrotel_sdk::sync::lock;
-
 use ferrotel_sdk::ids;
-use ferrotel_sdk::sampler::{should_sample, Decision, Parent};
-use ferrotel_sdk::span::{Scope, SpanData, SpanKind, Status};
-use ferrotel_sdk::value::Attributes;
-use pyo3::exceptions::PyException;
+use ferrotel_sdk::sampler::{should_sample, Decision, Parent as SamplingParent};
+use ferrotel_sdk::span::{Link, Scope, SpanData, SpanKind, Status};
+use ferrotel_sdk::sync::lock;
+use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
-use super::api;
-use super::provider::ProviderCore;
-use super::span::{read_span_context, trace_state_header, Span, TraceState};
-use super::value;
-
-/// The arguments of `start_span` / `start_as_current_span`, kept by a scope so its
-/// decorator form can start a fresh span per call.
-struct SpanArgs {
-    name: String,
-    context: Option<Py<PyAny>>,
-    kind: SpanKind,
-    attributes: Option<Py<PyAny>>,
-    links: Option<Py<PyAny>>,
-    start_time: Option<u64>,
-    record_exception: bool,
-    set_status_on_exception: bool,
-}
-
-impl SpanArgs {
-    fn clone_ref(&self, py: Python<'_>) -> SpanArgs {
-        SpanArgs {
-            name: self.name.clone(),
-            context: self.context.as_ref().map(|c| c.clone_ref(py)),
-            kind: self.kind,
-            attributes: self.attributes.as_ref().map(|a| a.clone_ref(py)),
-            links: self.links.as_ref().map(|l| l.clone_ref(py)),
-            start_time: self.start_time,
-            record_exception: self.record_exception,
-            set_status_on_exception: self.set_status_on_exception,
-        }
-    }
-}
-
-fn kind_of(kind: Option<&Bound<'_, PyAny>>) -> SpanKind {
-    let index = kind.filter(|k| !k.is_none()).and_then(|k| {
-        k.getattr("value")
-            .and_then(|v| v.extract::<i64>())
-            .or_else(|_| k.extract::<i64>())
-            .ok()
-    });
-    SpanKind::from_index(index.unwrap_or(0))
-}
-
-/// The parent's `(trace_id, span_id, flags, trace_state, is_remote)`, if the context holds a
-/// valid span context.
-pub type ParentContext = (u128, u64, u8, Option<TraceState>, bool);
-
-pub fn parent_of(py: Python<'_>, context: &Bound<'_, PyAny>) -> PyResult<Option<ParentContext>> {
-    let api = api::get(py)?;
-    let Ok(dict) = context.cast::<PyDict>() else {
-        return Ok(None);
-    };
-    let Some(parent) = dict.get_item(api.span_key.bind(py))? else {
-        return Ok(None);
-    };
-    if let Ok(ours) = parent.cast::<Span>() {
-        let s = ours.get();
-        return Ok(Some((
-            s.trace_id,
-            s.span_id,
-            s.trace_flags,
-            s.trace_state.as_ref().map(|t| t.clone_ref(py)),
-            s.is_remote,
-        )));
-    }
-    let c = read_span_context(&parent.call_method0("get_span_context")?)?;
-    Ok(c.is_valid.then_some((
-        c.trace_id,
-        c.span_id,
-        c.trace_flags,
-        c.trace_state.map(TraceState::Api),
-        c.is_remote,
-    )))
-}
-
-fn start(py: Python<'_>, core: &Arc<ProviderCore>, scope: &Arc<Scope>, args: &SpanArgs) -> PyResult<Py<Span>> {
-    let api = api::get(py)?;
-    let context = match args.context.as_ref().map(|c| c.bind(py)).filter(|c| !c.is_none()) {
-        Some(c) => c.clone(),
-        None => api.current_context(py)?,
-    };
-    let parent = parent_of(py, &context)?;
-    let attributes = value::attributes(args.attributes.as_ref().map(|a| a.bind(py)));
-    let mut links = Vec::new();
-    if let Some(given) = args.links.as_ref().map(|l| l.bind(py)).filter(|l| !l.is_none()) {
-        for link in given.try_iter()?.flatten() {
-            let attrs = value::attributes(link.getattr("attributes").ok().as_ref());
-            links.extend(read_span_context(&link.getattr("context")?)?.link(py, attrs));
-        }
-    }
-    let new = NewSpan {
-        name: args.name.clone(),
-        kind: args.kind,
-        attributes,
-        links,
-        start_ns: args.start_time,
-        record_exception: args.record_exception,
-        set_status_on_exception: args.set_status_on_exception,
-    };
-    create(py, core, scope, parent, new)
-}
+use super::context::{parent_in, read_span_context, trace_state_header, Parent, SpanIds};
+use super::core::TraceCore;
+use super::span::{OnException, Span, SpanParts};
+use crate::boundary::api;
+use crate::boundary::misuse::{note, Misuse};
+use crate::boundary::value::{self, name_of, timestamp_of};
 
 /// What a new span is made of, apart from its parent.
-pub struct NewSpan {
-    pub name: String,
-    pub kind: SpanKind,
-    pub attributes: Vec<(String, ferrotel_sdk::value::Value)>,
-    pub links: Vec<ferrotel_sdk::span::Link>,
-    pub start_ns: Option<u64>,
-    pub record_exception: bool,
-    pub set_status_on_exception: bool,
+pub(crate) struct NewSpan {
+    pub(crate) name: String,
+    pub(crate) kind: SpanKind,
+    pub(crate) attributes: Vec<(String, Value)>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) start_ns: Option<u64>,
+    pub(crate) on_exception: OnException,
+}
+
+impl NewSpan {
+    /// A span as the built-in instrumentations start them: now, no links, exceptions
+    /// recorded and made its status.
+    pub(crate) fn instrumentation(name: String, kind: SpanKind, attributes: Vec<(String, Value)>) -> NewSpan {
+        NewSpan {
+            name,
+            kind,
+            attributes,
+            links: Vec::new(),
+            start_ns: None,
+            on_exception: OnException {
+                record: true,
+                set_status: true,
+            },
+        }
+    }
 }
 
 /// Samples and creates a span under `parent` (none: a new trace).
-pub fn create(
+pub(crate) fn create(
     py: Python<'_>,
-    core: &Arc<ProviderCore>,
+    core: &Arc<TraceCore>,
     scope: &Arc<Scope>,
-    parent: Option<ParentContext>,
+    parent: Option<Parent>,
     new: NewSpan,
 ) -> PyResult<Py<Span>> {
-    let trace_id = parent.as_ref().map_or_else(ids::new_trace_id, |p| p.0);
-    let sampling_parent = parent.as_ref().map(|p| Parent {
-        sampled: p.2 & 1 == 1,
-        is_remote: p.4,
+    let trace_id = parent.as_ref().map_or_else(ids::new_trace_id, |p| p.ids.trace_id);
+    let sampling_parent = parent.as_ref().map(|p| SamplingParent {
+        sampled: p.ids.sampled(),
+        is_remote: p.is_remote,
     });
     let decision = should_sample(&core.sampler, sampling_parent, trace_id);
     let span_id = ids::new_span_id();
     let sampled = decision == Decision::RecordAndSample;
-    let trace_state = parent.as_ref().and_then(|p| p.3.as_ref().map(|t| t.clone_ref(py)));
+    let trace_state = parent
+        .as_ref()
+        .and_then(|p| p.trace_state.as_ref().map(|t| t.clone_ref(py)));
     let record = sampled.then(|| {
         let limits = &core.limits;
         let mut data = SpanData {
             trace_id,
             span_id,
-            parent_span_id: parent.as_ref().map(|p| p.1),
-            parent_is_remote: parent.as_ref().is_some_and(|p| p.4),
+            parent_span_id: parent.as_ref().map(|p| p.ids.span_id),
+            parent_is_remote: parent.as_ref().is_some_and(|p| p.is_remote),
             trace_flags: 1,
-            trace_state: trace_state_header(py, &trace_state),
+            trace_state: trace_state_header(py, trace_state.as_ref()),
             name: new.name,
             kind: new.kind,
             start_ns: new.start_ns.unwrap_or_else(ferrotel_sdk::now_ns),
@@ -172,114 +93,175 @@ pub fn create(
         }
         data
     });
-    Py::new(
-        py,
-        Span::new(
+    let parts = SpanParts {
+        ids: SpanIds {
             trace_id,
             span_id,
-            u8::from(sampled),
-            new.kind,
-            trace_state,
-            record,
-            Some(core.clone()),
-            new.record_exception,
-            new.set_status_on_exception,
-        ),
-    )
+            flags: u8::from(sampled),
+        },
+        is_remote: false,
+        kind: new.kind,
+        trace_state,
+        record,
+        core: Some(core.clone()),
+        on_exception: new.on_exception,
+    };
+    Py::new(py, Span::new(parts))
+}
+
+fn kind_of(kind: Option<&Bound<'_, PyAny>>) -> SpanKind {
+    let index = kind.filter(|k| !k.is_none()).and_then(|k| {
+        k.getattr("value")
+            .and_then(|v| v.extract::<i64>())
+            .or_else(|_| k.extract::<i64>())
+            .ok()
+    });
+    SpanKind::from_index(index.unwrap_or(0))
+}
+
+/// The links given to `start_span`: each an API `Link` (`.context`, `.attributes`);
+/// anything unreadable is skipped and counted.
+fn links_of(py: Python<'_>, given: Option<&Bound<'_, PyAny>>) -> Vec<Link> {
+    let Some(given) = given.filter(|l| !l.is_none()) else {
+        return Vec::new();
+    };
+    let Ok(items) = given.try_iter() else {
+        note(py, Misuse::Context, || {
+            "links that are not a sequence were ignored".into()
+        });
+        return Vec::new();
+    };
+    let mut links = Vec::new();
+    for link in items.flatten() {
+        let attributes = value::attributes(link.getattr("attributes").ok().as_ref());
+        match link.getattr("context").and_then(|c| read_span_context(&c)) {
+            Ok(context) => links.extend(context.link(py, attributes)),
+            Err(error) => note(py, Misuse::Context, || {
+                format!("a link without a span context was ignored: {error}")
+            }),
+        }
+    }
+    links
+}
+
+/// The arguments of `start_span` / `start_as_current_span`, kept by a scope so its
+/// decorator form can start a fresh span per call. Attributes and links stay Python
+/// objects until a span starts: converting them is the start's work, done once per span.
+struct SpanArgs {
+    name: String,
+    context: Option<Py<PyAny>>,
+    kind: SpanKind,
+    attributes: Option<Py<PyAny>>,
+    links: Option<Py<PyAny>>,
+    start_time: Option<u64>,
+    on_exception: OnException,
+}
+
+impl SpanArgs {
+    #[allow(clippy::too_many_arguments)] // the API's own signature, read once here
+    fn read(
+        name: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+        kind: Option<&Bound<'_, PyAny>>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        links: Option<&Bound<'_, PyAny>>,
+        start_time: Option<&Bound<'_, PyAny>>,
+        on_exception: OnException,
+    ) -> SpanArgs {
+        let kept = |obj: Option<&Bound<'_, PyAny>>| obj.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
+        SpanArgs {
+            name: name_of(name),
+            context: kept(context),
+            kind: kind_of(kind),
+            attributes: kept(attributes),
+            links: kept(links),
+            start_time: timestamp_of(start_time),
+            on_exception,
+        }
+    }
+
+    fn clone_ref(&self, py: Python<'_>) -> SpanArgs {
+        SpanArgs {
+            name: self.name.clone(),
+            context: self.context.as_ref().map(|c| c.clone_ref(py)),
+            kind: self.kind,
+            attributes: self.attributes.as_ref().map(|a| a.clone_ref(py)),
+            links: self.links.as_ref().map(|l| l.clone_ref(py)),
+            start_time: self.start_time,
+            on_exception: self.on_exception,
+        }
+    }
+
+    fn start(&self, py: Python<'_>, core: &Arc<TraceCore>, scope: &Arc<Scope>) -> PyResult<Py<Span>> {
+        let parent = parent_in(py, self.context.as_ref().map(|c| c.bind(py)))?;
+        let new = NewSpan {
+            name: self.name.clone(),
+            kind: self.kind,
+            attributes: value::attributes(self.attributes.as_ref().map(|a| a.bind(py))),
+            links: links_of(py, self.links.as_ref().map(|l| l.bind(py))),
+            start_ns: self.start_time,
+            on_exception: self.on_exception,
+        };
+        create(py, core, scope, parent, new)
+    }
 }
 
 /// Registered with the API as an `opentelemetry.trace.Tracer`.
 #[pyclass(frozen, module = "ferrotel._native", name = "Tracer")]
-pub struct Tracer {
-    pub core: Arc<ProviderCore>,
-    pub scope: Arc<Scope>,
-}
-
-impl Tracer {
-    pub fn new(core: Arc<ProviderCore>, scope: Arc<Scope>) -> Tracer {
-        Tracer { core, scope }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn args(
-    name: String,
-    context: Option<&Bound<'_, PyAny>>,
-    kind: Option<&Bound<'_, PyAny>>,
-    attributes: Option<&Bound<'_, PyAny>>,
-    links: Option<&Bound<'_, PyAny>>,
-    start_time: Option<u64>,
-    record_exception: bool,
-    set_status_on_exception: bool,
-) -> SpanArgs {
-    SpanArgs {
-        name,
-        context: context.map(|c| c.clone().unbind()),
-        kind: kind_of(kind),
-        attributes: attributes.map(|a| a.clone().unbind()),
-        links: links.map(|l| l.clone().unbind()),
-        start_time,
-        record_exception,
-        set_status_on_exception,
-    }
+pub(crate) struct Tracer {
+    pub(crate) core: Arc<TraceCore>,
+    pub(crate) scope: Arc<Scope>,
 }
 
 #[pymethods]
 impl Tracer {
     #[pyo3(signature = (name, context=None, kind=None, attributes=None, links=None, start_time=None, record_exception=true, set_status_on_exception=true))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // the API's signature
     fn start_span(
         &self,
         py: Python<'_>,
-        name: String,
+        name: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
         kind: Option<&Bound<'_, PyAny>>,
         attributes: Option<&Bound<'_, PyAny>>,
         links: Option<&Bound<'_, PyAny>>,
-        start_time: Option<u64>,
+        start_time: Option<&Bound<'_, PyAny>>,
         record_exception: bool,
         set_status_on_exception: bool,
     ) -> PyResult<Py<Span>> {
-        let a = args(
-            name,
-            context,
-            kind,
-            attributes,
-            links,
-            start_time,
-            record_exception,
-            set_status_on_exception,
-        );
-        start(py, &self.core, &self.scope, &a)
+        let on_exception = OnException {
+            record: record_exception,
+            set_status: set_status_on_exception,
+        };
+        SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception).start(
+            py,
+            &self.core,
+            &self.scope,
+        )
     }
 
     #[pyo3(signature = (name, context=None, kind=None, attributes=None, links=None, start_time=None, record_exception=true, set_status_on_exception=true, end_on_exit=true))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // the API's signature
     fn start_as_current_span(
         &self,
-        name: String,
+        name: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
         kind: Option<&Bound<'_, PyAny>>,
         attributes: Option<&Bound<'_, PyAny>>,
         links: Option<&Bound<'_, PyAny>>,
-        start_time: Option<u64>,
+        start_time: Option<&Bound<'_, PyAny>>,
         record_exception: bool,
         set_status_on_exception: bool,
         end_on_exit: bool,
     ) -> CurrentSpan {
+        let on_exception = OnException {
+            record: record_exception,
+            set_status: set_status_on_exception,
+        };
         CurrentSpan {
             core: self.core.clone(),
             scope: self.scope.clone(),
-            args: args(
-                name,
-                context,
-                kind,
-                attributes,
-                links,
-                start_time,
-                record_exception,
-                set_status_on_exception,
-            ),
+            args: SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception),
             end_on_exit,
             active: Mutex::new(None),
         }
@@ -289,8 +271,8 @@ impl Tracer {
 /// What `start_as_current_span` returns: a context manager that starts the span on entry
 /// and makes it current, or, called with a function, a decorator doing that per call.
 #[pyclass(frozen, module = "ferrotel._native")]
-pub struct CurrentSpan {
-    core: Arc<ProviderCore>,
+pub(crate) struct CurrentSpan {
+    core: Arc<TraceCore>,
     scope: Arc<Scope>,
     args: SpanArgs,
     end_on_exit: bool,
@@ -302,7 +284,7 @@ pub struct CurrentSpan {
 impl CurrentSpan {
     fn __enter__(&self, py: Python<'_>) -> PyResult<Py<Span>> {
         let api = api::get(py)?;
-        let span = start(py, &self.core, &self.scope, &self.args)?;
+        let span = self.args.start(py, &self.core, &self.scope)?;
         let current = api.current_context(py)?;
         let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
         let token = api.attach(py, &context)?;
@@ -320,19 +302,10 @@ impl CurrentSpan {
         let Some((span, token)) = lock(&self.active).take() else {
             return Ok(false);
         };
-        let api = api::get(py)?;
-        api.detach(py, token.bind(py));
+        api::get(py)?.detach(py, token.bind(py));
         let span = span.get();
-        // As the API's use_span: only Exception subclasses are errors (not GeneratorExit...).
-        if let Some(exc) = exc.filter(|e| e.is_instance_of::<PyException>()) {
-            if span.is_recording_now() {
-                if self.args.record_exception {
-                    span.record_exception_event(py, exc, None, None, false)?;
-                }
-                if self.args.set_status_on_exception {
-                    span.set_error_status(exc)?;
-                }
-            }
+        if let Some(exc) = exc.filter(|e| !e.is_none()) {
+            span.on_exception_leaving(py, exc, true)?;
         }
         if self.end_on_exit {
             span.finish(None);

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::log::LogData;
 use crate::metrics::{Data, MetricData, Number, Temporality};
-use crate::pipeline::{ExportResult, Exporter};
+use crate::pipeline::{ExitControl, ExportResult, Exporter};
 use crate::resource::Resource;
 use crate::span::{SpanData, StatusCode};
 use crate::value::{Attributes, Value};
@@ -37,33 +37,40 @@ impl<W: std::io::Write + Send> ConsoleExporter<W> {
     }
 }
 
-impl<W: std::io::Write + Send> Exporter<SpanData> for ConsoleExporter<W> {
-    fn export(&mut self, batch: &[SpanData], resource: &Resource) -> ExportResult {
-        let mut text = String::new();
-        for span in batch {
-            render(&mut text, span, resource);
-        }
-        self.write(&text)
+/// How one item is written.
+trait Render {
+    fn render(&self, out: &mut String, resource: &Resource);
+}
+
+impl Render for SpanData {
+    fn render(&self, out: &mut String, resource: &Resource) {
+        render(out, self, resource);
     }
 }
 
-impl<W: std::io::Write + Send> Exporter<LogData> for ConsoleExporter<W> {
-    fn export(&mut self, batch: &[LogData], _: &Resource) -> ExportResult {
-        let mut text = String::new();
-        for record in batch {
-            render_log(&mut text, record);
-        }
-        self.write(&text)
+impl Render for LogData {
+    fn render(&self, out: &mut String, _: &Resource) {
+        render_log(out, self);
     }
 }
 
-impl<W: std::io::Write + Send> Exporter<MetricData> for ConsoleExporter<W> {
-    fn export(&mut self, batch: &[MetricData], _: &Resource) -> ExportResult {
+impl Render for MetricData {
+    fn render(&self, out: &mut String, _: &Resource) {
+        render_metric(out, self);
+    }
+}
+
+impl<T: Render, W: std::io::Write + Send> Exporter<T> for ConsoleExporter<W> {
+    fn export(&mut self, batch: &[T], resource: &Resource, _: &ExitControl) -> ExportResult {
         let mut text = String::new();
-        for metric in batch {
-            render_metric(&mut text, metric);
+        for item in batch {
+            item.render(&mut text, resource);
         }
         self.write(&text)
+    }
+
+    fn destination(&self) -> String {
+        "standard output".into()
     }
 }
 
@@ -158,6 +165,19 @@ fn render_value(out: &mut String, value: &Value) {
         Value::BoolArray(v) => write!(out, "{v:?}"),
         Value::IntArray(v) => write!(out, "{v:?}"),
         Value::DoubleArray(v) => write!(out, "{v:?}"),
+        Value::Bytes(v) => write!(out, "b{:?}", String::from_utf8_lossy(v)),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                render_value(out, item);
+            }
+            out.push(']');
+            Ok(())
+        }
+        Value::Empty => write!(out, "None"),
     };
 }
 

@@ -10,14 +10,14 @@ use ferrotel_loader::{Plan, Trigger};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::diagnostics::{emit, set_level};
+use super::diagnostics::{emit, set_level};
 
 /// Set once this process has initialised. A forked child inherits it, so it does not start
 /// over; a freshly spawned interpreter starts with it unset.
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
 #[pyfunction]
-pub fn is_initialized() -> bool {
+pub(crate) fn is_initialized() -> bool {
     INITIALIZED.load(Ordering::Acquire)
 }
 
@@ -107,7 +107,7 @@ fn describe(ep: &EntryPoint) -> String {
 /// Initialises this process: returns the loader plan, or `None` when this process was
 /// already initialised or `OTEL_SDK_DISABLED` is true.
 #[pyfunction]
-pub fn initialize<'py>(py: Python<'py>, sys_path: Vec<String>) -> PyResult<Option<Bound<'py, PyDict>>> {
+pub(crate) fn initialize<'py>(py: Python<'py>, sys_path: Vec<String>) -> PyResult<Option<Bound<'py, PyDict>>> {
     if INITIALIZED.swap(true, Ordering::AcqRel) {
         return Ok(None);
     }

@@ -1,52 +1,59 @@
 //! References into the `opentelemetry-api` package, bound once by the Python glue after the
-//! API is imported (never at start-up), so the hot path reads them without any lookup.
+//! API is imported (never at start-up), so the hot path reads them without any lookup; and
+//! the current context read and switched through the API's own context variable.
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 
-pub struct Api {
+pub(crate) struct Api {
     /// The key the API stores the current span under in a `Context`.
-    pub span_key: Py<PyString>,
+    pub(crate) span_key: Py<PyString>,
     /// The API's runtime-context variable, when it is the contextvars one (the default);
     /// otherwise `None` and attach/detach go through the API functions.
-    pub context_var: Option<Py<PyAny>>,
-    pub context_type: Py<PyAny>,
-    pub attach: Py<PyAny>,
-    pub detach: Py<PyAny>,
-    pub get_current: Py<PyAny>,
-    pub span_context_type: Py<PyAny>,
-    pub trace_flags_type: Py<PyAny>,
-    pub span_kind_type: Py<PyAny>,
-    pub trace_state_type: Py<PyAny>,
+    pub(crate) context_var: Option<Py<PyAny>>,
+    pub(crate) context_type: Py<PyAny>,
+    pub(crate) attach: Py<PyAny>,
+    pub(crate) detach: Py<PyAny>,
+    pub(crate) get_current: Py<PyAny>,
+    pub(crate) span_context_type: Py<PyAny>,
+    pub(crate) trace_flags_type: Py<PyAny>,
+    pub(crate) span_kind_type: Py<PyAny>,
+    pub(crate) trace_state_type: Py<PyAny>,
     /// The key the API stores baggage (a dict) under in a `Context`.
-    pub baggage_key: Py<PyString>,
-    pub default_getter: Py<PyAny>,
-    pub default_setter: Py<PyAny>,
-    pub default_trace_state: Py<PyAny>,
+    pub(crate) baggage_key: Py<PyString>,
+    pub(crate) default_getter: Py<PyAny>,
+    pub(crate) default_setter: Py<PyAny>,
+    pub(crate) default_trace_state: Py<PyAny>,
     /// `ferrotel.trace._decorate(scope, func)`: the decorator form of start_as_current_span.
-    pub decorate: Py<PyAny>,
+    pub(crate) decorate: Py<PyAny>,
     /// `traceback.format_exception`, for exception.stacktrace.
-    pub format_exception: Py<PyAny>,
+    pub(crate) format_exception: Py<PyAny>,
 }
 
 static API: PyOnceLock<Api> = PyOnceLock::new();
 
-pub fn get(py: Python<'_>) -> PyResult<&Api> {
+pub(crate) fn get(py: Python<'_>) -> PyResult<&Api> {
     API.get(py)
         .ok_or_else(|| PyRuntimeError::new_err("ferrotel.trace is not initialised; import ferrotel.trace first"))
 }
 
 /// `_bind_api(namespace)`: called once by `ferrotel.trace` with the API objects it imported.
 #[pyfunction]
-pub fn _bind_api(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
+pub(crate) fn _bind_api(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
     let item = |key: &str| -> PyResult<Py<PyAny>> {
         ns.get_item(key)?
             .map(Bound::unbind)
             .ok_or_else(|| PyRuntimeError::new_err(format!("missing {key}")))
     };
-    let context_var = ns.get_item("context_var")?.filter(|v| !v.is_none()).map(Bound::unbind);
+    // Only a real ContextVar may take the C-level fast path below; anything else goes
+    // through the API's attach/detach.
+    let context_var_type = py.import("contextvars")?.getattr("ContextVar")?;
+    let context_var = ns
+        .get_item("context_var")?
+        .filter(|v| v.is_instance(&context_var_type).unwrap_or(false))
+        .map(Bound::unbind);
     let api = Api {
         span_key: item("span_key")?.bind(py).cast::<PyString>()?.clone().unbind(),
         context_var,
@@ -71,11 +78,12 @@ pub fn _bind_api(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
 
 impl Api {
     /// The current `Context`.
-    pub fn current_context<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    #[allow(unsafe_code)]
+    pub(crate) fn current_context<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match &self.context_var {
             Some(var) => {
                 let mut value: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
-                // SAFETY: `var` is a live ContextVar (checked type at bind time by the glue);
+                // SAFETY: `var` is a live ContextVar (its type checked by `_bind_api`);
                 // PyContextVar_Get writes a new strong reference (or NULL) into `value`.
                 let rc = unsafe { pyo3::ffi::PyContextVar_Get(var.as_ptr(), std::ptr::null_mut(), &mut value) };
                 if rc < 0 {
@@ -92,7 +100,8 @@ impl Api {
     }
 
     /// Makes `context` current; returns the token that restores the previous one.
-    pub fn attach<'py>(&self, py: Python<'py>, context: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    #[allow(unsafe_code)]
+    pub(crate) fn attach<'py>(&self, py: Python<'py>, context: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         match &self.context_var {
             Some(var) => {
                 // SAFETY: both pointers are live objects; the result is a new reference or NULL.
@@ -110,7 +119,8 @@ impl Api {
 
     /// Restores the context `token` saved. A token from another context (a detach in the
     /// wrong task or thread) is tolerated: reported at debug level, never raised.
-    pub fn detach(&self, py: Python<'_>, token: &Bound<'_, PyAny>) {
+    #[allow(unsafe_code)]
+    pub(crate) fn detach(&self, py: Python<'_>, token: &Bound<'_, PyAny>) {
         let failed = match &self.context_var {
             Some(var) => {
                 // SAFETY: live objects; returns -1 with an exception set on failure.
@@ -120,7 +130,7 @@ impl Api {
             None => self.detach.bind(py).call1((token,)).err(),
         };
         if let Some(err) = failed {
-            crate::diagnostics::emit(
+            crate::runtime::diagnostics::emit(
                 py,
                 ferrotel_config::LogLevel::Debug,
                 &format!("context detached out of order, ignored: {err}"),
@@ -129,7 +139,7 @@ impl Api {
     }
 
     /// A copy of `parent` (a `Context`) with `span` as the current span.
-    pub fn context_with_span<'py>(
+    pub(crate) fn context_with_span<'py>(
         &self,
         py: Python<'py>,
         parent: &Bound<'py, PyAny>,

@@ -1,0 +1,16 @@
+//! The Python↔Rust boundary every signal crosses: the API's objects bound once (its context
+//! variable, types and keys), attribute values converted once, exceptions read into
+//! attributes. Below the signals: nothing here knows a span, a log record or a metric.
+
+pub(crate) mod api;
+pub(crate) mod exception;
+pub(crate) mod misuse;
+pub(crate) mod value;
+
+use pyo3::prelude::*;
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(api::_bind_api, m)?)?;
+    m.add_function(wrap_pyfunction!(misuse::api_misuse_counts, m)?)?;
+    Ok(())
+}

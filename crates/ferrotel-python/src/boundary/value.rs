@@ -1,0 +1,228 @@
+//! Python values to [`Value`] and text, converted once at the boundary. What cannot be
+//! carried is dropped and counted ([`super::misuse`]), never raised.
+
+use std::borrow::Cow;
+
+use ferrotel_sdk::value::Value;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use super::misuse::{note, Misuse};
+
+/// A Python string as UTF-8; each lone surrogate (which UTF-8 cannot hold) becomes one
+/// U+FFFD.
+pub(crate) fn string_of<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
+    match s.to_str() {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => {
+            let units: Option<Vec<u16>> = s
+                .call_method1("encode", ("utf-16-le", "surrogatepass"))
+                .ok()
+                .and_then(|b| b.extract::<Vec<u8>>().ok())
+                .map(|b| b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect());
+            Cow::Owned(units.map_or_else(|| s.to_string_lossy().into_owned(), |u| String::from_utf16_lossy(&u)))
+        }
+    }
+}
+
+/// A name given by application code (span, event): text as it is, `None` as empty, anything
+/// else as its `str()` (counted as a misuse).
+pub(crate) fn name_of(obj: &Bound<'_, PyAny>) -> String {
+    if let Ok(s) = obj.cast::<PyString>() {
+        if let Ok(text) = s.to_str() {
+            return text.to_owned();
+        }
+    }
+    let py = obj.py();
+    note(py, Misuse::Name, || {
+        format!(
+            "a name that is not valid text ({}) was given; its text is used",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        )
+    });
+    if obj.is_none() {
+        return String::new();
+    }
+    match obj.cast::<PyString>() {
+        Ok(s) => string_of(s).into_owned(),
+        Err(_) => obj.str().map(|s| string_of(&s).into_owned()).unwrap_or_default(),
+    }
+}
+
+/// A timestamp given by application code, in nanoseconds since the epoch: `None` (use now)
+/// when absent, and, counted, when it is not a non-negative integer that fits 64 bits (a
+/// float is truncated).
+pub(crate) fn timestamp_of(obj: Option<&Bound<'_, PyAny>>) -> Option<u64> {
+    let obj = obj.filter(|t| !t.is_none())?;
+    if obj.cast::<PyBool>().is_err() {
+        if let Ok(ns) = obj.extract::<u64>() {
+            return Some(ns);
+        }
+    }
+    let truncated = obj
+        .cast::<PyFloat>()
+        .ok()
+        .map(|f| f.value())
+        .filter(|f| f.is_finite() && *f >= 0.0 && *f < u64::MAX as f64)
+        .map(|f| f as u64);
+    note(obj.py(), Misuse::Timestamp, || match truncated {
+        Some(_) => "a float timestamp was truncated to integer nanoseconds".to_string(),
+        None => format!(
+            "timestamp {} is not a time in nanoseconds; now is used",
+            obj.repr().map(|r| r.to_string()).unwrap_or_default()
+        ),
+    });
+    truncated
+}
+
+/// A scalar attribute value, or `None` when OpenTelemetry cannot carry it.
+fn scalar(obj: &Bound<'_, PyAny>) -> Option<Value> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Some(Value::Str(string_of(s).into_owned()));
+    }
+    // bool before int: bool is an int subclass.
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Some(Value::Bool(b.is_true()));
+    }
+    if obj.cast::<PyInt>().is_ok() {
+        return obj.extract::<i64>().ok().map(Value::Int);
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Some(Value::Double(f.value()));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        // Text in bytes becomes text, as upstream decodes it; other bytes stay bytes.
+        let bytes = b.as_bytes();
+        return Some(match std::str::from_utf8(bytes) {
+            Ok(text) => Value::Str(text.to_owned()),
+            Err(_) => Value::Bytes(bytes.to_vec()),
+        });
+    }
+    None
+}
+
+/// Converts one attribute value; `None` for what OpenTelemetry cannot carry (the caller
+/// drops and counts it).
+pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> Option<Value> {
+    if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
+        return sequence(obj);
+    }
+    scalar(obj)
+}
+
+/// A list or tuple: a typed array when its members share one type, else a mixed array
+/// (`None` members kept as empty values, as upstream keeps them). Nested lists and objects
+/// make the whole value invalid.
+fn sequence(obj: &Bound<'_, PyAny>) -> Option<Value> {
+    let items: Vec<Value> = obj
+        .try_iter()
+        .ok()?
+        .map(|item| {
+            let item = item.ok()?;
+            if item.is_none() {
+                Some(Value::Empty)
+            } else {
+                scalar(&item)
+            }
+        })
+        .collect::<Option<_>>()?;
+    let Some(first) = items.first().map(std::mem::discriminant) else {
+        return Some(Value::StrArray(Vec::new()));
+    };
+    if items.iter().any(|v| std::mem::discriminant(v) != first) || matches!(items[0], Value::Empty | Value::Bytes(_)) {
+        return Some(Value::Array(items));
+    }
+    macro_rules! typed {
+        ($variant:ident, $array:ident) => {
+            Value::$array(
+                items
+                    .into_iter()
+                    .filter_map(|v| if let Value::$variant(x) = v { Some(x) } else { None })
+                    .collect(),
+            )
+        };
+    }
+    Some(match items[0] {
+        Value::Str(_) => typed!(Str, StrArray),
+        Value::Bool(_) => typed!(Bool, BoolArray),
+        Value::Int(_) => typed!(Int, IntArray),
+        _ => typed!(Double, DoubleArray),
+    })
+}
+
+/// One key/value pair of an attributes mapping, or `None` (counted) when it cannot be kept.
+fn pair(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Option<(String, Value)> {
+    let py = key.py();
+    let Ok(key) = key.cast::<PyString>() else {
+        note(py, Misuse::AttributeKey, || {
+            format!("an attribute key of type {} was dropped", type_name(key))
+        });
+        return None;
+    };
+    match to_value(value) {
+        Some(value) => Some((string_of(key).into_owned(), value)),
+        None => {
+            note(py, Misuse::AttributeValue, || {
+                format!(
+                    "attribute {:?} was dropped: a {} value cannot be carried",
+                    string_of(key),
+                    type_name(value)
+                )
+            });
+            None
+        }
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// One attribute given as key and value (`set_attribute`).
+pub(crate) fn attribute(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Option<(String, Value)> {
+    pair(key, value)
+}
+
+/// Converts a mapping of attributes; entries that cannot be kept are dropped and counted.
+pub(crate) fn attributes(obj: Option<&Bound<'_, PyAny>>) -> Vec<(String, Value)> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Vec::new();
+    };
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        return dict.iter().filter_map(|(k, v)| pair(&k, &v)).collect();
+    }
+    let Ok(items) = obj.call_method0("items").and_then(|items| items.try_iter()) else {
+        note(obj.py(), Misuse::AttributeValue, || {
+            format!("attributes given as a {} (not a mapping) were dropped", type_name(obj))
+        });
+        return Vec::new();
+    };
+    items
+        .flatten()
+        .filter_map(|item| {
+            let (k, v) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>().ok()?;
+            pair(&k, &v)
+        })
+        .collect()
+}
+
+/// Back to Python, for in-memory exporters and inspection.
+pub(crate) fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Str(s) => s.into_pyobject(py)?.into_any(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Double(d) => d.into_pyobject(py)?.into_any(),
+        Value::Bytes(b) => PyBytes::new(py, b).into_any(),
+        Value::StrArray(v) => PyTuple::new(py, v)?.into_any(),
+        Value::BoolArray(v) => PyTuple::new(py, v)?.into_any(),
+        Value::IntArray(v) => PyTuple::new(py, v)?.into_any(),
+        Value::DoubleArray(v) => PyTuple::new(py, v)?.into_any(),
+        Value::Array(items) => PyTuple::new(
+            py,
+            items.iter().map(|v| to_python(py, v)).collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
+        Value::Empty => py.None().into_bound(py),
+    })
+}

@@ -1,0 +1,291 @@
+//! The export layer every signal shares: the recipes of its processors and exporters (what
+//! `OTEL_*_EXPORTER` names, or what user code composes), the live pipelines built from them,
+//! their rebuild in a forked child, and their counts as `stats()` reports them.
+//!
+//! A recipe is kept next to the pipeline it made so that a forked child can build fresh
+//! ones (new worker thread, empty queue, its own pid in the resource); the parent is
+//! untouched. Every exporter gets a pipeline of its own, so each one's counts are exact.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrotel_config::{BatchConfig, Config, Exporter as Configured, LogLevel, OtlpConfig};
+use ferrotel_otlp::{Logs, Metrics, OtlpExporter, Traces};
+use ferrotel_sdk::export::console::ConsoleExporter;
+use ferrotel_sdk::log::LogData;
+use ferrotel_sdk::metrics::MetricData;
+use ferrotel_sdk::pipeline::{Counts, ExitControl, ExportResult, Exporter, Item, Pipeline};
+use ferrotel_sdk::resource::{ProcessFacts, Resource};
+use ferrotel_sdk::span::SpanData;
+use ferrotel_sdk::sync::lock;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::runtime::diagnostics::emit;
+use crate::runtime::lifecycle::Flush;
+
+/// What a signal's items need to be exported by the exporters ferrotel builds itself.
+pub(crate) trait SignalData: Item + Clone {
+    fn otlp_exporter(config: OtlpConfig) -> Box<dyn Exporter<Self>>;
+    fn console_exporter() -> Box<dyn Exporter<Self>>;
+}
+
+impl SignalData for SpanData {
+    fn otlp_exporter(config: OtlpConfig) -> Box<dyn Exporter<Self>> {
+        Box::new(OtlpExporter::<Traces>::new(config))
+    }
+
+    fn console_exporter() -> Box<dyn Exporter<Self>> {
+        Box::new(ConsoleExporter::stdout())
+    }
+}
+
+impl SignalData for LogData {
+    fn otlp_exporter(config: OtlpConfig) -> Box<dyn Exporter<Self>> {
+        Box::new(OtlpExporter::<Logs>::new(config))
+    }
+
+    fn console_exporter() -> Box<dyn Exporter<Self>> {
+        Box::new(ConsoleExporter::stdout())
+    }
+}
+
+impl SignalData for MetricData {
+    fn otlp_exporter(config: OtlpConfig) -> Box<dyn Exporter<Self>> {
+        Box::new(OtlpExporter::<Metrics>::new(config))
+    }
+
+    fn console_exporter() -> Box<dyn Exporter<Self>> {
+        Box::new(ConsoleExporter::stdout())
+    }
+}
+
+/// Finished items kept in memory with their resource, for tests and code that inspects
+/// what it recorded.
+pub(crate) type Memory<T> = Arc<Mutex<Vec<(T, Arc<Resource>)>>>;
+
+struct MemoryExporter<T>(Memory<T>);
+
+impl<T: Clone + Send> Exporter<T> for MemoryExporter<T> {
+    fn export(&mut self, batch: &[T], resource: &Resource, _: &ExitControl) -> ExportResult {
+        let resource = Arc::new(resource.clone());
+        lock(&self.0).extend(batch.iter().map(|item| (item.clone(), resource.clone())));
+        ExportResult::Success
+    }
+
+    fn destination(&self) -> String {
+        "memory".into()
+    }
+}
+
+/// An exporter, as a recipe.
+pub(crate) enum ExporterRecipe<T> {
+    Console,
+    Otlp(OtlpConfig),
+    Memory(Memory<T>),
+}
+
+impl<T> Clone for ExporterRecipe<T> {
+    fn clone(&self) -> Self {
+        match self {
+            ExporterRecipe::Console => ExporterRecipe::Console,
+            ExporterRecipe::Otlp(config) => ExporterRecipe::Otlp(config.clone()),
+            ExporterRecipe::Memory(memory) => ExporterRecipe::Memory(memory.clone()),
+        }
+    }
+}
+
+impl<T: SignalData> ExporterRecipe<T> {
+    fn build(&self) -> Box<dyn Exporter<T>> {
+        match self {
+            ExporterRecipe::Console => T::console_exporter(),
+            ExporterRecipe::Otlp(config) => T::otlp_exporter(config.clone()),
+            ExporterRecipe::Memory(memory) => Box::new(MemoryExporter(memory.clone())),
+        }
+    }
+}
+
+/// A processor, as a recipe: batching (`Some`) or exporting on the caller's thread.
+pub(crate) struct ProcessorRecipe<T> {
+    pub(crate) batch: Option<BatchConfig>,
+    pub(crate) exporter: ExporterRecipe<T>,
+}
+
+impl<T> Clone for ProcessorRecipe<T> {
+    fn clone(&self) -> Self {
+        ProcessorRecipe {
+            batch: self.batch,
+            exporter: self.exporter.clone(),
+        }
+    }
+}
+
+impl<T: SignalData> ProcessorRecipe<T> {
+    fn build(&self, resource: Resource) -> Pipeline<T> {
+        let exporter = self.exporter.build();
+        match self.batch {
+            Some(config) => Pipeline::batch(config, exporter, resource),
+            None => Pipeline::simple(exporter, resource),
+        }
+    }
+
+    /// The batch processors for the exporters `list` names (the parsed `variable`), as
+    /// upstream's configurator sets them up; names ferrotel does not provide get one
+    /// warning each. Nothing when the SDK is disabled.
+    pub(crate) fn from_environment(
+        py: Python<'_>,
+        variable: &str,
+        list: &[Configured],
+        otlp: &OtlpConfig,
+        batch: BatchConfig,
+        sdk_disabled: bool,
+    ) -> Vec<ProcessorRecipe<T>> {
+        if sdk_disabled {
+            return Vec::new();
+        }
+        let mut recipes = Vec::new();
+        for exporter in list {
+            let exporter = match exporter {
+                Configured::Console => ExporterRecipe::Console,
+                Configured::Otlp => ExporterRecipe::Otlp(otlp.clone()),
+                Configured::EntryPoint(name) => {
+                    emit(
+                        py,
+                        LogLevel::Warning,
+                        &format!("{variable}={name}: not a ferrotel exporter (otlp, console, none); ignored"),
+                    );
+                    continue;
+                }
+            };
+            recipes.push(ProcessorRecipe {
+                batch: Some(batch),
+                exporter,
+            });
+        }
+        recipes
+    }
+}
+
+struct Processor<T> {
+    recipe: ProcessorRecipe<T>,
+    pipeline: Arc<Pipeline<T>>,
+}
+
+/// One provider's pipelines, the recipes they were built from, and what their resource is
+/// made of.
+pub(crate) struct Pipelines<T> {
+    config: Config,
+    facts: Mutex<ProcessFacts>,
+    processors: Mutex<Vec<Processor<T>>>,
+    /// The pipelines as one cheap-to-clone list for the hot path.
+    live: Mutex<Arc<Vec<Arc<Pipeline<T>>>>>,
+}
+
+impl<T: SignalData> Pipelines<T> {
+    pub(crate) fn new(config: Config, facts: ProcessFacts, recipes: Vec<ProcessorRecipe<T>>) -> Pipelines<T> {
+        let pipelines = Pipelines {
+            config,
+            facts: Mutex::new(facts),
+            processors: Mutex::new(Vec::new()),
+            live: Mutex::new(Arc::new(Vec::new())),
+        };
+        for recipe in recipes {
+            pipelines.add(recipe);
+        }
+        pipelines
+    }
+
+    pub(crate) fn resource(&self) -> Resource {
+        Resource::from_config(&self.config, &lock(&self.facts))
+    }
+
+    pub(crate) fn add(&self, recipe: ProcessorRecipe<T>) {
+        let pipeline = Arc::new(recipe.build(self.resource()));
+        let mut processors = lock(&self.processors);
+        processors.push(Processor { recipe, pipeline });
+        *lock(&self.live) = Arc::new(processors.iter().map(|p| p.pipeline.clone()).collect());
+    }
+
+    pub(crate) fn current(&self) -> Arc<Vec<Arc<Pipeline<T>>>> {
+        lock(&self.live).clone()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        lock(&self.live).is_empty()
+    }
+
+    /// Hands a finished item to every pipeline.
+    pub(crate) fn on_end(&self, item: T) {
+        let pipelines = self.current();
+        if let Some((last, others)) = pipelines.split_last() {
+            for pipeline in others {
+                pipeline.on_end(item.clone());
+            }
+            last.on_end(item);
+        }
+    }
+
+    /// The pipelines, for the exit path, each told to start shutting down.
+    pub(crate) fn begin_shutdown(&self) -> Vec<Arc<dyn Flush>> {
+        self.current()
+            .iter()
+            .map(|pipeline| {
+                pipeline.begin_shutdown();
+                pipeline.clone() as Arc<dyn Flush>
+            })
+            .collect()
+    }
+
+    /// Exports everything queued so far, in every pipeline; `False` if the deadline passed.
+    pub(crate) fn force_flush(&self, py: Python<'_>, timeout: Duration) -> bool {
+        let pipelines = self.current();
+        let deadline = Instant::now() + timeout;
+        py.detach(|| {
+            pipelines
+                .iter()
+                .all(|p| p.force_flush(deadline.saturating_duration_since(Instant::now())))
+        })
+    }
+
+    /// The counts summed over pipelines.
+    pub(crate) fn counts(&self) -> Counts {
+        self.current()
+            .iter()
+            .map(|p| p.counts())
+            .fold(Counts::default(), |a, c| Counts {
+                enqueued: a.enqueued + c.enqueued,
+                dropped: a.dropped + c.dropped,
+                exported: a.exported + c.exported,
+                failed: a.failed + c.failed,
+                pending: a.pending + c.pending,
+                in_flight: a.in_flight + c.in_flight,
+            })
+    }
+
+    /// In a forked child: every pipeline rebuilt from its recipe with this process's pid.
+    /// The parent's pipelines are left as they are (leaked): their worker threads do not
+    /// exist here, and one may have been holding their locks at the fork.
+    pub(crate) fn rebuild_after_fork(&self, pid: u32) {
+        lock(&self.facts).pid = pid;
+        let resource = self.resource();
+        let mut processors = lock(&self.processors);
+        for processor in processors.iter_mut() {
+            let fresh = Arc::new(processor.recipe.build(resource.clone()));
+            std::mem::forget(std::mem::replace(&mut processor.pipeline, fresh));
+        }
+        let live = Arc::new(processors.iter().map(|p| p.pipeline.clone()).collect());
+        std::mem::forget(std::mem::replace(&mut *lock(&self.live), live));
+    }
+}
+
+/// `stats()` as every provider reports it: exact counts summed over its pipelines.
+pub(crate) fn stats_dict<'py>(py: Python<'py>, counts: Counts) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("enqueued", counts.enqueued)?;
+    dict.set_item("dropped", counts.dropped)?;
+    dict.set_item("exported", counts.exported)?;
+    dict.set_item("failed", counts.failed)?;
+    dict.set_item("pending", counts.pending)?;
+    dict.set_item("in_flight", counts.in_flight)?;
+    Ok(dict)
+}

@@ -1,0 +1,148 @@
+//! One outgoing HTTP request: its CLIENT span under the current context, the propagation
+//! headers written into the request, current until `end()`, and the client duration.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ferrotel_propagation::RemoteContext;
+use ferrotel_sdk::metrics::{Instrument, Number};
+use ferrotel_sdk::span::SpanKind;
+use ferrotel_sdk::sync::lock;
+use ferrotel_semconv as semconv;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+use super::call_span::{apply_response, finish, owned};
+use super::headers::{capture, header_pairs, OutgoingHeaders};
+use super::http_metrics::{histogram, ClientFacts};
+use super::settings::settings;
+use crate::boundary::api;
+use crate::boundary::exception::exception_type;
+use crate::trace::context::{baggage_in, parent_in};
+use crate::trace::span::Span;
+use crate::trace::tracer::{create, NewSpan, Tracer};
+
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct ClientRequest {
+    span: Py<Span>,
+    token: Mutex<Option<Py<PyAny>>>,
+    /// `http.client.request.duration`, when the glue passed ferrotel's histogram.
+    duration: Option<Arc<Instrument>>,
+    facts: Mutex<ClientFacts>,
+}
+
+/// Starts a client span under the current context, writes the propagation headers into
+/// `headers` and makes the span current; `None` when `tracer` is not ferrotel's.
+#[pyfunction]
+#[pyo3(signature = (tracer, method, url, headers, duration=None))]
+pub(crate) fn start_client_request(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    method: &str,
+    url: &str,
+    headers: &Bound<'_, PyAny>,
+    duration: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<ClientRequest>> {
+    let Ok(tracer) = tracer.cast::<Tracer>() else {
+        return Ok(None);
+    };
+    let tracer = tracer.get();
+    let api = api::get(py)?;
+    let settings = settings();
+    let current = api.current_context(py)?;
+    let parent = parent_in(py, Some(&current))?;
+    let request = semconv::ClientRequest { method, url };
+    let new = NewSpan::instrumentation(
+        semconv::span_name(method, None),
+        SpanKind::Client,
+        owned(semconv::client_request_attributes(&request, settings.http_semconv)),
+    );
+    let span = create(py, &tracer.core, &tracer.scope, parent, new)?;
+    let remote = {
+        let s = span.get();
+        RemoteContext {
+            trace_id: s.ids.trace_id,
+            span_id: s.ids.span_id,
+            trace_flags: s.ids.flags,
+            trace_state: s.trace_state.as_ref().map(|t| t.members(py)).unwrap_or_default(),
+        }
+    };
+    let baggage = baggage_in(py, api, &current)?;
+    settings
+        .propagator
+        .inject(Some(&remote), &baggage, &mut OutgoingHeaders(headers));
+    capture(
+        span.get(),
+        "request",
+        &header_pairs(Some(headers)),
+        &settings.capture.client_request,
+    );
+    let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
+    let token = api.attach(py, &context)?;
+    let (_, host, port) = semconv::url_parts(url);
+    let facts = ClientFacts {
+        method: semconv::method(method).0,
+        server_address: host.to_owned(),
+        server_port: port,
+        status: None,
+        protocol_version: None,
+        error_type: None,
+        started: Instant::now(),
+    };
+    Ok(Some(ClientRequest {
+        span,
+        token: Mutex::new(Some(token.unbind())),
+        duration: histogram(duration),
+        facts: Mutex::new(facts),
+    }))
+}
+
+#[pymethods]
+impl ClientRequest {
+    /// The response's status code, headers and HTTP version (as Python's clients give it:
+    /// 10, 11, 20).
+    #[pyo3(signature = (status, headers=None, version=None))]
+    fn response(&self, status: u16, headers: Option<&Bound<'_, PyAny>>, version: Option<u8>) {
+        {
+            let mut facts = lock(&self.facts);
+            facts.status = Some(status);
+            facts.protocol_version = version.map(|v| match v % 10 {
+                0 => (v / 10).to_string(),
+                minor => format!("{}.{minor}", v / 10),
+            });
+        }
+        let (attrs, status) = semconv::client_response(status, settings().http_semconv);
+        apply_response(self.span.get(), attrs, status);
+        capture(
+            self.span.get(),
+            "response",
+            &header_pairs(headers),
+            &settings().capture.client_response,
+        );
+    }
+
+    /// The request failed (connection refused, timeout...).
+    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        if exception.is_instance_of::<PyException>() {
+            lock(&self.facts).error_type = Some(exception_type(exception)?);
+        }
+        self.span.get().record_error(py, exception)
+    }
+
+    /// Ends the span, restores the context and records the call's duration (once).
+    fn end(&self, py: Python<'_>) -> PyResult<()> {
+        let first = lock(&self.token).is_some();
+        if let (true, Some(duration)) = (first, &self.duration) {
+            let facts = lock(&self.facts);
+            let seconds = facts.started.elapsed().as_secs_f64();
+            let span = Some(self.span.get().ids.measured_in());
+            duration.record_in(
+                Number::Double(seconds),
+                facts.attributes(),
+                ferrotel_sdk::now_ns(),
+                span,
+            );
+        }
+        finish(py, &self.span, &self.token)
+    }
+}

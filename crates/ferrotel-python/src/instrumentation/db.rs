@@ -1,0 +1,50 @@
+//! One database statement: a CLIENT span under the current context (a leaf: never made
+//! current), named and attributed by the semantic conventions, the query text recorded with
+//! its literal values replaced by `?`.
+
+use ferrotel_sdk::span::SpanKind;
+use ferrotel_semconv as semconv;
+use pyo3::prelude::*;
+
+use super::call_span::owned;
+use super::settings::settings;
+use crate::trace::context::parent_in;
+use crate::trace::span::Span;
+use crate::trace::tracer::{create, NewSpan, Tracer};
+
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct DbCall {
+    span: Py<Span>,
+}
+
+/// Starts the span of a database call; `None` when `tracer` is not ferrotel's.
+#[pyfunction]
+pub(crate) fn start_db_call(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    system: &str,
+    namespace: &str,
+    query: &str,
+) -> PyResult<Option<DbCall>> {
+    let Ok(tracer) = tracer.cast::<Tracer>() else {
+        return Ok(None);
+    };
+    let tracer = tracer.get();
+    let parent = parent_in(py, None)?;
+    let (name, attributes) = semconv::db_call(system, namespace, query, settings().db_semconv);
+    let new = NewSpan::instrumentation(name, SpanKind::Client, owned(attributes));
+    Ok(Some(DbCall {
+        span: create(py, &tracer.core, &tracer.scope, parent, new)?,
+    }))
+}
+
+#[pymethods]
+impl DbCall {
+    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.span.get().record_error(py, exception)
+    }
+
+    fn end(&self) {
+        self.span.get().finish(None);
+    }
+}

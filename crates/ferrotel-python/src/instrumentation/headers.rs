@@ -1,0 +1,140 @@
+//! HTTP headers as the instrumentations meet them: a request's headers as a carrier for
+//! extraction (a WSGI environ looked up by name, or an ASGI list), a client's outgoing
+//! headers as a carrier for injection, any header list or map as `(name, value)` pairs, and
+//! the captured ones as span attributes.
+
+use ferrotel_propagation::Carrier;
+use ferrotel_semconv as semconv;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::settings::settings;
+use crate::trace::span::Span;
+
+/// `(lower-case name, value)` pairs from a header list (`[(name, value)]`) or map (`.items()`).
+pub(crate) fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> Vec<(String, String)> {
+    let Some(headers) = headers.filter(|h| !h.is_none()) else {
+        return Vec::new();
+    };
+    let items = if headers.cast::<PyList>().is_ok() || headers.cast::<PyTuple>().is_ok() {
+        Ok(headers.clone())
+    } else {
+        headers.call_method0("items")
+    };
+    let Ok(items) = items.and_then(|i| i.try_iter()) else {
+        return Vec::new();
+    };
+    items
+        .flatten()
+        .filter_map(|pair| {
+            pair.extract::<(String, String)>().ok().or_else(|| {
+                // ASGI sends headers as byte pairs; HTTP header bytes are Latin-1.
+                let (k, v) = pair.extract::<(Vec<u8>, Vec<u8>)>().ok()?;
+                let latin1 = |b: Vec<u8>| b.into_iter().map(char::from).collect::<String>();
+                Some((latin1(k), latin1(v)))
+            })
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// Adds the headers `names` asks to capture to the span (nothing to do when none are).
+pub(crate) fn capture(span: &Span, direction: &str, headers: &[(String, String)], names: &[String]) {
+    if names.is_empty() || headers.is_empty() {
+        return;
+    }
+    let attrs = semconv::captured_headers(direction, headers, names, &settings().capture.sanitize_fields);
+    span.with_record(|data, limits| {
+        for (k, v) in attrs {
+            data.set_attribute(k, v, limits);
+        }
+    });
+}
+
+/// A request's headers: looked up in the environ as the propagators ask (listing them all
+/// costs a WSGI request more than it reads), or the ASGI scope's list.
+pub(crate) enum RequestHeaders<'a, 'py> {
+    Environ(&'a Bound<'py, PyDict>),
+    /// Lower-case names, as sent.
+    List(Vec<(String, String)>),
+}
+
+impl RequestHeaders<'_, '_> {
+    /// Every header as `(lower-case name, value)`, for capture.
+    pub(crate) fn pairs(&self) -> Vec<(String, String)> {
+        match self {
+            RequestHeaders::List(pairs) => pairs.clone(),
+            RequestHeaders::Environ(environ) => environ
+                .iter()
+                .filter_map(|(k, v)| {
+                    let key: String = k.extract().ok()?;
+                    let name = match key.as_str() {
+                        "CONTENT_TYPE" | "CONTENT_LENGTH" => key.clone(),
+                        _ => key.strip_prefix("HTTP_")?.to_string(),
+                    };
+                    Some((name.to_ascii_lowercase().replace('_', "-"), v.str().ok()?.to_string()))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Carrier for RequestHeaders<'_, '_> {
+    fn get(&self, key: &str) -> Vec<String> {
+        match self {
+            RequestHeaders::Environ(environ) => {
+                let name = format!("HTTP_{}", key.to_ascii_uppercase().replace('-', "_"));
+                environ
+                    .get_item(name)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.extract::<String>().ok())
+                    .into_iter()
+                    .collect()
+            }
+            RequestHeaders::List(pairs) => {
+                let key = key.to_ascii_lowercase();
+                pairs
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            }
+        }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        match self {
+            RequestHeaders::Environ(environ) => environ
+                .keys()
+                .iter()
+                .filter_map(|k| k.extract::<String>().ok())
+                .filter_map(|k| {
+                    k.strip_prefix("HTTP_")
+                        .map(|h| h.to_ascii_lowercase().replace('_', "-"))
+                })
+                .collect(),
+            RequestHeaders::List(pairs) => pairs.iter().map(|(k, _)| k.clone()).collect(),
+        }
+    }
+
+    fn set(&mut self, _key: &str, _value: String) {}
+}
+
+/// Request headers a client is about to send, written through `__setitem__` (dicts,
+/// requests' and urllib3's header maps).
+pub(crate) struct OutgoingHeaders<'a, 'py>(pub(crate) &'a Bound<'py, PyAny>);
+
+impl Carrier for OutgoingHeaders<'_, '_> {
+    fn get(&self, _key: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn set(&mut self, key: &str, value: String) {
+        let _ = self.0.set_item(key, value);
+    }
+}

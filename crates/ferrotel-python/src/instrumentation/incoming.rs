@@ -1,0 +1,119 @@
+//! One incoming HTTP request as a server interface gives it: a WSGI environ or an ASGI
+//! `http` scope, read into the same facts.
+
+use ferrotel_semconv as semconv;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::headers::{header_pairs, RequestHeaders};
+
+pub(crate) struct Incoming<'a, 'py> {
+    pub(crate) method: String,
+    pub(crate) scheme: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) server_address: String,
+    pub(crate) server_port: Option<u16>,
+    pub(crate) client_address: String,
+    pub(crate) client_port: Option<u16>,
+    pub(crate) user_agent: String,
+    /// `1.1`, `2`: the version without `HTTP/`.
+    pub(crate) protocol_version: String,
+    pub(crate) headers: RequestHeaders<'a, 'py>,
+}
+
+/// A mapping's value as text (servers put some numbers in as ints, e.g. REMOTE_PORT).
+fn text(map: &Bound<'_, PyDict>, key: &str) -> String {
+    let Some(value) = map.get_item(key).ok().flatten().filter(|v| !v.is_none()) else {
+        return String::new();
+    };
+    value
+        .extract::<String>()
+        .or_else(|_| value.str().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+impl<'a, 'py> Incoming<'a, 'py> {
+    pub(crate) fn from_environ(environ: &'a Bound<'py, PyDict>) -> Incoming<'a, 'py> {
+        let host_header = text(environ, "HTTP_HOST");
+        let (server_address, server_port) = if host_header.is_empty() {
+            (text(environ, "SERVER_NAME"), text(environ, "SERVER_PORT").parse().ok())
+        } else {
+            let (host, port) = semconv::host_and_port(&host_header);
+            (
+                host.to_string(),
+                port.or_else(|| text(environ, "SERVER_PORT").parse().ok()),
+            )
+        };
+        let protocol = text(environ, "SERVER_PROTOCOL");
+        Incoming {
+            method: text(environ, "REQUEST_METHOD"),
+            scheme: text(environ, "wsgi.url_scheme"),
+            path: format!("{}{}", text(environ, "SCRIPT_NAME"), text(environ, "PATH_INFO")),
+            query: text(environ, "QUERY_STRING"),
+            server_address,
+            server_port,
+            client_address: text(environ, "REMOTE_ADDR"),
+            client_port: text(environ, "REMOTE_PORT").parse().ok(),
+            user_agent: text(environ, "HTTP_USER_AGENT"),
+            protocol_version: protocol.strip_prefix("HTTP/").unwrap_or("").to_owned(),
+            headers: RequestHeaders::Environ(environ),
+        }
+    }
+
+    /// An ASGI `http` scope: headers as byte pairs, `server` and `client` as `(host, port)`.
+    pub(crate) fn from_asgi_scope(scope: &Bound<'py, PyDict>) -> PyResult<Incoming<'a, 'py>> {
+        let headers = header_pairs(scope.get_item("headers")?.as_ref());
+        let address = |key: &str| -> (String, Option<u16>) {
+            scope
+                .get_item(key)
+                .ok()
+                .flatten()
+                .and_then(|a| a.extract::<(String, Option<u16>)>().ok())
+                .unwrap_or_default()
+        };
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let (server_address, server_port) = match header("host") {
+            Some(host) => {
+                let (name, port) = semconv::host_and_port(&host);
+                (name.to_string(), port.or(address("server").1))
+            }
+            None => address("server"),
+        };
+        let (client_address, client_port) = address("client");
+        let query = scope
+            .get_item("query_string")?
+            .and_then(|q| q.extract::<Vec<u8>>().ok())
+            .map(|q| String::from_utf8_lossy(&q).into_owned())
+            .unwrap_or_default();
+        Ok(Incoming {
+            method: text(scope, "method"),
+            scheme: text(scope, "scheme"),
+            path: format!("{}{}", text(scope, "root_path"), text(scope, "path")),
+            query,
+            server_address,
+            server_port,
+            client_address,
+            client_port,
+            user_agent: header("user-agent").unwrap_or_default(),
+            protocol_version: text(scope, "http_version"),
+            headers: RequestHeaders::List(headers),
+        })
+    }
+
+    /// The request facts the semantic conventions name and attribute spans by.
+    pub(crate) fn facts(&self) -> semconv::ServerRequest<'_> {
+        semconv::ServerRequest {
+            method: &self.method,
+            scheme: &self.scheme,
+            path: &self.path,
+            query: &self.query,
+            server_address: &self.server_address,
+            server_port: self.server_port,
+            client_address: &self.client_address,
+            client_port: self.client_port,
+            user_agent: &self.user_agent,
+            protocol_version: &self.protocol_version,
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The native side of ferrotel's built-in instrumentations: the Python glue patches a
+//! library and calls in once per request or statement; everything per call happens here.
+//!
+//! - [`server`]: an HTTP request being served (WSGI environ or ASGI scope, read by
+//!   [`incoming`]): its SERVER span, current until the response ends, and the server metrics.
+//! - [`client`]: an outgoing HTTP request: its CLIENT span, propagation headers injected.
+//! - [`db`]: a database statement: its CLIENT span.
+//! - [`headers`]: header lists and maps as carriers and as captured attributes.
+//! - [`http_metrics`]: the attributes the stable HTTP metrics are recorded with.
+//! - [`call_span`]: what the three kinds of call do alike with their span.
+//! - [`settings`]: what the instrumentations read from the environment, once.
+
+pub(crate) mod call_span;
+pub(crate) mod client;
+pub(crate) mod db;
+pub(crate) mod headers;
+pub(crate) mod http_metrics;
+pub(crate) mod incoming;
+pub(crate) mod server;
+pub(crate) mod settings;
+
+use pyo3::prelude::*;
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<server::ServerRequest>()?;
+    m.add_function(wrap_pyfunction!(server::start_wsgi_request, m)?)?;
+    m.add_function(wrap_pyfunction!(server::start_asgi_request, m)?)?;
+    m.add_class::<client::ClientRequest>()?;
+    m.add_function(wrap_pyfunction!(client::start_client_request, m)?)?;
+    m.add_class::<db::DbCall>()?;
+    m.add_function(wrap_pyfunction!(db::start_db_call, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! One HTTP request being served: its SERVER span under the context the request carries
+//! (or the current one), current until the response ends, and the server metrics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ferrotel_sdk::metrics::{Instrument, Number};
+use ferrotel_sdk::span::SpanKind;
+use ferrotel_sdk::sync::lock;
+use ferrotel_semconv as semconv;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::call_span::{apply_response, finish, owned};
+use super::headers::{capture, header_pairs};
+use super::http_metrics::{histogram, up_down_counter, ServerFacts};
+use super::incoming::Incoming;
+use super::settings::settings;
+use crate::boundary::api;
+use crate::boundary::exception::exception_type;
+use crate::trace::context::{add_baggage, parent_in, Parent, SpanIds, TraceState};
+use crate::trace::span::Span;
+use crate::trace::tracer::{create, NewSpan, Tracer};
+
+/// `http.server.request.duration` and `http.server.active_requests`, ferrotel's own
+/// instruments (absent when another SDK provides the meters).
+struct ServerMetrics {
+    duration: Arc<Instrument>,
+    active: Option<Arc<Instrument>>,
+}
+
+/// One request being served: its SERVER span, current until `end()`.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct ServerRequest {
+    span: Py<Span>,
+    token: Mutex<Option<Py<PyAny>>>,
+    method: String,
+    metrics: Option<ServerMetrics>,
+    /// Kept apart from the span: metrics count every request, sampled or not.
+    facts: Mutex<ServerFacts>,
+    ended: AtomicBool,
+}
+
+/// Starts the server span of a WSGI request and makes it current; `None` when `tracer` is
+/// not ferrotel's.
+#[pyfunction]
+#[pyo3(signature = (tracer, environ, duration=None, active_requests=None))]
+pub(crate) fn start_wsgi_request(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    environ: &Bound<'_, PyDict>,
+    duration: Option<&Bound<'_, PyAny>>,
+    active_requests: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<ServerRequest>> {
+    start(py, tracer, Incoming::from_environ(environ), duration, active_requests)
+}
+
+/// The same for an ASGI `http` connection scope.
+#[pyfunction]
+#[pyo3(signature = (tracer, scope, duration=None, active_requests=None))]
+pub(crate) fn start_asgi_request(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    scope: &Bound<'_, PyDict>,
+    duration: Option<&Bound<'_, PyAny>>,
+    active_requests: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<ServerRequest>> {
+    start(py, tracer, Incoming::from_asgi_scope(scope)?, duration, active_requests)
+}
+
+fn start(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    incoming: Incoming<'_, '_>,
+    duration: Option<&Bound<'_, PyAny>>,
+    active_requests: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<ServerRequest>> {
+    let Ok(tracer) = tracer.cast::<Tracer>() else {
+        return Ok(None);
+    };
+    let tracer = tracer.get();
+    let api = api::get(py)?;
+    let settings = settings();
+    let found = settings.propagator.extract(&incoming.headers);
+    let current = api.current_context(py)?;
+    let parent = match found.context {
+        Some(remote) => Some(Parent {
+            ids: SpanIds {
+                trace_id: remote.trace_id,
+                span_id: remote.span_id,
+                flags: remote.trace_flags,
+            },
+            trace_state: (!remote.trace_state.is_empty()).then(|| TraceState::Members(remote.trace_state)),
+            is_remote: true,
+        }),
+        None => parent_in(py, Some(&current))?,
+    };
+    let new = NewSpan::instrumentation(
+        semconv::span_name(&incoming.method, None),
+        SpanKind::Server,
+        owned(semconv::server_request_attributes(
+            &incoming.facts(),
+            settings.http_semconv,
+        )),
+    );
+    let span = create(py, &tracer.core, &tracer.scope, parent, new)?;
+    if !settings.capture.server_request.is_empty() {
+        capture(
+            span.get(),
+            "request",
+            &incoming.headers.pairs(),
+            &settings.capture.server_request,
+        );
+    }
+    let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
+    if let Some(entries) = found.baggage {
+        // Incoming baggage joins what the context already carries, as the API's does.
+        add_baggage(py, api, context.cast::<PyDict>()?, entries)?;
+    }
+    let token = api.attach(py, &context)?;
+    let facts = ServerFacts {
+        method: semconv::method(&incoming.method).0,
+        scheme: incoming.scheme,
+        protocol_version: incoming.protocol_version,
+        status: None,
+        route: None,
+        error_type: None,
+        started: Instant::now(),
+    };
+    let metrics = histogram(duration).map(|duration| ServerMetrics {
+        duration,
+        active: up_down_counter(active_requests),
+    });
+    if let Some(active) = metrics.as_ref().and_then(|m| m.active.as_ref()) {
+        active.record(Number::Int(1), facts.active_attributes(), ferrotel_sdk::now_ns());
+    }
+    Ok(Some(ServerRequest {
+        span,
+        token: Mutex::new(Some(token.unbind())),
+        method: incoming.method,
+        metrics,
+        facts: Mutex::new(facts),
+        ended: AtomicBool::new(false),
+    }))
+}
+
+impl ServerRequest {
+    /// Ends the span (once) and records the request's duration. `restore_context`: also
+    /// restore the context from before the request; not when the end comes from a body
+    /// being collected, which may happen anywhere, where restoring would clobber another
+    /// context.
+    pub(crate) fn end_request(&self, py: Python<'_>, restore_context: bool) -> PyResult<()> {
+        if !restore_context {
+            lock(&self.token).take();
+        }
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            if let Some(metrics) = &self.metrics {
+                let facts = lock(&self.facts);
+                let now = ferrotel_sdk::now_ns();
+                let seconds = facts.started.elapsed().as_secs_f64();
+                let span = Some(self.span.get().ids.measured_in());
+                metrics
+                    .duration
+                    .record_in(Number::Double(seconds), facts.duration_attributes(), now, span);
+                if let Some(active) = &metrics.active {
+                    active.record(Number::Int(-1), facts.active_attributes(), now);
+                }
+            }
+        }
+        finish(py, &self.span, &self.token)
+    }
+}
+
+#[pymethods]
+impl ServerRequest {
+    /// The status given to `start_response` (`"404 Not Found"`) or in ASGI's
+    /// `http.response.start` (`404`), and the response headers.
+    #[pyo3(signature = (status, headers=None))]
+    fn response(&self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
+        let code = match status.extract::<u16>() {
+            Ok(code) => Some(code),
+            Err(_) => status.extract::<String>().ok().and_then(|s| semconv::status_code(&s)),
+        };
+        let Some(code) = code else {
+            return;
+        };
+        lock(&self.facts).status = Some(code);
+        let (attrs, status) = semconv::server_response(code, settings().http_semconv);
+        apply_response(self.span.get(), attrs, status);
+        capture(
+            self.span.get(),
+            "response",
+            &header_pairs(headers),
+            &settings().capture.server_response,
+        );
+    }
+
+    /// The route template the framework matched: `http.route`, and the span's name.
+    fn set_route(&self, route: &str) {
+        lock(&self.facts).route = Some(route.to_owned());
+        let name = semconv::span_name(&self.method, Some(route));
+        self.span.get().with_record(|data, limits| {
+            for (k, v) in owned(semconv::route(route)) {
+                data.set_attribute(k, v, limits);
+            }
+            data.name = name;
+        });
+    }
+
+    /// An exception the application did not handle: recorded once, status ERROR,
+    /// `error.type` the exception's type.
+    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        if exception.is_instance_of::<PyException>() {
+            let mut facts = lock(&self.facts);
+            if facts.error_type.is_none() {
+                facts.error_type = Some(exception_type(exception)?);
+            }
+        }
+        self.span.get().record_error(py, exception)
+    }
+
+    /// Ends the span (once), restores the context from before the request and records the
+    /// request's duration. A body collected unclosed ends without touching the context.
+    #[pyo3(signature = (restore_context=true))]
+    fn end(&self, py: Python<'_>, restore_context: bool) -> PyResult<()> {
+        self.end_request(py, restore_context)
+    }
+
+    #[getter]
+    fn span(&self, py: Python<'_>) -> Py<Span> {
+        self.span.clone_ref(py)
+    }
+}

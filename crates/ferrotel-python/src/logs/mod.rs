@@ -1,0 +1,17 @@
+//! The logs signal for Python: a `LoggerProvider` whose exporters come from
+//! `OTEL_LOGS_EXPORTER` (batched per `OTEL_BLRP_*`), fed by ferrotel's `logging` handler
+//! ([`record`]) and by the Logs API ([`logger`]). Records are converted once, then travel
+//! the pipeline every signal shares: queued under a short lock, encoded and sent on a
+//! worker thread.
+
+pub(crate) mod logger;
+pub(crate) mod provider;
+pub(crate) mod record;
+
+use pyo3::prelude::*;
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<provider::LoggerProvider>()?;
+    m.add_class::<logger::Logger>()?;
+    Ok(())
+}

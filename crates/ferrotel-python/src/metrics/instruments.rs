@@ -1,0 +1,375 @@
+//! The Metrics API's `Meter` and its seven instrument kinds. A synchronous measurement
+//! (`add`, `record`, `set`) is one native call: attributes converted, the span the
+//! measurement was made in looked up only when an exemplar may be kept, and aggregated in
+//! Rust ([`ferrotel_sdk::metrics`]). Observable instruments keep their callbacks, which a
+//! collection ([`super::provider`]) runs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ferrotel_config::LogLevel;
+use ferrotel_sdk::metrics::{valid_instrument_name, ExemplarFilter, Instrument, InstrumentKind, MeasuredIn, Number};
+use ferrotel_sdk::span::Scope;
+use ferrotel_sdk::sync::lock;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
+
+use super::provider::{InstrumentKey, MeterCore, Registered};
+use crate::boundary::value;
+use crate::runtime::diagnostics::emit;
+use crate::trace::context::ids_in;
+
+/// `opentelemetry.metrics.CallbackOptions(timeout_millis=...)`, or `None` without the API.
+pub(super) fn callback_options(py: Python<'_>, timeout_millis: f64) -> Py<PyAny> {
+    py.import("opentelemetry.metrics")
+        .and_then(|m| m.getattr("CallbackOptions"))
+        .and_then(|c| {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("timeout_millis", timeout_millis)?;
+            c.call((), Some(&kwargs))
+        })
+        .map(Bound::unbind)
+        .unwrap_or_else(|_| py.None())
+}
+
+/// Calls one callback and records what it observed: an iterable of `Observation`s (each
+/// with `.value` and `.attributes`).
+pub(super) fn observe(
+    py: Python<'_>,
+    instrument: &Instrument,
+    callback: &Bound<'_, PyAny>,
+    options: &Py<PyAny>,
+    now: u64,
+) -> PyResult<()> {
+    let observations = callback.call1((options.bind(py),))?;
+    for observation in observations.try_iter()? {
+        let observation = observation?;
+        let Some(value) = number(&observation.getattr("value")?) else {
+            continue;
+        };
+        let attributes = observation.getattr("attributes").ok().filter(|a| !a.is_none());
+        instrument.record(value, value::attributes(attributes.as_ref()), now);
+    }
+    Ok(())
+}
+
+fn number(obj: &Bound<'_, PyAny>) -> Option<Number> {
+    if obj.cast::<PyBool>().is_ok() {
+        return None;
+    }
+    if obj.cast::<PyInt>().is_ok() {
+        return obj
+            .extract::<i64>()
+            .ok()
+            .map(Number::Int)
+            .or_else(|| obj.extract::<f64>().ok().map(Number::Double));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Some(Number::Double(f.value()));
+    }
+    obj.extract::<f64>().ok().map(Number::Double)
+}
+
+/// The current span, for the exemplar filter; not looked up when no exemplar is kept.
+fn current_span(py: Python<'_>, instrument: &Instrument) -> Option<MeasuredIn> {
+    if instrument.exemplar_filter == ExemplarFilter::AlwaysOff {
+        return None;
+    }
+    ids_in(py, None).ok().flatten().map(|ids| ids.measured_in())
+}
+
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct Meter {
+    pub(super) core: Arc<MeterCore>,
+    pub(super) scope: Arc<Scope>,
+}
+
+/// What the API's `create_*` calls describe.
+struct InstrumentSpec<'a> {
+    name: &'a str,
+    unit: &'a str,
+    description: &'a str,
+    kind: InstrumentKind,
+    /// The advisory explicit bucket boundaries, for histograms.
+    boundaries: Option<Vec<f64>>,
+}
+
+impl Meter {
+    /// The instrument `spec` describes, created on first request (asking again gives the
+    /// same one, as the API requires); observable ones gain `callbacks`. An invalid name gets
+    /// one warning and an instrument that records nothing, as the API asks.
+    fn instrument(
+        &self,
+        py: Python<'_>,
+        spec: InstrumentSpec<'_>,
+        callbacks: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Arc<Instrument>>> {
+        if !valid_instrument_name(spec.name) {
+            emit(
+                py,
+                LogLevel::Warning,
+                &format!(
+                    "{:?} is not a valid instrument name (a letter, then up to 254 of letters, digits, _ . - /); \
+                     it records nothing",
+                    spec.name
+                ),
+            );
+            return Ok(None);
+        }
+        let key = InstrumentKey {
+            scope_name: self.scope.name.clone(),
+            scope_version: self.scope.version.clone().unwrap_or_default(),
+            name: spec.name.to_ascii_lowercase(),
+            kind: spec.kind,
+        };
+        let entry = lock(&self.core.instruments)
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Registered {
+                    instrument: Arc::new(Instrument::new(
+                        spec.name.to_owned(),
+                        spec.description.to_owned(),
+                        spec.unit.to_owned(),
+                        spec.kind,
+                        self.scope.clone(),
+                        spec.boundaries,
+                        self.core.reader.exemplar_filter,
+                    )),
+                    callbacks: Vec::new(),
+                }))
+            })
+            .clone();
+        let mut entry = lock(&entry);
+        if let Some(callbacks) = callbacks.filter(|c| !c.is_none()) {
+            for callback in callbacks.try_iter()? {
+                entry.callbacks.push(callback?.unbind());
+            }
+        }
+        Ok(Some(entry.instrument.clone()))
+    }
+
+    fn observable(
+        &self,
+        py: Python<'_>,
+        spec: InstrumentSpec<'_>,
+        callbacks: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<ObservableInstrument> {
+        let instrument = self.instrument(py, spec, callbacks)?;
+        Ok(ObservableInstrument { instrument })
+    }
+
+    fn synchronous(&self, py: Python<'_>, spec: InstrumentSpec<'_>) -> PyResult<Option<Arc<Instrument>>> {
+        self.instrument(py, spec, None)
+    }
+}
+
+macro_rules! synchronous_instrument {
+    ($class:ident, $method:ident, $kind:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[pyclass(frozen, module = "ferrotel._native")]
+        pub(crate) struct $class {
+            pub(crate) instrument: Option<Arc<Instrument>>,
+            /// Said once: a counter given a negative amount.
+            warned: AtomicBool,
+        }
+
+        impl $class {
+            fn new(instrument: Option<Arc<Instrument>>) -> $class {
+                $class {
+                    instrument,
+                    warned: AtomicBool::new(false),
+                }
+            }
+        }
+
+        #[pymethods]
+        impl $class {
+            #[pyo3(signature = (amount, attributes=None, context=None))]
+            fn $method(
+                &self,
+                py: Python<'_>,
+                amount: &Bound<'_, PyAny>,
+                attributes: Option<&Bound<'_, PyAny>>,
+                context: Option<&Bound<'_, PyAny>>,
+            ) {
+                let _ = context;
+                let Some(instrument) = &self.instrument else {
+                    return;
+                };
+                let Some(value) = number(amount) else { return };
+                if $kind == InstrumentKind::Counter && value.as_f64() < 0.0 {
+                    if !self.warned.swap(true, Ordering::Relaxed) {
+                        emit(
+                            py,
+                            LogLevel::Warning,
+                            &format!(
+                                "counter {} was given a negative amount; such amounts are dropped",
+                                instrument.name
+                            ),
+                        );
+                    }
+                    return;
+                }
+                let span = current_span(py, instrument);
+                instrument.record_in(value, value::attributes(attributes), ferrotel_sdk::now_ns(), span);
+            }
+
+            #[getter]
+            fn name(&self) -> &str {
+                self.instrument.as_ref().map_or("", |i| i.name.as_str())
+            }
+        }
+    };
+}
+
+synchronous_instrument!(
+    Counter,
+    add,
+    InstrumentKind::Counter,
+    "A monotonic sum: `add(amount >= 0, attributes)`."
+);
+synchronous_instrument!(
+    UpDownCounter,
+    add,
+    InstrumentKind::UpDownCounter,
+    "A sum that may go down."
+);
+synchronous_instrument!(
+    Histogram,
+    record,
+    InstrumentKind::Histogram,
+    "A distribution in explicit buckets."
+);
+synchronous_instrument!(Gauge, set, InstrumentKind::Gauge, "The last value set.");
+
+/// An observable instrument: its callbacks report values at each collection.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct ObservableInstrument {
+    instrument: Option<Arc<Instrument>>,
+}
+
+#[pymethods]
+impl ObservableInstrument {
+    #[getter]
+    fn name(&self) -> &str {
+        self.instrument.as_ref().map_or("", |i| i.name.as_str())
+    }
+}
+
+#[pymethods]
+impl Meter {
+    #[getter]
+    fn name(&self) -> &str {
+        &self.scope.name
+    }
+
+    #[pyo3(signature = (name, unit="", description=""))]
+    fn create_counter(&self, py: Python<'_>, name: &str, unit: &str, description: &str) -> PyResult<Counter> {
+        let spec = InstrumentSpec {
+            name,
+            unit,
+            description,
+            kind: InstrumentKind::Counter,
+            boundaries: None,
+        };
+        Ok(Counter::new(self.synchronous(py, spec)?))
+    }
+
+    #[pyo3(signature = (name, unit="", description=""))]
+    fn create_up_down_counter(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        unit: &str,
+        description: &str,
+    ) -> PyResult<UpDownCounter> {
+        let spec = InstrumentSpec {
+            name,
+            unit,
+            description,
+            kind: InstrumentKind::UpDownCounter,
+            boundaries: None,
+        };
+        Ok(UpDownCounter::new(self.synchronous(py, spec)?))
+    }
+
+    #[pyo3(signature = (name, unit="", description="", *, explicit_bucket_boundaries_advisory=None))]
+    fn create_histogram(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        unit: &str,
+        description: &str,
+        explicit_bucket_boundaries_advisory: Option<Vec<f64>>,
+    ) -> PyResult<Histogram> {
+        let spec = InstrumentSpec {
+            name,
+            unit,
+            description,
+            kind: InstrumentKind::Histogram,
+            boundaries: explicit_bucket_boundaries_advisory,
+        };
+        Ok(Histogram::new(self.synchronous(py, spec)?))
+    }
+
+    #[pyo3(signature = (name, unit="", description=""))]
+    fn create_gauge(&self, py: Python<'_>, name: &str, unit: &str, description: &str) -> PyResult<Gauge> {
+        let spec = InstrumentSpec {
+            name,
+            unit,
+            description,
+            kind: InstrumentKind::Gauge,
+            boundaries: None,
+        };
+        Ok(Gauge::new(self.synchronous(py, spec)?))
+    }
+
+    #[pyo3(signature = (name, callbacks=None, unit="", description=""))]
+    fn create_observable_counter(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        callbacks: Option<&Bound<'_, PyAny>>,
+        unit: &str,
+        description: &str,
+    ) -> PyResult<ObservableInstrument> {
+        let kind = InstrumentKind::ObservableCounter;
+        self.observable(py, observable_spec(name, unit, description, kind), callbacks)
+    }
+
+    #[pyo3(signature = (name, callbacks=None, unit="", description=""))]
+    fn create_observable_up_down_counter(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        callbacks: Option<&Bound<'_, PyAny>>,
+        unit: &str,
+        description: &str,
+    ) -> PyResult<ObservableInstrument> {
+        let kind = InstrumentKind::ObservableUpDownCounter;
+        self.observable(py, observable_spec(name, unit, description, kind), callbacks)
+    }
+
+    #[pyo3(signature = (name, callbacks=None, unit="", description=""))]
+    fn create_observable_gauge(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        callbacks: Option<&Bound<'_, PyAny>>,
+        unit: &str,
+        description: &str,
+    ) -> PyResult<ObservableInstrument> {
+        let kind = InstrumentKind::ObservableGauge;
+        self.observable(py, observable_spec(name, unit, description, kind), callbacks)
+    }
+}
+
+fn observable_spec<'a>(name: &'a str, unit: &'a str, description: &'a str, kind: InstrumentKind) -> InstrumentSpec<'a> {
+    InstrumentSpec {
+        name,
+        unit,
+        description,
+        kind,
+        boundaries: None,
+    }
+}

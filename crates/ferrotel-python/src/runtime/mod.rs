@@ -1,0 +1,24 @@
+//! The process runtime every other layer stands on: start-up, diagnostics, settings and the
+//! lifecycle (exit and fork) of every provider. Nothing here knows a signal by name.
+
+pub(crate) mod diagnostics;
+pub(crate) mod lifecycle;
+pub(crate) mod settings;
+pub(crate) mod startup;
+
+use pyo3::prelude::*;
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(startup::initialize, m)?)?;
+    m.add_function(wrap_pyfunction!(startup::is_initialized, m)?)?;
+    m.add_function(wrap_pyfunction!(diagnostics::log, m)?)?;
+    m.add_function(wrap_pyfunction!(diagnostics::log_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::variables, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::logging_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::excluded_urls, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::django_instrument, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::logging_handler_wanted, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_shutdown_all, m)?)?;
+    Ok(())
+}

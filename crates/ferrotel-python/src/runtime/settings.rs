@@ -1,0 +1,86 @@
+//! Settings as the Python side reads them: the environment (with a caller's overrides) parsed
+//! into the typed [`Config`], the facts about this process the resource is made of, and
+//! the few values the glue asks for by name.
+
+use std::collections::HashMap;
+
+use ferrotel_config::Config;
+use ferrotel_sdk::resource::ProcessFacts;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Reads the config: the environment, with `overrides` (variable name -> value) winning.
+pub(crate) fn config_with(overrides: Option<&Bound<'_, PyDict>>) -> PyResult<ferrotel_config::Parsed> {
+    let overrides: HashMap<String, String> = match overrides {
+        Some(d) => d.extract()?,
+        None => HashMap::new(),
+    };
+    Ok(Config::from_lookup(|name| {
+        overrides.get(name).cloned().or_else(|| std::env::var(name).ok())
+    }))
+}
+
+/// What the process resource says about this interpreter.
+pub(crate) fn process_facts(py: Python<'_>) -> PyResult<ProcessFacts> {
+    let sys = py.import("sys")?;
+    let version = py.version_info();
+    Ok(ProcessFacts {
+        pid: std::process::id(),
+        executable: sys.getattr("executable")?.extract().unwrap_or_default(),
+        command_args: sys.getattr("argv")?.extract().unwrap_or_default(),
+        runtime_name: sys.getattr("implementation")?.getattr("name")?.extract()?,
+        runtime_version: format!("{}.{}.{}", version.major, version.minor, version.patch),
+        runtime_description: sys.getattr("version")?.extract()?,
+    })
+}
+
+/// `[(flag, variable)]` for every variable ferrotel knows, as `ferrotel instrument` names them.
+#[pyfunction]
+pub(crate) fn variables() -> Vec<(String, &'static str)> {
+    ferrotel_config::vars::all().map(|v| (v.flag(), v.name)).collect()
+}
+
+/// `(OTEL_PYTHON_LOG_CORRELATION, OTEL_PYTHON_LOG_FORMAT or None, OTEL_PYTHON_LOG_LEVEL,
+/// service.name)` for the logging instrumentation.
+#[pyfunction]
+pub(crate) fn logging_settings() -> (bool, Option<String>, &'static str, String) {
+    let config = Config::from_env().config;
+    let python = config.python;
+    (
+        python.log_correlation,
+        python.log_format,
+        python.log_level,
+        config.service_name,
+    )
+}
+
+/// URL patterns `framework`'s instrumentation skips: `OTEL_PYTHON_{FRAMEWORK}_EXCLUDED_URLS`
+/// when set, else `OTEL_PYTHON_EXCLUDED_URLS`.
+#[pyfunction]
+pub(crate) fn excluded_urls(framework: &str) -> Vec<String> {
+    let python = Config::from_env().config.python;
+    let framework = framework.to_ascii_lowercase();
+    match python
+        .excluded_urls_by_framework
+        .into_iter()
+        .find(|(fw, _)| *fw == framework)
+    {
+        Some((_, patterns)) => patterns,
+        None => python.excluded_urls,
+    }
+}
+
+/// `OTEL_PYTHON_DJANGO_INSTRUMENT` (default true).
+#[pyfunction]
+pub(crate) fn django_instrument() -> bool {
+    Config::from_env().config.python.django_instrument
+}
+
+/// Whether ferrotel's configurator should attach its `logging` handler to the root logger:
+/// `OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true`, some `OTEL_LOGS_EXPORTER`, and
+/// the SDK not disabled, as upstream's configurator decides.
+#[pyfunction]
+pub(crate) fn logging_handler_wanted() -> bool {
+    let config = Config::from_env().config;
+    config.python.logging_auto_instrumentation && !config.logs_exporters.is_empty() && !config.sdk_disabled
+}
