@@ -1,5 +1,6 @@
-"""Exit and fork for every provider of every signal, in one place: installed by the first
-signal module imported, once.
+"""Exit and fork for every provider of every signal, in one place: installed once, at
+start-up by ferrotel's configurator (before the app's server sets its own signal handlers)
+or by the first signal module imported.
 
 - At exit (`atexit`), and at `os._exit` (how multiprocessing's children leave, where atexit
   never runs), everything recorded is flushed within one bounded deadline.
@@ -10,10 +11,9 @@ signal module imported, once.
   thread) with the child's pid.
 """
 
+import _signal  # the C module: `signal` would import `enum` at start-up
 import atexit
 import os
-import signal
-import threading
 
 from ferrotel import _native
 
@@ -30,17 +30,20 @@ def _flushing_exit(code):
 
 def _flush_then_terminate(signum, frame):
     _native._shutdown_all(EXIT_DEADLINE_MILLIS)
-    signal.signal(signum, signal.SIG_DFL)
+    _signal.signal(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
 def _install_sigterm_flush():
-    # Only a SIGTERM the app leaves at its default is taken, and only where Python allows
-    # a handler (the main thread); an app with its own handler keeps it untouched.
-    if threading.current_thread() is not threading.main_thread():
+    # Only a SIGTERM the app leaves at its default is taken (an app or server that sets its
+    # own handler later replaces ours, and may hand it back, as uvicorn does); Python allows
+    # handlers in the main thread only.
+    if _signal.getsignal(_signal.SIGTERM) is not _signal.SIG_DFL:
         return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _flush_then_terminate)
+    try:
+        _signal.signal(_signal.SIGTERM, _flush_then_terminate)
+    except ValueError:
+        pass
 
 
 os._exit = _flushing_exit

@@ -37,6 +37,19 @@ def start_wsgi_request(
     tracer: Any, environ: dict[str, Any], duration: Any = None, active_requests: Any = None
 ) -> ServerRequest | None: ...
 
+class BodyCloser:
+    """A request's end, installed as (or beside) a WSGI body's `close`."""
+    def __call__(self) -> None: ...
+
+class TracedBody:
+    """A WSGI body that offered no `close` to ride on, wrapped."""
+    def __iter__(self) -> TracedBody: ...
+    def __next__(self) -> Any: ...
+    def close(self) -> None: ...
+
+def hand_back_body(request: ServerRequest, body: Any) -> Any:
+    """The WSGI body back to the server, the request's end riding on its close."""
+
 class ServerRequest:
     span: Span
     def response(self, status: str | int, headers: Any = None) -> None: ...

@@ -68,6 +68,8 @@ def install_logging_handler():
 
 class Configurator:
     def configure(self, **kwargs):
+        from ferrotel import _lifecycle  # noqa: F401 - exit, fork and SIGTERM, before the app's own handlers
+
         _loader.when_imported("opentelemetry.trace", install_tracer_provider)
         _loader.when_imported("opentelemetry.propagate", install_propagator)
         _loader.when_imported("opentelemetry.metrics", install_meter_provider)

@@ -157,13 +157,16 @@ impl Trouble {
 
     /// `12 span(s) dropped from a full queue, 3 failed to export (reason)`: the trouble
     /// since the last line.
-    fn since_last_line(&self, noun: &str) -> String {
-        let reason = self.reason.as_deref().unwrap_or("unknown reason");
+    fn since_last_line(&self, noun: &str, with_reason: bool) -> String {
+        let reason = match (&self.reason, with_reason) {
+            (Some(reason), true) => format!(" ({reason})"),
+            _ => String::new(),
+        };
         match (self.dropped, self.failed) {
-            (0, failed) => format!("{failed} {noun} failed to export ({reason})"),
+            (0, failed) => format!("{failed} {noun} failed to export{reason}"),
             (dropped, 0) => format!("{dropped} {noun} dropped from a full queue"),
             (dropped, failed) => {
-                format!("{dropped} {noun} dropped from a full queue, {failed} failed to export ({reason})")
+                format!("{dropped} {noun} dropped from a full queue, {failed} failed to export{reason}")
             }
         }
     }
@@ -182,7 +185,7 @@ impl Trouble {
             if !self.pending() {
                 return None;
             }
-            let so_far = self.since_last_line(T::NOUN);
+            let so_far = self.since_last_line(T::NOUN, false);
             let line = if self.failed > 0 {
                 self.failing = true;
                 format!(
@@ -216,7 +219,7 @@ impl Trouble {
         let line = format!(
             "{} export to {destination}, last minute: {}",
             T::SIGNAL,
-            self.since_last_line(T::NOUN)
+            self.since_last_line(T::NOUN, true)
         );
         self.said(now);
         Some((LogLevel::Warning, line))
@@ -230,7 +233,7 @@ impl Trouble {
         self.failing = false;
         self.warned = false;
         let since = if self.pending() {
-            format!(" (since the last line: {})", self.since_last_line(T::NOUN))
+            format!(" (since the last line: {})", self.since_last_line(T::NOUN, true))
         } else {
             String::new()
         };

@@ -1,8 +1,9 @@
 """sqlite3 spans: every statement run through a connection made by `sqlite3.connect`, by
-its cursors and by the connection's own `execute`, `executemany` and `executescript`.
+its cursors (whatever cursor `factory` the caller gives, Django's included) and by the
+connection's own `execute`, `executemany` and `executescript`.
 
-Connections and cursors are subclasses of sqlite3's own (made through `connect`'s
-`factory` argument), so type checks on them keep working."""
+Connections and cursors are subclasses of the classes the caller asked for, keeping their
+names, so type checks and reprs see what they would without ferrotel."""
 
 import functools
 
@@ -10,26 +11,46 @@ from ferrotel.instrumentation import Instrumentor
 from ferrotel.instrumentation.dbapi import traced
 
 
+def _database_of(cursor):
+    return getattr(cursor.connection, "_ferrotel_database", "")
+
+
+def _keep_identity(traced_class, original):
+    traced_class.__name__ = original.__name__
+    traced_class.__qualname__ = original.__qualname__
+    traced_class.__module__ = original.__module__
+    traced_class._ferrotel_traced = True
+    return traced_class
+
+
 @functools.cache
-def _traced_classes(connection_class):
+def _traced_cursor(cursor_class):
+    if getattr(cursor_class, "_ferrotel_traced", False):
+        return cursor_class
+
+    class TracedCursor(cursor_class):
+        def execute(self, sql, *args, **kwargs):
+            call = super().execute
+            return traced("sqlite", _database_of(self), sql, lambda: call(sql, *args, **kwargs))
+
+        def executemany(self, sql, *args, **kwargs):
+            call = super().executemany
+            return traced("sqlite", _database_of(self), sql, lambda: call(sql, *args, **kwargs))
+
+        def executescript(self, sql_script, *args, **kwargs):
+            call = super().executescript
+            return traced("sqlite", _database_of(self), sql_script, lambda: call(sql_script, *args, **kwargs))
+
+    return _keep_identity(TracedCursor, cursor_class)
+
+
+@functools.cache
+def _traced_connection(connection_class):
     import sqlite3
 
-    class TracedCursor(sqlite3.Cursor):
-        def _traced(self, query, call):
-            return traced("sqlite", getattr(self.connection, "_ferrotel_database", ""), query, call)
-
-        def execute(self, sql, parameters=(), /):
-            return self._traced(sql, lambda: super(TracedCursor, self).execute(sql, parameters))
-
-        def executemany(self, sql, seq_of_parameters, /):
-            return self._traced(sql, lambda: super(TracedCursor, self).executemany(sql, seq_of_parameters))
-
-        def executescript(self, sql_script, /):
-            return self._traced(sql_script, lambda: super(TracedCursor, self).executescript(sql_script))
-
     class TracedConnection(connection_class):
-        def cursor(self, factory=TracedCursor):
-            return super().cursor(factory)
+        def cursor(self, factory=sqlite3.Cursor):
+            return super().cursor(_traced_cursor(factory))
 
         # sqlite3's own shortcuts make a plain cursor internally, so they are traced here.
         def execute(self, sql, parameters=(), /):
@@ -41,7 +62,7 @@ def _traced_classes(connection_class):
         def executescript(self, sql_script, /):
             return self.cursor().executescript(sql_script)
 
-    return TracedConnection
+    return _keep_identity(TracedConnection, connection_class)
 
 
 class SQLite3Instrumentor(Instrumentor):
@@ -55,7 +76,7 @@ class SQLite3Instrumentor(Instrumentor):
             # it would mean rewriting the call.
             if len(args) >= 5:
                 return connect(database, *args, **kwargs)
-            kwargs["factory"] = _traced_classes(kwargs.get("factory", sqlite3.Connection))
+            kwargs["factory"] = _traced_connection(kwargs.get("factory", sqlite3.Connection))
             connection = connect(database, *args, **kwargs)
             connection._ferrotel_database = str(database)
             return connection

@@ -21,8 +21,10 @@ class URLLib3Instrumentor(Instrumentor):
             else:
                 port = f":{pool.port}" if pool.port else ""
                 full = f"{pool.scheme}://{pool.host}{port}{url}"
-            # A copy: the caller's (or the pool's) headers must not keep our values.
-            sent = dict(headers if headers is not None else pool.headers or {})
+            # A copy, so the caller's (or the pool's) headers do not keep our values; made by
+            # the headers' own copy() so an HTTPHeaderDict keeps repeated fields apart.
+            given = headers if headers is not None else pool.headers or {}
+            sent = given.copy() if hasattr(given, "copy") else dict(given)
             return traced_call(
                 "ferrotel.instrumentation.urllib3",
                 method,

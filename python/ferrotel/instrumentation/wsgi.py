@@ -1,6 +1,7 @@
 """WSGI server spans. `OpenTelemetryMiddleware(app)` wraps any WSGI application; framework
-instrumentations (Flask) use `serve()` directly. The per-request work (environ, parent
-context, span, attributes, status) is native; this file only calls in."""
+instrumentations (Flask, Django) use `serve()` directly. The per-request work (environ,
+parent context, span, attributes, status, the end riding on the body's close) is native;
+this file only calls in."""
 
 import re
 
@@ -77,37 +78,8 @@ def serve(environ, start_response, app, excluded=None):
         request.record_exception(exc)
         request.end()
         raise
-    return _Body(body, request)
-
-
-class _Body:
-    """The response body: its span ends when the server closes it, so streamed responses
-    are timed to their last byte; or, when a caller never closes it (test clients that
-    drop an unread response), once the body is exhausted or collected."""
-
-    __slots__ = ("_body", "_request")
-
-    def __init__(self, body, request):
-        self._body, self._request = body, request
-
-    def __iter__(self):
-        try:
-            yield from self._body
-        except BaseException as exc:
-            self._request.record_exception(exc)
-            raise
-        self._request.end()
-
-    def __del__(self):
-        self._request.end(restore_context=False)
-
-    def close(self):
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._request.end()
+    # The app's own object goes back to the server, the span's end riding on its close.
+    return _native.hand_back_body(request, body)
 
 
 class OpenTelemetryMiddleware:

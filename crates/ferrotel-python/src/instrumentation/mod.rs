@@ -3,6 +3,7 @@
 //!
 //! - [`server`]: an HTTP request being served (WSGI environ or ASGI scope, read by
 //!   [`incoming`]): its SERVER span, current until the response ends, and the server metrics.
+//! - [`body`]: a WSGI response body handed back as the app made it, the span's end on it.
 //! - [`client`]: an outgoing HTTP request: its CLIENT span, propagation headers injected.
 //! - [`db`]: a database statement: its CLIENT span.
 //! - [`headers`]: header lists and maps as carriers and as captured attributes.
@@ -10,6 +11,7 @@
 //! - [`call_span`]: what the three kinds of call do alike with their span.
 //! - [`settings`]: what the instrumentations read from the environment, once.
 
+pub(crate) mod body;
 pub(crate) mod call_span;
 pub(crate) mod client;
 pub(crate) mod db;
@@ -25,6 +27,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::ServerRequest>()?;
     m.add_function(wrap_pyfunction!(server::start_wsgi_request, m)?)?;
     m.add_function(wrap_pyfunction!(server::start_asgi_request, m)?)?;
+    m.add_class::<body::BodyCloser>()?;
+    m.add_class::<body::TracedBody>()?;
+    m.add_function(wrap_pyfunction!(body::hand_back_body, m)?)?;
     m.add_class::<client::ClientRequest>()?;
     m.add_function(wrap_pyfunction!(client::start_client_request, m)?)?;
     m.add_class::<db::DbCall>()?;

@@ -147,6 +147,18 @@ fn start(
 }
 
 impl ServerRequest {
+    /// An exception the application did not handle: recorded once, status ERROR,
+    /// `error.type` the exception's type (for the metrics too).
+    pub(crate) fn record_error(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        if exception.is_instance_of::<PyException>() {
+            let mut facts = lock(&self.facts);
+            if facts.error_type.is_none() {
+                facts.error_type = Some(exception_type(exception)?);
+            }
+        }
+        self.span.get().record_error(py, exception)
+    }
+
     /// Ends the span (once) and records the request's duration. `restore_context`: also
     /// restore the context from before the request; not when the end comes from a body
     /// being collected, which may happen anywhere, where restoring would clobber another
@@ -212,13 +224,7 @@ impl ServerRequest {
     /// An exception the application did not handle: recorded once, status ERROR,
     /// `error.type` the exception's type.
     fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
-        if exception.is_instance_of::<PyException>() {
-            let mut facts = lock(&self.facts);
-            if facts.error_type.is_none() {
-                facts.error_type = Some(exception_type(exception)?);
-            }
-        }
-        self.span.get().record_error(py, exception)
+        self.record_error(py, exception)
     }
 
     /// Ends the span (once), restores the context from before the request and records the

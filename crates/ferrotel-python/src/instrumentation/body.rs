@@ -1,0 +1,166 @@
+//! A WSGI response body, handed back to the server as the application made it.
+//!
+//! The server span of a WSGI request ends when the server closes the body (so a streamed
+//! response is timed to its last byte). To see that close without replacing the
+//! application's object, which servers and callers inspect (Django's `HttpResponse`, a
+//! server's own `wsgi.file_wrapper` that enables sendfile), the end rides on the body
+//! itself: a Django response gets it as one of its resource closers; any other body with a
+//! `close` gets an instance `close` that calls the original first. A materialised list or
+//! tuple is complete when returned, so its span ends then. Only a body that offers neither
+//! (a generator, an object with `__slots__`) is wrapped.
+//!
+//! A body never closed (test clients that drop a response) ends its span when it is
+//! collected, without touching the context: the collection may happen anywhere.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::exceptions::PyStopIteration;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyIterator, PyList, PyTuple};
+
+use super::server::ServerRequest;
+
+/// The end of a request, installed on its body as (or beside) `close`.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct BodyCloser {
+    request: Py<ServerRequest>,
+    /// The body's own `close`, called first; `None` for a Django resource closer.
+    original: Option<Py<PyAny>>,
+    closed: AtomicBool,
+}
+
+#[pymethods]
+impl BodyCloser {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let outcome = match &self.original {
+            Some(close) => close.call0(py).map(drop),
+            None => Ok(()),
+        };
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.request.get().end_request(py, true)?;
+        }
+        outcome
+    }
+}
+
+impl Drop for BodyCloser {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::Acquire) {
+            Python::attach(|py| {
+                let _ = self.request.get().end_request(py, false);
+            });
+        }
+    }
+}
+
+/// A body that offers no `close` of its own to ride on: iterated through, closed through,
+/// and ending the span when exhausted, closed or collected.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct TracedBody {
+    body: Py<PyAny>,
+    iterator: std::sync::Mutex<Option<Py<PyIterator>>>,
+    request: Py<ServerRequest>,
+    ended: AtomicBool,
+}
+
+impl TracedBody {
+    fn end(&self, py: Python<'_>, restore_context: bool) -> PyResult<()> {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.request.get().end_request(py, restore_context)
+    }
+}
+
+#[pymethods]
+impl TracedBody {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let iterator = {
+            let mut slot = ferrotel_sdk::sync::lock(&self.iterator);
+            match &*slot {
+                Some(iterator) => iterator.clone_ref(py),
+                None => {
+                    let iterator = self.body.bind(py).try_iter()?.unbind();
+                    *slot = Some(iterator.clone_ref(py));
+                    iterator
+                }
+            }
+        };
+        let mut iterator = iterator.into_bound(py);
+        match iterator.next() {
+            Some(Ok(chunk)) => Ok(chunk.unbind()),
+            Some(Err(error)) => {
+                self.request.get().record_error(py, error.value(py).as_any())?;
+                Err(error)
+            }
+            None => {
+                self.end(py, true)?;
+                Err(PyStopIteration::new_err(()))
+            }
+        }
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let outcome = match self.body.bind(py).getattr(intern!(py, "close")) {
+            Ok(close) => close.call0().map(drop),
+            Err(_) => Ok(()),
+        };
+        self.end(py, true)?;
+        outcome
+    }
+}
+
+impl Drop for TracedBody {
+    fn drop(&mut self) {
+        if !self.ended.load(Ordering::Acquire) {
+            Python::attach(|py| {
+                let _ = self.end(py, false);
+            });
+        }
+    }
+}
+
+/// `hand_back_body(request, body)`: `body` back to the server with the request's end
+/// attached, as described above.
+#[pyfunction]
+pub(crate) fn hand_back_body<'py>(
+    request: &Bound<'py, ServerRequest>,
+    body: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = body.py();
+    let closer = |original: Option<Py<PyAny>>| BodyCloser {
+        request: request.clone().unbind(),
+        original,
+        closed: AtomicBool::new(false),
+    };
+    if let Ok(closers) = body.getattr(intern!(py, "_resource_closers")) {
+        if let Ok(closers) = closers.cast::<PyList>() {
+            closers.append(Py::new(py, closer(None))?)?;
+            return Ok(body);
+        }
+    }
+    if let Ok(original) = body.getattr(intern!(py, "close")) {
+        let installed = Py::new(py, closer(Some(original.unbind())))?;
+        if body.setattr(intern!(py, "close"), &installed).is_ok() {
+            return Ok(body);
+        }
+        // The closer made for the refused attribute must not end the request when dropped.
+        installed.get().closed.store(true, Ordering::Release);
+    }
+    if body.cast::<PyList>().is_ok() || body.cast::<PyTuple>().is_ok() {
+        request.get().end_request(py, true)?;
+        return Ok(body);
+    }
+    let wrapped = TracedBody {
+        body: body.unbind(),
+        iterator: std::sync::Mutex::new(None),
+        request: request.clone().unbind(),
+        ended: AtomicBool::new(false),
+    };
+    Ok(Py::new(py, wrapped)?.into_bound(py).into_any())
+}

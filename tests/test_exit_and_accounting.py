@@ -1,0 +1,293 @@
+"""Every span is accounted for, whatever the collector does, and leaving is bounded: real
+apps under `ferrotel instrument` export OTLP/HTTP-JSON to a receiver that is down, stalled,
+slow or flapping (tests/apps/fault_receiver.py). What the receiver accepted plus what the
+exit line says was not delivered is exactly what the app recorded; SIGTERM (to a plain
+script and to uvicorn) flushes everything and still ends the process by SIGTERM; a second
+Ctrl-C during the exit flush ends it at once."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from support.processes import FERROTEL, PYTHON, clean_env, free_port, http_get, wait_http
+
+FAULT_RECEIVER = Path(__file__).parent / "apps" / "fault_receiver.py"
+
+APP = """
+import json, os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the test runner ignores it
+from opentelemetry import trace
+tracer = trace.get_tracer("accounting")
+pace = float(os.environ.get("PACE", "0"))
+for i in range(int(os.environ["SPANS"])):
+    with tracer.start_as_current_span("work", attributes={"i": i}):
+        pass
+    if pace:
+        time.sleep(pace)
+print(json.dumps(trace.get_tracer_provider().stats()), flush=True)
+print("produced", file=sys.stderr, flush=True)
+time.sleep(float(os.environ.get("LINGER", "0")))
+if os.environ.get("WAIT_FOR_SIGNAL"):
+    print("ready", flush=True)
+    while True:
+        time.sleep(1)
+"""
+
+
+class FaultReceiver:
+    def __init__(self, *flags):
+        self.proc = subprocess.Popen(
+            [sys.executable, FAULT_RECEIVER, *flags], stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        self.port = int(self.proc.stdout.readline().split()[1])
+        self.accepted = 0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.startswith("accepted "):
+                self.accepted += int(line.split()[1])
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.reader.join(timeout=10)
+        return self.accepted
+
+
+@pytest.fixture
+def fault_receiver():
+    started = []
+
+    def start(*flags):
+        started.append(FaultReceiver(*flags))
+        return started[-1]
+
+    yield start
+    for r in started:
+        if r.proc.poll() is None:
+            r.proc.kill()
+            r.proc.wait()
+
+
+def export_env(endpoint, **extra):
+    settings = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+    }
+    return clean_env(**{**settings, **{k: str(v) for k, v in extra.items()}})
+
+
+def start_app(tmp, env):
+    (tmp / "app.py").write_text(APP)
+    return subprocess.Popen(
+        [FERROTEL, "instrument", PYTHON, "app.py"],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def run_app(tmp, env):
+    started = time.monotonic()
+    proc = start_app(tmp, env)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, json.loads(out.splitlines()[0]), err, time.monotonic() - started
+
+
+EXIT_LINE = re.compile(r"ferrotel: warning: (\d+) span\(s\) were not delivered to (\S+): (.*)")
+
+
+def undelivered(stderr):
+    """(total, {reason: count}) from the exit line, which must be there exactly once."""
+    [line] = [m for m in map(EXIT_LINE.match, stderr.splitlines()) if m]
+    parts = {}
+    reasons = r"(\d+) (dropped from a full queue|failed to export|still queued|still being)"
+    for count, reason in re.findall(reasons, line[3]):
+        parts[reason] = int(count)
+    assert sum(parts.values()) == int(line[1]), line[0]
+    return int(line[1]), parts
+
+
+def assert_balanced(stats):
+    assert stats["enqueued"] == sum(stats[k] for k in ("exported", "dropped", "failed", "pending", "in_flight")), stats
+
+
+@pytest.mark.parametrize(("spans", "batch"), [(3001, None), (2000, 100)])
+def test_a_collector_that_is_never_up_costs_a_second_at_exit_and_every_span_is_counted(tmp, spans, batch):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    extra = {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": batch} if batch else {}
+    code, stats, stderr, elapsed = run_app(tmp, export_env(endpoint, SPANS=spans, **extra))
+    assert code == 0, stderr
+    assert stats["enqueued"] == spans
+    assert_balanced(stats)
+    total, parts = undelivered(stderr)
+    assert total == spans, stderr
+    assert parts["failed to export"] > 0 and set(parts) <= {"dropped from a full queue", "failed to export"}, stderr
+    assert "refused" in stderr
+    # Start-up, the spans themselves, and one quick retry at exit: well under the 5 s deadline.
+    assert elapsed < 4, elapsed
+
+
+def test_a_stalled_collector_gets_the_exit_deadline_and_the_counts_still_add_up(tmp, fault_receiver):
+    r = fault_receiver("--mode", "stall")
+    env = export_env(r.endpoint, SPANS=6000, OTEL_EXPORTER_OTLP_TIMEOUT=2, LINGER=2.5)
+    code, stats, stderr, elapsed = run_app(tmp, env)
+    assert code == 0, stderr
+    assert r.stop() == 0
+    assert_balanced(stats)
+    assert stats["dropped"] > 0, stats
+    total, parts = undelivered(stderr)
+    assert total == 6000, stderr
+    # Drops and failures were told while the app ran, with exact numbers so far.
+    before_exit = stderr.split("produced")[1].splitlines()[1:]
+    warning = next(line for line in before_exit if line.startswith("ferrotel: warning: cannot export traces"))
+    assert re.search(r"so far: \d+ span\(s\) dropped from a full queue, \d+ failed to export", warning), warning
+    assert elapsed < 2.5 + 5 + 4, elapsed
+
+
+def test_a_slow_collector_drops_are_reported_while_the_app_runs(tmp, fault_receiver):
+    r = fault_receiver("--mode", "slow", "--delay", "0.3")
+    env = export_env(r.endpoint, SPANS=20000, PACE=0.00005, LINGER=1.5, OTEL_BSP_MAX_QUEUE_SIZE=500)
+    code, stats, stderr, _ = run_app(tmp, env)
+    accepted = r.stop()
+    assert code == 0, stderr
+    assert_balanced(stats)
+    running, _, after = stderr.partition("produced")
+    assert "ferrotel: warning: the span(s) queue is full (500)" in running + after.split("were not delivered")[0]
+    total, parts = undelivered(stderr)
+    assert accepted + total == 20000, (accepted, total, stderr)
+    assert parts.get("dropped from a full queue", 0) > 0
+
+
+def test_a_flapping_collector_every_span_is_delivered_or_counted(tmp, fault_receiver):
+    r = fault_receiver("--mode", "flap", "--period", "0.4")
+    env = export_env(
+        r.endpoint,
+        SPANS=3000,
+        PACE=0.001,
+        OTEL_BSP_SCHEDULE_DELAY=100,
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE=50,
+        OTEL_EXPORTER_OTLP_TIMEOUT=1,
+    )
+    code, stats, stderr, _ = run_app(tmp, env)
+    accepted = r.stop()
+    assert code == 0, stderr
+    assert_balanced(stats)
+    lost = undelivered(stderr)[0] if EXIT_LINE.search(stderr) else 0
+    assert accepted + lost == 3000, (accepted, lost, stderr)
+    assert accepted > 0
+
+
+def test_a_second_ctrl_c_ends_the_exit_flush_at_once_with_the_count_line(tmp, fault_receiver):
+    r = fault_receiver("--mode", "stall")
+    proc = start_app(tmp, export_env(r.endpoint, SPANS=100, WAIT_FOR_SIGNAL=1, OTEL_EXPORTER_OTLP_TIMEOUT=30))
+    assert proc.stdout.readline().startswith("{")
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)  # KeyboardInterrupt: the app leaves, the exit flush waits
+    time.sleep(1)
+    assert proc.poll() is None, "the flush waits for the stalled collector"
+    second = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+    assert time.monotonic() - second < 0.5
+    assert "ferrotel: warning: the exit flush was cut short by SIGINT" in stderr
+    total, parts = undelivered(stderr)
+    assert total == 100 and parts == {"still being": 100}, stderr
+
+
+SIGNAL_APP = """
+import sys, time
+from opentelemetry import metrics, trace
+tracer = trace.get_tracer("terminated")
+orders = metrics.get_meter("terminated").create_counter("orders")
+for i in range(300):
+    with tracer.start_as_current_span("work"):
+        orders.add(1, {"shop": str(i % 3)})
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigterm_to_a_plain_script_delivers_every_span_and_point_and_ends_by_sigterm(tmp, fault_receiver):
+    r = fault_receiver("--mode", "ok")
+    (tmp / "app.py").write_text(SIGNAL_APP)
+    env = export_env(r.endpoint, OTEL_METRICS_EXPORTER="otlp")
+    proc = subprocess.Popen(
+        [FERROTEL, "instrument", PYTHON, "app.py"],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # SIGTERM at its default in the child, whatever the test runner does with it.
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    )
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=15)
+    assert proc.returncode == -signal.SIGTERM, stderr
+    assert stderr == ""
+    # 300 spans, and the counter's 3 points (one per shop).
+    assert r.stop() == 303
+
+
+UVICORN_APP = """
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+async def hello(request):
+    return PlainTextResponse("hi")
+
+app = Starlette(routes=[Route("/hello", hello)])
+"""
+
+
+def test_sigterm_to_uvicorn_delivers_every_span_and_point_and_ends_by_sigterm(tmp, fault_receiver):
+    r = fault_receiver("--mode", "ok")
+    (tmp / "app.py").write_text(UVICORN_APP)
+    port = free_port()
+    env = export_env(r.endpoint, OTEL_METRICS_EXPORTER="otlp")
+    proc = subprocess.Popen(
+        [FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/hello", deadline=30)
+        for _ in range(29):
+            assert http_get(f"http://127.0.0.1:{port}/hello")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM: the process still ends by it.
+    assert proc.returncode == -signal.SIGTERM, stderr
+    assert "were not delivered" not in stderr
+    # 30 server spans; the duration histogram's one point and active requests' one point.
+    assert r.stop() == 32
