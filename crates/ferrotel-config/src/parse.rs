@@ -150,7 +150,6 @@ pub struct MetricReaderConfig {
     pub export_timeout: Duration,
     pub exemplar_filter: ExemplarFilter,
     pub temporality_preference: TemporalityPreference,
-    pub default_histogram_aggregation: HistogramAggregation,
 }
 
 /// Which measurements may become exemplars (`OTEL_METRICS_EXEMPLAR_FILTER`).
@@ -170,12 +169,6 @@ pub enum TemporalityPreference {
     LowMemory,
 }
 
-/// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistogramAggregation {
-    ExplicitBucket,
-    Base2Exponential,
-}
 
 /// Which attribute names HTTP and DB instrumentations emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,10 +209,6 @@ pub struct PythonConfig {
     pub logging_auto_instrumentation: bool,
     pub log_code_attributes: bool,
     pub django_instrument: bool,
-    pub django_middleware_position: Option<usize>,
-    /// `(framework, attribute names)` for each `OTEL_PYTHON_{FW}_TRACED_REQUEST_ATTRS` set.
-    pub traced_request_attrs: Vec<(String, Vec<String>)>,
-    pub capture_all_methods: bool,
 }
 
 /// The whole configuration, as read from the environment.
@@ -533,11 +522,6 @@ impl Reader<'_> {
                 "lowmemory" => TemporalityPreference::LowMemory,
                 _ => TemporalityPreference::Cumulative,
             },
-            default_histogram_aggregation: match self.choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION")
-            {
-                "base2_exponential_bucket_histogram" => HistogramAggregation::Base2Exponential,
-                _ => HistogramAggregation::ExplicitBucket,
-            },
         };
         let otlp_traces = self.otlp(Signal::Traces);
         let otlp_metrics = self.otlp(Signal::Metrics);
@@ -761,7 +745,6 @@ impl Reader<'_> {
 
     fn python(&mut self) -> PythonConfig {
         let excluded_urls_by_framework = self.per_framework_lists("_EXCLUDED_URLS");
-        let traced_request_attrs = self.per_framework_lists("_TRACED_REQUEST_ATTRS");
         let mut http_semconv = SemconvMode::Stable;
         let mut database_semconv = SemconvMode::Stable;
         for token in self.list("OTEL_SEMCONV_STABILITY_OPT_IN") {
@@ -797,9 +780,6 @@ impl Reader<'_> {
             logging_auto_instrumentation: self.bool("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"),
             log_code_attributes: self.bool("OTEL_PYTHON_LOG_CODE_ATTRIBUTES"),
             django_instrument: self.bool("OTEL_PYTHON_DJANGO_INSTRUMENT"),
-            django_middleware_position: self.opt_count("OTEL_PYTHON_DJANGO_MIDDLEWARE_POSITION"),
-            traced_request_attrs,
-            capture_all_methods: self.bool("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"),
         }
     }
 

@@ -35,6 +35,9 @@ pub struct Var {
     /// The default as text; empty when there is none (the variable is simply unset).
     pub default: &'static str,
     pub help: &'static str,
+    /// `None` when ferrotel reads the variable; otherwise why it is accepted (as a flag, and
+    /// passed on in the environment) but not read by ferrotel.
+    pub not_used: Option<&'static str>,
 }
 
 impl Var {
@@ -79,6 +82,16 @@ macro_rules! var {
             kind: $kind,
             default: $default,
             help: $help,
+            not_used: None,
+        }
+    };
+    ($name:expr, $kind:expr, $default:expr, $help:expr, not_used: $why:expr) => {
+        Var {
+            name: $name,
+            kind: $kind,
+            default: $default,
+            help: $help,
+            not_used: Some($why),
         }
     };
 }
@@ -384,7 +397,8 @@ const PROCESSORS: &[Var] = &[
         "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
         Kind::Choice(HISTOGRAM_AGGREGATIONS),
         "explicit_bucket_histogram",
-        "default histogram aggregation"
+        "default histogram aggregation",
+        not_used: "histograms use explicit buckets for now"
     ),
 ];
 
@@ -400,25 +414,29 @@ const OTHER_EXPORTERS: &[Var] = &[
         "OTEL_EXPORTER_ZIPKIN_ENDPOINT",
         Kind::Url,
         "",
-        "Zipkin endpoint, for a Zipkin exporter installed as an entry point"
+        "Zipkin endpoint, for a Zipkin exporter installed as an entry point",
+        not_used: "read by that exporter, installed as an entry point; ferrotel has none of its own"
     ),
     var!(
         "OTEL_EXPORTER_ZIPKIN_TIMEOUT",
         Kind::Seconds,
         "10",
-        "Zipkin export time limit in seconds"
+        "Zipkin export time limit in seconds",
+        not_used: "read by that exporter, installed as an entry point; ferrotel has none of its own"
     ),
     var!(
         "OTEL_EXPORTER_PROMETHEUS_HOST",
         Kind::Text,
         "localhost",
-        "Prometheus exporter host, for a Prometheus exporter installed as an entry point"
+        "Prometheus exporter host, for a Prometheus exporter installed as an entry point",
+        not_used: "read by that exporter, installed as an entry point; ferrotel has none of its own"
     ),
     var!(
         "OTEL_EXPORTER_PROMETHEUS_PORT",
         Kind::Count,
         "9464",
-        "Prometheus exporter port"
+        "Prometheus exporter port",
+        not_used: "read by that exporter, installed as an entry point; ferrotel has none of its own"
     ),
 ];
 
@@ -451,49 +469,57 @@ const PYTHON: &[Var] = &[
         "OTEL_PYTHON_CONTEXT",
         Kind::Text,
         "contextvars_context",
-        "runtime context implementation (entry-point group opentelemetry_context)"
+        "runtime context implementation (entry-point group opentelemetry_context)",
+        not_used: "read by the opentelemetry-api itself"
     ),
     var!(
         "OTEL_PYTHON_ID_GENERATOR",
         Kind::Text,
         "random",
-        "trace/span id generator"
+        "trace/span id generator",
+        not_used: "ferrotel makes random ids; other generators are not supported yet"
     ),
     var!(
         "OTEL_PYTHON_TRACER_PROVIDER",
         Kind::Text,
         "",
-        "tracer provider entry-point name"
+        "tracer provider entry-point name",
+        not_used: "read by the opentelemetry-api when no provider is set; ferrotel's configurator sets one"
     ),
     var!(
         "OTEL_PYTHON_METER_PROVIDER",
         Kind::Text,
         "",
-        "meter provider entry-point name"
+        "meter provider entry-point name",
+        not_used: "read by the opentelemetry-api when no provider is set; ferrotel's configurator sets one"
     ),
     var!(
         "OTEL_PYTHON_LOGGER_PROVIDER",
         Kind::Text,
         "",
-        "logger provider entry-point name"
+        "logger provider entry-point name",
+        not_used: "read by the opentelemetry-api when no provider is set; ferrotel's configurator sets one"
     ),
     var!(
         "OTEL_PYTHON_TRACER_CONFIGURATOR",
         Kind::Text,
         "",
-        "tracer configurator entry-point name"
+        "tracer configurator entry-point name",
+        not_used: "the upstream SDK's per-signal configurators are not supported yet"
     ),
     var!(
         "OTEL_PYTHON_METER_CONFIGURATOR",
         Kind::Text,
         "",
-        "meter configurator entry-point name"
+        "meter configurator entry-point name",
+        not_used: "the upstream SDK's per-signal configurators are not supported yet"
     ),
     var!(
         "OTEL_PYTHON_LOGGER_CONFIGURATOR",
         Kind::Text,
         "",
-        "logger configurator entry-point name"
+        "logger configurator entry-point name",
+        not_used: "the upstream SDK's per-signal configurators are not supported yet"
     ),
     var!(
         "OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH",
@@ -517,25 +543,29 @@ const PYTHON: &[Var] = &[
         "OTEL_PYTHON_DJANGO_MIDDLEWARE_POSITION",
         Kind::Count,
         "",
-        "index where the Django middleware is inserted (default first)"
+        "index where the Django middleware is inserted (default first)",
+        not_used: "ferrotel patches Django's handler instead of inserting a middleware"
     ),
     var!(
         "OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS",
         Kind::List,
         "",
-        "Django request attributes recorded on server spans"
+        "Django request attributes recorded on server spans",
+        not_used: "read by contrib instrumentations; ferrotel's built-ins do not record request attributes yet"
     ),
     var!(
         "OTEL_PYTHON_FALCON_TRACED_REQUEST_ATTRS",
         Kind::List,
         "",
-        "Falcon request attributes recorded on server spans"
+        "Falcon request attributes recorded on server spans",
+        not_used: "read by contrib instrumentations; ferrotel's built-ins do not record request attributes yet"
     ),
     var!(
         "OTEL_PYTHON_TORNADO_TRACED_REQUEST_ATTRS",
         Kind::List,
         "",
-        "Tornado request attributes recorded on server spans"
+        "Tornado request attributes recorded on server spans",
+        not_used: "read by contrib instrumentations; ferrotel's built-ins do not record request attributes yet"
     ),
     var!(
         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
@@ -547,7 +577,8 @@ const PYTHON: &[Var] = &[
         "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS",
         Kind::Bool,
         "false",
-        "keep non-standard HTTP methods as they are instead of _OTHER"
+        "keep non-standard HTTP methods as they are instead of _OTHER",
+        not_used: "ferrotel's built-ins always map unknown methods to _OTHER for now"
     ),
     var!(
         "OTEL_SEMCONV_STABILITY_OPT_IN",

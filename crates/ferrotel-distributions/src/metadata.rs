@@ -15,7 +15,7 @@ pub struct EntryPoint {
 
 /// Parses an `entry_points.txt` (INI): `[group]` sections of `name = module[:attr] [extras]`.
 /// Comments, blank lines and malformed lines are skipped.
-pub fn parse_entry_points(text: &str, distribution: &str) -> Vec<EntryPoint> {
+pub(crate) fn parse_entry_points(text: &str, distribution: &str) -> Vec<EntryPoint> {
     let mut group = None;
     let mut out = Vec::new();
     for line in text.lines() {
@@ -53,7 +53,7 @@ pub fn parse_entry_points(text: &str, distribution: &str) -> Vec<EntryPoint> {
 
 /// Every value of header `key` in an RFC 822-style metadata file (headers end at the first
 /// blank line; the body is the description).
-pub fn headers(text: &str, key: &str) -> Vec<String> {
+pub(crate) fn headers(text: &str, key: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.lines() {
         if line.is_empty() {
@@ -68,12 +68,12 @@ pub fn headers(text: &str, key: &str) -> Vec<String> {
     out
 }
 
-pub fn header(text: &str, key: &str) -> Option<String> {
+pub(crate) fn header(text: &str, key: &str) -> Option<String> {
     headers(text, key).into_iter().next()
 }
 
 /// Converts setuptools' `requires.txt` (`[extra:marker]` sections) to PEP 508 lines.
-pub fn egg_requires(text: &str) -> Vec<String> {
+pub(crate) fn egg_requires(text: &str) -> Vec<String> {
     let mut section_marker: Option<String> = None;
     let mut out = Vec::new();
     for line in text

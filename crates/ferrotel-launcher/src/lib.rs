@@ -103,6 +103,9 @@ pub fn command(prog: &'static str) -> Command {
                 help.push_str(&format!(", one of {}", options.join("|")));
             }
             help.push(']');
+            if let Some(why) = var.not_used {
+                help.push_str(&format!(" (passed on, not read by ferrotel: {why})"));
+            }
             cmd = cmd.arg(
                 Arg::new(var.name)
                     .long(var.flag())

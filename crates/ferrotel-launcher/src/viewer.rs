@@ -15,7 +15,7 @@ fn listening() -> bool {
 
 /// Starts `ferrotel view` detached (own process group, so the app's Ctrl-C leaves it up and
 /// its traces stay queryable after the app ends) unless something already takes OTLP there.
-pub fn ensure_running(exe: &Path) -> Result<String, String> {
+pub(crate) fn ensure_running(exe: &Path) -> Result<String, String> {
     if listening() {
         return Ok(format!(
             "sending traces, metrics and logs to the OTLP receiver on {OTLP_HTTP}; browse {WEB_UI}"
@@ -61,7 +61,7 @@ pub fn ensure_running(exe: &Path) -> Result<String, String> {
 /// Exporter settings for the viewer, traces, metrics and logs (the app's `logging` records,
 /// linked to their spans), except those a flag on this command line already chose (a
 /// generic flag counts: a per-signal variable set here would silently override it).
-pub fn point_at_viewer(env: &mut Vec<(String, OsString)>) {
+pub(crate) fn point_at_viewer(env: &mut Vec<(String, OsString)>) {
     let settings = [
         (["OTEL_TRACES_EXPORTER", "OTEL_TRACES_EXPORTER"], "otlp"),
         (

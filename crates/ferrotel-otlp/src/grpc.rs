@@ -13,7 +13,7 @@ use crate::{proto, Attempt, PartialSuccess};
 /// Replies are only read for partial success; anything longer is not ours.
 const MAX_RESPONSE: usize = 64 * 1024;
 
-pub struct GrpcTransport {
+pub(crate) struct GrpcTransport {
     runtime: tokio::runtime::Runtime,
     channel: Channel,
 }
@@ -76,7 +76,7 @@ fn tls_config(config: &OtlpConfig) -> Result<rustls::ClientConfig, String> {
 }
 
 impl GrpcTransport {
-    pub fn new(config: &OtlpConfig) -> Result<GrpcTransport, String> {
+    pub(crate) fn new(config: &OtlpConfig) -> Result<GrpcTransport, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -113,7 +113,7 @@ impl GrpcTransport {
     }
 
     /// One export attempt, bounded by `timeout`.
-    pub fn attempt(
+    pub(crate) fn attempt(
         &mut self,
         path: &str,
         message: &[u8],

@@ -98,14 +98,14 @@ pub(crate) mod testing {
     use super::Carrier;
 
     /// A table row: input, and the `(trace_id, span_id, flags)` it must parse to.
-    pub type Case = (&'static str, Option<(u128, u64, u8)>);
+    pub(crate) type Case = (&'static str, Option<(u128, u64, u8)>);
 
     /// A header map with case-insensitive lookup, as HTTP carriers behave.
     #[derive(Debug, Default, Clone)]
-    pub struct Headers(pub Vec<(String, String)>);
+    pub(crate) struct Headers(pub Vec<(String, String)>);
 
     impl Headers {
-        pub fn of(pairs: &[(&str, &str)]) -> Headers {
+        pub(crate) fn of(pairs: &[(&str, &str)]) -> Headers {
             Headers(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
         }
     }

@@ -12,7 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PySet, PyString};
 
 use crate::boundary::api;
-use crate::trace::context::{add_baggage, baggage_in, parent_in, SpanIds};
+use crate::trace::context::{add_baggage, baggage_in, SpanIds};
+use crate::trace::current::parent_in;
 use crate::trace::span::Span;
 
 struct PyCarrier<'a, 'py> {

@@ -18,7 +18,8 @@ use super::http_metrics::{histogram, ClientFacts};
 use super::settings::settings;
 use crate::boundary::api;
 use crate::boundary::exception::exception_type;
-use crate::trace::context::{baggage_in, parent_in};
+use crate::trace::context::baggage_in;
+use crate::trace::current::parent_in;
 use crate::trace::span::Span;
 use crate::trace::tracer::{create, NewSpan, Tracer};
 

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use super::call_span::owned;
 use super::settings::settings;
-use crate::trace::context::parent_in;
+use crate::trace::current::parent_in;
 use crate::trace::span::Span;
 use crate::trace::tracer::{create, NewSpan, Tracer};
 

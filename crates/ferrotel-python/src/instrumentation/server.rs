@@ -20,7 +20,8 @@ use super::incoming::Incoming;
 use super::settings::settings;
 use crate::boundary::api;
 use crate::boundary::exception::exception_type;
-use crate::trace::context::{add_baggage, parent_in, Parent, SpanIds, TraceState};
+use crate::trace::context::{add_baggage, Parent, SpanIds, TraceState};
+use crate::trace::current::parent_in;
 use crate::trace::span::Span;
 use crate::trace::tracer::{create, NewSpan, Tracer};
 

@@ -7,10 +7,11 @@ use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
 
-use super::provider::LoggerCore;
+use super::core::LoggerCore;
 use crate::boundary::exception::exception_attributes;
 use crate::boundary::value::{self, timestamp_of};
-use crate::trace::context::{ids_in, SpanIds};
+use crate::trace::context::SpanIds;
+use crate::trace::current::ids_in;
 
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct Logger {

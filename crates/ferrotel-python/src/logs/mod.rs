@@ -4,6 +4,7 @@
 //! the pipeline every signal shares: queued under a short lock, encoded and sent on a
 //! worker thread.
 
+pub(crate) mod core;
 pub(crate) mod logger;
 pub(crate) mod provider;
 pub(crate) mod record;

@@ -1,108 +1,20 @@
-//! `LoggerProvider` and what its loggers and the `logging` handler share.
+//! `LoggerProvider`: its loggers, the `logging` handler's entry, flush, shutdown, stats.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use ferrotel_config::LogRecordLimits;
-use ferrotel_sdk::log::LogData;
-use ferrotel_sdk::span::Scope;
-use ferrotel_sdk::sync::lock;
-use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::core::LoggerCore;
 use super::logger::Logger;
 use super::record::convert_logging_record;
 use crate::boundary::value;
 use crate::export::{stats_dict, Pipelines, ProcessorRecipe};
-use crate::runtime::lifecycle::{self, deadline_in, Flush, Participant};
+use crate::runtime::lifecycle::{self, deadline_in, Participant};
 use crate::runtime::settings::{config_with, process_facts};
-
-/// Distinct logger names given their own scope; beyond it records share one, so a program
-/// that names loggers after ids cannot grow this without bound.
-const MAX_SCOPES: usize = 1000;
-
-pub(crate) struct LoggerCore {
-    limits: LogRecordLimits,
-    /// Without an exporter, records are not even converted.
-    pub(crate) pipelines: Pipelines<LogData>,
-    scopes: Mutex<HashMap<String, Arc<Scope>>>,
-    /// Records dropped because one was being emitted on this thread already (a `__str__`
-    /// or handler that logs while its record is converted).
-    reentrant_drops: AtomicU64,
-    shut_down: AtomicBool,
-}
-
-thread_local! {
-    static EMITTING: Cell<bool> = const { Cell::new(false) };
-}
-
-impl LoggerCore {
-    /// Whether records are exported at all.
-    pub(crate) fn exporting(&self) -> bool {
-        !self.shut_down.load(Ordering::Relaxed) && !self.pipelines.is_empty()
-    }
-
-    pub(crate) fn scope(&self, name: &str, version: Option<String>, schema_url: Option<String>) -> Arc<Scope> {
-        let mut scopes = lock(&self.scopes);
-        if let Some(scope) = scopes.get(name).filter(|s| s.version == version) {
-            return scope.clone();
-        }
-        let scope = Arc::new(Scope {
-            name: name.to_owned(),
-            version,
-            schema_url,
-            attributes: Attributes::default(),
-        });
-        if scopes.len() < MAX_SCOPES {
-            scopes.insert(name.to_owned(), scope.clone());
-        }
-        scope
-    }
-
-    /// Sets an attribute within the record limits.
-    pub(crate) fn set(&self, attributes: &mut Attributes, key: String, value: Value) {
-        attributes.set(
-            key,
-            value,
-            self.limits.attribute_count,
-            self.limits.attribute_value_length,
-        );
-    }
-
-    /// Converts and queues one record, unless this thread is already inside an emit.
-    pub(crate) fn guarded(&self, emit: impl FnOnce() -> PyResult<Option<LogData>>) -> PyResult<()> {
-        if !self.exporting() {
-            return Ok(());
-        }
-        if EMITTING.with(|e| e.replace(true)) {
-            self.reentrant_drops.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        let record = emit();
-        EMITTING.with(|e| e.set(false));
-        if let Some(record) = record? {
-            self.pipelines.on_end(record);
-        }
-        Ok(())
-    }
-}
-
-impl Participant for LoggerCore {
-    fn begin_shutdown(&self) -> Vec<Arc<dyn Flush>> {
-        if self.shut_down.swap(true, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        self.pipelines.begin_shutdown()
-    }
-
-    fn after_fork(&self, _py: Python<'_>, pid: u32) {
-        self.pipelines.rebuild_after_fork(pid);
-    }
-}
 
 /// `LoggerProvider(settings=None)`: resource, limits and exporters (`OTEL_LOGS_EXPORTER`:
 /// otlp, console, none) from the environment, with `settings` (variable name -> value)

@@ -8,10 +8,10 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use super::provider::LoggerCore;
+use super::core::LoggerCore;
 use crate::boundary::exception::exception_attributes;
 use crate::boundary::value;
-use crate::trace::context::ids_in;
+use crate::trace::current::ids_in;
 
 /// `logging.LogRecord` fields that are not user `extra=` attributes and are not read below:
 /// derived (`message`, `asctime`, ...), left out as upstream leaves them out, or ferrotel's

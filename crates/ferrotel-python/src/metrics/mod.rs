@@ -5,7 +5,9 @@
 //! observable instruments' callbacks, gathers every instrument's points and hands them to
 //! the pipeline every signal shares, whose worker encodes and sends them without the GIL.
 
+pub(crate) mod core;
 pub(crate) mod instruments;
+pub(crate) mod observation;
 pub(crate) mod provider;
 
 use pyo3::prelude::*;

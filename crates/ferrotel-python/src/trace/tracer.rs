@@ -10,8 +10,9 @@ use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
 
-use super::context::{parent_in, read_span_context, trace_state_header, Parent, SpanIds};
+use super::context::{read_span_context, trace_state_header, Parent, SpanIds};
 use super::core::TraceCore;
+use super::current::parent_in;
 use super::span::{OnException, Span, SpanParts};
 use crate::boundary::api;
 use crate::boundary::misuse::{note, Misuse};
