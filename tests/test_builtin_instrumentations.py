@@ -144,3 +144,19 @@ def test_built_ins_win_over_contrib_packages_of_the_same_name(contrib_python, tm
         assert f"ferrotel: debug: instrumentor '{name}' (ferrotel) loaded" in lines, result.stderr
         skipped = f"ferrotel: debug: instrumentor '{name}' (opentelemetry-instrumentation-{name}) skipped: "
         assert skipped + "ferrotel's built-in instrumentation is used instead" in lines, result.stderr
+
+
+def test_each_builtin_reports_the_requirement_the_loader_checks():
+    from importlib.metadata import entry_points
+
+    from ferrotel import _native
+
+    builtins = [ep for ep in entry_points(group="opentelemetry_instrumentor") if ep.dist.name == "ferrotel"]
+    assert len(builtins) >= 9
+    for ep in builtins:
+        instrumentor = ep.load()()
+        assert instrumentor.name == ep.name
+        requirements = instrumentor.instrumentation_dependencies()
+        assert requirements == tuple(_native.builtin_requirements(ep.name))
+        # Only instrumentations of the standard library have no library to require.
+        assert bool(requirements) == (ep.name not in {"logging", "threading", "sqlite3", "urllib"}), ep.name

@@ -11,7 +11,7 @@ or by the first signal module imported.
   thread) with the child's pid.
 """
 
-import _signal  # the C module: `signal` would import `enum` at start-up
+import _signal  # type: ignore[import-not-found]  # the C module: `signal` would import `enum` at start-up
 import atexit
 import os
 

@@ -1,7 +1,7 @@
 """Typed surface of the Rust extension module (crates/ferrotel-python)."""
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Self, TypedDict, final
 
 __version__: str
 
@@ -37,10 +37,12 @@ def start_wsgi_request(
     tracer: Any, environ: dict[str, Any], duration: Any = None, active_requests: Any = None
 ) -> ServerRequest | None: ...
 
+@final
 class BodyCloser:
     """A request's end, installed as (or beside) a WSGI body's `close`."""
-    def __call__(self) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> None: ...
 
+@final
 class TracedBody:
     """A WSGI body that offered no `close` to ride on, wrapped."""
     def __iter__(self) -> TracedBody: ...
@@ -50,6 +52,7 @@ class TracedBody:
 def hand_back_body(request: ServerRequest, body: Any) -> Any:
     """The WSGI body back to the server, the request's end riding on its close."""
 
+@final
 class ServerRequest:
     span: Span
     def response(self, status: str | int, headers: Any = None) -> None: ...
@@ -61,6 +64,7 @@ def start_client_request(
     tracer: Any, method: str, url: str, headers: Any, duration: Any = None
 ) -> ClientRequest | None: ...
 
+@final
 class ClientRequest:
     def response(self, status: int, headers: Any = None, version: int | None = None) -> None: ...
     def record_exception(self, exception: BaseException) -> None: ...
@@ -68,6 +72,7 @@ class ClientRequest:
 
 def start_db_call(tracer: Any, system: str, namespace: str, query: str) -> DbCall | None: ...
 
+@final
 class DbCall:
     def record_exception(self, exception: BaseException) -> None: ...
     def end(self) -> None: ...
@@ -87,17 +92,20 @@ def _shutdown_all(timeout_millis: float) -> bool: ...
 def api_misuse_counts() -> dict[str, int]:
     """How many bad API arguments of each kind were coerced or dropped."""
 
+@final
 class ConsoleSpanExporter:
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
 
+@final
 class InMemorySpanExporter:
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def get_finished_spans(self) -> list[dict[str, Any]]: ...
     def clear(self) -> None: ...
 
+@final
 class OTLPSpanExporter:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
@@ -106,21 +114,24 @@ class OTLPSpanExporter:
         client_key_file: str | None = None,
         client_certificate_file: str | None = None,
         protocol: str | None = None,
-    ) -> None: ...
+    ) -> Self: ...
 
+@final
 class BatchSpanProcessor:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         span_exporter: ConsoleSpanExporter | InMemorySpanExporter | OTLPSpanExporter,
         max_queue_size: int | None = None,
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
-    ) -> None: ...
+    ) -> Self: ...
 
+@final
 class SimpleSpanProcessor:
-    def __init__(self, span_exporter: ConsoleSpanExporter | InMemorySpanExporter | OTLPSpanExporter) -> None: ...
+    def __new__(cls, span_exporter: ConsoleSpanExporter | InMemorySpanExporter | OTLPSpanExporter) -> Self: ...
 
+@final
 class Span:
     name: str | None
     kind: Any
@@ -145,12 +156,14 @@ class Span:
     def __enter__(self) -> Span: ...
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool: ...
 
+@final
 class CurrentSpan:
     def __enter__(self) -> Span: ...
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool: ...
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]: ...
     def _fresh(self) -> CurrentSpan: ...
 
+@final
 class Tracer:
     def start_span(
         self,
@@ -179,7 +192,7 @@ class Tracer:
 class TracerProvider:
     resource: dict[str, Any]
     sampler_description: str
-    def __init__(self, settings: Mapping[str, str] | None = None) -> None: ...
+    def __new__(cls, settings: Mapping[str, str] | None = None) -> Self: ...
     @staticmethod
     def from_environment(settings: Mapping[str, str] | None = None) -> TracerProvider: ...
     def get_tracer(
@@ -194,9 +207,13 @@ class TracerProvider:
     def shutdown(self, timeout_millis: float = 30000.0) -> bool: ...
     def stats(self) -> dict[str, int]: ...
 
+def builtin_requirements(name: str) -> list[str]:
+    """The library requirements of a built-in instrumentation, as the loader checks them."""
+
 def logging_handler_wanted() -> bool:
     """OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED with some OTEL_LOGS_EXPORTER, SDK on."""
 
+@final
 class Logger:
     name: str
     def emit(
@@ -215,9 +232,10 @@ class Logger:
     ) -> None: ...
     def enabled(self, *, context: Any = None, severity_number: Any = None, event_name: str | None = None) -> bool: ...
 
+@final
 class LoggerProvider:
     exporting: bool
-    def __init__(self, settings: Mapping[str, str] | None = None) -> None: ...
+    def __new__(cls, settings: Mapping[str, str] | None = None) -> Self: ...
     def get_logger(
         self,
         name: str | None,
@@ -230,25 +248,31 @@ class LoggerProvider:
     def shutdown(self, timeout_millis: float = 30000.0) -> bool: ...
     def stats(self) -> dict[str, int]: ...
 
+@final
 class Counter:
     name: str
     def add(self, amount: float, attributes: Mapping[str, Any] | None = None, context: Any = None) -> None: ...
 
+@final
 class UpDownCounter:
     name: str
     def add(self, amount: float, attributes: Mapping[str, Any] | None = None, context: Any = None) -> None: ...
 
+@final
 class Histogram:
     name: str
     def record(self, amount: float, attributes: Mapping[str, Any] | None = None, context: Any = None) -> None: ...
 
+@final
 class Gauge:
     name: str
     def set(self, amount: float, attributes: Mapping[str, Any] | None = None, context: Any = None) -> None: ...
 
+@final
 class ObservableInstrument:
     name: str
 
+@final
 class Meter:
     name: str
     def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter: ...
@@ -275,7 +299,7 @@ class Meter:
 class MeterProvider:
     exporting: bool
     export_interval_seconds: float
-    def __init__(self, settings: Mapping[str, str] | None = None) -> None: ...
+    def __new__(cls, settings: Mapping[str, str] | None = None) -> Self: ...
     def _on_fork_restart_reader(self, restart: Callable[[], Callable[[], None] | None]) -> None: ...
     def get_meter(
         self,
@@ -291,7 +315,7 @@ class MeterProvider:
 
 class Propagator:
     fields: set[str]
-    def __init__(self, formats: list[str]) -> None: ...
+    def __new__(cls, formats: list[str]) -> Self: ...
     @staticmethod
     def from_environment() -> Propagator: ...
     def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any: ...

@@ -169,7 +169,6 @@ pub enum TemporalityPreference {
     LowMemory,
 }
 
-
 /// Which attribute names HTTP and DB instrumentations emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SemconvMode {

@@ -41,6 +41,13 @@ const BUILTIN_TARGETS: &[(&str, &str)] = &[
     ("urllib3", "urllib3 >= 1.0.0, < 3.0.0"),
 ];
 
+/// The library requirement of ferrotel's built-in instrumentation `name` (its entry-point
+/// name); `None` for those of the standard library. The Python instrumentors report this
+/// as their `instrumentation_dependencies()`, so the two cannot disagree.
+pub fn builtin_requirement(name: &str) -> Option<&'static str> {
+    BUILTIN_TARGETS.iter().find(|(n, _)| *n == name).map(|(_, spec)| *spec)
+}
+
 /// When an instrumentor activates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
@@ -197,7 +204,7 @@ fn is_ferrotel(ep: &EntryPoint) -> bool {
 /// `instruments-any`: one must) and derives the modules whose import activates it.
 fn trigger(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Result<Trigger, SkipReason> {
     if is_ferrotel(ep) {
-        if let Some((_, spec)) = BUILTIN_TARGETS.iter().find(|(name, _)| *name == ep.name) {
+        if let Some(spec) = builtin_requirement(&ep.name) {
             let req = Requirement::parse(spec).expect("built-in requirements are valid");
             return Ok(Trigger::OnImport(check(&req, env)?));
         }

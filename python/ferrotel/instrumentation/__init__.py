@@ -22,6 +22,8 @@ class Instrumentor:
     """Upstream's contract: one instance per class; `instrument()` and `uninstrument()`
     are idempotent, and `uninstrument()` restores what `instrument()` replaced."""
 
+    # The entry-point name; its library requirement is the loader's (one source for both).
+    name = None
     _instances = {}
 
     def __new__(cls):
@@ -37,7 +39,9 @@ class Instrumentor:
         return self._instrumented
 
     def instrumentation_dependencies(self):
-        return ()
+        from ferrotel import _native
+
+        return tuple(_native.builtin_requirements(self.name))
 
     def instrument(self, **kwargs):
         if not self._instrumented:

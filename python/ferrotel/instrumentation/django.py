@@ -16,8 +16,7 @@ def _request_of(django_request):
 
 
 class DjangoInstrumentor(Instrumentor):
-    def instrumentation_dependencies(self):
-        return ("django >= 2.0",)
+    name = "django"
 
     def _instrument(self, **kwargs):
         from ferrotel import _native

@@ -6,8 +6,7 @@ from ferrotel.instrumentation.wsgi import serve
 
 
 class FlaskInstrumentor(Instrumentor):
-    def instrumentation_dependencies(self):
-        return ("flask >= 1.0",)
+    name = "flask"
 
     def _instrument(self, **kwargs):
         import flask

@@ -17,6 +17,8 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 
 
 class LoggingInstrumentor(Instrumentor):
+    name = "logging"
+
     def _instrument(self, set_logging_format=None, logging_format=None, log_level=None, **kwargs):
         correlation, env_format, env_level, service = _native.logging_settings()
         self._factory = previous = logging.getLogRecordFactory()

@@ -5,8 +5,7 @@ from ferrotel.instrumentation.http_client import traced_call
 
 
 class RequestsInstrumentor(Instrumentor):
-    def instrumentation_dependencies(self):
-        return ("requests ~= 2.0",)
+    name = "requests"
 
     def _instrument(self, **kwargs):
         import requests

@@ -66,6 +66,8 @@ def _traced_connection(connection_class):
 
 
 class SQLite3Instrumentor(Instrumentor):
+    name = "sqlite3"
+
     def _instrument(self, **kwargs):
         import sqlite3
 

@@ -8,8 +8,7 @@ from ferrotel.instrumentation.asgi import serve
 
 
 class StarletteInstrumentor(Instrumentor):
-    def instrumentation_dependencies(self):
-        return ("starlette >= 0.13",)
+    name = "starlette"
 
     def _instrument(self, **kwargs):
         from starlette.applications import Starlette

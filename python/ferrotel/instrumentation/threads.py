@@ -24,6 +24,8 @@ def _run_in(captured, func, *args, **kwargs):
 
 
 class ThreadingInstrumentor(Instrumentor):
+    name = "threading"
+
     def _instrument(self, **kwargs):
         thread = threading.Thread
         # _bootstrap_inner runs every thread's run(), overridden or not.

@@ -5,6 +5,8 @@ from ferrotel.instrumentation.http_client import traced_call
 
 
 class URLLibInstrumentor(Instrumentor):
+    name = "urllib"
+
     def _instrument(self, **kwargs):
         from urllib.request import OpenerDirector
 

@@ -6,8 +6,7 @@ from ferrotel.instrumentation.http_client import traced_call
 
 
 class URLLib3Instrumentor(Instrumentor):
-    def instrumentation_dependencies(self):
-        return ("urllib3 >= 1.0.0, < 3.0.0",)
+    name = "urllib3"
 
     def _instrument(self, **kwargs):
         from urllib3.connectionpool import HTTPConnectionPool

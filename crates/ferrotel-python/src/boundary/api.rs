@@ -41,16 +41,17 @@ pub(crate) fn get(py: Python<'_>) -> PyResult<&Api> {
 
 /// `_bind_api(namespace)`: called once by `ferrotel.trace` with the API objects it imported.
 #[pyfunction]
-pub(crate) fn _bind_api(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
+pub(crate) fn _bind_api(py: Python<'_>, namespace: &Bound<'_, PyDict>) -> PyResult<()> {
     let item = |key: &str| -> PyResult<Py<PyAny>> {
-        ns.get_item(key)?
+        namespace
+            .get_item(key)?
             .map(Bound::unbind)
             .ok_or_else(|| PyRuntimeError::new_err(format!("missing {key}")))
     };
     // Only a real ContextVar may take the C-level fast path below; anything else goes
     // through the API's attach/detach.
     let context_var_type = py.import("contextvars")?.getattr("ContextVar")?;
-    let context_var = ns
+    let context_var = namespace
         .get_item("context_var")?
         .filter(|v| v.is_instance(&context_var_type).unwrap_or(false))
         .map(Bound::unbind);

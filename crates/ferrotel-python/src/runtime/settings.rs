@@ -84,3 +84,10 @@ pub(crate) fn logging_handler_wanted() -> bool {
     let config = Config::from_env().config;
     config.python.logging_auto_instrumentation && !config.logs_exporters.is_empty() && !config.sdk_disabled
 }
+
+/// The library requirements of ferrotel's built-in instrumentation `name`, as the loader
+/// checks them (none for the standard library's).
+#[pyfunction]
+pub(crate) fn builtin_requirements(name: &str) -> Vec<&'static str> {
+    ferrotel_loader::builtin_requirement(name).into_iter().collect()
+}
