@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support.processes import FERROTEL, PYTHON, clean_env, free_port, http_get, wait_http
+from support.processes import FERROTEL, PYTHON, clean_env, free_port, http_get, spawn, wait_http
 
 FAULT_RECEIVER = Path(__file__).parent / "apps" / "fault_receiver.py"
 
 APP = """
-import json, os, signal, sys, time
-signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the test runner ignores it
+import json, os, sys, time
 from opentelemetry import trace
 tracer = trace.get_tracer("accounting")
 pace = float(os.environ.get("PACE", "0"))
@@ -92,17 +91,9 @@ def export_env(endpoint, **extra):
     return clean_env(**{**settings, **{k: str(v) for k, v in extra.items()}})
 
 
-def start_app(tmp, env):
-    (tmp / "app.py").write_text(APP)
-    return subprocess.Popen(
-        [FERROTEL, "instrument", PYTHON, "app.py"],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+def start_app(tmp, env, source=APP):
+    (tmp / "app.py").write_text(source)
+    return spawn([FERROTEL, "instrument", PYTHON, "app.py"], tmp, env)
 
 
 def run_app(tmp, env):
@@ -228,19 +219,7 @@ time.sleep(60)
 
 def test_sigterm_to_a_plain_script_delivers_every_span_and_point_and_ends_by_sigterm(tmp, fault_receiver):
     r = fault_receiver("--mode", "ok")
-    (tmp / "app.py").write_text(SIGNAL_APP)
-    env = export_env(r.endpoint, OTEL_METRICS_EXPORTER="otlp")
-    proc = subprocess.Popen(
-        [FERROTEL, "instrument", PYTHON, "app.py"],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        # SIGTERM at its default in the child, whatever the test runner does with it.
-        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
-    )
+    proc = start_app(tmp, export_env(r.endpoint, OTEL_METRICS_EXPORTER="otlp"), SIGNAL_APP)
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=15)
@@ -267,16 +246,7 @@ def test_sigterm_to_uvicorn_delivers_every_span_and_point_and_ends_by_sigterm(tm
     (tmp / "app.py").write_text(UVICORN_APP)
     port = free_port()
     env = export_env(r.endpoint, OTEL_METRICS_EXPORTER="otlp")
-    proc = subprocess.Popen(
-        [FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
-    )
+    proc = spawn([FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"], tmp, env)
     try:
         wait_http(f"http://127.0.0.1:{port}/hello", deadline=30)
         for _ in range(29):

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from support.processes import BIN, ROOT, clean_env, free_port, wait_http
+from support.processes import BIN, ROOT, clean_env, free_port, spawn, wait_http
 
 APP = ROOT / "demo" / "app.py"
 RECEIVER = Path(__file__).parent / "apps" / "otlp_receiver.py"
@@ -49,15 +49,7 @@ def record(launcher, python, tmp):
         "seed",
     ]
     env = clean_env(OTEL_SEMCONV_STABILITY_OPT_IN="http")
-    app = subprocess.Popen(
-        [str(launcher), *flags, str(python), str(APP), str(port)],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    app = spawn([launcher, *flags, python, APP, port], tmp, env)
     try:
         wait_http(f"http://127.0.0.1:{port}/server_request?param=up", deadline=30)
         statuses = [

@@ -82,19 +82,33 @@ def http_get(url, headers=None):
         return error.code, body
 
 
+def _default_signals():
+    # A background job starts with SIGINT ignored, and children inherit that: a server that
+    # is to be stopped by a signal must get the default handlers back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def spawn(command, cwd=None, env=None):
+    """Starts `command` in its own session (so its whole group can be stopped) with SIGINT
+    and SIGTERM at their defaults, its output captured as text."""
+    return subprocess.Popen(
+        [str(c) for c in command],
+        cwd=cwd,
+        env=env if env is not None else clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_default_signals,
+    )
+
+
 class Server:
     """A server process in its own session; `output` is (stdout, stderr) once stopped."""
 
     def __init__(self, command, cwd, env):
-        self.process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        self.process = spawn(command, cwd, env)
         self.output = ("", "")
 
 

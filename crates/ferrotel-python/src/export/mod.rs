@@ -6,7 +6,8 @@
 //! ones (new worker thread, empty queue, its own pid in the resource); the parent is
 //! untouched. Every exporter gets a pipeline of its own, so each one's counts are exact.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use ferrotel_config::{BatchConfig, Config, Exporter as Configured, LogLevel, OtlpConfig};
@@ -22,7 +23,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::runtime::diagnostics::emit;
-use crate::runtime::lifecycle::Flush;
+use crate::runtime::lifecycle::{self, Flush, Participant};
 
 /// What a signal's items need to be exported by the exporters ferrotel builds itself.
 pub(crate) trait SignalData: Item + Clone {
@@ -171,14 +172,15 @@ struct Processor<T> {
     pipeline: Arc<Pipeline<T>>,
 }
 
-/// One provider's pipelines, the recipes they were built from, and what their resource is
-/// made of.
+/// One provider's pipelines, the recipes they were built from, what their resource is made
+/// of, and whether they were shut down.
 pub(crate) struct Pipelines<T> {
     config: Config,
     facts: Mutex<ProcessFacts>,
     processors: Mutex<Vec<Processor<T>>>,
     /// The pipelines as one cheap-to-clone list for the hot path.
     live: Mutex<Arc<Vec<Arc<Pipeline<T>>>>>,
+    shut_down: AtomicBool,
 }
 
 impl<T: SignalData> Pipelines<T> {
@@ -188,11 +190,33 @@ impl<T: SignalData> Pipelines<T> {
             facts: Mutex::new(facts),
             processors: Mutex::new(Vec::new()),
             live: Mutex::new(Arc::new(Vec::new())),
+            shut_down: AtomicBool::new(false),
         };
         for recipe in recipes {
             pipelines.add(recipe);
         }
         pipelines
+    }
+
+    /// The same, taking part in exit and fork on its own (a provider with nothing else to
+    /// do at those moments).
+    pub(crate) fn taking_part(
+        config: Config,
+        facts: ProcessFacts,
+        recipes: Vec<ProcessorRecipe<T>>,
+    ) -> Arc<Pipelines<T>> {
+        let pipelines = Arc::new(Pipelines::new(config, facts, recipes));
+        lifecycle::register(Arc::downgrade(&pipelines) as Weak<dyn Participant>);
+        pipelines
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Relaxed)
+    }
+
+    /// Whether items are exported at all: some exporter, not shut down.
+    pub(crate) fn exporting(&self) -> bool {
+        !self.is_shut_down() && !self.is_empty()
     }
 
     pub(crate) fn resource(&self) -> Resource {
@@ -225,8 +249,12 @@ impl<T: SignalData> Pipelines<T> {
         }
     }
 
-    /// The pipelines, for the exit path, each told to start shutting down.
+    /// The pipelines, each told to start shutting down, for the caller to wait on; nothing
+    /// the second time.
     pub(crate) fn begin_shutdown(&self) -> Vec<Arc<dyn Flush>> {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
         self.current()
             .iter()
             .map(|pipeline| {
@@ -234,6 +262,12 @@ impl<T: SignalData> Pipelines<T> {
                 pipeline.clone() as Arc<dyn Flush>
             })
             .collect()
+    }
+
+    /// Flushes and stops every pipeline by `deadline`, then says what was not delivered;
+    /// `False` if the deadline passed first. Idempotent.
+    pub(crate) fn shutdown(&self, py: Python<'_>, deadline: Instant) -> bool {
+        lifecycle::finish(py, &self.begin_shutdown(), deadline, false)
     }
 
     /// Exports everything queued so far, in every pipeline; `False` if the deadline passed.
@@ -275,6 +309,16 @@ impl<T: SignalData> Pipelines<T> {
         }
         let live = Arc::new(processors.iter().map(|p| p.pipeline.clone()).collect());
         std::mem::forget(std::mem::replace(&mut *lock(&self.live), live));
+    }
+}
+
+impl<T: SignalData> Participant for Pipelines<T> {
+    fn begin_shutdown(&self) -> Vec<Arc<dyn Flush>> {
+        Pipelines::begin_shutdown(self)
+    }
+
+    fn after_fork(&self, _py: Python<'_>, pid: u32) {
+        self.rebuild_after_fork(pid);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ferrotel_config::LogRecordLimits;
@@ -15,7 +15,6 @@ use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
 
 use crate::export::Pipelines;
-use crate::runtime::lifecycle::{Flush, Participant};
 
 /// Distinct logger names given their own scope; beyond it records share one, so a program
 /// that names loggers after ids cannot grow this without bound.
@@ -23,13 +22,13 @@ const MAX_SCOPES: usize = 1000;
 
 pub(crate) struct LoggerCore {
     pub(crate) limits: LogRecordLimits,
-    /// Without an exporter, records are not even converted.
-    pub(crate) pipelines: Pipelines<LogData>,
+    /// Without an exporter, records are not even converted. Taking part in exit and fork
+    /// themselves.
+    pub(crate) pipelines: Arc<Pipelines<LogData>>,
     pub(crate) scopes: Mutex<HashMap<String, Arc<Scope>>>,
     /// Records dropped because one was being emitted on this thread already (a `__str__`
     /// or handler that logs while its record is converted).
     pub(crate) reentrant_drops: AtomicU64,
-    pub(crate) shut_down: AtomicBool,
 }
 
 thread_local! {
@@ -39,7 +38,7 @@ thread_local! {
 impl LoggerCore {
     /// Whether records are exported at all.
     pub(crate) fn exporting(&self) -> bool {
-        !self.shut_down.load(Ordering::Relaxed) && !self.pipelines.is_empty()
+        self.pipelines.exporting()
     }
 
     pub(crate) fn scope(&self, name: &str, version: Option<String>, schema_url: Option<String>) -> Arc<Scope> {
@@ -84,18 +83,5 @@ impl LoggerCore {
             self.pipelines.on_end(record);
         }
         Ok(())
-    }
-}
-
-impl Participant for LoggerCore {
-    fn begin_shutdown(&self) -> Vec<Arc<dyn Flush>> {
-        if self.shut_down.swap(true, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        self.pipelines.begin_shutdown()
-    }
-
-    fn after_fork(&self, _py: Python<'_>, pid: u32) {
-        self.pipelines.rebuild_after_fork(pid);
     }
 }

@@ -1,9 +1,8 @@
 //! `LoggerProvider`: its loggers, the `logging` handler's entry, flush, shutdown, stats.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -13,7 +12,7 @@ use super::logger::Logger;
 use super::record::convert_logging_record;
 use crate::boundary::value;
 use crate::export::{stats_dict, Pipelines, ProcessorRecipe};
-use crate::runtime::lifecycle::{self, deadline_in, Participant};
+use crate::runtime::lifecycle::{deadline_in, millis};
 use crate::runtime::settings::{config_with, process_facts};
 
 /// `LoggerProvider(settings=None)`: resource, limits and exporters (`OTEL_LOGS_EXPORTER`:
@@ -40,12 +39,10 @@ impl LoggerProvider {
         );
         let core = Arc::new(LoggerCore {
             limits: config.log_record_limits,
-            pipelines: Pipelines::new(config, process_facts(py)?, recipes),
+            pipelines: Pipelines::taking_part(config, process_facts(py)?, recipes),
             scopes: Mutex::new(HashMap::new()),
             reentrant_drops: AtomicU64::new(0),
-            shut_down: AtomicBool::new(false),
         });
-        lifecycle::register(Arc::downgrade(&core) as Weak<dyn Participant>);
         Ok(LoggerProvider { core })
     }
 
@@ -79,17 +76,14 @@ impl LoggerProvider {
     /// Exports everything emitted so far; `False` if the deadline passed first.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn force_flush(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        self.core
-            .pipelines
-            .force_flush(py, Duration::from_secs_f64(timeout_millis.max(0.0) / 1e3))
+        self.core.pipelines.force_flush(py, millis(timeout_millis))
     }
 
     /// Flushes and stops within `timeout_millis`; idempotent. Records emitted afterwards
     /// are ignored.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn shutdown(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        let flushes = self.core.begin_shutdown();
-        lifecycle::finish(py, &flushes, deadline_in(timeout_millis), false)
+        self.core.pipelines.shutdown(py, deadline_in(timeout_millis))
     }
 
     /// Exact counts: enqueued, dropped, exported, failed, pending, in_flight, and the

@@ -41,7 +41,6 @@ pub(crate) struct MeterCore {
     pub(crate) collecting: Mutex<()>,
     /// The exit path's last collection is queued; shutting down need not collect again.
     pub(crate) collected_for_exit: AtomicBool,
-    pub(crate) shut_down: AtomicBool,
     /// Restarts the provider's reader thread in a forked child (a weak method of the
     /// Python provider, so it does not keep the provider alive).
     pub(crate) reader_restart: Mutex<Option<Py<PyAny>>>,
@@ -49,7 +48,7 @@ pub(crate) struct MeterCore {
 
 impl MeterCore {
     pub(crate) fn exporting(&self) -> bool {
-        !self.shut_down.load(Ordering::Relaxed) && !self.pipelines.is_empty()
+        self.pipelines.exporting()
     }
 
     /// Takes the collection lock without ever blocking while holding the GIL: the holder
@@ -115,16 +114,13 @@ impl Participant for MeterCore {
     /// beside theirs rather than taking the budget before them.
     fn before_exit(&self, py: Python<'_>) {
         let _guard = self.collection_guard(py);
-        if self.shut_down.load(Ordering::Relaxed) || self.collected_for_exit.swap(true, Ordering::AcqRel) {
+        if self.pipelines.is_shut_down() || self.collected_for_exit.swap(true, Ordering::AcqRel) {
             return;
         }
         self.collect(py);
     }
 
     fn begin_shutdown(&self) -> Vec<Arc<dyn Flush>> {
-        if self.shut_down.swap(true, Ordering::AcqRel) {
-            return Vec::new();
-        }
         self.pipelines.begin_shutdown()
     }
 

@@ -16,7 +16,7 @@ use super::core::MeterCore;
 use super::instruments::Meter;
 use crate::boundary::value;
 use crate::export::{stats_dict, Pipelines, ProcessorRecipe};
-use crate::runtime::lifecycle::{self, deadline_in, Participant};
+use crate::runtime::lifecycle::{self, deadline_in, millis, Participant};
 use crate::runtime::settings::{config_with, process_facts};
 
 /// `MeterProvider(settings=None)`: resource and exporters (`OTEL_METRICS_EXPORTER`: otlp,
@@ -55,7 +55,6 @@ impl MeterProvider {
             instruments: Mutex::new(HashMap::new()),
             collecting: Mutex::new(()),
             collected_for_exit: AtomicBool::new(false),
-            shut_down: AtomicBool::new(false),
             reader_restart: Mutex::new(None),
         });
         lifecycle::register(Arc::downgrade(&core) as Weak<dyn Participant>);
@@ -111,8 +110,7 @@ impl MeterProvider {
     /// Collects and exports now; `False` if the deadline passed first.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn force_flush(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        let timeout = Duration::from_secs_f64(timeout_millis.max(0.0) / 1e3);
-        self.core.collect_and_flush(py, timeout)
+        self.core.collect_and_flush(py, millis(timeout_millis))
     }
 
     /// A last collection and export within `timeout_millis`, then nothing more; idempotent.
@@ -120,8 +118,7 @@ impl MeterProvider {
     fn shutdown(&self, py: Python<'_>, timeout_millis: f64) -> bool {
         let deadline: Instant = deadline_in(timeout_millis);
         self.core.before_exit(py);
-        let flushes = self.core.begin_shutdown();
-        lifecycle::finish(py, &flushes, deadline, false)
+        self.core.pipelines.shutdown(py, deadline)
     }
 
     /// Exact counts of data points: enqueued, dropped, exported, failed, pending, in_flight.

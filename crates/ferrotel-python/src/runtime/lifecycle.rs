@@ -65,9 +65,14 @@ fn live() -> Vec<Arc<dyn Participant>> {
     lock(&PARTICIPANTS).iter().filter_map(Weak::upgrade).collect()
 }
 
-/// `timeout_millis` (as the Python API takes timeouts) as a deadline from now.
+/// A timeout in milliseconds, as the Python API takes them (negative: none).
+pub(crate) fn millis(timeout_millis: f64) -> Duration {
+    Duration::from_secs_f64(timeout_millis.max(0.0) / 1e3)
+}
+
+/// `timeout_millis` as a deadline from now.
 pub(crate) fn deadline_in(timeout_millis: f64) -> Instant {
-    Instant::now() + Duration::from_secs_f64(timeout_millis.max(0.0) / 1e3)
+    Instant::now() + millis(timeout_millis)
 }
 
 /// How often a waiter looks for an interrupting signal.

@@ -15,6 +15,7 @@ use pyo3::types::PyList;
 use super::span::span_dict;
 use crate::export::{ExporterRecipe, Memory, ProcessorRecipe};
 use crate::runtime::diagnostics::emit;
+use crate::runtime::lifecycle::millis;
 
 /// `ConsoleSpanExporter()`: one readable block per span on standard output.
 #[pyclass(frozen, module = "ferrotel._native")]
@@ -147,11 +148,11 @@ impl BatchSpanProcessor {
         export_timeout_millis: Option<f64>,
     ) -> PyResult<Self> {
         let defaults = Config::from_env().config.bsp;
-        let millis = |v: Option<f64>, d: Duration| v.map_or(d, |ms| Duration::from_secs_f64(ms.max(0.0) / 1e3));
+        let or_default = |v: Option<f64>, default: Duration| v.map_or(default, millis);
         let max_queue_size = max_queue_size.unwrap_or(defaults.max_queue_size).max(1);
         let config = BatchConfig {
-            schedule_delay: millis(schedule_delay_millis, defaults.schedule_delay),
-            export_timeout: millis(export_timeout_millis, defaults.export_timeout),
+            schedule_delay: or_default(schedule_delay_millis, defaults.schedule_delay),
+            export_timeout: or_default(export_timeout_millis, defaults.export_timeout),
             max_queue_size,
             max_export_batch_size: max_export_batch_size
                 .unwrap_or(defaults.max_export_batch_size)

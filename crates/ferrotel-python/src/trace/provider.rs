@@ -3,7 +3,6 @@
 //! plus the processors Python code adds.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferrotel_config::{Config, LogLevel};
 use ferrotel_sdk::span::Scope;
@@ -18,7 +17,7 @@ use super::tracer::Tracer;
 use crate::boundary::value;
 use crate::export::{stats_dict, ProcessorRecipe};
 use crate::runtime::diagnostics::emit;
-use crate::runtime::lifecycle::{self, deadline_in, Participant};
+use crate::runtime::lifecycle::{deadline_in, millis};
 use crate::runtime::settings::{config_with, process_facts};
 
 /// `TracerProvider(settings=None)`: sampler, limits and resource from the environment (and
@@ -113,17 +112,14 @@ impl TracerProvider {
     /// Exports everything recorded so far; `False` if the deadline passed first.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn force_flush(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        self.core
-            .pipelines
-            .force_flush(py, Duration::from_secs_f64(timeout_millis.max(0.0) / 1e3))
+        self.core.pipelines.force_flush(py, millis(timeout_millis))
     }
 
     /// Flushes and stops every pipeline within `timeout_millis`; says on stderr how many
     /// spans were not delivered, if any. Idempotent.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn shutdown(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        let flushes = self.core.begin_shutdown();
-        lifecycle::finish(py, &flushes, deadline_in(timeout_millis), false)
+        self.core.pipelines.shutdown(py, deadline_in(timeout_millis))
     }
 
     /// Exact counts, summed over pipelines: enqueued, dropped, exported, failed, pending,

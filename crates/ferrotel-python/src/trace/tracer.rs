@@ -234,11 +234,8 @@ impl Tracer {
             record: record_exception,
             set_status: set_status_on_exception,
         };
-        SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception).start(
-            py,
-            &self.core,
-            &self.scope,
-        )
+        let args = SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception);
+        args.start(py, &self.core, &self.scope)
     }
 
     #[pyo3(signature = (name, context=None, kind=None, attributes=None, links=None, start_time=None, record_exception=true, set_status_on_exception=true, end_on_exit=true))]
@@ -259,13 +256,8 @@ impl Tracer {
             record: record_exception,
             set_status: set_status_on_exception,
         };
-        CurrentSpan {
-            core: self.core.clone(),
-            scope: self.scope.clone(),
-            args: SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception),
-            end_on_exit,
-            active: Mutex::new(None),
-        }
+        let args = SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception);
+        CurrentSpan::new(self.core.clone(), self.scope.clone(), args, end_on_exit)
     }
 }
 
@@ -279,6 +271,18 @@ pub(crate) struct CurrentSpan {
     end_on_exit: bool,
     /// The span and the context token while inside the `with` block.
     active: Mutex<Option<(Py<Span>, Py<PyAny>)>>,
+}
+
+impl CurrentSpan {
+    fn new(core: Arc<TraceCore>, scope: Arc<Scope>, args: SpanArgs, end_on_exit: bool) -> CurrentSpan {
+        CurrentSpan {
+            core,
+            scope,
+            args,
+            end_on_exit,
+            active: Mutex::new(None),
+        }
+    }
 }
 
 #[pymethods]
@@ -322,12 +326,11 @@ impl CurrentSpan {
 
     /// A new, unentered scope with the same arguments (one per decorated call).
     fn _fresh(&self, py: Python<'_>) -> CurrentSpan {
-        CurrentSpan {
-            core: self.core.clone(),
-            scope: self.scope.clone(),
-            args: self.args.clone_ref(py),
-            end_on_exit: self.end_on_exit,
-            active: Mutex::new(None),
-        }
+        CurrentSpan::new(
+            self.core.clone(),
+            self.scope.clone(),
+            self.args.clone_ref(py),
+            self.end_on_exit,
+        )
     }
 }
