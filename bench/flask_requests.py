@@ -10,13 +10,12 @@ Usage: python bench/flask_requests.py FERROTEL_VENV UPSTREAM_VENV [--n N] [--wri
 import io
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
 from receiver import compare, receiver
-from report import write_section
+from report import measured_on, publish
 
 
 def measure(n):
@@ -104,7 +103,7 @@ def main():
     sent = (3 * args.n) + 500
     table = "\n".join(
         [
-            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; best of 3 runs of "
+            f"{measured_on()}; best of 3 runs of "
             f"{args.n:,} in-process WSGI requests to `GET /users/<int:uid>` (Flask, body read and closed), "
             "traces and metrics exported over OTLP/HTTP protobuf.",
             "",
@@ -116,9 +115,7 @@ def main():
             f"| server spans received / requests | {f['spans']:,} / {sent:,} | {u['spans']:,} / {sent:,} |",
         ]
     )
-    print(table)
-    if args.write:
-        write_section(args.write, "flask", table)
+    publish(table, "flask", args.write)
 
 
 if __name__ == "__main__":

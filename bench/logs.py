@@ -10,14 +10,12 @@ Usage: python bench/logs.py FERROTEL_VENV UPSTREAM_VENV [--n N] [--write BENCHMA
 
 import json
 import logging
-import os
-import platform
 import subprocess
 import sys
 import time
 
 from receiver import compare, receiver
-from report import write_section
+from report import measured_on, publish
 
 QUEUE = 1_000_000
 
@@ -94,7 +92,7 @@ def main():
     f_cost, u_cost = f["handler"] - f["bare"], u["handler"] - u["bare"]
     table = "\n".join(
         [
-            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; best of 3 runs of "
+            f"{measured_on()}; best of 3 runs of "
             f"{args.n:,} `logger.info` calls (format argument, two `extra` fields, inside a span), each side in a "
             "fresh interpreter of its own venv, batching to OTLP/HTTP protobuf into a `ferrotel view`.",
             "",
@@ -108,9 +106,7 @@ def main():
             f"| {u['received']:,} / {u['sent']:,} | |",
         ]
     )
-    print(table)
-    if args.write:
-        write_section(args.write, "logs", table)
+    publish(table, "logs", args.write)
 
 
 if __name__ == "__main__":

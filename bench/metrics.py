@@ -8,14 +8,12 @@ Usage: python bench/metrics.py FERROTEL_VENV UPSTREAM_VENV [--n N] [--write BENC
 """
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 
 from receiver import compare, receiver
-from report import write_section
+from report import measured_on, publish
 
 ROUTES = ["/users", "/orders", "/cart", "/checkout"]
 
@@ -88,7 +86,7 @@ def main():
     args, f, u = compare(run_side, default_n=100_000)
     table = "\n".join(
         [
-            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; best of 3 runs of "
+            f"{measured_on()}; best of 3 runs of "
             f"{args.n:,} calls over 4 attribute sets of 2 attributes, the loop's own cost subtracted, each side in a "
             "fresh interpreter of its own venv.",
             "",
@@ -101,9 +99,7 @@ def main():
             f"| {u['received']:,} / {u['sent']:,} | |",
         ]
     )
-    print(table)
-    if args.write:
-        write_section(args.write, "metrics", table)
+    publish(table, "metrics", args.write)
 
 
 if __name__ == "__main__":

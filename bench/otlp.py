@@ -14,7 +14,6 @@ Usage: python bench/otlp.py FERROTEL_VENV UPSTREAM_VENV [--spans N] [--write BEN
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from report import write_section
+from report import measured_on, publish
 
 ATTRIBUTES = {"http.request.method": "GET", "http.route": "/users/{id}", "http.response.status_code": 200, "port": 8080}
 RECEIVER = Path(__file__).resolve().parent.parent / "tests" / "apps" / "otlp_receiver.py"
@@ -129,7 +128,7 @@ def main():
     ]
     table = "\n".join(
         [
-            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; {args.spans} spans "
+            f"{measured_on()}; {args.spans} spans "
             "with 4 attributes, OTLP/HTTP protobuf, batches of 512, to a local receiver that answers at once "
             "(upstream: opentelemetry-exporter-otlp-proto-http, pinned). CPU per span is the process's CPU to record "
             "and export minus its CPU to record with no processor at all, so it also counts the hand-off of each span "
@@ -140,9 +139,7 @@ def main():
             *rows,
         ]
     )
-    print(table)
-    if args.write:
-        write_section(args.write, "otlp", table)
+    publish(table, "otlp", args.write)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@ Usage: python bench/propagation.py FERROTEL_VENV UPSTREAM_VENV [--n N] [--write 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from report import write_section
+from report import measured_on, publish
 
 CARRIER = {
     "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
@@ -72,7 +71,7 @@ def main():
     f, u = result["ferrotel"], result["upstream"]
     table = "\n".join(
         [
-            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}; best of 3 runs of {args.n}, each side in a "
+            f"{measured_on()}; best of 3 runs of {args.n}, each side in a "
             "fresh interpreter of its own venv. Carrier: traceparent, a 3-member tracestate, a 3-member baggage.",
             "",
             "| extract + inject (tracecontext, baggage) | ferrotel | upstream | upstream / ferrotel |",
@@ -80,9 +79,7 @@ def main():
             f"| per carrier | {f:.2f} µs | {u:.2f} µs | {u / f:.1f}× |",
         ]
     )
-    print(table)
-    if args.write:
-        write_section(args.write, "propagation", table)
+    publish(table, "propagation", args.write)
 
 
 if __name__ == "__main__":

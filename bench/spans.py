@@ -8,13 +8,12 @@ Usage: python bench/spans.py FERROTEL_VENV UPSTREAM_VENV [--spans N] [--write BE
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from report import write_section
+from report import measured_on, publish
 
 ATTRIBUTES = {"http.request.method": "GET", "http.route": "/users/{id}", "http.response.status_code": 200, "port": 8080}
 
@@ -120,7 +119,7 @@ def main():
         print(rows[-1], flush=True)
     sustained = {s: run_side(sides[s], s, "sustained", 0) for s in ("ferrotel", "upstream")}
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; best of 3 runs "
+        f"{measured_on()}; best of 3 runs "
         f"of {args.spans} spans after warm-up, each side in a fresh interpreter of its own venv. Both export "
         "through their batch processor to their console exporter writing to /dev/null.",
         "",
@@ -139,9 +138,7 @@ def main():
         ),
     ]
     table = "\n".join(lines)
-    print("\n" + table)
-    if args.write:
-        write_section(args.write, "spans", table)
+    publish(table, "spans", args.write)
 
 
 if __name__ == "__main__":

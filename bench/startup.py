@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from report import write_section
+from report import measured_on, publish
 
 GNU_TIME = "/usr/bin/time"
 
@@ -91,8 +91,7 @@ def main():
         print(f"{label}: wall {wall:.1f} ms, cpu {cpu:.1f} ms, peak RSS {rss:.1f} MiB", flush=True)
 
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
-        f"CPython {platform.python_version()}; median of {args.runs} runs after 3 warm-up runs.",
+        f"{measured_on()}, CPython {platform.python_version()}; median of {args.runs} runs after 3 warm-up runs.",
         f"ferrotel {version_of(str(fbin / 'python'), 'ferrotel')}; upstream opentelemetry-sdk "
         f"{version_of(str(ubin / 'python'), 'opentelemetry-sdk')}, opentelemetry-instrumentation "
         f"{version_of(str(ubin / 'python'), 'opentelemetry-instrumentation')} "
@@ -118,9 +117,7 @@ def main():
         f"+{results[3][3] - results[2][3]:.1f} MiB.",
     ]
     table = "\n".join(lines)
-    print("\n" + table)
-    if args.write:
-        write_section(args.write, "startup", table)
+    publish(table, "startup", args.write)
 
 
 if __name__ == "__main__":

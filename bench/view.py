@@ -14,8 +14,6 @@ Usage: python bench/view.py FERROTEL_BIN [--spans N] [--write BENCHMARKS.md]
 import argparse
 import http.client
 import json
-import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -27,7 +25,7 @@ from pathlib import Path
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from report import write_section
+from report import measured_on, publish
 
 SPANS_PER_BATCH = 500
 SPANS_PER_TRACE = 10
@@ -218,7 +216,7 @@ def main():
 
     table = "\n".join(
         [
-            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; "
+            f"{measured_on()}; "
             f"{args.spans:,} spans in batches of {SPANS_PER_BATCH}, {CLIENT_THREADS} client threads on the same cores",
             "",
             "| | ferrotel view |",
@@ -235,9 +233,7 @@ def main():
             ),
         ]
     )
-    print(table)
-    if args.write:
-        write_section(args.write, "view", table)
+    publish(table, "view", args.write)
 
 
 if __name__ == "__main__":

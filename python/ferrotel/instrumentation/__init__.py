@@ -8,6 +8,9 @@ upstream's do, a contrib package of the same name is skipped in its favour, and 
 
 import re
 
+# The stable HTTP conventions' advisory boundaries for request durations, in seconds.
+HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+
 
 def excluded_pattern(instrumentation):
     """One compiled regex for the URLs an instrumentation skips

@@ -6,13 +6,11 @@ per request."""
 import contextvars
 
 from ferrotel import __version__, _native
+from ferrotel.instrumentation import HTTP_DURATION_BUCKETS
 
 _inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", default=False)
 _tracers = {}
 _durations = {}
-
-# The stable convention's advisory boundaries for request durations, in seconds.
-_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
 
 def _tracer(name):
@@ -34,7 +32,7 @@ def _duration(name):
             "http.client.request.duration",
             unit="s",
             description="Duration of HTTP client requests.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            explicit_bucket_boundaries_advisory=HTTP_DURATION_BUCKETS,
         )
     return histogram
 

@@ -6,6 +6,7 @@ this file only calls in."""
 import re
 
 from ferrotel import __version__, _native
+from ferrotel.instrumentation import HTTP_DURATION_BUCKETS
 
 
 def _url(environ):
@@ -17,9 +18,6 @@ def _url(environ):
 
 _tracer = None
 _instruments = {}
-
-# The stable convention's advisory boundaries for request durations, in seconds.
-_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
 
 def _get_tracer():
@@ -44,7 +42,7 @@ def server_instruments(scope_name):
                 "http.server.request.duration",
                 unit="s",
                 description="Duration of HTTP server requests.",
-                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+                explicit_bucket_boundaries_advisory=HTTP_DURATION_BUCKETS,
             ),
             meter.create_up_down_counter(
                 "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."

@@ -205,113 +205,100 @@ impl ObservableInstrument {
     }
 }
 
-#[pymethods]
-impl Meter {
-    #[getter]
-    fn name(&self) -> &str {
-        &self.scope.name
-    }
+/// The Meter's Python methods. The three observable creators differ only in their kind, so
+/// they are generated from one template.
+macro_rules! meter_methods {
+    ($($create:ident => $kind:expr),* $(,)?) => {
+        #[pymethods]
+        impl Meter {
+        #[getter]
+        fn name(&self) -> &str {
+            &self.scope.name
+        }
 
-    #[pyo3(signature = (name, unit="", description=""))]
-    fn create_counter(&self, py: Python<'_>, name: &str, unit: &str, description: &str) -> PyResult<Counter> {
-        let spec = InstrumentSpec {
-            name,
-            unit,
-            description,
-            kind: InstrumentKind::Counter,
-            boundaries: None,
-        };
-        Ok(Counter::new(self.synchronous(py, spec)?))
-    }
+        #[pyo3(signature = (name, unit="", description=""))]
+        fn create_counter(&self, py: Python<'_>, name: &str, unit: &str, description: &str) -> PyResult<Counter> {
+            let spec = InstrumentSpec {
+                name,
+                unit,
+                description,
+                kind: InstrumentKind::Counter,
+                boundaries: None,
+            };
+            Ok(Counter::new(self.synchronous(py, spec)?))
+        }
 
-    #[pyo3(signature = (name, unit="", description=""))]
-    fn create_up_down_counter(
-        &self,
-        py: Python<'_>,
-        name: &str,
-        unit: &str,
-        description: &str,
-    ) -> PyResult<UpDownCounter> {
-        let spec = InstrumentSpec {
-            name,
-            unit,
-            description,
-            kind: InstrumentKind::UpDownCounter,
-            boundaries: None,
-        };
-        Ok(UpDownCounter::new(self.synchronous(py, spec)?))
-    }
+        #[pyo3(signature = (name, unit="", description=""))]
+        fn create_up_down_counter(
+            &self,
+            py: Python<'_>,
+            name: &str,
+            unit: &str,
+            description: &str,
+        ) -> PyResult<UpDownCounter> {
+            let spec = InstrumentSpec {
+                name,
+                unit,
+                description,
+                kind: InstrumentKind::UpDownCounter,
+                boundaries: None,
+            };
+            Ok(UpDownCounter::new(self.synchronous(py, spec)?))
+        }
 
-    #[pyo3(signature = (name, unit="", description="", *, explicit_bucket_boundaries_advisory=None))]
-    fn create_histogram(
-        &self,
-        py: Python<'_>,
-        name: &str,
-        unit: &str,
-        description: &str,
-        explicit_bucket_boundaries_advisory: Option<Vec<f64>>,
-    ) -> PyResult<Histogram> {
-        let spec = InstrumentSpec {
-            name,
-            unit,
-            description,
-            kind: InstrumentKind::Histogram,
-            boundaries: explicit_bucket_boundaries_advisory,
-        };
-        Ok(Histogram::new(self.synchronous(py, spec)?))
-    }
+        #[pyo3(signature = (name, unit="", description="", *, explicit_bucket_boundaries_advisory=None))]
+        fn create_histogram(
+            &self,
+            py: Python<'_>,
+            name: &str,
+            unit: &str,
+            description: &str,
+            explicit_bucket_boundaries_advisory: Option<Vec<f64>>,
+        ) -> PyResult<Histogram> {
+            let spec = InstrumentSpec {
+                name,
+                unit,
+                description,
+                kind: InstrumentKind::Histogram,
+                boundaries: explicit_bucket_boundaries_advisory,
+            };
+            Ok(Histogram::new(self.synchronous(py, spec)?))
+        }
 
-    #[pyo3(signature = (name, unit="", description=""))]
-    fn create_gauge(&self, py: Python<'_>, name: &str, unit: &str, description: &str) -> PyResult<Gauge> {
-        let spec = InstrumentSpec {
-            name,
-            unit,
-            description,
-            kind: InstrumentKind::Gauge,
-            boundaries: None,
-        };
-        Ok(Gauge::new(self.synchronous(py, spec)?))
-    }
+        #[pyo3(signature = (name, unit="", description=""))]
+        fn create_gauge(&self, py: Python<'_>, name: &str, unit: &str, description: &str) -> PyResult<Gauge> {
+            let spec = InstrumentSpec {
+                name,
+                unit,
+                description,
+                kind: InstrumentKind::Gauge,
+                boundaries: None,
+            };
+            Ok(Gauge::new(self.synchronous(py, spec)?))
+        }
 
-    #[pyo3(signature = (name, callbacks=None, unit="", description=""))]
-    fn create_observable_counter(
-        &self,
-        py: Python<'_>,
-        name: &str,
-        callbacks: Option<&Bound<'_, PyAny>>,
-        unit: &str,
-        description: &str,
-    ) -> PyResult<ObservableInstrument> {
-        let kind = InstrumentKind::ObservableCounter;
-        self.observable(py, observable_spec(name, unit, description, kind), callbacks)
-    }
-
-    #[pyo3(signature = (name, callbacks=None, unit="", description=""))]
-    fn create_observable_up_down_counter(
-        &self,
-        py: Python<'_>,
-        name: &str,
-        callbacks: Option<&Bound<'_, PyAny>>,
-        unit: &str,
-        description: &str,
-    ) -> PyResult<ObservableInstrument> {
-        let kind = InstrumentKind::ObservableUpDownCounter;
-        self.observable(py, observable_spec(name, unit, description, kind), callbacks)
-    }
-
-    #[pyo3(signature = (name, callbacks=None, unit="", description=""))]
-    fn create_observable_gauge(
-        &self,
-        py: Python<'_>,
-        name: &str,
-        callbacks: Option<&Bound<'_, PyAny>>,
-        unit: &str,
-        description: &str,
-    ) -> PyResult<ObservableInstrument> {
-        let kind = InstrumentKind::ObservableGauge;
-        self.observable(py, observable_spec(name, unit, description, kind), callbacks)
-    }
+            $(
+                #[pyo3(signature = (name, callbacks=None, unit="", description=""))]
+                fn $create(
+                    &self,
+                    py: Python<'_>,
+                    name: &str,
+                    callbacks: Option<&Bound<'_, PyAny>>,
+                    unit: &str,
+                    description: &str,
+                ) -> PyResult<ObservableInstrument> {
+                    self.observable(py, observable_spec(name, unit, description, $kind), callbacks)
+                }
+            )*
+        }
+    };
 }
+
+meter_methods!(
+    create_observable_counter => InstrumentKind::ObservableCounter,
+    create_observable_up_down_counter => InstrumentKind::ObservableUpDownCounter,
+    create_observable_gauge => InstrumentKind::ObservableGauge,
+);
 
 fn observable_spec<'a>(name: &'a str, unit: &'a str, description: &'a str, kind: InstrumentKind) -> InstrumentSpec<'a> {
     InstrumentSpec {
