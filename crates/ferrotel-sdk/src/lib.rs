@@ -1,10 +1,11 @@
-//! ferrotel's trace SDK core, in pure Rust.
+//! ferrotel's SDK core for traces, metrics and logs, in pure Rust.
 //!
-//! It owns what a span is once recorded ([`span::SpanData`]), how ids are made, which limits
-//! apply, the sampling decision, the resource, and the pipeline that carries ended spans to
-//! exporters on a worker thread; log records ([`log::LogData`]) take the same pipeline.
-//! It knows nothing of Python: the PyO3 layer converts values
-//! once at the boundary and hands finished spans here.
+//! It owns what a span is once recorded ([`span::SpanData`]), a log record
+//! ([`log::LogData`]) and a metric's instruments and points ([`metrics`]); how ids are made,
+//! which limits apply, the sampling decision, the resource; and the pipeline that carries
+//! finished telemetry to an exporter on a worker thread with exact counts ([`pipeline`]).
+//! It knows nothing of Python: the PyO3 layer converts values once at the boundary and hands
+//! finished items here.
 
 pub mod diagnostics;
 pub mod ids;

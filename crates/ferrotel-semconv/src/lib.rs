@@ -1,5 +1,6 @@
-//! HTTP semantic conventions: which attributes a server or client span carries, its name,
-//! and its status, from the facts of one request.
+//! Semantic conventions: which attributes an HTTP server or client span and a database
+//! span carry, their names and status, from the facts of one request or statement (with
+//! SQL summaries and literal stripping).
 //!
 //! Stable names (`http.request.method`, `url.path`, ...) are always emitted; with
 //! `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` the old names (`http.method`, `http.target`,
