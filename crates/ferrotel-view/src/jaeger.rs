@@ -1,4 +1,5 @@
-//! The Jaeger query API's JSON shapes, so tools written for Jaeger can read ferrotel view.
+//! The Jaeger query API's JSON shapes and its trace search (`TraceQuery`: Jaeger's parameters and
+//! matching rules), so tools written for Jaeger can read ferrotel view.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use serde_json::{json, Value as Json};
 use crate::store::{Store, StoredSpan, TraceId};
 
 /// One trace in Jaeger's shape: spans plus the processes (services) they came from.
-pub fn trace_json(trace_id: &TraceId, spans: &[Arc<StoredSpan>]) -> Json {
+pub(crate) fn trace_json(trace_id: &TraceId, spans: &[Arc<StoredSpan>]) -> Json {
     let mut process_ids: HashMap<*const crate::store::Origin, String> = HashMap::new();
     let mut processes = serde_json::Map::new();
     let spans: Vec<Json> = spans
@@ -130,7 +131,7 @@ fn tag(kv: &KeyValue) -> Json {
     json!({"key": kv.key, "type": kind, "value": value})
 }
 
-pub fn plain_json(value: Option<&Value>) -> Json {
+pub(crate) fn plain_json(value: Option<&Value>) -> Json {
     match value {
         Some(Value::StringValue(s)) => json!(s),
         Some(Value::BoolValue(b)) => json!(b),
@@ -160,7 +161,7 @@ pub fn plain_json(value: Option<&Value>) -> Json {
 }
 
 /// The text a tag filter compares against: the attribute as the tag list shows it.
-pub fn attribute_text(value: &AnyValue) -> String {
+pub(crate) fn attribute_text(value: &AnyValue) -> String {
     match value.value.as_ref() {
         Some(Value::StringValue(s)) => s.clone(),
         other => plain_json(other).to_string(),
@@ -169,21 +170,21 @@ pub fn attribute_text(value: &AnyValue) -> String {
 
 /// `/api/traces` search parameters, Jaeger's names and units (µs since the epoch, Go durations).
 #[derive(Default)]
-pub struct TraceQuery {
-    pub service: Option<String>,
-    pub operation: Option<String>,
-    pub tags: Vec<(String, String)>,
-    pub min_duration_ns: Option<u64>,
-    pub max_duration_ns: Option<u64>,
-    pub start_ns: Option<u64>,
-    pub end_ns: Option<u64>,
+pub(crate) struct TraceQuery {
+    pub(crate) service: Option<String>,
+    pub(crate) operation: Option<String>,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) min_duration_ns: Option<u64>,
+    pub(crate) max_duration_ns: Option<u64>,
+    pub(crate) start_ns: Option<u64>,
+    pub(crate) end_ns: Option<u64>,
     /// ferrotel's addition: only spans with this status code (`error`, `ok`, `unset`).
-    pub status: Option<StatusCode>,
-    pub limit: usize,
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) limit: usize,
 }
 
 impl TraceQuery {
-    pub fn parse(params: &HashMap<String, String>) -> Result<Self, String> {
+    pub(crate) fn parse(params: &HashMap<String, String>) -> Result<Self, String> {
         let non_empty = |key: &str| params.get(key).filter(|v| !v.is_empty());
         let micros = |key: &str| -> Result<Option<u64>, String> {
             non_empty(key)
@@ -226,11 +227,11 @@ impl TraceQuery {
     }
 
     /// Jaeger semantics: a trace matches when one of its spans satisfies every condition.
-    pub fn matches(&self, spans: &[Arc<StoredSpan>]) -> bool {
+    pub(crate) fn matches(&self, spans: &[Arc<StoredSpan>]) -> bool {
         spans.iter().any(|s| self.span_matches(s))
     }
 
-    pub fn span_matches(&self, stored: &StoredSpan) -> bool {
+    pub(crate) fn span_matches(&self, stored: &StoredSpan) -> bool {
         let span = &stored.span;
         let duration = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano);
         let status = span.status.as_ref().map_or(StatusCode::Unset as i32, |s| s.code);
@@ -250,7 +251,7 @@ impl TraceQuery {
             })
     }
 
-    pub fn search(&self, store: &Store) -> Json {
+    pub(crate) fn search(&self, store: &Store) -> Json {
         let data: Vec<Json> = store
             .traces_newest_first(|spans| self.matches(spans))
             .take(self.limit)
@@ -261,7 +262,7 @@ impl TraceQuery {
 
     /// The trace list's rows: one line per matching trace instead of every span, plus which
     /// spans matched so the UI can point at them.
-    pub fn summaries(&self, store: &Store) -> Json {
+    pub(crate) fn summaries(&self, store: &Store) -> Json {
         let data: Vec<Json> = store
             .traces_newest_first(|spans| self.matches(spans))
             .take(self.limit)
@@ -315,7 +316,7 @@ impl TraceQuery {
             || self.status.is_some()
     }
 
-    pub fn matching_span_ids(&self, spans: &[Arc<StoredSpan>]) -> Vec<String> {
+    pub(crate) fn matching_span_ids(&self, spans: &[Arc<StoredSpan>]) -> Vec<String> {
         spans
             .iter()
             .filter(|s| self.span_matches(s))
@@ -324,7 +325,7 @@ impl TraceQuery {
     }
 }
 
-pub fn envelope(data: Vec<Json>) -> Json {
+pub(crate) fn envelope(data: Vec<Json>) -> Json {
     let total = data.len();
     json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": null})
 }
@@ -348,7 +349,7 @@ fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Go's duration syntax as Jaeger clients send it: "1.5ms", "100us", "2s", "1m30s".
-pub fn parse_go_duration(text: &str) -> Option<u64> {
+pub(crate) fn parse_go_duration(text: &str) -> Option<u64> {
     let mut rest = text.trim();
     if rest == "0" {
         return Some(0);

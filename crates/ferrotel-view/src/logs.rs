@@ -10,19 +10,19 @@ use serde_json::{json, Value as Json};
 use crate::jaeger::{attribute_text, plain_json};
 use crate::store::Origin;
 
-pub struct StoredLog {
+pub(crate) struct StoredLog {
     record: LogRecord,
     origin: Arc<Origin>,
 }
 
-pub struct LogStore {
+pub(crate) struct LogStore {
     max_records: usize,
     records: VecDeque<StoredLog>,
-    pub evicted_records: u64,
+    pub(crate) evicted_records: u64,
 }
 
 impl LogStore {
-    pub fn new(max_records: usize) -> Self {
+    pub(crate) fn new(max_records: usize) -> Self {
         LogStore {
             max_records: max_records.max(1),
             records: VecDeque::new(),
@@ -30,11 +30,11 @@ impl LogStore {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records.len()
     }
 
-    pub fn insert(&mut self, batch: Vec<ResourceLogs>) {
+    pub(crate) fn insert(&mut self, batch: Vec<ResourceLogs>) {
         for resource_logs in batch {
             let resource = resource_logs.resource.unwrap_or_default();
             for scope_logs in resource_logs.scope_logs {
@@ -54,7 +54,7 @@ impl LogStore {
     }
 
     /// Newest first, as a list of plain JSON objects.
-    pub fn search(&self, query: &LogQuery) -> Vec<Json> {
+    pub(crate) fn search(&self, query: &LogQuery) -> Vec<Json> {
         self.records
             .iter()
             .rev()
@@ -67,7 +67,7 @@ impl LogStore {
 
 /// `/api/logs` parameters: service, traceID, spanID, minSeverity (OTLP severity number),
 /// q (case-insensitive text in the body or severity text), limit.
-pub struct LogQuery {
+pub(crate) struct LogQuery {
     service: Option<String>,
     trace_id: Option<Vec<u8>>,
     span_id: Option<Vec<u8>>,
@@ -77,7 +77,7 @@ pub struct LogQuery {
 }
 
 impl LogQuery {
-    pub fn parse(params: &HashMap<String, String>) -> Result<Self, String> {
+    pub(crate) fn parse(params: &HashMap<String, String>) -> Result<Self, String> {
         let non_empty = |key: &str| params.get(key).filter(|v| !v.is_empty());
         let id = |key: &str| {
             non_empty(key)

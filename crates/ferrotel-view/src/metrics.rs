@@ -22,14 +22,14 @@ struct Series {
     points: VecDeque<Json>,
 }
 
-pub struct MetricStore {
+pub(crate) struct MetricStore {
     max_points_per_series: usize,
     series: BTreeMap<(String, String), Series>,
-    pub refused_series: u64,
+    pub(crate) refused_series: u64,
 }
 
 impl MetricStore {
-    pub fn new(max_points_per_series: usize) -> Self {
+    pub(crate) fn new(max_points_per_series: usize) -> Self {
         MetricStore {
             max_points_per_series: max_points_per_series.max(1),
             series: BTreeMap::new(),
@@ -37,11 +37,11 @@ impl MetricStore {
         }
     }
 
-    pub fn series_count(&self) -> usize {
+    pub(crate) fn series_count(&self) -> usize {
         self.series.len()
     }
 
-    pub fn insert(&mut self, batch: Vec<ResourceMetrics>) {
+    pub(crate) fn insert(&mut self, batch: Vec<ResourceMetrics>) {
         for resource_metrics in batch {
             let resource = resource_metrics.resource.unwrap_or_default();
             for scope_metrics in resource_metrics.scope_metrics {
@@ -71,7 +71,7 @@ impl MetricStore {
         }
     }
 
-    pub fn list(&self, service: Option<&str>) -> Vec<Json> {
+    pub(crate) fn list(&self, service: Option<&str>) -> Vec<Json> {
         self.series
             .iter()
             .filter(|((s, _), _)| service.is_none_or(|want| want == s))
@@ -89,7 +89,7 @@ impl MetricStore {
     }
 
     /// Every stored point of `name` (per service when several report it), oldest first.
-    pub fn points(&self, name: &str, service: Option<&str>) -> Vec<Json> {
+    pub(crate) fn points(&self, name: &str, service: Option<&str>) -> Vec<Json> {
         self.series
             .iter()
             .filter(|((s, n), _)| n == name && service.is_none_or(|want| want == s))
@@ -200,7 +200,7 @@ fn count_and_sum_json(time_unix_nano: u64, attributes: &[KeyValue], count: u64, 
 }
 
 /// Data points a metric carries, whatever its type.
-pub fn point_count(metric: &opentelemetry_proto::tonic::metrics::v1::Metric) -> u64 {
+pub(crate) fn point_count(metric: &opentelemetry_proto::tonic::metrics::v1::Metric) -> u64 {
     let points = match &metric.data {
         Some(Data::Gauge(gauge)) => gauge.data_points.len(),
         Some(Data::Sum(sum)) => sum.data_points.len(),
@@ -212,6 +212,6 @@ pub fn point_count(metric: &opentelemetry_proto::tonic::metrics::v1::Metric) -> 
     points as u64
 }
 
-pub fn service_param(params: &HashMap<String, String>) -> Option<&str> {
+pub(crate) fn service_param(params: &HashMap<String, String>) -> Option<&str> {
     params.get("service").map(String::as_str).filter(|s| !s.is_empty())
 }

@@ -9,23 +9,23 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
-pub type TraceId = [u8; 16];
+pub(crate) type TraceId = [u8; 16];
 
 /// A span with the resource and scope it arrived under, shared by every span of one batch.
-pub struct StoredSpan {
-    pub span: Span,
-    pub origin: Arc<Origin>,
+pub(crate) struct StoredSpan {
+    pub(crate) span: Span,
+    pub(crate) origin: Arc<Origin>,
 }
 
-pub struct Origin {
-    pub service: String,
-    pub resource: Resource,
-    pub scope_name: String,
-    pub scope_version: String,
+pub(crate) struct Origin {
+    pub(crate) service: String,
+    pub(crate) resource: Resource,
+    pub(crate) scope_name: String,
+    pub(crate) scope_version: String,
 }
 
 impl Origin {
-    pub fn new(resource: Resource, scope: InstrumentationScope) -> Arc<Origin> {
+    pub(crate) fn new(resource: Resource, scope: InstrumentationScope) -> Arc<Origin> {
         let service = string_attribute(&resource.attributes, "service.name")
             .unwrap_or("unknown_service")
             .to_owned();
@@ -39,26 +39,26 @@ impl Origin {
 }
 
 impl StoredSpan {
-    pub fn trace_id(&self) -> TraceId {
+    pub(crate) fn trace_id(&self) -> TraceId {
         let mut id = [0; 16];
         id.copy_from_slice(&self.span.trace_id);
         id
     }
 }
 
-pub struct Store {
+pub(crate) struct Store {
     max_spans: usize,
     arrival: VecDeque<Arc<StoredSpan>>,
     traces: HashMap<TraceId, Vec<Arc<StoredSpan>>>,
     /// Stored spans per service and span name; names leave with their last span, so a
     /// high-cardinality span name cannot grow this past the span cap.
     operations: HashMap<String, HashMap<String, usize>>,
-    pub rejected_spans: u64,
-    pub evicted_spans: u64,
+    pub(crate) rejected_spans: u64,
+    pub(crate) evicted_spans: u64,
 }
 
 impl Store {
-    pub fn new(max_spans: usize) -> Self {
+    pub(crate) fn new(max_spans: usize) -> Self {
         Store {
             max_spans: max_spans.max(1),
             arrival: VecDeque::new(),
@@ -69,12 +69,12 @@ impl Store {
         }
     }
 
-    pub fn span_count(&self) -> usize {
+    pub(crate) fn span_count(&self) -> usize {
         self.arrival.len()
     }
 
     /// Stores every well-formed span; spans whose ids have the wrong length are counted, not kept.
-    pub fn insert(&mut self, batch: Vec<ResourceSpans>) {
+    pub(crate) fn insert(&mut self, batch: Vec<ResourceSpans>) {
         for resource_spans in batch {
             let resource = resource_spans.resource.unwrap_or_default();
             for scope_spans in resource_spans.scope_spans {
@@ -135,7 +135,7 @@ impl Store {
 
     /// Calls between services: for each (parent service, child service) pair, how many child
     /// spans had a parent in the other service, and how many of those ended in error.
-    pub fn dependencies(&self) -> BTreeMap<(&str, &str), (u64, u64)> {
+    pub(crate) fn dependencies(&self) -> BTreeMap<(&str, &str), (u64, u64)> {
         let mut edges = BTreeMap::new();
         for spans in self.traces.values() {
             let services: HashMap<&[u8], &str> = spans
@@ -164,16 +164,16 @@ impl Store {
         edges
     }
 
-    pub fn trace(&self, id: &TraceId) -> Option<&[Arc<StoredSpan>]> {
+    pub(crate) fn trace(&self, id: &TraceId) -> Option<&[Arc<StoredSpan>]> {
         self.traces.get(id).map(Vec::as_slice)
     }
 
-    pub fn services(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn services(&self) -> impl Iterator<Item = &str> {
         self.operations.keys().map(String::as_str)
     }
 
     /// The span names stored for `service`, sorted.
-    pub fn operations(&self, service: &str) -> Vec<&str> {
+    pub(crate) fn operations(&self, service: &str) -> Vec<&str> {
         let mut names: Vec<&str> = self
             .operations
             .get(service)
@@ -187,7 +187,7 @@ impl Store {
 
     /// Traces for which `keep` holds, most recently received first. Walking arrivals backwards
     /// stops as soon as a caller's limit is met, instead of sorting every stored trace.
-    pub fn traces_newest_first<'a>(
+    pub(crate) fn traces_newest_first<'a>(
         &'a self,
         keep: impl Fn(&[Arc<StoredSpan>]) -> bool + 'a,
     ) -> impl Iterator<Item = (&'a TraceId, &'a [Arc<StoredSpan>])> + 'a {
@@ -199,7 +199,7 @@ impl Store {
     }
 }
 
-pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+pub(crate) fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attributes
         .iter()
         .find(|kv| kv.key == key)
@@ -210,7 +210,7 @@ pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a
 }
 
 /// Spans regrouped under their resource and scope, as an OTLP export request would carry them.
-pub fn as_export_request(spans: &[Arc<StoredSpan>]) -> ExportTraceServiceRequest {
+pub(crate) fn as_export_request(spans: &[Arc<StoredSpan>]) -> ExportTraceServiceRequest {
     let mut groups: Vec<(&Arc<Origin>, Vec<Span>)> = Vec::new();
     for stored in spans {
         match groups

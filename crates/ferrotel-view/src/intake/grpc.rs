@@ -4,16 +4,21 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::http;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
 
-use crate::{Signal, Viewer};
+use super::Signal;
+use crate::viewer::Viewer;
 
 struct OtlpCodec<S>(PhantomData<S>);
 
@@ -54,14 +59,33 @@ impl<S: Signal> Decoder for OtlpCodec<S> {
     }
 }
 
+/// Serves the three collector services on `listener` until the runtime stops.
+pub(crate) async fn serve(listener: TcpListener, viewer: Arc<Viewer>) -> Result<(), String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Batches are tens of kilobytes: without these, HTTP/2's 64 KiB default windows and Nagle
+    // cost a round trip or two per export.
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
+        .add_service(Intake::<ExportTraceServiceRequest>::new(viewer.clone()))
+        .add_service(Intake::<ExportMetricsServiceRequest>::new(viewer.clone()))
+        .add_service(Intake::<ExportLogsServiceRequest>::new(viewer))
+        .serve_with_incoming(incoming)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// The `Export` method of one signal's collector service.
-pub struct Intake<S> {
+struct Intake<S> {
     viewer: Arc<Viewer>,
     signal: PhantomData<fn() -> S>,
 }
 
 impl<S> Intake<S> {
-    pub fn new(viewer: Arc<Viewer>) -> Self {
+    fn new(viewer: Arc<Viewer>) -> Self {
         Intake {
             viewer,
             signal: PhantomData,
@@ -91,7 +115,7 @@ impl<S: Signal> UnaryService<S> for Export<S> {
         let viewer = self.0.viewer.clone();
         Box::pin(async move {
             let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-            if !viewer.authorized(authorization) {
+            if !viewer.access.authorized(authorization) {
                 return Err(Status::unauthenticated("missing or wrong bearer token"));
             }
             match viewer.accept(request.into_inner()).await {

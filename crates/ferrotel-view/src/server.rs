@@ -1,0 +1,161 @@
+//! Start-up: the options, the three listeners bound before anything else (so a port in use
+//! is reported by name), the `--db` file reloaded, the banner printed, then serving until
+//! Ctrl-C on a small tokio runtime.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::middleware;
+use axum::Router;
+
+use crate::auth::{self, Access};
+use crate::intake;
+use crate::journal::{self, Journal};
+use crate::logs::LogStore;
+use crate::metrics::MetricStore;
+use crate::query;
+use crate::store::Store;
+use crate::ui;
+use crate::viewer::Viewer;
+
+pub struct Options {
+    pub listen: IpAddr,
+    pub grpc_port: u16,
+    pub http_port: u16,
+    pub ui_port: u16,
+    pub max_spans: usize,
+    pub max_logs: usize,
+    pub max_points_per_series: usize,
+    pub max_body_bytes: usize,
+    pub token: Option<String>,
+    pub db: Option<PathBuf>,
+}
+
+/// A `--db` file keeps this many metric points: a hundred series at full depth.
+const DB_SERIES_AT_FULL_DEPTH: usize = 100;
+
+/// Binds both ports up front so a port in use is reported by name, then serves until killed.
+pub fn run(options: Options) -> Result<(), String> {
+    if !options.listen.is_loopback() && options.token.is_none() {
+        return Err(format!(
+            "listening on {} exposes your telemetry to the network; pass --token SECRET \
+             (clients then send `Authorization: Bearer SECRET`)",
+            options.listen
+        ));
+    }
+    let bind = |port: u16, flag: &str| {
+        TcpListener::bind(SocketAddr::new(options.listen, port)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!(
+                    "port {port} on {} is already in use; choose another with {flag} PORT",
+                    options.listen
+                )
+            } else {
+                format!("cannot listen on {}:{port} ({flag}): {e}", options.listen)
+            }
+        })
+    };
+    let grpc_listener = bind(options.grpc_port, "--grpc")?;
+    let otlp_listener = bind(options.http_port, "--http")?;
+    let ui_listener = bind(options.ui_port, "--ui")?;
+    let (journal, restored) = match &options.db {
+        Some(path) => {
+            let caps = journal::Caps {
+                spans: options.max_spans as u64,
+                metric_points: (options.max_points_per_series * DB_SERIES_AT_FULL_DEPTH) as u64,
+                log_records: options.max_logs as u64,
+            };
+            let (journal, restored) = Journal::open(path, caps)?;
+            (Some(journal), restored.batches)
+        }
+        None => (None, Vec::new()),
+    };
+    let viewer = Arc::new(Viewer::new(
+        Store::new(options.max_spans),
+        LogStore::new(options.max_logs),
+        MetricStore::new(options.max_points_per_series),
+        journal,
+        options.max_body_bytes,
+        Access::new(options.token.clone()),
+    ));
+    let unreadable = viewer.restore(restored);
+    print_instructions(&options, &grpc_listener, &otlp_listener, &ui_listener);
+    if let Some(path) = &options.db {
+        println!(
+            "Restored from {}: {} spans, {} log records, {} metric series{}",
+            path.display(),
+            viewer.store().span_count(),
+            viewer.logs().len(),
+            viewer.metrics().series_count(),
+            if unreadable > 0 {
+                format!(" ({unreadable} unreadable requests skipped)")
+            } else {
+                String::new()
+            }
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let grpc = intake::grpc::serve(grpc_listener, viewer.clone());
+        let otlp = serve(otlp_listener, intake::http::routes(viewer.clone()));
+        let ui = serve(ui_listener, ui_and_api_routes(viewer));
+        tokio::select! {
+            result = grpc => result,
+            result = otlp => result,
+            result = ui => result,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
+}
+
+/// The UI port: the web UI's files and the query API, behind the same token rules.
+fn ui_and_api_routes(viewer: Arc<Viewer>) -> Router {
+    ui::routes()
+        .merge(query::routes())
+        .layer(middleware::from_fn_with_state(
+            viewer.clone(),
+            auth::require_token_or_cookie,
+        ))
+        .with_state(viewer)
+}
+
+async fn serve(listener: TcpListener, routes: Router) -> Result<(), String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    axum::serve(listener, routes).await.map_err(|e| e.to_string())
+}
+
+/// The start-up banner: what is kept, where each listener is, and how to point an app at it.
+fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener, ui: &TcpListener) {
+    let address = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let grpc = address(grpc);
+    let otlp = address(otlp);
+    let ui = address(ui);
+    let place = match &options.db {
+        Some(path) => format!("in memory and in {}", path.display()),
+        None => "in memory".to_owned(),
+    };
+    println!(
+        "ferrotel view: keeping up to {} spans, {} log records and {} points per metric {place}",
+        options.max_spans, options.max_logs, options.max_points_per_series
+    );
+    let token_query = if options.token.is_some() { "?token=<token>" } else { "" };
+    println!("  web UI:     http://{ui}/{token_query}");
+    println!("  query API:  http://{ui}/api/traces?service=NAME");
+    println!("  OTLP/HTTP:  http://{otlp}/v1/traces, /v1/metrics, /v1/logs (protobuf or JSON, gzip accepted)");
+    println!("  OTLP/gRPC:  http://{grpc}");
+    println!("Point an app at it:");
+    println!("  OTEL_EXPORTER_OTLP_ENDPOINT=http://{otlp} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf ferrotel instrument -- python app.py");
+    println!("  or: ferrotel instrument --exporter_otlp_endpoint http://{otlp} --exporter_otlp_protocol http/protobuf -- python app.py");
+    if options.token.is_some() {
+        println!("  and send the token: OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
