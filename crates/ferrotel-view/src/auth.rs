@@ -19,21 +19,47 @@ pub(crate) struct Access {
 }
 
 impl Access {
-    pub(crate) fn new(token: Option<String>) -> Self {
-        Access { token }
+    /// Refuses a token that would let anyone in (empty) or that cannot travel intact in a
+    /// header, a cookie and a `?token=` query.
+    pub(crate) fn new(token: Option<String>) -> Result<Self, String> {
+        if let Some(token) = &token {
+            if token.is_empty() {
+                return Err("--token is empty, which would let anyone in; choose a secret".to_owned());
+            }
+            if let Some(bad) = token.chars().find(|c| !token_char(*c)) {
+                return Err(format!(
+                    "--token contains {bad:?}; use letters, digits and punctuation other than \" , ; \\ & # % \
+                     (the token travels in a header, a cookie and a URL)"
+                ));
+            }
+        }
+        Ok(Access { token })
     }
 
     /// Whether an `Authorization` header value lets a request in.
     pub(crate) fn authorized(&self, authorization: Option<&str>) -> bool {
         match &self.token {
-            Some(token) => authorization.and_then(|v| v.strip_prefix("Bearer ")) == Some(token.as_str()),
+            Some(_) => self.is_token(authorization.and_then(|v| v.strip_prefix("Bearer "))),
             None => true,
         }
     }
 
     fn is_token(&self, candidate: Option<&str>) -> bool {
-        self.token.as_deref().is_some_and(|token| candidate == Some(token))
+        match (self.token.as_deref(), candidate) {
+            (Some(token), Some(candidate)) => same_secret(token.as_bytes(), candidate.as_bytes()),
+            _ => false,
+        }
     }
+}
+
+fn token_char(c: char) -> bool {
+    c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\' | '&' | '#' | '%')
+}
+
+/// Compares every byte whatever the first difference, so response times do not reveal how
+/// much of a guess was right.
+fn same_secret(expected: &[u8], candidate: &[u8]) -> bool {
+    expected.len() == candidate.len() && expected.iter().zip(candidate).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 fn unauthorized() -> Response {

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -63,6 +64,9 @@ impl Journal {
     pub(crate) fn open(path: &Path, caps: Caps) -> Result<(Journal, Restored), String> {
         let describe = |e: rusqlite::Error| describe_error(path, e);
         let connection = Connection::open(path).map_err(describe)?;
+        // rusqlite waits 5 s for a lock by default; a file another viewer holds should be
+        // reported at once, not after a silent pause.
+        connection.busy_timeout(Duration::ZERO).map_err(describe)?;
         // WAL with NORMAL sync: a commit costs no fsync, and a crash loses at most the last
         // commits, never the file. EXCLUSIVE locking keeps a second viewer off the same file.
         connection

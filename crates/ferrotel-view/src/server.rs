@@ -35,7 +35,8 @@ pub struct Options {
 /// A `--db` file keeps this many metric points: a hundred series at full depth.
 const DB_SERIES_AT_FULL_DEPTH: usize = 100;
 
-/// Binds both ports up front so a port in use is reported by name, then serves until killed.
+/// Opens the `--db` file and binds every port up front, so a file in use or a port taken is
+/// reported by name before anything is served; then serves until Ctrl-C.
 pub fn run(options: Options) -> Result<(), String> {
     if !options.listen.is_loopback() && options.token.is_none() {
         return Err(format!(
@@ -44,6 +45,20 @@ pub fn run(options: Options) -> Result<(), String> {
             options.listen
         ));
     }
+    let access = Access::new(options.token.clone())?;
+    // The --db file first: a file another viewer holds is refused before any port is taken.
+    let (journal, restored) = match &options.db {
+        Some(path) => {
+            let caps = journal::Caps {
+                spans: options.max_spans as u64,
+                metric_points: (options.max_points_per_series * DB_SERIES_AT_FULL_DEPTH) as u64,
+                log_records: options.max_logs as u64,
+            };
+            let (journal, restored) = Journal::open(path, caps)?;
+            (Some(journal), restored.batches)
+        }
+        None => (None, Vec::new()),
+    };
     let bind = |port: u16, flag: &str| {
         TcpListener::bind(SocketAddr::new(options.listen, port)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -59,25 +74,13 @@ pub fn run(options: Options) -> Result<(), String> {
     let grpc_listener = bind(options.grpc_port, "--grpc")?;
     let otlp_listener = bind(options.http_port, "--http")?;
     let ui_listener = bind(options.ui_port, "--ui")?;
-    let (journal, restored) = match &options.db {
-        Some(path) => {
-            let caps = journal::Caps {
-                spans: options.max_spans as u64,
-                metric_points: (options.max_points_per_series * DB_SERIES_AT_FULL_DEPTH) as u64,
-                log_records: options.max_logs as u64,
-            };
-            let (journal, restored) = Journal::open(path, caps)?;
-            (Some(journal), restored.batches)
-        }
-        None => (None, Vec::new()),
-    };
     let viewer = Arc::new(Viewer::new(
         Store::new(options.max_spans),
         LogStore::new(options.max_logs),
         MetricStore::new(options.max_points_per_series),
         journal,
         options.max_body_bytes,
-        Access::new(options.token.clone()),
+        access,
     ));
     let unreadable = viewer.restore(restored);
     print_instructions(&options, &grpc_listener, &otlp_listener, &ui_listener);

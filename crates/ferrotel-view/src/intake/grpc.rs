@@ -114,10 +114,6 @@ impl<S: Signal> UnaryService<S> for Export<S> {
     fn call(&mut self, request: tonic::Request<S>) -> Self::Future {
         let viewer = self.0.viewer.clone();
         Box::pin(async move {
-            let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-            if !viewer.access.authorized(authorization) {
-                return Err(Status::unauthenticated("missing or wrong bearer token"));
-            }
             match viewer.accept(request.into_inner()).await {
                 Ok(reply) => Ok(tonic::Response::new(reply)),
                 Err(message) => Err(Status::unavailable(message)),
@@ -144,6 +140,14 @@ where
         Box::pin(async move {
             if !request.uri().path().ends_with("/Export") {
                 return Ok(Status::unimplemented("the collector services have only Export").into_http());
+            }
+            // Before the body is read: a client without the token costs no decoding.
+            let authorization = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if !intake.viewer.access.authorized(authorization) {
+                return Ok(Status::unauthenticated("missing or wrong bearer token").into_http());
             }
             let limit = intake.viewer.max_body_bytes;
             let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))

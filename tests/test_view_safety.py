@@ -1,0 +1,70 @@
+"""ferrotel view on a shared machine or network: who may talk to it (tokens, Host and Origin
+headers), what a hostile or careless client can make it hold (bytes, idle connections), and
+what another viewer on the same --db file gets. Every check uses the real binary over real
+sockets."""
+
+import subprocess
+import time
+
+from support.processes import FERROTEL, free_port, run
+from support.viewer import UPSTREAM, Viewer
+
+GRPC_EXPORT = """
+import sys, grpc
+channel = grpc.insecure_channel(sys.argv[1])
+export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                             request_serializer=bytes, response_deserializer=bytes)
+metadata = [("authorization", sys.argv[2])] if len(sys.argv) > 2 else []
+try:
+    export(b"\\x0a\\xff\\xff\\xff\\xff\\x0f garbage", timeout=10, metadata=metadata)
+    print("OK")
+except grpc.RpcError as error:
+    print(error.code().name)
+"""
+
+
+def test_an_empty_or_unusable_token_is_refused_at_start():
+    ports = ["--grpc", free_port(), "--http", free_port(), "--ui", free_port()]
+    result = run(FERROTEL, "view", "--listen", "0.0.0.0", "--token", "", *ports)
+    assert result.returncode == 1
+    assert "--token is empty, which would let anyone in" in result.stderr
+    result = run(FERROTEL, "view", "--token", "a;b", *ports)
+    assert result.returncode == 1
+    assert "--token contains ';'" in result.stderr
+
+
+def test_grpc_token_is_checked_before_the_message_is_decoded(tmp):
+    viewer = Viewer("--token", "s3cret")
+    try:
+        script = tmp / "export.py"
+        script.write_text(GRPC_EXPORT)
+        address = f"127.0.0.1:{viewer.grpc}"
+        # Undecodable bytes: without the token the answer must be about the token, not the body.
+        for credentials in ([], ["Bearer wrong"]):
+            result = run(UPSTREAM / "python", script, address, *credentials)
+            assert result.stdout.split() == ["UNAUTHENTICATED"], result.stderr
+        result = run(UPSTREAM / "python", script, address, "Bearer s3cret")
+        assert result.stdout.split() == ["INVALID_ARGUMENT"], result.stderr
+    finally:
+        viewer.process.kill()
+        viewer.process.wait()
+
+
+def test_a_db_file_in_use_is_refused_before_any_port_is_taken(tmp):
+    db = tmp / "view.db"
+    first = Viewer("--db", str(db))
+    try:
+        # The second viewer's --http port is taken too: the file must be what it reports,
+        # at once (it used to bind its ports first, then wait ~5 s on the lock).
+        ports = ["--grpc", free_port(), "--http", first.http, "--ui", free_port()]
+        started = time.monotonic()
+        try:
+            result = run(FERROTEL, "view", "--db", db, *ports, timeout=4)
+        except subprocess.TimeoutExpired as error:
+            raise AssertionError("a second viewer on the same --db file did not exit at once") from error
+        assert result.returncode == 1
+        assert f"{db} is in use by another ferrotel view" in result.stderr, result.stderr
+        assert time.monotonic() - started < 4
+    finally:
+        first.process.kill()
+        first.process.wait()
