@@ -3,11 +3,26 @@ headers), what a hostile or careless client can make it hold (bytes, idle connec
 what another viewer on the same --db file gets. Every check uses the real binary over real
 sockets."""
 
+import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from support.processes import FERROTEL, free_port, run
 from support.viewer import UPSTREAM, Viewer
+
+SPAN = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "sent", "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
+TRACES = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [SPAN]}]}]}).encode()
+
+
+def status_of(url, headers, body=None):
+    request = urllib.request.Request(url, body, headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 GRPC_EXPORT = """
 import sys, grpc
@@ -68,3 +83,37 @@ def test_a_db_file_in_use_is_refused_before_any_port_is_taken(tmp):
     finally:
         first.process.kill()
         first.process.wait()
+
+
+def test_only_requests_that_name_the_viewer_get_in():
+    viewer = Viewer("--allow-host", "view.proxy.example")
+    try:
+        api = viewer.api("/api/services")
+        intake = f"http://127.0.0.1:{viewer.http}/v1/traces"
+        json_body = {"Content-Type": "application/json"}
+        # What a page gets when its own name resolves to 127.0.0.1 (DNS rebinding).
+        for headers in (
+            {"Host": f"attacker.example:{viewer.ui}"},
+            {"Host": f"127.0.0.1:{viewer.ui}", "Origin": "http://attacker.example"},
+            {"Host": f"127.0.0.1:{viewer.ui}", "Origin": "null"},
+            {"Host": f"10.1.2.3:{viewer.ui}"},
+        ):
+            status, body = status_of(api, headers)
+            assert status == 403, (headers, body)
+        status, body = status_of(api, {"Host": f"attacker.example:{viewer.ui}"})
+        assert '"attacker.example:' in body and "--allow-host attacker.example" in body
+        status, _ = status_of(intake, {"Host": f"attacker.example:{viewer.http}", **json_body}, TRACES)
+        assert status == 403
+        assert viewer.get("/api/status")["spans"] == 0
+
+        # The viewer's own addresses, localhost and the allowed proxy name.
+        for host in (f"127.0.0.1:{viewer.ui}", f"localhost:{viewer.ui}", "view.proxy.example", "VIEW.proxy.example:443"):
+            assert status_of(api, {"Host": host})[0] == 200, host
+        assert status_of(api, {"Host": "127.0.0.1", "Origin": f"http://localhost:{viewer.ui}"})[0] == 200
+        assert status_of(api, {"Host": "view.proxy.example", "Origin": "https://view.proxy.example"})[0] == 200
+        status, _ = status_of(intake, {"Host": f"localhost:{viewer.http}", **json_body}, TRACES)
+        assert status == 200
+        assert viewer.get("/api/status")["spans"] == 1
+    finally:
+        viewer.process.kill()
+        viewer.process.wait()

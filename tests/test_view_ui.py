@@ -108,6 +108,8 @@ def browser():
         "--disable-sync",
         "--no-first-run",
         "--window-size=1400,1000",
+        # A name of another site that resolves to this machine, as a DNS rebinding attack sets up.
+        "--host-resolver-rules=MAP rebinding.test 127.0.0.1",
         f"--user-data-dir={profile}",
     ]:
         options.add_argument(flag)
@@ -314,3 +316,13 @@ def test_live_list_behind_a_token(browser, tmp_path):
         browser.delete_all_cookies()
         viewer.process.kill()
         viewer.process.wait()
+
+
+def test_a_page_under_another_name_cannot_read_the_viewer(browser, shop):
+    viewer, checkout_trace, _, _ = shop
+    browser.get(f"http://rebinding.test:{viewer.ui}/#/traces")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "does not name this viewer" in body and "--allow-host rebinding.test" in body
+    browser.get(f"http://rebinding.test:{viewer.ui}/api/traces/{checkout_trace}")
+    assert checkout_trace not in browser.page_source
+    shot(browser, "08-rebinding-refused")

@@ -144,6 +144,18 @@ fn view_command() -> Command {
                 .value_name("SECRET")
                 .help("Require `Authorization: Bearer SECRET` on every request"),
         )
+        .arg(
+            Arg::new("allow-host")
+                .long("allow-host")
+                .value_name("NAME")
+                .action(ArgAction::Append)
+                .value_delimiter(',')
+                .help(
+                    "Also answer requests whose Host or Origin is NAME (a reverse proxy's name); by default \
+                     only the listen address (and localhost on loopback) is accepted, so other web pages \
+                     cannot read the viewer",
+                ),
+        )
         .arg(help_arg())
         .disable_help_flag(true)
 }
@@ -165,6 +177,12 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         max_points_per_series: count("max-points"),
         max_body_bytes: count("max-body"),
         token: matches.get_one::<String>("token").cloned(),
+        allowed_hosts: matches
+            .get_many::<String>("allow-host")
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
         db: matches.get_one("db").cloned(),
     };
     match ferrotel_view::run(options) {

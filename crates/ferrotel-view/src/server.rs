@@ -29,6 +29,8 @@ pub struct Options {
     pub max_points_per_series: usize,
     pub max_body_bytes: usize,
     pub token: Option<String>,
+    /// Host names besides the listen address that requests may use (reverse proxies).
+    pub allowed_hosts: Vec<String>,
     pub db: Option<PathBuf>,
 }
 
@@ -45,7 +47,7 @@ pub fn run(options: Options) -> Result<(), String> {
             options.listen
         ));
     }
-    let access = Access::new(options.token.clone())?;
+    let access = Access::new(options.token.clone(), options.listen, &options.allowed_hosts)?;
     // The --db file first: a file another viewer holds is refused before any port is taken.
     let (journal, restored) = match &options.db {
         Some(path) => {
@@ -125,6 +127,7 @@ fn ui_and_api_routes(viewer: Arc<Viewer>) -> Router {
             viewer.clone(),
             auth::require_token_or_cookie,
         ))
+        .layer(middleware::from_fn_with_state(viewer.clone(), auth::require_own_host))
         .with_state(viewer)
 }
 

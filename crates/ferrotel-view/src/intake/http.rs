@@ -29,6 +29,7 @@ pub(crate) fn routes(viewer: Arc<Viewer>) -> Router {
         // Bodies above the cap get 413 before they are read whole; gzip is bounded separately.
         .layer(DefaultBodyLimit::max(viewer.max_body_bytes))
         .layer(middleware::from_fn_with_state(viewer.clone(), auth::require_token))
+        .layer(middleware::from_fn_with_state(viewer.clone(), auth::require_own_host))
         .with_state(viewer)
 }
 
