@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from support.processes import FERROTEL, free_port, run
-from support.viewer import UPSTREAM, Viewer
+from support.viewer import UPSTREAM, Viewer, run_ferrotel
 
 SPAN = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "sent", "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
 TRACES = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [SPAN]}]}]}).encode()
@@ -117,3 +117,49 @@ def test_only_requests_that_name_the_viewer_get_in():
     finally:
         viewer.process.kill()
         viewer.process.wait()
+
+
+NON_FINITE_APP = """
+from opentelemetry import trace, metrics
+gauge = metrics.get_meter("odd.numbers").create_gauge("ratio")
+gauge.set(float("nan"), {"which": "nan"})
+with trace.get_tracer("odd.numbers").start_as_current_span("measure") as span:
+    span.set_attributes({"nan": float("nan"), "up": float("inf"), "down": float("-inf"), "fine": 0.25})
+print(format(span.get_span_context().trace_id, "032x"))
+"""
+
+
+def test_ferrotel_json_exporter_s_nan_and_infinity_arrive(viewer, tmp):
+    result = run_ferrotel(viewer, tmp, NON_FINITE_APP, "http/json", OTEL_METRICS_EXPORTER="otlp")
+    [trace] = viewer.get(f"/api/traces/{result.stdout.strip()}")["data"]
+    tags = {t["key"]: (t["type"], t["value"]) for t in trace["spans"][0]["tags"]}
+    assert [tags[k] for k in ("nan", "up", "down", "fine")] == [
+        ("float64", "NaN"),
+        ("float64", "Infinity"),
+        ("float64", "-Infinity"),
+        ("float64", 0.25),
+    ]
+    [ratio] = viewer.get("/api/metrics/ratio")["data"]
+    assert [p["value"] for p in ratio["points"]] == ["NaN"]
+
+
+def test_otlp_json_enum_names_count_as_their_numbers(viewer):
+    span = {**SPAN, "kind": "SPAN_KIND_SERVER", "status": {"code": "STATUS_CODE_ERROR", "message": "boom"}}
+    traces = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    record = {"timeUnixNano": "1", "severityNumber": "SEVERITY_NUMBER_ERROR", "body": {"stringValue": "bad"}}
+    logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+    point = {"timeUnixNano": "1", "asInt": "4"}
+    total = {"dataPoints": [point], "aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE", "isMonotonic": True}
+    metrics = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "jobs", "sum": total}]}]}]}
+    for path, body in (("/v1/traces", traces), ("/v1/logs", logs), ("/v1/metrics", metrics)):
+        assert viewer.post_to(path, json.dumps(body).encode(), "application/json") == (200, b"{}"), path
+    [trace] = viewer.get(f"/api/traces/{SPAN['traceId']}")["data"]
+    tags = {t["key"]: t["value"] for t in trace["spans"][0]["tags"]}
+    assert (tags["span.kind"], tags["otel.status_code"], tags["error"]) == ("server", "ERROR", True)
+    assert [r["severityNumber"] for r in viewer.get("/api/logs?minSeverity=17")["data"]] == [17]
+    [jobs] = viewer.get("/api/metrics/jobs")["data"]
+    assert (jobs["type"], [p["value"] for p in jobs["points"]]) == ("sum", [4])
+    bad = {"resourceSpans": [{"scopeSpans": [{"spans": [{**SPAN, "kind": "SPAN_KIND_SIDEWAYS"}]}]}]}
+    status, body = viewer.post(json.dumps(bad).encode(), "application/json")
+    assert status == 400
+    assert 'resourceSpans[0].scopeSpans[0].spans[0].kind: unknown value \\"SPAN_KIND_SIDEWAYS\\"' in body.decode()

@@ -124,7 +124,7 @@ fn tag(kv: &KeyValue) -> Json {
         Some(Value::StringValue(s)) => ("string", json!(s)),
         Some(Value::BoolValue(b)) => ("bool", json!(b)),
         Some(Value::IntValue(i)) => ("int64", json!(i)),
-        Some(Value::DoubleValue(d)) => ("float64", json!(d)),
+        Some(Value::DoubleValue(d)) => ("float64", double(*d)),
         Some(Value::BytesValue(b)) => ("binary", json!(const_hex::encode(b))),
         other => ("string", json!(plain_json(other).to_string())),
     };
@@ -136,7 +136,7 @@ pub(crate) fn plain_json(value: Option<&Value>) -> Json {
         Some(Value::StringValue(s)) => json!(s),
         Some(Value::BoolValue(b)) => json!(b),
         Some(Value::IntValue(i)) => json!(i),
-        Some(Value::DoubleValue(d)) => json!(d),
+        Some(Value::DoubleValue(d)) => double(*d),
         Some(Value::BytesValue(b)) => json!(const_hex::encode(b)),
         Some(Value::ArrayValue(array)) => array
             .values
@@ -157,6 +157,17 @@ pub(crate) fn plain_json(value: Option<&Value>) -> Json {
             .into(),
         // Dictionary references exist only in the profiles signal; nothing to resolve them against.
         Some(Value::StringValueStrindex(_)) | None => Json::Null,
+    }
+}
+
+/// A double as JSON; JSON has no NaN or infinities, so those become the protobuf JSON
+/// mapping's strings rather than `null`.
+pub(crate) fn double(value: f64) -> Json {
+    match value {
+        v if v.is_finite() => json!(v),
+        v if v.is_nan() => json!("NaN"),
+        v if v > 0.0 => json!("Infinity"),
+        _ => json!("-Infinity"),
     }
 }
 

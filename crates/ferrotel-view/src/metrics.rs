@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use serde_json::{json, Value as Json};
 
-use crate::jaeger::plain_json;
+use crate::jaeger::{double, plain_json};
 use crate::store::Origin;
 
 /// Distinct series kept at most; beyond it new series are refused and counted, so a metric
@@ -120,7 +120,7 @@ fn exemplars_json(exemplars: &[Exemplar]) -> Json {
         .map(|e| {
             let value = match e.value {
                 Some(exemplar::Value::AsInt(i)) => json!(i),
-                Some(exemplar::Value::AsDouble(d)) => json!(d),
+                Some(exemplar::Value::AsDouble(d)) => double(d),
                 None => Json::Null,
             };
             let hex = |id: &[u8]| (!id.is_empty()).then(|| const_hex::encode(id));
@@ -138,7 +138,7 @@ fn exemplars_json(exemplars: &[Exemplar]) -> Json {
 fn number_json(point: &NumberDataPoint) -> Json {
     let value = match point.value {
         Some(number_data_point::Value::AsInt(i)) => json!(i),
-        Some(number_data_point::Value::AsDouble(d)) => json!(d),
+        Some(number_data_point::Value::AsDouble(d)) => double(d),
         None => Json::Null,
     };
     json!({
@@ -156,11 +156,11 @@ fn histogram_json(point: &HistogramDataPoint) -> Json {
         "startTimeUnixNano": point.start_time_unix_nano.to_string(),
         "attributes": attributes_json(&point.attributes),
         "count": point.count,
-        "sum": point.sum,
-        "min": point.min,
-        "max": point.max,
+        "sum": point.sum.map(double),
+        "min": point.min.map(double),
+        "max": point.max.map(double),
         "bucketCounts": point.bucket_counts,
-        "explicitBounds": point.explicit_bounds,
+        "explicitBounds": point.explicit_bounds.iter().copied().map(double).collect::<Vec<_>>(),
         "exemplars": exemplars_json(&point.exemplars),
     })
 }
@@ -195,7 +195,7 @@ fn count_and_sum_json(time_unix_nano: u64, attributes: &[KeyValue], count: u64, 
         "timeUnixNano": time_unix_nano.to_string(),
         "attributes": attributes_json(attributes),
         "count": count,
-        "sum": sum,
+        "sum": sum.map(double),
     })
 }
 

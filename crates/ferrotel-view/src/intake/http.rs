@@ -67,7 +67,7 @@ async fn receive<S: Signal>(State(viewer): State<Arc<Viewer>>, headers: HeaderMa
     };
     let request = match encoding {
         Encoding::Protobuf => S::decode(body).map_err(|e| e.to_string()),
-        Encoding::Json => serde_json::from_slice::<S>(&body).map_err(|e| e.to_string()),
+        Encoding::Json => S::from_json(&body).map_err(|e| e.to_string()),
     };
     let request = match request {
         Ok(request) => request,

@@ -8,20 +8,22 @@ use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, 
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::journal::Kind;
 use crate::metrics;
+use crate::otlp_json;
 use crate::viewer::Viewer;
 
 /// One OTLP signal's export request, as HTTP and gRPC intake handle it.
-pub(crate) trait Signal: Message + DeserializeOwned + Default + Send + 'static {
+pub(crate) trait Signal: Message + Default + Send + 'static {
     const NAME: &'static str;
     const KIND: Kind;
     /// The collector service's full gRPC name.
     const GRPC_SERVICE: &'static str;
     type Reply: Message + Serialize + Send + 'static;
+    /// Decodes an OTLP/JSON body.
+    fn from_json(body: &[u8]) -> Result<Self, otlp_json::Error>;
     fn ingest(self, viewer: &Viewer) -> Self::Reply;
     /// Spans, data points or log records carried, what the `--db` cap counts.
     fn items(&self) -> u64;
@@ -32,6 +34,9 @@ impl Signal for ExportTraceServiceRequest {
     const KIND: Kind = Kind::Traces;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     type Reply = ExportTraceServiceResponse;
+    fn from_json(body: &[u8]) -> Result<Self, otlp_json::Error> {
+        otlp_json::traces(body)
+    }
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_traces(self)
     }
@@ -46,6 +51,9 @@ impl Signal for ExportLogsServiceRequest {
     const KIND: Kind = Kind::Logs;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     type Reply = ExportLogsServiceResponse;
+    fn from_json(body: &[u8]) -> Result<Self, otlp_json::Error> {
+        otlp_json::logs(body)
+    }
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_logs(self)
     }
@@ -60,6 +68,9 @@ impl Signal for ExportMetricsServiceRequest {
     const KIND: Kind = Kind::Metrics;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     type Reply = ExportMetricsServiceResponse;
+    fn from_json(body: &[u8]) -> Result<Self, otlp_json::Error> {
+        otlp_json::metrics(body)
+    }
     fn ingest(self, viewer: &Viewer) -> Self::Reply {
         viewer.ingest_metrics(self)
     }
