@@ -4,6 +4,7 @@ what another viewer on the same --db file gets. Every check uses the real binary
 sockets."""
 
 import json
+import socket
 import subprocess
 import time
 import urllib.error
@@ -163,3 +164,40 @@ def test_otlp_json_enum_names_count_as_their_numbers(viewer):
     status, body = viewer.post(json.dumps(bad).encode(), "application/json")
     assert status == 400
     assert 'resourceSpans[0].scopeSpans[0].spans[0].kind: unknown value \\"SPAN_KIND_SIDEWAYS\\"' in body.decode()
+
+
+def closed_by_peer(connection, within):
+    """Reads until the peer closes the connection; False if it is still open after `within` s."""
+    connection.settimeout(within)
+    try:
+        while connection.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_idle_and_half_finished_connections_are_closed():
+    viewer = Viewer("--idle-timeout", "1")
+    try:
+        stalled = [
+            (viewer.ui, b""),
+            (viewer.ui, b"GET /api/status HTTP/1.1\r\nHo"),
+            (viewer.http, b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"),
+            (viewer.grpc, b""),
+            (viewer.grpc, b"PRI * HTTP/2.0\r\n"),
+        ]
+        connections = []
+        for port, first_bytes in stalled:
+            connection = socket.create_connection(("127.0.0.1", port))
+            connection.sendall(first_bytes)
+            connections.append(connection)
+        # Meanwhile the viewer serves everyone else.
+        assert viewer.get("/api/status")["spans"] == 0
+        assert [closed_by_peer(c, within=10) for c in connections] == [True] * len(stalled)
+        assert viewer.process.poll() is None
+    finally:
+        viewer.process.kill()
+        viewer.process.wait()

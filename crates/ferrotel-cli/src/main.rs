@@ -131,6 +131,17 @@ fn view_command() -> Command {
                 .help("Largest OTLP request accepted, before and after gzip decompression"),
         )
         .arg(
+            Arg::new("idle-timeout")
+                .long("idle-timeout")
+                .value_name("SECONDS")
+                .default_value("60")
+                .value_parser(clap::value_parser!(u64).range(1..))
+                .help(
+                    "Close a connection on which nothing moves for this long (a client gone without \
+                     closing, a request that never finishes); gRPC clients are pinged so live ones stay",
+                ),
+        )
+        .arg(
             Arg::new("listen")
                 .long("listen")
                 .value_name("ADDRESS")
@@ -176,6 +187,7 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         max_logs: count("max-logs"),
         max_points_per_series: count("max-points"),
         max_body_bytes: count("max-body"),
+        idle_timeout: std::time::Duration::from_secs(*matches.get_one::<u64>("idle-timeout").expect("has a default")),
         token: matches.get_one::<String>("token").cloned(),
         allowed_hosts: matches
             .get_many::<String>("allow-host")

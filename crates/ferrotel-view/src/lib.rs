@@ -3,11 +3,12 @@
 //! journaled to a SQLite file, and serves a web UI and a Jaeger-compatible query API.
 //!
 //! `server` binds the listeners and starts everything; `viewer` is the state they share;
-//! `intake` decodes OTLP (`otlp_json` its JSON form); `auth` decides who gets in; `query` answers the API and `ui` serves
+//! `intake` decodes OTLP (`otlp_json` its JSON form); `auth` decides who gets in and `conn` closes idle connections; `query` answers the API and `ui` serves
 //! the web UI's files; `store`, `logs` and `metrics` hold the data, `jaeger` shapes traces
 //! for Jaeger clients, `journal` is the `--db` file.
 
 mod auth;
+mod conn;
 mod intake;
 mod jaeger;
 mod journal;

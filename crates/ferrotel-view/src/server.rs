@@ -5,11 +5,13 @@
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::middleware;
 use axum::Router;
 
 use crate::auth::{self, Access};
+use crate::conn::WatchedListener;
 use crate::intake;
 use crate::journal::{self, Journal};
 use crate::logs::LogStore;
@@ -28,6 +30,8 @@ pub struct Options {
     pub max_logs: usize,
     pub max_points_per_series: usize,
     pub max_body_bytes: usize,
+    /// Connections on which nothing moves this long are closed.
+    pub idle_timeout: Duration,
     pub token: Option<String>,
     /// Host names besides the listen address that requests may use (reverse proxies).
     pub allowed_hosts: Vec<String>,
@@ -107,9 +111,10 @@ pub fn run(options: Options) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let grpc = intake::grpc::serve(grpc_listener, viewer.clone());
-        let otlp = serve(otlp_listener, intake::http::routes(viewer.clone()));
-        let ui = serve(ui_listener, ui_and_api_routes(viewer));
+        let idle = options.idle_timeout;
+        let grpc = intake::grpc::serve(grpc_listener, viewer.clone(), idle);
+        let otlp = serve(otlp_listener, intake::http::routes(viewer.clone()), idle);
+        let ui = serve(ui_listener, ui_and_api_routes(viewer), idle);
         tokio::select! {
             result = grpc => result,
             result = otlp => result,
@@ -131,9 +136,8 @@ fn ui_and_api_routes(viewer: Arc<Viewer>) -> Router {
         .with_state(viewer)
 }
 
-async fn serve(listener: TcpListener, routes: Router) -> Result<(), String> {
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+async fn serve(listener: TcpListener, routes: Router, idle: Duration) -> Result<(), String> {
+    let listener = WatchedListener::new(listener, idle, false).map_err(|e| e.to_string())?;
     axum::serve(listener, routes).await.map_err(|e| e.to_string())
 }
 

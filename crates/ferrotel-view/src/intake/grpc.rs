@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::http;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -18,6 +19,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
 
 use super::Signal;
+use crate::conn::WatchedListener;
 use crate::viewer::Viewer;
 
 struct OtlpCodec<S>(PhantomData<S>);
@@ -60,16 +62,17 @@ impl<S: Signal> Decoder for OtlpCodec<S> {
 }
 
 /// Serves the three collector services on `listener` until the runtime stops.
-pub(crate) async fn serve(listener: TcpListener, viewer: Arc<Viewer>) -> Result<(), String> {
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    // Batches are tens of kilobytes: without these, HTTP/2's 64 KiB default windows and Nagle
-    // cost a round trip or two per export.
+pub(crate) async fn serve(listener: TcpListener, viewer: Arc<Viewer>, idle: Duration) -> Result<(), String> {
+    // Batches are tens of kilobytes: without no-delay and larger windows than HTTP/2's 64 KiB,
+    // Nagle and flow control cost a round trip or two per export.
+    let incoming = WatchedListener::new(listener, idle, true).map_err(|e| e.to_string())?;
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
+        // Pings keep a quiet but live client's connection moving; a peer that stopped
+        // answering them is gone, and its connection is closed.
+        .http2_keepalive_interval(Some(idle / 2))
+        .http2_keepalive_timeout(Some(idle / 2))
         .add_service(Intake::<ExportTraceServiceRequest>::new(viewer.clone()))
         .add_service(Intake::<ExportMetricsServiceRequest>::new(viewer.clone()))
         .add_service(Intake::<ExportLogsServiceRequest>::new(viewer))
