@@ -25,6 +25,7 @@ def status_of(url, headers, body=None):
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
 
+
 GRPC_EXPORT = """
 import sys, grpc
 channel = grpc.insecure_channel(sys.argv[1])
@@ -108,7 +109,8 @@ def test_only_requests_that_name_the_viewer_get_in():
         assert viewer.get("/api/status")["spans"] == 0
 
         # The viewer's own addresses, localhost and the allowed proxy name.
-        for host in (f"127.0.0.1:{viewer.ui}", f"localhost:{viewer.ui}", "view.proxy.example", "VIEW.proxy.example:443"):
+        own_names = (f"127.0.0.1:{viewer.ui}", f"localhost:{viewer.ui}", "view.proxy.example", "VIEW.proxy.example:443")
+        for host in own_names:
             assert status_of(api, {"Host": host})[0] == 200, host
         assert status_of(api, {"Host": "127.0.0.1", "Origin": f"http://localhost:{viewer.ui}"})[0] == 200
         assert status_of(api, {"Host": "view.proxy.example", "Origin": "https://view.proxy.example"})[0] == 200
@@ -198,6 +200,48 @@ def test_idle_and_half_finished_connections_are_closed():
         assert viewer.get("/api/status")["spans"] == 0
         assert [closed_by_peer(c, within=10) for c in connections] == [True] * len(stalled)
         assert viewer.process.poll() is None
+    finally:
+        viewer.process.kill()
+        viewer.process.wait()
+
+
+def resident_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_memory_is_bounded_in_bytes_not_only_in_counts():
+    # Spans get 3/4 of --max-memory (48 MiB here), log records 1/8 (8 MiB).
+    viewer = Viewer("--max-memory", "64M")
+    megabytes = "x" * (5 << 20)
+    blob = [{"key": "blob", "value": {"stringValue": megabytes}}]
+
+    def send(traces):
+        for i in traces:
+            span = {**SPAN, "traceId": f"{i:032x}", "attributes": blob}
+            body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+            assert viewer.post(body, "application/json")[0] == 200
+            record = {"timeUnixNano": "1", "body": {"stringValue": megabytes[: 1 << 20]}}
+            logs = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}).encode()
+            assert viewer.post_to("/v1/logs", logs, "application/json")[0] == 200
+
+    try:
+        send(range(1, 41))
+        status = viewer.get("/api/status")
+        # Nine 5 MiB spans fit in 48 MiB, seven 1 MiB records in 8 MiB; the rest were evicted, counted.
+        assert (status["spans"], status["evictedSpans"]) == (9, 31), status
+        assert (status["logRecords"], status["evictedLogRecords"]) == (7, 33), status
+        assert 45 << 20 < status["memoryBytes"]["spans"] <= 48 << 20
+        assert 7 << 20 < status["memoryBytes"]["logs"] <= 8 << 20
+        # 240 MiB were sent; resident memory is the bound plus decoding room, and stays there.
+        after_first = resident_mib(viewer.process.pid)
+        assert after_first < 160, after_first
+        send(range(41, 81))
+        assert resident_mib(viewer.process.pid) < after_first + 32
+        newest = [t["traceID"] for t in viewer.get("/api/traces?limit=20")["data"]]
+        assert newest == [f"{i:032x}" for i in range(80, 71, -1)]
     finally:
         viewer.process.kill()
         viewer.process.wait()

@@ -104,7 +104,21 @@ fn view_command() -> Command {
                 .value_name("N")
                 .default_value("250000")
                 .value_parser(clap::value_parser!(u64).range(1..))
-                .help("Spans kept in memory (about 0.9 KB each); the oldest are evicted first"),
+                .help(
+                    "Spans kept in memory (an HTTP server span with a dozen attributes takes about 2.3 KB; \
+                     --max-memory bounds the bytes too); the oldest are evicted first",
+                ),
+        )
+        .arg(
+            Arg::new("max-memory")
+                .long("max-memory")
+                .value_name("SIZE")
+                .default_value("1G")
+                .value_parser(ferrotel_view::parse_byte_size)
+                .help(
+                    "Memory the stored telemetry may take, whatever the counts (512M, 2G...): spans up to \
+                     3/4, log records and metric points 1/8 each; the oldest are evicted first",
+                ),
         )
         .arg(
             Arg::new("max-logs")
@@ -187,6 +201,7 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         max_logs: count("max-logs"),
         max_points_per_series: count("max-points"),
         max_body_bytes: count("max-body"),
+        max_memory_bytes: *matches.get_one::<usize>("max-memory").expect("has a default"),
         idle_timeout: std::time::Duration::from_secs(*matches.get_one::<u64>("idle-timeout").expect("has a default")),
         token: matches.get_one::<String>("token").cloned(),
         allowed_hosts: matches

@@ -4,7 +4,7 @@
 //!
 //! `server` binds the listeners and starts everything; `viewer` is the state they share;
 //! `intake` decodes OTLP (`otlp_json` its JSON form); `auth` decides who gets in and `conn` closes idle connections; `query` answers the API and `ui` serves
-//! the web UI's files; `store`, `logs` and `metrics` hold the data, `jaeger` shapes traces
+//! the web UI's files; `store`, `logs` and `metrics` hold the data within the bounds `size` measures, `jaeger` shapes traces
 //! for Jaeger clients, `journal` is the `--db` file.
 
 mod auth;
@@ -18,8 +18,9 @@ mod otlp_json;
 mod query;
 mod reply;
 mod server;
+mod size;
 mod store;
 mod ui;
 mod viewer;
 
-pub use server::{run, Options};
+pub use server::{parse_byte_size, run, Options};

@@ -1,31 +1,39 @@
-//! Log records: kept newest last, bounded by a count, queryable by service, severity, text
-//! and the trace or span they belong to.
+//! Log records: kept newest last, bounded by a count and by the bytes they hold, queryable by
+//! service, severity, text and the trace or span they belong to.
 
 use std::collections::{HashMap, VecDeque};
+use std::mem::size_of;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use serde_json::{json, Value as Json};
 
 use crate::jaeger::{attribute_text, plain_json};
+use crate::size::HeapSize;
 use crate::store::Origin;
 
 pub(crate) struct StoredLog {
     record: LogRecord,
     origin: Arc<Origin>,
+    /// Bytes charged for this record while it is stored.
+    cost: usize,
 }
 
 pub(crate) struct LogStore {
     max_records: usize,
+    max_bytes: usize,
     records: VecDeque<StoredLog>,
+    bytes: usize,
     pub(crate) evicted_records: u64,
 }
 
 impl LogStore {
-    pub(crate) fn new(max_records: usize) -> Self {
+    pub(crate) fn new(max_records: usize, max_bytes: usize) -> Self {
         LogStore {
             max_records: max_records.max(1),
+            max_bytes,
             records: VecDeque::new(),
+            bytes: 0,
             evicted_records: 0,
         }
     }
@@ -34,18 +42,28 @@ impl LogStore {
         self.records.len()
     }
 
+    /// Bytes the stored records hold, as `--max-memory` counts them.
+    pub(crate) fn memory(&self) -> usize {
+        self.bytes
+    }
+
     pub(crate) fn insert(&mut self, batch: Vec<ResourceLogs>) {
         for resource_logs in batch {
             let resource = resource_logs.resource.unwrap_or_default();
             for scope_logs in resource_logs.scope_logs {
                 let origin = Origin::new(resource.clone(), scope_logs.scope.unwrap_or_default());
+                let origin_share = origin.cost().div_ceil(scope_logs.log_records.len().max(1));
                 for record in scope_logs.log_records {
+                    let cost = size_of::<StoredLog>() + record.heap_size() + origin_share;
+                    self.bytes += cost;
                     self.records.push_back(StoredLog {
                         record,
                         origin: origin.clone(),
+                        cost,
                     });
-                    if self.records.len() > self.max_records {
-                        self.records.pop_front();
+                    while self.records.len() > self.max_records || self.bytes > self.max_bytes {
+                        let Some(oldest) = self.records.pop_front() else { break };
+                        self.bytes -= oldest.cost;
                         self.evicted_records += 1;
                     }
                 }
@@ -170,7 +188,7 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_records_and_serves_them_newest_first() {
-        let mut store = LogStore::new(2);
+        let mut store = LogStore::new(2, usize::MAX);
         store.insert(records(&[1, 9, 17]));
         assert_eq!((store.len(), store.evicted_records), (2, 1));
         let query = LogQuery::parse(&HashMap::new()).unwrap();

@@ -5,8 +5,6 @@
 //! `null` as the field's default, unknown fields ignored. The generated serde code refuses
 //! the enum names and the non-finite doubles, which exporters (ferrotel's among them) send.
 
-use std::collections::HashMap;
-
 use base64::Engine;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -65,45 +63,36 @@ fn fail(message: String) -> Error {
 type Decoded<T> = Result<T, Error>;
 
 pub(crate) fn traces(body: &[u8]) -> Decoded<ExportTraceServiceRequest> {
-    let root = parse(body)?;
+    let mut root = parse(body)?;
     Ok(ExportTraceServiceRequest {
         resource_spans: root.list("resourceSpans", resource_spans)?,
     })
 }
 
 pub(crate) fn logs(body: &[u8]) -> Decoded<ExportLogsServiceRequest> {
-    let root = parse(body)?;
+    let mut root = parse(body)?;
     Ok(ExportLogsServiceRequest {
         resource_logs: root.list("resourceLogs", resource_logs)?,
     })
 }
 
 pub(crate) fn metrics(body: &[u8]) -> Decoded<ExportMetricsServiceRequest> {
-    let root = parse(body)?;
+    let mut root = parse(body)?;
     Ok(ExportMetricsServiceRequest {
         resource_metrics: root.list("resourceMetrics", resource_metrics)?,
     })
 }
 
-/// The body's top-level object; the tree lives as long as the decoding.
-struct Parsed(Value);
-
-impl Parsed {
-    fn list<T>(&self, name: &str, item: fn(&Fields<'_>) -> Decoded<T>) -> Decoded<Vec<T>> {
-        fields(&self.0)?.list(name, item)
-    }
+/// The body as a tree whose values are moved, not copied, into the messages: a request of
+/// large attributes is held about twice (body, then messages), not three times.
+fn parse(body: &[u8]) -> Decoded<Fields> {
+    fields(serde_json::from_slice(body).map_err(|e| fail(e.to_string()))?)
 }
 
-fn parse(body: &[u8]) -> Decoded<Parsed> {
-    serde_json::from_slice(body)
-        .map(Parsed)
-        .map_err(|e| fail(e.to_string()))
-}
-
-fn fields(value: &Value) -> Decoded<Fields<'_>> {
+fn fields(value: Value) -> Decoded<Fields> {
     match value {
         Value::Object(map) => Ok(Fields::new(map)),
-        other => Err(fail(format!("expected an object, got {}", kind_of(other)))),
+        other => Err(fail(format!("expected an object, got {}", kind_of(&other)))),
     }
 }
 
@@ -118,95 +107,99 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// One JSON object's fields, looked up by their lowerCamelCase name; keys written as in the
-/// .proto (`trace_id`) are indexed under that name too.
-struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    proto_names: HashMap<String, &'a Value>,
+/// One JSON object's fields, taken by their lowerCamelCase name; keys written as in the
+/// .proto (`trace_id`) are renamed to it first.
+struct Fields {
+    map: Map<String, Value>,
 }
 
-impl<'a> Fields<'a> {
-    fn new(map: &'a Map<String, Value>) -> Self {
-        let proto_names = map
-            .iter()
-            .filter(|(key, _)| key.contains('_'))
-            .map(|(key, value)| (lower_camel(key), value))
+impl Fields {
+    fn new(map: Map<String, Value>) -> Self {
+        if !map.keys().any(|key| key.contains('_')) {
+            return Fields { map };
+        }
+        let map = map
+            .into_iter()
+            .map(|(key, value)| {
+                if key.contains('_') {
+                    (lower_camel(&key), value)
+                } else {
+                    (key, value)
+                }
+            })
             .collect();
-        Fields { map, proto_names }
+        Fields { map }
     }
 
-    /// The field's value; absent and `null` are both "not set".
-    fn get(&self, name: &str) -> Option<&'a Value> {
-        self.map
-            .get(name)
-            .or_else(|| self.proto_names.get(name).copied())
-            .filter(|v| !v.is_null())
+    /// Takes the field's value out; absent and `null` are both "not set".
+    fn take(&mut self, name: &str) -> Option<Value> {
+        self.map.remove(name).filter(|v| !v.is_null())
     }
 
     /// Runs `read` on the field when it is set, naming the field in any error.
-    fn read<T>(&self, name: &str, read: impl FnOnce(&'a Value) -> Decoded<T>) -> Decoded<Option<T>> {
-        self.get(name)
+    fn read<T>(&mut self, name: &str, read: impl FnOnce(Value) -> Decoded<T>) -> Decoded<Option<T>> {
+        self.take(name)
             .map(|value| read(value).map_err(|e| e.within(name)))
             .transpose()
     }
 
-    fn message<T>(&self, name: &str, item: fn(&Fields<'_>) -> Decoded<T>) -> Decoded<Option<T>> {
-        self.read(name, |value| item(&fields(value)?))
+    fn message<T>(&mut self, name: &str, item: fn(Fields) -> Decoded<T>) -> Decoded<Option<T>> {
+        self.read(name, |value| item(fields(value)?))
     }
 
-    fn list<T>(&self, name: &str, item: fn(&Fields<'_>) -> Decoded<T>) -> Decoded<Vec<T>> {
-        self.list_of(name, |value| item(&fields(value)?))
+    fn list<T>(&mut self, name: &str, item: fn(Fields) -> Decoded<T>) -> Decoded<Vec<T>> {
+        self.list_of(name, |value| item(fields(value)?))
     }
 
-    fn list_of<T>(&self, name: &str, item: impl Fn(&Value) -> Decoded<T>) -> Decoded<Vec<T>> {
-        let Some(value) = self.get(name) else {
+    fn list_of<T>(&mut self, name: &str, item: impl Fn(Value) -> Decoded<T>) -> Decoded<Vec<T>> {
+        let Some(value) = self.take(name) else {
             return Ok(Vec::new());
         };
         let Value::Array(values) = value else {
-            return Err(fail(format!("expected an array, got {}", kind_of(value))).within(name));
+            return Err(fail(format!("expected an array, got {}", kind_of(&value))).within(name));
         };
         values
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, value)| item(value).map_err(|e| e.within(&format!("[{i}]")).within(name)))
             .collect()
     }
 
-    fn string(&self, name: &str) -> Decoded<String> {
+    fn string(&mut self, name: &str) -> Decoded<String> {
         Ok(self.read(name, string)?.unwrap_or_default())
     }
 
-    fn boolean(&self, name: &str) -> Decoded<bool> {
+    fn boolean(&mut self, name: &str) -> Decoded<bool> {
         Ok(self.read(name, boolean)?.unwrap_or_default())
     }
 
-    fn u64(&self, name: &str) -> Decoded<u64> {
+    fn u64(&mut self, name: &str) -> Decoded<u64> {
         Ok(self.read(name, unsigned)?.unwrap_or_default())
     }
 
-    fn u32(&self, name: &str) -> Decoded<u32> {
+    fn u32(&mut self, name: &str) -> Decoded<u32> {
         Ok(self.read(name, |v| narrow(unsigned(v)?))?.unwrap_or_default())
     }
 
-    fn i32(&self, name: &str) -> Decoded<i32> {
+    fn i32(&mut self, name: &str) -> Decoded<i32> {
         Ok(self.read(name, |v| narrow(signed(v)?))?.unwrap_or_default())
     }
 
-    fn f64(&self, name: &str) -> Decoded<Option<f64>> {
+    fn f64(&mut self, name: &str) -> Decoded<Option<f64>> {
         self.read(name, double)
     }
 
     /// An enum field: its name as the .proto spells it, or its number.
-    fn enumeration(&self, name: &str, by_name: fn(&str) -> Option<i32>) -> Decoded<i32> {
+    fn enumeration(&mut self, name: &str, by_name: fn(&str) -> Option<i32>) -> Decoded<i32> {
         let number = self.read(name, |value| match value {
-            Value::String(text) => by_name(text).ok_or_else(|| fail(format!("unknown value {text:?}"))),
+            Value::String(text) => by_name(&text).ok_or_else(|| fail(format!("unknown value {text:?}"))),
             other => narrow(signed(other)?),
         })?;
         Ok(number.unwrap_or_default())
     }
 
     /// Trace and span ids: hex, as the OTLP/JSON encoding specifies.
-    fn id(&self, name: &str) -> Decoded<Vec<u8>> {
+    fn id(&mut self, name: &str) -> Decoded<Vec<u8>> {
         let id = self.read(name, |value| {
             let text = string(value)?;
             const_hex::decode(&text).map_err(|_| fail(format!("not a hex id: {text:?}")))
@@ -231,23 +224,23 @@ fn lower_camel(proto_name: &str) -> String {
     camel
 }
 
-fn string(value: &Value) -> Decoded<String> {
+fn string(value: Value) -> Decoded<String> {
     match value {
-        Value::String(text) => Ok(text.clone()),
-        other => Err(fail(format!("expected a string, got {}", kind_of(other)))),
+        Value::String(text) => Ok(text),
+        other => Err(fail(format!("expected a string, got {}", kind_of(&other)))),
     }
 }
 
-fn boolean(value: &Value) -> Decoded<bool> {
+fn boolean(value: Value) -> Decoded<bool> {
     match value {
-        Value::Bool(b) => Ok(*b),
-        other => Err(fail(format!("expected true or false, got {}", kind_of(other)))),
+        Value::Bool(b) => Ok(b),
+        other => Err(fail(format!("expected true or false, got {}", kind_of(&other)))),
     }
 }
 
 /// Integers come as numbers or decimal strings; a number written with a fraction or an
 /// exponent is accepted when its value is whole.
-fn integer(value: &Value) -> Decoded<i128> {
+fn integer(value: Value) -> Decoded<i128> {
     let whole = |f: f64| (f.fract() == 0.0 && f.abs() < 2f64.powi(64)).then_some(f as i128);
     match value {
         Value::Number(n) => n
@@ -262,15 +255,15 @@ fn integer(value: &Value) -> Decoded<i128> {
             .ok()
             .or(text.trim().parse::<f64>().ok().and_then(whole))
             .ok_or_else(|| fail(format!("not an integer: {text:?}"))),
-        other => Err(fail(format!("expected an integer, got {}", kind_of(other)))),
+        other => Err(fail(format!("expected an integer, got {}", kind_of(&other)))),
     }
 }
 
-fn unsigned(value: &Value) -> Decoded<u64> {
+fn unsigned(value: Value) -> Decoded<u64> {
     narrow(integer(value)?)
 }
 
-fn signed(value: &Value) -> Decoded<i64> {
+fn signed(value: Value) -> Decoded<i64> {
     narrow(integer(value)?)
 }
 
@@ -278,7 +271,7 @@ fn narrow<T: TryFrom<W>, W: Copy + std::fmt::Display>(wide: W) -> Decoded<T> {
     T::try_from(wide).map_err(|_| fail(format!("{wide} is out of range")))
 }
 
-fn double(value: &Value) -> Decoded<f64> {
+fn double(value: Value) -> Decoded<f64> {
     match value {
         Value::Number(n) => n.as_f64().ok_or_else(|| fail(format!("not a number: {n}"))),
         Value::String(text) => match text.as_str() {
@@ -292,12 +285,12 @@ fn double(value: &Value) -> Decoded<f64> {
                 .filter(|f| f.is_finite())
                 .ok_or_else(|| fail(format!("not a number: {text:?}"))),
         },
-        other => Err(fail(format!("expected a number, got {}", kind_of(other)))),
+        other => Err(fail(format!("expected a number, got {}", kind_of(&other)))),
     }
 }
 
 /// Bytes values: base64, standard or URL-safe, with or without padding.
-fn base64(value: &Value) -> Decoded<Vec<u8>> {
+fn base64(value: Value) -> Decoded<Vec<u8>> {
     let text = string(value)?;
     let standard: String = text
         .trim_end_matches('=')
@@ -315,7 +308,7 @@ fn base64(value: &Value) -> Decoded<Vec<u8>> {
 
 // ---- common -------------------------------------------------------------------------------
 
-fn any_value(f: &Fields<'_>) -> Decoded<AnyValue> {
+fn any_value(mut f: Fields) -> Decoded<AnyValue> {
     use any_value::Value as V;
     let value = if let Some(text) = f.read("stringValue", string)? {
         Some(V::StringValue(text))
@@ -325,9 +318,9 @@ fn any_value(f: &Fields<'_>) -> Decoded<AnyValue> {
         Some(V::IntValue(i))
     } else if let Some(d) = f.f64("doubleValue")? {
         Some(V::DoubleValue(d))
-    } else if let Some(values) = f.message("arrayValue", |a| a.list("values", any_value))? {
+    } else if let Some(values) = f.message("arrayValue", |mut a| a.list("values", any_value))? {
         Some(V::ArrayValue(ArrayValue { values }))
-    } else if let Some(values) = f.message("kvlistValue", |l| l.list("values", key_value))? {
+    } else if let Some(values) = f.message("kvlistValue", |mut l| l.list("values", key_value))? {
         Some(V::KvlistValue(KeyValueList { values }))
     } else {
         f.read("bytesValue", base64)?.map(V::BytesValue)
@@ -335,7 +328,7 @@ fn any_value(f: &Fields<'_>) -> Decoded<AnyValue> {
     Ok(AnyValue { value })
 }
 
-fn key_value(f: &Fields<'_>) -> Decoded<KeyValue> {
+fn key_value(mut f: Fields) -> Decoded<KeyValue> {
     Ok(KeyValue {
         key: f.string("key")?,
         value: f.message("value", any_value)?,
@@ -343,30 +336,30 @@ fn key_value(f: &Fields<'_>) -> Decoded<KeyValue> {
     })
 }
 
-fn attributes(f: &Fields<'_>, name: &str) -> Decoded<Vec<KeyValue>> {
+fn attributes(f: &mut Fields, name: &str) -> Decoded<Vec<KeyValue>> {
     f.list(name, key_value)
 }
 
-fn resource(f: &Fields<'_>) -> Decoded<Resource> {
+fn resource(mut f: Fields) -> Decoded<Resource> {
     Ok(Resource {
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         dropped_attributes_count: f.u32("droppedAttributesCount")?,
         ..Default::default()
     })
 }
 
-fn scope(f: &Fields<'_>) -> Decoded<InstrumentationScope> {
+fn scope(mut f: Fields) -> Decoded<InstrumentationScope> {
     Ok(InstrumentationScope {
         name: f.string("name")?,
         version: f.string("version")?,
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         dropped_attributes_count: f.u32("droppedAttributesCount")?,
     })
 }
 
 // ---- traces -------------------------------------------------------------------------------
 
-fn resource_spans(f: &Fields<'_>) -> Decoded<ResourceSpans> {
+fn resource_spans(mut f: Fields) -> Decoded<ResourceSpans> {
     Ok(ResourceSpans {
         resource: f.message("resource", resource)?,
         scope_spans: f.list("scopeSpans", scope_spans)?,
@@ -374,7 +367,7 @@ fn resource_spans(f: &Fields<'_>) -> Decoded<ResourceSpans> {
     })
 }
 
-fn scope_spans(f: &Fields<'_>) -> Decoded<ScopeSpans> {
+fn scope_spans(mut f: Fields) -> Decoded<ScopeSpans> {
     Ok(ScopeSpans {
         scope: f.message("scope", scope)?,
         spans: f.list("spans", span)?,
@@ -382,7 +375,7 @@ fn scope_spans(f: &Fields<'_>) -> Decoded<ScopeSpans> {
     })
 }
 
-fn span(f: &Fields<'_>) -> Decoded<Span> {
+fn span(mut f: Fields) -> Decoded<Span> {
     Ok(Span {
         trace_id: f.id("traceId")?,
         span_id: f.id("spanId")?,
@@ -393,7 +386,7 @@ fn span(f: &Fields<'_>) -> Decoded<Span> {
         kind: f.enumeration("kind", |n| SpanKind::from_str_name(n).map(|k| k as i32))?,
         start_time_unix_nano: f.u64("startTimeUnixNano")?,
         end_time_unix_nano: f.u64("endTimeUnixNano")?,
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         dropped_attributes_count: f.u32("droppedAttributesCount")?,
         events: f.list("events", event)?,
         dropped_events_count: f.u32("droppedEventsCount")?,
@@ -403,27 +396,27 @@ fn span(f: &Fields<'_>) -> Decoded<Span> {
     })
 }
 
-fn event(f: &Fields<'_>) -> Decoded<Event> {
+fn event(mut f: Fields) -> Decoded<Event> {
     Ok(Event {
         time_unix_nano: f.u64("timeUnixNano")?,
         name: f.string("name")?,
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         dropped_attributes_count: f.u32("droppedAttributesCount")?,
     })
 }
 
-fn link(f: &Fields<'_>) -> Decoded<Link> {
+fn link(mut f: Fields) -> Decoded<Link> {
     Ok(Link {
         trace_id: f.id("traceId")?,
         span_id: f.id("spanId")?,
         trace_state: f.string("traceState")?,
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         dropped_attributes_count: f.u32("droppedAttributesCount")?,
         flags: f.u32("flags")?,
     })
 }
 
-fn status(f: &Fields<'_>) -> Decoded<Status> {
+fn status(mut f: Fields) -> Decoded<Status> {
     Ok(Status {
         message: f.string("message")?,
         code: f.enumeration("code", |n| StatusCode::from_str_name(n).map(|c| c as i32))?,
@@ -432,7 +425,7 @@ fn status(f: &Fields<'_>) -> Decoded<Status> {
 
 // ---- logs ---------------------------------------------------------------------------------
 
-fn resource_logs(f: &Fields<'_>) -> Decoded<ResourceLogs> {
+fn resource_logs(mut f: Fields) -> Decoded<ResourceLogs> {
     Ok(ResourceLogs {
         resource: f.message("resource", resource)?,
         scope_logs: f.list("scopeLogs", scope_logs)?,
@@ -440,7 +433,7 @@ fn resource_logs(f: &Fields<'_>) -> Decoded<ResourceLogs> {
     })
 }
 
-fn scope_logs(f: &Fields<'_>) -> Decoded<ScopeLogs> {
+fn scope_logs(mut f: Fields) -> Decoded<ScopeLogs> {
     Ok(ScopeLogs {
         scope: f.message("scope", scope)?,
         log_records: f.list("logRecords", log_record)?,
@@ -448,14 +441,14 @@ fn scope_logs(f: &Fields<'_>) -> Decoded<ScopeLogs> {
     })
 }
 
-fn log_record(f: &Fields<'_>) -> Decoded<LogRecord> {
+fn log_record(mut f: Fields) -> Decoded<LogRecord> {
     Ok(LogRecord {
         time_unix_nano: f.u64("timeUnixNano")?,
         observed_time_unix_nano: f.u64("observedTimeUnixNano")?,
         severity_number: f.enumeration("severityNumber", |n| SeverityNumber::from_str_name(n).map(|s| s as i32))?,
         severity_text: f.string("severityText")?,
         body: f.message("body", any_value)?,
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         dropped_attributes_count: f.u32("droppedAttributesCount")?,
         flags: f.u32("flags")?,
         trace_id: f.id("traceId")?,
@@ -466,7 +459,7 @@ fn log_record(f: &Fields<'_>) -> Decoded<LogRecord> {
 
 // ---- metrics ------------------------------------------------------------------------------
 
-fn resource_metrics(f: &Fields<'_>) -> Decoded<ResourceMetrics> {
+fn resource_metrics(mut f: Fields) -> Decoded<ResourceMetrics> {
     Ok(ResourceMetrics {
         resource: f.message("resource", resource)?,
         scope_metrics: f.list("scopeMetrics", scope_metrics)?,
@@ -474,7 +467,7 @@ fn resource_metrics(f: &Fields<'_>) -> Decoded<ResourceMetrics> {
     })
 }
 
-fn scope_metrics(f: &Fields<'_>) -> Decoded<ScopeMetrics> {
+fn scope_metrics(mut f: Fields) -> Decoded<ScopeMetrics> {
     Ok(ScopeMetrics {
         scope: f.message("scope", scope)?,
         metrics: f.list("metrics", metric)?,
@@ -482,44 +475,44 @@ fn scope_metrics(f: &Fields<'_>) -> Decoded<ScopeMetrics> {
     })
 }
 
-fn temporality(f: &Fields<'_>) -> Decoded<i32> {
+fn temporality(f: &mut Fields) -> Decoded<i32> {
     f.enumeration("aggregationTemporality", |n| {
         AggregationTemporality::from_str_name(n).map(|t| t as i32)
     })
 }
 
-fn metric(f: &Fields<'_>) -> Decoded<Metric> {
+fn metric(mut f: Fields) -> Decoded<Metric> {
     use metric::Data;
-    let data = if let Some(gauge) = f.message("gauge", |g| {
+    let data = if let Some(gauge) = f.message("gauge", |mut g| {
         Ok(Gauge {
             data_points: g.list("dataPoints", number_point)?,
         })
     })? {
         Some(Data::Gauge(gauge))
-    } else if let Some(sum) = f.message("sum", |s| {
+    } else if let Some(sum) = f.message("sum", |mut s| {
         Ok(Sum {
             data_points: s.list("dataPoints", number_point)?,
-            aggregation_temporality: temporality(s)?,
+            aggregation_temporality: temporality(&mut s)?,
             is_monotonic: s.boolean("isMonotonic")?,
         })
     })? {
         Some(Data::Sum(sum))
-    } else if let Some(histogram) = f.message("histogram", |h| {
+    } else if let Some(histogram) = f.message("histogram", |mut h| {
         Ok(Histogram {
             data_points: h.list("dataPoints", histogram_point)?,
-            aggregation_temporality: temporality(h)?,
+            aggregation_temporality: temporality(&mut h)?,
         })
     })? {
         Some(Data::Histogram(histogram))
-    } else if let Some(histogram) = f.message("exponentialHistogram", |h| {
+    } else if let Some(histogram) = f.message("exponentialHistogram", |mut h| {
         Ok(ExponentialHistogram {
             data_points: h.list("dataPoints", exponential_point)?,
-            aggregation_temporality: temporality(h)?,
+            aggregation_temporality: temporality(&mut h)?,
         })
     })? {
         Some(Data::ExponentialHistogram(histogram))
     } else {
-        f.message("summary", |s| {
+        f.message("summary", |mut s| {
             Ok(Summary {
                 data_points: s.list("dataPoints", summary_point)?,
             })
@@ -530,19 +523,19 @@ fn metric(f: &Fields<'_>) -> Decoded<Metric> {
         name: f.string("name")?,
         description: f.string("description")?,
         unit: f.string("unit")?,
-        metadata: attributes(f, "metadata")?,
+        metadata: attributes(&mut f, "metadata")?,
         data,
     })
 }
 
-fn number_point(f: &Fields<'_>) -> Decoded<NumberDataPoint> {
+fn number_point(mut f: Fields) -> Decoded<NumberDataPoint> {
     use number_data_point::Value as V;
     let value = match f.f64("asDouble")? {
         Some(d) => Some(V::AsDouble(d)),
         None => f.read("asInt", signed)?.map(V::AsInt),
     };
     Ok(NumberDataPoint {
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         start_time_unix_nano: f.u64("startTimeUnixNano")?,
         time_unix_nano: f.u64("timeUnixNano")?,
         exemplars: f.list("exemplars", exemplar)?,
@@ -551,9 +544,9 @@ fn number_point(f: &Fields<'_>) -> Decoded<NumberDataPoint> {
     })
 }
 
-fn histogram_point(f: &Fields<'_>) -> Decoded<HistogramDataPoint> {
+fn histogram_point(mut f: Fields) -> Decoded<HistogramDataPoint> {
     Ok(HistogramDataPoint {
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         start_time_unix_nano: f.u64("startTimeUnixNano")?,
         time_unix_nano: f.u64("timeUnixNano")?,
         count: f.u64("count")?,
@@ -567,15 +560,15 @@ fn histogram_point(f: &Fields<'_>) -> Decoded<HistogramDataPoint> {
     })
 }
 
-fn exponential_point(f: &Fields<'_>) -> Decoded<ExponentialHistogramDataPoint> {
-    let buckets = |b: &Fields<'_>| {
+fn exponential_point(mut f: Fields) -> Decoded<ExponentialHistogramDataPoint> {
+    let buckets = |mut b: Fields| {
         Ok(exponential_histogram_data_point::Buckets {
             offset: b.i32("offset")?,
             bucket_counts: b.list_of("bucketCounts", unsigned)?,
         })
     };
     Ok(ExponentialHistogramDataPoint {
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         start_time_unix_nano: f.u64("startTimeUnixNano")?,
         time_unix_nano: f.u64("timeUnixNano")?,
         count: f.u64("count")?,
@@ -592,15 +585,15 @@ fn exponential_point(f: &Fields<'_>) -> Decoded<ExponentialHistogramDataPoint> {
     })
 }
 
-fn summary_point(f: &Fields<'_>) -> Decoded<SummaryDataPoint> {
-    let quantile = |q: &Fields<'_>| {
+fn summary_point(mut f: Fields) -> Decoded<SummaryDataPoint> {
+    let quantile = |mut q: Fields| {
         Ok(summary_data_point::ValueAtQuantile {
             quantile: q.f64("quantile")?.unwrap_or_default(),
             value: q.f64("value")?.unwrap_or_default(),
         })
     };
     Ok(SummaryDataPoint {
-        attributes: attributes(f, "attributes")?,
+        attributes: attributes(&mut f, "attributes")?,
         start_time_unix_nano: f.u64("startTimeUnixNano")?,
         time_unix_nano: f.u64("timeUnixNano")?,
         count: f.u64("count")?,
@@ -610,14 +603,14 @@ fn summary_point(f: &Fields<'_>) -> Decoded<SummaryDataPoint> {
     })
 }
 
-fn exemplar(f: &Fields<'_>) -> Decoded<Exemplar> {
+fn exemplar(mut f: Fields) -> Decoded<Exemplar> {
     use exemplar::Value as V;
     let value = match f.f64("asDouble")? {
         Some(d) => Some(V::AsDouble(d)),
         None => f.read("asInt", signed)?.map(V::AsInt),
     };
     Ok(Exemplar {
-        filtered_attributes: attributes(f, "filteredAttributes")?,
+        filtered_attributes: attributes(&mut f, "filteredAttributes")?,
         time_unix_nano: f.u64("timeUnixNano")?,
         span_id: f.id("spanId")?,
         trace_id: f.id("traceId")?,

@@ -46,14 +46,18 @@ fn api_error(status: StatusCode, message: String) -> Response {
 /// What the store holds and what it let go, so a full or abused viewer is visible.
 async fn status(State(viewer): State<Arc<Viewer>>) -> Response {
     let store = viewer.store();
+    let logs = viewer.logs();
+    let metrics = viewer.metrics();
     json_ok(serde_json::json!({
         "spans": store.span_count(),
         "evictedSpans": store.evicted_spans,
         "rejectedSpans": store.rejected_spans,
-        "logRecords": viewer.logs().len(),
-        "evictedLogRecords": viewer.logs().evicted_records,
-        "metricSeries": viewer.metrics().series_count(),
-        "refusedMetricSeries": viewer.metrics().refused_series,
+        "logRecords": logs.len(),
+        "evictedLogRecords": logs.evicted_records,
+        "metricSeries": metrics.series_count(),
+        "refusedMetricSeries": metrics.refused_series,
+        "evictedMetricPoints": metrics.evicted_points,
+        "memoryBytes": {"spans": store.memory(), "logs": logs.memory(), "metrics": metrics.memory()},
     }))
 }
 

@@ -29,6 +29,8 @@ pub struct Options {
     pub max_spans: usize,
     pub max_logs: usize,
     pub max_points_per_series: usize,
+    /// Bytes all stores together may hold (`--max-memory`), shared as `MemoryShares` says.
+    pub max_memory_bytes: usize,
     pub max_body_bytes: usize,
     /// Connections on which nothing moves this long are closed.
     pub idle_timeout: Duration,
@@ -36,6 +38,57 @@ pub struct Options {
     /// Host names besides the listen address that requests may use (reverse proxies).
     pub allowed_hosts: Vec<String>,
     pub db: Option<PathBuf>,
+}
+
+/// How `--max-memory` is shared: spans take most; logs and metric points an eighth each.
+struct MemoryShares {
+    spans: usize,
+    logs: usize,
+    metrics: usize,
+}
+
+impl MemoryShares {
+    fn of(total: usize) -> Self {
+        MemoryShares {
+            spans: total / 4 * 3,
+            logs: total / 8,
+            metrics: total / 8,
+        }
+    }
+}
+
+/// `--max-memory` values: bytes, or a number with K, M, G (powers of 1024; `KiB`, `MB`... too).
+pub fn parse_byte_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 512M, 2G, 1000000)"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} in {text:?} (use K, M or G)")),
+    };
+    let bytes = number * scale as f64;
+    if bytes < 1.0 || bytes > usize::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as usize)
+}
+
+/// A byte count for people: "1.0 GiB", "300 MiB".
+fn human_bytes(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b => format!("{} KiB", b.div_ceil(1024)),
+    }
 }
 
 /// A `--db` file keeps this many metric points: a hundred series at full depth.
@@ -80,10 +133,11 @@ pub fn run(options: Options) -> Result<(), String> {
     let grpc_listener = bind(options.grpc_port, "--grpc")?;
     let otlp_listener = bind(options.http_port, "--http")?;
     let ui_listener = bind(options.ui_port, "--ui")?;
+    let shares = MemoryShares::of(options.max_memory_bytes);
     let viewer = Arc::new(Viewer::new(
-        Store::new(options.max_spans),
-        LogStore::new(options.max_logs),
-        MetricStore::new(options.max_points_per_series),
+        Store::new(options.max_spans, shares.spans),
+        LogStore::new(options.max_logs, shares.logs),
+        MetricStore::new(options.max_points_per_series, shares.metrics),
         journal,
         options.max_body_bytes,
         access,
@@ -152,8 +206,12 @@ fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener,
         None => "in memory".to_owned(),
     };
     println!(
-        "ferrotel view: keeping up to {} spans, {} log records and {} points per metric {place}",
-        options.max_spans, options.max_logs, options.max_points_per_series
+        "ferrotel view: keeping up to {} spans, {} log records and {} points per metric {place}, \
+         within {} (--max-memory)",
+        options.max_spans,
+        options.max_logs,
+        options.max_points_per_series,
+        human_bytes(options.max_memory_bytes)
     );
     let token_query = if options.token.is_some() { "?token=<token>" } else { "" };
     println!("  web UI:     http://{ui}/{token_query}");
@@ -168,4 +226,22 @@ fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener,
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("1000"), Ok(1000));
+        assert_eq!(parse_byte_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_byte_size("2 gb"), Ok(2 << 30));
+        assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size("5 parsecs").is_err());
+        assert!(parse_byte_size("0").is_err());
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        assert_eq!(human_bytes(300 << 20), "300 MiB");
+    }
 }

@@ -1,6 +1,8 @@
-//! The viewer's span store: in memory, bounded by a span count, oldest arrivals evicted first.
+//! The viewer's span store: in memory, bounded by a span count and by the bytes the spans hold
+//! (`size.rs`), oldest arrivals evicted first.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::mem::size_of;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -9,12 +11,16 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
+use crate::size::{block, HeapSize};
+
 pub(crate) type TraceId = [u8; 16];
 
 /// A span with the resource and scope it arrived under, shared by every span of one batch.
 pub(crate) struct StoredSpan {
     pub(crate) span: Span,
     pub(crate) origin: Arc<Origin>,
+    /// Bytes charged for this span while it is stored (`Store::memory`).
+    cost: usize,
 }
 
 pub(crate) struct Origin {
@@ -24,7 +30,22 @@ pub(crate) struct Origin {
     pub(crate) scope_version: String,
 }
 
+/// An `Arc`'s block: the two counts, the value, the allocator's overhead.
+fn arc_block<T>() -> usize {
+    block(2 * size_of::<usize>() + size_of::<T>())
+}
+
 impl Origin {
+    /// Bytes the origin holds; shared by the spans (or log records, metric points) of one
+    /// scope in one request, each of which is charged its share.
+    pub(crate) fn cost(&self) -> usize {
+        arc_block::<Origin>()
+            + self.service.heap_size()
+            + self.resource.heap_size()
+            + self.scope_name.heap_size()
+            + self.scope_version.heap_size()
+    }
+
     pub(crate) fn new(resource: Resource, scope: InstrumentationScope) -> Arc<Origin> {
         let service = string_attribute(&resource.attributes, "service.name")
             .unwrap_or("unknown_service")
@@ -46,8 +67,15 @@ impl StoredSpan {
     }
 }
 
+/// A trace's entry in the index: its id, its span list and the list's block, and the hash
+/// table's spare room.
+const TRACE_ENTRY_COST: usize = size_of::<TraceId>() + size_of::<Vec<Arc<StoredSpan>>>() + 2 * size_of::<usize>() + 16;
+
 pub(crate) struct Store {
     max_spans: usize,
+    max_bytes: usize,
+    /// The sum of the stored spans' costs.
+    span_bytes: usize,
     arrival: VecDeque<Arc<StoredSpan>>,
     traces: HashMap<TraceId, Vec<Arc<StoredSpan>>>,
     /// Stored spans per service and span name; names leave with their last span, so a
@@ -58,9 +86,11 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(max_spans: usize) -> Self {
+    pub(crate) fn new(max_spans: usize, max_bytes: usize) -> Self {
         Store {
             max_spans: max_spans.max(1),
+            max_bytes,
+            span_bytes: 0,
             arrival: VecDeque::new(),
             traces: HashMap::new(),
             operations: HashMap::new(),
@@ -73,12 +103,24 @@ impl Store {
         self.arrival.len()
     }
 
-    /// Stores every well-formed span; spans whose ids have the wrong length are counted, not kept.
+    /// Bytes the stored spans and their index hold, as `--max-memory` counts them.
+    pub(crate) fn memory(&self) -> usize {
+        self.span_bytes + self.traces.len() * TRACE_ENTRY_COST
+    }
+
+    fn over_limits(&self) -> bool {
+        self.arrival.len() > self.max_spans || self.memory() > self.max_bytes
+    }
+
+    /// Stores every well-formed span, then evicts the oldest while over either limit (a span
+    /// larger than the whole byte limit goes at once, counted); spans whose ids have the wrong
+    /// length are counted, not kept.
     pub(crate) fn insert(&mut self, batch: Vec<ResourceSpans>) {
         for resource_spans in batch {
             let resource = resource_spans.resource.unwrap_or_default();
             for scope_spans in resource_spans.scope_spans {
                 let origin = Origin::new(resource.clone(), scope_spans.scope.unwrap_or_default());
+                let origin_share = origin.cost().div_ceil(scope_spans.spans.len().max(1));
                 let service = &origin.service;
                 for span in scope_spans.spans {
                     let ids_valid = span.trace_id.len() == 16
@@ -95,13 +137,17 @@ impl Store {
                             names.insert(span.name.clone(), 1);
                         }
                     }
+                    // The span, its Arc block, its slots in the arrival queue and its trace's list.
+                    let cost = span.heap_size() + arc_block::<StoredSpan>() + 2 * size_of::<usize>() + origin_share;
                     let stored = Arc::new(StoredSpan {
                         span,
                         origin: origin.clone(),
+                        cost,
                     });
+                    self.span_bytes += cost;
                     self.traces.entry(stored.trace_id()).or_default().push(stored.clone());
                     self.arrival.push_back(stored);
-                    if self.arrival.len() > self.max_spans {
+                    while self.over_limits() && !self.arrival.is_empty() {
                         self.evict_oldest();
                     }
                 }
@@ -112,6 +158,7 @@ impl Store {
     fn evict_oldest(&mut self) {
         let Some(oldest) = self.arrival.pop_front() else { return };
         self.evicted_spans += 1;
+        self.span_bytes -= oldest.cost;
         let service = &oldest.origin.service;
         if let Some(names) = self.operations.get_mut(service) {
             if let Some(count) = names.get_mut(&oldest.span.name) {
@@ -277,7 +324,7 @@ mod tests {
 
     #[test]
     fn evicts_oldest_arrivals_beyond_the_cap() {
-        let mut store = Store::new(3);
+        let mut store = Store::new(3, usize::MAX);
         store.insert(batch("a", &[(1, 1), (1, 2), (2, 3)]));
         store.insert(batch("b", &[(3, 4), (3, 5)]));
         assert_eq!(store.span_count(), 3);
@@ -300,8 +347,31 @@ mod tests {
     }
 
     #[test]
+    fn evicts_oldest_beyond_the_byte_limit_and_refuses_a_span_larger_than_it() {
+        let big = |trace: u8| {
+            let mut spans = batch("a", &[(trace, trace)]);
+            spans[0].scope_spans[0].spans[0].name = "x".repeat(100_000);
+            spans
+        };
+        let mut store = Store::new(1000, 250_000);
+        for trace in 1..=4 {
+            store.insert(big(trace));
+        }
+        assert_eq!((store.span_count(), store.evicted_spans), (2, 2));
+        assert!(
+            store.memory() <= 250_000 && store.memory() > 200_000,
+            "{}",
+            store.memory()
+        );
+        assert!(store.trace(&[4; 16]).is_some() && store.trace(&[2; 16]).is_none());
+        let mut tiny = Store::new(1000, 50_000);
+        tiny.insert(big(1));
+        assert_eq!((tiny.span_count(), tiny.evicted_spans, tiny.memory()), (0, 1, 0));
+    }
+
+    #[test]
     fn counts_spans_with_malformed_ids_instead_of_storing_them() {
-        let mut store = Store::new(10);
+        let mut store = Store::new(10, usize::MAX);
         let mut bad = batch("a", &[(1, 1)]);
         bad[0].scope_spans[0].spans[0].trace_id.truncate(3);
         store.insert(bad);
