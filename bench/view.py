@@ -199,6 +199,8 @@ def query_ms(port, path, repeat=15):
 def start_viewer(ferrotel, max_spans, *extra):
     ports = free_port(), free_port(), free_port()
     flags = ["--grpc", str(ports[0]), "--http", str(ports[1]), "--ui", str(ports[2]), "--max-spans", str(max_spans)]
+    # Room for every span sent: the figures are about a full store, not the memory bound.
+    flags += ["--max-memory", "8G"]
     process = subprocess.Popen([ferrotel, "view", *flags, *extra], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     while True:
