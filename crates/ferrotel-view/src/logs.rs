@@ -1,7 +1,7 @@
 //! Log records: kept newest last, bounded by a count and by the bytes they hold, queryable by
 //! service, severity, text and the trace or span they belong to.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::mem::size_of;
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use serde_json::{json, Value as Json};
 
 use crate::jaeger::{attribute_text, plain_json};
+use crate::params::Params;
 use crate::size::HeapSize;
 use crate::store::Origin;
 
@@ -71,15 +72,37 @@ impl LogStore {
         }
     }
 
-    /// Newest first, as a list of plain JSON objects.
+    /// The newest matching records by time (the record's own, or when it was observed), newest
+    /// first, as plain JSON objects; arrival order can differ from time order.
     pub(crate) fn search(&self, query: &LogQuery) -> Vec<Json> {
-        self.records
+        // Records of the same time: the later arrival first.
+        let mut matching: Vec<(u64, usize, &StoredLog)> = self
+            .records
             .iter()
-            .rev()
-            .filter(|log| query.matches(log))
+            .enumerate()
+            .filter(|(_, log)| query.matches(log))
+            .map(|(arrival, log)| (log.time(), arrival, log))
+            .collect();
+        let newest_first = |a: &(u64, usize, &StoredLog), b: &(u64, usize, &StoredLog)| (b.0, b.1).cmp(&(a.0, a.1));
+        if matching.len() > query.limit && query.limit > 0 {
+            matching.select_nth_unstable_by(query.limit - 1, newest_first);
+            matching.truncate(query.limit);
+        }
+        matching.sort_unstable_by(newest_first);
+        matching
+            .into_iter()
             .take(query.limit)
-            .map(log_json)
+            .map(|(_, _, log)| log_json(log))
             .collect()
+    }
+}
+
+impl StoredLog {
+    fn time(&self) -> u64 {
+        match self.record.time_unix_nano {
+            0 => self.record.observed_time_unix_nano,
+            time => time,
+        }
     }
 }
 
@@ -95,24 +118,24 @@ pub(crate) struct LogQuery {
 }
 
 impl LogQuery {
-    pub(crate) fn parse(params: &HashMap<String, String>) -> Result<Self, String> {
-        let non_empty = |key: &str| params.get(key).filter(|v| !v.is_empty());
+    pub(crate) fn parse(params: &Params) -> Result<Self, String> {
         let id = |key: &str| {
-            non_empty(key)
+            params
+                .get(key)
                 .map(|v| const_hex::decode(v).map_err(|_| format!("{key}: not a hex id: {v}")))
                 .transpose()
         };
         let number = |key: &str, default: usize| {
-            non_empty(key).map_or(Ok(default), |v| {
+            params.get(key).map_or(Ok(default), |v| {
                 v.parse().map_err(|_| format!("{key}: not a number: {v}"))
             })
         };
         Ok(LogQuery {
-            service: non_empty("service").cloned(),
+            service: params.get("service").map(str::to_owned),
             trace_id: id("traceID")?,
             span_id: id("spanID")?,
             min_severity: number("minSeverity", 0)? as i32,
-            text: non_empty("q").map(|q| q.to_lowercase()),
+            text: params.get("q").map(str::to_lowercase),
             limit: number("limit", 100)?,
         })
     }
@@ -191,14 +214,14 @@ mod tests {
         let mut store = LogStore::new(2, usize::MAX);
         store.insert(records(&[1, 9, 17]));
         assert_eq!((store.len(), store.evicted_records), (2, 1));
-        let query = LogQuery::parse(&HashMap::new()).unwrap();
+        let query = LogQuery::parse(&Params::from_pairs(Vec::new())).unwrap();
         let severities: Vec<_> = store
             .search(&query)
             .iter()
             .map(|r| r["severityNumber"].clone())
             .collect();
         assert_eq!(severities, [17, 9]);
-        let bad = HashMap::from([("traceID".to_owned(), "xyz".to_owned())]);
+        let bad = Params::from_pairs(vec![("traceID".to_owned(), "xyz".to_owned())]);
         assert!(LogQuery::parse(&bad).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Metric data points by series (service + metric name), each series bounded by a point
 //! count and all of them together by the bytes they hold (oldest points go first), for charts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::mem::size_of;
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -300,10 +300,6 @@ pub(crate) fn point_count(metric: &opentelemetry_proto::tonic::metrics::v1::Metr
         None => 0,
     };
     points as u64
-}
-
-pub(crate) fn service_param(params: &HashMap<String, String>) -> Option<&str> {
-    params.get("service").map(String::as_str).filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

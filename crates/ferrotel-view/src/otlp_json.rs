@@ -1,9 +1,11 @@
-//! OTLP/JSON decoding, by the protobuf JSON mapping as OTLP uses it: field names in
+//! OTLP/JSON, by the protobuf JSON mapping as OTLP uses it. Decoding takes field names in
 //! lowerCamelCase or as in the .proto, 64-bit integers as numbers or strings, enums by name
 //! (`"SPAN_KIND_SERVER"`) or number, doubles as numbers or `"NaN"` / `"Infinity"` /
 //! `"-Infinity"`, trace and span ids as hex (OTLP's exception) and other bytes as base64,
 //! `null` as the field's default, unknown fields ignored. The generated serde code refuses
 //! the enum names and the non-finite doubles, which exporters (ferrotel's among them) send.
+//! Encoding (traces, for downloads and the v3 query API) writes every field, defaults
+//! included, as Jaeger's v3 clients expect, and non-finite doubles as their strings.
 
 use base64::Engine;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -22,7 +24,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 /// A decoding failure and where: `resourceSpans[0].scopeSpans[1].spans[2].kind`.
 #[derive(Debug)]
@@ -81,6 +83,35 @@ pub(crate) fn metrics(body: &[u8]) -> Decoded<ExportMetricsServiceRequest> {
     Ok(ExportMetricsServiceRequest {
         resource_metrics: root.list("resourceMetrics", resource_metrics)?,
     })
+}
+
+/// An OTLP/JSON body of any signal, as a file a user uploads holds it.
+pub(crate) enum AnySignal {
+    Traces(ExportTraceServiceRequest),
+    Logs(ExportLogsServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+}
+
+/// Decodes a body of whichever signal its top-level field names.
+pub(crate) fn any_signal(body: &[u8]) -> Decoded<AnySignal> {
+    let mut root = parse(body)?;
+    if root.map.contains_key("resourceSpans") {
+        Ok(AnySignal::Traces(ExportTraceServiceRequest {
+            resource_spans: root.list("resourceSpans", resource_spans)?,
+        }))
+    } else if root.map.contains_key("resourceLogs") {
+        Ok(AnySignal::Logs(ExportLogsServiceRequest {
+            resource_logs: root.list("resourceLogs", resource_logs)?,
+        }))
+    } else if root.map.contains_key("resourceMetrics") {
+        Ok(AnySignal::Metrics(ExportMetricsServiceRequest {
+            resource_metrics: root.list("resourceMetrics", resource_metrics)?,
+        }))
+    } else {
+        Err(fail(
+            "not an OTLP/JSON export request: expected resourceSpans, resourceLogs or resourceMetrics".to_owned(),
+        ))
+    }
 }
 
 /// The body as a tree whose values are moved, not copied, into the messages: a request of
@@ -618,6 +649,97 @@ fn exemplar(mut f: Fields) -> Decoded<Exemplar> {
     })
 }
 
+// ---- encoding -----------------------------------------------------------------------------
+
+/// A trace export request as OTLP/JSON, every field written.
+pub(crate) fn encode_traces(request: &ExportTraceServiceRequest) -> Value {
+    json!({"resourceSpans": request.resource_spans.iter().map(encode_resource_spans).collect::<Vec<_>>()})
+}
+
+fn encode_resource_spans(resource_spans: &ResourceSpans) -> Value {
+    let resource = resource_spans.resource.as_ref();
+    json!({
+        "resource": {
+            "attributes": encode_attributes(resource.map_or(&[][..], |r| &r.attributes)),
+            "droppedAttributesCount": resource.map_or(0, |r| r.dropped_attributes_count),
+        },
+        "scopeSpans": resource_spans.scope_spans.iter().map(encode_scope_spans).collect::<Vec<_>>(),
+        "schemaUrl": resource_spans.schema_url,
+    })
+}
+
+fn encode_scope_spans(scope_spans: &ScopeSpans) -> Value {
+    let default = InstrumentationScope::default();
+    let scope = scope_spans.scope.as_ref().unwrap_or(&default);
+    json!({
+        "scope": {
+            "name": scope.name,
+            "version": scope.version,
+            "attributes": encode_attributes(&scope.attributes),
+            "droppedAttributesCount": scope.dropped_attributes_count,
+        },
+        "spans": scope_spans.spans.iter().map(encode_span).collect::<Vec<_>>(),
+        "schemaUrl": scope_spans.schema_url,
+    })
+}
+
+fn encode_span(span: &Span) -> Value {
+    let status = span.status.clone().unwrap_or_default();
+    json!({
+        "traceId": const_hex::encode(&span.trace_id),
+        "spanId": const_hex::encode(&span.span_id),
+        "traceState": span.trace_state,
+        "parentSpanId": const_hex::encode(&span.parent_span_id),
+        "flags": span.flags,
+        "name": span.name,
+        "kind": span.kind,
+        "startTimeUnixNano": span.start_time_unix_nano.to_string(),
+        "endTimeUnixNano": span.end_time_unix_nano.to_string(),
+        "attributes": encode_attributes(&span.attributes),
+        "droppedAttributesCount": span.dropped_attributes_count,
+        "events": span.events.iter().map(|event| json!({
+            "timeUnixNano": event.time_unix_nano.to_string(),
+            "name": event.name,
+            "attributes": encode_attributes(&event.attributes),
+            "droppedAttributesCount": event.dropped_attributes_count,
+        })).collect::<Vec<_>>(),
+        "droppedEventsCount": span.dropped_events_count,
+        "links": span.links.iter().map(|link| json!({
+            "traceId": const_hex::encode(&link.trace_id),
+            "spanId": const_hex::encode(&link.span_id),
+            "traceState": link.trace_state,
+            "attributes": encode_attributes(&link.attributes),
+            "droppedAttributesCount": link.dropped_attributes_count,
+            "flags": link.flags,
+        })).collect::<Vec<_>>(),
+        "droppedLinksCount": span.dropped_links_count,
+        "status": {"message": status.message, "code": status.code},
+    })
+}
+
+fn encode_attributes(attributes: &[KeyValue]) -> Vec<Value> {
+    attributes
+        .iter()
+        .map(|kv| json!({"key": kv.key, "value": encode_any_value(kv.value.as_ref())}))
+        .collect()
+}
+
+fn encode_any_value(value: Option<&AnyValue>) -> Value {
+    use any_value::Value as V;
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(V::StringValue(s)) => json!({"stringValue": s}),
+        Some(V::BoolValue(b)) => json!({"boolValue": b}),
+        Some(V::IntValue(i)) => json!({"intValue": i.to_string()}),
+        Some(V::DoubleValue(d)) => json!({"doubleValue": crate::jaeger::double(*d)}),
+        Some(V::ArrayValue(array)) => {
+            json!({"arrayValue": {"values": array.values.iter().map(|v| encode_any_value(Some(v))).collect::<Vec<_>>()}})
+        }
+        Some(V::KvlistValue(map)) => json!({"kvlistValue": {"values": encode_attributes(&map.values)}}),
+        Some(V::BytesValue(b)) => json!({"bytesValue": base64::engine::general_purpose::STANDARD.encode(b)}),
+        Some(V::StringValueStrindex(_)) | None => json!({}),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,6 +843,29 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             r#"resourceSpans[0].scopeSpans[0].spans[0].traceId: not a hex id: "xyz""#
+        );
+    }
+
+    #[test]
+    fn encoded_traces_decode_to_the_same_request() {
+        let body = r#"{"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}]},
+            "scopeSpans": [{"scope": {"name": "s"}, "spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10",
+            "spanId": "0102030405060708", "name": "x", "kind": 3, "startTimeUnixNano": "5",
+            "attributes": [{"key": "n", "value": {"doubleValue": "NaN"}}, {"key": "b", "value": {"bytesValue": "aGk="}},
+                           {"key": "l", "value": {"arrayValue": {"values": [{"intValue": "-1"}]}}}],
+            "events": [{"name": "e", "timeUnixNano": "6"}], "status": {"code": 2, "message": "m"}}]}]}]}"#;
+        let request = traces(body.as_bytes()).unwrap();
+        let encoded = encode_traces(&request);
+        let span = &encoded["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(span["parentSpanId"], "");
+        assert_eq!(span["attributes"][0]["value"]["doubleValue"], "NaN");
+        assert_eq!(span["status"], json!({"message": "m", "code": 2}));
+        let again = traces(encoded.to_string().as_bytes()).unwrap();
+        let [before, after] = [&request, &again].map(|r| r.resource_spans[0].scope_spans[0].spans[0].clone());
+        assert_eq!(
+            format!("{before:?}"),
+            format!("{after:?}"),
+            "NaN compares unequal, so compare the text"
         );
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::middleware;
 use axum::Router;
 
+use crate::archive::Archive;
 use crate::auth::{self, Access};
 use crate::conn::WatchedListener;
 use crate::intake;
@@ -40,17 +41,21 @@ pub struct Options {
     pub db: Option<PathBuf>,
 }
 
-/// How `--max-memory` is shared: spans take most; logs and metric points an eighth each.
+/// How `--max-memory` is shared: spans take most; logs and metric points an eighth each;
+/// archived traces (Jaeger's archive call) a tenth of the spans' share.
 struct MemoryShares {
     spans: usize,
+    archive: usize,
     logs: usize,
     metrics: usize,
 }
 
 impl MemoryShares {
     fn of(total: usize) -> Self {
+        let traces = total / 4 * 3;
         MemoryShares {
-            spans: total / 4 * 3,
+            spans: traces - traces / 10,
+            archive: traces / 10,
             logs: total / 8,
             metrics: total / 8,
         }
@@ -136,6 +141,7 @@ pub fn run(options: Options) -> Result<(), String> {
     let shares = MemoryShares::of(options.max_memory_bytes);
     let viewer = Arc::new(Viewer::new(
         Store::new(options.max_spans, shares.spans),
+        Archive::new(shares.archive),
         LogStore::new(options.max_logs, shares.logs),
         MetricStore::new(options.max_points_per_series, shares.metrics),
         journal,
@@ -181,7 +187,7 @@ pub fn run(options: Options) -> Result<(), String> {
 /// The UI port: the web UI's files and the query API, behind the same token rules.
 fn ui_and_api_routes(viewer: Arc<Viewer>) -> Router {
     ui::routes()
-        .merge(query::routes())
+        .merge(query::routes(viewer.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             viewer.clone(),
             auth::require_token_or_cookie,

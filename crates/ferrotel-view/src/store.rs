@@ -8,6 +8,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
@@ -60,11 +61,23 @@ impl Origin {
 }
 
 impl StoredSpan {
+    /// Bytes this span holds, as `--max-memory` counts them.
+    pub(crate) fn cost(&self) -> usize {
+        self.cost
+    }
+
     pub(crate) fn trace_id(&self) -> TraceId {
         let mut id = [0; 16];
         id.copy_from_slice(&self.span.trace_id);
         id
     }
+}
+
+type KindCounts = [usize; 6];
+
+/// A span's kind as an index into `KindCounts`; unknown numbers count as unspecified.
+fn kind_index(kind: i32) -> usize {
+    usize::try_from(kind).ok().filter(|k| *k < 6).unwrap_or(0)
 }
 
 /// A trace's entry in the index: its id, its span list and the list's block, and the hash
@@ -78,9 +91,10 @@ pub(crate) struct Store {
     span_bytes: usize,
     arrival: VecDeque<Arc<StoredSpan>>,
     traces: HashMap<TraceId, Vec<Arc<StoredSpan>>>,
-    /// Stored spans per service and span name; names leave with their last span, so a
-    /// high-cardinality span name cannot grow this past the span cap.
-    operations: HashMap<String, HashMap<String, usize>>,
+    /// Stored spans per service, span name and kind (indexed by the kind's number); names
+    /// leave with their last span, so a high-cardinality span name cannot grow this past the
+    /// span cap.
+    operations: HashMap<String, HashMap<String, KindCounts>>,
     pub(crate) rejected_spans: u64,
     pub(crate) evicted_spans: u64,
 }
@@ -131,10 +145,13 @@ impl Store {
                         continue;
                     }
                     let names = self.operations.entry(service.clone()).or_default();
+                    let kind = kind_index(span.kind);
                     match names.get_mut(&span.name) {
-                        Some(count) => *count += 1,
+                        Some(counts) => counts[kind] += 1,
                         None => {
-                            names.insert(span.name.clone(), 1);
+                            let mut counts = KindCounts::default();
+                            counts[kind] = 1;
+                            names.insert(span.name.clone(), counts);
                         }
                     }
                     // The span, its Arc block, its slots in the arrival queue and its trace's list.
@@ -161,9 +178,9 @@ impl Store {
         self.span_bytes -= oldest.cost;
         let service = &oldest.origin.service;
         if let Some(names) = self.operations.get_mut(service) {
-            if let Some(count) = names.get_mut(&oldest.span.name) {
-                *count -= 1;
-                if *count == 0 {
+            if let Some(counts) = names.get_mut(&oldest.span.name) {
+                counts[kind_index(oldest.span.kind)] -= 1;
+                if counts.iter().all(|c| *c == 0) {
                     names.remove(&oldest.span.name);
                 }
             }
@@ -181,15 +198,17 @@ impl Store {
     }
 
     /// Calls between services: for each (parent service, child service) pair, how many child
-    /// spans had a parent in the other service, and how many of those ended in error.
-    pub(crate) fn dependencies(&self) -> BTreeMap<(&str, &str), (u64, u64)> {
+    /// spans (starting within `window`, nanoseconds, when given) had a parent in the other
+    /// service, and how many of those ended in error.
+    pub(crate) fn dependencies(&self, window: Option<(u64, u64)>) -> BTreeMap<(&str, &str), (u64, u64)> {
+        let in_window = |span: &Span| window.is_none_or(|(from, to)| (from..=to).contains(&span.start_time_unix_nano));
         let mut edges = BTreeMap::new();
         for spans in self.traces.values() {
             let services: HashMap<&[u8], &str> = spans
                 .iter()
                 .map(|s| (s.span.span_id.as_slice(), s.origin.service.as_str()))
                 .collect();
-            for child in spans {
+            for child in spans.iter().filter(|s| in_window(&s.span)) {
                 let Some(&parent_service) = services.get(child.span.parent_span_id.as_slice()) else {
                     continue;
                 };
@@ -215,8 +234,45 @@ impl Store {
         self.traces.get(id).map(Vec::as_slice)
     }
 
+    /// A trace with the key it is stored under, for results that borrow both.
+    pub(crate) fn trace_entry(&self, id: &TraceId) -> Option<(&TraceId, &[Arc<StoredSpan>])> {
+        self.traces.get_key_value(id).map(|(id, spans)| (id, spans.as_slice()))
+    }
+
+    /// Every stored span, oldest arrival first.
+    pub(crate) fn spans(&self) -> impl DoubleEndedIterator<Item = &Arc<StoredSpan>> {
+        self.arrival.iter()
+    }
+
+    pub(crate) fn trace_count(&self) -> usize {
+        self.traces.len()
+    }
+
     pub(crate) fn services(&self) -> impl Iterator<Item = &str> {
         self.operations.keys().map(String::as_str)
+    }
+
+    /// The span names stored for `service` with their kinds, one entry per kind a name was
+    /// seen with, sorted; only `kind` when given.
+    pub(crate) fn operations_by_kind(&self, service: &str, kind: Option<SpanKind>) -> Vec<(&str, SpanKind)> {
+        let mut operations: Vec<(&str, SpanKind)> = self
+            .operations
+            .get(service)
+            .into_iter()
+            .flatten()
+            .flat_map(|(name, counts)| {
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, count)| **count > 0)
+                    .filter_map(move |(index, _)| {
+                        let found = SpanKind::try_from(index as i32).ok()?;
+                        kind.is_none_or(|want| want == found).then_some((name.as_str(), found))
+                    })
+            })
+            .collect();
+        operations.sort_unstable_by_key(|(name, kind)| (*name, *kind as i32));
+        operations
     }
 
     /// The span names stored for `service`, sorted.
@@ -234,10 +290,10 @@ impl Store {
 
     /// Traces for which `keep` holds, most recently received first. Walking arrivals backwards
     /// stops as soon as a caller's limit is met, instead of sorting every stored trace.
-    pub(crate) fn traces_newest_first<'a>(
-        &'a self,
-        keep: impl Fn(&[Arc<StoredSpan>]) -> bool + 'a,
-    ) -> impl Iterator<Item = (&'a TraceId, &'a [Arc<StoredSpan>])> + 'a {
+    pub(crate) fn traces_newest_first(
+        &self,
+        keep: impl Fn(&[Arc<StoredSpan>]) -> bool,
+    ) -> impl Iterator<Item = (&TraceId, &[Arc<StoredSpan>])> {
         let mut seen = HashSet::new();
         self.arrival.iter().rev().filter_map(move |span| {
             let (id, spans) = self.traces.get_key_value(&span.trace_id())?;

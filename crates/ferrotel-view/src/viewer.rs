@@ -1,7 +1,7 @@
 //! The state every listener shares: the three in-memory stores, the optional `--db` journal
 //! and the access rules, and the one path by which a decoded request is kept.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
@@ -10,15 +10,17 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
+use crate::archive::Archive;
 use crate::auth::Access;
 use crate::intake::Signal;
 use crate::journal::{Journal, Kind};
 use crate::logs::LogStore;
 use crate::metrics::MetricStore;
-use crate::store::Store;
+use crate::store::{Store, StoredSpan, TraceId};
 
 pub(crate) struct Viewer {
     store: Mutex<Store>,
+    archive: Mutex<Archive>,
     logs: Mutex<LogStore>,
     metrics: Mutex<MetricStore>,
     journal: Option<Journal>,
@@ -29,6 +31,7 @@ pub(crate) struct Viewer {
 impl Viewer {
     pub(crate) fn new(
         store: Store,
+        archive: Archive,
         logs: LogStore,
         metrics: MetricStore,
         journal: Option<Journal>,
@@ -37,6 +40,7 @@ impl Viewer {
     ) -> Self {
         Viewer {
             store: Mutex::new(store),
+            archive: Mutex::new(archive),
             logs: Mutex::new(logs),
             metrics: Mutex::new(metrics),
             journal,
@@ -104,6 +108,18 @@ impl Viewer {
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         // A handler that panicked mid-insert leaves whole spans behind; the data stays readable.
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn archive(&self) -> MutexGuard<'_, Archive> {
+        self.archive.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A trace's spans from the store, or from the archive once the store let it go.
+    pub(crate) fn trace(&self, id: &TraceId) -> Option<Vec<Arc<StoredSpan>>> {
+        if let Some(spans) = self.store().trace(id) {
+            return Some(spans.to_vec());
+        }
+        self.archive().trace(id).map(<[_]>::to_vec)
     }
 
     pub(crate) fn logs(&self) -> MutexGuard<'_, LogStore> {
