@@ -69,6 +69,83 @@ def encode_batches(count, first_trace):
     return batches
 
 
+# What ferrotel's WSGI instrumentation records for a Flask request, and the resource its SDK
+# sends: the span the per-span memory figure is measured with.
+HTTP_SPAN_STRINGS = [
+    ("http.request.method", "GET"),
+    ("url.scheme", "http"),
+    ("url.query", "page=2"),
+    ("server.address", "shop.internal"),
+    ("client.address", "10.0.3.17"),
+    ("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"),
+    ("network.protocol.version", "1.1"),
+    ("http.route", "/users/<int:uid>/orders"),
+]
+RESOURCE_STRINGS = [
+    ("service.name", "shop"),
+    ("telemetry.sdk.language", "python"),
+    ("telemetry.sdk.name", "ferrotel"),
+    ("telemetry.sdk.version", "0.1.0"),
+    ("process.executable.path", "/srv/app/.venv/bin/python"),
+    ("process.command_args", '["/srv/app/app.py"]'),
+    ("process.runtime.name", "cpython"),
+    ("process.runtime.version", "3.11.7"),
+    ("process.runtime.description", "3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]"),
+    ("os.type", "linux"),
+    ("host.name", "web-1"),
+]
+HTTP_SPANS_PER_BATCH = 100
+
+
+def http_server_batches(count):
+    """Requests of HTTP_SPANS_PER_BATCH realistic server spans (12 attributes, a 12-attribute
+    resource per request), one trace each."""
+    template = ExportTraceServiceRequest()
+    resource_spans = template.resource_spans.add()
+    for key, value in RESOURCE_STRINGS:
+        resource_spans.resource.attributes.add(key=key).value.string_value = value
+    resource_spans.resource.attributes.add(key="process.pid").value.int_value = 4242
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name, scope_spans.scope.version = "ferrotel.instrumentation.wsgi", "0.1.0"
+    spans = []
+    for i in range(HTTP_SPANS_PER_BATCH):
+        span = scope_spans.spans.add(name="GET /users/<int:uid>/orders", kind=2)
+        for key, value in [*HTTP_SPAN_STRINGS, ("url.path", f"/users/{i}/orders")]:
+            span.attributes.add(key=key).value.string_value = value
+        for key, value in (("server.port", 8000), ("client.port", 50000 + i), ("http.response.status_code", 200)):
+            span.attributes.add(key=key).value.int_value = value
+        spans.append(span)
+    now = time.time_ns()
+    batches = []
+    for b in range(count):
+        for i, span in enumerate(spans):
+            number = b * HTTP_SPANS_PER_BATCH + i + 1
+            span.trace_id, span.span_id = number.to_bytes(16, "big"), number.to_bytes(8, "big")
+            span.start_time_unix_nano = now + number
+            span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000
+        batches.append(template.SerializeToString())
+    return batches
+
+
+def memory_per_http_span(ferrotel, spans=200_000):
+    """Resident memory per realistic HTTP server span, and what --max-memory counts for it."""
+    batches = http_server_batches(spans // HTTP_SPANS_PER_BATCH)
+    viewer, (_, http_port, ui_port) = start_viewer(ferrotel, spans)
+    try:
+        time.sleep(0.5)
+        idle = rss_mib(viewer.pid)
+        send_http(http_port, batches)
+        time.sleep(0.5)
+        full = rss_mib(viewer.pid)
+        _, status = query_ms(ui_port, "/api/status", repeat=1)
+        assert status["spans"] == spans, status
+    finally:
+        viewer.kill()
+        viewer.wait()
+    protobuf = sum(map(len, batches)) / spans
+    return (full - idle) * 2**20 / spans, status["memoryBytes"]["spans"] / spans, protobuf
+
+
 def send_http(port, batches):
     connection = http.client.HTTPConnection("127.0.0.1", port)
     for body in batches:
@@ -120,6 +197,8 @@ def query_ms(port, path, repeat=15):
 def start_viewer(ferrotel, max_spans, *extra):
     ports = free_port(), free_port(), free_port()
     flags = ["--grpc", str(ports[0]), "--http", str(ports[1]), "--ui", str(ports[2]), "--max-spans", str(max_spans)]
+    # Room for every span sent: the figures are about a full store, not the memory bound.
+    flags += ["--max-memory", "8G"]
     process = subprocess.Popen([ferrotel, "view", *flags, *extra], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     while True:
@@ -212,6 +291,7 @@ def main():
         viewer.kill()
         viewer.wait()
     db_rate, db_mib, db_restart = with_db(args.ferrotel, http_batches)
+    span_rss, span_counted, span_protobuf = memory_per_http_span(args.ferrotel)
     db_spans = len(http_batches) * SPANS_PER_BATCH
 
     table = "\n".join(
@@ -224,6 +304,8 @@ def main():
             f"| ingest, OTLP/HTTP protobuf | {http_rate:,.0f} spans/s |",
             f"| ingest, OTLP/gRPC | {grpc_rate:,.0f} spans/s |",
             f"| resident memory, empty → {args.spans:,} spans | {idle_rss:.0f} → {full_rss:.0f} MiB |",
+            f"| memory per realistic HTTP server span (12 attributes, {span_protobuf:.0f} B of protobuf): "
+            f"resident / counted by `--max-memory` | {span_rss / 1000:.2f} KB / {span_counted / 1000:.2f} KB |",
             f"| ingest, OTLP/HTTP protobuf, with `--db` (committed before each reply) | {db_rate:,.0f} spans/s |",
             f"| `--db` file for {db_spans:,} spans; restart until queryable "
             f"| {db_mib:.0f} MiB; {db_restart * 1000:,.0f} ms |",

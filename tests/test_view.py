@@ -114,7 +114,8 @@ def test_search_filters_like_jaeger(viewer, tmp):
     assert found("service=shop&operation=charge%20card") == [trace_id]
     assert found("service=shop&operation=nope") == []
     assert found("tags=" + urllib.request.quote('{"user.id":"7"}')) == [other_id, trace_id]
-    assert found("service=warehouse&tags=error%3Dtrue") == []  # `error` is derived, not an attribute
+    # `error` is derived from the status, as Jaeger shows it: "charge card" failed.
+    assert found("service=warehouse&tags=error%3Dtrue") == [other_id]
     assert found("service=warehouse&tags=user.id%3D8") == []
     assert found("minDuration=1h") == []
     assert found("limit=1") == [other_id]
@@ -144,7 +145,9 @@ def test_bad_input_is_refused_and_changes_nothing(viewer, tmp):
     bad_ids = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "abcd", "spanId": "00", "name": "x"}]}]}]}
     status, body = viewer.post(json.dumps(bad_ids).encode(), "application/json")
     assert status == 200 and json.loads(body)["partialSuccess"]["rejectedSpans"] == 1
-    assert viewer.get("/api/status") == {
+    status = viewer.get("/api/status")
+    memory = status.pop("memoryBytes")
+    assert status == {
         "spans": 2,
         "evictedSpans": 0,
         "rejectedSpans": 1,
@@ -152,7 +155,10 @@ def test_bad_input_is_refused_and_changes_nothing(viewer, tmp):
         "evictedLogRecords": 0,
         "metricSeries": 0,
         "refusedMetricSeries": 0,
+        "evictedMetricPoints": 0,
+        "archivedTraces": 0,
     }
+    assert memory["spans"] > 0 and (memory["logs"], memory["metrics"]) == (0, 0)
     assert_trace_as_sent(viewer, trace_id, root_id, "shop")
     assert viewer.process.poll() is None
 

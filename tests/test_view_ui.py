@@ -108,6 +108,8 @@ def browser():
         "--disable-sync",
         "--no-first-run",
         "--window-size=1400,1000",
+        # A name of another site that resolves to this machine, as a DNS rebinding attack sets up.
+        "--host-resolver-rules=MAP rebinding.test 127.0.0.1",
         f"--user-data-dir={profile}",
     ]:
         options.add_argument(flag)
@@ -312,5 +314,74 @@ def test_live_list_behind_a_token(browser, tmp_path):
         wait_for(browser, lambda d: trace_ids(d) == ["ab" * 16], "the live list to pick up a new trace")
     finally:
         browser.delete_all_cookies()
+        viewer.process.kill()
+        viewer.process.wait()
+
+
+def test_a_page_under_another_name_cannot_read_the_viewer(browser, shop):
+    viewer, checkout_trace, _, _ = shop
+    browser.get(f"http://rebinding.test:{viewer.ui}/#/traces")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "does not name this viewer" in body and "--allow-host rebinding.test" in body
+    browser.get(f"http://rebinding.test:{viewer.ui}/api/traces/{checkout_trace}")
+    assert checkout_trace not in browser.page_source
+    shot(browser, "08-rebinding-refused")
+
+
+def post_spans(viewer, spans):
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    status, _ = viewer.post(json.dumps(body).encode(), "application/json")
+    assert status == 200
+
+
+def span_json(trace, number, parent, name, start):
+    fields = {"traceId": trace, "spanId": f"{number:016x}", "name": name}
+    fields |= {"startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 1000)}
+    return fields | ({"parentSpanId": f"{parent:016x}"} if parent is not None else {})
+
+
+def test_traces_with_loops_missing_parents_and_great_depth_render_whole(browser):
+    viewer = Viewer()
+    try:
+        tangled = "0c" * 16
+        post_spans(
+            viewer,
+            [
+                span_json(tangled, 1, None, "root", 100),
+                span_json(tangled, 2, 0xDEAD, "orphan", 200),
+                span_json(tangled, 3, 2, "orphan child", 300),
+                span_json(tangled, 10, 12, "loop a", 400),
+                span_json(tangled, 11, 10, "loop b", 500),
+                span_json(tangled, 12, 11, "loop c", 600),
+                span_json(tangled, 20, 20, "own parent", 700),
+            ],
+        )
+        browser.get(f"http://127.0.0.1:{viewer.ui}/#/trace/{tangled}")
+        wait_for(browser, lambda d: len(rows(d, ".span-row")) == 7, "all seven tangled spans")
+        shown = [(r.get_attribute("data-name"), r.get_attribute("data-depth")) for r in rows(browser, ".span-row")]
+        assert shown == [
+            ("root", "0"),
+            ("orphan", "0"),
+            ("orphan child", "1"),
+            ("loop a", "0"),
+            ("loop b", "1"),
+            ("loop c", "2"),
+            ("own parent", "0"),
+        ]
+        assert [r.get_attribute("data-name") for r in rows(browser, ".span-row.orphan")] == ["orphan"]
+        assert [r.get_attribute("data-name") for r in rows(browser, ".span-row.cycle")] == ["loop a", "own parent"]
+        assert "parent missing" in rows(browser, ".span-row.orphan")[0].text
+        shot(browser, "09-loops-and-orphans")
+
+        deep = "0d" * 16
+        depth = 20_000
+        post_spans(viewer, [span_json(deep, n + 1, n or None, f"level {n}", n) for n in range(depth)])
+        browser.get(f"http://127.0.0.1:{viewer.ui}/#/trace/{deep}")
+        wait_for(browser, lambda d: len(rows(d, ".span-row")) == depth, "a 20,000-deep chain", timeout=60)
+        last = rows(browser, ".span-row")[-1]
+        assert (last.get_attribute("data-name"), last.get_attribute("data-depth")) == ("level 19999", "19999")
+        assert not rows(browser, ".error-box")
+        shot(browser, "10-deep-chain")
+    finally:
         viewer.process.kill()
         viewer.process.wait()

@@ -104,7 +104,21 @@ fn view_command() -> Command {
                 .value_name("N")
                 .default_value("250000")
                 .value_parser(clap::value_parser!(u64).range(1..))
-                .help("Spans kept in memory (about 0.9 KB each); the oldest are evicted first"),
+                .help(
+                    "Spans kept in memory (an HTTP server span with a dozen attributes takes about 2.3 KB; \
+                     --max-memory bounds the bytes too); the oldest are evicted first",
+                ),
+        )
+        .arg(
+            Arg::new("max-memory")
+                .long("max-memory")
+                .value_name("SIZE")
+                .default_value("1G")
+                .value_parser(ferrotel_view::parse_byte_size)
+                .help(
+                    "Memory the stored telemetry may take, whatever the counts (512M, 2G...): spans up to \
+                     3/4, log records and metric points 1/8 each; the oldest are evicted first",
+                ),
         )
         .arg(
             Arg::new("max-logs")
@@ -131,6 +145,17 @@ fn view_command() -> Command {
                 .help("Largest OTLP request accepted, before and after gzip decompression"),
         )
         .arg(
+            Arg::new("idle-timeout")
+                .long("idle-timeout")
+                .value_name("SECONDS")
+                .default_value("60")
+                .value_parser(clap::value_parser!(u64).range(1..))
+                .help(
+                    "Close a connection on which nothing moves for this long (a client gone without \
+                     closing, a request that never finishes); gRPC clients are pinged so live ones stay",
+                ),
+        )
+        .arg(
             Arg::new("listen")
                 .long("listen")
                 .value_name("ADDRESS")
@@ -143,6 +168,18 @@ fn view_command() -> Command {
                 .long("token")
                 .value_name("SECRET")
                 .help("Require `Authorization: Bearer SECRET` on every request"),
+        )
+        .arg(
+            Arg::new("allow-host")
+                .long("allow-host")
+                .value_name("NAME")
+                .action(ArgAction::Append)
+                .value_delimiter(',')
+                .help(
+                    "Also answer requests whose Host or Origin is NAME (a reverse proxy's name); by default \
+                     only the listen address (and localhost on loopback) is accepted, so other web pages \
+                     cannot read the viewer",
+                ),
         )
         .arg(help_arg())
         .disable_help_flag(true)
@@ -164,7 +201,15 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         max_logs: count("max-logs"),
         max_points_per_series: count("max-points"),
         max_body_bytes: count("max-body"),
+        max_memory_bytes: *matches.get_one::<usize>("max-memory").expect("has a default"),
+        idle_timeout: std::time::Duration::from_secs(*matches.get_one::<u64>("idle-timeout").expect("has a default")),
         token: matches.get_one::<String>("token").cloned(),
+        allowed_hosts: matches
+            .get_many::<String>("allow-host")
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
         db: matches.get_one("db").cloned(),
     };
     match ferrotel_view::run(options) {

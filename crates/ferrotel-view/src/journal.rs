@@ -4,13 +4,14 @@
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, TransactionBehavior};
 use tokio::sync::oneshot;
 
 /// Which signal a stored request belongs to; the numbers are what the file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Traces = 1,
     Metrics = 2,
     Logs = 3,
@@ -26,10 +27,10 @@ const QUEUE_DEPTH: usize = 256;
 
 /// Items (spans, data points, log records) each signal may keep in the file.
 #[derive(Clone, Copy)]
-pub struct Caps {
-    pub spans: u64,
-    pub metric_points: u64,
-    pub log_records: u64,
+pub(crate) struct Caps {
+    pub(crate) spans: u64,
+    pub(crate) metric_points: u64,
+    pub(crate) log_records: u64,
 }
 
 impl Caps {
@@ -50,19 +51,22 @@ struct Entry {
 }
 
 /// The handle request handlers append through; one writer thread owns the connection.
-pub struct Journal {
+pub(crate) struct Journal {
     queue: SyncSender<Entry>,
 }
 
 /// What the file held at start, oldest first, for the caller to load into memory.
-pub struct Restored {
-    pub batches: Vec<(Kind, Vec<u8>)>,
+pub(crate) struct Restored {
+    pub(crate) batches: Vec<(Kind, Vec<u8>)>,
 }
 
 impl Journal {
-    pub fn open(path: &Path, caps: Caps) -> Result<(Journal, Restored), String> {
+    pub(crate) fn open(path: &Path, caps: Caps) -> Result<(Journal, Restored), String> {
         let describe = |e: rusqlite::Error| describe_error(path, e);
         let connection = Connection::open(path).map_err(describe)?;
+        // rusqlite waits 5 s for a lock by default; a file another viewer holds should be
+        // reported at once, not after a silent pause.
+        connection.busy_timeout(Duration::ZERO).map_err(describe)?;
         // WAL with NORMAL sync: a commit costs no fsync, and a crash loses at most the last
         // commits, never the file. EXCLUSIVE locking keeps a second viewer off the same file.
         connection
@@ -115,7 +119,7 @@ impl Journal {
 
     /// Resolves once the request is committed to the file; an error means it was not kept
     /// and the client should retry.
-    pub async fn append(&self, kind: Kind, items: u64, body: Vec<u8>) -> Result<(), String> {
+    pub(crate) async fn append(&self, kind: Kind, items: u64, body: Vec<u8>) -> Result<(), String> {
         let (written, done) = oneshot::channel();
         let entry = Entry {
             kind,

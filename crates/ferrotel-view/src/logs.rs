@@ -1,51 +1,70 @@
-//! Log records: kept newest last, bounded by a count, queryable by service, severity, text
-//! and the trace or span they belong to.
+//! Log records: kept newest last, bounded by a count and by the bytes they hold, queryable by
+//! service, severity, text and the trace or span they belong to.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::mem::size_of;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use serde_json::{json, Value as Json};
 
 use crate::jaeger::{attribute_text, plain_json};
+use crate::params::Params;
+use crate::size::HeapSize;
 use crate::store::Origin;
 
-pub struct StoredLog {
+pub(crate) struct StoredLog {
     record: LogRecord,
     origin: Arc<Origin>,
+    /// Bytes charged for this record while it is stored.
+    cost: usize,
 }
 
-pub struct LogStore {
+pub(crate) struct LogStore {
     max_records: usize,
+    max_bytes: usize,
     records: VecDeque<StoredLog>,
-    pub evicted_records: u64,
+    bytes: usize,
+    pub(crate) evicted_records: u64,
 }
 
 impl LogStore {
-    pub fn new(max_records: usize) -> Self {
+    pub(crate) fn new(max_records: usize, max_bytes: usize) -> Self {
         LogStore {
             max_records: max_records.max(1),
+            max_bytes,
             records: VecDeque::new(),
+            bytes: 0,
             evicted_records: 0,
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records.len()
     }
 
-    pub fn insert(&mut self, batch: Vec<ResourceLogs>) {
+    /// Bytes the stored records hold, as `--max-memory` counts them.
+    pub(crate) fn memory(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn insert(&mut self, batch: Vec<ResourceLogs>) {
         for resource_logs in batch {
             let resource = resource_logs.resource.unwrap_or_default();
             for scope_logs in resource_logs.scope_logs {
                 let origin = Origin::new(resource.clone(), scope_logs.scope.unwrap_or_default());
+                let origin_share = origin.cost().div_ceil(scope_logs.log_records.len().max(1));
                 for record in scope_logs.log_records {
+                    let cost = size_of::<StoredLog>() + record.heap_size() + origin_share;
+                    self.bytes += cost;
                     self.records.push_back(StoredLog {
                         record,
                         origin: origin.clone(),
+                        cost,
                     });
-                    if self.records.len() > self.max_records {
-                        self.records.pop_front();
+                    while self.records.len() > self.max_records || self.bytes > self.max_bytes {
+                        let Some(oldest) = self.records.pop_front() else { break };
+                        self.bytes -= oldest.cost;
                         self.evicted_records += 1;
                     }
                 }
@@ -53,21 +72,43 @@ impl LogStore {
         }
     }
 
-    /// Newest first, as a list of plain JSON objects.
-    pub fn search(&self, query: &LogQuery) -> Vec<Json> {
-        self.records
+    /// The newest matching records by time (the record's own, or when it was observed), newest
+    /// first, as plain JSON objects; arrival order can differ from time order.
+    pub(crate) fn search(&self, query: &LogQuery) -> Vec<Json> {
+        // Records of the same time: the later arrival first.
+        let mut matching: Vec<(u64, usize, &StoredLog)> = self
+            .records
             .iter()
-            .rev()
-            .filter(|log| query.matches(log))
+            .enumerate()
+            .filter(|(_, log)| query.matches(log))
+            .map(|(arrival, log)| (log.time(), arrival, log))
+            .collect();
+        let newest_first = |a: &(u64, usize, &StoredLog), b: &(u64, usize, &StoredLog)| (b.0, b.1).cmp(&(a.0, a.1));
+        if matching.len() > query.limit && query.limit > 0 {
+            matching.select_nth_unstable_by(query.limit - 1, newest_first);
+            matching.truncate(query.limit);
+        }
+        matching.sort_unstable_by(newest_first);
+        matching
+            .into_iter()
             .take(query.limit)
-            .map(log_json)
+            .map(|(_, _, log)| log_json(log))
             .collect()
+    }
+}
+
+impl StoredLog {
+    fn time(&self) -> u64 {
+        match self.record.time_unix_nano {
+            0 => self.record.observed_time_unix_nano,
+            time => time,
+        }
     }
 }
 
 /// `/api/logs` parameters: service, traceID, spanID, minSeverity (OTLP severity number),
 /// q (case-insensitive text in the body or severity text), limit.
-pub struct LogQuery {
+pub(crate) struct LogQuery {
     service: Option<String>,
     trace_id: Option<Vec<u8>>,
     span_id: Option<Vec<u8>>,
@@ -77,24 +118,24 @@ pub struct LogQuery {
 }
 
 impl LogQuery {
-    pub fn parse(params: &HashMap<String, String>) -> Result<Self, String> {
-        let non_empty = |key: &str| params.get(key).filter(|v| !v.is_empty());
+    pub(crate) fn parse(params: &Params) -> Result<Self, String> {
         let id = |key: &str| {
-            non_empty(key)
+            params
+                .get(key)
                 .map(|v| const_hex::decode(v).map_err(|_| format!("{key}: not a hex id: {v}")))
                 .transpose()
         };
         let number = |key: &str, default: usize| {
-            non_empty(key).map_or(Ok(default), |v| {
+            params.get(key).map_or(Ok(default), |v| {
                 v.parse().map_err(|_| format!("{key}: not a number: {v}"))
             })
         };
         Ok(LogQuery {
-            service: non_empty("service").cloned(),
+            service: params.get("service").map(str::to_owned),
             trace_id: id("traceID")?,
             span_id: id("spanID")?,
             min_severity: number("minSeverity", 0)? as i32,
-            text: non_empty("q").map(|q| q.to_lowercase()),
+            text: params.get("q").map(str::to_lowercase),
             limit: number("limit", 100)?,
         })
     }
@@ -170,17 +211,17 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_records_and_serves_them_newest_first() {
-        let mut store = LogStore::new(2);
+        let mut store = LogStore::new(2, usize::MAX);
         store.insert(records(&[1, 9, 17]));
         assert_eq!((store.len(), store.evicted_records), (2, 1));
-        let query = LogQuery::parse(&HashMap::new()).unwrap();
+        let query = LogQuery::parse(&Params::from_pairs(Vec::new())).unwrap();
         let severities: Vec<_> = store
             .search(&query)
             .iter()
             .map(|r| r["severityNumber"].clone())
             .collect();
         assert_eq!(severities, [17, 9]);
-        let bad = HashMap::from([("traceID".to_owned(), "xyz".to_owned())]);
+        let bad = Params::from_pairs(vec![("traceID".to_owned(), "xyz".to_owned())]);
         assert!(LogQuery::parse(&bad).is_err());
     }
 }

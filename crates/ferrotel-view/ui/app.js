@@ -299,16 +299,13 @@ async function tracePage(params, traceId) {
       }
     }
   }
-  const byId = new Map(spans.map((s) => [s.id, s]));
-  const roots = [];
-  for (const node of spans) {
-    const parent = byId.get(node.parent);
-    (parent ? parent.children : roots).push(node);
+  const { byId, roots } = spanTree(spans);
+  let traceStart = Infinity;
+  let traceEnd = -Infinity;
+  for (const s of spans) {
+    traceStart = Math.min(traceStart, s.start);
+    traceEnd = Math.max(traceEnd, s.start + s.duration);
   }
-  for (const node of spans) node.children.sort((a, b) => a.start - b.start);
-  roots.sort((a, b) => a.start - b.start);
-  const traceStart = Math.min(...spans.map((s) => s.start));
-  const traceEnd = Math.max(...spans.map((s) => s.start + s.duration));
   const total = Math.max(1, traceEnd - traceStart);
 
   const filter = new URLSearchParams();
@@ -346,16 +343,16 @@ async function tracePage(params, traceId) {
 
   const renderRows = () => {
     const rows = [];
-    const walk = (node, depth) => {
+    for (const { node, depth } of visibleRows(roots, collapsed)) {
       const hasChildren = node.children.length > 0;
       const isCollapsed = collapsed.has(node.id);
       const left = ((node.start - traceStart) / total) * 100;
       const width = Math.max(0.2, (node.duration / total) * 100);
       const classes = ["span-row", node.error && "error", matched.has(node.id) && "matched",
-        selected === node.id && "selected"].filter(Boolean).join(" ");
+        selected === node.id && "selected", node.cycle && "cycle", node.orphan && "orphan"].filter(Boolean).join(" ");
       rows.push(el("div", { class: classes, "data-span-id": node.id, "data-name": node.span.name,
-        onclick: () => { selected = node.id; renderRows(); renderDetails(); } },
-      el("div", { class: "name-col", style: `padding-left:${depth * 16 + 4}px` },
+        "data-depth": depth, onclick: () => { selected = node.id; renderRows(); renderDetails(); } },
+      el("div", { class: "name-col", style: `padding-left:${indent(depth)}px` },
         hasChildren
           ? el("button", { class: "toggle", title: isCollapsed ? "expand" : "collapse",
             "aria-expanded": String(!isCollapsed),
@@ -366,15 +363,19 @@ async function tracePage(params, traceId) {
             } }, isCollapsed ? "▸" : "▾")
           : el("span", { class: "toggle-space" }),
         el("span", { class: "service" }, node.service), " ", el("span", { class: "span-name" }, node.span.name),
-        isCollapsed ? el("span", { class: "badge" }, `+${countDescendants(node)}`) : null),
+        node.orphan ? el("span", { class: "badge orphan-badge", title: `parent ${node.parent} was not received` },
+          "parent missing") : null,
+        node.cycle ? el("span", { class: "badge cycle-badge", title: `parent ${node.parent} is its own descendant` },
+          "parent link loops") : null,
+        node.duplicate ? el("span", { class: "badge cycle-badge", title: "another span has the same id" },
+          "duplicate id") : null,
+        isCollapsed ? el("span", { class: "badge" }, `+${node.descendants}`) : null),
       el("div", { class: "bar-col" },
         el("div", { class: "bar", style: `left:${left}%;width:${width}%` }),
         // Near the right edge the label goes inside the bar's end instead of off the page.
         el("span", { class: `bar-label ${left + width > 85 ? "inside" : ""}`, style: `left:${left + width}%` },
           formatDuration(node.duration)))));
-      if (!isCollapsed) node.children.forEach((child) => walk(child, depth + 1));
-    };
-    roots.forEach((node) => walk(node, 0));
+    }
     waterfall.replaceChildren(...rows);
   };
 
@@ -400,8 +401,81 @@ async function tracePage(params, traceId) {
   if (selectedRow) selectedRow.scrollIntoView({ block: "nearest" });
 }
 
-function countDescendants(node) {
-  return node.children.reduce((sum, child) => sum + 1 + countDescendants(child), 0);
+/** Parent links → a forest, without recursion (traces can be tens of thousands deep) and
+ * whatever the links say: a span whose parent was not received is a root marked `orphan`; a
+ * group whose links loop back never reaches a root, so its earliest span becomes one, marked
+ * `cycle`. Every span appears exactly once. Children are in start order, and each node knows
+ * how many descendants it has. */
+function spanTree(spans) {
+  const byId = new Map();
+  const roots = [];
+  for (const node of spans) {
+    // A second span with the same id cannot be anyone's parent; it is shown on its own.
+    if (byId.has(node.id)) {
+      node.duplicate = true;
+      roots.push(node);
+    } else byId.set(node.id, node);
+  }
+  const byStart = (a, b) => a.start - b.start;
+  for (const node of byId.values()) {
+    const parent = node.parent && node.parent !== node.id ? byId.get(node.parent) : null;
+    if (parent) parent.children.push(node);
+    else if (node.parent !== node.id) {
+      node.orphan = Boolean(node.parent);
+      roots.push(node);
+    }
+  }
+  for (const node of byId.values()) node.children.sort(byStart);
+  roots.sort(byStart);
+  const visited = new Set();
+  const order = [];
+  const visit = (root) => {
+    const stack = [root];
+    while (stack.length) {
+      const node = stack.pop();
+      if (visited.has(node)) continue;
+      visited.add(node);
+      order.push(node);
+      for (let i = node.children.length - 1; i >= 0; i--) stack.push(node.children[i]);
+    }
+  };
+  roots.forEach(visit);
+  if (visited.size < spans.length) {
+    const stranded = [...byId.values()].filter((n) => !visited.has(n)).sort(byStart);
+    for (const node of stranded) {
+      if (visited.has(node)) continue;
+      node.cycle = true;
+      roots.push(node);
+      visit(node);
+    }
+    // A loop's way back to its new root is not a child edge any more.
+    for (const node of byId.values()) node.children = node.children.filter((c) => !c.cycle);
+  }
+  for (let i = order.length - 1; i >= 0; i--) {
+    const node = order[i];
+    node.descendants = node.children.reduce((sum, child) => sum + 1 + child.descendants, 0);
+  }
+  return { byId, roots };
+}
+
+/** The rows shown, in tree order with their depth, skipping what collapsed spans hide. */
+function visibleRows(roots, collapsed) {
+  const rows = [];
+  const stack = roots.map((node) => ({ node, depth: 0 })).reverse();
+  while (stack.length) {
+    const row = stack.pop();
+    rows.push(row);
+    if (collapsed.has(row.node.id)) continue;
+    const children = row.node.children;
+    for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i], depth: row.depth + 1 });
+  }
+  return rows;
+}
+
+/** Deep traces keep their names on screen: indentation grows 16 px a level up to 30 levels,
+ * then 1 px a level. */
+function indent(depth) {
+  return 4 + Math.min(depth, 30) * 16 + Math.max(0, depth - 30);
 }
 
 function spanDetails(node, traceId, byId) {

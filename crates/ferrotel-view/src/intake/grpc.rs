@@ -4,16 +4,23 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::http;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Status;
 
-use crate::{Signal, Viewer};
+use super::Signal;
+use crate::conn::WatchedListener;
+use crate::viewer::Viewer;
 
 struct OtlpCodec<S>(PhantomData<S>);
 
@@ -54,14 +61,34 @@ impl<S: Signal> Decoder for OtlpCodec<S> {
     }
 }
 
+/// Serves the three collector services on `listener` until the runtime stops.
+pub(crate) async fn serve(listener: TcpListener, viewer: Arc<Viewer>, idle: Duration) -> Result<(), String> {
+    // Batches are tens of kilobytes: without no-delay and larger windows than HTTP/2's 64 KiB,
+    // Nagle and flow control cost a round trip or two per export.
+    let incoming = WatchedListener::new(listener, idle, true).map_err(|e| e.to_string())?;
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
+        // Pings keep a quiet but live client's connection moving; a peer that stopped
+        // answering them is gone, and its connection is closed.
+        .http2_keepalive_interval(Some(idle / 2))
+        .http2_keepalive_timeout(Some(idle / 2))
+        .add_service(Intake::<ExportTraceServiceRequest>::new(viewer.clone()))
+        .add_service(Intake::<ExportMetricsServiceRequest>::new(viewer.clone()))
+        .add_service(Intake::<ExportLogsServiceRequest>::new(viewer))
+        .serve_with_incoming(incoming)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// The `Export` method of one signal's collector service.
-pub struct Intake<S> {
+struct Intake<S> {
     viewer: Arc<Viewer>,
     signal: PhantomData<fn() -> S>,
 }
 
 impl<S> Intake<S> {
-    pub fn new(viewer: Arc<Viewer>) -> Self {
+    fn new(viewer: Arc<Viewer>) -> Self {
         Intake {
             viewer,
             signal: PhantomData,
@@ -90,10 +117,6 @@ impl<S: Signal> UnaryService<S> for Export<S> {
     fn call(&mut self, request: tonic::Request<S>) -> Self::Future {
         let viewer = self.0.viewer.clone();
         Box::pin(async move {
-            let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-            if !viewer.authorized(authorization) {
-                return Err(Status::unauthenticated("missing or wrong bearer token"));
-            }
             match viewer.accept(request.into_inner()).await {
                 Ok(reply) => Ok(tonic::Response::new(reply)),
                 Err(message) => Err(Status::unavailable(message)),
@@ -120,6 +143,14 @@ where
         Box::pin(async move {
             if !request.uri().path().ends_with("/Export") {
                 return Ok(Status::unimplemented("the collector services have only Export").into_http());
+            }
+            // Before the body is read: a client without the token costs no decoding.
+            let authorization = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if !intake.viewer.access.authorized(authorization) {
+                return Ok(Status::unauthenticated("missing or wrong bearer token").into_http());
             }
             let limit = intake.viewer.max_body_bytes;
             let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
