@@ -8,7 +8,7 @@ pub mod parse;
 pub mod vars;
 
 pub use parse::{
-    BatchConfig, CaptureHeaders, Compression, Config, ExemplarFilter, Exporter, LogLevel, LogRecordLimits,
+    BatchConfig, CaptureHeaders, Compression, Config, ExemplarFilter, Exporter, IdGenerator, LogLevel, LogRecordLimits,
     MetricReaderConfig, OtlpConfig, Parsed, Propagator, Protocol, PythonConfig, Sampler, SemconvMode, Signal,
     SpanLimits, TemporalityPreference, Warning,
 };

@@ -38,7 +38,7 @@ pub enum LogLevel {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Sampler {
     AlwaysOn,
     AlwaysOff,
@@ -46,23 +46,46 @@ pub enum Sampler {
     ParentBasedAlwaysOn,
     ParentBasedAlwaysOff,
     ParentBasedTraceIdRatio(f64),
+    /// Any other name: a sampler of the `opentelemetry_traces_sampler` entry-point group,
+    /// given `OTEL_TRACES_SAMPLER_ARG` as it is.
+    EntryPoint {
+        name: String,
+        arg: Option<String>,
+    },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Propagator {
     TraceContext,
     Baggage,
     B3,
     B3Multi,
     Jaeger,
+    /// AWS X-Ray's `X-Amzn-Trace-Id`.
+    XRay,
+    /// Any other name: an `opentelemetry_propagator` entry point.
+    EntryPoint(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exporter {
-    /// OTLP with the protocol from `OTEL_EXPORTER_OTLP_*PROTOCOL`.
+    /// OTLP with the protocol from `OTEL_EXPORTER_OTLP_*PROTOCOL`, or the one its name
+    /// fixes (`otlp_proto_grpc`, `otlp_proto_http`; the signal's `OtlpConfig` has it then).
     Otlp,
     Console,
+    /// A Prometheus endpoint to scrape (metrics only).
+    Prometheus,
     /// Any other name: an exporter entry point of another package.
+    EntryPoint(String),
+}
+
+/// How trace and span ids are made (`OTEL_PYTHON_ID_GENERATOR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdGenerator {
+    Random,
+    /// AWS X-Ray's: a trace id that starts with the time in seconds.
+    XRay,
+    /// Any other name: an `opentelemetry_id_generator` entry point.
     EntryPoint(String),
 }
 
@@ -77,6 +100,7 @@ pub enum Protocol {
 pub enum Compression {
     None,
     Gzip,
+    Deflate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +247,7 @@ pub struct Config {
     pub resource_detectors: Vec<String>,
     pub propagators: Vec<Propagator>,
     pub sampler: Sampler,
+    pub id_generator: IdGenerator,
     pub traces_exporters: Vec<Exporter>,
     pub metrics_exporters: Vec<Exporter>,
     pub logs_exporters: Vec<Exporter>,
@@ -470,9 +495,10 @@ impl Reader<'_> {
         let resource_detectors = self.list("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS");
         let propagators = self.propagators();
         let sampler = self.sampler();
-        let traces_exporters = self.exporters("OTEL_TRACES_EXPORTER");
-        let metrics_exporters = self.exporters("OTEL_METRICS_EXPORTER");
-        let logs_exporters = self.exporters("OTEL_LOGS_EXPORTER");
+        let id_generator = self.id_generator();
+        let (traces_exporters, traces_protocol) = self.exporters("OTEL_TRACES_EXPORTER");
+        let (metrics_exporters, metrics_protocol) = self.exporters("OTEL_METRICS_EXPORTER");
+        let (logs_exporters, logs_protocol) = self.exporters("OTEL_LOGS_EXPORTER");
 
         let attribute_count = self.count("OTEL_ATTRIBUTE_COUNT_LIMIT");
         let attribute_value_length = self.opt_count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT");
@@ -522,9 +548,9 @@ impl Reader<'_> {
                 _ => TemporalityPreference::Cumulative,
             },
         };
-        let otlp_traces = self.otlp(Signal::Traces);
-        let otlp_metrics = self.otlp(Signal::Metrics);
-        let otlp_logs = self.otlp(Signal::Logs);
+        let otlp_traces = self.otlp(Signal::Traces, traces_protocol);
+        let otlp_metrics = self.otlp(Signal::Metrics, metrics_protocol);
+        let otlp_logs = self.otlp(Signal::Logs, logs_protocol);
         let python = self.python();
         Config {
             sdk_disabled,
@@ -534,6 +560,7 @@ impl Reader<'_> {
             resource_detectors,
             propagators,
             sampler,
+            id_generator,
             traces_exporters,
             metrics_exporters,
             logs_exporters,
@@ -559,11 +586,9 @@ impl Reader<'_> {
                 "b3" => Propagator::B3,
                 "b3multi" => Propagator::B3Multi,
                 "jaeger" => Propagator::Jaeger,
+                "xray" => Propagator::XRay,
                 "none" => return Vec::new(),
-                _ => {
-                    self.warn(NAME, &name, "names an unknown propagator", "the others in the list");
-                    continue;
-                }
+                _ => Propagator::EntryPoint(name),
             };
             if !out.contains(&p) {
                 out.push(p);
@@ -573,8 +598,22 @@ impl Reader<'_> {
     }
 
     fn sampler(&mut self) -> Sampler {
+        const NAME: &str = "OTEL_TRACES_SAMPLER";
         const ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
-        let name = self.choice("OTEL_TRACES_SAMPLER");
+        // A name ferrotel does not know is a sampler entry point; whether one is installed
+        // is for the Python side to find out (and say).
+        let name = match self.raw(NAME).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+            None => "parentbased_always_on",
+            Some(v) => match vars::SAMPLERS.iter().find(|s| s.eq_ignore_ascii_case(&v)) {
+                Some(builtin) => builtin,
+                None => {
+                    return Sampler::EntryPoint {
+                        name: v,
+                        arg: self.raw(ARG),
+                    }
+                }
+            },
+        };
         let needs_ratio = name.ends_with("traceidratio");
         let ratio = match (needs_ratio, self.raw(ARG)) {
             (true, Some(v)) => match v.parse::<f64>() {
@@ -596,20 +635,43 @@ impl Reader<'_> {
         }
     }
 
-    fn exporters(&mut self, name: &'static str) -> Vec<Exporter> {
+    /// The exporters a `OTEL_*_EXPORTER` list names, and the OTLP protocol a name fixes
+    /// (`otlp_proto_grpc`, `otlp_proto_http`, as upstream's entry points of those names).
+    fn exporters(&mut self, name: &'static str) -> (Vec<Exporter>, Option<Protocol>) {
         let mut out = Vec::new();
+        let mut protocol = None;
         for item in self.list(name) {
             let exporter = match item.to_ascii_lowercase().as_str() {
-                "none" => return Vec::new(),
-                "otlp" | "otlp_proto_grpc" | "otlp_proto_http" => Exporter::Otlp,
+                "none" => return (Vec::new(), None),
+                "otlp" => Exporter::Otlp,
+                "otlp_proto_grpc" => {
+                    protocol = Some(Protocol::Grpc);
+                    Exporter::Otlp
+                }
+                "otlp_proto_http" => {
+                    protocol = Some(Protocol::HttpProtobuf);
+                    Exporter::Otlp
+                }
                 "console" => Exporter::Console,
+                "prometheus" if name == "OTEL_METRICS_EXPORTER" => Exporter::Prometheus,
                 _ => Exporter::EntryPoint(item),
             };
             if !out.contains(&exporter) {
                 out.push(exporter);
             }
         }
-        out
+        (out, protocol)
+    }
+
+    fn id_generator(&mut self) -> IdGenerator {
+        match self.raw("OTEL_PYTHON_ID_GENERATOR").map(|v| v.trim().to_string()) {
+            None => IdGenerator::Random,
+            Some(name) => match name.to_ascii_lowercase().as_str() {
+                "" | "random" => IdGenerator::Random,
+                "xray" => IdGenerator::XRay,
+                _ => IdGenerator::EntryPoint(name),
+            },
+        }
     }
 
     fn batch(
@@ -653,8 +715,10 @@ impl Reader<'_> {
         (generic_name, None)
     }
 
-    fn otlp(&mut self, signal: Signal) -> OtlpConfig {
+    /// `named`: the protocol the exporter's name fixes, which wins over the variables.
+    fn otlp(&mut self, signal: Signal, named: Option<Protocol>) -> OtlpConfig {
         let protocol = match self.otlp_var(signal, "PROTOCOL") {
+            _ if named.is_some() => named.unwrap_or(Protocol::Grpc),
             (_, None) => Protocol::Grpc,
             (name, Some(v)) => match v.to_ascii_lowercase().as_str() {
                 "grpc" => Protocol::Grpc,
@@ -689,9 +753,10 @@ impl Reader<'_> {
             (_, None) => Compression::None,
             (name, Some(v)) => match v.to_ascii_lowercase().as_str() {
                 "gzip" => Compression::Gzip,
+                "deflate" => Compression::Deflate,
                 "none" => Compression::None,
                 _ => {
-                    self.warn(name, &v, "is not gzip or none", "none");
+                    self.warn(name, &v, "is not gzip, deflate or none", "none");
                     Compression::None
                 }
             },

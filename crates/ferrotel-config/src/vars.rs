@@ -69,7 +69,7 @@ pub const SAMPLERS: &[&str] = &[
 ];
 pub const PROPAGATORS: &[&str] = &["tracecontext", "baggage", "b3", "b3multi", "jaeger", "none"];
 pub const PROTOCOLS: &[&str] = &["grpc", "http/protobuf", "http/json"];
-pub const COMPRESSIONS: &[&str] = &["gzip", "none"];
+pub const COMPRESSIONS: &[&str] = &["gzip", "deflate", "none"];
 pub const EXEMPLAR_FILTERS: &[&str] = &["trace_based", "always_on", "always_off"];
 pub const TEMPORALITIES: &[&str] = &["cumulative", "delta", "lowmemory"];
 pub const HISTOGRAM_AGGREGATIONS: &[&str] = &["explicit_bucket_histogram", "base2_exponential_bucket_histogram"];
@@ -223,13 +223,15 @@ const GENERAL: &[Var] = &[
         "OTEL_PROPAGATORS",
         Kind::List,
         "tracecontext,baggage",
-        "context propagators: tracecontext, baggage, b3, b3multi, jaeger, none"
+        "context propagators: tracecontext, baggage, b3, b3multi, jaeger, xray, none, or names of \
+         opentelemetry_propagator entry points"
     ),
     var!(
         "OTEL_TRACES_SAMPLER",
-        Kind::Choice(SAMPLERS),
+        Kind::Text,
         "parentbased_always_on",
-        "trace sampler"
+        "trace sampler: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, \
+         parentbased_traceidratio, or the name of an opentelemetry_traces_sampler entry point"
     ),
     var!(
         "OTEL_TRACES_SAMPLER_ARG",
@@ -476,8 +478,7 @@ const PYTHON: &[Var] = &[
         "OTEL_PYTHON_ID_GENERATOR",
         Kind::Text,
         "random",
-        "trace/span id generator",
-        not_used: "ferrotel makes random ids; other generators are not supported yet"
+        "trace/span id generator: random, xray, or the name of an opentelemetry_id_generator entry point"
     ),
     var!(
         "OTEL_PYTHON_TRACER_PROVIDER",

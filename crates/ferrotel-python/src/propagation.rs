@@ -73,17 +73,19 @@ fn accessor<'a, 'py>(
     given.filter(|g| !fast_path(g))
 }
 
-/// The formats `OTEL_PROPAGATORS` names (default `tracecontext,baggage`).
+/// The native formats `OTEL_PROPAGATORS` names (default `tracecontext,baggage`); names of
+/// entry points are the Python side's to load.
 pub(crate) fn configured_formats(config: &Config) -> Vec<Format> {
     config
         .propagators
         .iter()
-        .map(|p| match p {
-            Configured::TraceContext => Format::TraceContext,
-            Configured::Baggage => Format::Baggage,
-            Configured::B3 => Format::B3Single,
-            Configured::B3Multi => Format::B3Multi,
-            Configured::Jaeger => Format::Jaeger,
+        .filter_map(|p| match p {
+            Configured::TraceContext => Some(Format::TraceContext),
+            Configured::Baggage => Some(Format::Baggage),
+            Configured::B3 => Some(Format::B3Single),
+            Configured::B3Multi => Some(Format::B3Multi),
+            Configured::Jaeger => Some(Format::Jaeger),
+            Configured::XRay | Configured::EntryPoint(_) => None,
         })
         .collect()
 }

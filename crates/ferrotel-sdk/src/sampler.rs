@@ -36,10 +36,10 @@ fn from(sampled: bool) -> Decision {
 }
 
 pub fn should_sample(sampler: &Sampler, parent: Option<Parent>, trace_id: u128) -> Decision {
-    match (*sampler, parent) {
+    match (sampler, parent) {
         (Sampler::AlwaysOn, _) => Decision::RecordAndSample,
         (Sampler::AlwaysOff, _) => Decision::Drop,
-        (Sampler::TraceIdRatio(r), _) => ratio_decision(r, trace_id),
+        (Sampler::TraceIdRatio(r), _) => ratio_decision(*r, trace_id),
         // Parent-based: a parent's decision is followed, whether it is local or remote.
         (
             Sampler::ParentBasedAlwaysOn | Sampler::ParentBasedAlwaysOff | Sampler::ParentBasedTraceIdRatio(_),
@@ -47,7 +47,11 @@ pub fn should_sample(sampler: &Sampler, parent: Option<Parent>, trace_id: u128) 
         ) => from(p.sampled),
         (Sampler::ParentBasedAlwaysOn, None) => Decision::RecordAndSample,
         (Sampler::ParentBasedAlwaysOff, None) => Decision::Drop,
-        (Sampler::ParentBasedTraceIdRatio(r), None) => ratio_decision(r, trace_id),
+        (Sampler::ParentBasedTraceIdRatio(r), None) => ratio_decision(*r, trace_id),
+        // An entry-point sampler runs in Python; one that could not be loaded is replaced by
+        // the default, parent-based always-on, which is also what this falls back to.
+        (Sampler::EntryPoint { .. }, Some(p)) => from(p.sampled),
+        (Sampler::EntryPoint { .. }, None) => Decision::RecordAndSample,
     }
 }
 
@@ -59,13 +63,14 @@ pub fn describe(sampler: &Sampler) -> String {
              localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}}"
         )
     };
-    match *sampler {
+    match sampler {
         Sampler::AlwaysOn => "AlwaysOnSampler".into(),
         Sampler::AlwaysOff => "AlwaysOffSampler".into(),
         Sampler::TraceIdRatio(r) => format!("TraceIdRatioBased{{{r}}}"),
         Sampler::ParentBasedAlwaysOn => parent_based("AlwaysOnSampler".into()),
         Sampler::ParentBasedAlwaysOff => parent_based("AlwaysOffSampler".into()),
         Sampler::ParentBasedTraceIdRatio(r) => parent_based(format!("TraceIdRatioBased{{{r}}}")),
+        Sampler::EntryPoint { name, .. } => name.clone(),
     }
 }
 

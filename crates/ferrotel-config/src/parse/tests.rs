@@ -203,9 +203,24 @@ fn propagators_and_exporters_are_lists() {
         .is_empty());
     let c = parse(&[("OTEL_LOGS_EXPORTER", "my_vendor")]).config;
     assert_eq!(c.logs_exporters, vec![Exporter::EntryPoint("my_vendor".into())]);
-    let parsed = parse(&[("OTEL_PROPAGATORS", "tracecontext,xyz")]);
-    assert_eq!(parsed.config.propagators, vec![Propagator::TraceContext]);
-    assert_eq!(parsed.warnings.len(), 1);
+    // Names ferrotel does not know are entry points for the Python side to load (or warn of).
+    let parsed = parse(&[("OTEL_PROPAGATORS", "tracecontext,xyz,xray")]);
+    assert_eq!(
+        parsed.config.propagators,
+        vec![
+            Propagator::TraceContext,
+            Propagator::EntryPoint("xyz".into()),
+            Propagator::XRay
+        ]
+    );
+    assert!(parsed.warnings.is_empty());
+    let c = parse(&[("OTEL_TRACES_EXPORTER", "otlp_proto_http")]).config;
+    assert_eq!(c.traces_exporters, vec![Exporter::Otlp]);
+    assert_eq!(c.otlp_traces.protocol, Protocol::HttpProtobuf);
+    assert_eq!(c.otlp_traces.endpoint, "http://localhost:4318/v1/traces");
+    let c = parse(&[("OTEL_METRICS_EXPORTER", "prometheus,otlp_proto_grpc")]).config;
+    assert_eq!(c.metrics_exporters, vec![Exporter::Prometheus, Exporter::Otlp]);
+    assert_eq!(c.otlp_metrics.protocol, Protocol::Grpc);
 }
 
 #[test]
@@ -426,4 +441,29 @@ fn every_registered_variable_is_read_or_says_why_not() {
         })
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn samplers_and_id_generators_from_entry_points() {
+    let c = parse(&[
+        ("OTEL_TRACES_SAMPLER", "xray"),
+        ("OTEL_TRACES_SAMPLER_ARG", "endpoint=http://x"),
+    ])
+    .config;
+    assert_eq!(
+        c.sampler,
+        Sampler::EntryPoint {
+            name: "xray".into(),
+            arg: Some("endpoint=http://x".into())
+        }
+    );
+    assert_eq!(parse(&[]).config.id_generator, IdGenerator::Random);
+    assert_eq!(
+        parse(&[("OTEL_PYTHON_ID_GENERATOR", "xray")]).config.id_generator,
+        IdGenerator::XRay
+    );
+    assert_eq!(
+        parse(&[("OTEL_PYTHON_ID_GENERATOR", "mine")]).config.id_generator,
+        IdGenerator::EntryPoint("mine".into())
+    );
 }

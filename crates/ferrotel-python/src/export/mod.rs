@@ -149,7 +149,11 @@ impl<T: SignalData> ProcessorRecipe<T> {
             let exporter = match exporter {
                 Configured::Console => ExporterRecipe::Console,
                 Configured::Otlp => ExporterRecipe::Otlp(otlp.clone()),
-                Configured::EntryPoint(name) => {
+                Configured::Prometheus | Configured::EntryPoint(_) => {
+                    let name = match exporter {
+                        Configured::EntryPoint(name) => name.as_str(),
+                        _ => "prometheus",
+                    };
                     emit(
                         py,
                         LogLevel::Warning,

@@ -20,7 +20,7 @@ pub(crate) struct TraceCore {
 impl TraceCore {
     pub(crate) fn new(config: Config, facts: ProcessFacts, recipes: Vec<ProcessorRecipe<SpanData>>) -> Arc<TraceCore> {
         Arc::new(TraceCore {
-            sampler: config.sampler,
+            sampler: config.sampler.clone(),
             limits: config.span_limits,
             pipelines: Pipelines::taking_part(config, facts, recipes),
         })
