@@ -5,6 +5,8 @@
 pub(crate) mod api;
 pub(crate) mod exception;
 pub(crate) mod misuse;
+pub(crate) mod plugins;
+pub(crate) mod shapes;
 pub(crate) mod value;
 
 use pyo3::prelude::*;

@@ -22,11 +22,16 @@ use ferrotel_sdk::sync::lock;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use self::python::{PythonExporter, PythonObject, PythonShape};
+use crate::boundary::plugins;
 use crate::runtime::diagnostics::emit;
 use crate::runtime::lifecycle::{self, Flush, Participant};
 
-/// What a signal's items need to be exported by the exporters ferrotel builds itself.
-pub(crate) trait SignalData: Item + Clone {
+pub(crate) mod python;
+
+/// What a signal's items need to be exported by the exporters ferrotel builds itself, and
+/// to be handed to Python exporters.
+pub(crate) trait SignalData: Item + Clone + PythonShape {
     fn otlp_exporter(config: OtlpConfig) -> Box<dyn Exporter<Self>>;
     fn console_exporter() -> Box<dyn Exporter<Self>>;
 }
@@ -84,6 +89,8 @@ pub(crate) enum ExporterRecipe<T> {
     Console,
     Otlp(OtlpConfig),
     Memory(Memory<T>),
+    /// A Python exporter object: `export(batch)` called on the pipeline's worker thread.
+    Python(PythonObject),
 }
 
 impl<T> Clone for ExporterRecipe<T> {
@@ -92,6 +99,7 @@ impl<T> Clone for ExporterRecipe<T> {
             ExporterRecipe::Console => ExporterRecipe::Console,
             ExporterRecipe::Otlp(config) => ExporterRecipe::Otlp(config.clone()),
             ExporterRecipe::Memory(memory) => ExporterRecipe::Memory(memory.clone()),
+            ExporterRecipe::Python(exporter) => ExporterRecipe::Python(exporter.clone()),
         }
     }
 }
@@ -102,6 +110,7 @@ impl<T: SignalData> ExporterRecipe<T> {
             ExporterRecipe::Console => T::console_exporter(),
             ExporterRecipe::Otlp(config) => T::otlp_exporter(config.clone()),
             ExporterRecipe::Memory(memory) => Box::new(MemoryExporter(memory.clone())),
+            ExporterRecipe::Python(exporter) => Box::new(PythonExporter::new(exporter.clone())),
         }
     }
 }
@@ -131,8 +140,9 @@ impl<T: SignalData> ProcessorRecipe<T> {
     }
 
     /// The batch processors for the exporters `list` names (the parsed `variable`), as
-    /// upstream's configurator sets them up; names ferrotel does not provide get one
-    /// warning each. Nothing when the SDK is disabled.
+    /// upstream's configurator sets them up: ferrotel's own natively, any other name as the
+    /// exporter its package registers in the signal's entry-point group, behind a native
+    /// batch pipeline. Nothing when the SDK is disabled.
     pub(crate) fn from_environment(
         py: Python<'_>,
         variable: &str,
@@ -144,23 +154,24 @@ impl<T: SignalData> ProcessorRecipe<T> {
         if sdk_disabled {
             return Vec::new();
         }
+        let group = exporter_group(variable);
         let mut recipes = Vec::new();
         for exporter in list {
             let exporter = match exporter {
                 Configured::Console => ExporterRecipe::Console,
                 Configured::Otlp => ExporterRecipe::Otlp(otlp.clone()),
-                Configured::Prometheus | Configured::EntryPoint(_) => {
-                    let name = match exporter {
-                        Configured::EntryPoint(name) => name.as_str(),
-                        _ => "prometheus",
-                    };
+                Configured::Prometheus => {
                     emit(
                         py,
                         LogLevel::Warning,
-                        &format!("{variable}={name}: not a ferrotel exporter (otlp, console, none); ignored"),
+                        &format!("{variable}=prometheus: only metrics are exported to Prometheus; ignored"),
                     );
                     continue;
                 }
+                Configured::EntryPoint(name) => match plugins::make(py, variable, group, name) {
+                    Some(made) => ExporterRecipe::Python(PythonObject::new(&made)),
+                    None => continue,
+                },
             };
             recipes.push(ProcessorRecipe {
                 batch: Some(batch),
@@ -168,6 +179,15 @@ impl<T: SignalData> ProcessorRecipe<T> {
             });
         }
         recipes
+    }
+}
+
+/// The entry-point group of the exporters `variable` names.
+fn exporter_group(variable: &str) -> &'static str {
+    match variable {
+        "OTEL_METRICS_EXPORTER" => "opentelemetry_metrics_exporter",
+        "OTEL_LOGS_EXPORTER" => "opentelemetry_logs_exporter",
+        _ => "opentelemetry_traces_exporter",
     }
 }
 

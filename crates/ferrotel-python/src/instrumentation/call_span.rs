@@ -21,7 +21,7 @@ pub(crate) fn finish(py: Python<'_>, span: &Py<Span>, token: &Mutex<Option<Py<Py
     if let Some(token) = lock(token).take() {
         api::get(py)?.detach(py, token.bind(py));
     }
-    span.get().finish(None);
+    span.get().finish(py, None);
     Ok(())
 }
 

@@ -34,7 +34,7 @@ pub(crate) fn start_db_call(
     let (name, attributes) = semconv::db_call(system, namespace, query, settings().db_semconv);
     let new = NewSpan::instrumentation(name, SpanKind::Client, owned(attributes));
     Ok(Some(DbCall {
-        span: create(py, &tracer.core, &tracer.scope, parent, new)?,
+        span: create(py, &tracer.core, &tracer.scope, parent, None, new)?,
     }))
 }
 
@@ -44,7 +44,7 @@ impl DbCall {
         self.span.get().record_error(py, exception)
     }
 
-    fn end(&self) {
-        self.span.get().finish(None);
+    fn end(&self, py: Python<'_>) {
+        self.span.get().finish(py, None);
     }
 }

@@ -106,7 +106,7 @@ fn start(
             settings.http_semconv,
         )),
     );
-    let span = create(py, &tracer.core, &tracer.scope, parent, new)?;
+    let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
     if !settings.capture.server_request.is_empty() {
         capture(
             span.get(),

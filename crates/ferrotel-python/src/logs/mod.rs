@@ -8,6 +8,7 @@ pub(crate) mod core;
 pub(crate) mod logger;
 pub(crate) mod provider;
 pub(crate) mod record;
+pub(crate) mod shapes;
 
 use pyo3::prelude::*;
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferrotel_config::{LogLevel, MetricReaderConfig};
 use ferrotel_sdk::metrics::{Instrument, InstrumentKind, MetricData};
@@ -112,7 +112,7 @@ impl MeterCore {
 impl Participant for MeterCore {
     /// The last collection, queued before every signal's flush starts so its export runs
     /// beside theirs rather than taking the budget before them.
-    fn before_exit(&self, py: Python<'_>) {
+    fn before_exit(&self, py: Python<'_>, _deadline: Instant) {
         let _guard = self.collection_guard(py);
         if self.pipelines.is_shut_down() || self.collected_for_exit.swap(true, Ordering::AcqRel) {
             return;

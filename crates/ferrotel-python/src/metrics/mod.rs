@@ -9,6 +9,7 @@ pub(crate) mod core;
 pub(crate) mod instruments;
 pub(crate) mod observation;
 pub(crate) mod provider;
+pub(crate) mod shapes;
 
 use pyo3::prelude::*;
 

@@ -117,7 +117,7 @@ impl MeterProvider {
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn shutdown(&self, py: Python<'_>, timeout_millis: f64) -> bool {
         let deadline: Instant = deadline_in(timeout_millis);
-        self.core.before_exit(py);
+        self.core.before_exit(py, deadline);
         self.core.pipelines.shutdown(py, deadline)
     }
 

@@ -6,7 +6,7 @@
 //! flush is bounded by one deadline for all of them together (they flush in parallel), and
 //! a second SIGINT or SIGTERM during it ends it at once, with the count line.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,9 @@ impl<T: Item> Flush for Pipeline<T> {
 
 /// A provider (of any signal) taking part in exit and fork.
 pub(crate) trait Participant: Send + Sync {
-    /// Work that needs the interpreter before the flush starts (the metrics' last collection).
-    fn before_exit(&self, _py: Python<'_>) {}
+    /// Work that needs the interpreter before the flush starts (the metrics' last collection,
+    /// Python processors' own flush), within `deadline`.
+    fn before_exit(&self, _py: Python<'_>, _deadline: Instant) {}
     /// Stops taking telemetry and starts flushing what is queued; returns what to wait for.
     /// A second call returns nothing.
     fn begin_shutdown(&self) -> Vec<Arc<dyn Flush>>;
@@ -53,6 +54,14 @@ pub(crate) trait Participant: Send + Sync {
 }
 
 static PARTICIPANTS: Mutex<Vec<Weak<dyn Participant>>> = Mutex::new(Vec::new());
+
+/// Set once the exit flush is over: from then on no export worker attaches to the
+/// interpreter (Python exporters), which is being finalized.
+static INTERPRETER_LEAVING: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn interpreter_leaving() -> bool {
+    INTERPRETER_LEAVING.load(Ordering::Acquire)
+}
 
 /// Makes a provider take part in exit and fork for as long as it lives.
 pub(crate) fn register(participant: Weak<dyn Participant>) {
@@ -122,13 +131,15 @@ pub(crate) fn _shutdown_all(py: Python<'_>, timeout_millis: f64) -> bool {
     let deadline = deadline_in(timeout_millis);
     let participants = live();
     for participant in &participants {
-        participant.before_exit(py);
+        participant.before_exit(py, deadline);
     }
     let flushes: Vec<Arc<dyn Flush>> = participants.iter().flat_map(|p| p.begin_shutdown()).collect();
     for flush in &flushes {
         flush.begin_shutdown();
     }
-    finish(py, &flushes, deadline, true)
+    let complete = finish(py, &flushes, deadline, true);
+    INTERPRETER_LEAVING.store(true, Ordering::Release);
+    complete
 }
 
 /// Called in a forked child by the one fork hook of the Python glue. Runs with the GIL held,

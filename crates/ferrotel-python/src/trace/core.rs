@@ -2,32 +2,45 @@
 //! its pipelines. Kept apart from the Python classes so spans, tracers and the provider
 //! all depend on it and never on each other in a circle.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use ferrotel_config::{Config, Sampler, SpanLimits};
 use ferrotel_sdk::resource::ProcessFacts;
 use ferrotel_sdk::span::SpanData;
+use pyo3::prelude::*;
 
+use super::plugins::PythonProcessors;
 use crate::export::{Pipelines, ProcessorRecipe};
+use crate::runtime::lifecycle::{self, Participant};
 
 pub(crate) struct TraceCore {
     pub(crate) sampler: Sampler,
     pub(crate) limits: SpanLimits,
     /// Taking part in exit and fork themselves.
     pub(crate) pipelines: Arc<Pipelines<SpanData>>,
+    /// Processors written in Python, called on the application's thread.
+    pub(crate) python: Arc<PythonProcessors>,
 }
 
 impl TraceCore {
     pub(crate) fn new(config: Config, facts: ProcessFacts, recipes: Vec<ProcessorRecipe<SpanData>>) -> Arc<TraceCore> {
+        let python = Arc::new(PythonProcessors::default());
+        lifecycle::register(Arc::downgrade(&python) as Weak<dyn Participant>);
         Arc::new(TraceCore {
             sampler: config.sampler.clone(),
             limits: config.span_limits,
             pipelines: Pipelines::taking_part(config, facts, recipes),
+            python,
         })
     }
 
-    /// Hands an ended, sampled span to every pipeline.
-    pub(crate) fn on_end(&self, span: SpanData) {
-        self.pipelines.on_end(span);
+    /// Hands an ended span to the Python processors, then (sampled) to every pipeline.
+    pub(crate) fn on_end(&self, py: Python<'_>, span: SpanData) {
+        if !self.python.is_empty() {
+            self.python.on_end(py, &span, || self.pipelines.resource());
+        }
+        if span.is_sampled() {
+            self.pipelines.on_end(span);
+        }
     }
 }

@@ -6,8 +6,10 @@
 pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod current;
+pub(crate) mod plugins;
 pub(crate) mod processors;
 pub(crate) mod provider;
+pub(crate) mod shapes;
 pub(crate) mod span;
 pub(crate) mod tracer;
 

@@ -8,11 +8,12 @@ use std::time::Duration;
 use ferrotel_config::{BatchConfig, Config, LogLevel, OtlpConfig};
 use ferrotel_sdk::span::SpanData;
 use ferrotel_sdk::sync::lock;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::span::span_dict;
+use crate::export::python::PythonObject;
 use crate::export::{ExporterRecipe, Memory, ProcessorRecipe};
 use crate::runtime::diagnostics::emit;
 use crate::runtime::lifecycle::millis;
@@ -122,9 +123,12 @@ fn exporter_recipe(exporter: &Bound<'_, PyAny>) -> PyResult<ExporterRecipe<SpanD
         Ok(ExporterRecipe::Otlp(otlp.get().config.clone()))
     } else if let Ok(memory) = exporter.cast::<InMemorySpanExporter>() {
         Ok(ExporterRecipe::Memory(memory.get().store.clone()))
+    } else if exporter.hasattr("export")? {
+        // Any other exporter (the SDK's interface): called on the pipeline's worker thread.
+        Ok(ExporterRecipe::Python(PythonObject::new(exporter)))
     } else {
-        Err(PyValueError::new_err(format!(
-            "{} is not a ferrotel span exporter",
+        Err(PyTypeError::new_err(format!(
+            "{} is not a span exporter (it has no export method)",
             exporter.get_type().name()?
         )))
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ferrotel_config::{Config, LogLevel};
 use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::value::Attributes;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -94,32 +94,38 @@ impl TracerProvider {
         }
     }
 
+    /// ferrotel's processors become native pipelines; any other object with the SDK's
+    /// `SpanProcessor` methods is called from Python, in the order added.
     fn add_span_processor(&self, span_processor: &Bound<'_, PyAny>) -> PyResult<()> {
-        let recipe = if let Ok(p) = span_processor.cast::<BatchSpanProcessor>() {
-            p.get().recipe.clone()
+        if let Ok(p) = span_processor.cast::<BatchSpanProcessor>() {
+            self.core.pipelines.add(p.get().recipe.clone());
         } else if let Ok(p) = span_processor.cast::<SimpleSpanProcessor>() {
-            p.get().recipe.clone()
+            self.core.pipelines.add(p.get().recipe.clone());
+        } else if span_processor.hasattr("on_end")? {
+            self.core.python.add(span_processor);
         } else {
-            return Err(PyValueError::new_err(format!(
-                "{} is not a ferrotel span processor (ferrotel.trace.export.BatchSpanProcessor or SimpleSpanProcessor)",
+            return Err(PyTypeError::new_err(format!(
+                "{} is not a span processor (it has no on_end method)",
                 span_processor.get_type().name()?
             )));
-        };
-        self.core.pipelines.add(recipe);
+        }
         Ok(())
     }
 
     /// Exports everything recorded so far; `False` if the deadline passed first.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn force_flush(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        self.core.pipelines.force_flush(py, millis(timeout_millis))
+        let python = self.core.python.force_flush(py, timeout_millis);
+        self.core.pipelines.force_flush(py, millis(timeout_millis)) && python
     }
 
     /// Flushes and stops every pipeline within `timeout_millis`; says on stderr how many
     /// spans were not delivered, if any. Idempotent.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn shutdown(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        self.core.pipelines.shutdown(py, deadline_in(timeout_millis))
+        let deadline = deadline_in(timeout_millis);
+        self.core.python.shutdown(py, deadline);
+        self.core.pipelines.shutdown(py, deadline)
     }
 
     /// Exact counts, summed over pipelines: enqueued, dropped, exported, failed, pending,

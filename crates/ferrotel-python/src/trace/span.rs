@@ -100,13 +100,11 @@ impl Span {
     }
 
     /// Ends the span at `end_ns` (now if `None`): the first call wins.
-    pub(crate) fn finish(&self, end_ns: Option<u64>) {
+    pub(crate) fn finish(&self, py: Python<'_>, end_ns: Option<u64>) {
         let taken = lock(&self.record).take();
         if let (Some(mut data), Some(core)) = (taken, &self.core) {
             data.end_ns = end_ns.unwrap_or_else(ferrotel_sdk::now_ns).max(data.start_ns);
-            if data.is_sampled() {
-                core.on_end(data);
-            }
+            core.on_end(py, data);
         }
     }
 
@@ -332,8 +330,8 @@ impl Span {
     }
 
     #[pyo3(signature = (end_time=None))]
-    fn end(&self, end_time: Option<&Bound<'_, PyAny>>) {
-        self.finish(timestamp_of(end_time));
+    fn end(&self, py: Python<'_>, end_time: Option<&Bound<'_, PyAny>>) {
+        self.finish(py, timestamp_of(end_time));
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -351,7 +349,7 @@ impl Span {
         if let Some(exc) = exc.filter(|e| !e.is_none()) {
             self.on_exception_leaving(py, exc, false)?;
         }
-        self.finish(None);
+        self.finish(py, None);
         Ok(false)
     }
 

@@ -46,12 +46,14 @@ impl NewSpan {
     }
 }
 
-/// Samples and creates a span under `parent` (none: a new trace).
+/// Samples and creates a span under `parent` (none: a new trace). `parent_context`: the
+/// context the span was started with, if one was given, for Python processors' `on_start`.
 pub(crate) fn create(
     py: Python<'_>,
     core: &Arc<TraceCore>,
     scope: &Arc<Scope>,
     parent: Option<Parent>,
+    parent_context: Option<&Bound<'_, PyAny>>,
     new: NewSpan,
 ) -> PyResult<Py<Span>> {
     let trace_id = parent.as_ref().map_or_else(ids::new_trace_id, |p| p.ids.trace_id);
@@ -107,7 +109,11 @@ pub(crate) fn create(
         core: Some(core.clone()),
         on_exception: new.on_exception,
     };
-    Py::new(py, Span::new(parts))
+    let span = Py::new(py, Span::new(parts))?;
+    if sampled && !core.python.is_empty() {
+        core.python.on_start(py, span.bind(py).as_any(), parent_context);
+    }
+    Ok(span)
 }
 
 fn kind_of(kind: Option<&Bound<'_, PyAny>>) -> SpanKind {
@@ -194,7 +200,8 @@ impl SpanArgs {
     }
 
     fn start(&self, py: Python<'_>, core: &Arc<TraceCore>, scope: &Arc<Scope>) -> PyResult<Py<Span>> {
-        let parent = parent_in(py, self.context.as_ref().map(|c| c.bind(py)))?;
+        let context = self.context.as_ref().map(|c| c.bind(py));
+        let parent = parent_in(py, context)?;
         let new = NewSpan {
             name: self.name.clone(),
             kind: self.kind,
@@ -203,7 +210,7 @@ impl SpanArgs {
             start_ns: self.start_time,
             on_exception: self.on_exception,
         };
-        create(py, core, scope, parent, new)
+        create(py, core, scope, parent, context, new)
     }
 }
 
@@ -313,7 +320,7 @@ impl CurrentSpan {
             span.on_exception_leaving(py, exc, true)?;
         }
         if self.end_on_exit {
-            span.finish(None);
+            span.finish(py, None);
         }
         Ok(false)
     }
