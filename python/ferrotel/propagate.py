@@ -40,8 +40,30 @@ class JaegerPropagator(_single("jaeger")):
 
 
 def from_environment():
-    """One propagator for every format OTEL_PROPAGATORS names."""
-    return Propagator.from_environment()
+    """The propagator OTEL_PROPAGATORS asks for: ferrotel's formats natively, any other
+    name as the opentelemetry_propagator entry point of that name, composed in order."""
+    from ferrotel import _native
+
+    propagators = _native.configured_propagators()
+    if len(propagators) == 1:
+        return propagators[0]
+    from opentelemetry.propagators.composite import CompositePropagator
+
+    return CompositePropagator(propagators)
+
+
+class HeaderGetter:
+    """A getter over `{lower-case name: [values]}`, for propagators of other packages that
+    ask for headers in any case (`X-Amzn-Trace-Id`)."""
+
+    def get(self, carrier, key):
+        return carrier.get(key.lower())
+
+    def keys(self, carrier):
+        return list(carrier)
+
+
+HEADER_GETTER = HeaderGetter()
 
 
 __all__ = [

@@ -39,6 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logs::register(m)?;
     metrics::register(m)?;
     m.add_class::<propagation::Propagator>()?;
+    m.add_function(wrap_pyfunction!(propagation::configured_propagators, m)?)?;
     instrumentation::register(m)?;
     Ok(())
 }

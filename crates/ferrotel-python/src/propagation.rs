@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PySet, PyString};
 
 use crate::boundary::api;
+use crate::boundary::plugins;
 use crate::trace::context::{add_baggage, baggage_in, SpanIds};
 use crate::trace::current::parent_in;
 use crate::trace::span::Span;
@@ -76,18 +77,61 @@ fn accessor<'a, 'py>(
 /// The native formats `OTEL_PROPAGATORS` names (default `tracecontext,baggage`); names of
 /// entry points are the Python side's to load.
 pub(crate) fn configured_formats(config: &Config) -> Vec<Format> {
-    config
-        .propagators
-        .iter()
-        .filter_map(|p| match p {
-            Configured::TraceContext => Some(Format::TraceContext),
-            Configured::Baggage => Some(Format::Baggage),
-            Configured::B3 => Some(Format::B3Single),
-            Configured::B3Multi => Some(Format::B3Multi),
-            Configured::Jaeger => Some(Format::Jaeger),
-            Configured::XRay | Configured::EntryPoint(_) => None,
-        })
-        .collect()
+    config.propagators.iter().filter_map(native_format).collect()
+}
+
+/// The format ferrotel implements for a configured propagator name, if it does.
+fn native_format(configured: &Configured) -> Option<Format> {
+    match configured {
+        Configured::TraceContext => Some(Format::TraceContext),
+        Configured::Baggage => Some(Format::Baggage),
+        Configured::B3 => Some(Format::B3Single),
+        Configured::B3Multi => Some(Format::B3Multi),
+        Configured::Jaeger => Some(Format::Jaeger),
+        Configured::XRay | Configured::EntryPoint(_) => None,
+    }
+}
+
+/// Whether `OTEL_PROPAGATORS` names propagators that only Python provides, which the
+/// built-in instrumentations then reach through the API's global propagator.
+pub(crate) fn has_python_propagators(config: &Config) -> bool {
+    config.propagators.iter().any(|p| native_format(p).is_none())
+}
+
+/// The propagators `OTEL_PROPAGATORS` names, in order: runs of formats ferrotel implements
+/// as one native propagator each, any other name as the `opentelemetry_propagator` entry
+/// point of that name (loaded and made; one warning for a name nothing provides). The
+/// Python side composes them.
+#[pyfunction]
+pub(crate) fn configured_propagators(py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+    let config = Config::from_env().config;
+    let mut made: Vec<Py<PyAny>> = Vec::new();
+    let mut run: Vec<Format> = Vec::new();
+    let flush = |run: &mut Vec<Format>, made: &mut Vec<Py<PyAny>>| -> PyResult<()> {
+        if !run.is_empty() {
+            let native = Propagator {
+                composite: Composite::new(std::mem::take(run)),
+            };
+            made.push(Py::new(py, native)?.into_any());
+        }
+        Ok(())
+    };
+    for configured in &config.propagators {
+        if let Some(format) = native_format(configured) {
+            run.push(format);
+            continue;
+        }
+        flush(&mut run, &mut made)?;
+        let name = match configured {
+            Configured::EntryPoint(name) => name.as_str(),
+            _ => "xray",
+        };
+        if let Some(loaded) = plugins::make(py, "OTEL_PROPAGATORS", "opentelemetry_propagator", name) {
+            made.push(loaded.unbind());
+        }
+    }
+    flush(&mut run, &mut made)?;
+    Ok(made)
 }
 
 /// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`).
@@ -126,14 +170,6 @@ impl Propagator {
         Ok(Propagator {
             composite: Composite::new(formats),
         })
-    }
-
-    /// The formats `OTEL_PROPAGATORS` names (default `tracecontext,baggage`).
-    #[staticmethod]
-    fn from_environment() -> Self {
-        Propagator {
-            composite: Composite::new(configured_formats(&Config::from_env().config)),
-        }
     }
 
     /// Reads the carrier into a copy of `context` (the root context when not given), as

@@ -74,10 +74,29 @@ pub fn new_trace_id() -> u128 {
     }
 }
 
+/// An AWS X-Ray trace id: the Unix time in seconds in the first 32 bits (X-Ray rejects
+/// traces whose ids are not roughly current), then 96 random bits.
+pub fn new_xray_trace_id() -> u128 {
+    let seconds = crate::now_ns() / 1_000_000_000;
+    let random = ((next_u64() as u128) << 32 | (next_u64() >> 32) as u128) & ((1u128 << 96) - 1);
+    (u128::from(seconds as u32) << 96) | random
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn xray_trace_ids_start_with_the_time() {
+        let before = (crate::now_ns() / 1_000_000_000) as u32;
+        let ids: HashSet<u128> = (0..1000).map(|_| new_xray_trace_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids {
+            let seconds = (id >> 96) as u32;
+            assert!(seconds >= before && seconds <= before + 5, "{id:032x}");
+        }
+    }
 
     #[test]
     fn ids_are_distinct_and_nonzero() {

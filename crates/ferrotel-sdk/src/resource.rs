@@ -17,6 +17,8 @@ pub struct ProcessFacts {
     pub runtime_name: String,
     pub runtime_version: String,
     pub runtime_description: String,
+    /// What detectors of other packages (entry points) found, in the order they ran.
+    pub detected: Vec<(String, Value)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,6 +56,9 @@ impl Resource {
             if let Some(host) = host_name() {
                 set("host.name", Value::Str(host));
             }
+        }
+        for (k, v) in &process.detected {
+            set(k, v.clone());
         }
         for (k, v) in &config.resource_attributes {
             set(k, Value::Str(v.clone()));

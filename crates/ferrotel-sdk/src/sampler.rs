@@ -6,6 +6,9 @@ use ferrotel_config::Sampler;
 pub enum Decision {
     /// Not recorded: the span costs almost nothing.
     Drop,
+    /// Recorded (processors see it) but not sampled (not exported); only samplers written in
+    /// Python decide this.
+    RecordOnly,
     RecordAndSample,
 }
 

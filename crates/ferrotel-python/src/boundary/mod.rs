@@ -6,6 +6,7 @@ pub(crate) mod api;
 pub(crate) mod exception;
 pub(crate) mod misuse;
 pub(crate) mod plugins;
+pub(crate) mod process;
 pub(crate) mod shapes;
 pub(crate) mod value;
 

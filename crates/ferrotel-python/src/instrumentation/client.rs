@@ -11,6 +11,7 @@ use ferrotel_sdk::sync::lock;
 use ferrotel_semconv as semconv;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use super::call_span::{apply_response, finish, owned};
 use super::headers::{capture, header_pairs, OutgoingHeaders};
@@ -68,17 +69,25 @@ pub(crate) fn start_client_request(
             trace_state: s.trace_state.as_ref().map(|t| t.members(py)).unwrap_or_default(),
         }
     };
-    let baggage = baggage_in(py, api, &current)?;
-    settings
-        .propagator
-        .inject(Some(&remote), &baggage, &mut OutgoingHeaders(headers));
+    let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
+    if settings.python_propagators {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("context", &context)?;
+        py.import("opentelemetry.propagate")?
+            .getattr("inject")?
+            .call((headers,), Some(&kwargs))?;
+    } else {
+        let baggage = baggage_in(py, api, &current)?;
+        settings
+            .propagator
+            .inject(Some(&remote), &baggage, &mut OutgoingHeaders(headers));
+    }
     capture(
         span.get(),
         "request",
         &header_pairs(Some(headers)),
         &settings.capture.client_request,
     );
-    let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
     let token = api.attach(py, &context)?;
     let (_, host, port) = semconv::url_parts(url);
     let facts = ClientFacts {

@@ -84,19 +84,33 @@ fn start(
     let tracer = tracer.get();
     let api = api::get(py)?;
     let settings = settings();
-    let found = settings.propagator.extract(&incoming.headers);
-    let current = api.current_context(py)?;
-    let parent = match found.context {
-        Some(remote) => Some(Parent {
-            ids: SpanIds {
-                trace_id: remote.trace_id,
-                span_id: remote.span_id,
-                flags: remote.trace_flags,
-            },
-            trace_state: (!remote.trace_state.is_empty()).then(|| TraceState::Members(remote.trace_state)),
-            is_remote: true,
-        }),
-        None => parent_in(py, Some(&current))?,
+    let mut current = api.current_context(py)?;
+    let mut baggage = None;
+    let parent = if settings.python_propagators {
+        let extracted = extract_with_global_propagator(py, &incoming.headers.pairs())?;
+        match parent_in(py, Some(&extracted))? {
+            Some(remote) => {
+                // The extracted context (baggage included) is what the request runs in.
+                current = extracted;
+                Some(remote)
+            }
+            None => parent_in(py, Some(&current))?,
+        }
+    } else {
+        let found = settings.propagator.extract(&incoming.headers);
+        baggage = found.baggage;
+        match found.context {
+            Some(remote) => Some(Parent {
+                ids: SpanIds {
+                    trace_id: remote.trace_id,
+                    span_id: remote.span_id,
+                    flags: remote.trace_flags,
+                },
+                trace_state: (!remote.trace_state.is_empty()).then(|| TraceState::Members(remote.trace_state)),
+                is_remote: true,
+            }),
+            None => parent_in(py, Some(&current))?,
+        }
     };
     let new = NewSpan::instrumentation(
         semconv::span_name(&incoming.method, None),
@@ -116,7 +130,7 @@ fn start(
         );
     }
     let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
-    if let Some(entries) = found.baggage {
+    if let Some(entries) = baggage {
         // Incoming baggage joins what the context already carries, as the API's does.
         add_baggage(py, api, context.cast::<PyDict>()?, entries)?;
     }
@@ -145,6 +159,23 @@ fn start(
         facts: Mutex::new(facts),
         ended: AtomicBool::new(false),
     }))
+}
+
+/// The context the API's global propagator extracts from `headers` (lower-case names), for
+/// propagators only Python provides.
+fn extract_with_global_propagator<'py>(py: Python<'py>, headers: &[(String, String)]) -> PyResult<Bound<'py, PyAny>> {
+    let carrier = PyDict::new(py);
+    for (name, value) in headers {
+        match carrier.get_item(name)? {
+            Some(values) => values.cast::<pyo3::types::PyList>()?.append(value)?,
+            None => carrier.set_item(name, vec![value])?,
+        }
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("getter", py.import("ferrotel.propagate")?.getattr("HEADER_GETTER")?)?;
+    py.import("opentelemetry.propagate")?
+        .getattr("extract")?
+        .call((carrier,), Some(&kwargs))
 }
 
 impl ServerRequest {

@@ -6,10 +6,13 @@ use std::sync::OnceLock;
 use ferrotel_config::{CaptureHeaders, Config, SemconvMode};
 use ferrotel_propagation::Composite;
 
-use crate::propagation::configured_formats;
+use crate::propagation::{configured_formats, has_python_propagators};
 
 pub(crate) struct Settings {
     pub(crate) propagator: Composite,
+    /// `OTEL_PROPAGATORS` names propagators only Python provides: extraction and injection
+    /// then go through the API's global propagator, which has them all.
+    pub(crate) python_propagators: bool,
     pub(crate) http_semconv: SemconvMode,
     pub(crate) db_semconv: SemconvMode,
     pub(crate) capture: CaptureHeaders,
@@ -21,6 +24,7 @@ pub(crate) fn settings() -> &'static Settings {
         let config = Config::from_env().config;
         Settings {
             propagator: Composite::new(configured_formats(&config)),
+            python_propagators: has_python_propagators(&config),
             http_semconv: config.python.http_semconv,
             db_semconv: config.python.database_semconv,
             capture: config.python.capture_headers.clone(),

@@ -13,7 +13,12 @@ use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
+use super::shapes::fields;
+
+use crate::boundary::shapes;
+use crate::export::python::PythonProcessors;
 use crate::export::Pipelines;
 
 /// Distinct logger names given their own scope; beyond it records share one, so a program
@@ -25,6 +30,8 @@ pub(crate) struct LoggerCore {
     /// Without an exporter, records are not even converted. Taking part in exit and fork
     /// themselves.
     pub(crate) pipelines: Arc<Pipelines<LogData>>,
+    /// Log record processors written in Python, called on the application's thread.
+    pub(crate) python: Arc<PythonProcessors>,
     pub(crate) scopes: Mutex<HashMap<String, Arc<Scope>>>,
     /// Records dropped because one was being emitted on this thread already (a `__str__`
     /// or handler that logs while its record is converted).
@@ -38,7 +45,7 @@ thread_local! {
 impl LoggerCore {
     /// Whether records are exported at all.
     pub(crate) fn exporting(&self) -> bool {
-        self.pipelines.exporting()
+        self.pipelines.exporting() || !self.python.is_empty()
     }
 
     pub(crate) fn scope(&self, name: &str, version: Option<String>, schema_url: Option<String>) -> Arc<Scope> {
@@ -69,7 +76,7 @@ impl LoggerCore {
     }
 
     /// Converts and queues one record, unless this thread is already inside an emit.
-    pub(crate) fn guarded(&self, emit: impl FnOnce() -> PyResult<Option<LogData>>) -> PyResult<()> {
+    pub(crate) fn guarded(&self, py: Python<'_>, emit: impl FnOnce() -> PyResult<Option<LogData>>) -> PyResult<()> {
         if !self.exporting() {
             return Ok(());
         }
@@ -80,8 +87,29 @@ impl LoggerCore {
         let record = emit();
         EMITTING.with(|e| e.set(false));
         if let Some(record) = record? {
+            if !self.python.is_empty() {
+                self.to_python_processors(py, &record);
+            }
             self.pipelines.on_end(record);
         }
         Ok(())
+    }
+
+    /// Each Python processor's `on_emit`, with the record as the SDK's `ReadWriteLogRecord`.
+    fn to_python_processors(&self, py: Python<'_>, record: &LogData) {
+        let made = self
+            .python
+            .resource_object(py, || self.pipelines.resource())
+            .and_then(|resource| {
+                let scope = shapes::scope(py, &record.scope)?;
+                let args = (fields(py, record)?, resource, scope, py.None());
+                shapes::module(py)?.call_method1("writable_log_record", args)
+            });
+        match made {
+            Ok(writable) => self
+                .python
+                .call_each(py, "on_emit", || PyTuple::new(py, [writable.clone()])),
+            Err(error) => self.python.failed(py, "ferrotel", "on_emit", error),
+        }
     }
 }

@@ -143,7 +143,7 @@ impl Logger {
                 exception: present(exception),
             },
         };
-        self.core.guarded(|| self.convert(py, emitted))
+        self.core.guarded(py, || self.convert(py, emitted))
     }
 
     #[pyo3(signature = (*, context=None, severity_number=None, event_name=None))]

@@ -4,16 +4,19 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::core::LoggerCore;
 use super::logger::Logger;
 use super::record::convert_logging_record;
+use crate::boundary::process::resource_facts;
 use crate::boundary::value;
+use crate::export::python::PythonProcessors;
 use crate::export::{stats_dict, Pipelines, ProcessorRecipe};
 use crate::runtime::lifecycle::{deadline_in, millis};
-use crate::runtime::settings::{config_with, process_facts};
+use crate::runtime::settings::config_with;
 
 /// `LoggerProvider(settings=None)`: resource, limits and exporters (`OTEL_LOGS_EXPORTER`:
 /// otlp, console, none) from the environment, with `settings` (variable name -> value)
@@ -37,9 +40,11 @@ impl LoggerProvider {
             config.blrp,
             config.sdk_disabled,
         );
+        let facts = resource_facts(py, &config)?;
         let core = Arc::new(LoggerCore {
             limits: config.log_record_limits,
-            pipelines: Pipelines::taking_part(config, process_facts(py)?, recipes),
+            pipelines: Pipelines::taking_part(config, facts, recipes),
+            python: PythonProcessors::taking_part("log record processor"),
             scopes: Mutex::new(HashMap::new()),
             reentrant_drops: AtomicU64::new(0),
         });
@@ -70,20 +75,36 @@ impl LoggerProvider {
 
     /// The `logging` handler's path: one `logging.LogRecord`, converted and queued.
     fn _emit_logging_record(&self, py: Python<'_>, record: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.core.guarded(|| convert_logging_record(py, &self.core, record))
+        self.core.guarded(py, || convert_logging_record(py, &self.core, record))
     }
 
     /// Exports everything emitted so far; `False` if the deadline passed first.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn force_flush(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        self.core.pipelines.force_flush(py, millis(timeout_millis))
+        let python = self.core.python.force_flush(py, timeout_millis);
+        self.core.pipelines.force_flush(py, millis(timeout_millis)) && python
+    }
+
+    /// A processor with the SDK's `LogRecordProcessor` methods (`on_emit`, `force_flush`,
+    /// `shutdown`): called with each record, on the emitting thread, in the order added.
+    fn add_log_record_processor(&self, processor: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !processor.hasattr("on_emit")? {
+            return Err(PyTypeError::new_err(format!(
+                "{} is not a log record processor (it has no on_emit method)",
+                processor.get_type().name()?
+            )));
+        }
+        self.core.python.add(processor);
+        Ok(())
     }
 
     /// Flushes and stops within `timeout_millis`; idempotent. Records emitted afterwards
     /// are ignored.
     #[pyo3(signature = (timeout_millis=30000.0))]
     fn shutdown(&self, py: Python<'_>, timeout_millis: f64) -> bool {
-        self.core.pipelines.shutdown(py, deadline_in(timeout_millis))
+        let deadline = deadline_in(timeout_millis);
+        self.core.python.shutdown(py, deadline);
+        self.core.pipelines.shutdown(py, deadline)
     }
 
     /// Exact counts: enqueued, dropped, exported, failed, pending, in_flight, and the

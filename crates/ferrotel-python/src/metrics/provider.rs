@@ -14,10 +14,11 @@ use pyo3::types::PyDict;
 
 use super::core::MeterCore;
 use super::instruments::Meter;
+use crate::boundary::process::resource_facts;
 use crate::boundary::value;
 use crate::export::{stats_dict, Pipelines, ProcessorRecipe};
 use crate::runtime::lifecycle::{self, deadline_in, millis, Participant};
-use crate::runtime::settings::{config_with, process_facts};
+use crate::runtime::settings::config_with;
 
 /// `MeterProvider(settings=None)`: resource and exporters (`OTEL_METRICS_EXPORTER`: otlp,
 /// console, none) from the environment, with `settings` (variable name -> value) winning;
@@ -49,9 +50,10 @@ impl MeterProvider {
             batch,
             config.sdk_disabled,
         );
+        let facts = resource_facts(py, &config)?;
         let core = Arc::new(MeterCore {
             reader: config.metric_reader.clone(),
-            pipelines: Pipelines::new(config, process_facts(py)?, recipes),
+            pipelines: Pipelines::new(config, facts, recipes),
             instruments: Mutex::new(HashMap::new()),
             collecting: Mutex::new(()),
             collected_for_exit: AtomicBool::new(false),

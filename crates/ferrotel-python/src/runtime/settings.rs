@@ -1,11 +1,9 @@
 //! Settings as the Python side reads them: the environment (with a caller's overrides) parsed
-//! into the typed [`Config`], the facts about this process the resource is made of, and
-//! the few values the glue asks for by name.
+//! into the typed [`Config`], and the few values the glue asks for by name.
 
 use std::collections::HashMap;
 
 use ferrotel_config::Config;
-use ferrotel_sdk::resource::ProcessFacts;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -18,20 +16,6 @@ pub(crate) fn config_with(overrides: Option<&Bound<'_, PyDict>>) -> PyResult<fer
     Ok(Config::from_lookup(|name| {
         overrides.get(name).cloned().or_else(|| std::env::var(name).ok())
     }))
-}
-
-/// What the process resource says about this interpreter.
-pub(crate) fn process_facts(py: Python<'_>) -> PyResult<ProcessFacts> {
-    let sys = py.import("sys")?;
-    let version = py.version_info();
-    Ok(ProcessFacts {
-        pid: std::process::id(),
-        executable: sys.getattr("executable")?.extract().unwrap_or_default(),
-        command_args: sys.getattr("argv")?.extract().unwrap_or_default(),
-        runtime_name: sys.getattr("implementation")?.getattr("name")?.extract()?,
-        runtime_version: format!("{}.{}.{}", version.major, version.minor, version.patch),
-        runtime_description: sys.getattr("version")?.extract()?,
-    })
 }
 
 /// `[(flag, variable)]` for every variable ferrotel knows, as `ferrotel instrument` names them.

@@ -2,19 +2,21 @@
 //! its pipelines. Kept apart from the Python classes so spans, tracers and the provider
 //! all depend on it and never on each other in a circle.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use ferrotel_config::{Config, Sampler, SpanLimits};
+use ferrotel_config::{Config, SpanLimits};
 use ferrotel_sdk::resource::ProcessFacts;
 use ferrotel_sdk::span::SpanData;
 use pyo3::prelude::*;
 
-use super::plugins::PythonProcessors;
+use super::plugins;
+use super::sampling::{Ids, Sampling};
+use crate::export::python::PythonProcessors;
 use crate::export::{Pipelines, ProcessorRecipe};
-use crate::runtime::lifecycle::{self, Participant};
 
 pub(crate) struct TraceCore {
-    pub(crate) sampler: Sampler,
+    pub(crate) sampling: Sampling,
+    pub(crate) ids: Ids,
     pub(crate) limits: SpanLimits,
     /// Taking part in exit and fork themselves.
     pub(crate) pipelines: Arc<Pipelines<SpanData>>,
@@ -23,11 +25,16 @@ pub(crate) struct TraceCore {
 }
 
 impl TraceCore {
-    pub(crate) fn new(config: Config, facts: ProcessFacts, recipes: Vec<ProcessorRecipe<SpanData>>) -> Arc<TraceCore> {
-        let python = Arc::new(PythonProcessors::default());
-        lifecycle::register(Arc::downgrade(&python) as Weak<dyn Participant>);
+    pub(crate) fn new(
+        py: Python<'_>,
+        config: Config,
+        facts: ProcessFacts,
+        recipes: Vec<ProcessorRecipe<SpanData>>,
+    ) -> Arc<TraceCore> {
+        let python = PythonProcessors::taking_part("span processor");
         Arc::new(TraceCore {
-            sampler: config.sampler.clone(),
+            sampling: Sampling::from_config(py, &config.sampler),
+            ids: Ids::from_config(py, &config.id_generator),
             limits: config.span_limits,
             pipelines: Pipelines::taking_part(config, facts, recipes),
             python,
@@ -37,7 +44,7 @@ impl TraceCore {
     /// Hands an ended span to the Python processors, then (sampled) to every pipeline.
     pub(crate) fn on_end(&self, py: Python<'_>, span: SpanData) {
         if !self.python.is_empty() {
-            self.python.on_end(py, &span, || self.pipelines.resource());
+            plugins::on_end(py, &self.python, &span, || self.pipelines.resource());
         }
         if span.is_sampled() {
             self.pipelines.on_end(span);

@@ -9,6 +9,7 @@ pub(crate) mod current;
 pub(crate) mod plugins;
 pub(crate) mod processors;
 pub(crate) mod provider;
+pub(crate) mod sampling;
 pub(crate) mod shapes;
 pub(crate) mod span;
 pub(crate) mod tracer;

@@ -14,11 +14,12 @@ use pyo3::types::PyDict;
 use super::core::TraceCore;
 use super::processors::{BatchSpanProcessor, SimpleSpanProcessor};
 use super::tracer::Tracer;
+use crate::boundary::process::resource_facts;
 use crate::boundary::value;
 use crate::export::{stats_dict, ProcessorRecipe};
 use crate::runtime::diagnostics::emit;
 use crate::runtime::lifecycle::{deadline_in, millis};
-use crate::runtime::settings::{config_with, process_facts};
+use crate::runtime::settings::config_with;
 
 /// `TracerProvider(settings=None)`: sampler, limits and resource from the environment (and
 /// `settings`, variable name -> value, which win). Processors are added explicitly, or from
@@ -34,8 +35,9 @@ impl TracerProvider {
         config: Config,
         recipes: Vec<ProcessorRecipe<ferrotel_sdk::span::SpanData>>,
     ) -> PyResult<Self> {
+        let facts = resource_facts(py, &config)?;
         Ok(TracerProvider {
-            core: TraceCore::new(config, process_facts(py)?, recipes),
+            core: TraceCore::new(py, config, facts, recipes),
         })
     }
 }
@@ -145,7 +147,7 @@ impl TracerProvider {
     }
 
     #[getter]
-    fn sampler_description(&self) -> String {
-        ferrotel_sdk::sampler::describe(&self.core.sampler)
+    fn sampler_description(&self, py: Python<'_>) -> String {
+        self.core.sampling.describe(py)
     }
 }

@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferrotel_sdk::ids;
-use ferrotel_sdk::sampler::{should_sample, Decision, Parent as SamplingParent};
+use ferrotel_sdk::sampler::Decision;
 use ferrotel_sdk::span::{Link, Scope, SpanData, SpanKind, Status};
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::{Attributes, Value};
@@ -13,6 +12,8 @@ use pyo3::prelude::*;
 use super::context::{read_span_context, trace_state_header, Parent, SpanIds};
 use super::core::TraceCore;
 use super::current::parent_in;
+use super::plugins;
+use super::sampling::Candidate;
 use super::span::{OnException, Span, SpanParts};
 use crate::boundary::api;
 use crate::boundary::misuse::{note, Misuse};
@@ -56,25 +57,36 @@ pub(crate) fn create(
     parent_context: Option<&Bound<'_, PyAny>>,
     new: NewSpan,
 ) -> PyResult<Py<Span>> {
-    let trace_id = parent.as_ref().map_or_else(ids::new_trace_id, |p| p.ids.trace_id);
-    let sampling_parent = parent.as_ref().map(|p| SamplingParent {
-        sampled: p.ids.sampled(),
-        is_remote: p.is_remote,
-    });
-    let decision = should_sample(&core.sampler, sampling_parent, trace_id);
-    let span_id = ids::new_span_id();
-    let sampled = decision == Decision::RecordAndSample;
-    let trace_state = parent
+    let trace_id = parent
         .as_ref()
-        .and_then(|p| p.trace_state.as_ref().map(|t| t.clone_ref(py)));
-    let record = sampled.then(|| {
+        .map_or_else(|| core.ids.trace_id(py), |p| p.ids.trace_id);
+    let verdict = core.sampling.decide(
+        py,
+        &Candidate {
+            parent: parent.as_ref(),
+            parent_context,
+            trace_id,
+            name: &new.name,
+            kind: new.kind,
+            attributes: &new.attributes,
+        },
+    );
+    let span_id = core.ids.span_id(py);
+    let recording = verdict.decision != Decision::Drop;
+    let sampled = verdict.decision == Decision::RecordAndSample;
+    let trace_state = verdict.trace_state.or_else(|| {
+        parent
+            .as_ref()
+            .and_then(|p| p.trace_state.as_ref().map(|t| t.clone_ref(py)))
+    });
+    let record = recording.then(|| {
         let limits = &core.limits;
         let mut data = SpanData {
             trace_id,
             span_id,
             parent_span_id: parent.as_ref().map(|p| p.ids.span_id),
             parent_is_remote: parent.as_ref().is_some_and(|p| p.is_remote),
-            trace_flags: 1,
+            trace_flags: u8::from(sampled),
             trace_state: trace_state_header(py, trace_state.as_ref()),
             name: new.name,
             kind: new.kind,
@@ -88,7 +100,7 @@ pub(crate) fn create(
             status: Status::default(),
             scope: scope.clone(),
         };
-        for (k, v) in new.attributes {
+        for (k, v) in new.attributes.into_iter().chain(verdict.attributes) {
             data.set_attribute(k, v, limits);
         }
         for link in new.links {
@@ -110,8 +122,8 @@ pub(crate) fn create(
         on_exception: new.on_exception,
     };
     let span = Py::new(py, Span::new(parts))?;
-    if sampled && !core.python.is_empty() {
-        core.python.on_start(py, span.bind(py).as_any(), parent_context);
+    if recording && !core.python.is_empty() {
+        plugins::on_start(py, &core.python, span.bind(py).as_any(), parent_context);
     }
     Ok(span)
 }
