@@ -10,10 +10,28 @@ never imports this module, nor the SDK. The native side hands over plain tuples
 import json
 
 from opentelemetry import trace as trace_api
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.trace.status import Status, StatusCode
 
+# Everything is imported now, when the first Python component is set up: an export can
+# happen at exit, when importing a module that registers an atexit hook (the SDK's do)
+# would fail.
 try:
     from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+    from opentelemetry.sdk.metrics._internal.exemplar import Exemplar
+    from opentelemetry.sdk.metrics.export import (
+        AggregationTemporality,
+        Gauge,
+        Histogram,
+        HistogramDataPoint,
+        Metric,
+        MetricsData,
+        NumberDataPoint,
+        ResourceMetrics,
+        ScopeMetrics,
+        Sum,
+    )
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import Event, ReadableSpan
     from opentelemetry.sdk.util import BoundedList
@@ -204,8 +222,6 @@ def _sdk_needed(what):
 
 
 def _log_record(fields, context):
-    from opentelemetry._logs import LogRecord, SeverityNumber
-
     (
         time,
         observed,
@@ -238,35 +254,18 @@ def _log_record(fields, context):
 def readable_log_record(fields, resource, scope):
     """A log record as Python log exporters receive it (the SDK's ReadableLogRecord)."""
     _sdk_needed("log exporter")
-    from opentelemetry.sdk._logs import ReadableLogRecord
-
     return ReadableLogRecord(_log_record(fields, None), resource, scope)
 
 
 def writable_log_record(fields, resource, scope, context):
     """A log record as Python log record processors see it in `on_emit`."""
     _sdk_needed("log record processor")
-    from opentelemetry.sdk._logs import ReadWriteLogRecord
-
     return ReadWriteLogRecord(_log_record(fields, context), resource, scope)
 
 
 def metrics_data(resource, scopes):
     """`scopes`: [(scope, schema_url, [metric fields])] as MetricsData for Python exporters."""
     _sdk_needed("metric exporter")
-    from opentelemetry.sdk.metrics._internal.exemplar import Exemplar
-    from opentelemetry.sdk.metrics.export import (
-        AggregationTemporality,
-        Gauge,
-        Histogram,
-        HistogramDataPoint,
-        Metric,
-        MetricsData,
-        NumberDataPoint,
-        ResourceMetrics,
-        ScopeMetrics,
-        Sum,
-    )
 
     def exemplars(raw):
         return [Exemplar({}, value, time, span_id, trace_id) for time, value, trace_id, span_id in raw]

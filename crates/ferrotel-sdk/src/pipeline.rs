@@ -347,10 +347,15 @@ impl<T: Item> Shared<T> {
         self.state()
     }
 
-    fn shut_exporter_down(&self, state: &mut State<T>) {
-        if !std::mem::replace(&mut state.exporter_shut_down, true) {
-            lock(&self.exporter).shutdown();
+    /// Shuts the exporter down (once), without holding the queue lock meanwhile: an exporter
+    /// may need what a thread waiting for that lock holds (a Python exporter, the GIL).
+    fn shut_exporter_down<'a>(&'a self, mut state: MutexGuard<'a, State<T>>) -> MutexGuard<'a, State<T>> {
+        if std::mem::replace(&mut state.exporter_shut_down, true) {
+            return state;
         }
+        drop(state);
+        lock(&self.exporter).shutdown();
+        self.state()
     }
 }
 
@@ -525,11 +530,11 @@ impl<T: Item> Pipeline<T> {
             while !state.items.is_empty() {
                 state = shared.export_front(state, shared.config.max_export_batch_size);
             }
-            shared.shut_exporter_down(&mut state);
+            drop(shared.shut_exporter_down(state));
             return true;
         }
         if shared.mode == Mode::Simple {
-            shared.shut_exporter_down(&mut state);
+            drop(shared.shut_exporter_down(state));
             return true;
         }
         wait_until(&shared.progress, state, deadline, |s| !s.worker_exited).1
@@ -622,7 +627,7 @@ fn worker<T: Item>(shared: Arc<Shared<T>>) {
         state = shared.tell(state, None);
         state.flush_completed = state.flush_completed.max(ticket);
         if stopping && state.items.is_empty() {
-            shared.shut_exporter_down(&mut state);
+            state = shared.shut_exporter_down(state);
             state.worker_exited = true;
             shared.progress.notify_all();
             return;

@@ -34,8 +34,10 @@ async def serve(scope, receive, send, app, excluded=None):
     if scope.get("type") != "http" or (excluded is not None and excluded.search(_url(scope))):
         return await app(scope, receive, send)
     request = _native.start_asgi_request(_get_tracer(), scope, *server_instruments(SCOPE))
-    if request is None:  # another SDK's provider is installed
-        return await app(scope, receive, send)
+    if request is None:  # another SDK's provider is installed: record through it
+        from ferrotel.instrumentation._generic import ServerRequest
+
+        request = ServerRequest(_get_tracer(), scope, True, *server_instruments(SCOPE))
 
     async def traced_send(message):
         if message.get("type") == "http.response.start":

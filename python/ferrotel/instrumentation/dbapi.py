@@ -18,9 +18,14 @@ def _get_tracer():
 
 def traced(system, namespace, query, call):
     """Runs `call()`, which executes `query`, inside a database span."""
-    db_call = _native.start_db_call(_get_tracer(), system, namespace, query if isinstance(query, str) else "")
-    if db_call is None:  # another SDK's provider is installed
-        return call()
+    text = query if isinstance(query, str) else ""
+    db_call = _native.start_db_call(_get_tracer(), system, namespace, text)
+    if db_call is None:  # another SDK's provider is installed: record through it
+        from ferrotel.instrumentation import _generic
+
+        if _generic.suppressed():
+            return call()
+        db_call = _generic.DbCall(_get_tracer(), system, namespace, text)
     try:
         return call()
     except BaseException as exc:

@@ -58,9 +58,14 @@ def traced_call(instrumentation, method, url, headers, call, status_of, excluded
             return call()
         finally:
             _inside_client_span.reset(quiet)
-    request = _native.start_client_request(_tracer(instrumentation), method, url, headers, _duration(instrumentation))
-    if request is None:  # another SDK's provider is installed
-        return call()
+    tracer, duration = _tracer(instrumentation), _duration(instrumentation)
+    request = _native.start_client_request(tracer, method, url, headers, duration)
+    if request is None:  # another SDK's provider is installed: record through it
+        from ferrotel.instrumentation import _generic
+
+        if _generic.suppressed(http=True):
+            return call()
+        request = _generic.ClientRequest(tracer, method, url, headers, duration)
     inside = _inside_client_span.set(True)
     try:
         response = call()

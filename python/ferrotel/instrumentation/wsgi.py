@@ -62,8 +62,10 @@ def serve(environ, start_response, app, excluded=None):
     if _telemetry is None:
         _telemetry = (_get_tracer(), *server_instruments("ferrotel.instrumentation.wsgi"))
     request = _native.start_wsgi_request(_telemetry[0], environ, _telemetry[1], _telemetry[2])
-    if request is None:  # another SDK's provider is installed
-        return app(environ, start_response)
+    if request is None:  # another SDK's provider is installed: record through it
+        from ferrotel.instrumentation._generic import ServerRequest
+
+        request = ServerRequest(_telemetry[0], environ, False, _telemetry[1], _telemetry[2])
     environ["ferrotel.request"] = request
 
     def traced_start_response(status, headers, *args):

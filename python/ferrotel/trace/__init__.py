@@ -66,6 +66,8 @@ _native._bind_api(
         "default_trace_state": _trace_api.DEFAULT_TRACE_STATE,
         "decorate": _decorate,
         "format_exception": traceback.format_exception,
+        "suppress_key": _context_api._SUPPRESS_INSTRUMENTATION_KEY,
+        "suppress_http_key": _context_api._SUPPRESS_HTTP_INSTRUMENTATION_KEY,
     }
 )
 

@@ -30,6 +30,10 @@ pub(crate) struct Api {
     pub(crate) decorate: Py<PyAny>,
     /// `traceback.format_exception`, for exception.stacktrace.
     pub(crate) format_exception: Py<PyAny>,
+    /// The context keys that turn instrumentation off (`suppress_instrumentation`), or HTTP
+    /// instrumentation only: the SDK sets the first while it exports.
+    pub(crate) suppress_key: Py<PyString>,
+    pub(crate) suppress_http_key: Py<PyString>,
 }
 
 static API: PyOnceLock<Api> = PyOnceLock::new();
@@ -72,6 +76,8 @@ pub(crate) fn _bind_api(py: Python<'_>, namespace: &Bound<'_, PyDict>) -> PyResu
         default_trace_state: item("default_trace_state")?,
         decorate: item("decorate")?,
         format_exception: item("format_exception")?,
+        suppress_key: item("suppress_key")?.bind(py).cast::<PyString>()?.clone().unbind(),
+        suppress_http_key: item("suppress_http_key")?.bind(py).cast::<PyString>()?.clone().unbind(),
     };
     let _ = API.set(py, api);
     Ok(())
@@ -137,6 +143,21 @@ impl Api {
                 &format!("context detached out of order, ignored: {err}"),
             );
         }
+    }
+
+    /// Whether `context` turns instrumentation off (for an HTTP instrumentation, `http`:
+    /// also its own key), as the SDK does while it exports.
+    pub(crate) fn suppressed(&self, py: Python<'_>, context: &Bound<'_, PyAny>, http: bool) -> bool {
+        let Ok(dict) = context.cast::<PyDict>() else {
+            return false;
+        };
+        let set = |key: &Py<PyString>| {
+            dict.get_item(key.bind(py))
+                .ok()
+                .flatten()
+                .is_some_and(|v| v.is_truthy().unwrap_or(false))
+        };
+        set(&self.suppress_key) || (http && set(&self.suppress_http_key))
     }
 
     /// A copy of `parent` (a `Context`) with `span` as the current span.

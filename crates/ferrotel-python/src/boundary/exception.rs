@@ -7,6 +7,12 @@ use pyo3::types::PyList;
 
 use super::api;
 
+/// `error_type(exception)`: its type as `error.type` gives it, for the Python glue.
+#[pyfunction]
+pub(crate) fn error_type(exception: &Bound<'_, PyAny>) -> PyResult<String> {
+    exception_type(exception)
+}
+
 /// The exception's type as `exception.type` and `error.type` give it.
 pub(crate) fn exception_type(exception: &Bound<'_, PyAny>) -> PyResult<String> {
     let kind = exception.get_type();

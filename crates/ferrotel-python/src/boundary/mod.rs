@@ -15,5 +15,6 @@ use pyo3::prelude::*;
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::_bind_api, m)?)?;
     m.add_function(wrap_pyfunction!(misuse::api_misuse_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(exception::error_type, m)?)?;
     Ok(())
 }

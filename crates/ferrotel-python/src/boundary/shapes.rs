@@ -6,18 +6,15 @@ use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::value::Attributes;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyModule};
 
 use super::value::to_python;
 
-static SHAPES: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
-/// `ferrotel._shapes`, imported on first use.
-pub(crate) fn module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    SHAPES
-        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("ferrotel._shapes")?.unbind()))
-        .map(|m| m.bind(py))
+/// `ferrotel._shapes`. Imported through `sys.modules` every time rather than kept in a
+/// once-cell: its import imports the SDK, which can make a provider that sets up a Python
+/// component, which asks for this module again on the same thread.
+pub(crate) fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    py.import("ferrotel._shapes")
 }
 
 pub(crate) fn attributes_dict<'py>(py: Python<'py>, attributes: &Attributes) -> PyResult<Bound<'py, PyDict>> {

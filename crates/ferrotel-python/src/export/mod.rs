@@ -168,10 +168,17 @@ impl<T: SignalData> ProcessorRecipe<T> {
                     );
                     continue;
                 }
-                Configured::EntryPoint(name) => match plugins::make(py, variable, group, name) {
-                    Some(made) => ExporterRecipe::Python(PythonObject::new(&made)),
-                    None => continue,
-                },
+                Configured::EntryPoint(name) => {
+                    let made = plugins::make(py, variable, group, name).map(|made| PythonObject::component(&made));
+                    match made {
+                        Some(Ok(exporter)) => ExporterRecipe::Python(exporter),
+                        Some(Err(error)) => {
+                            emit(py, LogLevel::Warning, &format!("{variable}={name}: {error}; ignored"));
+                            continue;
+                        }
+                        None => continue,
+                    }
+                }
             };
             recipes.push(ProcessorRecipe {
                 batch: Some(batch),

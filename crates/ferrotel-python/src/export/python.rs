@@ -73,6 +73,13 @@ pub(crate) struct PythonObject {
 }
 
 impl PythonObject {
+    /// A Python exporter or processor: the shapes it will be handed are imported now, not
+    /// at its first export, which may happen at exit, when importing the SDK's modules fails.
+    pub(crate) fn component(object: &Bound<'_, PyAny>) -> PyResult<PythonObject> {
+        shapes::module(object.py())?;
+        Ok(PythonObject::new(object))
+    }
+
     pub(crate) fn new(object: &Bound<'_, PyAny>) -> PythonObject {
         let name = object
             .get_type()
@@ -114,7 +121,15 @@ impl<T: PythonShape + Send> Exporter<T> for PythonExporter<T> {
                 }
             };
             let objects = T::batch(py, batch, &resource)?;
-            T::call_export(self.exporter.bind(py), &objects)
+            // As the SDK does while it exports: an exporter's own HTTP calls (Zipkin's over
+            // requests) must not be traced, or each export would make spans to export.
+            let context = py.import("opentelemetry.context")?;
+            let suppressed =
+                context.call_method1("set_value", (context.getattr("_SUPPRESS_INSTRUMENTATION_KEY")?, true))?;
+            let token = context.call_method1("attach", (suppressed,))?;
+            let exported = T::call_export(self.exporter.bind(py), &objects);
+            context.call_method1("detach", (token,))?;
+            exported
         });
         match outcome {
             Some(Ok(true)) => ExportResult::Success,
@@ -169,12 +184,14 @@ impl PythonProcessors {
         processors
     }
 
-    pub(crate) fn add(&self, processor: &Bound<'_, PyAny>) {
+    pub(crate) fn add(&self, processor: &Bound<'_, PyAny>) -> PyResult<()> {
+        let processor = PythonObject::component(processor)?;
         let mut processors = lock(&self.processors);
         let mut list = (**processors).clone();
-        list.push(PythonObject::new(processor));
+        list.push(processor);
         *processors = Arc::new(list);
         self.any.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub(crate) fn is_empty(&self) -> bool {

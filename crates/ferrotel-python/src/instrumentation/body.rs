@@ -11,6 +11,9 @@
 //!
 //! A body never closed (test clients that drop a response) ends its span when it is
 //! collected, without touching the context: the collection may happen anywhere.
+//!
+//! The request is ferrotel's native one, or the glue's when another SDK records the span
+//! (`_generic.py`), reached through its `end` and `record_exception` methods.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,10 +24,28 @@ use pyo3::types::{PyIterator, PyList, PyTuple};
 
 use super::server::ServerRequest;
 
+/// Ends `request` (once per caller's guard), natively when it is ferrotel's.
+fn end(py: Python<'_>, request: &Py<PyAny>, restore_context: bool) -> PyResult<()> {
+    match request.bind(py).cast::<ServerRequest>() {
+        Ok(native) => native.get().end_request(py, restore_context),
+        Err(_) => request.bind(py).call_method1("end", (restore_context,)).map(drop),
+    }
+}
+
+fn record_error(py: Python<'_>, request: &Py<PyAny>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+    match request.bind(py).cast::<ServerRequest>() {
+        Ok(native) => native.get().record_error(py, exception),
+        Err(_) => request
+            .bind(py)
+            .call_method1("record_exception", (exception,))
+            .map(drop),
+    }
+}
+
 /// The end of a request, installed on its body as (or beside) `close`.
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct BodyCloser {
-    request: Py<ServerRequest>,
+    request: Py<PyAny>,
     /// The body's own `close`, called first; `None` for a Django resource closer.
     original: Option<Py<PyAny>>,
     closed: AtomicBool,
@@ -38,7 +59,7 @@ impl BodyCloser {
             None => Ok(()),
         };
         if !self.closed.swap(true, Ordering::AcqRel) {
-            self.request.get().end_request(py, true)?;
+            end(py, &self.request, true)?;
         }
         outcome
     }
@@ -48,7 +69,7 @@ impl Drop for BodyCloser {
     fn drop(&mut self) {
         if !self.closed.load(Ordering::Acquire) {
             Python::attach(|py| {
-                let _ = self.request.get().end_request(py, false);
+                let _ = end(py, &self.request, false);
             });
         }
     }
@@ -60,7 +81,7 @@ impl Drop for BodyCloser {
 pub(crate) struct TracedBody {
     body: Py<PyAny>,
     iterator: std::sync::Mutex<Option<Py<PyIterator>>>,
-    request: Py<ServerRequest>,
+    request: Py<PyAny>,
     ended: AtomicBool,
 }
 
@@ -69,7 +90,7 @@ impl TracedBody {
         if self.ended.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.request.get().end_request(py, restore_context)
+        end(py, &self.request, restore_context)
     }
 }
 
@@ -95,7 +116,7 @@ impl TracedBody {
         match iterator.next() {
             Some(Ok(chunk)) => Ok(chunk.unbind()),
             Some(Err(error)) => {
-                self.request.get().record_error(py, error.value(py).as_any())?;
+                record_error(py, &self.request, error.value(py).as_any())?;
                 Err(error)
             }
             None => {
@@ -128,10 +149,7 @@ impl Drop for TracedBody {
 /// `hand_back_body(request, body)`: `body` back to the server with the request's end
 /// attached, as described above.
 #[pyfunction]
-pub(crate) fn hand_back_body<'py>(
-    request: &Bound<'py, ServerRequest>,
-    body: Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = body.py();
     let closer = |original: Option<Py<PyAny>>| BodyCloser {
         request: request.clone().unbind(),
@@ -153,7 +171,7 @@ pub(crate) fn hand_back_body<'py>(
         installed.get().closed.store(true, Ordering::Release);
     }
     if body.cast::<PyList>().is_ok() || body.cast::<PyTuple>().is_ok() {
-        request.get().end_request(py, true)?;
+        end(py, &request.clone().unbind(), true)?;
         return Ok(body);
     }
     let wrapped = TracedBody {

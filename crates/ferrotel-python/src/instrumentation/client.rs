@@ -26,6 +26,12 @@ use crate::trace::tracer::{create, NewSpan, Tracer};
 
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct ClientRequest {
+    /// `None` when instrumentation is suppressed in the caller's context: the call goes
+    /// through untraced and every method does nothing.
+    active: Option<ActiveRequest>,
+}
+
+struct ActiveRequest {
     span: Py<Span>,
     token: Mutex<Option<Py<PyAny>>>,
     /// `http.client.request.duration`, when the glue passed ferrotel's histogram.
@@ -34,7 +40,8 @@ pub(crate) struct ClientRequest {
 }
 
 /// Starts a client span under the current context, writes the propagation headers into
-/// `headers` and makes the span current; `None` when `tracer` is not ferrotel's.
+/// `headers` and makes the span current; `None` when `tracer` is not ferrotel's. In a
+/// context that suppresses instrumentation (the SDK's while it exports), nothing is done.
 #[pyfunction]
 #[pyo3(signature = (tracer, method, url, headers, duration=None))]
 pub(crate) fn start_client_request(
@@ -52,6 +59,9 @@ pub(crate) fn start_client_request(
     let api = api::get(py)?;
     let settings = settings();
     let current = api.current_context(py)?;
+    if api.suppressed(py, &current, true) {
+        return Ok(Some(ClientRequest { active: None }));
+    }
     let parent = parent_in(py, Some(&current))?;
     let request = semconv::ClientRequest { method, url };
     let new = NewSpan::instrumentation(
@@ -100,10 +110,12 @@ pub(crate) fn start_client_request(
         started: Instant::now(),
     };
     Ok(Some(ClientRequest {
-        span,
-        token: Mutex::new(Some(token.unbind())),
-        duration: histogram(duration),
-        facts: Mutex::new(facts),
+        active: Some(ActiveRequest {
+            span,
+            token: Mutex::new(Some(token.unbind())),
+            duration: histogram(duration),
+            facts: Mutex::new(facts),
+        }),
     }))
 }
 
@@ -113,8 +125,9 @@ impl ClientRequest {
     /// 10, 11, 20).
     #[pyo3(signature = (status, headers=None, version=None))]
     fn response(&self, status: u16, headers: Option<&Bound<'_, PyAny>>, version: Option<u8>) {
+        let Some(active) = &self.active else { return };
         {
-            let mut facts = lock(&self.facts);
+            let mut facts = lock(&active.facts);
             facts.status = Some(status);
             facts.protocol_version = version.map(|v| match v % 10 {
                 0 => (v / 10).to_string(),
@@ -122,9 +135,9 @@ impl ClientRequest {
             });
         }
         let (attrs, status) = semconv::client_response(status, settings().http_semconv);
-        apply_response(self.span.get(), attrs, status);
+        apply_response(active.span.get(), attrs, status);
         capture(
-            self.span.get(),
+            active.span.get(),
             "response",
             &header_pairs(headers),
             &settings().capture.client_response,
@@ -133,19 +146,21 @@ impl ClientRequest {
 
     /// The request failed (connection refused, timeout...).
     fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Some(active) = &self.active else { return Ok(()) };
         if exception.is_instance_of::<PyException>() {
-            lock(&self.facts).error_type = Some(exception_type(exception)?);
+            lock(&active.facts).error_type = Some(exception_type(exception)?);
         }
-        self.span.get().record_error(py, exception)
+        active.span.get().record_error(py, exception)
     }
 
     /// Ends the span, restores the context and records the call's duration (once).
     fn end(&self, py: Python<'_>) -> PyResult<()> {
-        let first = lock(&self.token).is_some();
-        if let (true, Some(duration)) = (first, &self.duration) {
-            let facts = lock(&self.facts);
+        let Some(active) = &self.active else { return Ok(()) };
+        let first = lock(&active.token).is_some();
+        if let (true, Some(duration)) = (first, &active.duration) {
+            let facts = lock(&active.facts);
             let seconds = facts.started.elapsed().as_secs_f64();
-            let span = Some(self.span.get().ids.measured_in());
+            let span = Some(active.span.get().ids.measured_in());
             duration.record_in(
                 Number::Double(seconds),
                 facts.attributes(),
@@ -153,6 +168,6 @@ impl ClientRequest {
                 span,
             );
         }
-        finish(py, &self.span, &self.token)
+        finish(py, &active.span, &active.token)
     }
 }

@@ -8,12 +8,15 @@
 //! - [`db`]: a database statement: its CLIENT span.
 //! - [`headers`]: header lists and maps as carriers and as captured attributes.
 //! - [`http_metrics`]: the attributes the stable HTTP metrics are recorded with.
+//! - [`conventions`]: the same names and attributes for the path that records through
+//!   another SDK's provider.
 //! - [`call_span`]: what the three kinds of call do alike with their span.
 //! - [`settings`]: what the instrumentations read from the environment, once.
 
 pub(crate) mod body;
 pub(crate) mod call_span;
 pub(crate) mod client;
+pub(crate) mod conventions;
 pub(crate) mod db;
 pub(crate) mod headers;
 pub(crate) mod http_metrics;
@@ -33,6 +36,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::ClientRequest>()?;
     m.add_function(wrap_pyfunction!(client::start_client_request, m)?)?;
     m.add_class::<db::DbCall>()?;
+    m.add_class::<conventions::ServerConventions>()?;
+    m.add_class::<conventions::ClientConventions>()?;
+    m.add_function(wrap_pyfunction!(conventions::server_conventions, m)?)?;
+    m.add_function(wrap_pyfunction!(conventions::client_conventions, m)?)?;
+    m.add_function(wrap_pyfunction!(conventions::db_conventions, m)?)?;
     m.add_function(wrap_pyfunction!(db::start_db_call, m)?)?;
     Ok(())
 }

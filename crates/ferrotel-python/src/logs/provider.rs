@@ -94,7 +94,7 @@ impl LoggerProvider {
                 processor.get_type().name()?
             )));
         }
-        self.core.python.add(processor);
+        self.core.python.add(processor)?;
         Ok(())
     }
 

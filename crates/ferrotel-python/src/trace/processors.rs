@@ -61,9 +61,9 @@ impl InMemorySpanExporter {
 
 /// `OTLPSpanExporter(endpoint=None, headers=None, timeout=None, compression=None,
 /// certificate_file=None, client_key_file=None, client_certificate_file=None, protocol=None)`:
-/// arguments win over the `OTEL_EXPORTER_OTLP_*` variables, which fill in the rest (the
-/// protocol defaults to http/protobuf, as upstream's `OTLPSpanExporter` of the HTTP
-/// package). An endpoint given here is used as it is.
+/// arguments win over the `OTEL_EXPORTER_OTLP_*` variables, which fill in the rest; the
+/// protocol is the argument's, else `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`'s, else
+/// http/protobuf. An endpoint given here is used as it is.
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct OTLPSpanExporter {
     config: OtlpConfig,
@@ -94,7 +94,7 @@ impl OTLPSpanExporter {
             ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", client_certificate_file),
             (
                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                Some(protocol.unwrap_or_else(|| "http/protobuf".into())),
+                protocol.or_else(protocol_from_environment),
             ),
         ]
         .into_iter()
@@ -116,6 +116,15 @@ impl OTLPSpanExporter {
     }
 }
 
+/// The protocol the environment names for trace exports, if it names one; else
+/// http/protobuf (ferrotel's one exporter class stands for upstream's HTTP and gRPC ones).
+fn protocol_from_environment() -> Option<String> {
+    ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(|| Some("http/protobuf".into()))
+}
+
 fn exporter_recipe(exporter: &Bound<'_, PyAny>) -> PyResult<ExporterRecipe<SpanData>> {
     if exporter.cast::<ConsoleSpanExporter>().is_ok() {
         Ok(ExporterRecipe::Console)
@@ -125,7 +134,7 @@ fn exporter_recipe(exporter: &Bound<'_, PyAny>) -> PyResult<ExporterRecipe<SpanD
         Ok(ExporterRecipe::Memory(memory.get().store.clone()))
     } else if exporter.hasattr("export")? {
         // Any other exporter (the SDK's interface): called on the pipeline's worker thread.
-        Ok(ExporterRecipe::Python(PythonObject::new(exporter)))
+        Ok(ExporterRecipe::Python(PythonObject::component(exporter)?))
     } else {
         Err(PyTypeError::new_err(format!(
             "{} is not a span exporter (it has no export method)",

@@ -104,7 +104,7 @@ impl TracerProvider {
         } else if let Ok(p) = span_processor.cast::<SimpleSpanProcessor>() {
             self.core.pipelines.add(p.get().recipe.clone());
         } else if span_processor.hasattr("on_end")? {
-            self.core.python.add(span_processor);
+            self.core.python.add(span_processor)?;
         } else {
             return Err(PyTypeError::new_err(format!(
                 "{} is not a span processor (it has no on_end method)",

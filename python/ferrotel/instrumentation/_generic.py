@@ -1,0 +1,125 @@
+"""The built-ins' spans and metrics through any provider of the opentelemetry-api (a vendor
+distro's, a user's own upstream SDK set-up), used only when the global provider is not
+ferrotel's. Names and attributes are the native path's own (`_native.*_conventions`); here
+they are recorded through the API, so that provider's processors and exporters get them.
+Each class has the interface of its native counterpart, so the glue treats both alike."""
+
+from opentelemetry import context as context_api
+from opentelemetry import propagate, trace
+from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ferrotel import _native
+from ferrotel.propagate import HEADER_GETTER
+
+
+def suppressed(http=False):
+    """Whether the current context turns instrumentation off (the SDK's, while exporting)."""
+    return bool(
+        context_api.get_value(_SUPPRESS_INSTRUMENTATION_KEY)
+        or (http and context_api.get_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY))
+    )
+
+
+def _record_error(span, exception, error_type):
+    span.record_exception(exception, escaped=True)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+    span.set_attribute("error.type", error_type)
+
+
+class ServerRequest:
+    """A request served: its SERVER span, current until `end()`, and the server metrics."""
+
+    def __init__(self, tracer, request, asgi, duration, active):
+        self._conventions, name, attributes, headers = _native.server_conventions(request, asgi)
+        carrier = {}
+        for header, value in headers:
+            carrier.setdefault(header, []).append(value)
+        parent = propagate.extract(carrier, getter=HEADER_GETTER)
+        self.span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        self._token = context_api.attach(trace.set_span_in_context(self.span, parent))
+        self._duration, self._active = duration, active
+        if active is not None:
+            active.add(1, self._conventions.active_attributes())
+        self._errored = self._ended = False
+
+    def response(self, status, headers=None):
+        answered = self._conventions.response(status, headers)
+        if answered is None:
+            return
+        attributes, error = answered
+        self.span.set_attributes(attributes)
+        if error and not self._errored:
+            self.span.set_status(Status(StatusCode.ERROR))
+
+    def set_route(self, route):
+        name, attributes = self._conventions.route(route)
+        self.span.update_name(name)
+        self.span.set_attributes(attributes)
+
+    def record_exception(self, exception):
+        error_type = self._conventions.error_type(exception)
+        if error_type is not None and not self._errored:
+            self._errored = True
+            _record_error(self.span, exception, error_type)
+
+    def end(self, restore_context=True):
+        if self._ended:
+            return
+        self._ended = True
+        if self._duration is not None:
+            self._duration.record(self._conventions.elapsed(), self._conventions.duration_attributes())
+        if self._active is not None:
+            self._active.add(-1, self._conventions.active_attributes())
+        self.span.end()
+        if restore_context:
+            context_api.detach(self._token)
+
+
+class ClientRequest:
+    """An outgoing request: its CLIENT span, the propagation headers injected, current until
+    `end()`, and the client duration."""
+
+    def __init__(self, tracer, method, url, headers, duration):
+        self._conventions, name, attributes = _native.client_conventions(method, url, headers)
+        self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        context = trace.set_span_in_context(self.span)
+        propagate.inject(headers, context=context)
+        self._token = context_api.attach(context)
+        self._duration = duration
+        self._ended = False
+
+    def response(self, status, headers=None, version=None):
+        attributes, error = self._conventions.response(status, headers, version)
+        self.span.set_attributes(attributes)
+        if error:
+            self.span.set_status(Status(StatusCode.ERROR))
+
+    def record_exception(self, exception):
+        error_type = self._conventions.error_type(exception)
+        if error_type is not None:
+            _record_error(self.span, exception, error_type)
+
+    def end(self):
+        if self._ended:
+            return
+        self._ended = True
+        if self._duration is not None:
+            self._duration.record(self._conventions.elapsed(), self._conventions.duration_attributes())
+        self.span.end()
+        context_api.detach(self._token)
+
+
+class DbCall:
+    """A database statement: a CLIENT span under the current context."""
+
+    def __init__(self, tracer, system, namespace, query):
+        name, attributes = _native.db_conventions(system, namespace, query)
+        self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+    def record_exception(self, exception):
+        if isinstance(exception, Exception):
+            _record_error(self.span, exception, _native.error_type(exception))
+
+    def end(self):
+        self.span.end()
