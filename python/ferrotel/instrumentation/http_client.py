@@ -84,3 +84,6 @@ def traced_call(instrumentation, method, url, headers, call, status_of, excluded
     finally:
         _inside_client_span.reset(inside)
         request.end()
+        # A raised exception's traceback holds this frame: keeping the response in it would
+        # tie a retried urllib3 response (and its connection) into a cycle.
+        response = None

@@ -4,10 +4,10 @@
 //! response is timed to its last byte). To see that close without replacing the
 //! application's object, which servers and callers inspect (Django's `HttpResponse`, a
 //! server's own `wsgi.file_wrapper` that enables sendfile), the end rides on the body
-//! itself: a Django response gets it as one of its resource closers; any other body with a
-//! `close` gets an instance `close` that calls the original first. A materialised list or
-//! tuple is complete when returned, so its span ends then. Only a body that offers neither
-//! (a generator, an object with `__slots__`) is wrapped.
+//! itself: a Django response gets it as one of its resource closers; any other body that
+//! takes attributes gets an instance `close` that calls its original `close`, if any, first.
+//! A materialised list or tuple is complete when returned, so its span ends then. Only a body
+//! that refuses attributes (a generator, an object with `__slots__`) is wrapped.
 //!
 //! A body never closed (test clients that drop a response) ends its span when it is
 //! collected, without touching the context: the collection may happen anywhere.
@@ -46,7 +46,8 @@ fn record_error(py: Python<'_>, request: &Py<PyAny>, exception: &Bound<'_, PyAny
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct BodyCloser {
     request: Py<PyAny>,
-    /// The body's own `close`, called first; `None` for a Django resource closer.
+    /// The body's own `close`, called first; `None` for a Django resource closer or a body
+    /// that had none.
     original: Option<Py<PyAny>>,
     closed: AtomicBool,
 }
@@ -162,14 +163,15 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
             return Ok(body);
         }
     }
-    if let Ok(original) = body.getattr(intern!(py, "close")) {
-        let installed = Py::new(py, closer(Some(original.unbind())))?;
-        if body.setattr(intern!(py, "close"), &installed).is_ok() {
-            return Ok(body);
-        }
-        // The closer made for the refused attribute must not end the request when dropped.
-        installed.get().closed.store(true, Ordering::Release);
+    // A body without `close` gets one too when it takes attributes: the server calls a
+    // `close` it finds, and the object stays the one the application made.
+    let original = body.getattr(intern!(py, "close")).ok().map(Bound::unbind);
+    let installed = Py::new(py, closer(original))?;
+    if body.setattr(intern!(py, "close"), &installed).is_ok() {
+        return Ok(body);
     }
+    // The closer made for the refused attribute must not end the request when dropped.
+    installed.get().closed.store(true, Ordering::Release);
     if body.cast::<PyList>().is_ok() || body.cast::<PyTuple>().is_ok() {
         end(py, &request.clone().unbind(), true)?;
         return Ok(body);
