@@ -113,14 +113,14 @@ def outcomes(path):
 
 
 def differences(bare, instrumented):
-    """Lines naming every test whose outcome differs, with the failing side's message."""
+    """One line per test whose outcome differs, with the worse side's message."""
     lines = []
     for test in sorted(bare.keys() | instrumented.keys()):
         before, before_message = bare.get(test, ("not run", ""))
         after, after_message = instrumented.get(test, ("not run", ""))
         if before != after:
             message = after_message if RANK.get(after, 5) >= RANK.get(before, 5) else before_message
-            lines.append(f"{test}: bare {before}, ferrotel {after}: {message.strip()[:400]}")
+            lines.append(f"{test}: bare {before}, ferrotel {after}: {' '.join(message.split())[:400]}")
     return lines
 
 
