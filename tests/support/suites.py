@@ -51,8 +51,9 @@ def venv(name):
     uv = str(BIN / "uv")
     path = CACHE / f"venv-{name}"
     python = path / "bin" / "python"
-    if not python.exists():
-        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(path)], check=True, timeout=300)
+    if not python.exists():  # new, or its interpreter is gone: (re)made from scratch
+        create = [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(path)]
+        subprocess.run(create, check=True, timeout=300)
     requirements = str(SUITES / f"{name}.txt")
     subprocess.run([uv, "pip", "sync", "--quiet", "--python", str(python), requirements], check=True, timeout=900)
     wheels = [str(w) for w in (ROOT / "dist").glob("*.whl")]
