@@ -100,15 +100,17 @@ export async function tracePage(params, traceId) {
 function timelineView(view, tools, state, selectSpan, errors) {
   const { tree, total } = state;
   let rows = [];
-  const nameWidth = Number(localStorage.getItem(NAME_WIDTH_KEY)) || Math.round(Math.min(560, window.innerWidth * 0.3));
-  // Deep traces keep their names on screen: the indent per level shrinks with the depth.
-  const step = Math.max(3, Math.min(14, Math.floor((nameWidth - 170) / Math.max(1, tree.maxDepth))));
+  const nameWidth = Number(localStorage.getItem(NAME_WIDTH_KEY)) || Math.round(Math.min(600, window.innerWidth * 0.36));
+  // Deep traces keep their names on screen: the indent per level shrinks with the depth, and
+  // past what the column can hold levels stop indenting (the depth is in the tooltip).
+  const step = Math.max(2, Math.min(14, Math.floor((nameWidth - 280) / Math.max(1, tree.maxDepth))));
+  const indentLevels = Math.max(1, Math.floor((nameWidth - 240) / step));
   const wrap = el("div", { class: "waterfall-wrap", style: `--name-width:${nameWidth}px;--indent:${step}px` });
   const resizer = el("span", { class: "resizer", title: "drag to resize", role: "separator" });
   const head = el("div", { class: "waterfall-head" },
     el("div", { class: "name-col" }, "Service · span", resizer),
-    el("div", { class: "bar-col ruler" }, [0, 0.25, 0.5, 0.75, 1].map((f) =>
-      el("span", { style: `left:${f * 100}%` }, formatDuration(total * f)))));
+    el("div", { class: "bar-col ruler" }, rulerTicks(total).map((micros) =>
+      el("span", { style: `left:${(micros / total) * 100}%` }, formatDuration(micros)))));
   const spacer = el("div", { class: "waterfall-spacer" });
   const scroller = el("div", { class: "waterfall", id: "waterfall", tabindex: "0" }, spacer);
   const minimap = el("canvas", { class: "minimap", id: "minimap", title: "the whole trace; click to go there" });
@@ -165,7 +167,8 @@ function timelineView(view, tools, state, selectSpan, errors) {
       "data-depth": node.depth, "data-critical-us": node.critical ? criticalMicros : null,
       onclick: () => selectSpan(node.id).then(schedulePaint),
     },
-    el("div", { class: "name-col", style: `--depth:${node.depth}`, title: `${node.service}: ${node.span.name}` },
+    el("div", { class: "name-col", style: `--depth:${Math.min(node.depth, indentLevels)}`,
+      title: `${node.service}: ${node.span.name} (depth ${node.depth})` },
       hasChildren
         ? el("button", {
           class: "toggle", title: isCollapsed ? "expand" : "collapse", "aria-expanded": String(!isCollapsed),
@@ -326,7 +329,7 @@ function timelineView(view, tools, state, selectSpan, errors) {
     reveal(errorsInOrder[errorAt]);
   };
   const button = (id, label, onclick, title) => el("button", { type: "button", id, onclick, title }, label);
-  tools.append(
+  tools.append(...[
     button("expand-all", "Expand all", () => { state.collapsed.clear(); relayout(); }),
     button("collapse-all", "Collapse all", () => {
       for (const node of tree.order) if (node.children.length) state.collapsed.add(node.id);
@@ -341,7 +344,7 @@ function timelineView(view, tools, state, selectSpan, errors) {
       button("find-next", "▶", () => stepFind(1), "next match"), counter),
     el("label", { class: "check" }, el("input", { type: "checkbox", id: "critical-path", checked: state.showCritical,
       onchange: (event) => { state.showCritical = event.target.checked; schedulePaint(); } }), "Critical path"),
-    compareBox(state.traceId));
+    compareBox(state.traceId)].filter(Boolean));
 
   scroller.addEventListener("scroll", schedulePaint);
   const onResize = () => {
@@ -376,6 +379,16 @@ function timelineView(view, tools, state, selectSpan, errors) {
   relayout();
   const selectedIndex = rows.findIndex((n) => n.id === state.selected);
   if (selectedIndex >= 0) scrollToRow(selectedIndex);
+}
+
+/** Round times from the start, at most five, none so close to the end that labels collide. */
+function rulerTicks(total) {
+  const rough = total / 5;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= rough);
+  const ticks = [];
+  for (let t = 0; t <= total * 0.9; t += step) ticks.push(t);
+  return ticks;
 }
 
 /** The duration beside its bar: after the bar when there is room, before it otherwise, and
