@@ -112,12 +112,13 @@ export async function tracesPage(params) {
     });
     const more = body.total > rows.length
       ? el("button", { type: "button", id: "load-more", onclick: () => { limit += PAGE; load(); } },
-        `Load ${Math.min(PAGE, body.total - rows.length)} more`)
+        `Load ${body.totalExact === false ? PAGE : Math.min(PAGE, body.total - rows.length)} more`)
       : null;
     const compare = el("button", { type: "button", id: "compare-selected", disabled: chosen.size !== 2,
       onclick: () => { const [a, b] = chosen; location.hash = `#/compare/${a}/${b}`; } }, "Compare selected");
     const summary = el("p", { class: "result-count", id: "result-count" },
-      rows.length ? `${rows.length} of ${body.total} traces shown, newest received first` : "", more, " ",
+      rows.length ? `${rows.length} of ${body.totalExact === false ? "at least " : ""}${body.total.toLocaleString("en")} ` +
+        "traces shown, newest received first" : "", more, " ",
       rows.length ? compare : null);
     results.replaceChildren(summary, rows.length ? traceTable(rows, { sortKey, sortDirection, params, searchParams,
       chosen, onChoose: () => { compare.disabled = chosen.size !== 2; } }) : noMatch(body, params));

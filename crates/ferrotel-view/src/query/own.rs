@@ -42,7 +42,8 @@ pub(super) async fn status(State(viewer): State<Arc<Viewer>>) -> Response {
 }
 
 /// The trace list: one row per matching trace, newest received first, with the spans that
-/// matched; `total` counts every match, and when nothing matches but the conditions hold
+/// matched; `total` counts every match (`totalExact` false when counting ran out of time and
+/// `total` is a lower bound), and when nothing matches but the conditions hold
 /// across several spans of some traces, `hint.acrossSpans` says how many.
 pub(super) async fn trace_summaries(State(viewer): State<Arc<Viewer>>, params: Params) -> Response {
     let query = match TraceQuery::parse(&params) {
@@ -71,7 +72,13 @@ pub(super) async fn trace_summaries(State(viewer): State<Arc<Viewer>>, params: P
             })
         })
         .collect();
-    let mut body = json!({"data": rows, "total": found.total, "limit": query.limit, "errors": null});
+    let mut body = json!({
+        "data": rows,
+        "total": found.total,
+        "totalExact": found.total_exact,
+        "limit": query.limit,
+        "errors": null,
+    });
     let several_conditions = query.conditions.len() > 1 && !query.across_spans;
     if found.total == 0 && several_conditions && query.trace_ids.is_empty() {
         let across = query.across_spans().find(&store, true).total;
