@@ -9,9 +9,8 @@ import pytest
 from support.processes import clean_env, run
 from support.viewer import (
     UPSTREAM,
-    Browser,
     Viewer,
-    browser_available,
+    chromium,
     page_errors,
     post_spans,
     rows,
@@ -92,14 +91,7 @@ print(format(earlier.trace_id, "032x"))
 
 @pytest.fixture(scope="module")
 def browser():
-    missing = browser_available()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    chromium = Browser()
-    yield chromium.driver
-    chromium.close()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,14 @@ test asserts layout facts the page must keep and saves screenshots under
 tests/artifacts/view-ui/."""
 
 import json
-import os
 import time
 import urllib.request
 
 import pytest
 from support.viewer import (
     ARTIFACTS,
-    Browser,
     Viewer,
-    browser_available,
+    chromium,
     page_errors,
     post_spans,
     rows,
@@ -125,14 +123,7 @@ def apart_trace():
 
 @pytest.fixture(scope="module")
 def browser():
-    missing = browser_available()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    chromium = Browser()
-    yield chromium.driver
-    chromium.close()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

@@ -168,16 +168,10 @@ impl MetricStore {
     pub(crate) fn list(&self, service: Option<&str>) -> Vec<Json> {
         self.stored(|s, _| service.is_none_or(|want| want == s))
             .map(|(service, name, series)| {
-                json!({
-                    "service": service,
-                    "name": name,
-                    "type": series.shape.kind,
-                    "temporality": series.shape.temporality,
-                    "monotonic": series.shape.monotonic,
-                    "unit": series.unit,
-                    "description": series.description,
-                    "points": series.points.len(),
-                })
+                let mut listed = series.describe(service, name);
+                listed["description"] = series.description.as_str().into();
+                listed["points"] = series.points.len().into();
+                listed
             })
             .collect()
     }
@@ -186,18 +180,25 @@ impl MetricStore {
     pub(crate) fn points(&self, name: &str, service: Option<&str>) -> Vec<Json> {
         self.stored(|s, n| n == name && service.is_none_or(|want| want == s))
             .map(|(service, name, series)| {
-                let points: Vec<&Json> = series.points.iter().map(|p| &p.value).collect();
-                json!({
-                    "service": service,
-                    "name": name,
-                    "type": series.shape.kind,
-                    "temporality": series.shape.temporality,
-                    "monotonic": series.shape.monotonic,
-                    "unit": series.unit,
-                    "points": points,
-                })
+                let mut described = series.describe(service, name);
+                described["points"] = series.points.iter().map(|p| p.value.clone()).collect::<Vec<_>>().into();
+                described
             })
             .collect()
+    }
+}
+
+impl Series {
+    /// What a series is, as both the list and the points answer start.
+    fn describe(&self, service: &str, name: &str) -> Json {
+        json!({
+            "service": service,
+            "name": name,
+            "type": self.shape.kind,
+            "temporality": self.shape.temporality,
+            "monotonic": self.shape.monotonic,
+            "unit": self.unit,
+        })
     }
 }
 

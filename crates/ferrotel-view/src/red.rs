@@ -34,7 +34,8 @@ pub(crate) struct Selection<'a> {
 /// store, which stays locked while figures are drawn from it.
 pub(crate) type SeriesKey<'a> = (&'a str, Option<&'a str>);
 
-/// The selected spans' samples per series, series sorted by key, samples oldest end first.
+/// The selected spans' samples per series, series sorted by key; the samples of a series in
+/// no particular order until `over_time` needs them by end.
 pub(crate) struct Samples<'a>(Vec<(SeriesKey<'a>, Vec<Sample>)>);
 
 impl<'a> Samples<'a> {
@@ -62,9 +63,6 @@ impl<'a> Samples<'a> {
 
     fn sorted(series: HashMap<SeriesKey<'a>, Vec<Sample>>) -> Self {
         let mut series: Vec<_> = series.into_iter().collect();
-        for (_, samples) in &mut series {
-            samples.sort_unstable_by_key(|s| s.end_ns);
-        }
         series.sort_unstable_by_key(|(key, _)| *key);
         Samples(series)
     }
@@ -81,7 +79,7 @@ impl<'a> Samples<'a> {
     /// For each series, one `Figures` per point in time: at `end - lookback + step`, then every
     /// `step` up to `end`, each over the `window` before it (Jaeger's `ratePer`).
     pub(crate) fn over_time(
-        &self,
+        &mut self,
         end_ns: u64,
         lookback_ns: u64,
         step_ns: u64,
@@ -89,6 +87,10 @@ impl<'a> Samples<'a> {
     ) -> Vec<(&SeriesKey<'a>, Vec<(u64, Figures)>)> {
         let step_ns = step_ns.max(1);
         let points = (lookback_ns / step_ns).clamp(1, MAX_POINTS);
+        for (_, samples) in &mut self.0 {
+            // Mostly in order already: spans arrive about when they end.
+            samples.sort_by_key(|s| s.end_ns);
+        }
         self.0
             .iter()
             .map(|(key, samples)| {
@@ -115,7 +117,7 @@ impl<'a> Samples<'a> {
                     .map(|s| s.end_ns.saturating_sub(s.duration_ns))
                     .min()
                     .unwrap_or(0);
-                let last_end = samples.last().map_or(0, |s| s.end_ns);
+                let last_end = samples.iter().map(|s| s.end_ns).max().unwrap_or(0);
                 // A single burst still has a rate: at least one second is assumed.
                 let spanned = last_end.saturating_sub(first_start).max(1_000_000_000);
                 (key, Figures::of(samples, spanned))
@@ -226,6 +228,7 @@ mod tests {
             ended: (0, u64::MAX),
         };
         let samples = Samples::collect(store.spans(), &selection);
+        let mut samples_by_time = Samples::collect(store.spans(), &selection);
         let totals = samples.totals();
         let [(key, figures)] = totals.as_slice() else {
             panic!("one series")
@@ -237,7 +240,7 @@ mod tests {
         assert_eq!(figures.latency_ns(1.0), Some(500_000_000));
 
         // Points every 10 s over the last 60 s up to t=160 s, each over the 10 s before it.
-        let timeline = &samples.over_time(160_000_000_000, 60_000_000_000, 10_000_000_000, 10_000_000_000)[0].1;
+        let timeline = &samples_by_time.over_time(160_000_000_000, 60_000_000_000, 10_000_000_000, 10_000_000_000)[0].1;
         let calls: Vec<u64> = timeline.iter().map(|(_, f)| f.calls).collect();
         assert_eq!(calls, [20, 20, 20, 19, 11, 9]);
         assert_eq!(timeline[0].0, 110_000_000_000);

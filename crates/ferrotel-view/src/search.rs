@@ -153,7 +153,7 @@ pub(crate) struct Found<'a> {
 
 /// How long a search may spend counting its matches beyond the page it returns, so a
 /// live-refreshing list over a million spans stays cheap.
-const COUNT_BUDGET: Duration = Duration::from_millis(100);
+pub(crate) const COUNT_BUDGET: Duration = Duration::from_millis(100);
 
 impl TraceQuery {
     /// Jaeger's classic parameters (`service`, `operation`, `tags` as JSON or logfmt, `tag=k:v`

@@ -12,8 +12,13 @@ const PERCENTILES = [[0.5, "p50"], [0.95, "p95"], [0.99, "p99"]];
 
 export async function metricsPage(params) {
   const grid = el("div", { class: "metric-grid" });
+  let lastListing = null;
   const load = async () => {
     const metrics = (await api("/api/metrics")).data;
+    // No new points anywhere: the cards stay as they are (and what is selected in them).
+    const listing = JSON.stringify(metrics);
+    if (listing === lastListing) return;
+    lastListing = listing;
     if (metrics.length === 0) {
       grid.replaceChildren(el("p", { class: "empty" }, "No metrics received yet."));
       return;

@@ -6,10 +6,15 @@ import { api, el, formatDuration, liveControl, main, roundNumber, serviceColor, 
 export async function servicesPage(params) {
   const red = el("div", { id: "red-summary" });
   const map = el("div", { id: "service-map-area" });
+  let lastAnswer = null;
   const load = async () => {
     const [summary, services, edges] = await Promise.all([
       api("/api/red"), api("/api/services"), api("/api/dependencies"),
     ]);
+    // Unchanged figures leave the page alone: what the user opened or selected stays.
+    const answer = JSON.stringify([summary, services, edges]);
+    if (answer === lastAnswer) return;
+    lastAnswer = answer;
     red.replaceChildren(redTable(summary.data));
     map.replaceChildren(...serviceMap(services.data, edges.data));
   };

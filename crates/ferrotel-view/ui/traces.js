@@ -91,6 +91,7 @@ export async function tracesPage(params) {
   const [sortKey, sortDirection] = (params.get("sort") || "startTime:desc").split(":");
   const searchParams = new URLSearchParams([...params].filter(([k]) => !["sort", "live", "limit"].includes(k)));
   const chosen = new Set();
+  let lastAnswer = null;
 
   const load = async () => {
     const range = timeRange(params);
@@ -104,6 +105,10 @@ export async function tracesPage(params) {
       results.replaceChildren(errorBox(error));
       return;
     }
+    // An unchanged answer leaves the table alone: what the user selected or focused stays.
+    const answer = JSON.stringify(body);
+    if (answer === lastAnswer) return;
+    lastAnswer = answer;
     const rows = body.data;
     const value = (row) => (sortKey === "name" ? `${row.rootService}: ${row.rootName}` : row[sortKey]);
     rows.sort((a, b) => {
@@ -111,7 +116,7 @@ export async function tracesPage(params) {
       return sortDirection === "asc" ? order : -order;
     });
     const more = body.total > rows.length
-      ? el("button", { type: "button", id: "load-more", onclick: () => { limit += PAGE; load(); } },
+      ? el("button", { type: "button", id: "load-more", onclick: () => { limit += PAGE; lastAnswer = null; load(); } },
         `Load ${body.totalExact === false ? PAGE : Math.min(PAGE, body.total - rows.length)} more`)
       : null;
     const compare = el("button", { type: "button", id: "compare-selected", disabled: chosen.size !== 2,
@@ -137,6 +142,8 @@ export async function tracesPage(params) {
   };
 }
 
+let focusedTrace = null;
+
 function moveRow(delta) {
   const rows = [...document.querySelectorAll("#trace-table tbody tr")];
   if (!rows.length) return;
@@ -144,6 +151,7 @@ function moveRow(delta) {
   const next = rows[Math.max(0, Math.min(rows.length - 1, current + delta))];
   rows.forEach((r) => r.classList.remove("keyboard-focus"));
   next.classList.add("keyboard-focus");
+  focusedTrace = next.dataset.traceId;
   next.scrollIntoView({ block: "nearest" });
 }
 
@@ -166,7 +174,8 @@ function noMatch(body, params) {
     next.set("match", "trace");
     return el("div", { class: "empty", id: "no-match" },
       el("p", {}, "No trace has one span that meets all the conditions."),
-      el("p", { class: "hint", id: "search-hint" }, `${across} trace${across > 1 ? "s meet" : " meets"} them across `,
+      el("p", { class: "hint", id: "search-hint" },
+        `${body.hint.acrossSpansExact === false ? "at least " : ""}${across} trace${across > 1 ? "s meet" : " meets"} them across `,
         "several spans: ", el("a", { href: `#/traces?${next}`, id: "match-across" }, "show those")));
   }
   return el("div", { class: "empty", id: "no-match" },
@@ -193,7 +202,10 @@ function traceTable(rows, { sortKey, sortDirection, params, searchParams, chosen
   const link = (row) => `#/trace/${row.traceID}${searchParams.toString() ? `?${searchParams}` : ""}`;
   return el("table", { class: "traces", id: "trace-table" },
     el("thead", {}, el("tr", {}, el("th", { class: "pick" }, ""), header, el("th", {}, "Services"))),
-    el("tbody", {}, rows.map((row) => el("tr", { class: row.errorCount ? "has-error" : "", "data-trace-id": row.traceID },
+    el("tbody", {}, rows.map((row) => el("tr", {
+      class: [row.errorCount && "has-error", row.traceID === focusedTrace && "keyboard-focus"].filter(Boolean).join(" "),
+      "data-trace-id": row.traceID,
+    },
       el("td", { class: "pick" }, el("input", { type: "checkbox", class: "choose", title: "pick to compare",
         checked: chosen.has(row.traceID), onchange: (event) => {
           if (event.target.checked) chosen.add(row.traceID); else chosen.delete(row.traceID);

@@ -90,7 +90,7 @@ pub(super) fn metrics(State(viewer): State<Arc<Viewer>>, name: &str, params: &Pa
         ended: (end.saturating_sub(lookback + window), end),
     };
     let store = viewer.store();
-    let samples = Samples::collect(store.spans(), &selection);
+    let mut samples = Samples::collect(store.spans(), &selection);
     let series: Vec<Json> = samples
         .over_time(end, lookback, step, window)
         .into_iter()

@@ -3,6 +3,7 @@
 //! OTLP/JSON and an OTLP/JSON file uploaded, logs, metric series and points, store status.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,7 +18,7 @@ use crate::jaeger::envelope;
 use crate::logs::LogQuery;
 use crate::otlp_json::{self, AnySignal};
 use crate::params::Params;
-use crate::search::TraceQuery;
+use crate::search::{TraceQuery, COUNT_BUDGET};
 use crate::store::{as_export_request, TraceId};
 use crate::summary::Summary;
 use crate::viewer::Viewer;
@@ -81,9 +82,10 @@ pub(super) async fn trace_summaries(State(viewer): State<Arc<Viewer>>, params: P
     });
     let several_conditions = query.conditions.len() > 1 && !query.across_spans;
     if found.total == 0 && several_conditions && query.trace_ids.is_empty() {
-        let across = query.across_spans().find(&store, true).total;
-        if across > 0 {
-            body["hint"] = json!({"acrossSpans": across});
+        let across = query.across_spans();
+        let (count, exact) = store.count_traces(|spans| across.matches(spans), Instant::now() + COUNT_BUDGET);
+        if count > 0 {
+            body["hint"] = json!({"acrossSpans": count, "acrossSpansExact": exact});
         }
     }
     json_ok(body)
