@@ -126,13 +126,10 @@ export function computeSelfTimes(order) {
 /** The critical path: the chain of work the trace's end waited on. From each root's end,
  * the last child to finish before the current point is followed, the gap after it belongs
  * to the parent; then the search resumes from that child's start. Sets `node.critical`
- * (segments [start, end] in µs) on every span it passes through; returns all segments. */
+ * (segments [start, end] in µs) on every span it passes through. */
 export function computeCriticalPath(roots) {
-  const segments = [];
   const add = (node, start, end) => {
-    if (end <= start) return;
-    (node.critical = node.critical || []).push([start, end]);
-    segments.push({ node, start, end });
+    if (end > start) (node.critical = node.critical || []).push([start, end]);
   };
   // Work items: a span and the point its critical part must end by.
   const stack = roots.filter((r) => !r.duplicate).map((root) => [root, root.start + root.duration]);
@@ -152,8 +149,6 @@ export function computeCriticalPath(roots) {
     add(node, node.start, cursor);
     for (let i = follow.length - 1; i >= 0; i--) stack.push(follow[i]);
   }
-  segments.sort((a, b) => a.start - b.start);
-  return segments;
 }
 
 /** Per service and operation: count, total and self time, min, max, errors. */

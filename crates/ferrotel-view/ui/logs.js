@@ -40,6 +40,7 @@ export async function logsPage(params) {
   });
   const query = new URLSearchParams([...params].filter(([k, v]) => k !== "live" && v));
   query.set("limit", "500");
+  query.set("order", "time");
   let table = null;
   const load = async () => {
     try {

@@ -22,7 +22,7 @@ export async function tracePage(params, traceId) {
   const nodes = traceNodes(otlp);
   const tree = spanTree(nodes);
   computeSelfTimes(tree.order);
-  const critical = computeCriticalPath(tree.roots);
+  computeCriticalPath(tree.roots);
   const total = Math.max(1, tree.end - tree.start);
 
   const filter = new URLSearchParams();
@@ -33,7 +33,7 @@ export async function tracePage(params, traceId) {
   const matched = new Set(filter.toString() ? (await api(`/api/traces/${traceId}/matches?${filter}`)).data : []);
 
   const state = {
-    traceId, tree, total, matched, critical,
+    traceId, tree, total, matched,
     collapsed: new Set(),
     selected: params.get("span") && tree.byId.has(params.get("span")) ? params.get("span") : null,
     showCritical: params.get("critical") === "1",
@@ -441,7 +441,7 @@ async function renderDetails(details, state) {
   details.replaceChildren(spanDetails(node, state));
   const logs = details.querySelector(".span-logs");
   try {
-    const records = (await api(`/api/logs?traceID=${state.traceId}&spanID=${node.id}&limit=50`)).data;
+    const records = (await api(`/api/logs?traceID=${state.traceId}&spanID=${node.id}&limit=50&order=time`)).data;
     logs.replaceChildren(records.length ? logTable(records, false) : el("p", { class: "muted" }, "none"));
   } catch (error) {
     logs.replaceChildren(el("p", { class: "error-box" }, String(error.message || error)));
