@@ -335,6 +335,7 @@ def main():
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
 
+    load_at_start = os.getloadavg()[0]
     batch_count = args.spans // SPANS_PER_BATCH
     half = batch_count // 2
     print(f"encoding {batch_count} batches of {SPANS_PER_BATCH} spans...", flush=True)
@@ -424,7 +425,8 @@ def main():
     table = "\n".join(
         [
             f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; "
-            f"{args.spans:,} spans in batches of {SPANS_PER_BATCH}, {CLIENT_THREADS} client threads on the same cores",
+            f"{args.spans:,} spans in batches of {SPANS_PER_BATCH}, {CLIENT_THREADS} client threads on the same cores; "
+            f"load average {load_at_start:.1f} at the start (anything else running shares the cores)",
             "",
             "| | ferrotel view |",
             "|---|---|",
