@@ -336,10 +336,10 @@ def test_search_matches_what_developers_type(jaeger):
 
 def test_trace_list_counts_every_match_and_hints_at_conditions_over_several_spans(jaeger):
     listed = query(jaeger, "/api/trace-summaries", {"limit": 1})
-    assert (len(listed["data"]), listed["total"], listed["limit"]) == (1, 2, 1)
+    assert (len(listed["data"]), listed["total"], listed["totalExact"], listed["limit"]) == (1, 2, True, 1)
     # The client span and the failing span are different spans of trace A.
     apart = query(jaeger, "/api/trace-summaries", {"tags": json.dumps({"span.kind": "client", "error": "true"})})
-    assert (apart["data"], apart["total"], apart["hint"]) == ([], 0, {"acrossSpans": 1})
+    assert (apart["data"], apart["total"], apart["hint"]) == ([], 0, {"acrossSpans": 1, "acrossSpansExact": True})
     across = query(
         jaeger, "/api/trace-summaries", {"tags": json.dumps({"span.kind": "client", "error": "true"}), "match": "trace"}
     )

@@ -3,9 +3,11 @@ launcher exporting to it."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -118,3 +120,107 @@ logging.getLogger("shop").info("outside any span")
 print(format(span.get_span_context().trace_id, "032x"))
 print(format(span.get_span_context().span_id, "016x"))
 """
+
+
+# ---- the web UI in a real headless Chromium (Debian's, through chromedriver) ----------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "tests" / "artifacts" / "view-ui"
+
+
+class Browser:
+    """A headless Chromium at 1400×1000 that saves screenshots under tests/artifacts/view-ui/."""
+
+    def __init__(self):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        self.profile = tempfile.mkdtemp(prefix="ferrotel-chromium-")
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        # The machine's network is closed: keep Chromium from trying to phone home.
+        for flag in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1400,1000",
+            # A name of another site that resolves to this machine, as a DNS rebinding attack sets up.
+            "--host-resolver-rules=MAP rebinding.test 127.0.0.1",
+            f"--user-data-dir={self.profile}",
+        ]:
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.driver.implicitly_wait(0)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def close(self):
+        self.driver.quit()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def chromium():
+    """The body of a module-scoped `browser` fixture: a Chromium driver, or the test skipped
+    (failed under CI) when Debian's chromium and chromium-driver are missing."""
+    import pytest
+
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        missing = "needs Debian's chromium and chromium-driver (scripts/test installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    browser = Browser()
+    yield browser.driver
+    browser.close()
+
+
+def wait_for(driver, condition, what, timeout=10):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        # The page re-renders as data arrives: an element read mid-render is simply read again.
+        wait = WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
+        return wait.until(lambda d: condition(d))
+    except Exception as error:
+        shot(driver, "failed-" + what.replace(" ", "-"))
+        page = driver.find_element("id", "main").text
+        raise AssertionError(f"timed out waiting for {what}; page: {page}") from error
+
+
+def shot(driver, name):
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def rows(driver, selector):
+    return driver.find_elements("css selector", selector)
+
+
+def trace_ids(driver):
+    return [r.get_attribute("data-trace-id") for r in rows(driver, "#trace-table tbody tr")]
+
+
+def page_errors(driver):
+    """What the page logged at error level (scripts that failed, policies that refused)."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def post_spans(viewer, spans, service=None):
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]} if service else {}
+    body = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}
+    status, _ = viewer.post(json.dumps(body).encode(), "application/json")
+    assert status == 200
+
+
+def span_json(trace, number, parent, name, start, duration=1000, **extra):
+    """An OTLP/JSON span; times in nanoseconds."""
+    fields = {"traceId": trace, "spanId": f"{number:016x}", "name": name}
+    fields |= {"startTimeUnixNano": str(start), "endTimeUnixNano": str(start + duration)}
+    fields |= {"parentSpanId": f"{parent:016x}"} if parent is not None else {}
+    return fields | extra

@@ -72,9 +72,19 @@ impl LogStore {
         }
     }
 
-    /// The newest matching records by time (the record's own, or when it was observed), newest
-    /// first, as plain JSON objects; arrival order can differ from time order.
+    /// The matching records, newest first, as plain JSON objects: by arrival, or with
+    /// `order=time` by time (the record's own, or when it was observed), which can differ.
     pub(crate) fn search(&self, query: &LogQuery) -> Vec<Json> {
+        if !query.by_time {
+            return self
+                .records
+                .iter()
+                .rev()
+                .filter(|log| query.matches(log))
+                .take(query.limit)
+                .map(log_json)
+                .collect();
+        }
         // Records of the same time: the later arrival first.
         let mut matching: Vec<(u64, usize, &StoredLog)> = self
             .records
@@ -107,7 +117,7 @@ impl StoredLog {
 }
 
 /// `/api/logs` parameters: service, traceID, spanID, minSeverity (OTLP severity number),
-/// q (case-insensitive text in the body or severity text), limit.
+/// q (case-insensitive text in the body or severity text), limit, order (arrival or time).
 pub(crate) struct LogQuery {
     service: Option<String>,
     trace_id: Option<Vec<u8>>,
@@ -115,6 +125,8 @@ pub(crate) struct LogQuery {
     min_severity: i32,
     text: Option<String>,
     limit: usize,
+    /// `order=time`: newest first by time rather than by arrival.
+    by_time: bool,
 }
 
 impl LogQuery {
@@ -137,6 +149,11 @@ impl LogQuery {
             min_severity: number("minSeverity", 0)? as i32,
             text: params.get("q").map(str::to_lowercase),
             limit: number("limit", 100)?,
+            by_time: match params.get("order") {
+                None | Some("arrival") => false,
+                Some("time") => true,
+                Some(other) => return Err(format!("order: expected time or arrival, got {other}")),
+            },
         })
     }
 
@@ -212,7 +229,11 @@ mod tests {
     #[test]
     fn keeps_the_newest_records_and_serves_them_newest_first() {
         let mut store = LogStore::new(2, usize::MAX);
-        store.insert(records(&[1, 9, 17]));
+        let mut batch = records(&[1, 9, 17]);
+        for record in &mut batch[0].scope_logs[0].log_records {
+            record.time_unix_nano = 10;
+        }
+        store.insert(batch);
         assert_eq!((store.len(), store.evicted_records), (2, 1));
         let query = LogQuery::parse(&Params::from_pairs(Vec::new())).unwrap();
         let severities: Vec<_> = store
@@ -221,6 +242,20 @@ mod tests {
             .map(|r| r["severityNumber"].clone())
             .collect();
         assert_eq!(severities, [17, 9]);
+        let by_time = Params::from_pairs(vec![("order".to_owned(), "time".to_owned())]);
+        let mut late = records(&[5]);
+        late[0].scope_logs[0].log_records[0].time_unix_nano = 1;
+        store.insert(late);
+        let severities = |query: &LogQuery| -> Vec<Json> {
+            store
+                .search(query)
+                .iter()
+                .map(|r| r["severityNumber"].clone())
+                .collect()
+        };
+        // The record that arrived last is the oldest.
+        assert_eq!(severities(&query), [5, 17]);
+        assert_eq!(severities(&LogQuery::parse(&by_time).unwrap()), [17, 5]);
         let bad = Params::from_pairs(vec![("traceID".to_owned(), "xyz".to_owned())]);
         assert!(LogQuery::parse(&bad).is_err());
     }

@@ -6,7 +6,8 @@ use std::mem::size_of;
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    exemplar, metric::Data, number_data_point, Exemplar, HistogramDataPoint, NumberDataPoint, ResourceMetrics,
+    exemplar, metric::Data, number_data_point, AggregationTemporality, Exemplar, HistogramDataPoint, NumberDataPoint,
+    ResourceMetrics,
 };
 use serde_json::{json, Value as Json};
 
@@ -19,7 +20,7 @@ use crate::store::Origin;
 const MAX_SERIES: usize = 10_000;
 
 struct Series {
-    kind: &'static str,
+    shape: Shape,
     unit: String,
     description: String,
     points: VecDeque<Point>,
@@ -80,7 +81,7 @@ impl MetricStore {
                 let origin = Origin::new(resource.clone(), scope_metrics.scope.unwrap_or_default());
                 for metric in scope_metrics.metrics {
                     let Some(data) = metric.data else { continue };
-                    let (kind, points) = points_json(data);
+                    let (shape, points) = points_json(data);
                     let key = (origin.service.clone(), metric.name);
                     let slot = match self.index.get(&key) {
                         Some(&slot) => slot,
@@ -90,7 +91,7 @@ impl MetricStore {
                         }
                         None => {
                             let series = Series {
-                                kind,
+                                shape,
                                 unit: metric.unit,
                                 description: metric.description,
                                 points: VecDeque::new(),
@@ -167,14 +168,10 @@ impl MetricStore {
     pub(crate) fn list(&self, service: Option<&str>) -> Vec<Json> {
         self.stored(|s, _| service.is_none_or(|want| want == s))
             .map(|(service, name, series)| {
-                json!({
-                    "service": service,
-                    "name": name,
-                    "type": series.kind,
-                    "unit": series.unit,
-                    "description": series.description,
-                    "points": series.points.len(),
-                })
+                let mut listed = series.describe(service, name);
+                listed["description"] = series.description.as_str().into();
+                listed["points"] = series.points.len().into();
+                listed
             })
             .collect()
     }
@@ -183,10 +180,25 @@ impl MetricStore {
     pub(crate) fn points(&self, name: &str, service: Option<&str>) -> Vec<Json> {
         self.stored(|s, n| n == name && service.is_none_or(|want| want == s))
             .map(|(service, name, series)| {
-                let points: Vec<&Json> = series.points.iter().map(|p| &p.value).collect();
-                json!({"service": service, "name": name, "type": series.kind, "unit": series.unit, "points": points})
+                let mut described = series.describe(service, name);
+                described["points"] = series.points.iter().map(|p| p.value.clone()).collect::<Vec<_>>().into();
+                described
             })
             .collect()
+    }
+}
+
+impl Series {
+    /// What a series is, as both the list and the points answer start.
+    fn describe(&self, service: &str, name: &str) -> Json {
+        json!({
+            "service": service,
+            "name": name,
+            "type": self.shape.kind,
+            "temporality": self.shape.temporality,
+            "monotonic": self.shape.monotonic,
+            "unit": self.unit,
+        })
     }
 }
 
@@ -256,13 +268,49 @@ fn histogram_json(point: &HistogramDataPoint) -> Json {
 }
 
 /// The series type and its points; exponential histograms and summaries keep count and sum.
-fn points_json(data: Data) -> (&'static str, Vec<Json>) {
+/// How a series' points add up: what a chart needs to tell a running total from increments.
+#[derive(Clone, Copy)]
+struct Shape {
+    kind: &'static str,
+    /// `cumulative`, `delta`, or empty for gauges and summaries.
+    temporality: &'static str,
+    monotonic: bool,
+}
+
+fn temporality(value: i32) -> &'static str {
+    match AggregationTemporality::try_from(value) {
+        Ok(AggregationTemporality::Cumulative) => "cumulative",
+        Ok(AggregationTemporality::Delta) => "delta",
+        _ => "",
+    }
+}
+
+/// The series' shape and its points; exponential histograms and summaries keep count and sum.
+fn points_json(data: Data) -> (Shape, Vec<Json>) {
+    let shape = |kind, temporality, monotonic| Shape {
+        kind,
+        temporality,
+        monotonic,
+    };
     match data {
-        Data::Gauge(gauge) => ("gauge", gauge.data_points.iter().map(number_json).collect()),
-        Data::Sum(sum) => ("sum", sum.data_points.iter().map(number_json).collect()),
-        Data::Histogram(histogram) => ("histogram", histogram.data_points.iter().map(histogram_json).collect()),
+        Data::Gauge(gauge) => (
+            shape("gauge", "", false),
+            gauge.data_points.iter().map(number_json).collect(),
+        ),
+        Data::Sum(sum) => (
+            shape("sum", temporality(sum.aggregation_temporality), sum.is_monotonic),
+            sum.data_points.iter().map(number_json).collect(),
+        ),
+        Data::Histogram(histogram) => (
+            shape("histogram", temporality(histogram.aggregation_temporality), false),
+            histogram.data_points.iter().map(histogram_json).collect(),
+        ),
         Data::ExponentialHistogram(histogram) => (
-            "exponentialHistogram",
+            shape(
+                "exponentialHistogram",
+                temporality(histogram.aggregation_temporality),
+                false,
+            ),
             histogram
                 .data_points
                 .iter()
@@ -270,7 +318,7 @@ fn points_json(data: Data) -> (&'static str, Vec<Json>) {
                 .collect(),
         ),
         Data::Summary(summary) => (
-            "summary",
+            shape("summary", "", false),
             summary
                 .data_points
                 .iter()

@@ -3,7 +3,7 @@
 //! (`/api/metrics/{latencies,calls,errors}`), and over everything stored for ferrotel's own
 //! service summary. Computed from the spans on each request; nothing is kept besides them.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -30,49 +30,67 @@ pub(crate) struct Selection<'a> {
     pub(crate) ended: (u64, u64),
 }
 
-/// A series' key: the service, and the operation when grouped by it.
-pub(crate) type SeriesKey = (String, Option<String>);
+/// A series' key: the service, and the operation when grouped by it; borrowed from the
+/// store, which stays locked while figures are drawn from it.
+pub(crate) type SeriesKey<'a> = (&'a str, Option<&'a str>);
 
-/// The selected spans' samples per series, oldest end first.
-pub(crate) struct Samples(BTreeMap<SeriesKey, Vec<Sample>>);
+/// The selected spans' samples per series, series sorted by key; the samples of a series in
+/// no particular order until `over_time` needs them by end.
+pub(crate) struct Samples<'a>(Vec<(SeriesKey<'a>, Vec<Sample>)>);
 
-impl Samples {
-    pub(crate) fn collect<'a>(spans: impl Iterator<Item = &'a Arc<StoredSpan>>, selection: &Selection<'_>) -> Self {
-        let mut series: BTreeMap<SeriesKey, Vec<Sample>> = BTreeMap::new();
+impl<'a> Samples<'a> {
+    pub(crate) fn collect(spans: impl Iterator<Item = &'a Arc<StoredSpan>>, selection: &Selection<'_>) -> Self {
+        let mut series: HashMap<SeriesKey<'a>, Vec<Sample>> = HashMap::new();
         let (from, to) = selection.ended;
         for stored in spans {
             let span = &stored.span;
             if kind_of(stored) != selection.kind || !(from..=to).contains(&span.end_time_unix_nano) {
                 continue;
             }
-            let service = &stored.origin.service;
-            if !selection.services.is_empty() && !selection.services.contains(service) {
+            let service = stored.origin.service.as_str();
+            if !selection.services.is_empty() && !selection.services.iter().any(|s| s == service) {
                 continue;
             }
-            let key = (service.clone(), selection.by_operation.then(|| span.name.clone()));
+            let key = (service, selection.by_operation.then_some(span.name.as_str()));
             series.entry(key).or_default().push(Sample {
                 end_ns: span.end_time_unix_nano,
                 duration_ns: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
                 error: status_of(stored) == StatusCode::Error,
             });
         }
-        for samples in series.values_mut() {
-            samples.sort_unstable_by_key(|s| s.end_ns);
-        }
+        Samples::sorted(series)
+    }
+
+    fn sorted(series: HashMap<SeriesKey<'a>, Vec<Sample>>) -> Self {
+        let mut series: Vec<_> = series.into_iter().collect();
+        series.sort_unstable_by_key(|(key, _)| *key);
         Samples(series)
+    }
+
+    /// The same samples with each service's operations merged into one series.
+    pub(crate) fn per_service(&self) -> Samples<'a> {
+        let mut series: HashMap<SeriesKey<'a>, Vec<Sample>> = HashMap::new();
+        for ((service, _), samples) in &self.0 {
+            series.entry((service, None)).or_default().extend_from_slice(samples);
+        }
+        Samples::sorted(series)
     }
 
     /// For each series, one `Figures` per point in time: at `end - lookback + step`, then every
     /// `step` up to `end`, each over the `window` before it (Jaeger's `ratePer`).
     pub(crate) fn over_time(
-        &self,
+        &mut self,
         end_ns: u64,
         lookback_ns: u64,
         step_ns: u64,
         window_ns: u64,
-    ) -> Vec<(&SeriesKey, Vec<(u64, Figures)>)> {
+    ) -> Vec<(&SeriesKey<'a>, Vec<(u64, Figures)>)> {
         let step_ns = step_ns.max(1);
         let points = (lookback_ns / step_ns).clamp(1, MAX_POINTS);
+        for (_, samples) in &mut self.0 {
+            // Mostly in order already: spans arrive about when they end.
+            samples.sort_by_key(|s| s.end_ns);
+        }
         self.0
             .iter()
             .map(|(key, samples)| {
@@ -90,7 +108,7 @@ impl Samples {
     }
 
     /// Each series over everything selected; the rate is per second of the time its samples span.
-    pub(crate) fn totals(&self) -> Vec<(&SeriesKey, Figures)> {
+    pub(crate) fn totals(&self) -> Vec<(&SeriesKey<'a>, Figures)> {
         self.0
             .iter()
             .map(|(key, samples)| {
@@ -99,7 +117,7 @@ impl Samples {
                     .map(|s| s.end_ns.saturating_sub(s.duration_ns))
                     .min()
                     .unwrap_or(0);
-                let last_end = samples.last().map_or(0, |s| s.end_ns);
+                let last_end = samples.iter().map(|s| s.end_ns).max().unwrap_or(0);
                 // A single burst still has a rate: at least one second is assumed.
                 let spanned = last_end.saturating_sub(first_start).max(1_000_000_000);
                 (key, Figures::of(samples, spanned))
@@ -210,18 +228,19 @@ mod tests {
             ended: (0, u64::MAX),
         };
         let samples = Samples::collect(store.spans(), &selection);
+        let mut samples_by_time = Samples::collect(store.spans(), &selection);
         let totals = samples.totals();
         let [(key, figures)] = totals.as_slice() else {
             panic!("one series")
         };
-        assert_eq!(key, &&("shop".to_owned(), None));
+        assert_eq!(key, &&("shop", None));
         assert_eq!((figures.calls, figures.errors), (101, 11));
         assert_eq!(figures.latency_ns(0.5), Some(51_000_000));
         assert_eq!(figures.latency_ns(0.99), Some(100_000_000));
         assert_eq!(figures.latency_ns(1.0), Some(500_000_000));
 
         // Points every 10 s over the last 60 s up to t=160 s, each over the 10 s before it.
-        let timeline = &samples.over_time(160_000_000_000, 60_000_000_000, 10_000_000_000, 10_000_000_000)[0].1;
+        let timeline = &samples_by_time.over_time(160_000_000_000, 60_000_000_000, 10_000_000_000, 10_000_000_000)[0].1;
         let calls: Vec<u64> = timeline.iter().map(|(_, f)| f.calls).collect();
         assert_eq!(calls, [20, 20, 20, 19, 11, 9]);
         assert_eq!(timeline[0].0, 110_000_000_000);
@@ -233,7 +252,9 @@ mod tests {
         };
         let grouped_samples = Samples::collect(store.spans(), &by_operation);
         let grouped = grouped_samples.totals();
-        let names: Vec<_> = grouped.iter().map(|(k, f)| (k.1.as_deref(), f.calls)).collect();
+        let names: Vec<_> = grouped.iter().map(|(k, f)| (k.1, f.calls)).collect();
         assert_eq!(names, [(Some("GET /"), 100), (Some("POST /pay"), 1)]);
+        let merged = grouped_samples.per_service();
+        assert_eq!(merged.totals()[0].1.calls, 101);
     }
 }

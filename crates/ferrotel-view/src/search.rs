@@ -4,6 +4,7 @@
 //! several spans of a trace, and says so when only that would find something.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -145,7 +146,14 @@ pub(crate) struct TraceQuery {
 pub(crate) struct Found<'a> {
     pub(crate) traces: Vec<(&'a TraceId, &'a [Arc<StoredSpan>])>,
     pub(crate) total: usize,
+    /// False when counting every match took longer than `COUNT_BUDGET`: `total` is then at
+    /// least what was counted in that time.
+    pub(crate) total_exact: bool,
 }
+
+/// How long a search may spend counting its matches beyond the page it returns, so a
+/// live-refreshing list over a million spans stays cheap.
+pub(crate) const COUNT_BUDGET: Duration = Duration::from_millis(100);
 
 impl TraceQuery {
     /// Jaeger's classic parameters (`service`, `operation`, `tags` as JSON or logfmt, `tag=k:v`
@@ -239,21 +247,33 @@ impl TraceQuery {
         if !self.trace_ids.is_empty() {
             let traces: Vec<_> = self.trace_ids.iter().filter_map(|id| store.trace_entry(id)).collect();
             let total = traces.len();
-            return Found { traces, total };
+            return Found {
+                traces,
+                total,
+                total_exact: true,
+            };
         }
-        let mut matching = store.traces_newest_first(|spans| self.matches(spans));
-        let traces: Vec<_> = matching.by_ref().take(self.limit).collect();
-        let total = if count_all && traces.len() == self.limit {
+        let traces: Vec<_> = store
+            .traces_newest_first(|spans| self.matches(spans))
+            .take(self.limit)
+            .collect();
+        let (total, total_exact) = if count_all && traces.len() == self.limit {
             if self.conditions.is_empty() {
                 // Every trace matches: no need to walk them all to count.
-                store.trace_count()
+                (store.trace_count(), true)
             } else {
-                traces.len() + matching.count()
+                // Each trace once from the index, cheaper than walking every arrival.
+                let (counted, exact) = store.count_traces(|spans| self.matches(spans), Instant::now() + COUNT_BUDGET);
+                (counted.max(traces.len()), exact)
             }
         } else {
-            traces.len()
+            (traces.len(), true)
         };
-        Found { traces, total }
+        Found {
+            traces,
+            total,
+            total_exact,
+        }
     }
 
     /// Whether any condition narrows spans down; without one every span matches trivially.

@@ -89,7 +89,8 @@ pub(super) fn metrics(State(viewer): State<Arc<Viewer>>, name: &str, params: &Pa
         by_operation,
         ended: (end.saturating_sub(lookback + window), end),
     };
-    let samples = Samples::collect(viewer.store().spans(), &selection);
+    let store = viewer.store();
+    let mut samples = Samples::collect(store.spans(), &selection);
     let series: Vec<Json> = samples
         .over_time(end, lookback, step, window)
         .into_iter()
@@ -128,7 +129,7 @@ pub(super) fn metrics(State(viewer): State<Arc<Viewer>>, name: &str, params: &Pa
 }
 
 /// Jaeger UI reads the service from the first label and the operation by its name.
-fn labels((service, operation): &SeriesKey) -> Vec<Json> {
+fn labels((service, operation): &SeriesKey<'_>) -> Vec<Json> {
     let mut labels = vec![json!({"name": "service_name", "value": service})];
     if let Some(operation) = operation {
         labels.push(json!({"name": "operation", "value": operation}));
@@ -166,32 +167,29 @@ pub(super) async fn summary(State(viewer): State<Arc<Viewer>>, params: Params) -
         None => 0,
     };
     let services = services(&params);
-    let select = |by_operation| Selection {
+    let selection = Selection {
         services: &services,
         kind,
-        by_operation,
+        by_operation: true,
         ended: (since, u64::MAX),
     };
-    let (per_service, per_operation) = {
-        let store = viewer.store();
-        (
-            Samples::collect(store.spans(), &select(false)),
-            Samples::collect(store.spans(), &select(true)),
-        )
-    };
+    // One pass over the spans; a service's figures are its operations' samples together.
+    let store = viewer.store();
+    let per_operation = Samples::collect(store.spans(), &selection);
+    let per_service = per_operation.per_service();
     let operations = per_operation.totals();
     let rows: Vec<Json> = per_service
         .totals()
         .into_iter()
         .map(|((service, _), figures)| {
             let mut row = figures_json(&figures);
-            row["service"] = service.as_str().into();
+            row["service"] = (*service).into();
             row["operations"] = operations
                 .iter()
                 .filter(|((s, _), _)| s == service)
                 .map(|((_, operation), figures)| {
                     let mut row = figures_json(figures);
-                    row["operation"] = operation.as_deref().unwrap_or_default().into();
+                    row["operation"] = operation.unwrap_or_default().into();
                     row
                 })
                 .collect::<Vec<_>>()

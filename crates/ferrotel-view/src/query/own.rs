@@ -3,6 +3,7 @@
 //! OTLP/JSON and an OTLP/JSON file uploaded, logs, metric series and points, store status.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,7 +18,7 @@ use crate::jaeger::envelope;
 use crate::logs::LogQuery;
 use crate::otlp_json::{self, AnySignal};
 use crate::params::Params;
-use crate::search::TraceQuery;
+use crate::search::{TraceQuery, COUNT_BUDGET};
 use crate::store::{as_export_request, TraceId};
 use crate::summary::Summary;
 use crate::viewer::Viewer;
@@ -42,7 +43,8 @@ pub(super) async fn status(State(viewer): State<Arc<Viewer>>) -> Response {
 }
 
 /// The trace list: one row per matching trace, newest received first, with the spans that
-/// matched; `total` counts every match, and when nothing matches but the conditions hold
+/// matched; `total` counts every match (`totalExact` false when counting ran out of time and
+/// `total` is a lower bound), and when nothing matches but the conditions hold
 /// across several spans of some traces, `hint.acrossSpans` says how many.
 pub(super) async fn trace_summaries(State(viewer): State<Arc<Viewer>>, params: Params) -> Response {
     let query = match TraceQuery::parse(&params) {
@@ -71,12 +73,19 @@ pub(super) async fn trace_summaries(State(viewer): State<Arc<Viewer>>, params: P
             })
         })
         .collect();
-    let mut body = json!({"data": rows, "total": found.total, "limit": query.limit, "errors": null});
+    let mut body = json!({
+        "data": rows,
+        "total": found.total,
+        "totalExact": found.total_exact,
+        "limit": query.limit,
+        "errors": null,
+    });
     let several_conditions = query.conditions.len() > 1 && !query.across_spans;
     if found.total == 0 && several_conditions && query.trace_ids.is_empty() {
-        let across = query.across_spans().find(&store, true).total;
-        if across > 0 {
-            body["hint"] = json!({"acrossSpans": across});
+        let across = query.across_spans();
+        let (count, exact) = store.count_traces(|spans| across.matches(spans), Instant::now() + COUNT_BUDGET);
+        if count > 0 {
+            body["hint"] = json!({"acrossSpans": count, "acrossSpansExact": exact});
         }
     }
     json_ok(body)
