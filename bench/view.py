@@ -19,6 +19,7 @@ Usage: python bench/view.py FERROTEL_BIN [--spans N] [--write BENCHMARKS.md]
 import argparse
 import http.client
 import json
+import os
 import socket
 import statistics
 import subprocess
