@@ -1,6 +1,6 @@
 """Typed surface of the Rust extension module (crates/ferrotel-python)."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Self, TypedDict, final
 
 __version__: str
@@ -299,7 +299,18 @@ class Meter:
 class MeterProvider:
     exporting: bool
     export_interval_seconds: float
-    def __new__(cls, settings: Mapping[str, str] | None = None) -> Self: ...
+    def __new__(
+        cls,
+        metric_readers: Iterable[Any] | Mapping[str, str] | None = None,
+        resource: Any = None,
+        exemplar_filter: Any = None,
+        shutdown_on_exit: bool = True,
+        views: Sequence[Any] | None = None,
+        *,
+        settings: Mapping[str, str] | None = None,
+    ) -> Self: ...
+    def add_metric_reader(self, metric_reader: Any) -> None: ...
+    def remove_metric_reader(self, metric_reader: Any) -> None: ...
     def _on_fork_restart_reader(self, restart: Callable[[], Callable[[], None] | None]) -> None: ...
     def get_meter(
         self,

@@ -430,15 +430,13 @@ const OTHER_EXPORTERS: &[Var] = &[
         "OTEL_EXPORTER_PROMETHEUS_HOST",
         Kind::Text,
         "localhost",
-        "Prometheus exporter host, for a Prometheus exporter installed as an entry point",
-        not_used: "read by that exporter, installed as an entry point; ferrotel has none of its own"
+        "host the Prometheus scrape endpoint (OTEL_METRICS_EXPORTER=prometheus) listens on"
     ),
     var!(
         "OTEL_EXPORTER_PROMETHEUS_PORT",
         Kind::Count,
         "9464",
-        "Prometheus exporter port",
-        not_used: "read by that exporter, installed as an entry point; ferrotel has none of its own"
+        "port of the Prometheus scrape endpoint (0: any free port)"
     ),
 ];
 

@@ -5,7 +5,7 @@
 //! collection ([`super::provider`]) runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ferrotel_config::LogLevel;
 use ferrotel_sdk::metrics::{valid_instrument_name, ExemplarFilter, Instrument, InstrumentKind, MeasuredIn};
@@ -13,7 +13,7 @@ use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::sync::lock;
 use pyo3::prelude::*;
 
-use super::core::{InstrumentKey, MeterCore, Registered};
+use super::core::{InstrumentKey, MeterCore};
 use super::observation::number;
 use crate::boundary::value;
 use crate::runtime::diagnostics::emit;
@@ -71,23 +71,18 @@ impl Meter {
             name: spec.name.to_ascii_lowercase(),
             kind: spec.kind,
         };
-        let entry = lock(&self.core.instruments)
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Registered {
-                    instrument: Arc::new(Instrument::new(
-                        spec.name.to_owned(),
-                        spec.description.to_owned(),
-                        spec.unit.to_owned(),
-                        spec.kind,
-                        self.scope.clone(),
-                        spec.boundaries,
-                        self.core.reader.exemplar_filter,
-                    )),
-                    callbacks: Vec::new(),
-                }))
-            })
-            .clone();
+        let entry = lock(&self.core.instruments).get_or_insert(key, self.core.slots(), |slots| {
+            Instrument::new(
+                spec.name.to_owned(),
+                spec.description.to_owned(),
+                spec.unit.to_owned(),
+                spec.kind,
+                self.scope.clone(),
+                spec.boundaries,
+                self.core.reader.exemplar_filter,
+                slots,
+            )
+        });
         let mut entry = lock(&entry);
         if let Some(callbacks) = callbacks.filter(|c| !c.is_none()) {
             for callback in callbacks.try_iter()? {
