@@ -1,7 +1,7 @@
 """Propagators with the opentelemetry-api's TextMapPropagator interface; the parsing and
 formatting are ferrotel's Rust (crates/ferrotel-propagation). Each class also serves as an
-`opentelemetry_propagator` entry point, so `OTEL_PROPAGATORS=b3,jaeger` works through the
-API's own loader without other packages."""
+`opentelemetry_propagator` entry point, so `OTEL_PROPAGATORS=b3,jaeger,xray` works through
+the API's own loader without other packages."""
 
 from opentelemetry.propagators.textmap import TextMapPropagator
 
@@ -39,12 +39,17 @@ class JaegerPropagator(_single("jaeger")):
     """Jaeger `uber-trace-id`, and `uberctx-*` baggage."""
 
 
+class AwsXRayPropagator(_single("xray")):
+    """AWS X-Ray `X-Amzn-Trace-Id` (Root, Parent, Sampled)."""
+
+
 def from_environment():
     """One propagator for every format OTEL_PROPAGATORS names."""
     return Propagator.from_environment()
 
 
 __all__ = [
+    "AwsXRayPropagator",
     "B3MultiFormat",
     "B3SingleFormat",
     "JaegerPropagator",

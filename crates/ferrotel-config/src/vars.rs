@@ -67,7 +67,7 @@ pub const SAMPLERS: &[&str] = &[
     "parentbased_always_off",
     "parentbased_traceidratio",
 ];
-pub const PROPAGATORS: &[&str] = &["tracecontext", "baggage", "b3", "b3multi", "jaeger", "none"];
+pub const PROPAGATORS: &[&str] = &["tracecontext", "baggage", "b3", "b3multi", "jaeger", "xray", "none"];
 pub const PROTOCOLS: &[&str] = &["grpc", "http/protobuf", "http/json"];
 pub const COMPRESSIONS: &[&str] = &["gzip", "deflate", "none"];
 pub const EXEMPLAR_FILTERS: &[&str] = &["trace_based", "always_on", "always_off"];

@@ -85,12 +85,14 @@ pub(crate) fn configured_formats(config: &Config) -> Vec<Format> {
             Configured::B3 => Some(Format::B3Single),
             Configured::B3Multi => Some(Format::B3Multi),
             Configured::Jaeger => Some(Format::Jaeger),
-            Configured::XRay | Configured::EntryPoint(_) => None,
+            Configured::XRay => Some(Format::XRay),
+            Configured::EntryPoint(_) => None,
         })
         .collect()
 }
 
-/// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`).
+/// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`,
+/// `xray`).
 /// Registered with the API as a `TextMapPropagator`.
 #[pyclass(frozen, subclass, module = "ferrotel._native")]
 pub(crate) struct Propagator {
