@@ -30,7 +30,14 @@ class MeterProvider(_native.MeterProvider):
     collected on a daemon thread of its own."""
 
     def __init__(
-        self, metric_readers=None, resource=None, exemplar_filter=None, shutdown_on_exit=True, views=(), *, settings=None
+        self,
+        metric_readers=None,
+        resource=None,
+        exemplar_filter=None,
+        shutdown_on_exit=True,
+        views=(),
+        *,
+        settings=None,
     ):
         self._start_reader()
         # A forked child has no reader thread: the lifecycle's fork hook starts a fresh one.

@@ -172,7 +172,13 @@ pub fn render(resource: &Resource, metrics: &[MetricData]) -> String {
                 for (point, labels) in points.iter().zip(&rows) {
                     let bucket = format!("{}_bucket", family.name);
                     let mut cumulative = 0u64;
-                    let bounds = point.bounds.iter().map(|b| python_float(*b));
+                    // As Python prints the bounds upstream's exporter is given: `1` for one
+                    // written as an integer, `1.0` otherwise.
+                    let bounds = point
+                        .bounds
+                        .iter()
+                        .zip(point.integral_bounds.iter().chain(std::iter::repeat(&false)))
+                        .map(|(b, integral)| if *integral { format!("{b}") } else { python_float(*b) });
                     let les: Vec<String> = bounds.chain(std::iter::once("+Inf".to_string())).collect();
                     for (le, count) in les.iter().zip(&point.bucket_counts) {
                         cumulative += count;
@@ -248,6 +254,7 @@ mod tests {
             max: 0.0,
             bucket_counts: counts.to_vec(),
             bounds: bounds.into(),
+            integral_bounds: bounds.iter().map(|b| *b == 1.0).collect(),
             exemplars: Vec::new(),
         }
     }
@@ -332,7 +339,7 @@ mod tests {
             "# TYPE latency_seconds histogram\n",
             "latency_seconds_bucket{http_route=\"/a\",le=\"0.005\",otel_scope_name=\"shop\",",
             "otel_scope_schema_url=\"\",otel_scope_team=\"core\",otel_scope_version=\"1.0\"} 1.0\n",
-            "latency_seconds_bucket{http_route=\"/a\",le=\"1.0\",otel_scope_name=\"shop\",",
+            "latency_seconds_bucket{http_route=\"/a\",le=\"1\",otel_scope_name=\"shop\",",
             "otel_scope_schema_url=\"\",otel_scope_team=\"core\",otel_scope_version=\"1.0\"} 3.0\n",
             "latency_seconds_bucket{http_route=\"/a\",le=\"+Inf\",otel_scope_name=\"shop\",",
             "otel_scope_schema_url=\"\",otel_scope_team=\"core\",otel_scope_version=\"1.0\"} 3.0\n",

@@ -142,7 +142,18 @@ pub struct HistogramPoint {
     pub max: f64,
     pub bucket_counts: Vec<u64>,
     pub bounds: Arc<[f64]>,
+    /// Which bounds were written as integers (`1`, not `1.0`), for exporters that print them
+    /// as written (Prometheus' `le`, as Python prints the numbers).
+    pub integral_bounds: Arc<[bool]>,
     pub exemplars: Vec<Exemplar>,
+}
+
+/// An explicit bucket boundary as the instrument was given it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boundary {
+    pub value: f64,
+    /// Given as an integer.
+    pub integral: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -254,6 +265,7 @@ pub struct Instrument {
     pub scope: Arc<Scope>,
     pub exemplar_filter: ExemplarFilter,
     bounds: Arc<[f64]>,
+    integral_bounds: Arc<[bool]>,
     streams: Mutex<Streams>,
 }
 
@@ -314,14 +326,22 @@ impl Instrument {
         unit: String,
         kind: InstrumentKind,
         scope: Arc<Scope>,
-        boundaries: Option<Vec<f64>>,
+        boundaries: Option<Vec<Boundary>>,
         exemplar_filter: ExemplarFilter,
         readers: Vec<ReaderSlot>,
     ) -> Instrument {
-        let mut bounds = boundaries.unwrap_or_else(|| DEFAULT_BOUNDARIES.to_vec());
-        bounds.retain(|b| b.is_finite());
-        bounds.sort_by(f64::total_cmp);
-        bounds.dedup();
+        let mut bounds = boundaries.unwrap_or_else(|| {
+            DEFAULT_BOUNDARIES
+                .iter()
+                .map(|value| Boundary {
+                    value: *value,
+                    integral: false,
+                })
+                .collect()
+        });
+        bounds.retain(|b| b.value.is_finite());
+        bounds.sort_by(|a, b| a.value.total_cmp(&b.value));
+        bounds.dedup_by(|a, b| a.value == b.value);
         Instrument {
             name,
             description,
@@ -329,7 +349,8 @@ impl Instrument {
             kind,
             scope,
             exemplar_filter,
-            bounds: bounds.into(),
+            integral_bounds: bounds.iter().map(|b| b.integral).collect(),
+            bounds: bounds.iter().map(|b| b.value).collect(),
             streams: Mutex::new(Streams {
                 readers,
                 by_attributes: HashMap::new(),
@@ -563,6 +584,7 @@ impl Instrument {
                         max: *max,
                         bucket_counts: counts.clone(),
                         bounds: self.bounds.clone(),
+                        integral_bounds: self.integral_bounds.clone(),
                         exemplars,
                     });
                     if delta {
@@ -636,7 +658,14 @@ mod tests {
             String::new(),
             kind,
             Arc::new(Scope::default()),
-            Some(vec![10.0, 0.0, 5.0]),
+            Some(
+                [10.0, 0.0, 5.0, 0.0]
+                    .map(|value| Boundary {
+                        value,
+                        integral: value == 5.0,
+                    })
+                    .to_vec(),
+            ),
             ExemplarFilter::TraceBased,
             vec![0],
         )
@@ -696,6 +725,7 @@ mod tests {
         };
         let p = &points[0];
         assert_eq!(&*p.bounds, [0.0, 5.0, 10.0]);
+        assert_eq!(&*p.integral_bounds, [false, true, false], "as written, sorted along");
         // Buckets are (-inf, 0], (0, 5], (5, 10], (10, +inf).
         assert_eq!(p.bucket_counts, [1, 2, 1, 1]);
         assert_eq!((p.count, p.sum, p.min, p.max), (5, 65.0, 0.0, 50.0));
