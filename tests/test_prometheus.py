@@ -106,15 +106,19 @@ def labels(sample):
     return dict(pair.split("=", 1) for pair in inside.replace('"', "").split(","))
 
 
-def scrape_program(python, tmp, mode):
-    port = free_port()
-    env = clean_env(
+def endpoint_env(port, **extra):
+    """The environment of an app serving its metrics for Prometheus on 127.0.0.1:`port`."""
+    return clean_env(
         OTEL_METRICS_EXPORTER="prometheus",
         OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
         OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
-        OTEL_SERVICE_NAME="shop",
-        OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="otel",
+        **extra,
     )
+
+
+def scrape_program(python, tmp, mode):
+    port = free_port()
+    env = endpoint_env(port, OTEL_SERVICE_NAME="shop", OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="otel")
     (tmp / "app.py").write_text(PROGRAM)
     result = run(python, "app.py", mode, port, cwd=tmp, env=env)
     assert result.returncode == 0 and result.stderr == "", result.stderr
@@ -404,11 +408,7 @@ def test_the_port_is_the_process_that_opened_it(open_sdk_python, tmp):
     # free while the child lives on.
     (tmp / "app.py").write_text(FORKING)
     port = free_port()
-    env = clean_env(
-        OTEL_METRICS_EXPORTER="prometheus",
-        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
-        OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
-    )
+    env = endpoint_env(port)
     result = run(open_sdk_python, "app.py", port, cwd=tmp, env=env)
     assert result.returncode == 0, result.stderr
     pid, served = result.stdout.split(" ", 1)
@@ -463,11 +463,7 @@ def test_scrapes_run_the_callbacks_and_answer_as_asked(open_sdk_python, tmp, enc
     )
     (tmp / "app.py").write_text(source)
     port = free_port()
-    env = clean_env(
-        OTEL_METRICS_EXPORTER="prometheus",
-        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
-        OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
-    )
+    env = endpoint_env(port)
     result = run(open_sdk_python, "app.py", port, encoding or "-", cwd=tmp, env=env)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     lines = result.stdout.splitlines()

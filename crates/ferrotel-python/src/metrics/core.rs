@@ -8,13 +8,16 @@
 //! `MetricReader`s (collected when they call their collect callback). Each reader has a slot
 //! in every instrument, so each aggregates with its own temporality.
 //!
-//! Every lock here (the instruments, the readers, each instrument's streams, the collection
-//! lock) is taken only with the GIL held, so none can be held by a thread that did not
-//! survive a fork.
+//! Every lock here (the instruments, the readers, each instrument's streams) is taken only
+//! with the GIL held and never held across Python code, so none can be held by a thread that
+//! did not survive a fork. The collection lock is the exception: a collection runs the
+//! callbacks, during which the interpreter may switch to a thread that forks, so it knows
+//! which process holds it and a forked child frees it ([`CollectionLock`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrotel_config::{LogLevel, MetricReaderConfig, TemporalityPreference};
@@ -113,6 +116,60 @@ impl Temporalities {
     }
 }
 
+/// Held for a whole collection, so readers and the exit path never interleave. It records
+/// the process holding it: a fork during a collection's callbacks leaves the child a lock no
+/// thread of its own holds, which it frees.
+struct CollectionLock {
+    /// The holder's pid; 0 when free.
+    holder: AtomicU32,
+}
+
+struct Collecting<'a>(&'a CollectionLock);
+
+impl Drop for Collecting<'_> {
+    fn drop(&mut self) {
+        self.0.holder.store(0, Ordering::Release);
+    }
+}
+
+impl CollectionLock {
+    fn try_take(&self) -> Option<Collecting<'_>> {
+        self.holder
+            .compare_exchange(0, std::process::id(), Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Collecting(self))
+    }
+
+    /// Takes it without ever blocking while holding the GIL: the holder may need the GIL to
+    /// finish (callbacks), so a waiter lets it go between attempts.
+    fn take(&self, py: Python<'_>) -> Collecting<'_> {
+        loop {
+            if let Some(taken) = self.try_take() {
+                return taken;
+            }
+            py.detach(|| std::thread::sleep(Duration::from_millis(1)));
+        }
+    }
+
+    /// Takes it from a thread that does not hold the GIL.
+    fn take_detached(&self) -> Collecting<'_> {
+        loop {
+            if let Some(taken) = self.try_take() {
+                return taken;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// In a forked child: a collection of the parent's is not one of ours.
+    fn free_after_fork(&self) {
+        let holder = self.holder.load(Ordering::Acquire);
+        if holder != 0 && holder != std::process::id() {
+            self.holder.store(0, Ordering::Release);
+        }
+    }
+}
+
 /// Who reads the metrics in a slot.
 pub(crate) enum ReaderKind {
     /// The provider's own exporters (`pipelines`), collected by the reader thread.
@@ -135,8 +192,7 @@ pub(crate) struct MeterCore {
     pub(crate) readers: Mutex<Vec<Option<Reader>>>,
     /// Asking twice for the same instrument gives the same one, as the API requires.
     pub(crate) instruments: Mutex<Instruments>,
-    /// Held for a whole collection, so readers and the exit path never interleave.
-    collecting: Mutex<()>,
+    collecting: CollectionLock,
     /// The exit path's last collection is queued; shutting down need not collect again.
     collected_for_exit: AtomicBool,
     /// Whether exit shuts this provider down (`shutdown_on_exit`).
@@ -157,7 +213,9 @@ impl MeterCore {
             pipelines,
             readers: Mutex::new(Vec::new()),
             instruments: Mutex::new(Instruments::default()),
-            collecting: Mutex::new(()),
+            collecting: CollectionLock {
+                holder: AtomicU32::new(0),
+            },
             collected_for_exit: AtomicBool::new(false),
             shutdown_on_exit,
             reader_restart: Mutex::new(None),
@@ -217,20 +275,6 @@ impl MeterCore {
         })
     }
 
-    /// Takes the collection lock without ever blocking while holding the GIL: the holder
-    /// may need the GIL to finish (callbacks), so a waiter lets it go between attempts.
-    fn collection_guard(&self, py: Python<'_>) -> MutexGuard<'_, ()> {
-        loop {
-            match self.collecting.try_lock() {
-                Ok(guard) => return guard,
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    py.detach(|| std::thread::sleep(Duration::from_millis(1)));
-                }
-            }
-        }
-    }
-
     /// One collection for the reader in `slot`: the observable callbacks run (when `py` is
     /// given) and report into that slot, then every instrument's points in its temporality.
     fn gather(&self, py: Option<Python<'_>>, slot: ReaderSlot, timeout_millis: f64) -> Vec<MetricData> {
@@ -279,7 +323,7 @@ impl MeterCore {
         slot: ReaderSlot,
         timeout_millis: f64,
     ) -> (Vec<MetricData>, Resource) {
-        let _guard = self.collection_guard(py);
+        let _collecting = self.collecting.take(py);
         (self.gather(Some(py), slot, timeout_millis), self.pipelines.resource())
     }
 
@@ -293,7 +337,7 @@ impl MeterCore {
                 return collected;
             }
         }
-        let _guard = lock(&self.collecting);
+        let _collecting = self.collecting.take_detached();
         (self.gather(None, slot, timeout_millis), self.pipelines.resource())
     }
 
@@ -329,7 +373,7 @@ impl MeterCore {
         if !self.exporting() {
             return true;
         }
-        let _guard = self.collection_guard(py);
+        let _collecting = self.collecting.take(py);
         self.collect(py);
         self.pipelines.force_flush(py, timeout)
     }
@@ -413,7 +457,7 @@ impl MeterCore {
     /// upstream's provider has it do at shutdown. Idempotent.
     pub(crate) fn finish(&self, py: Python<'_>, deadline: Instant) {
         {
-            let _guard = self.collection_guard(py);
+            let _collecting = self.collecting.take(py);
             if !self.pipelines.is_shut_down() && !self.collected_for_exit.swap(true, Ordering::AcqRel) {
                 self.collect(py);
             }
@@ -439,6 +483,7 @@ impl Participant for MeterCore {
     }
 
     fn after_fork(&self, py: Python<'_>, pid: u32) {
+        self.collecting.free_after_fork();
         self.pipelines.rebuild_after_fork(pid);
         // The endpoint's thread stayed in the parent, which keeps serving; the child lets
         // go of the listening socket it inherited and stops aggregating for it.
