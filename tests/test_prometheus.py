@@ -469,3 +469,23 @@ def test_scrapes_run_the_callbacks_and_answer_as_asked(open_sdk_python, tmp, enc
     lines = result.stdout.splitlines()
     assert lines[0] == f"text/plain; version=0.0.4; charset=utf-8 {encoding}"
     assert [line.split("} ")[1] for line in lines[1::2]] == ["1.0']", "2.0']", "3.0']"]
+
+
+def test_the_endpoint_is_up_from_the_start(open_sdk_python, tmp):
+    # As with upstream's configurator, a scraper finds the endpoint before the app records
+    # anything or imports the Metrics API (which ferrotel still leaves unimported).
+    source = textwrap.dedent(
+        """
+        import socket, sys
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) as scrape:
+            scrape.sendall(b"GET /metrics HTTP/1.1\\r\\nHost: app\\r\\n\\r\\n")
+            answer = b"".join(iter(lambda: scrape.recv(4096), b""))
+        status, empty = answer.split(b"\\r\\n")[0].decode(), answer.endswith(b"\\r\\n\\r\\n")
+        print(status, empty, "opentelemetry.metrics" in sys.modules)
+        """
+    )
+    (tmp / "app.py").write_text(source)
+    port = free_port()
+    launcher = open_sdk_python.parent / "ferrotel"
+    result = run(launcher, "instrument", open_sdk_python, "app.py", port, cwd=tmp, env=endpoint_env(port))
+    assert (result.stdout, result.stderr) == ("HTTP/1.1 200 OK True False\n", "")

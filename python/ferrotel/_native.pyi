@@ -210,6 +210,9 @@ class TracerProvider:
 def builtin_requirements(name: str) -> list[str]:
     """The library requirements of a built-in instrumentation, as the loader checks them."""
 
+def prometheus_wanted() -> bool:
+    """Whether OTEL_METRICS_EXPORTER names prometheus (and the SDK is not disabled)."""
+
 def logging_handler_wanted() -> bool:
     """OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED with some OTEL_LOGS_EXPORTER, SDK on."""
 

@@ -164,6 +164,8 @@ impl MeterProvider {
             Some(resource) => Some(given_resource(resource)?),
             None => None,
         };
+        // A disabled SDK reads nothing, whoever asks (upstream's meters are no-ops then).
+        let readers = readers.filter(|_| !config.sdk_disabled);
         let (recipes, others) = match readers {
             Some(_) => (Vec::new(), OtherReaders::default()),
             None => from_environment(py, &config),
