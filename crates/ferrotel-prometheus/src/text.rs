@@ -72,9 +72,10 @@ fn write_sample(out: &mut String, name: &str, labels: &Labels, value: &str) {
 }
 
 /// Attributes as labels: names sanitised, values as label values, a later key winning over
-/// an earlier one that sanitises the same.
+/// an earlier one that sanitises the same. An empty key (which upstream's SDK drops before
+/// its exporter sees it) would make no label name at all: left out.
 fn add_labels(labels: &mut Labels, attributes: &Attributes, prefix: &str) {
-    for (key, value) in &attributes.items {
+    for (key, value) in attributes.items.iter().filter(|(key, _)| !key.is_empty()) {
         labels.insert(label_name(&format!("{prefix}{key}")), label_value(value));
     }
 }
@@ -295,7 +296,7 @@ mod tests {
                 "",
                 &scope,
                 Data::Sum {
-                    points: vec![number_point(&[], Number::Double(1234567.0))],
+                    points: vec![number_point(&[("", Value::Int(1))], Number::Double(1234567.0))],
                     temporality: Temporality::Cumulative,
                     monotonic: false,
                 },
