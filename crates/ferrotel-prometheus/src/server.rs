@@ -82,7 +82,27 @@ impl Drop for Endpoint {
     }
 }
 
+/// Signals are the app's: the serving threads (the connection threads inherit this mask)
+/// block the asynchronous ones, so the kernel never hands a SIGTERM or SIGINT to a thread of
+/// ours, where the interpreter's handler would only set a flag its main thread, asleep, does
+/// not see until it wakes.
+#[allow(unsafe_code)]
+fn leave_signals_to_the_app() {
+    // SAFETY: `set` is initialised by sigfillset before anything reads it, then changed with
+    // valid signal numbers; pthread_sigmask only changes the calling thread's mask. The
+    // signals a fault raises stay deliverable.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for synchronous in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
+            libc::sigdelset(&mut set, synchronous);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 fn accept(listener: TcpListener, gather: Gather, stop: Arc<AtomicBool>) {
+    leave_signals_to_the_app();
     let active = Arc::new(AtomicUsize::new(0));
     for connection in listener.incoming() {
         if stop.load(Ordering::Acquire) {
@@ -310,6 +330,31 @@ mod tests {
             TcpListener::bind(address).is_ok(),
             "the port is free once the endpoint stopped"
         );
+    }
+
+    /// The signal mask (`SigBlk`, hex) of a thread of this process named `name` (as the
+    /// kernel keeps it: the first 15 bytes).
+    fn blocked_signals(name: &str) -> Option<u64> {
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+            if status.lines().any(|line| line == format!("Name:\t{name}")) {
+                let mask = status.lines().find_map(|line| line.strip_prefix("SigBlk:\t"))?;
+                return u64::from_str_radix(mask, 16).ok();
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_serving_thread_leaves_signals_to_the_app() {
+        let endpoint = Endpoint::start("127.0.0.1", 0, Arc::new(String::new)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let blocked = blocked_signals("ferrotel-promet").expect("the serving thread");
+        let bit = |signal: i32| 1u64 << (signal - 1);
+        assert_ne!(blocked & bit(libc::SIGTERM), 0);
+        assert_ne!(blocked & bit(libc::SIGINT), 0);
+        assert_eq!(blocked & bit(libc::SIGSEGV), 0, "faults stay deliverable");
+        drop(endpoint);
     }
 
     #[test]
