@@ -48,8 +48,9 @@ install_ferrotel() {
     "${pip[@]}" --find-links "$ROOT/dist" ferrotel
 }
 
-# Debian packages the tests drive for real (the browser for the web UI tests), installed once
-# when their program is missing. Needs root and apt, as on the CI machine.
+# Debian packages the tests drive for real (the browser for the web UI tests, the Prometheus
+# server), installed once when their program is missing. Needs root and apt, as on the CI
+# machine.
 ensure_debian_package() {
     local program=$1
     shift

@@ -109,6 +109,7 @@ counter = meter.create_counter("requests", unit="{request}")
 counter.add(3, {"route": "/a"})
 counter.add(-1)
 counter.add("three")
+meter.create_histogram("sizes").record(-1)
 meter.create_observable_gauge("broken", callbacks=[lambda options: 1 / 0])
 """
     result = send_with_ferrotel(None, tmp, "http/protobuf", "console", source=source, OTEL_METRICS_EXPORTER="console")
@@ -116,6 +117,7 @@ meter.create_observable_gauge("broken", callbacks=[lambda options: 1 / 0])
     assert re.search(r"\{route=\"/a\"\} 3\n", result.stdout), result.stdout
     assert '"1-not-a-name" is not a valid instrument name' in result.stderr
     assert "counter requests was given a negative amount" in result.stderr
+    assert "histogram sizes was given a negative amount" in result.stderr
     assert "the callback of broken failed and was skipped: ZeroDivisionError" in result.stderr
 
 

@@ -13,23 +13,17 @@ from pathlib import Path
 
 import pytest
 from support.processes import ROOT, clean_env
-from support.wheels import build_wheel
+from support.wheels import build_wheel, pip_install
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="session")
-def sdk_python(tmp_path_factory):
-    """A user's venv: the upstream SDK and plugins from the registry, a throwaway package of
-    plugins (tests/open_sdk/plugins.py) by entry point, and ferrotel from this checkout."""
-    root = tmp_path_factory.mktemp("open-sdk")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(HERE / "open-sdk-requirements.txt")], check=True)
+def sdk_python(open_sdk_python, tmp_path_factory):
+    """The open-SDK venv with a throwaway package of plugins (tests/open_sdk/plugins.py)
+    installed by entry point."""
     plugins = build_wheel(
-        root,
+        tmp_path_factory.mktemp("open-sdk-plugins"),
         "ferrotel-test-plugins",
         "1.0",
         {"ferrotel_test_plugins.py": (HERE / "open_sdk" / "plugins.py").read_text()},
@@ -40,8 +34,8 @@ def sdk_python(tmp_path_factory):
             "opentelemetry_logs_exporter": {"lines": "ferrotel_test_plugins:LinesExporter"},
         },
     )
-    subprocess.run([*pip, "--no-deps", str(plugins), *map(str, (ROOT / "dist").glob("*.whl"))], check=True)
-    return python
+    pip_install(open_sdk_python, "--no-deps", plugins)
+    return open_sdk_python
 
 
 def run(python, source, *args, env=None, instrument=False, timeout=60):

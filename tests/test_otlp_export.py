@@ -92,7 +92,7 @@ def values(kvs):
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
-@pytest.mark.parametrize("compression", ["none", "gzip"])
+@pytest.mark.parametrize("compression", ["none", "gzip", "deflate"])
 def test_every_field_arrives(tmp, receiver, protocol, compression):
     r = receiver()
     flags = ["--exporter_otlp_protocol", protocol, "--exporter_otlp_compression", compression]
@@ -105,7 +105,7 @@ def test_every_field_arrives(tmp, receiver, protocol, compression):
     assert record["headers"]["content-type"] == (
         "application/json" if protocol == "http/json" else "application/x-protobuf"
     )
-    assert record["headers"].get("content-encoding") == ("gzip" if compression == "gzip" else None)
+    assert record["headers"].get("content-encoding") == (None if compression == "none" else compression)
 
     (resource_spans,) = record["request"]["resource_spans"]
     resource = values(resource_spans["resource"]["attributes"])
@@ -216,6 +216,23 @@ def test_grpc_is_the_default_protocol(tmp, receiver):
     assert result.stderr == ""
     (record,) = r.stop()
     assert len(record["request"]["resource_spans"][0]["scope_spans"][0]["spans"]) == 3
+
+
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+def test_grpc_messages_are_compressed_as_asked(tmp, receiver, compression):
+    # A server that takes the asked encoding decodes the spans; one that takes only the
+    # other refuses the message (UNIMPLEMENTED), which proves which encoding it was.
+    other = {"gzip": "deflate", "deflate": "gzip"}[compression]
+    for encodings, delivered in [(compression, True), (other, False)]:
+        r = receiver("--grpc", "--grpc-encodings", encodings)
+        result, _ = export_app(tmp, r.endpoint, "--exporter_otlp_compression", compression)
+        records = r.stop()
+        if delivered:
+            assert result.stderr == "", result.stderr
+            (record,) = records
+            assert len(record["request"]["resource_spans"][0]["scope_spans"][0]["spans"]) == 3
+        else:
+            assert records == [] and "gRPC status 12" in result.stderr, result.stderr
 
 
 def test_grpc_retryable_codes_are_retried_and_others_dropped(tmp, receiver):

@@ -216,7 +216,9 @@ CLIENT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("propagators", ["tracecontext,baggage", "b3,baggage", "b3multi,baggage", "jaeger"])
+@pytest.mark.parametrize(
+    "propagators", ["tracecontext,baggage", "b3,baggage", "b3multi,baggage", "jaeger", "xray,baggage"]
+)
 def test_two_processes_share_one_trace_and_baggage(contrib_python, tmp, propagators):
     (tmp / "server.py").write_text(SERVER)
     (tmp / "client.py").write_text(CLIENT)

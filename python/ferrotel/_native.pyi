@@ -1,6 +1,6 @@
 """Typed surface of the Rust extension module (crates/ferrotel-python)."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Self, TypedDict, final
 
 __version__: str
@@ -211,6 +211,9 @@ class TracerProvider:
 def builtin_requirements(name: str) -> list[str]:
     """The library requirements of a built-in instrumentation, as the loader checks them."""
 
+def prometheus_wanted() -> bool:
+    """Whether OTEL_METRICS_EXPORTER names prometheus (and the SDK is not disabled)."""
+
 def logging_handler_wanted() -> bool:
     """OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED with some OTEL_LOGS_EXPORTER, SDK on."""
 
@@ -302,7 +305,18 @@ class Meter:
 class MeterProvider:
     exporting: bool
     export_interval_seconds: float
-    def __new__(cls, settings: Mapping[str, str] | None = None) -> Self: ...
+    def __new__(
+        cls,
+        metric_readers: Iterable[Any] | Mapping[str, str] | None = None,
+        resource: Any = None,
+        exemplar_filter: Any = None,
+        shutdown_on_exit: bool = True,
+        views: Sequence[Any] | None = None,
+        *,
+        settings: Mapping[str, str] | None = None,
+    ) -> Self: ...
+    def add_metric_reader(self, metric_reader: Any) -> None: ...
+    def remove_metric_reader(self, metric_reader: Any) -> None: ...
     def _on_fork_restart_reader(self, restart: Callable[[], Callable[[], None] | None]) -> None: ...
     def get_meter(
         self,

@@ -74,5 +74,12 @@ class Configurator:
         _loader.when_imported("opentelemetry.propagate", install_propagator)
         _loader.when_imported("opentelemetry.metrics", install_meter_provider)
         _loader.when_imported("opentelemetry._logs", install_logger_provider)
+        if _native.prometheus_wanted():
+            # Scrapers find the endpoint from the start, as upstream's configurator opens it,
+            # not once the app first imports the Metrics API (ferrotel.metrics does not import
+            # it: the provider is made now and installed then).
+            from ferrotel import metrics
+
+            metrics.get_meter_provider()
         if _native.logging_handler_wanted():
             _loader.when_imported("logging", install_logging_handler)

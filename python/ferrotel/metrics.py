@@ -1,8 +1,11 @@
 """ferrotel's metrics signal: `MeterProvider` serves the Metrics API; measurements aggregate
-in Rust, and a reader thread collects every OTEL_METRIC_EXPORT_INTERVAL (plus once at exit)
-and hands the points to the export worker (OTEL_METRICS_EXPORTER, OTLP or console).
+in Rust. The provider's own exporters (OTEL_METRICS_EXPORTER: OTLP, console, an entry
+point's exporter) are fed by a reader thread that collects every OTEL_METRIC_EXPORT_INTERVAL
+(plus once at exit); a Prometheus endpoint collects on each scrape; upstream's
+`MetricReader`s (`MeterProvider(metric_readers=[...])`, or an entry point that is one)
+collect when they ask, through the callback the provider gives them.
 
-Importing this module does not import the opentelemetry-api.
+Importing this module does not import the opentelemetry-api, nor the SDK.
 """
 
 import threading
@@ -21,10 +24,21 @@ _provider = None
 
 
 class MeterProvider(_native.MeterProvider):
-    """Configured from the environment (and `settings`, variable name -> value, which win);
-    collects on its own daemon thread while it has an exporter."""
+    """Upstream's signature: `metric_readers` (the SDK's MetricReaders) read metrics from it;
+    without them, OTEL_METRICS_EXPORTER's exporters and readers do. Configured from the
+    environment, with `settings` (variable name -> value) winning. Its own exporters are
+    collected on a daemon thread of its own."""
 
-    def __init__(self, settings=None):
+    def __init__(
+        self,
+        metric_readers=None,
+        resource=None,
+        exemplar_filter=None,
+        shutdown_on_exit=True,
+        views=(),
+        *,
+        settings=None,
+    ):
         self._start_reader()
         # A forked child has no reader thread: the lifecycle's fork hook starts a fresh one.
         self._on_fork_restart_reader(weakref.WeakMethod(self._start_reader))

@@ -1,7 +1,7 @@
 """Propagators with the opentelemetry-api's TextMapPropagator interface; the parsing and
 formatting are ferrotel's Rust (crates/ferrotel-propagation). Each class also serves as an
-`opentelemetry_propagator` entry point, so `OTEL_PROPAGATORS=b3,jaeger` works through the
-API's own loader without other packages."""
+`opentelemetry_propagator` entry point, so `OTEL_PROPAGATORS=b3,jaeger,xray` works through
+the API's own loader without other packages."""
 
 from opentelemetry.propagators.textmap import TextMapPropagator
 
@@ -39,6 +39,10 @@ class JaegerPropagator(_single("jaeger")):
     """Jaeger `uber-trace-id`, and `uberctx-*` baggage."""
 
 
+class AwsXRayPropagator(_single("xray")):
+    """AWS X-Ray `X-Amzn-Trace-Id` (Root, Parent, Sampled)."""
+
+
 def from_environment():
     """The propagator OTEL_PROPAGATORS asks for: ferrotel's formats natively, any other
     name as the opentelemetry_propagator entry point of that name, composed in order."""
@@ -67,6 +71,7 @@ HEADER_GETTER = HeaderGetter()
 
 
 __all__ = [
+    "AwsXRayPropagator",
     "B3MultiFormat",
     "B3SingleFormat",
     "JaegerPropagator",

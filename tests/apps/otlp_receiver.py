@@ -13,6 +13,10 @@ status it answered and the decoded request as MessageToDict gives it.
   --port N                    listen on N (default: any free port)
   --sink                      HTTP only: answer 200 at once without decoding or printing
                               (a fast peer for benchmarks)
+  --grpc-encodings gzip,...   gRPC only: the message encodings the server takes besides
+                              identity (default: every one grpc knows); a message in
+                              another is refused with UNIMPLEMENTED
+HTTP bodies may be gzip or deflate (zlib) encoded, as Content-Encoding says.
 """
 
 import argparse
@@ -22,6 +26,7 @@ import json
 import ssl
 import threading
 import time
+import zlib
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -43,6 +48,7 @@ parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
 parser.add_argument("--client-ca")
 parser.add_argument("--port", type=int, default=0)
 parser.add_argument("--sink", action="store_true")
+parser.add_argument("--grpc-encodings")
 args = parser.parse_args()
 statuses = [int(s) for s in args.statuses.split(",")] if args.statuses else [0 if args.grpc else 200]
 lock = threading.Lock()
@@ -96,6 +102,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
+        elif self.headers.get("Content-Encoding") == "deflate":
+            body = zlib.decompress(body)
         request = ExportTraceServiceRequest()
         if self.headers.get("Content-Type") == "application/json":
             Parse(json.dumps(hex_ids_to_base64(json.loads(body))), request)
@@ -145,7 +153,13 @@ def serve_grpc():
                 context.abort(codes[status], "scripted failure")
             return response()
 
-    server = grpc.server(futures.ThreadPoolExecutor(4))
+    options = []
+    if args.grpc_encodings is not None:
+        # grpc's compression algorithms as bits: identity 0, deflate 1, gzip 2.
+        bits = {"deflate": 1, "gzip": 2}
+        enabled = 1 | sum(1 << bits[name] for name in args.grpc_encodings.split(",") if name)
+        options.append(("grpc.compression_enabled_algorithms_bitset", enabled))
+    server = grpc.server(futures.ThreadPoolExecutor(4), options=options)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), server)
     address = f"127.0.0.1:{args.port}"
     if args.tls:

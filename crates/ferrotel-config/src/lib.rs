@@ -9,6 +9,6 @@ pub mod vars;
 
 pub use parse::{
     BatchConfig, CaptureHeaders, Compression, Config, ExemplarFilter, Exporter, IdGenerator, LogLevel, LogRecordLimits,
-    MetricReaderConfig, OtlpConfig, Parsed, Propagator, Protocol, PythonConfig, Sampler, SemconvMode, Signal,
-    SpanLimits, TemporalityPreference, Warning,
+    MetricReaderConfig, OtlpConfig, Parsed, PrometheusConfig, Propagator, Protocol, PythonConfig, Sampler, SemconvMode,
+    Signal, SpanLimits, TemporalityPreference, Warning,
 };

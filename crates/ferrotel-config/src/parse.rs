@@ -211,6 +211,15 @@ pub struct CaptureHeaders {
     pub sanitize_fields: Vec<String>,
 }
 
+/// Where `OTEL_METRICS_EXPORTER=prometheus` serves its scrape endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST` (default `localhost`).
+    pub host: String,
+    /// `OTEL_EXPORTER_PROMETHEUS_PORT` (default 9464; 0 picks a free port).
+    pub port: u16,
+}
+
 /// Settings only Python instrumentations and the loader read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PythonConfig {
@@ -256,6 +265,7 @@ pub struct Config {
     pub bsp: BatchConfig,
     pub blrp: BatchConfig,
     pub metric_reader: MetricReaderConfig,
+    pub prometheus: PrometheusConfig,
     pub otlp_traces: OtlpConfig,
     pub otlp_metrics: OtlpConfig,
     pub otlp_logs: OtlpConfig,
@@ -548,6 +558,7 @@ impl Reader<'_> {
                 _ => TemporalityPreference::Cumulative,
             },
         };
+        let prometheus = self.prometheus();
         let otlp_traces = self.otlp(Signal::Traces, traces_protocol);
         let otlp_metrics = self.otlp(Signal::Metrics, metrics_protocol);
         let otlp_logs = self.otlp(Signal::Logs, logs_protocol);
@@ -569,6 +580,7 @@ impl Reader<'_> {
             bsp,
             blrp,
             metric_reader,
+            prometheus,
             otlp_traces,
             otlp_metrics,
             otlp_logs,
@@ -661,6 +673,29 @@ impl Reader<'_> {
             }
         }
         (out, protocol)
+    }
+
+    fn prometheus(&mut self) -> PrometheusConfig {
+        const PORT: &str = "OTEL_EXPORTER_PROMETHEUS_PORT";
+        let default_port: u16 = default_of(PORT).parse().unwrap_or(9464);
+        let port = match self.opt_count(PORT) {
+            None => default_port,
+            Some(port) => u16::try_from(port).unwrap_or_else(|_| {
+                self.warn(
+                    PORT,
+                    &port.to_string(),
+                    "is not a port (0-65535)",
+                    Self::used_default(PORT),
+                );
+                default_port
+            }),
+        };
+        let host = self
+            .text("OTEL_EXPORTER_PROMETHEUS_HOST")
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| default_of("OTEL_EXPORTER_PROMETHEUS_HOST").to_string());
+        PrometheusConfig { host, port }
     }
 
     fn id_generator(&mut self) -> IdGenerator {

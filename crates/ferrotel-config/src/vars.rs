@@ -67,7 +67,7 @@ pub const SAMPLERS: &[&str] = &[
     "parentbased_always_off",
     "parentbased_traceidratio",
 ];
-pub const PROPAGATORS: &[&str] = &["tracecontext", "baggage", "b3", "b3multi", "jaeger", "none"];
+pub const PROPAGATORS: &[&str] = &["tracecontext", "baggage", "b3", "b3multi", "jaeger", "xray", "none"];
 pub const PROTOCOLS: &[&str] = &["grpc", "http/protobuf", "http/json"];
 pub const COMPRESSIONS: &[&str] = &["gzip", "deflate", "none"];
 pub const EXEMPLAR_FILTERS: &[&str] = &["trace_based", "always_on", "always_off"];
@@ -430,15 +430,13 @@ const OTHER_EXPORTERS: &[Var] = &[
         "OTEL_EXPORTER_PROMETHEUS_HOST",
         Kind::Text,
         "localhost",
-        "Prometheus exporter host, for a Prometheus exporter installed as an entry point",
-        not_used: "read by that exporter, installed as an entry point; ferrotel has none of its own"
+        "host the Prometheus scrape endpoint (OTEL_METRICS_EXPORTER=prometheus) listens on"
     ),
     var!(
         "OTEL_EXPORTER_PROMETHEUS_PORT",
         Kind::Count,
         "9464",
-        "Prometheus exporter port",
-        not_used: "read by that exporter, installed as an entry point; ferrotel has none of its own"
+        "port of the Prometheus scrape endpoint (0: any free port)"
     ),
 ];
 

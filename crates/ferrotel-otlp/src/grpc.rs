@@ -117,13 +117,13 @@ impl GrpcTransport {
         &mut self,
         path: &str,
         message: &[u8],
-        compressed: bool,
+        encoding: Option<&str>,
         headers: &[(String, String)],
         timeout: Duration,
     ) -> Result<PartialSuccess, Attempt> {
         let channel = &mut self.channel;
         self.runtime.block_on(async {
-            match tokio::time::timeout(timeout, channel.call(path, message, compressed, headers, timeout)).await {
+            match tokio::time::timeout(timeout, channel.call(path, message, encoding, headers, timeout)).await {
                 Ok(result) => result,
                 Err(_) => {
                     channel.connection = None;
@@ -178,7 +178,7 @@ impl Channel {
         &mut self,
         path: &str,
         message: &[u8],
-        compressed: bool,
+        encoding: Option<&str>,
         headers: &[(String, String)],
         timeout: Duration,
     ) -> Result<PartialSuccess, Attempt> {
@@ -190,8 +190,8 @@ impl Channel {
             .header("te", "trailers")
             .header("grpc-timeout", format!("{}m", timeout.as_millis().max(1)))
             .header("user-agent", concat!("ferrotel/", env!("CARGO_PKG_VERSION")));
-        if compressed {
-            request = request.header("grpc-encoding", "gzip");
+        if let Some(encoding) = encoding {
+            request = request.header("grpc-encoding", encoding);
         }
         for (k, v) in headers {
             request = request.header(k.to_ascii_lowercase(), v);
@@ -202,7 +202,7 @@ impl Channel {
         let mut sender = sender.ready().await.map_err(|e| self.broken(e))?;
         let (response, mut stream) = sender.send_request(request, false).map_err(|e| self.broken(e))?;
         let mut frame = Vec::with_capacity(message.len() + 5);
-        frame.push(u8::from(compressed));
+        frame.push(u8::from(encoding.is_some()));
         frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
         frame.extend_from_slice(message);
         stream.send_data(Bytes::from(frame), true).map_err(|e| self.broken(e))?;

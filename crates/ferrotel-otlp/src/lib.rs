@@ -1,7 +1,7 @@
 //! OTLP export of traces, metrics and logs over gRPC or HTTP (protobuf or JSON), for a
 //! pipeline's worker thread.
 //!
-//! It owns encoding, the transport (TLS, gzip, headers) and the spec's retry rules bounded
+//! It owns encoding, the transport (TLS, gzip or deflate, headers) and the spec's retry rules bounded
 //! by the export timeout; an exporter's signal is part of its type, so a trace exporter
 //! cannot be handed log records. What the user is told about failures is the pipeline's
 //! business (one warning, then summaries); reasons given here never contain a header value.
@@ -32,6 +32,27 @@ const MAX_RESPONSE: u64 = 64 * 1024;
 
 /// What a successful export may report: `(rejected spans, message)`.
 type PartialSuccess = Option<(u64, String)>;
+
+/// The body as `compression` asks, and the name of its encoding (the same for HTTP's
+/// `Content-Encoding` and gRPC's `grpc-encoding`): gzip, or deflate as the zlib format
+/// (RFC 1950), which is what both HTTP's `deflate` and gRPC's mean, and what upstream's
+/// exporters send (`zlib.compress`, grpc's Deflate).
+fn compressed(compression: Compression, body: &[u8]) -> std::io::Result<(Vec<u8>, Option<&'static str>)> {
+    let level = flate2::Compression::fast();
+    Ok(match compression {
+        Compression::None => (body.to_vec(), None),
+        Compression::Gzip => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+            encoder.write_all(body)?;
+            (encoder.finish()?, Some("gzip"))
+        }
+        Compression::Deflate => {
+            let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), level);
+            encoder.write_all(body)?;
+            (encoder.finish()?, Some("deflate"))
+        }
+    })
+}
 
 /// Why an export did not succeed.
 #[derive(Debug)]
@@ -224,7 +245,7 @@ impl<S: Signal> OtlpExporter<S> {
         agent: &ureq::Agent,
         body: &[u8],
         content_type: &str,
-        gzip: bool,
+        encoding: Option<&str>,
         timeout: Duration,
     ) -> Result<Option<(u64, String)>, Attempt> {
         let mut request = agent
@@ -236,8 +257,8 @@ impl<S: Signal> OtlpExporter<S> {
         for (k, v) in &self.config.headers {
             request = request.header(k, v);
         }
-        if gzip {
-            request = request.header("Content-Encoding", "gzip");
+        if let Some(encoding) = encoding {
+            request = request.header("Content-Encoding", encoding);
         }
         let response = request.send(body).map_err(|e| {
             if is_tls_failure(&e) {
@@ -286,16 +307,7 @@ impl<S: Signal> OtlpExporter<S> {
         if self.unreachable_at_exit {
             return Err(format!("{} is unreachable; not retried at exit", self.config.endpoint));
         }
-        let gzip = self.config.compression == Compression::Gzip;
-        let payload = if gzip {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            encoder
-                .write_all(body)
-                .and_then(|_| encoder.finish())
-                .map_err(|e| e.to_string())?
-        } else {
-            body.to_vec()
-        };
+        let (payload, encoding) = compressed(self.config.compression, body).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + self.config.timeout;
         let mut backoff = FIRST_BACKOFF;
         let mut last_chance_taken = false;
@@ -310,10 +322,10 @@ impl<S: Signal> OtlpExporter<S> {
             let attempt = match &mut self.transport {
                 Ok(Transport::Http(agent)) => {
                     let agent = agent.clone();
-                    self.post(&agent, &payload, content_type, gzip, remaining)
+                    self.post(&agent, &payload, content_type, encoding, remaining)
                 }
                 Ok(Transport::Grpc(grpc)) => {
-                    grpc.attempt(S::GRPC_PATH, &payload, gzip, &self.config.headers, remaining)
+                    grpc.attempt(S::GRPC_PATH, &payload, encoding, &self.config.headers, remaining)
                 }
                 Err(e) => Err(Attempt::Fatal(e.clone())),
             };
@@ -377,5 +389,38 @@ impl<S: Signal> Exporter<S::Data> for OtlpExporter<S> {
 
     fn destination(&self) -> String {
         self.config.endpoint.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn deflate_is_the_zlib_format_and_gzip_is_gzip() {
+        let body = b"a request body, a request body, a request body".repeat(10);
+        let (plain, none) = compressed(Compression::None, &body).unwrap();
+        assert_eq!((plain.as_slice(), none), (body.as_slice(), None));
+
+        let (deflated, encoding) = compressed(Compression::Deflate, &body).unwrap();
+        assert_eq!(encoding, Some("deflate"));
+        // RFC 1950: CMF 0x78 (deflate, 32K window), FCHECK making CMF*256+FLG divisible by 31.
+        assert_eq!(deflated[0], 0x78);
+        assert_eq!((u16::from(deflated[0]) << 8 | u16::from(deflated[1])) % 31, 0);
+        let mut back = Vec::new();
+        flate2::read::ZlibDecoder::new(deflated.as_slice())
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, body);
+
+        let (gzipped, encoding) = compressed(Compression::Gzip, &body).unwrap();
+        assert_eq!((encoding, &gzipped[..2]), (Some("gzip"), &[0x1f, 0x8b][..]));
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gzipped.as_slice())
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, body);
     }
 }

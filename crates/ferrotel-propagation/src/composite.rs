@@ -1,6 +1,6 @@
 //! `OTEL_PROPAGATORS`: several formats applied in order.
 
-use crate::{b3, baggage, jaeger, traceparent, tracestate, Carrier, RemoteContext};
+use crate::{b3, baggage, jaeger, traceparent, tracestate, xray, Carrier, RemoteContext};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -9,6 +9,7 @@ pub enum Format {
     B3Single,
     B3Multi,
     Jaeger,
+    XRay,
 }
 
 impl Format {
@@ -19,6 +20,7 @@ impl Format {
             "b3" => Format::B3Single,
             "b3multi" => Format::B3Multi,
             "jaeger" => Format::Jaeger,
+            "xray" => Format::XRay,
             _ => return None,
         })
     }
@@ -32,6 +34,7 @@ impl Format {
             Format::B3Single => &[b3::SINGLE],
             Format::B3Multi => &[b3::TRACE_ID, b3::SPAN_ID, b3::SAMPLED, b3::FLAGS],
             Format::Jaeger => &[jaeger::HEADER],
+            Format::XRay => &[xray::HEADER],
         }
     }
 }
@@ -94,6 +97,11 @@ impl Composite {
                         out.context = Some(ctx);
                     }
                 }
+                Format::XRay => {
+                    if let Some(ctx) = xray::extract(carrier) {
+                        out.context = Some(ctx);
+                    }
+                }
                 Format::Jaeger => {
                     if let Some(ctx) = jaeger::extract(carrier) {
                         out.context = Some(ctx);
@@ -138,6 +146,7 @@ impl Composite {
                 (Format::B3Single, Some(ctx)) => b3::inject_single(ctx, carrier),
                 (Format::B3Multi, Some(ctx)) => b3::inject_multi(ctx, carrier),
                 (Format::Jaeger, Some(ctx)) => jaeger::inject(ctx, bag, carrier),
+                (Format::XRay, Some(ctx)) => xray::inject(ctx, carrier),
                 _ => {}
             }
         }
@@ -179,7 +188,13 @@ mod tests {
             trace_state: vec![("congo".into(), "t61rcWkgMzE".into())],
         };
         let bag = vec![("user".to_string(), "alice smith".to_string())];
-        for format in [Format::TraceContext, Format::B3Single, Format::B3Multi, Format::Jaeger] {
+        for format in [
+            Format::TraceContext,
+            Format::B3Single,
+            Format::B3Multi,
+            Format::Jaeger,
+            Format::XRay,
+        ] {
             let composite = Composite::new(vec![format, Format::Baggage]);
             let mut headers = Headers::default();
             composite.inject(Some(&ctx), &bag, &mut headers);

@@ -11,6 +11,7 @@ pub mod baggage;
 pub mod jaeger;
 pub mod traceparent;
 pub mod tracestate;
+pub mod xray;
 
 mod composite;
 pub use composite::{Composite, Extracted, Format};
@@ -31,7 +32,8 @@ impl RemoteContext {
     }
 }
 
-/// Read and write access to a message's headers. Keys passed are lower-case; getters
+/// Read and write access to a message's headers. Keys passed are lower-case (X-Ray's is
+/// written as upstream writes it, `X-Amzn-Trace-Id`, and looked up that way first); getters
 /// are expected to match case-insensitively where the carrier is an HTTP header map.
 pub trait Carrier {
     /// Every value of `key` (a header may repeat).

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrotel_propagation::{b3, baggage, jaeger, traceparent, tracestate, Carrier, Composite, Format};
+use ferrotel_propagation::{b3, baggage, jaeger, traceparent, tracestate, xray, Carrier, Composite, Format};
 
 struct Rng(u64);
 
@@ -28,8 +28,10 @@ const SEEDS: &[&str] = &[
     "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90",
     "deadbeef%3Abeef%3A0%3A1",
     "000000000000000000000000deadbeef:00000000deadbeef:0:01",
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    " Parent = 53995c3f42cd8ad8 ; Self=1-abc ;Root=1-5759e988-bd862e3fe1be46a994272793 ;Lineage=a:1",
 ];
-const ALPHABET: &[u8] = b"0123456789abcdefABCDEF-=,;:%@ \t/*_x\xff\x00";
+const ALPHABET: &[u8] = b"0123456789abcdefABCDEF-=,;:%@ \t/*_xRPS\xff\x00";
 
 fn mutate(rng: &mut Rng, seed: &str) -> String {
     let mut bytes = seed.as_bytes().to_vec();
@@ -98,11 +100,17 @@ fn check(input: &str) {
         jaeger::inject(&ctx, &[], &mut c);
         assert_eq!(jaeger::extract(&c), Some(ctx), "{input:?}");
     }
+    if let Some(ctx) = xray::parse(input) {
+        let mut c = One(vec![]);
+        xray::inject(&ctx, &mut c);
+        assert_eq!(xray::extract(&c), Some(ctx), "{input:?}");
+    }
     let every = Composite::new(vec![
         Format::TraceContext,
         Format::Baggage,
         Format::B3Multi,
         Format::Jaeger,
+        Format::XRay,
     ]);
     let headers = One([
         "traceparent",
@@ -113,6 +121,7 @@ fn check(input: &str) {
         "x-b3-spanid",
         "uber-trace-id",
         "uberctx-k",
+        "x-amzn-trace-id",
     ]
     .iter()
     .map(|k| (k.to_string(), input.to_string()))

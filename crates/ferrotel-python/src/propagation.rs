@@ -88,7 +88,8 @@ fn native_format(configured: &Configured) -> Option<Format> {
         Configured::B3 => Some(Format::B3Single),
         Configured::B3Multi => Some(Format::B3Multi),
         Configured::Jaeger => Some(Format::Jaeger),
-        Configured::XRay | Configured::EntryPoint(_) => None,
+        Configured::XRay => Some(Format::XRay),
+        Configured::EntryPoint(_) => None,
     }
 }
 
@@ -122,9 +123,8 @@ pub(crate) fn configured_propagators(py: Python<'_>) -> PyResult<Vec<Py<PyAny>>>
             continue;
         }
         flush(&mut run, &mut made)?;
-        let name = match configured {
-            Configured::EntryPoint(name) => name.as_str(),
-            _ => "xray",
+        let Configured::EntryPoint(name) = configured else {
+            continue;
         };
         if let Some(loaded) = plugins::make(py, "OTEL_PROPAGATORS", "opentelemetry_propagator", name) {
             made.push(loaded.unbind());
@@ -134,7 +134,8 @@ pub(crate) fn configured_propagators(py: Python<'_>) -> PyResult<Vec<Py<PyAny>>>
     Ok(made)
 }
 
-/// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`).
+/// A propagator for a list of formats (`tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`,
+/// `xray`).
 /// Registered with the API as a `TextMapPropagator`.
 #[pyclass(frozen, subclass, module = "ferrotel._native")]
 pub(crate) struct Propagator {

@@ -3,7 +3,9 @@
 //! into [`MetricData`] with cumulative or delta temporality.
 //!
 //! Recording takes one short lock per instrument; streams are keyed by a canonical encoding of
-//! their (sorted) attributes. Past the cardinality limit, new attribute sets share one overflow
+//! their (sorted) attributes, and each stream keeps one aggregation per reader of its provider
+//! ([`ReaderSlot`]), so readers with different temporalities and collection times never see
+//! each other's resets. Past the cardinality limit, new attribute sets share one overflow
 //! stream marked `otel.metric.overflow=true`, as the spec asks, so memory stays bounded.
 //!
 //! Measurements made in a span (as the exemplar filter decides, by the caller) can become
@@ -140,7 +142,18 @@ pub struct HistogramPoint {
     pub max: f64,
     pub bucket_counts: Vec<u64>,
     pub bounds: Arc<[f64]>,
+    /// Which bounds were written as integers (`1`, not `1.0`), for exporters that print them
+    /// as written (Prometheus' `le`, as Python prints the numbers).
+    pub integral_bounds: Arc<[bool]>,
     pub exemplars: Vec<Exemplar>,
+}
+
+/// An explicit bucket boundary as the instrument was given it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boundary {
+    pub value: f64,
+    /// Given as an integer.
+    pub integral: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -199,12 +212,17 @@ enum State {
     },
 }
 
+/// A reader's place in the instruments of its provider. Each reader of a provider
+/// aggregates on its own, as the spec asks: its own temporality, its own collections and
+/// exemplars (an OTLP exporter on delta and a Prometheus endpoint on cumulative side by side).
+pub type ReaderSlot = usize;
+
+/// One stream's aggregation for one reader.
 #[derive(Debug)]
-struct Stream {
-    attributes: Attributes,
+struct Aggregation {
     start_ns: u64,
     state: State,
-    /// Recorded (or observed) since the last collection.
+    /// Recorded (or observed) since the reader's last collection.
     updated: bool,
     /// An observable counter's last observed total, to report deltas from.
     last_observed: Option<Number>,
@@ -212,6 +230,30 @@ struct Stream {
     exemplars: Vec<Option<Exemplar>>,
     /// Exemplar candidates since the last collection, for uniform sampling into one slot.
     offered: u64,
+}
+
+#[derive(Debug)]
+struct Stream {
+    attributes: Attributes,
+    /// Indexed by reader slot; `None` where that reader holds nothing for the stream (not
+    /// recorded since the reader joined, or a delta reader that reported it and has seen
+    /// nothing since).
+    per_reader: Vec<Option<Aggregation>>,
+}
+
+#[derive(Debug, Default)]
+struct Streams {
+    /// The slots of the readers measurements are aggregated for.
+    readers: Vec<ReaderSlot>,
+    by_attributes: HashMap<Vec<u8>, Stream>,
+}
+
+impl Streams {
+    /// Drops the streams no reader holds anything for.
+    fn forget_empty(&mut self) {
+        self.by_attributes
+            .retain(|_, stream| stream.per_reader.iter().any(Option::is_some));
+    }
 }
 
 #[derive(Debug)]
@@ -223,7 +265,8 @@ pub struct Instrument {
     pub scope: Arc<Scope>,
     pub exemplar_filter: ExemplarFilter,
     bounds: Arc<[f64]>,
-    streams: Mutex<HashMap<Vec<u8>, Stream>>,
+    integral_bounds: Arc<[bool]>,
+    streams: Mutex<Streams>,
 }
 
 /// The attributes in key order (a later duplicate key wins) and their canonical bytes, so
@@ -265,20 +308,40 @@ fn canonical(mut attributes: Vec<(String, Value)>) -> (Vec<u8>, Attributes) {
     (key, attributes)
 }
 
+/// Which readers a measurement goes to.
+#[derive(Clone, Copy)]
+enum Recipients {
+    /// Every reader: a synchronous measurement.
+    Every,
+    /// One reader: what a callback observed during that reader's collection.
+    One(ReaderSlot),
+}
+
 impl Instrument {
+    /// An instrument aggregating for the readers in `readers`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: String,
         description: String,
         unit: String,
         kind: InstrumentKind,
         scope: Arc<Scope>,
-        boundaries: Option<Vec<f64>>,
+        boundaries: Option<Vec<Boundary>>,
         exemplar_filter: ExemplarFilter,
+        readers: Vec<ReaderSlot>,
     ) -> Instrument {
-        let mut bounds = boundaries.unwrap_or_else(|| DEFAULT_BOUNDARIES.to_vec());
-        bounds.retain(|b| b.is_finite());
-        bounds.sort_by(f64::total_cmp);
-        bounds.dedup();
+        let mut bounds = boundaries.unwrap_or_else(|| {
+            DEFAULT_BOUNDARIES
+                .iter()
+                .map(|value| Boundary {
+                    value: *value,
+                    integral: false,
+                })
+                .collect()
+        });
+        bounds.retain(|b| b.value.is_finite());
+        bounds.sort_by(|a, b| a.value.total_cmp(&b.value));
+        bounds.dedup_by(|a, b| a.value == b.value);
         Instrument {
             name,
             description,
@@ -286,9 +349,33 @@ impl Instrument {
             kind,
             scope,
             exemplar_filter,
-            bounds: bounds.into(),
-            streams: Mutex::new(HashMap::new()),
+            integral_bounds: bounds.iter().map(|b| b.integral).collect(),
+            bounds: bounds.iter().map(|b| b.value).collect(),
+            streams: Mutex::new(Streams {
+                readers,
+                by_attributes: HashMap::new(),
+            }),
         }
+    }
+
+    /// From now on, measurements are aggregated for `slot` too (starting from nothing).
+    pub fn add_reader(&self, slot: ReaderSlot) {
+        let mut streams = lock(&self.streams);
+        if !streams.readers.contains(&slot) {
+            streams.readers.push(slot);
+        }
+    }
+
+    /// Stops aggregating for `slot` and forgets what it held.
+    pub fn remove_reader(&self, slot: ReaderSlot) {
+        let mut streams = lock(&self.streams);
+        streams.readers.retain(|s| *s != slot);
+        for stream in streams.by_attributes.values_mut() {
+            if let Some(held) = stream.per_reader.get_mut(slot) {
+                *held = None;
+            }
+        }
+        streams.forget_empty();
     }
 
     fn fresh_state(&self, value: Number) -> State {
@@ -308,69 +395,105 @@ impl Instrument {
         }
     }
 
-    /// A synchronous measurement (`add`, `record`, `set`) or an observation made during a
-    /// collection (observable instruments: the value replaces the previous one).
+    /// A synchronous measurement (`add`, `record`, `set`) made outside any span.
     pub fn record(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64) {
-        self.record_in(value, attributes, now_ns, None);
+        self.measure(value, attributes, now_ns, None, Recipients::Every);
     }
 
     /// The same, made in `span`, which the exemplar filter may keep with the point.
     pub fn record_in(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64, span: Option<MeasuredIn>) {
+        self.measure(value, attributes, now_ns, span, Recipients::Every);
+    }
+
+    /// What an observable instrument's callback reported during the collection of the
+    /// reader in `slot`: the value replaces the previous one, for that reader only.
+    pub fn observe(&self, slot: ReaderSlot, value: Number, attributes: Vec<(String, Value)>, now_ns: u64) {
+        self.measure(value, attributes, now_ns, None, Recipients::One(slot));
+    }
+
+    fn measure(
+        &self,
+        value: Number,
+        attributes: Vec<(String, Value)>,
+        now_ns: u64,
+        span: Option<MeasuredIn>,
+        into: Recipients,
+    ) {
         let span = match (self.exemplar_filter, span) {
             (ExemplarFilter::AlwaysOff, _) => None,
             (ExemplarFilter::AlwaysOn, span) => Some(span.map_or((0, 0), |s| (s.trace_id, s.span_id))),
             (ExemplarFilter::TraceBased, Some(s)) if s.sampled => Some((s.trace_id, s.span_id)),
             (ExemplarFilter::TraceBased, _) => None,
         };
+        let exemplar = span.map(|(trace_id, span_id)| Exemplar {
+            time_ns: now_ns,
+            value,
+            trace_id,
+            span_id,
+        });
         let (mut key, mut attributes) = canonical(attributes);
-        let mut streams = lock(&self.streams);
-        if !streams.contains_key(&key) && streams.len() >= CARDINALITY_LIMIT - 1 {
+        let mut guard = lock(&self.streams);
+        let Streams { readers, by_attributes } = &mut *guard;
+        if readers.is_empty() {
+            return;
+        }
+        if !by_attributes.contains_key(&key) && by_attributes.len() >= CARDINALITY_LIMIT - 1 {
             let (overflow_key, overflow) = canonical(vec![("otel.metric.overflow".into(), Value::Bool(true))]);
             key = overflow_key;
             attributes = overflow;
         }
-        let stream = streams.entry(key).or_insert_with(|| Stream {
+        let stream = by_attributes.entry(key).or_insert_with(|| Stream {
             attributes,
-            start_ns: now_ns,
-            state: self.fresh_state(value),
-            updated: false,
-            last_observed: None,
-            exemplars: Vec::new(),
-            offered: 0,
+            per_reader: Vec::new(),
         });
-        stream.updated = true;
         // The histogram bucket this value lands in, for its count and its exemplar slot.
         let bucket = match self.kind {
             InstrumentKind::Histogram => self.bounds.partition_point(|b| *b < value.as_f64()),
             _ => 0,
         };
-        if let Some((trace_id, span_id)) = span {
-            let exemplar = Exemplar {
-                time_ns: now_ns,
-                value,
-                trace_id,
-                span_id,
-            };
-            let slot = match stream.state {
+        let mut aggregate = |slot: ReaderSlot| {
+            if stream.per_reader.len() <= slot {
+                stream.per_reader.resize_with(slot + 1, || None);
+            }
+            let aggregation = stream.per_reader[slot].get_or_insert_with(|| Aggregation {
+                start_ns: now_ns,
+                state: self.fresh_state(value),
+                updated: false,
+                last_observed: None,
+                exemplars: Vec::new(),
+                offered: 0,
+            });
+            self.aggregate(aggregation, value, bucket, exemplar);
+        };
+        match into {
+            Recipients::Every => readers.iter().for_each(|slot| aggregate(*slot)),
+            Recipients::One(slot) if readers.contains(&slot) => aggregate(slot),
+            Recipients::One(_) => {}
+        }
+    }
+
+    fn aggregate(&self, aggregation: &mut Aggregation, value: Number, bucket: usize, exemplar: Option<Exemplar>) {
+        aggregation.updated = true;
+        if let Some(exemplar) = exemplar {
+            let slot = match aggregation.state {
                 State::Histogram { .. } => {
-                    let slots = self.bounds.len() + 1;
-                    stream.exemplars.resize(slots, None);
+                    aggregation.exemplars.resize(self.bounds.len() + 1, None);
                     Some(bucket)
                 }
                 _ => {
                     // Reservoir sampling with one slot: the n-th candidate replaces the kept
                     // one with probability 1/n.
-                    stream.exemplars.resize(1, None);
-                    stream.offered += 1;
-                    (crate::ids::random_below(stream.offered) == 0).then_some(0)
+                    aggregation.exemplars.resize(1, None);
+                    aggregation.offered += 1;
+                    (crate::ids::random_below(aggregation.offered) == 0).then_some(0)
                 }
             };
             if let Some(slot) = slot {
-                stream.exemplars[slot] = Some(exemplar);
+                aggregation.exemplars[slot] = Some(exemplar);
             }
         }
         let observable = self.kind.is_observable();
-        match &mut stream.state {
+        match &mut aggregation.state {
             State::Sum(total) if observable => *total = value,
             State::Sum(total) => *total = total.add(value),
             State::Last(last) => *last = value,
@@ -391,35 +514,44 @@ impl Instrument {
         }
     }
 
-    /// The instrument's points now; `None` when there is nothing to report. Delta
-    /// temporality reports what changed since the last collection and starts afresh.
-    pub fn collect(&self, temporality: Temporality, now_ns: u64) -> Option<MetricData> {
+    /// The points the reader in `slot` is to see now; `None` when there is nothing to
+    /// report. Delta temporality reports what changed since that reader's last collection
+    /// and starts afresh.
+    pub fn collect(&self, slot: ReaderSlot, temporality: Temporality, now_ns: u64) -> Option<MetricData> {
         let mut streams = lock(&self.streams);
         let delta = temporality == Temporality::Delta;
         let observable = self.kind.is_observable();
         let mut numbers = Vec::new();
         let mut histograms = Vec::new();
-        for stream in streams.values_mut() {
+        for stream in streams.by_attributes.values_mut() {
+            let Some(held) = stream.per_reader.get_mut(slot) else {
+                continue;
+            };
+            let Some(aggregation) = held else { continue };
             // Observable instruments report only what the callbacks observed this time; delta
-            // streams only what was recorded since the last collection.
-            if (observable || delta) && !stream.updated {
+            // streams only what was recorded since the last collection, and one that saw
+            // nothing since is gone (it comes back when recorded).
+            if (observable || delta) && !aggregation.updated {
+                if delta && !observable {
+                    *held = None;
+                }
                 continue;
             }
-            stream.updated = false;
-            let exemplars: Vec<Exemplar> = stream.exemplars.drain(..).flatten().collect();
-            stream.offered = 0;
-            match &mut stream.state {
+            aggregation.updated = false;
+            let exemplars: Vec<Exemplar> = aggregation.exemplars.drain(..).flatten().collect();
+            aggregation.offered = 0;
+            match &mut aggregation.state {
                 State::Sum(total) => {
-                    let value = match (delta && observable, stream.last_observed) {
+                    let value = match (delta && observable, aggregation.last_observed) {
                         (true, Some(previous)) => total.sub(previous),
                         _ => *total,
                     };
                     if delta && observable {
-                        stream.last_observed = Some(*total);
+                        aggregation.last_observed = Some(*total);
                     }
                     numbers.push(NumberPoint {
                         attributes: stream.attributes.clone(),
-                        start_ns: stream.start_ns,
+                        start_ns: aggregation.start_ns,
                         time_ns: now_ns,
                         value,
                         exemplars,
@@ -430,7 +562,7 @@ impl Instrument {
                 }
                 State::Last(value) => numbers.push(NumberPoint {
                     attributes: stream.attributes.clone(),
-                    start_ns: stream.start_ns,
+                    start_ns: aggregation.start_ns,
                     time_ns: now_ns,
                     value: *value,
                     exemplars,
@@ -444,7 +576,7 @@ impl Instrument {
                 } => {
                     histograms.push(HistogramPoint {
                         attributes: stream.attributes.clone(),
-                        start_ns: stream.start_ns,
+                        start_ns: aggregation.start_ns,
                         time_ns: now_ns,
                         count: *count,
                         sum: *sum,
@@ -452,6 +584,7 @@ impl Instrument {
                         max: *max,
                         bucket_counts: counts.clone(),
                         bounds: self.bounds.clone(),
+                        integral_bounds: self.integral_bounds.clone(),
                         exemplars,
                     });
                     if delta {
@@ -461,12 +594,11 @@ impl Instrument {
                 }
             }
             if delta {
-                stream.start_ns = now_ns;
+                aggregation.start_ns = now_ns;
             }
         }
         if delta && !observable {
-            // A delta stream that saw nothing since is gone; it comes back when recorded.
-            streams.retain(|_, s| s.updated || s.start_ns == now_ns);
+            streams.forget_empty();
         }
         drop(streams);
         let data = match self.kind {
@@ -526,8 +658,16 @@ mod tests {
             String::new(),
             kind,
             Arc::new(Scope::default()),
-            Some(vec![10.0, 0.0, 5.0]),
+            Some(
+                [10.0, 0.0, 5.0, 0.0]
+                    .map(|value| Boundary {
+                        value,
+                        integral: value == 5.0,
+                    })
+                    .to_vec(),
+            ),
             ExemplarFilter::TraceBased,
+            vec![0],
         )
     }
 
@@ -547,10 +687,10 @@ mod tests {
         let counter = instrument(InstrumentKind::Counter);
         counter.record(Number::Int(2), attrs(&[("a", 1), ("b", 2)]), 1);
         counter.record(Number::Int(3), attrs(&[("b", 2), ("a", 1)]), 2);
-        let data = counter.collect(Temporality::Cumulative, 5).unwrap();
+        let data = counter.collect(0, Temporality::Cumulative, 5).unwrap();
         assert_eq!(sum_values(&data), [Number::Int(5)]);
         counter.record(Number::Double(0.5), attrs(&[("a", 1), ("b", 2)]), 6);
-        let data = counter.collect(Temporality::Cumulative, 7).unwrap();
+        let data = counter.collect(0, Temporality::Cumulative, 7).unwrap();
         assert_eq!(sum_values(&data), [Number::Double(5.5)]);
         let Data::Sum { points, monotonic, .. } = data.data else {
             panic!()
@@ -564,12 +704,12 @@ mod tests {
         let counter = instrument(InstrumentKind::Counter);
         counter.record(Number::Int(2), attrs(&[]), 1);
         assert_eq!(
-            sum_values(&counter.collect(Temporality::Delta, 5).unwrap()),
+            sum_values(&counter.collect(0, Temporality::Delta, 5).unwrap()),
             [Number::Int(2)]
         );
-        assert!(counter.collect(Temporality::Delta, 6).is_none(), "nothing new");
+        assert!(counter.collect(0, Temporality::Delta, 6).is_none(), "nothing new");
         counter.record(Number::Int(4), attrs(&[]), 7);
-        let data = counter.collect(Temporality::Delta, 9).unwrap();
+        let data = counter.collect(0, Temporality::Delta, 9).unwrap();
         let Data::Sum { points, .. } = data.data else { panic!() };
         assert_eq!((points[0].value, points[0].start_ns), (Number::Int(4), 7));
     }
@@ -580,11 +720,12 @@ mod tests {
         for v in [0.0, 3.0, 5.0, 7.0, 50.0] {
             histogram.record(Number::Double(v), attrs(&[]), 1);
         }
-        let Data::Histogram { points, .. } = histogram.collect(Temporality::Cumulative, 2).unwrap().data else {
+        let Data::Histogram { points, .. } = histogram.collect(0, Temporality::Cumulative, 2).unwrap().data else {
             panic!()
         };
         let p = &points[0];
         assert_eq!(&*p.bounds, [0.0, 5.0, 10.0]);
+        assert_eq!(&*p.integral_bounds, [false, true, false], "as written, sorted along");
         // Buckets are (-inf, 0], (0, 5], (5, 10], (10, +inf).
         assert_eq!(p.bucket_counts, [1, 2, 1, 1]);
         assert_eq!((p.count, p.sum, p.min, p.max), (5, 65.0, 0.0, 50.0));
@@ -593,18 +734,18 @@ mod tests {
     #[test]
     fn observable_counters_report_observed_totals_and_their_deltas() {
         let observed = instrument(InstrumentKind::ObservableCounter);
-        observed.record(Number::Int(10), attrs(&[]), 1);
+        observed.observe(0, Number::Int(10), attrs(&[]), 1);
         assert_eq!(
-            sum_values(&observed.collect(Temporality::Delta, 2).unwrap()),
+            sum_values(&observed.collect(0, Temporality::Delta, 2).unwrap()),
             [Number::Int(10)]
         );
-        observed.record(Number::Int(15), attrs(&[]), 3);
+        observed.observe(0, Number::Int(15), attrs(&[]), 3);
         assert_eq!(
-            sum_values(&observed.collect(Temporality::Delta, 4).unwrap()),
+            sum_values(&observed.collect(0, Temporality::Delta, 4).unwrap()),
             [Number::Int(5)]
         );
         assert!(
-            observed.collect(Temporality::Delta, 5).is_none(),
+            observed.collect(0, Temporality::Delta, 5).is_none(),
             "not observed this time"
         );
     }
@@ -615,7 +756,7 @@ mod tests {
         for i in 0..(CARDINALITY_LIMIT as i64 + 10) {
             counter.record(Number::Int(1), attrs(&[("id", i)]), 1);
         }
-        let Data::Sum { points, .. } = counter.collect(Temporality::Cumulative, 2).unwrap().data else {
+        let Data::Sum { points, .. } = counter.collect(0, Temporality::Cumulative, 2).unwrap().data else {
             panic!()
         };
         assert_eq!(points.len(), CARDINALITY_LIMIT);
@@ -670,7 +811,7 @@ mod tests {
                 sampled: false,
             }),
         );
-        let Data::Histogram { points, .. } = histogram.collect(Temporality::Cumulative, 5).unwrap().data else {
+        let Data::Histogram { points, .. } = histogram.collect(0, Temporality::Cumulative, 5).unwrap().data else {
             panic!()
         };
         // The last measurement of each bucket that had one in a span: (0, 5] and (10, inf).
@@ -681,7 +822,7 @@ mod tests {
             .collect();
         assert_eq!(kept, [(8, 80, Number::Double(4.0)), (9, 90, Number::Double(50.0))]);
         histogram.record(Number::Double(1.0), attrs(&[]), 6);
-        let Data::Histogram { points, .. } = histogram.collect(Temporality::Cumulative, 7).unwrap().data else {
+        let Data::Histogram { points, .. } = histogram.collect(0, Temporality::Cumulative, 7).unwrap().data else {
             panic!()
         };
         assert!(points[0].exemplars.is_empty(), "each collection starts afresh");
@@ -699,13 +840,78 @@ mod tests {
                 }),
             );
         }
-        let Data::Sum { points, .. } = counter.collect(Temporality::Cumulative, 60).unwrap().data else {
+        let Data::Sum { points, .. } = counter.collect(0, Temporality::Cumulative, 60).unwrap().data else {
             panic!()
         };
         let [exemplar] = points[0].exemplars[..] else {
             panic!("one exemplar per sum stream")
         };
         assert_eq!(exemplar.trace_id as u64, exemplar.span_id);
+    }
+
+    #[test]
+    fn each_reader_aggregates_on_its_own() {
+        let counter = instrument(InstrumentKind::Counter);
+        counter.add_reader(1);
+        counter.record(Number::Int(2), attrs(&[]), 1);
+        counter.record(Number::Int(3), attrs(&[]), 2);
+        // Reader 1 on delta resets only its own aggregation; reader 0 stays cumulative.
+        assert_eq!(
+            sum_values(&counter.collect(1, Temporality::Delta, 3).unwrap()),
+            [Number::Int(5)]
+        );
+        counter.record(Number::Int(4), attrs(&[]), 4);
+        assert_eq!(
+            sum_values(&counter.collect(1, Temporality::Delta, 5).unwrap()),
+            [Number::Int(4)]
+        );
+        assert_eq!(
+            sum_values(&counter.collect(0, Temporality::Cumulative, 6).unwrap()),
+            [Number::Int(9)]
+        );
+        // A reader that joins later starts from nothing; one that leaves is forgotten.
+        counter.add_reader(2);
+        assert!(counter.collect(2, Temporality::Cumulative, 7).is_none());
+        counter.record(Number::Int(1), attrs(&[]), 8);
+        assert_eq!(
+            sum_values(&counter.collect(2, Temporality::Cumulative, 9).unwrap()),
+            [Number::Int(1)]
+        );
+        counter.remove_reader(0);
+        counter.record(Number::Int(1), attrs(&[]), 10);
+        assert!(counter.collect(0, Temporality::Cumulative, 11).is_none());
+        assert_eq!(
+            sum_values(&counter.collect(2, Temporality::Cumulative, 12).unwrap()),
+            [Number::Int(2)]
+        );
+
+        // What a callback observes during one reader's collection is that reader's only.
+        let gauge = instrument(InstrumentKind::ObservableGauge);
+        gauge.add_reader(1);
+        gauge.observe(1, Number::Int(7), attrs(&[("room", 1)]), 1);
+        assert!(gauge.collect(0, Temporality::Cumulative, 2).is_none());
+        assert_eq!(
+            sum_values(&gauge.collect(1, Temporality::Cumulative, 2).unwrap()),
+            [Number::Int(7)]
+        );
+        gauge.observe(3, Number::Int(7), attrs(&[]), 3);
+        assert!(gauge.collect(3, Temporality::Cumulative, 4).is_none(), "not a reader");
+
+        let unread = Instrument::new(
+            "m".into(),
+            String::new(),
+            String::new(),
+            InstrumentKind::Counter,
+            Arc::new(Scope::default()),
+            None,
+            ExemplarFilter::AlwaysOn,
+            Vec::new(),
+        );
+        unread.record(Number::Int(1), attrs(&[]), 1);
+        assert!(
+            lock(&unread.streams).by_attributes.is_empty(),
+            "nobody reads it: nothing kept"
+        );
     }
 
     #[test]

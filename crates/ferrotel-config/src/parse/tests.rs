@@ -224,6 +224,24 @@ fn propagators_and_exporters_are_lists() {
 }
 
 #[test]
+fn the_prometheus_endpoint_address() {
+    let c = parse(&[]).config;
+    assert_eq!((c.prometheus.host.as_str(), c.prometheus.port), ("localhost", 9464));
+    let c = parse(&[
+        ("OTEL_EXPORTER_PROMETHEUS_HOST", " 0.0.0.0 "),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "0"),
+    ])
+    .config;
+    assert_eq!((c.prometheus.host.as_str(), c.prometheus.port), ("0.0.0.0", 0));
+    let parsed = parse(&[("OTEL_EXPORTER_PROMETHEUS_PORT", "70000")]);
+    assert_eq!(parsed.config.prometheus.port, 9464);
+    assert_eq!(
+        parsed.warnings[0].to_string(),
+        "OTEL_EXPORTER_PROMETHEUS_PORT=\"70000\" is not a port (0-65535); using the default 9464"
+    );
+}
+
+#[test]
 fn service_name_wins_over_resource_attributes() {
     let c = parse(&[(
         "OTEL_RESOURCE_ATTRIBUTES",

@@ -160,14 +160,9 @@ impl<T: SignalData> ProcessorRecipe<T> {
             let exporter = match exporter {
                 Configured::Console => ExporterRecipe::Console,
                 Configured::Otlp => ExporterRecipe::Otlp(otlp.clone()),
-                Configured::Prometheus => {
-                    emit(
-                        py,
-                        LogLevel::Warning,
-                        &format!("{variable}=prometheus: only metrics are exported to Prometheus; ignored"),
-                    );
-                    continue;
-                }
+                // Parsed for OTEL_METRICS_EXPORTER only, whose provider serves it itself (a
+                // scrape endpoint is a reader, not an exporter behind a pipeline).
+                Configured::Prometheus => continue,
                 Configured::EntryPoint(name) => {
                     let made = plugins::make(py, variable, group, name).map(|made| PythonObject::component(&made));
                     match made {
@@ -208,6 +203,8 @@ struct Processor<T> {
 pub(crate) struct Pipelines<T> {
     config: Config,
     facts: Mutex<ProcessFacts>,
+    /// A resource user code gave the provider, used as given instead of the configured one.
+    given: Option<Resource>,
     processors: Mutex<Vec<Processor<T>>>,
     /// The pipelines as one cheap-to-clone list for the hot path.
     live: Mutex<Arc<Vec<Arc<Pipeline<T>>>>>,
@@ -216,9 +213,20 @@ pub(crate) struct Pipelines<T> {
 
 impl<T: SignalData> Pipelines<T> {
     pub(crate) fn new(config: Config, facts: ProcessFacts, recipes: Vec<ProcessorRecipe<T>>) -> Pipelines<T> {
+        Pipelines::with_resource(config, facts, None, recipes)
+    }
+
+    /// The same, with `given` (when some) as the resource instead of the configured one.
+    pub(crate) fn with_resource(
+        config: Config,
+        facts: ProcessFacts,
+        given: Option<Resource>,
+        recipes: Vec<ProcessorRecipe<T>>,
+    ) -> Pipelines<T> {
         let pipelines = Pipelines {
             config,
             facts: Mutex::new(facts),
+            given,
             processors: Mutex::new(Vec::new()),
             live: Mutex::new(Arc::new(Vec::new())),
             shut_down: AtomicBool::new(false),
@@ -251,7 +259,10 @@ impl<T: SignalData> Pipelines<T> {
     }
 
     pub(crate) fn resource(&self) -> Resource {
-        Resource::from_config(&self.config, &lock(&self.facts))
+        match &self.given {
+            Some(given) => given.clone(),
+            None => Resource::from_config(&self.config, &lock(&self.facts)),
+        }
     }
 
     pub(crate) fn add(&self, recipe: ProcessorRecipe<T>) {

@@ -5,15 +5,17 @@
 //! collection ([`super::provider`]) runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ferrotel_config::LogLevel;
-use ferrotel_sdk::metrics::{valid_instrument_name, ExemplarFilter, Instrument, InstrumentKind, MeasuredIn};
+use ferrotel_sdk::metrics::{
+    valid_instrument_name, Boundary, ExemplarFilter, Instrument, InstrumentKind, MeasuredIn, Number,
+};
 use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::sync::lock;
 use pyo3::prelude::*;
 
-use super::core::{InstrumentKey, MeterCore, Registered};
+use super::core::{InstrumentKey, MeterCore};
 use super::observation::number;
 use crate::boundary::value;
 use crate::runtime::diagnostics::emit;
@@ -40,7 +42,7 @@ struct InstrumentSpec<'a> {
     description: &'a str,
     kind: InstrumentKind,
     /// The advisory explicit bucket boundaries, for histograms.
-    boundaries: Option<Vec<f64>>,
+    boundaries: Option<Vec<Boundary>>,
 }
 
 impl Meter {
@@ -71,23 +73,18 @@ impl Meter {
             name: spec.name.to_ascii_lowercase(),
             kind: spec.kind,
         };
-        let entry = lock(&self.core.instruments)
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Registered {
-                    instrument: Arc::new(Instrument::new(
-                        spec.name.to_owned(),
-                        spec.description.to_owned(),
-                        spec.unit.to_owned(),
-                        spec.kind,
-                        self.scope.clone(),
-                        spec.boundaries,
-                        self.core.reader.exemplar_filter,
-                    )),
-                    callbacks: Vec::new(),
-                }))
-            })
-            .clone();
+        let entry = lock(&self.core.instruments).get_or_insert(key, self.core.slots(), |slots| {
+            Instrument::new(
+                spec.name.to_owned(),
+                spec.description.to_owned(),
+                spec.unit.to_owned(),
+                spec.kind,
+                self.scope.clone(),
+                spec.boundaries,
+                self.core.reader.exemplar_filter,
+                slots,
+            )
+        });
         let mut entry = lock(&entry);
         if let Some(callbacks) = callbacks.filter(|c| !c.is_none()) {
             for callback in callbacks.try_iter()? {
@@ -118,7 +115,7 @@ macro_rules! synchronous_instrument {
         #[pyclass(frozen, module = "ferrotel._native")]
         pub(crate) struct $class {
             pub(crate) instrument: Option<Arc<Instrument>>,
-            /// Said once: a counter given a negative amount.
+            /// Said once: a counter or histogram given a negative amount.
             warned: AtomicBool,
         }
 
@@ -146,13 +143,21 @@ macro_rules! synchronous_instrument {
                     return;
                 };
                 let Some(value) = number(amount) else { return };
-                if $kind == InstrumentKind::Counter && value.as_f64() < 0.0 {
+                // Counters only go up and histograms take non-negative values (the API says
+                // so, and upstream's SDK drops the others too).
+                let monotonic = matches!($kind, InstrumentKind::Counter | InstrumentKind::Histogram);
+                if monotonic && value.as_f64() < 0.0 {
                     if !self.warned.swap(true, Ordering::Relaxed) {
+                        let what = if $kind == InstrumentKind::Counter {
+                            "counter"
+                        } else {
+                            "histogram"
+                        };
                         emit(
                             py,
                             LogLevel::Warning,
                             &format!(
-                                "counter {} was given a negative amount; such amounts are dropped",
+                                "{what} {} was given a negative amount; such amounts are dropped",
                                 instrument.name
                             ),
                         );
@@ -253,14 +258,14 @@ macro_rules! meter_methods {
             name: &str,
             unit: &str,
             description: &str,
-            explicit_bucket_boundaries_advisory: Option<Vec<f64>>,
+            explicit_bucket_boundaries_advisory: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<Histogram> {
             let spec = InstrumentSpec {
                 name,
                 unit,
                 description,
                 kind: InstrumentKind::Histogram,
-                boundaries: explicit_bucket_boundaries_advisory,
+                boundaries: advisory_boundaries(py, name, explicit_bucket_boundaries_advisory),
             };
             Ok(Histogram::new(self.synchronous(py, spec)?))
         }
@@ -299,6 +304,34 @@ meter_methods!(
     create_observable_up_down_counter => InstrumentKind::ObservableUpDownCounter,
     create_observable_gauge => InstrumentKind::ObservableGauge,
 );
+
+/// The advisory bucket boundaries, each remembered as written (an `int` or a `float`); a
+/// value that is not a number gets one warning and the default boundaries, as upstream does.
+fn advisory_boundaries(py: Python<'_>, name: &str, advisory: Option<&Bound<'_, PyAny>>) -> Option<Vec<Boundary>> {
+    let advisory = advisory.filter(|a| !a.is_none())?;
+    let boundaries: Option<Vec<Boundary>> = advisory.try_iter().ok().and_then(|items| {
+        items
+            .map(|item| {
+                let item = item.ok()?;
+                let value = number(&item)?;
+                Some(Boundary {
+                    value: value.as_f64(),
+                    integral: matches!(value, Number::Int(_)),
+                })
+            })
+            .collect()
+    });
+    if boundaries.is_none() {
+        emit(
+            py,
+            LogLevel::Warning,
+            &format!(
+                "histogram {name}: the advisory bucket boundaries are not a list of numbers; the defaults are used"
+            ),
+        );
+    }
+    boundaries
+}
 
 fn observable_spec<'a>(name: &'a str, unit: &'a str, description: &'a str, kind: InstrumentKind) -> InstrumentSpec<'a> {
     InstrumentSpec {

@@ -1,7 +1,7 @@
 //! Values from Python as the metrics record them: a measurement's number, and what an
 //! observable instrument's callback reports at a collection.
 
-use ferrotel_sdk::metrics::{Instrument, Number};
+use ferrotel_sdk::metrics::{Instrument, Number, ReaderSlot};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 
@@ -20,11 +20,12 @@ pub(crate) fn callback_options(py: Python<'_>, timeout_millis: f64) -> Py<PyAny>
         .unwrap_or_else(|_| py.None())
 }
 
-/// Calls one callback and records what it observed: an iterable of `Observation`s (each
-/// with `.value` and `.attributes`).
+/// Calls one callback and records what it observed, for the reader in `slot` only: an
+/// iterable of `Observation`s (each with `.value` and `.attributes`).
 pub(crate) fn observe(
     py: Python<'_>,
     instrument: &Instrument,
+    slot: ReaderSlot,
     callback: &Bound<'_, PyAny>,
     options: &Py<PyAny>,
     now: u64,
@@ -36,7 +37,7 @@ pub(crate) fn observe(
             continue;
         };
         let attributes = observation.getattr("attributes").ok().filter(|a| !a.is_none());
-        instrument.record(value, value::attributes(attributes.as_ref()), now);
+        instrument.observe(slot, value, value::attributes(attributes.as_ref()), now);
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ferrotel_sdk::metrics::{Data, Exemplar, MetricData, Number, NumberPoint};
+use ferrotel_sdk::metrics::{Data, Exemplar, HistogramPoint, MetricData, Number, NumberPoint};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::Scope;
 use pyo3::prelude::*;
@@ -27,13 +27,14 @@ fn exemplars<'py>(py: Python<'py>, exemplars: &[Exemplar]) -> PyResult<Bound<'py
     Ok(list)
 }
 
-fn number_points<'py>(py: Python<'py>, points: &[NumberPoint]) -> PyResult<Bound<'py, PyList>> {
+/// Points of sums and gauges; a gauge's have no start time, as upstream's have none.
+fn number_points<'py>(py: Python<'py>, points: &[NumberPoint], gauge: bool) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for p in points {
         let attributes = attributes_dict(py, &p.attributes)?;
         list.append((
             attributes,
-            p.start_ns,
+            (!gauge).then_some(p.start_ns),
             p.time_ns,
             number(py, p.value)?,
             exemplars(py, &p.exemplars)?,
@@ -42,15 +43,34 @@ fn number_points<'py>(py: Python<'py>, points: &[NumberPoint]) -> PyResult<Bound
     Ok(list)
 }
 
+/// A histogram point's bounds as given: `1` where an integer was, as upstream keeps them.
+fn bounds<'py>(py: Python<'py>, point: &HistogramPoint) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    let integral = point.integral_bounds.iter().chain(std::iter::repeat(&false));
+    for (bound, integral) in point.bounds.iter().zip(integral) {
+        if *integral {
+            list.append(*bound as i64)?;
+        } else {
+            list.append(*bound)?;
+        }
+    }
+    Ok(list)
+}
+
 /// `(name, description, unit, kind, temporality, monotonic, points)`.
 fn fields<'py>(py: Python<'py>, metric: &MetricData) -> PyResult<Bound<'py, PyAny>> {
     let (kind, temporality, monotonic, points) = match &metric.data {
-        Data::Gauge(points) => ("gauge", 0, false, number_points(py, points)?),
+        Data::Gauge(points) => ("gauge", 0, false, number_points(py, points, true)?),
         Data::Sum {
             points,
             temporality,
             monotonic,
-        } => ("sum", *temporality as i64, *monotonic, number_points(py, points)?),
+        } => (
+            "sum",
+            *temporality as i64,
+            *monotonic,
+            number_points(py, points, false)?,
+        ),
         Data::Histogram { points, temporality } => {
             let list = PyList::empty(py);
             for p in points {
@@ -61,7 +81,7 @@ fn fields<'py>(py: Python<'py>, metric: &MetricData) -> PyResult<Bound<'py, PyAn
                     p.count,
                     p.sum,
                     p.bucket_counts.clone(),
-                    p.bounds.to_vec(),
+                    bounds(py, p)?,
                     p.min,
                     p.max,
                     exemplars(py, &p.exemplars)?,

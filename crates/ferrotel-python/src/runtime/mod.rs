@@ -18,6 +18,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(settings::excluded_urls, m)?)?;
     m.add_function(wrap_pyfunction!(settings::django_instrument, m)?)?;
     m.add_function(wrap_pyfunction!(settings::logging_handler_wanted, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::prometheus_wanted, m)?)?;
     m.add_function(wrap_pyfunction!(settings::builtin_requirements, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_shutdown_all, m)?)?;

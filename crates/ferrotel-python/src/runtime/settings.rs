@@ -69,6 +69,18 @@ pub(crate) fn logging_handler_wanted() -> bool {
     config.python.logging_auto_instrumentation && !config.logs_exporters.is_empty() && !config.sdk_disabled
 }
 
+/// Whether `OTEL_METRICS_EXPORTER` names prometheus (and the SDK is not disabled): the
+/// configurator then opens the scrape endpoint at start-up, as upstream's does, rather than
+/// when the app first imports the Metrics API.
+#[pyfunction]
+pub(crate) fn prometheus_wanted() -> bool {
+    let config = Config::from_env().config;
+    config
+        .metrics_exporters
+        .contains(&ferrotel_config::Exporter::Prometheus)
+        && !config.sdk_disabled
+}
+
 /// The library requirements of ferrotel's built-in instrumentation `name`, as the loader
 /// checks them (none for the standard library's).
 #[pyfunction]
