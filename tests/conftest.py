@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from packaging.tags import sys_tags
+from packaging.utils import parse_wheel_filename
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
 from summarize import console_spans  # noqa: E402,F401 - one parser for the demo and the tests
@@ -20,6 +23,26 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PYTHON = str(BIN / "python")
 FERROTEL = str(BIN / "ferrotel")
+VERSION = re.search(r'^version = "(.+)"', (ROOT / "Cargo.toml").read_text(), re.M).group(1)
+# Release wheel platform tags (as maturin spells them: the manylinux2014 alias, then PEP 600's).
+RELEASE_TAGS = {"gnu": "manylinux2014_x86_64.manylinux_2_17_x86_64", "musl": "musllinux_1_2_x86_64"}
+
+
+def ferrotel_wheel():
+    """The wheel in dist/ that this interpreter's pip installs (the one in .venv)."""
+    supported = set(sys_tags())
+    wheels = [w for w in (ROOT / "dist").glob("ferrotel-*.whl") if parse_wheel_filename(w.name)[3] & supported]
+    assert len(wheels) == 1, f"expected one ferrotel wheel for this Python in dist/, found {wheels}"
+    return wheels[0]
+
+
+def release_wheel(python, libc):
+    """dist/'s release wheel for CPython `python` ("3.12") and `libc` ("gnu" or "musl")."""
+    cp = "cp" + python.replace(".", "")
+    wheel = ROOT / "dist" / f"ferrotel-{VERSION}-{cp}-{cp}-{RELEASE_TAGS[libc]}.whl"
+    if not wheel.is_file():
+        pytest.fail(f"{wheel.name} is missing from dist/: scripts/release builds it (scripts/test runs it)")
+    return wheel
 
 
 def clean_env(**extra):
@@ -88,7 +111,7 @@ def contrib_python(tmp_path_factory):
     python = venv / "bin" / "python"
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "-r", str(ROOT / "tests" / "contrib-requirements.txt")], check=True)
-    subprocess.run([*pip, "--no-deps", *map(str, (ROOT / "dist").glob("*.whl"))], check=True)
+    subprocess.run([*pip, "--no-deps", str(ferrotel_wheel())], check=True)
     return python
 
 

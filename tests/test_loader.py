@@ -4,13 +4,10 @@ throwaway packages with entry points, installed by pip from wheels built here.""
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-from conftest import FERROTEL, clean_env, run
+from conftest import FERROTEL, clean_env, ferrotel_wheel, run
 from wheels import build_wheel
-
-ROOT = Path(__file__).resolve().parent.parent
 
 FAKELIB = {"fakelib/__init__.py": "def hello():\n    return 'original'\n"}
 
@@ -139,7 +136,7 @@ def venv(tmp_path_factory):
             "--no-index",
             "--no-deps",
         ]
-        + [str(w) for w in (ROOT / "dist").glob("*.whl")]
+        + [str(ferrotel_wheel())]
         + [str(w) for w in wheels.glob("*.whl")],
         check=True,
     )
