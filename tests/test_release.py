@@ -44,7 +44,7 @@ def test_the_sdist_holds_every_crate_the_lock_file_and_the_build_backend():
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     # Every workspace crate is needed (the extension's and the launcher's), whole.
     assert set(tracked("crates")) | set(tracked("python")) <= names
-    assert {"Cargo.toml", "Cargo.lock", "pyproject.toml", "build-backend/ferrotel_build.py", "README.md"} <= names
+    assert {"Cargo.toml", "Cargo.lock", "pyproject.toml", "build-backend/ferrotel_build.py"} <= names
 
 
 @pytest.mark.parametrize("python", PYTHONS)
