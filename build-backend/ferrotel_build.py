@@ -85,16 +85,16 @@ def launcher_options(maturin_args):
     The rest (interpreter, features) concern the extension module only.
     """
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for name in ("--target", "--profile", "--auditwheel", "--jobs", "-j"):
-        parser.add_argument(name)
-    for name in ("--compatibility", "--manylinux"):
-        parser.add_argument(name, nargs="+")
-    for name in ("--zig", "--release", "-r", "--locked", "--frozen", "--offline"):
-        parser.add_argument(name, action="store_true")
+    for names in (["--target"], ["--profile"], ["--auditwheel"], ["-j", "--jobs"]):
+        parser.add_argument(*names)
+    for names in (["--compatibility"], ["--manylinux"]):
+        parser.add_argument(*names, nargs="+")
+    for names in (["--zig"], ["-r", "--release"], ["--locked"], ["--frozen"], ["--offline"]):
+        parser.add_argument(*names, action="store_true")
     known, _ = parser.parse_known_args(maturin_args)
     options = []
     for option, value in vars(known).items():
-        flag = ("--" if len(option) > 1 else "-") + option
+        flag = "--" + option
         if value is True:
             options.append(flag)
         elif isinstance(value, list):
@@ -103,7 +103,7 @@ def launcher_options(maturin_args):
             options += [flag, value]
     # As for the extension: PEP 517 builds are release builds, tagged for this machine unless
     # a compatibility is asked for (maturin's own defaults for these hooks).
-    if known.profile is None and not (known.release or known.r):
+    if known.profile is None and not known.release:
         options.append("--release")
     if known.compatibility is None and known.manylinux is None:
         options += ["--compatibility", "off"]
