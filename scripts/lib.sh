@@ -29,22 +29,23 @@ make_venv() {
     "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
 }
 
-# Builds both wheels (extension module and CLI binary) in release mode into dist/ and
-# installs them into .venv.
+# Builds the ferrotel wheel for .venv's Python from this checkout as `pip install .` does (the
+# extension, the launcher executables and the Python package in one wheel, by the project's
+# own build backend in an isolated build environment) into dist/, and installs it into .venv.
 build_ferrotel() {
     make_venv "$VENV" "$ROOT/requirements-dev.txt"
     say "building ferrotel (release)"
     rm -rf "$ROOT/dist"
-    (cd "$ROOT" && "$VENV/bin/maturin" build --release --quiet --interpreter "$VENV/bin/python" -o dist) >&2
-    (cd "$ROOT/crates/ferrotel-cli" && "$VENV/bin/maturin" build --release --quiet -o "$ROOT/dist") >&2
+    "$VENV/bin/python" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$ROOT/dist" "$ROOT" >&2
     install_ferrotel "$VENV"
 }
 
-# install_ferrotel VENV: this checkout's wheels, replacing any earlier build, plus whatever
-# they depend on that the venv lacks.
+# install_ferrotel VENV: the wheel in dist/ that fits the venv's Python (pip chooses among the
+# release wheels of every version and platform), replacing any earlier build of the same
+# version, plus whatever it depends on that the venv lacks.
 install_ferrotel() {
     local pip=("$1/bin/python" -m pip install --quiet --disable-pip-version-check)
-    "${pip[@]}" --force-reinstall --no-deps "$ROOT"/dist/*.whl
+    "${pip[@]}" --force-reinstall --no-deps --no-index --find-links "$ROOT/dist" ferrotel
     "${pip[@]}" --find-links "$ROOT/dist" ferrotel
 }
 

@@ -4,13 +4,11 @@ throwaway packages with entry points, installed by pip from wheels built here.""
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from support.dist import ferrotel_wheel
 from support.processes import FERROTEL, clean_env, run
 from support.wheels import build_wheel
-
-ROOT = Path(__file__).resolve().parent.parent
 
 FAKELIB = {"fakelib/__init__.py": "def hello():\n    return 'original'\n"}
 
@@ -139,7 +137,7 @@ def venv(tmp_path_factory):
             "--no-index",
             "--no-deps",
         ]
-        + [str(w) for w in (ROOT / "dist").glob("*.whl")]
+        + [str(ferrotel_wheel())]
         + [str(w) for w in wheels.glob("*.whl")],
         check=True,
     )

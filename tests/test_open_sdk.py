@@ -6,14 +6,14 @@ Real packages from the registry (tests/open-sdk-requirements.txt), real servers.
 
 import json
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from support.processes import ROOT, clean_env
-from support.wheels import build_wheel, pip_install
+from support.dist import pip_install, user_venv
+from support.processes import clean_env
+from support.wheels import build_wheel
 
 HERE = Path(__file__).parent
 
@@ -355,13 +355,7 @@ def test_the_built_ins_record_through_another_sdks_provider(sdk_python):
 @pytest.fixture(scope="session")
 def vendor_python(tmp_path_factory):
     """A user's venv with Elastic's distro (and its SDK set-up) beside ferrotel."""
-    venv = tmp_path_factory.mktemp("vendor") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(HERE / "vendor-distro-requirements.txt")], check=True)
-    subprocess.run([*pip, "--no-deps", *map(str, (ROOT / "dist").glob("*.whl"))], check=True)
-    return python
+    return user_venv(tmp_path_factory.mktemp("vendor"), HERE / "vendor-distro-requirements.txt")
 
 
 VENDOR_APP = """

@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from support.dist import ferrotel_wheel
 from support.processes import BIN, ROOT
 
 SUITES = ROOT / "tests" / "suites"
@@ -47,7 +48,7 @@ def extract(archive, into):
 
 def venv(name):
     """The venv of suite `name`: exactly the pins of tests/suites/<name>.txt, then this
-    checkout's wheels (whatever dist/ holds) without their dependencies."""
+    checkout's wheel for this Python without its dependencies."""
     uv = str(BIN / "uv")
     path = CACHE / f"venv-{name}"
     python = path / "bin" / "python"
@@ -56,9 +57,8 @@ def venv(name):
         subprocess.run(create, check=True, timeout=300)
     requirements = str(SUITES / f"{name}.txt")
     subprocess.run([uv, "pip", "sync", "--quiet", "--python", str(python), requirements], check=True, timeout=900)
-    wheels = [str(w) for w in (ROOT / "dist").glob("*.whl")]
-    assert wheels, "no wheels in dist/: build them first (scripts/lib.sh build_ferrotel)"
-    install = [uv, "pip", "install", "--quiet", "--python", str(python), "--reinstall", "--no-deps", *wheels]
+    wheel = str(ferrotel_wheel())
+    install = [uv, "pip", "install", "--quiet", "--python", str(python), "--reinstall", "--no-deps", wheel]
     subprocess.run(install, check=True, timeout=300)
     return path
 

@@ -3,8 +3,6 @@ with entry points and requirements, offline and without a build backend."""
 
 import base64
 import hashlib
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -40,9 +38,3 @@ def build_wheel(out_dir, name, version, files, requires=(), entry_points=None):
         for path, data in contents.items():
             zf.writestr(path, data)
     return wheel
-
-
-def pip_install(python, *args):
-    """`pip install` into the venv of `python` (the venvs are made without pip of their own)."""
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, *map(str, args)], check=True)

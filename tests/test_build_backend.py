@@ -1,0 +1,34 @@
+"""The build backend's own logic: which options of a wheel build reach the launcher's build."""
+
+import sys
+
+from support.processes import ROOT
+
+sys.path.insert(0, str(ROOT / "build-backend"))
+from ferrotel_build import launcher_options  # noqa: E402
+
+
+def test_a_plain_build_is_a_release_build_tagged_for_this_machine():
+    assert launcher_options([]) == ["--release", "--compatibility", "off"]
+
+
+def test_target_libc_and_checks_reach_the_launcher_but_interpreter_and_features_do_not():
+    args = ["--zig", "--target", "x86_64-unknown-linux-musl", "--compatibility", "musllinux_1_2"]
+    args += ["--interpreter", "python3.12", "--features", "x", "-j", "2", "--auditwheel=check"]
+    assert launcher_options(args) == [
+        "--target",
+        "x86_64-unknown-linux-musl",
+        "--auditwheel",
+        "check",
+        "--jobs",
+        "2",
+        "--compatibility",
+        "musllinux_1_2",
+        "--zig",
+        "--release",
+    ]
+
+
+def test_an_explicit_profile_or_manylinux_replaces_the_defaults():
+    assert launcher_options(["--profile", "dev", "--manylinux", "2_28"]) == ["--profile", "dev", "--manylinux", "2_28"]
+    assert launcher_options(["-r"]) == ["--release", "--compatibility", "off"]
