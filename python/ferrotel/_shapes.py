@@ -91,15 +91,15 @@ if not HAVE_SDK:
 
         @property
         def dropped_attributes(self):
-            return self.attributes.dropped
+            return getattr(self.attributes, "dropped", 0)
 
         @property
         def dropped_events(self):
-            return self.events.dropped
+            return getattr(self.events, "dropped", 0)
 
         @property
         def dropped_links(self):
-            return self.links.dropped
+            return getattr(self.links, "dropped", 0)
 
         def to_json(self, indent=4):
             def hex_id(value, width):
@@ -129,7 +129,12 @@ if not HAVE_SDK:
             )
 
 
+# Only a count of dropped entries needs the SDK's bounded containers: the SDK's objects read
+# a plain dict or list as "none dropped", and building a `BoundedAttributes` validates every
+# entry again, which the native side has already done.
 def _attributes(items, dropped):
+    if not dropped:
+        return items
     if HAVE_SDK:
         attributes = BoundedAttributes(maxlen=None, attributes=items, immutable=True)
         attributes.dropped = dropped
@@ -138,6 +143,8 @@ def _attributes(items, dropped):
 
 
 def _bounded(items, dropped):
+    if not dropped:
+        return items
     if HAVE_SDK:
         bounded = BoundedList.from_seq(None, items)
         bounded.dropped = dropped
@@ -153,9 +160,14 @@ def scope(name, version, schema_url, attributes):
     return InstrumentationScope(name, version, schema_url, attributes)
 
 
+_FLAGS = {flags: trace_api.TraceFlags(flags) for flags in (0, 1)}
+_UNSET = Status(StatusCode.UNSET)
+
+
 def span_context(trace_id, span_id, flags, trace_state, is_remote):
     state = trace_api.TraceState.from_header([trace_state]) if trace_state else trace_api.DEFAULT_TRACE_STATE
-    return trace_api.SpanContext(trace_id, span_id, is_remote, trace_api.TraceFlags(flags), state)
+    flags = _FLAGS.get(flags) or trace_api.TraceFlags(flags)
+    return trace_api.SpanContext(trace_id, span_id, is_remote, flags, state)
 
 
 def readable_span(fields, resource):
@@ -182,7 +194,7 @@ def readable_span(fields, resource):
         trace_api.Link(span_context(*l_context), _attributes(l_attrs, l_dropped))
         for l_context, l_attrs, l_dropped in links
     ]
-    status = Status(_STATUS[status_code], status_description or None)
+    status = _UNSET if not status_code else Status(_STATUS[status_code], status_description or None)
     arguments = (
         name,
         span_context(*context),

@@ -2,8 +2,11 @@
 //! only once a Python processor or exporter is in use), attributes as dicts, the resource
 //! and instrumentation scope as the upstream SDK's objects.
 
+use std::sync::{Arc, Mutex};
+
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::Scope;
+use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Attributes;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
@@ -31,10 +34,20 @@ pub(crate) fn resource<'py>(py: Python<'py>, resource: &Resource) -> PyResult<Bo
     module(py)?.call_method1("resource", (attributes, resource.schema_url.as_str()))
 }
 
+/// Scopes already shaped, by identity: a span or record names its tracer's scope, and making
+/// an `InstrumentationScope` per item would cost more than the rest of its shape. Holding
+/// the `Arc` keeps its address from being reused; a program that makes tracers without end
+/// starts over at the cap.
+static SCOPES: Mutex<Vec<(Arc<Scope>, Py<PyAny>)>> = Mutex::new(Vec::new());
+const SCOPES_CAP: usize = 256;
+
 /// The SDK's `InstrumentationScope` (or its look-alike) for `scope`.
-pub(crate) fn scope<'py>(py: Python<'py>, scope: &Scope) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn scope<'py>(py: Python<'py>, scope: &Arc<Scope>) -> PyResult<Bound<'py, PyAny>> {
+    if let Some((_, shaped)) = lock(&SCOPES).iter().find(|(known, _)| Arc::ptr_eq(known, scope)) {
+        return Ok(shaped.bind(py).clone());
+    }
     let attributes = attributes_dict(py, &scope.attributes)?;
-    module(py)?.call_method1(
+    let shaped = module(py)?.call_method1(
         "scope",
         (
             scope.name.as_str(),
@@ -42,5 +55,11 @@ pub(crate) fn scope<'py>(py: Python<'py>, scope: &Scope) -> PyResult<Bound<'py, 
             scope.schema_url.as_deref(),
             attributes,
         ),
-    )
+    )?;
+    let mut known = lock(&SCOPES);
+    if known.len() >= SCOPES_CAP {
+        known.clear();
+    }
+    known.push((scope.clone(), shaped.clone().unbind()));
+    Ok(shaped)
 }
