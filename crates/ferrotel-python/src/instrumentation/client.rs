@@ -126,14 +126,7 @@ impl ClientRequest {
     #[pyo3(signature = (status, headers=None, version=None))]
     fn response(&self, status: u16, headers: Option<&Bound<'_, PyAny>>, version: Option<u8>) {
         let Some(active) = &self.active else { return };
-        {
-            let mut facts = lock(&active.facts);
-            facts.status = Some(status);
-            facts.protocol_version = version.map(|v| match v % 10 {
-                0 => (v / 10).to_string(),
-                minor => format!("{}.{minor}", v / 10),
-            });
-        }
+        lock(&active.facts).responded(status, version);
         let (attrs, status) = semconv::client_response(status, settings().http_semconv);
         apply_response(active.span.get(), attrs, status);
         capture(

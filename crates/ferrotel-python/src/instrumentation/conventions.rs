@@ -191,14 +191,7 @@ impl ClientConventions {
         headers: Option<&Bound<'py, PyAny>>,
         version: Option<u8>,
     ) -> PyResult<(Bound<'py, PyDict>, bool)> {
-        {
-            let mut facts = lock(&self.facts);
-            facts.status = Some(status);
-            facts.protocol_version = version.map(|v| match v % 10 {
-                0 => (v / 10).to_string(),
-                minor => format!("{}.{minor}", v / 10),
-            });
-        }
+        lock(&self.facts).responded(status, version);
         let (attrs, code) = semconv::client_response(status, settings().http_semconv);
         let mut attributes = owned(attrs);
         attributes.extend(captured(

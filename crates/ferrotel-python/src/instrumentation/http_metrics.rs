@@ -69,6 +69,15 @@ pub(crate) struct ClientFacts {
 }
 
 impl ClientFacts {
+    /// The response's status and HTTP version, as Python's clients give it (10, 11, 20).
+    pub(crate) fn responded(&mut self, status: u16, version: Option<u8>) {
+        self.status = Some(status);
+        self.protocol_version = version.map(|v| match v % 10 {
+            0 => (v / 10).to_string(),
+            minor => format!("{}.{minor}", v / 10),
+        });
+    }
+
     pub(crate) fn attributes(&self) -> Vec<(String, Value)> {
         let mut attributes = vec![("http.request.method".into(), Value::Str(self.method.into()))];
         if !self.server_address.is_empty() {
