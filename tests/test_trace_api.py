@@ -129,6 +129,35 @@ def test_every_attribute_type_and_invalid_values(setup):
     }
 
 
+def test_start_attributes_convert_alike_on_the_plain_and_the_general_path(setup):
+    """A dict of built-in scalars is read on a fast path; anything else in it (a subclass, an
+    int past 64 bits, a lone surrogate, a list) sends the whole dict to the general path: the
+    span must not tell the two apart."""
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    tracer, memory, _ = setup()
+    plain = {"s": "x", "b": True, "i": -1, "big": 2**63 - 1, "f": -0.5, "t": "é✓"}
+    cases = {
+        "plain": plain,
+        "subclass": {**plain, "level": Level.HIGH},
+        "huge": {**plain, "huge": 2**64},
+        "surrogate": {**plain, "lone": "a\udc80b", "k\udc80": 1},
+        "list": {**plain, "l": [1, 2]},
+    }
+    for name, attributes in cases.items():
+        with tracer.start_as_current_span(name, attributes=attributes):
+            pass
+    spans = by_name(memory)
+    assert spans["plain"]["attributes"] == plain
+    assert spans["subclass"]["attributes"] == {**plain, "level": 3}
+    assert spans["huge"]["attributes"] == plain
+    assert spans["surrogate"]["attributes"] == {**plain, "lone": "a\ufffdb", "k\ufffd": 1}
+    assert spans["list"]["attributes"] == {**plain, "l": (1, 2)}
+
+
 def test_limits_come_from_configuration_and_drops_are_counted(setup):
     tracer, memory, _ = setup(
         otel_span_attribute_count_limit=2,

@@ -66,9 +66,29 @@ impl Attributes {
         }
     }
 
+    /// Sets every pair of `items`. A first set that fits the count limit and repeats no key
+    /// (a mapping's entries, the common case) is taken as it is, without a second vector.
+    pub fn extend(&mut self, mut items: Vec<(String, Value)>, count_limit: usize, length_limit: Option<usize>) {
+        if self.items.is_empty() && items.len() <= count_limit.min(16) && keys_distinct(&items) {
+            items.iter_mut().for_each(|(_, value)| value.limit_length(length_limit));
+            self.items = items;
+            return;
+        }
+        for (key, value) in items {
+            self.set(key, value, count_limit, length_limit);
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.items.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
+}
+
+fn keys_distinct(items: &[(String, Value)]) -> bool {
+    items
+        .iter()
+        .enumerate()
+        .all(|(i, (key, _))| items[..i].iter().all(|(earlier, _)| earlier != key))
 }
 
 #[cfg(test)]
@@ -87,6 +107,26 @@ mod tests {
             vec![("a".into(), Value::Int(9)), ("b".into(), Value::Int(2))]
         );
         assert_eq!(attrs.dropped, 1);
+    }
+
+    #[test]
+    fn extend_keeps_the_last_of_repeated_keys_and_applies_both_limits() {
+        let mut fresh = Attributes::default();
+        fresh.extend(
+            vec![("a".into(), Value::Str("long".into())), ("b".into(), Value::Int(2))],
+            8,
+            Some(2),
+        );
+        assert_eq!(
+            fresh.items,
+            vec![("a".into(), Value::Str("lo".into())), ("b".into(), Value::Int(2))]
+        );
+        let mut repeated = Attributes::default();
+        repeated.extend(vec![("a".into(), Value::Int(1)), ("a".into(), Value::Int(3))], 8, None);
+        assert_eq!(repeated.items, vec![("a".into(), Value::Int(3))]);
+        let mut over = Attributes::default();
+        over.extend((0..3).map(|i| (i.to_string(), Value::Int(i))).collect(), 2, None);
+        assert_eq!((over.items.len(), over.dropped), (2, 1));
     }
 
     #[test]

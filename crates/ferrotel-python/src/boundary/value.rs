@@ -189,7 +189,7 @@ pub(crate) fn attributes(obj: Option<&Bound<'_, PyAny>>) -> Vec<(String, Value)>
         return Vec::new();
     };
     if let Ok(dict) = obj.cast::<PyDict>() {
-        return dict.iter().filter_map(|(k, v)| pair(&k, &v)).collect();
+        return plain_dict(dict).unwrap_or_else(|| dict.iter().filter_map(|(k, v)| pair(&k, &v)).collect());
     }
     let Ok(items) = obj.call_method0("items").and_then(|items| items.try_iter()) else {
         note(obj.py(), Misuse::AttributeValue, || {
@@ -204,6 +204,65 @@ pub(crate) fn attributes(obj: Option<&Bound<'_, PyAny>>) -> Vec<(String, Value)>
             pair(&k, &v)
         })
         .collect()
+}
+
+/// The common case read at the least cost: an exact `dict` of exact `str` keys and exact
+/// `str`, `bool`, `int` (fitting 64 bits) or `float` values, walked with borrowed references.
+/// `None` as soon as anything else appears: the general path then converts (or drops and
+/// counts) the whole mapping.
+#[allow(unsafe_code)]
+fn plain_dict(dict: &Bound<'_, PyDict>) -> Option<Vec<(String, Value)>> {
+    use pyo3::ffi;
+    if !dict.is_exact_instance_of::<PyDict>() {
+        return None;
+    }
+    let mut pairs = Vec::with_capacity(dict.len());
+    let (mut position, mut key, mut value) = (0, std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: the GIL is held and nothing below runs Python code (exact built-in types only),
+    // so the dict cannot change while it is walked and its borrowed keys and values stay alive.
+    unsafe {
+        while ffi::PyDict_Next(dict.as_ptr(), &mut position, &mut key, &mut value) != 0 {
+            pairs.push((plain_text(key)?, plain_scalar(value)?));
+        }
+    }
+    Some(pairs)
+}
+
+/// An exact `str` as UTF-8 (`None` for anything else, or text UTF-8 cannot hold).
+#[allow(unsafe_code)]
+unsafe fn plain_text(obj: *mut pyo3::ffi::PyObject) -> Option<String> {
+    use pyo3::ffi;
+    if ffi::PyUnicode_CheckExact(obj) == 0 {
+        return None;
+    }
+    let mut size = 0;
+    let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
+    if data.is_null() {
+        ffi::PyErr_Clear(); // lone surrogates: the general path replaces them
+        return None;
+    }
+    let bytes = std::slice::from_raw_parts(data.cast::<u8>(), usize::try_from(size).ok()?);
+    // CPython hands out valid UTF-8 only.
+    Some(std::str::from_utf8_unchecked(bytes).to_owned())
+}
+
+#[allow(unsafe_code)]
+unsafe fn plain_scalar(obj: *mut pyo3::ffi::PyObject) -> Option<Value> {
+    use pyo3::ffi;
+    let kind = ffi::Py_TYPE(obj);
+    if kind == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+        plain_text(obj).map(Value::Str)
+    } else if kind == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+        let mut overflow = 0;
+        let n = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+        (overflow == 0).then_some(Value::Int(n))
+    } else if kind == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+        Some(Value::Double(ffi::PyFloat_AS_DOUBLE(obj)))
+    } else if kind == std::ptr::addr_of_mut!(ffi::PyBool_Type) {
+        Some(Value::Bool(obj == ffi::Py_True()))
+    } else {
+        None
+    }
 }
 
 /// Back to Python, for in-memory exporters and inspection.

@@ -38,8 +38,9 @@ pub(crate) struct SpanParts {
     pub(crate) kind: SpanKind,
     /// The trace state carried over from the parent, if it had one.
     pub(crate) trace_state: Option<TraceState>,
-    /// `None` for a non-recording span.
-    pub(crate) record: Option<SpanData>,
+    /// `None` for a non-recording span. Boxed: the record moves from start to export
+    /// several times, as a pointer rather than a few hundred bytes.
+    pub(crate) record: Option<Box<SpanData>>,
     pub(crate) core: Option<Arc<TraceCore>>,
     pub(crate) on_exception: OnException,
 }
@@ -52,7 +53,7 @@ pub(crate) struct Span {
     pub(crate) kind: SpanKind,
     pub(crate) trace_state: Option<TraceState>,
     /// `None` once ended, or from the start for a non-recording span.
-    pub(crate) record: Mutex<Option<SpanData>>,
+    pub(crate) record: Mutex<Option<Box<SpanData>>>,
     core: Option<Arc<TraceCore>>,
     on_exception: OnException,
     span_context: PyOnceLock<Py<PyAny>>,
@@ -104,7 +105,7 @@ impl Span {
         let taken = lock(&self.record).take();
         if let (Some(mut data), Some(core)) = (taken, &self.core) {
             data.end_ns = end_ns.unwrap_or_else(ferrotel_sdk::now_ns).max(data.start_ns);
-            core.on_end(py, data);
+            core.on_end(py, *data);
         }
     }
 

@@ -81,7 +81,7 @@ pub(crate) fn create(
     });
     let record = recording.then(|| {
         let limits = &core.limits;
-        let mut data = SpanData {
+        let mut data = Box::new(SpanData {
             trace_id,
             span_id,
             parent_span_id: parent.as_ref().map(|p| p.ids.span_id),
@@ -99,10 +99,10 @@ pub(crate) fn create(
             dropped_links: 0,
             status: Status::default(),
             scope: scope.clone(),
-        };
-        for (k, v) in new.attributes.into_iter().chain(verdict.attributes) {
-            data.set_attribute(k, v, limits);
-        }
+        });
+        let (count, length) = (limits.attribute_count, limits.attribute_value_length);
+        data.attributes.extend(new.attributes, count, length);
+        data.attributes.extend(verdict.attributes, count, length);
         for link in new.links {
             data.add_link(link, limits);
         }
@@ -164,10 +164,10 @@ fn links_of(py: Python<'_>, given: Option<&Bound<'_, PyAny>>) -> Vec<Link> {
 }
 
 /// The arguments of `start_span` / `start_as_current_span`, kept by a scope so its
-/// decorator form can start a fresh span per call. Attributes and links stay Python
+/// decorator form can start a fresh span per call. The name, attributes and links stay Python
 /// objects until a span starts: converting them is the start's work, done once per span.
 struct SpanArgs {
-    name: String,
+    name: Py<PyAny>,
     context: Option<Py<PyAny>>,
     kind: SpanKind,
     attributes: Option<Py<PyAny>>,
@@ -189,7 +189,7 @@ impl SpanArgs {
     ) -> SpanArgs {
         let kept = |obj: Option<&Bound<'_, PyAny>>| obj.filter(|o| !o.is_none()).map(|o| o.clone().unbind());
         SpanArgs {
-            name: name_of(name),
+            name: name.clone().unbind(),
             context: kept(context),
             kind: kind_of(kind),
             attributes: kept(attributes),
@@ -201,7 +201,7 @@ impl SpanArgs {
 
     fn clone_ref(&self, py: Python<'_>) -> SpanArgs {
         SpanArgs {
-            name: self.name.clone(),
+            name: self.name.clone_ref(py),
             context: self.context.as_ref().map(|c| c.clone_ref(py)),
             kind: self.kind,
             attributes: self.attributes.as_ref().map(|a| a.clone_ref(py)),
@@ -215,7 +215,7 @@ impl SpanArgs {
         let context = self.context.as_ref().map(|c| c.bind(py));
         let parent = parent_in(py, context)?;
         let new = NewSpan {
-            name: self.name.clone(),
+            name: name_of(self.name.bind(py)),
             kind: self.kind,
             attributes: value::attributes(self.attributes.as_ref().map(|a| a.bind(py))),
             links: links_of(py, self.links.as_ref().map(|l| l.bind(py))),
