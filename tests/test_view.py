@@ -9,6 +9,7 @@ import signal
 import socket
 import urllib.error
 import urllib.request
+import zlib
 
 import pytest
 from support.processes import FERROTEL, clean_env, free_port, instrument, run
@@ -78,10 +79,13 @@ def assert_trace_as_sent(viewer, trace_id, root_id, service):
     [
         ("grpc", "none"),
         ("grpc", "gzip"),
+        ("grpc", "deflate"),
         ("http/protobuf", "none"),
         ("http/protobuf", "gzip"),
+        ("http/protobuf", "deflate"),
         ("http/json", "none"),
         ("http/json", "gzip"),
+        ("http/json", "deflate"),
     ],
 )
 def test_ferrotel_exporter_traces_come_back_as_sent(viewer, tmp, protocol, compression):
@@ -142,6 +146,9 @@ def test_bad_input_is_refused_and_changes_nothing(viewer, tmp):
     assert viewer.post(b"\0" * (17 << 20), "application/x-protobuf")[0] == 413
     bomb = gzip.compress(b"\0" * (17 << 20))
     assert viewer.post(bomb, "application/x-protobuf", "gzip")[0] == 400
+    assert viewer.post(zlib.compress(b"\0" * (17 << 20)), "application/x-protobuf", "deflate")[0] == 400
+    status, body = viewer.post(b"{}", "application/json", "br")
+    assert status == 415 and "unsupported content encoding" in json.loads(body)["message"]
     bad_ids = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "abcd", "spanId": "00", "name": "x"}]}]}]}
     status, body = viewer.post(json.dumps(bad_ids).encode(), "application/json")
     assert status == 200 and json.loads(body)["partialSuccess"]["rejectedSpans"] == 1

@@ -1,5 +1,5 @@
 //! `ferrotel view`: a local OTLP receiver for traces, metrics and logs (gRPC, and HTTP with
-//! protobuf or JSON, optionally gzip) that keeps them in bounded in-memory stores, optionally
+//! protobuf or JSON, optionally gzip or deflate) that keeps them in bounded in-memory stores, optionally
 //! journaled to a SQLite file, and serves a web UI and a Jaeger-compatible query API.
 //!
 //! `server` binds the listeners and starts everything; `viewer` is the state they share;

@@ -222,7 +222,9 @@ fn print_instructions(options: &Options, grpc: &TcpListener, otlp: &TcpListener,
     let token_query = if options.token.is_some() { "?token=<token>" } else { "" };
     println!("  web UI:     http://{ui}/{token_query}");
     println!("  query API:  http://{ui}/api/traces?service=NAME");
-    println!("  OTLP/HTTP:  http://{otlp}/v1/traces, /v1/metrics, /v1/logs (protobuf or JSON, gzip accepted)");
+    println!(
+        "  OTLP/HTTP:  http://{otlp}/v1/traces, /v1/metrics, /v1/logs (protobuf or JSON, gzip or deflate accepted)"
+    );
     println!("  OTLP/gRPC:  http://{grpc}");
     println!("Point an app at it:");
     println!("  OTEL_EXPORTER_OTLP_ENDPOINT=http://{otlp} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf ferrotel instrument -- python app.py");

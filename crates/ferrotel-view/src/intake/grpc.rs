@@ -155,6 +155,7 @@ where
             let limit = intake.viewer.max_body_bytes;
             let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
                 .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Deflate)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit);
             Ok(grpc.unary(Export(intake), request).await)

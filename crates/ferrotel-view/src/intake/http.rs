@@ -1,4 +1,4 @@
-//! OTLP/HTTP intake: `POST /v1/{traces,metrics,logs}`, protobuf or JSON, optionally gzip,
+//! OTLP/HTTP intake: `POST /v1/{traces,metrics,logs}`, protobuf or JSON, optionally gzip or deflate,
 //! bodies bounded before and after decompression; errors answered as google.rpc.Status.
 
 use std::io::Read;
@@ -53,17 +53,34 @@ async fn receive<S: Signal>(State(viewer): State<Arc<Viewer>>, headers: HeaderMa
             return (StatusCode::UNSUPPORTED_MEDIA_TYPE, message).into_response();
         }
     };
-    let gzipped = headers
+    let coding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    let body = if gzipped {
-        match gunzip_bounded(&body, viewer.max_body_bytes) {
-            Ok(plain) => Bytes::from(plain),
-            Err(message) => return bad_request(encoding, &message),
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let inflated = match coding.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" => inflate_bounded(flate2::read::GzDecoder::new(&body[..]), "gzip", viewer.max_body_bytes),
+        // HTTP's `deflate` is the zlib format, as OTLP exporters send it.
+        "deflate" => inflate_bounded(
+            flate2::read::ZlibDecoder::new(&body[..]),
+            "deflate",
+            viewer.max_body_bytes,
+        ),
+        other => {
+            let message = format!("unsupported content encoding {other:?}; send gzip, deflate or none");
+            return rpc_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                RPC_INVALID_ARGUMENT,
+                encoding,
+                &message,
+            );
         }
-    } else {
-        body
+    };
+    let body = match inflated {
+        Ok(body) => body,
+        Err(message) => return bad_request(encoding, &message),
     };
     let request = match encoding {
         Encoding::Protobuf => S::decode(body).map_err(|e| e.to_string()),
@@ -131,14 +148,14 @@ struct RpcStatus {
     message: String,
 }
 
-fn gunzip_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+fn inflate_bounded(decoder: impl Read, coding: &str, limit: usize) -> Result<Bytes, String> {
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(body)
+    decoder
         .take(limit as u64 + 1)
         .read_to_end(&mut plain)
-        .map_err(|e| format!("body is not valid gzip: {e}"))?;
+        .map_err(|e| format!("body is not valid {coding}: {e}"))?;
     if plain.len() > limit {
         return Err(format!("decompressed body exceeds the {limit}-byte limit"));
     }
-    Ok(plain)
+    Ok(Bytes::from(plain))
 }
