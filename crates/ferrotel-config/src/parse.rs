@@ -526,8 +526,13 @@ impl Reader<'_> {
                 .or(attribute_value_length),
             event_count: self.count("OTEL_SPAN_EVENT_COUNT_LIMIT"),
             link_count: self.count("OTEL_SPAN_LINK_COUNT_LIMIT"),
-            event_attribute_count: self.count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
-            link_attribute_count: self.count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"),
+            // Events and links fall back to the general limit too, as upstream's do.
+            event_attribute_count: self
+                .opt_count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT")
+                .unwrap_or(attribute_count),
+            link_attribute_count: self
+                .opt_count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT")
+                .unwrap_or(attribute_count),
         };
         let log_record_limits = LogRecordLimits {
             attribute_count: self

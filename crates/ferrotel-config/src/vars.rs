@@ -220,8 +220,8 @@ const GENERAL: &[Var] = &[
     var!(
         "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS",
         Kind::List,
-        "otel,process,os,host",
-        "resource detectors to run: otel (the environment), process, os, host; otel alone turns the others off"
+        "",
+        "resource detectors, in order: service_instance, otel, process, os, host, process_command_args, entry points, * (all but the command line); unset: service_instance,process,os,host,otel"
     ),
     var!(
         "OTEL_PROPAGATORS",
