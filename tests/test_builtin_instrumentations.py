@@ -105,7 +105,8 @@ LOGS = textwrap.dedent(
 
 def test_log_records_carry_the_current_trace(tmp):
     (tmp / "app.py").write_text(LOGS)
-    result = instrument("--traces_exporter", "console", "--service_name", "billing", PYTHON, "app.py", cwd=tmp)
+    flags = ["--traces_exporter", "console", "--logs_exporter", "none", "--service_name", "billing"]
+    result = instrument(*flags, PYTHON, "app.py", cwd=tmp)
     assert result.returncode == 0, result.stderr
     (span,) = console_spans(result.stdout)
     lines = result.stderr.splitlines()
@@ -122,7 +123,8 @@ def test_log_correlation_sets_the_root_format(tmp):
         """
     )
     (tmp / "app.py").write_text(code)
-    flags = ["--traces_exporter", "console", "--service_name", "svc", "--log_correlation", "true"]
+    flags = ["--traces_exporter", "console", "--logs_exporter", "none", "--service_name", "svc"]
+    flags += ["--log_correlation", "true"]
     result = instrument(*flags, PYTHON, "app.py", cwd=tmp)
     (span,) = console_spans(result.stdout)
     assert (

@@ -46,8 +46,11 @@ def comparable(record):
 
 
 def send_with_ferrotel(viewer, tmp, protocol, service, source=APP, **extra):
+    """Runs `source` under ferrotel; the deprecated switch is on unless `extra` sets it to
+    None (left unset, the default)."""
     switch = {"OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true"}
-    return run_ferrotel(viewer, tmp, source, protocol, OTEL_SERVICE_NAME=service, **{**switch, **extra})
+    env = {k: v for k, v in {**switch, **extra}.items() if v is not None}
+    return run_ferrotel(viewer, tmp, source, protocol, OTEL_SERVICE_NAME=service, **env)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf", "http/json"])
@@ -85,9 +88,171 @@ def test_logging_records_arrive_as_upstream_sends_them(viewer, tmp, protocol):
     assert len(theirs) == 2
 
 
-def test_without_the_switch_logging_is_left_alone(viewer, tmp):
-    send_with_ferrotel(viewer, tmp, "http/protobuf", "quiet", OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="false")
+def test_the_instrumentation_switch_turns_export_off(viewer, tmp):
+    send_with_ferrotel(
+        viewer,
+        tmp,
+        "http/protobuf",
+        "quiet",
+        OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="false",
+        OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION="false",
+    )
     assert viewer.get("/api/logs?service=quiet")["data"] == []
+
+
+# A seed-style service: a Flask /ping route that logs, pinged once after each way the
+# standard library reconfigures logging. The app's own console output must go on as well.
+PING_APP = """
+import logging, logging.config, os, sys, tempfile
+from flask import Flask
+
+app = Flask(__name__)
+log = logging.getLogger("pinger")
+
+@app.route("/ping/<int:round>")
+def ping(round):
+    log.info("ping received", extra={"round": round})
+    return "pong"
+
+client = app.test_client()
+console = {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"}
+plain = {"format": "console: %(message)s"}
+
+logging.basicConfig(level=logging.INFO, format="console: %(message)s", stream=sys.stdout)
+client.get("/ping/1")
+logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "formatters": {"plain": plain},
+                           "handlers": {"console": console}, "root": {"level": "INFO", "handlers": ["console"]}})
+client.get("/ping/2")
+ini = os.path.join(tempfile.mkdtemp(), "logging.ini")
+with open(ini, "w") as f:
+    f.write('''[loggers]
+keys=root
+[handlers]
+keys=console
+[formatters]
+keys=plain
+[logger_root]
+level=INFO
+handlers=console
+[handler_console]
+class=StreamHandler
+formatter=plain
+args=(sys.stdout,)
+[formatter_plain]
+format=console: %(message)s
+''')
+logging.config.fileConfig(ini, disable_existing_loggers=False)
+client.get("/ping/3")
+logging.basicConfig(level=logging.INFO, format="console: %(message)s", stream=sys.stdout, force=True)
+client.get("/ping/4")
+logging.basicConfig(level=logging.DEBUG)  # the root has handlers: does nothing, as without ferrotel
+client.get("/ping/5")
+if os.environ.get("OWN_HANDLER"):
+    # A configuration that names the handler itself: still one record per ping.
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "formatters": {"plain": plain},
+                               "handlers": {"console": console, "otel": {"class": os.environ["OWN_HANDLER"]}},
+                               "root": {"level": "INFO", "handlers": ["console", "otel"]}})
+    client.get("/ping/6")
+print("handlers:", len(logging.getLogger().handlers))
+"""
+
+
+def pings(viewer, service):
+    found = [r for r in records(viewer, service) if r["body"] == "ping received"]
+    return sorted(r["attributes"]["round"] for r in found), found
+
+
+def test_records_arrive_by_default_and_survive_every_reconfiguration(viewer, tmp):
+    result = send_with_ferrotel(
+        viewer,
+        tmp,
+        "http/protobuf",
+        "pinger",
+        source=PING_APP,
+        OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=None,
+        OWN_HANDLER="ferrotel.logs.LoggingHandler",
+    )
+    rounds, found = pings(viewer, "pinger")
+    assert rounds == [1, 2, 3, 4, 5, 6]
+    # Linked to the Flask request's span; no code.* attributes unless asked for.
+    assert all(r["traceID"] and r["spanID"] for r in found)
+    assert all(set(r["attributes"]) == {"round"} for r in found)
+    # The app's own console handler printed each ping once: its configuration was honoured.
+    assert result.stdout.count("console: ping received") == 6, result.stdout
+    assert "handlers: 2" in result.stdout
+
+
+def test_upstream_keeps_its_handler_the_same_way(viewer, tmp):
+    run_upstream(
+        viewer,
+        tmp,
+        PING_APP,
+        "http/protobuf",
+        OTEL_SERVICE_NAME="upstream-pinger",
+        OTEL_LOGS_EXPORTER="otlp",
+    )
+    assert pings(viewer, "upstream-pinger")[0] == [1, 2, 3, 4, 5]
+
+
+EXTRAS_APP = """
+import logging
+
+class Order:
+    def __repr__(self):
+        return "Order(7)"
+
+class Opaque:
+    pass
+
+log = logging.getLogger("extras")
+log.warning("with extras", extra={"order": Order(), "opaque": Opaque(), "when": 1.5, "tags": ["a", "b"], "none": None})
+log.critical("on fire", extra={"otel.event.name": "fire.started"})
+"""
+
+
+def test_default_records_match_upstream(viewer, tmp):
+    send_with_ferrotel(
+        viewer,
+        tmp,
+        "http/protobuf",
+        "ferrotel-extras",
+        source=EXTRAS_APP,
+        OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=None,
+    )
+    run_upstream(
+        viewer, tmp, EXTRAS_APP, "http/protobuf", OTEL_SERVICE_NAME="upstream-extras", OTEL_LOGS_EXPORTER="otlp"
+    )
+    ours, theirs = records(viewer, "ferrotel-extras"), records(viewer, "upstream-extras")
+    assert [comparable(r) for r in ours] == [comparable(r) for r in theirs]
+    extras, fire = ours
+    assert (extras["attributes"]["order"], extras["attributes"]["opaque"]) == ("Order(7)", None)
+    assert (fire["severityText"], fire["eventName"]) == ("FATAL", "fire.started")
+
+
+def test_code_attributes_and_handler_level(viewer, tmp):
+    source = """
+import logging
+logging.getLogger().setLevel(logging.INFO)
+logging.getLogger("lvl").info("too low")
+logging.getLogger("lvl").error("kept")
+"""
+    send_with_ferrotel(
+        viewer,
+        tmp,
+        "http/protobuf",
+        "levels",
+        source=source,
+        OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=None,
+        OTEL_PYTHON_LOG_CODE_ATTRIBUTES="true",
+        OTEL_PYTHON_LOG_HANDLER_LEVEL="Warning",
+    )
+    [kept] = records(viewer, "levels")
+    assert kept["body"] == "kept"
+    assert kept["attributes"] == {
+        "code.file.path": str(tmp / "app.py"),
+        "code.function.name": "<module>",
+        "code.line.number": 5,
+    }
 
 
 API_APP = """

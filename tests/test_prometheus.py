@@ -132,7 +132,7 @@ def test_names_labels_and_values_are_upstreams(open_sdk_python, tmp):
     assert ours.endswith("# sdk imported: False\n"), "the native endpoint never imports the SDK"
 
     theirs, ours, through_their_reader = families(theirs), families(ours), families(through_their_reader)
-    # The resource differs by who made it (SDK name and version, upstream's random
+    # The resource differs by who made it (SDK name and version, each process's random
     # service.instance.id); every other family must be the same, line for line.
     target = {n: (ours.pop(n), theirs.pop(n), through_their_reader.pop(n)) for n in ["target_info"]}
     assert ours == theirs
@@ -144,8 +144,9 @@ def test_names_labels_and_values_are_upstreams(open_sdk_python, tmp):
         "telemetry_sdk_language": "python",
         "telemetry_sdk_name": "ferrotel",
         "telemetry_sdk_version": labels(ours_target)["telemetry_sdk_version"],
+        "service_instance_id": labels(ours_target)["service_instance_id"],
     }
-    assert set(labels(theirs_target)) == set(labels(ours_target)) | {"service_instance_id"}
+    assert set(labels(theirs_target)) == set(labels(ours_target))
 
     # What they agree on is what the compatibility rules say, not a shared mistake.
     scope = {

@@ -110,6 +110,28 @@ def test_inject_uses_the_current_span_from_ferrotels_sdk():
     assert nothing == {}
 
 
+def test_a_child_keeps_the_current_grammar_tracestate_and_the_random_flag():
+    from ferrotel.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("t")
+    propagator = TraceContextTextMapPropagator()
+    state = "foo@@bar=1,foo=1,foo=1,1@v=x"
+    incoming = {"traceparent": TRACEPARENT[:-2] + "03", "tracestate": state}
+    with tracer.start_as_current_span("server", context=propagator.extract(incoming)) as span:
+        carrier = {}
+        propagator.inject(carrier)
+    assert carrier == {
+        "traceparent": f"00-{TRACE_ID:032x}-{span.get_span_context().span_id:016x}-03",
+        "tracestate": state,
+    }
+    # A trace started here keeps Level 1 flags: ferrotel does not set random-trace-id on its own
+    # traces (upstream 1.45.1 does).
+    with tracer.start_as_current_span("root"):
+        carrier = {}
+        propagator.inject(carrier)
+    assert carrier["traceparent"].endswith("-01")
+
+
 class ListHeaders(Getter, Setter):
     """A non-dict carrier: a list of (name, value) pairs, matched case-insensitively."""
 

@@ -214,8 +214,9 @@ def builtin_requirements(name: str) -> list[str]:
 def prometheus_wanted() -> bool:
     """Whether OTEL_METRICS_EXPORTER names prometheus (and the SDK is not disabled)."""
 
-def logging_handler_wanted() -> bool:
-    """OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED with some OTEL_LOGS_EXPORTER, SDK on."""
+def logging_handler() -> tuple[str, bool, int] | None:
+    """(who attaches it: "configurator" or "instrumentation", code attributes, level) of the
+    root logger's handler, or None when none is wanted."""
 
 @final
 class Logger:
@@ -247,7 +248,7 @@ class LoggerProvider:
         schema_url: str | None = None,
         attributes: Mapping[str, Any] | None = None,
     ) -> Logger: ...
-    def _emit_logging_record(self, record: Any) -> None: ...
+    def _emit_logging_record(self, record: Any, code_attributes: bool = False) -> None: ...
     def add_log_record_processor(self, processor: Any) -> None:
         """Any object with the SDK's LogRecordProcessor methods (on_emit, force_flush, shutdown)."""
     def force_flush(self, timeout_millis: float = 30000.0) -> bool: ...

@@ -14,3 +14,8 @@ def load(group, name):
             return entry_point.load()
     installed = ", ".join(sorted({ep.name for ep in found})) or "none"
     raise LookupError(f"no {group} entry point named {name!r} is installed (installed: {installed})")
+
+
+def names(group):
+    """The names of the installed entry points of `group`."""
+    return sorted({entry_point.name for entry_point in entry_points(group=group)})

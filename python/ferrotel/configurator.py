@@ -6,9 +6,10 @@ every process, including those that never trace. Instead, the moment
 TracerProvider, configured from the environment, is installed as the global one; the same
 for `opentelemetry.propagate` and ferrotel's propagator for OTEL_PROPAGATORS, for
 `opentelemetry.metrics` and ferrotel's MeterProvider, and for `opentelemetry._logs` and
-ferrotel's LoggerProvider. With
-OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true, the root logger gets ferrotel's
-LoggingHandler once `logging` is imported (which needs no API import at all).
+ferrotel's LoggerProvider. `logging` records are exported by default through the logging
+instrumentation's handler; with the deprecated
+OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true, the configurator attaches it instead,
+as upstream's SDK does, once `logging` is imported (which needs no API import at all).
 """
 
 from ferrotel import _loader, _native
@@ -60,10 +61,19 @@ def install_logger_provider():
     _logs.set_logger_provider(logs.get_logger_provider())
 
 
-def install_logging_handler():
+def install_deprecated_logging_handler():
+    import warnings
+
     from ferrotel import logs
 
-    logs.attach_to_root_logger()
+    # Upstream's SDK warns in the same category (hidden unless the app shows them).
+    warnings.warn(
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED is deprecated: logging records are "
+        "exported by default (OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION=false turns that off)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    logs.attach_to_root_logger(log_code_attributes=True)
 
 
 class Configurator:
@@ -81,5 +91,6 @@ class Configurator:
             from ferrotel import metrics
 
             metrics.get_meter_provider()
-        if _native.logging_handler_wanted():
-            _loader.when_imported("logging", install_logging_handler)
+        handler = _native.logging_handler()
+        if handler is not None and handler[0] == "configurator":
+            _loader.when_imported("logging", install_deprecated_logging_handler)

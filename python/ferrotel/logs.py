@@ -6,9 +6,11 @@ OTEL_LOGS_EXPORTER on its own thread. `LoggerProvider` also serves the Logs API.
 Importing this module does not import the opentelemetry-api.
 """
 
+import functools
 import logging
+import sys
 
-from ferrotel import _lifecycle, _native  # noqa: F401 (_lifecycle: exit and fork)
+from ferrotel import _lifecycle, _loader, _native  # noqa: F401 (_lifecycle: exit and fork)
 
 LoggerProvider = _native.LoggerProvider
 Logger = _native.Logger
@@ -28,12 +30,14 @@ def get_logger_provider():
 
 
 class LoggingHandler(logging.Handler):
-    """Exports the records it handles as OpenTelemetry log records."""
+    """Exports the records it handles as OpenTelemetry log records, with `code.*` attributes
+    when `log_code_attributes`."""
 
-    def __init__(self, level=logging.NOTSET, logger_provider=None):
+    def __init__(self, level=logging.NOTSET, logger_provider=None, log_code_attributes=False):
         super().__init__(level)
         self._provider = logger_provider or get_logger_provider()
         self._emit = self._provider._emit_logging_record
+        self._code_attributes = log_code_attributes
 
     def handle(self, record):
         # logging.Handler.handle serialises emits with a lock; the native side is thread-safe,
@@ -45,7 +49,7 @@ class LoggingHandler(logging.Handler):
 
     def emit(self, record):
         try:
-            self._emit(record)
+            self._emit(record, self._code_attributes)
         except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
             self.handleError(record)
 
@@ -53,12 +57,75 @@ class LoggingHandler(logging.Handler):
         self._provider.force_flush(_FLUSH_MILLIS)
 
 
-def attach_to_root_logger():
+# The handler ferrotel put on the root logger; the stdlib's configuration functions put it
+# back after they replace the root's handlers.
+_attached = None
+
+
+def attach_to_root_logger(log_code_attributes=False, level=logging.NOTSET):
     """Adds a LoggingHandler to the root logger unless one is there already (a second
-    configure, or the app's own), so no record is exported twice."""
+    configure, or the app's own), so no record is exported twice. It stays there through
+    `basicConfig(force=True)`, `logging.config.dictConfig` and `fileConfig`."""
+    global _attached
     root = logging.getLogger()
-    if any(isinstance(h, LoggingHandler) for h in root.handlers):
-        return
+    if _ours_on(root):
+        return None
     provider = get_logger_provider()
-    if provider.exporting:
-        root.addHandler(LoggingHandler(logger_provider=provider))
+    if not provider.exporting:
+        return None
+    _attached = LoggingHandler(level, provider, log_code_attributes)
+    root.addHandler(_attached)
+    _keep_through_reconfiguration()
+    return _attached
+
+
+def detach_from_root_logger(handler):
+    """Removes `handler` (one attach_to_root_logger returned) from the root logger."""
+    global _attached
+    logging.getLogger().removeHandler(handler)
+    if _attached is handler:
+        _attached = None
+
+
+def _ours_on(logger):
+    return any(isinstance(h, LoggingHandler) for h in logger.handlers)
+
+
+def _keeping(configure):
+    """`configure` (a stdlib logging configuration function) run without ferrotel's handler
+    on the root logger, which it would otherwise drop (and `basicConfig` would see as a reason
+    to do nothing), then with it again. Costs nothing per record."""
+
+    @functools.wraps(configure)
+    def reconfigure(*args, **kwargs):
+        handler, root = _attached, logging.getLogger()
+        present = handler is not None and handler in root.handlers
+        if present:
+            root.removeHandler(handler)
+        try:
+            return configure(*args, **kwargs)
+        finally:
+            # The new configuration may name a LoggingHandler of its own: never two.
+            if present and not _ours_on(root):
+                root.addHandler(handler)
+
+    reconfigure._ferrotel_keeps_handler = True
+    return reconfigure
+
+
+def _keep_through_reconfiguration():
+    if not getattr(logging.basicConfig, "_ferrotel_keeps_handler", False):
+        logging.basicConfig = _keeping(logging.basicConfig)
+    # logging.config is wrapped when (and if) the app imports it: importing it here would
+    # cost every process its imports (socketserver, queue...).
+    _loader.when_imported("logging.config", _wrap_logging_config)
+
+
+def _wrap_logging_config():
+    # From sys.modules: this runs as soon as the module has executed, before `logging.config`
+    # is bound on its package.
+    config = sys.modules["logging.config"]
+    for name in ("dictConfig", "fileConfig"):
+        configure = getattr(config, name)
+        if not getattr(configure, "_ferrotel_keeps_handler", False):
+            setattr(config, name, _keeping(configure))

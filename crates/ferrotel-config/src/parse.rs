@@ -238,8 +238,13 @@ pub struct PythonConfig {
     pub log_correlation: bool,
     pub log_format: Option<String>,
     pub log_level: &'static str,
+    /// The deprecated `OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED`.
     pub logging_auto_instrumentation: bool,
+    /// `OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION`: the logging instrumentation attaches the handler.
+    pub log_auto_instrumentation: bool,
     pub log_code_attributes: bool,
+    /// `OTEL_PYTHON_LOG_HANDLER_LEVEL` as a `logging` level number.
+    pub log_handler_level: i32,
     pub django_instrument: bool,
 }
 
@@ -521,8 +526,13 @@ impl Reader<'_> {
                 .or(attribute_value_length),
             event_count: self.count("OTEL_SPAN_EVENT_COUNT_LIMIT"),
             link_count: self.count("OTEL_SPAN_LINK_COUNT_LIMIT"),
-            event_attribute_count: self.count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
-            link_attribute_count: self.count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"),
+            // Events and links fall back to the general limit too, as upstream's do.
+            event_attribute_count: self
+                .opt_count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT")
+                .unwrap_or(attribute_count),
+            link_attribute_count: self
+                .opt_count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT")
+                .unwrap_or(attribute_count),
         };
         let log_record_limits = LogRecordLimits {
             attribute_count: self
@@ -877,7 +887,16 @@ impl Reader<'_> {
             log_format: self.text("OTEL_PYTHON_LOG_FORMAT"),
             log_level: self.choice("OTEL_PYTHON_LOG_LEVEL"),
             logging_auto_instrumentation: self.bool("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"),
+            log_auto_instrumentation: self.bool("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION"),
             log_code_attributes: self.bool("OTEL_PYTHON_LOG_CODE_ATTRIBUTES"),
+            log_handler_level: match self.choice("OTEL_PYTHON_LOG_HANDLER_LEVEL") {
+                "debug" => 10,
+                "info" => 20,
+                "warn" | "warning" => 30,
+                "error" => 40,
+                "critical" | "fatal" => 50,
+                _ => 0,
+            },
             django_instrument: self.bool("OTEL_PYTHON_DJANGO_INSTRUMENT"),
         }
     }

@@ -74,6 +74,10 @@ pub const EXEMPLAR_FILTERS: &[&str] = &["trace_based", "always_on", "always_off"
 pub const TEMPORALITIES: &[&str] = &["cumulative", "delta", "lowmemory"];
 pub const HISTOGRAM_AGGREGATIONS: &[&str] = &["explicit_bucket_histogram", "base2_exponential_bucket_histogram"];
 pub const PYTHON_LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error"];
+/// `logging`'s own level names, as upstream's handler level variable accepts them.
+pub const HANDLER_LEVELS: &[&str] = &[
+    "notset", "debug", "info", "warn", "warning", "error", "critical", "fatal",
+];
 
 macro_rules! var {
     ($name:expr, $kind:expr, $default:expr, $help:expr) => {
@@ -216,8 +220,8 @@ const GENERAL: &[Var] = &[
     var!(
         "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS",
         Kind::List,
-        "otel,process,os,host",
-        "resource detectors to run: otel (the environment), process, os, host; otel alone turns the others off"
+        "",
+        "resource detectors, in order: service_instance, otel, process, os, host, process_command_args, entry points, * (all but the command line); unset: service_instance,process,os,host,otel"
     ),
     var!(
         "OTEL_PROPAGATORS",
@@ -607,13 +611,25 @@ const PYTHON: &[Var] = &[
         "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED",
         Kind::Bool,
         "false",
-        "export Python logging records as OTLP logs"
+        "deprecated (as upstream): true attaches the SDK-style handler at start-up, code.* attributes always on"
+    ),
+    var!(
+        "OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION",
+        Kind::Bool,
+        "true",
+        "the logging instrumentation exports Python logging records as OTLP logs"
     ),
     var!(
         "OTEL_PYTHON_LOG_CODE_ATTRIBUTES",
         Kind::Bool,
         "false",
         "add code.* attributes (file, function, line) to exported log records"
+    ),
+    var!(
+        "OTEL_PYTHON_LOG_HANDLER_LEVEL",
+        Kind::Choice(HANDLER_LEVELS),
+        "notset",
+        "lowest level of the logging records exported: notset, debug, info, warn(ing), error, critical"
     ),
 ];
 

@@ -33,9 +33,19 @@ pub fn parse(value: &str) -> Option<(u128, u64, u8)> {
     (trace_id != 0 && span_id != 0).then_some((trace_id, span_id, flags))
 }
 
-/// The version-00 header for a context; only the sampled flag is propagated as set.
+/// The `sampled` trace flag.
+pub const SAMPLED: u8 = 0x01;
+/// Trace Context Level 2's `random-trace-id` flag: the trace id's right 7 bytes are random.
+/// A property of the trace, so a span inherits it from its parent.
+pub const RANDOM_TRACE_ID: u8 = 0x02;
+
+/// The version-00 header for a context; the flags this version defines are propagated as
+/// set (sampled, random-trace-id), the others as unset.
 pub fn format(trace_id: u128, span_id: u64, flags: u8) -> String {
-    format!("00-{trace_id:032x}-{span_id:016x}-{:02x}", flags & 0x01)
+    format!(
+        "00-{trace_id:032x}-{span_id:016x}-{:02x}",
+        flags & (SAMPLED | RANDOM_TRACE_ID)
+    )
 }
 
 #[cfg(test)]
@@ -92,5 +102,7 @@ mod tests {
         let header = format(TRACE, SPAN, 0x81);
         assert_eq!(header, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
         assert_eq!(parse(&header), Some((TRACE, SPAN, 1)));
+        let header = format(TRACE, SPAN, 0xf2);
+        assert_eq!(header, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-02");
     }
 }

@@ -1,7 +1,11 @@
 """Trace context on every `logging` record: `otelTraceID`, `otelSpanID`,
 `otelTraceSampled`, `otelServiceName` (the current span's ids are read in Rust). With
 OTEL_PYTHON_LOG_CORRELATION=true the root logger also gets a format showing them
-(OTEL_PYTHON_LOG_FORMAT, OTEL_PYTHON_LOG_LEVEL), as upstream's logging instrumentation."""
+(OTEL_PYTHON_LOG_FORMAT, OTEL_PYTHON_LOG_LEVEL), as upstream's logging instrumentation.
+It also attaches ferrotel's LoggingHandler to the root logger, as upstream's does by default
+(OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION, OTEL_PYTHON_LOG_CODE_ATTRIBUTES,
+OTEL_PYTHON_LOG_HANDLER_LEVEL), unless the deprecated
+OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true made the configurator attach it."""
 
 import logging
 
@@ -38,6 +42,18 @@ class LoggingInstrumentor(Instrumentor):
         if set_logging_format if set_logging_format is not None else correlation:
             level = log_level if log_level is not None else LEVELS[env_level]
             logging.basicConfig(format=logging_format or env_format or DEFAULT_FORMAT, level=level)
+        self._handler = None
+        handler = _native.logging_handler()
+        if handler is not None and handler[0] == "instrumentation":
+            from ferrotel import logs
+
+            _, code_attributes, level = handler
+            self._handler = logs.attach_to_root_logger(code_attributes, level)
 
     def _uninstrument(self, **kwargs):
         logging.setLogRecordFactory(self._factory)
+        if self._handler is not None:
+            from ferrotel import logs
+
+            logs.detach_from_root_logger(self._handler)
+            self._handler = None

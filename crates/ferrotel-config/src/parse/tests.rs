@@ -294,13 +294,25 @@ fn limits_fall_back_to_the_general_attribute_limits() {
     assert_eq!(c.span_limits.attribute_count, 10);
     assert_eq!(c.span_limits.attribute_value_length, Some(20));
     assert_eq!(c.log_record_limits.attribute_count, 10);
+    assert_eq!(c.span_limits.event_attribute_count, 10);
+    assert_eq!(c.span_limits.link_attribute_count, 10);
     let c = parse(&[
         ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
         ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "5"),
+        ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "3"),
     ])
     .config;
     assert_eq!(c.span_limits.attribute_count, 5);
     assert_eq!(c.log_record_limits.attribute_count, 10);
+    assert_eq!(
+        (c.span_limits.event_attribute_count, c.span_limits.link_attribute_count),
+        (3, 10)
+    );
+    let c = parse(&[]).config;
+    assert_eq!(
+        (c.span_limits.event_attribute_count, c.span_limits.link_attribute_count),
+        (128, 128)
+    );
 }
 
 #[test]

@@ -265,6 +265,20 @@ unsafe fn plain_scalar(obj: *mut pyo3::ffi::PyObject) -> Option<Value> {
     }
 }
 
+/// `str(obj)` when its type gives it a text of its own (a `__str__` or `__repr__` other than
+/// `object`'s, whose `<Foo object at 0x...>` says nothing); `None` otherwise or if it raises.
+pub(crate) fn own_text(obj: &Bound<'_, PyAny>) -> Option<String> {
+    let py = obj.py();
+    let object = py.get_type::<pyo3::types::PyAny>();
+    let kind = obj.get_type();
+    let own = |name: &str| -> PyResult<bool> { Ok(!kind.getattr(name)?.is(&object.getattr(name)?)) };
+    if own("__str__").ok()? || own("__repr__").ok()? {
+        obj.str().ok().map(|s| string_of(&s).into_owned())
+    } else {
+        None
+    }
+}
+
 /// Back to Python, for in-memory exporters and inspection.
 pub(crate) fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {

@@ -342,7 +342,7 @@ impl<T: SignalData> Pipelines<T> {
     /// The parent's pipelines are left as they are (leaked): their worker threads do not
     /// exist here, and one may have been holding their locks at the fork.
     pub(crate) fn rebuild_after_fork(&self, pid: u32) {
-        lock(&self.facts).pid = pid;
+        lock(&self.facts).after_fork(pid);
         let resource = self.resource();
         let mut processors = lock(&self.processors);
         for processor in processors.iter_mut() {

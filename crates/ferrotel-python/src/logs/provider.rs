@@ -73,9 +73,12 @@ impl LoggerProvider {
         self.core.exporting()
     }
 
-    /// The `logging` handler's path: one `logging.LogRecord`, converted and queued.
-    fn _emit_logging_record(&self, py: Python<'_>, record: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.core.guarded(py, || convert_logging_record(py, &self.core, record))
+    /// The `logging` handler's path: one `logging.LogRecord`, converted and queued, with
+    /// `code.*` attributes when `code_attributes`.
+    #[pyo3(signature = (record, code_attributes=false))]
+    fn _emit_logging_record(&self, py: Python<'_>, record: &Bound<'_, PyAny>, code_attributes: bool) -> PyResult<()> {
+        self.core
+            .guarded(py, || convert_logging_record(py, &self.core, record, code_attributes))
     }
 
     /// Exports everything emitted so far; `False` if the deadline passed first.

@@ -3,7 +3,7 @@
 //! span current where it was logged.
 
 use ferrotel_sdk::log::{severity_of_python_level, LogData};
-use ferrotel_sdk::value::Attributes;
+use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -41,16 +41,22 @@ fn is_other_record_field(key: &str) -> bool {
     )
 }
 
+/// `code_attributes`: whether `code.*` attributes come from the record's location
+/// (OTEL_PYTHON_LOG_CODE_ATTRIBUTES; always with the deprecated SDK-style handler).
 pub(crate) fn convert_logging_record(
     py: Python<'_>,
     core: &LoggerCore,
     record: &Bound<'_, PyAny>,
+    code_attributes: bool,
 ) -> PyResult<Option<LogData>> {
     let fields = record.getattr(intern!(py, "__dict__"))?;
     let fields = fields.cast::<PyDict>()?;
     let mut attributes = Attributes::with_capacity(8);
     let (mut name, mut level_name, mut level, mut created) = (String::new(), String::new(), 0i64, 0f64);
     let mut exception = None;
+    // `otel.event.name` (or the deprecated `event.name`) is the record's event name, not an
+    // attribute, as upstream's handler promotes it.
+    let (mut event_name, mut deprecated_event_name) = (None, None);
     for (key, item) in fields.iter() {
         let Ok(key) = key.cast::<PyString>() else { continue };
         let code_key = match key.to_str()? {
@@ -78,16 +84,34 @@ pub(crate) fn convert_logging_record(
                     .filter(|e| !e.is_none());
                 continue;
             }
+            "pathname" | "funcName" | "lineno" if !code_attributes => continue,
             "pathname" => "code.file.path",
             "funcName" => "code.function.name",
             "lineno" => "code.line.number",
+            "otel.event.name" => {
+                event_name = Some(item);
+                continue;
+            }
+            "event.name" => {
+                deprecated_event_name = Some(item);
+                continue;
+            }
             other if is_other_record_field(other) || other.starts_with('_') => continue,
             extra => extra,
         };
-        if let Some(v) = value::to_value(&item) {
-            core.set(&mut attributes, code_key.to_owned(), v);
-        }
+        // What OpenTelemetry cannot carry is sent as its text, as upstream does, when the
+        // object has a text of its own; otherwise (object's `<Foo object at 0x...>` says
+        // nothing) as an empty value, as upstream sends it too.
+        let v = value::to_value(&item).unwrap_or_else(|| {
+            let text = (!item.is_none()).then(|| value::own_text(&item)).flatten();
+            text.map_or(Value::Empty, Value::Str)
+        });
+        core.set(&mut attributes, code_key.to_owned(), v);
     }
+    let event_name = event_name
+        .or(deprecated_event_name)
+        .and_then(|name| name.extract::<String>().ok())
+        .unwrap_or_default();
     if let Some(exception) = exception {
         for (k, v) in exception_attributes(py, &exception)? {
             core.set(&mut attributes, k, v);
@@ -100,17 +124,17 @@ pub(crate) fn convert_logging_record(
         observed_ns: ferrotel_sdk::now_ns(),
         severity_number: severity_of_python_level(level),
         // The data model's short name, as upstream's handler sends it too.
-        severity_text: if level_name == "WARNING" {
-            "WARN".to_owned()
-        } else {
-            level_name
+        severity_text: match level_name.as_str() {
+            "WARNING" => "WARN".to_owned(),
+            "CRITICAL" => "FATAL".to_owned(),
+            _ => level_name,
         },
         body: Some(ferrotel_sdk::value::Value::Str(message)),
         attributes,
         trace_id: ids.map_or(0, |i| i.trace_id),
         span_id: ids.map_or(0, |i| i.span_id),
         trace_flags: ids.map_or(0, |i| i.flags),
-        event_name: String::new(),
+        event_name,
         scope: core.scope(&name, None, None),
     }))
 }

@@ -17,7 +17,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(settings::logging_settings, m)?)?;
     m.add_function(wrap_pyfunction!(settings::excluded_urls, m)?)?;
     m.add_function(wrap_pyfunction!(settings::django_instrument, m)?)?;
-    m.add_function(wrap_pyfunction!(settings::logging_handler_wanted, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::logging_handler, m)?)?;
     m.add_function(wrap_pyfunction!(settings::prometheus_wanted, m)?)?;
     m.add_function(wrap_pyfunction!(settings::builtin_requirements, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;

@@ -60,13 +60,27 @@ pub(crate) fn django_instrument() -> bool {
     Config::from_env().config.python.django_instrument
 }
 
-/// Whether ferrotel's configurator should attach its `logging` handler to the root logger:
-/// `OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true`, some `OTEL_LOGS_EXPORTER`, and
-/// the SDK not disabled, as upstream's configurator decides.
+/// Which `logging` handler goes on the root logger, as upstream 0.66b1 decides:
+/// `("configurator", True, 0)` with the deprecated
+/// `OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true` (the SDK-style handler: attached
+/// at start-up, `code.*` always, every level), else `("instrumentation", code attributes,
+/// level)` when OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION (default true) lets the logging
+/// instrumentation attach it (OTEL_PYTHON_LOG_CODE_ATTRIBUTES, OTEL_PYTHON_LOG_HANDLER_LEVEL);
+/// `None` without a logs exporter, with the SDK disabled, or when switched off.
 #[pyfunction]
-pub(crate) fn logging_handler_wanted() -> bool {
+pub(crate) fn logging_handler() -> Option<(&'static str, bool, i32)> {
     let config = Config::from_env().config;
-    config.python.logging_auto_instrumentation && !config.logs_exporters.is_empty() && !config.sdk_disabled
+    if config.logs_exporters.is_empty() || config.sdk_disabled {
+        return None;
+    }
+    let python = config.python;
+    if python.logging_auto_instrumentation {
+        Some(("configurator", true, 0))
+    } else if python.log_auto_instrumentation {
+        Some(("instrumentation", python.log_code_attributes, python.log_handler_level))
+    } else {
+        None
+    }
 }
 
 /// Whether `OTEL_METRICS_EXPORTER` names prometheus (and the SDK is not disabled): the

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use ferrotel_propagation::traceparent;
 use ferrotel_sdk::sampler::Decision;
 use ferrotel_sdk::span::{Link, Scope, SpanData, SpanKind, Status};
 use ferrotel_sdk::sync::lock;
@@ -74,6 +75,12 @@ pub(crate) fn create(
     let span_id = core.ids.span_id(py);
     let recording = verdict.decision != Decision::Drop;
     let sampled = verdict.decision == Decision::RecordAndSample;
+    // Trace Context Level 2: whether the trace id is random is the trace's, so it is the
+    // parent's flag.
+    let random = parent
+        .as_ref()
+        .map_or(0, |p| p.ids.flags & traceparent::RANDOM_TRACE_ID);
+    let flags = u8::from(sampled) | random;
     let trace_state = verdict.trace_state.or_else(|| {
         parent
             .as_ref()
@@ -86,7 +93,7 @@ pub(crate) fn create(
             span_id,
             parent_span_id: parent.as_ref().map(|p| p.ids.span_id),
             parent_is_remote: parent.as_ref().is_some_and(|p| p.is_remote),
-            trace_flags: u8::from(sampled),
+            trace_flags: flags,
             trace_state: trace_state_header(py, trace_state.as_ref()),
             name: new.name,
             kind: new.kind,
@@ -112,7 +119,7 @@ pub(crate) fn create(
         ids: SpanIds {
             trace_id,
             span_id,
-            flags: u8::from(sampled),
+            flags,
         },
         is_remote: false,
         kind: new.kind,
