@@ -1,10 +1,11 @@
 //! The resource: who produces the telemetry.
 //!
 //! Built from detectors (`OTEL_EXPERIMENTAL_RESOURCE_DETECTORS`), then `OTEL_RESOURCE_ATTRIBUTES`,
-//! then `service.name`, later sources winning. The process facts come from the embedding
+//! then `service.name`, later sources winning (the configuration file's typed attributes come
+//! just before `service.name`). The process facts come from the embedding
 //! layer (the interpreter knows its executable and arguments).
 
-use ferrotel_config::Config;
+use ferrotel_config::{AttributeValue, Config};
 
 use crate::value::{Attributes, Value};
 
@@ -63,11 +64,27 @@ impl Resource {
         for (k, v) in &config.resource_attributes {
             set(k, Value::Str(v.clone()));
         }
+        for (k, v) in &config.resource_typed_attributes {
+            set(k, typed(v));
+        }
         set("service.name", Value::Str(config.service_name.clone()));
         Resource {
             attributes: attrs,
-            schema_url: String::new(),
+            schema_url: config.resource_schema_url.clone().unwrap_or_default(),
         }
+    }
+}
+
+fn typed(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::Str(s) => Value::Str(s.clone()),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Int(i) => Value::Int(*i),
+        AttributeValue::Double(d) => Value::Double(*d),
+        AttributeValue::StrArray(a) => Value::StrArray(a.clone()),
+        AttributeValue::BoolArray(a) => Value::BoolArray(a.clone()),
+        AttributeValue::IntArray(a) => Value::IntArray(a.clone()),
+        AttributeValue::DoubleArray(a) => Value::DoubleArray(a.clone()),
     }
 }
 
