@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support.processes import FERROTEL, PYTHON, ROOT, clean_env, run
+from support.processes import FERROTEL, PYTHON, ROOT, clean_env, free_port, run
 
 RECEIVER = Path(__file__).parent / "apps" / "otlp_receiver.py"
 UPSTREAM_PYTHON = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin" / "python"
@@ -194,6 +194,89 @@ def test_simple_processor_with_console_exporter(tmp):
     assert lines[-1] == "[]"
     printed = result.stdout.count('span "root-')
     assert printed == 5, result.stdout
+
+
+def test_logs_and_metrics_from_the_file(tmp):
+    (tmp / "signals.py").write_text(
+        textwrap.dedent(
+            """
+            import logging
+            from opentelemetry import metrics
+
+            logging.getLogger("shop").warning("stock low: %s", 3)
+            metrics.get_meter("shop").create_counter("orders").add(2, {"region": "eu"})
+            print("app done")
+            """
+        )
+    )
+    (tmp / "otel.yaml").write_text(
+        textwrap.dedent(
+            """
+            file_format: "1.1"
+            logger_provider:
+              processors:
+                - simple:
+                    exporter:
+                      console:
+            meter_provider:
+              readers:
+                - periodic:
+                    interval: 600000
+                    exporter:
+                      console:
+            """
+        )
+    )
+    env = clean_env(
+        OTEL_CONFIG_FILE=str(tmp / "otel.yaml"),
+        OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+    )
+    result = run(FERROTEL, "instrument", PYTHON, "signals.py", cwd=tmp, env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    lines = result.stdout.splitlines()
+    # The simple processor prints the record as it is emitted, before the app's next line;
+    # the periodic reader's last collection comes at exit.
+    log = next(i for i, line in enumerate(lines) if line.endswith("WARN [shop] stock low: 3"))
+    assert log < lines.index("app done")
+    assert lines[-2:] == ["metric orders (sum, cumulative, monotonic) [] (shop)", '  {region="eu"} 2']
+
+
+def test_prometheus_pull_reader_from_the_file(tmp):
+    (tmp / "scrape.py").write_text(
+        textwrap.dedent(
+            """
+            import os, urllib.request
+            from opentelemetry import metrics
+
+            metrics.get_meter("shop").create_counter("orders").add(2, {"region": "eu"})
+            url = f"http://127.0.0.1:{os.environ['SCRAPE_PORT']}/metrics"
+            print(urllib.request.urlopen(url).read().decode())
+            """
+        )
+    )
+    (tmp / "otel.yaml").write_text(
+        textwrap.dedent(
+            """
+            file_format: "1.1"
+            meter_provider:
+              readers:
+                - pull:
+                    exporter:
+                      prometheus/development:
+                        host: 127.0.0.1
+                        port: ${SCRAPE_PORT}
+            """
+        )
+    )
+    port = free_port()
+    env = clean_env(OTEL_CONFIG_FILE=str(tmp / "otel.yaml"), SCRAPE_PORT=str(port), OTEL_EXPORTER_PROMETHEUS_PORT="1")
+    result = run(FERROTEL, "instrument", PYTHON, "scrape.py", cwd=tmp, env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert 'orders_total{otel_scope_name="shop",otel_scope_schema_url="",otel_scope_version="",region="eu"} 2.0' in (
+        result.stdout.splitlines()
+    )
 
 
 @pytest.mark.parametrize(
