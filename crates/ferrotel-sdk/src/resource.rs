@@ -1,11 +1,10 @@
 //! The resource: who produces the telemetry.
 //!
 //! Built from detectors (`OTEL_EXPERIMENTAL_RESOURCE_DETECTORS`), then `OTEL_RESOURCE_ATTRIBUTES`,
-//! then `service.name`, later sources winning (the configuration file's typed attributes come
-//! just before `service.name`). The process facts come from the embedding
+//! then `service.name`, later sources winning. The process facts come from the embedding
 //! layer (the interpreter knows its executable and arguments).
 
-use ferrotel_config::{AttributeValue, Config};
+use ferrotel_config::Config;
 
 use crate::value::{Attributes, Value};
 
@@ -64,6 +63,7 @@ impl Resource {
         for (k, v) in &config.resource_attributes {
             set(k, Value::Str(v.clone()));
         }
+        // The configuration file's typed attributes, after the plain ones it may also list.
         for (k, v) in &config.resource_typed_attributes {
             set(k, typed(v));
         }
@@ -75,7 +75,8 @@ impl Resource {
     }
 }
 
-fn typed(value: &AttributeValue) -> Value {
+fn typed(value: &ferrotel_config::AttributeValue) -> Value {
+    use ferrotel_config::AttributeValue;
     match value {
         AttributeValue::Str(s) => Value::Str(s.clone()),
         AttributeValue::Bool(b) => Value::Bool(*b),
