@@ -219,19 +219,17 @@ fn resource(at: &At<'_>, config: &mut Config) -> Read<()> {
         config.resource_schema_url = Some(url.string()?);
     }
     if let Some(detection) = f.get("detection/development") {
-        let d = detection.mapping(&["detectors"], false)?;
+        let d = detection.mapping(&["detectors", "attributes"], false)?;
+        if let Some(filter) = d.get("attributes") {
+            return Err(filter.problem("filtering detected attributes is not supported by ferrotel"));
+        }
         if let Some(list) = d.get("detectors") {
             for item in list.list()? {
                 let (name, value) = item.one_of("resource detector", &["host", "process", "os"])?;
                 value.mapping(&[], true)?;
-                match name {
-                    "host" | "process" | "os" => config.resource_detectors.push(name.to_string()),
-                    other => {
-                        return Err(value.problem(format!(
-                            "resource detector `{other}` is not supported by ferrotel (it has host, process, os)"
-                        )))
-                    }
-                }
+                // host, process and os are ferrotel's own; any other name (container, service...)
+                // is an `opentelemetry_resource_detector` entry point, as in the variable.
+                config.resource_detectors.push(name.to_string());
             }
         }
     }

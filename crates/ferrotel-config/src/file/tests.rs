@@ -293,3 +293,15 @@ fn entry_point_components() {
         }
     );
 }
+
+#[test]
+fn other_resource_detectors_are_entry_points() {
+    let text = "file_format: '1.1'\nresource:\n  detection/development:\n    detectors: [{container: }, {process: }]\n";
+    let c = load_text("f.yaml", text, &env).unwrap().config;
+    assert_eq!(c.resource_detectors, ["container", "process"]);
+    let text = "file_format: '1.1'\nresource:\n  detection/development:\n    attributes: {included: [a]}\n";
+    assert_eq!(
+        load_text("f.yaml", text, &env).unwrap_err().to_string(),
+        "f.yaml:4: resource.detection/development.attributes: filtering detected attributes is not supported by ferrotel"
+    );
+}
