@@ -674,8 +674,12 @@ fn otlp(at: &At<'_>, signal: Signal, grpc: bool, metric_keys: &[&str]) -> Read<O
         for item in list.list()? {
             let h = item.mapping(&["name", "value"], false)?;
             let name = h.require("name")?.string()?;
+            // Header values are secrets: a wrong type is reported without the value.
             let value = match h.get("value") {
-                Some(v) => v.string()?,
+                Some(v) => match v.scalar_value() {
+                    Some(Scalar::Str(s)) => s.clone(),
+                    _ => return Err(v.problem("expected a string (quote it)")),
+                },
                 None => continue,
             };
             // `headers` wins over `headers_list` for the same name.

@@ -305,3 +305,14 @@ fn other_resource_detectors_are_entry_points() {
         "f.yaml:4: resource.detection/development.attributes: filtering detected attributes is not supported by ferrotel"
     );
 }
+
+#[test]
+fn header_values_never_appear_in_errors() {
+    let text = "file_format: '1.1'\ntracer_provider:\n  processors:\n    - simple:\n        exporter:\n          \
+                otlp_http:\n            headers: [{name: api-key, value: 12345678}]\n";
+    let error = load_text("f.yaml", text, &env).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "f.yaml:7: tracer_provider.processors[0].simple.exporter.otlp_http.headers[0].value: expected a string (quote it)"
+    );
+}
