@@ -15,6 +15,7 @@ Commands:
   instrument  Run a Python command with OpenTelemetry (ferrotel instrument --help)
   bootstrap   Show which instrumentations an environment needs; install missing contrib ones
   view        Receive OTLP traces locally and query them, Jaeger-style (ferrotel view --help)
+  config      Check a declarative configuration file: ferrotel config check FILE
 
 Options:
   -h, --help     Print help
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Some("instrument") => ferrotel_launcher::run("ferrotel instrument", args),
         Some("bootstrap") => bootstrap(args),
         Some("view") => view(args),
+        Some("config") => config(args),
         Some("-V" | "--version") => {
             println!("ferrotel {}", env!("CARGO_PKG_VERSION"));
             0
@@ -216,6 +218,49 @@ fn view(args: impl Iterator<Item = OsString>) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("ferrotel view: error: {e}");
+            1
+        }
+    }
+}
+
+fn config_command() -> Command {
+    Command::new("ferrotel config")
+        .about("Declarative configuration files (OTEL_CONFIG_FILE)")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("check")
+                .about(
+                    "Validate FILE as ferrotel reads it at start-up (${...} substituted from this \
+                     environment); print each problem with its line and key; exit 1 if it is not valid",
+                )
+                .arg(
+                    Arg::new("file")
+                        .value_name("FILE")
+                        .required(true)
+                        .value_parser(clap::value_parser!(String)),
+                ),
+        )
+}
+
+fn config(args: impl Iterator<Item = OsString>) -> i32 {
+    let matches = match parse(config_command(), args) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let Some(("check", check)) = matches.subcommand() else {
+        return 2;
+    };
+    let file = check.get_one::<String>("file").expect("required");
+    match ferrotel_config::file::load(file, &|name| std::env::var(name).ok()) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("ferrotel config: warning: {file}: {warning}");
+            }
+            println!("{file}: valid");
+            0
+        }
+        Err(e) => {
+            eprintln!("ferrotel config: error: {e}");
             1
         }
     }

@@ -46,12 +46,25 @@ pub enum Sampler {
     ParentBasedAlwaysOn,
     ParentBasedAlwaysOff,
     ParentBasedTraceIdRatio(f64),
+    /// Parent-based with other samplers than the three variants above (the configuration
+    /// file can name each).
+    ParentBased(Box<ParentBasedSamplers>),
     /// Any other name: a sampler of the `opentelemetry_traces_sampler` entry-point group,
     /// given `OTEL_TRACES_SAMPLER_ARG` as it is.
     EntryPoint {
         name: String,
         arg: Option<String>,
     },
+}
+
+/// What a parent-based sampler asks when there is no parent, and for each kind of parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParentBasedSamplers {
+    pub root: Sampler,
+    pub remote_parent_sampled: Sampler,
+    pub remote_parent_not_sampled: Sampler,
+    pub local_parent_sampled: Sampler,
+    pub local_parent_not_sampled: Sampler,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +163,28 @@ pub struct BatchConfig {
     pub export_timeout: Duration,
     pub max_queue_size: usize,
     pub max_export_batch_size: usize,
+}
+
+/// One processor of a provider: its exporter, the exporter's OTLP settings (used when it is
+/// OTLP), and its batching (`None`: exported on the caller's thread, as the simple processor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorConfig {
+    pub exporter: Exporter,
+    pub otlp: OtlpConfig,
+    pub batch: Option<BatchConfig>,
+}
+
+/// A resource attribute's value as the configuration file types it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttributeValue {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    StrArray(Vec<String>),
+    BoolArray(Vec<bool>),
+    IntArray(Vec<i64>),
+    DoubleArray(Vec<f64>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +293,10 @@ pub struct Config {
     pub service_name: String,
     /// Decoded `OTEL_RESOURCE_ATTRIBUTES`, in order, later duplicates winning.
     pub resource_attributes: Vec<(String, String)>,
+    /// Typed resource attributes (the configuration file's `resource.attributes`), set after
+    /// `resource_attributes`.
+    pub resource_typed_attributes: Vec<(String, AttributeValue)>,
+    pub resource_schema_url: Option<String>,
     pub resource_detectors: Vec<String>,
     pub propagators: Vec<Propagator>,
     pub sampler: Sampler,
@@ -265,6 +304,12 @@ pub struct Config {
     pub traces_exporters: Vec<Exporter>,
     pub metrics_exporters: Vec<Exporter>,
     pub logs_exporters: Vec<Exporter>,
+    /// The span processors: from the environment, a batch processor per traces exporter.
+    pub traces_processors: Vec<ProcessorConfig>,
+    /// The log record processors: from the environment, a batch processor per logs exporter.
+    pub logs_processors: Vec<ProcessorConfig>,
+    /// Metric views (the configuration file's `meter_provider.views`).
+    pub views: Vec<crate::file::View>,
     pub span_limits: SpanLimits,
     pub log_record_limits: LogRecordLimits,
     pub bsp: BatchConfig,
@@ -291,7 +336,12 @@ impl Config {
     }
 
     /// Reads variables through `lookup`, so tests and embedders can supply their own.
+    /// With `OTEL_CONFIG_FILE` set, the file is the configuration and the other SDK
+    /// variables are not read (see [`crate::file`]).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Parsed {
+        if let Some(path) = lookup("OTEL_CONFIG_FILE").filter(|p| !p.trim().is_empty()) {
+            return crate::file::parsed(path.trim(), &lookup);
+        }
         let mut r = Reader {
             lookup: &lookup,
             warnings: Vec::new(),
@@ -573,11 +623,15 @@ impl Reader<'_> {
         let otlp_metrics = self.otlp(Signal::Metrics, metrics_protocol);
         let otlp_logs = self.otlp(Signal::Logs, logs_protocol);
         let python = self.python();
+        let traces_processors = batch_processors(&traces_exporters, &otlp_traces, bsp);
+        let logs_processors = batch_processors(&logs_exporters, &otlp_logs, blrp);
         Config {
             sdk_disabled,
             log_level,
             service_name,
             resource_attributes,
+            resource_typed_attributes: Vec::new(),
+            resource_schema_url: None,
             resource_detectors,
             propagators,
             sampler,
@@ -585,6 +639,9 @@ impl Reader<'_> {
             traces_exporters,
             metrics_exporters,
             logs_exporters,
+            traces_processors,
+            logs_processors,
+            views: Vec::new(),
             span_limits,
             log_record_limits,
             bsp,
@@ -913,6 +970,18 @@ impl Reader<'_> {
     }
 }
 
+/// A batch processor for each exporter, as upstream's configurator sets them up.
+fn batch_processors(exporters: &[Exporter], otlp: &OtlpConfig, batch: BatchConfig) -> Vec<ProcessorConfig> {
+    exporters
+        .iter()
+        .map(|exporter| ProcessorConfig {
+            exporter: exporter.clone(),
+            otlp: otlp.clone(),
+            batch: Some(batch),
+        })
+        .collect()
+}
+
 /// Splits a comma list, trimming members and dropping empty ones.
 pub fn split_list(raw: &str) -> Vec<String> {
     raw.split(',')
@@ -922,14 +991,14 @@ pub fn split_list(raw: &str) -> Vec<String> {
         .collect()
 }
 
-struct Endpoint<'a> {
-    scheme: &'a str,
-    authority: &'a str,
+pub(crate) struct Endpoint<'a> {
+    pub(crate) scheme: &'a str,
+    pub(crate) authority: &'a str,
 }
 
 /// Accepts `http(s)://host[:port][/path]`; gRPC also accepts a bare `host:port`, secured
 /// unless `insecure` (as upstream's gRPC exporter).
-fn parse_endpoint(value: &str, grpc: bool, insecure: bool) -> Option<Endpoint<'_>> {
+pub(crate) fn parse_endpoint(value: &str, grpc: bool, insecure: bool) -> Option<Endpoint<'_>> {
     let (scheme, rest) = match value.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => (
             if scheme.eq_ignore_ascii_case("http") {

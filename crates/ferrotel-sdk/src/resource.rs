@@ -172,6 +172,11 @@ impl Resource {
                     for (k, v) in &config.resource_attributes {
                         set(k, Value::Str(v.clone()));
                     }
+                    // The configuration file's typed attributes, after the plain ones it may
+                    // also list.
+                    for (k, v) in &config.resource_typed_attributes {
+                        set(k, typed(v));
+                    }
                     set("service.name", Value::Str(config.service_name.clone()));
                 }
                 other => {
@@ -200,8 +205,22 @@ impl Resource {
         }
         Resource {
             attributes: attrs,
-            schema_url: String::new(),
+            schema_url: config.resource_schema_url.clone().unwrap_or_default(),
         }
+    }
+}
+
+fn typed(value: &ferrotel_config::AttributeValue) -> Value {
+    use ferrotel_config::AttributeValue;
+    match value {
+        AttributeValue::Str(s) => Value::Str(s.clone()),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Int(i) => Value::Int(*i),
+        AttributeValue::Double(d) => Value::Double(*d),
+        AttributeValue::StrArray(a) => Value::StrArray(a.clone()),
+        AttributeValue::BoolArray(a) => Value::BoolArray(a.clone()),
+        AttributeValue::IntArray(a) => Value::IntArray(a.clone()),
+        AttributeValue::DoubleArray(a) => Value::DoubleArray(a.clone()),
     }
 }
 

@@ -51,6 +51,28 @@ pub fn should_sample(sampler: &Sampler, parent: Option<Parent>, trace_id: u128) 
         (Sampler::ParentBasedAlwaysOn, None) => Decision::RecordAndSample,
         (Sampler::ParentBasedAlwaysOff, None) => Decision::Drop,
         (Sampler::ParentBasedTraceIdRatio(r), None) => ratio_decision(*r, trace_id),
+        (Sampler::ParentBased(samplers), parent) => {
+            let chosen = match parent {
+                None => &samplers.root,
+                Some(Parent {
+                    is_remote: true,
+                    sampled: true,
+                }) => &samplers.remote_parent_sampled,
+                Some(Parent {
+                    is_remote: true,
+                    sampled: false,
+                }) => &samplers.remote_parent_not_sampled,
+                Some(Parent {
+                    is_remote: false,
+                    sampled: true,
+                }) => &samplers.local_parent_sampled,
+                Some(Parent {
+                    is_remote: false,
+                    sampled: false,
+                }) => &samplers.local_parent_not_sampled,
+            };
+            should_sample(chosen, parent, trace_id)
+        }
         // An entry-point sampler runs in Python; one that could not be loaded is replaced by
         // the default, parent-based always-on, which is also what this falls back to.
         (Sampler::EntryPoint { .. }, Some(p)) => from(p.sampled),
@@ -73,6 +95,15 @@ pub fn describe(sampler: &Sampler) -> String {
         Sampler::ParentBasedAlwaysOn => parent_based("AlwaysOnSampler".into()),
         Sampler::ParentBasedAlwaysOff => parent_based("AlwaysOffSampler".into()),
         Sampler::ParentBasedTraceIdRatio(r) => parent_based(format!("TraceIdRatioBased{{{r}}}")),
+        Sampler::ParentBased(s) => format!(
+            "ParentBased{{root:{},remoteParentSampled:{},remoteParentNotSampled:{},localParentSampled:{},\
+             localParentNotSampled:{}}}",
+            describe(&s.root),
+            describe(&s.remote_parent_sampled),
+            describe(&s.remote_parent_not_sampled),
+            describe(&s.local_parent_sampled),
+            describe(&s.local_parent_not_sampled)
+        ),
         Sampler::EntryPoint { name, .. } => name.clone(),
     }
 }
@@ -80,6 +111,39 @@ pub fn describe(sampler: &Sampler) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_based_picks_by_parent_kind() {
+        use ferrotel_config::ParentBasedSamplers;
+        let sampler = Sampler::ParentBased(Box::new(ParentBasedSamplers {
+            root: Sampler::AlwaysOff,
+            remote_parent_sampled: Sampler::AlwaysOff,
+            remote_parent_not_sampled: Sampler::AlwaysOn,
+            local_parent_sampled: Sampler::AlwaysOn,
+            local_parent_not_sampled: Sampler::TraceIdRatio(1.0),
+        }));
+        let parent = |sampled, is_remote| Some(Parent { sampled, is_remote });
+        assert_eq!(should_sample(&sampler, None, 5), Decision::Drop);
+        assert_eq!(should_sample(&sampler, parent(true, true), 5), Decision::Drop);
+        assert_eq!(
+            should_sample(&sampler, parent(false, true), 5),
+            Decision::RecordAndSample
+        );
+        assert_eq!(
+            should_sample(&sampler, parent(true, false), 5),
+            Decision::RecordAndSample
+        );
+        assert_eq!(
+            should_sample(&sampler, parent(false, false), 5),
+            Decision::RecordAndSample
+        );
+        assert_eq!(
+            describe(&sampler),
+            "ParentBased{root:AlwaysOffSampler,remoteParentSampled:AlwaysOffSampler,\
+             remoteParentNotSampled:AlwaysOnSampler,localParentSampled:AlwaysOnSampler,\
+             localParentNotSampled:TraceIdRatioBased{1}}"
+        );
+    }
 
     const SAMPLED: Option<Parent> = Some(Parent {
         sampled: true,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use ferrotel_config::{BatchConfig, Config, Exporter as Configured, LogLevel, OtlpConfig};
+use ferrotel_config::{BatchConfig, Config, Exporter as Configured, LogLevel, OtlpConfig, ProcessorConfig};
 use ferrotel_otlp::{Logs, Metrics, OtlpExporter, Traces};
 use ferrotel_sdk::export::console::ConsoleExporter;
 use ferrotel_sdk::log::LogData;
@@ -139,16 +139,14 @@ impl<T: SignalData> ProcessorRecipe<T> {
         }
     }
 
-    /// The batch processors for the exporters `list` names (the parsed `variable`), as
-    /// upstream's configurator sets them up: ferrotel's own natively, any other name as the
-    /// exporter its package registers in the signal's entry-point group, behind a native
-    /// batch pipeline. Nothing when the SDK is disabled.
+    /// The processors the configuration names (from `variable`, or from the configuration
+    /// file), as upstream's configurator sets them up: ferrotel's own exporters natively, any
+    /// other name as the exporter its package registers in the signal's entry-point group,
+    /// behind a native pipeline. Nothing when the SDK is disabled.
     pub(crate) fn from_environment(
         py: Python<'_>,
         variable: &str,
-        list: &[Configured],
-        otlp: &OtlpConfig,
-        batch: BatchConfig,
+        processors: &[ProcessorConfig],
         sdk_disabled: bool,
     ) -> Vec<ProcessorRecipe<T>> {
         if sdk_disabled {
@@ -156,10 +154,10 @@ impl<T: SignalData> ProcessorRecipe<T> {
         }
         let group = exporter_group(variable);
         let mut recipes = Vec::new();
-        for exporter in list {
-            let exporter = match exporter {
+        for processor in processors {
+            let exporter = match &processor.exporter {
                 Configured::Console => ExporterRecipe::Console,
-                Configured::Otlp => ExporterRecipe::Otlp(otlp.clone()),
+                Configured::Otlp => ExporterRecipe::Otlp(processor.otlp.clone()),
                 // Parsed for OTEL_METRICS_EXPORTER only, whose provider serves it itself (a
                 // scrape endpoint is a reader, not an exporter behind a pipeline).
                 Configured::Prometheus => continue,
@@ -176,7 +174,7 @@ impl<T: SignalData> ProcessorRecipe<T> {
                 }
             };
             recipes.push(ProcessorRecipe {
-                batch: Some(batch),
+                batch: processor.batch,
                 exporter,
             });
         }

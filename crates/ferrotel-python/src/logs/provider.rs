@@ -32,14 +32,8 @@ impl LoggerProvider {
     #[pyo3(signature = (settings=None))]
     fn new(py: Python<'_>, settings: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let config = config_with(settings)?.config;
-        let recipes = ProcessorRecipe::from_environment(
-            py,
-            "OTEL_LOGS_EXPORTER",
-            &config.logs_exporters,
-            &config.otlp_logs,
-            config.blrp,
-            config.sdk_disabled,
-        );
+        let recipes =
+            ProcessorRecipe::from_environment(py, "OTEL_LOGS_EXPORTER", &config.logs_processors, config.sdk_disabled);
         let facts = resource_facts(py, &config)?;
         let core = Arc::new(LoggerCore {
             limits: config.log_record_limits,

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use ferrotel_config::{BatchConfig, Config, ExemplarFilter, Exporter as Configured, LogLevel};
+use ferrotel_config::{BatchConfig, Config, ExemplarFilter, Exporter as Configured, LogLevel, ProcessorConfig};
 use ferrotel_sdk::metrics::MetricData;
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::Scope;
@@ -84,10 +84,14 @@ fn from_environment<'py>(py: Python<'py>, config: &Config) -> (Vec<ProcessorReci
                     Err(error) => emit(py, LogLevel::Warning, &format!("{VARIABLE}={name}: {error}; ignored")),
                 }
             }
-            other => native.push(other.clone()),
+            other => native.push(ProcessorConfig {
+                exporter: other.clone(),
+                otlp: config.otlp_metrics.clone(),
+                batch: Some(batch),
+            }),
         }
     }
-    let mut own = ProcessorRecipe::from_environment(py, VARIABLE, &native, &config.otlp_metrics, batch, false);
+    let mut own = ProcessorRecipe::from_environment(py, VARIABLE, &native, false);
     own.append(&mut recipes);
     (own, others)
 }

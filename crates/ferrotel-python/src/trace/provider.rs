@@ -64,9 +64,7 @@ impl TracerProvider {
         let recipes = ProcessorRecipe::from_environment(
             py,
             "OTEL_TRACES_EXPORTER",
-            &config.traces_exporters,
-            &config.otlp_traces,
-            config.bsp,
+            &config.traces_processors,
             config.sdk_disabled,
         );
         Self::build(py, config, recipes)
