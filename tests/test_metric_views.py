@@ -267,22 +267,21 @@ def exponential_points(lines):
     return found
 
 
-def received(launcher, python, tmp, protocol, **env):
-    """What the receiver got from one run of OTLP_APP under `launcher`, exporting metrics
-    only, with exponential histograms by default."""
+def received(launcher, python, tmp, source, protocol, **env):
+    """(the app's stdout, the requests the receiver got) from one run of `source` under
+    `launcher`, exporting metrics only."""
     receiver = subprocess.Popen(
         [str(UPSTREAM / "python"), str(RECEIVER)], stdout=subprocess.PIPE, text=True, env=clean_env()
     )
     try:
         port = receiver.stdout.readline().split()[1]
-        (tmp / "app.py").write_text(OTLP_APP)
+        (tmp / "app.py").write_text(source)
         settings = clean_env(
             OTEL_TRACES_EXPORTER="none",
             OTEL_LOGS_EXPORTER="none",
             OTEL_METRICS_EXPORTER="otlp",
             OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
             OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
-            OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION="base2_exponential_bucket_histogram",
             PATH=f"{python.parent}{os.pathsep}{os.environ['PATH']}",
             **env,
         )
@@ -291,18 +290,113 @@ def received(launcher, python, tmp, protocol, **env):
     finally:
         receiver.terminate()
         out, _ = receiver.communicate(timeout=10)
-    return exponential_points([line for line in out.splitlines() if line.startswith("{")])
+    return result.stdout, [line for line in out.splitlines() if line.startswith("{")]
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
 @pytest.mark.parametrize("temporality", ["cumulative", "delta"])
 def test_the_default_histogram_aggregation_variable_sends_what_upstream_sends(tmp, protocol, temporality):
-    env = {"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": temporality}
-    ours = received(BIN / "ferrotel-instrument", BIN / "python", tmp, protocol, **env)
-    theirs = received(UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python", tmp, "http/protobuf", **env)
+    env = {
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": temporality,
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": "base2_exponential_bucket_histogram",
+    }
+    _, ours = received(BIN / "ferrotel-instrument", BIN / "python", tmp, OTLP_APP, protocol, **env)
+    upstream = UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python"
+    _, theirs = received(*upstream, tmp, OTLP_APP, "http/protobuf", **env)
+    ours, theirs = exponential_points(ours), exponential_points(theirs)
     assert ours == theirs
     [point] = ours
     assert point["temporality"] == f"AGGREGATION_TEMPORALITY_{temporality.upper()}"
     # 1e-300 to 1e300 span about 2^11 powers of two: 160 buckets hold them at scale -4.
     assert (point["count"], point["zero_count"], point["scale"]) == ("11", "2", -4)
     assert (point["min"], point["max"]) == (0.0, 1e300)
+
+
+DUP_APP = textwrap.dedent(
+    """
+    import threading
+    import requests
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    app = Flask(__name__)
+
+    @app.route("/hello/<int:n>")
+    def hello(n):
+        return f"hi {n}"
+
+    server = make_server("127.0.0.1", 0, app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for path in ["/hello/1", "/hello/2", "/missing"]:
+        requests.get(f"http://127.0.0.1:{server.server_port}{path}")
+    server.shutdown()
+    print(server.server_port)
+    """
+)
+
+OLD_NAMES = {"http.server.duration", "http.client.duration"}
+
+
+def http_metrics(stdout, lines):
+    """{(name, unit, description): sorted [(attributes, count or value)]}, the app's port
+    written as PORT so two runs compare."""
+    port = stdout.split()[-1]
+    found = {}
+    for line in lines:
+        for resource_metrics in json.loads(line.replace(port, "PORT"))["resource_metrics"]:
+            for scope_metrics in resource_metrics["scope_metrics"]:
+                for metric in scope_metrics["metrics"]:
+                    kind = "histogram" if "histogram" in metric else "sum"
+                    rows = found.setdefault((metric["name"], metric.get("unit"), kind), [])
+                    for point in metric[kind]["data_points"]:
+                        attributes = {a["key"]: next(iter(a["value"].values())) for a in point.get("attributes", [])}
+                        rows.append((attributes, point.get("count") or point.get("as_int") or point.get("as_double")))
+    return {key: sorted(rows, key=lambda r: json.dumps(r, sort_keys=True)) for key, rows in found.items()}
+
+
+def test_dup_mode_records_the_old_http_metric_names_as_upstream_does(tmp):
+    env = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"}
+    ferrotel = BIN / "ferrotel-instrument", BIN / "python"
+    upstream = UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python"
+    ours = http_metrics(*received(*ferrotel, tmp, DUP_APP, "http/protobuf", **env))
+    theirs = http_metrics(*received(*upstream, tmp, DUP_APP, "http/protobuf", **env))
+    assert ours == theirs
+
+    # And those are the old names beside the stable ones, not just the same ones.
+    assert ("http.server.duration", "ms", "histogram") in ours
+    [ok, missing] = ours[("http.server.duration", "ms", "histogram")]
+    assert ok == (
+        {
+            "http.method": "GET",
+            "http.scheme": "http",
+            "http.flavor": "1.1",
+            "http.host": "127.0.0.1:PORT",
+            "net.host.name": "127.0.0.1:PORT",
+            "net.host.port": "PORT",
+            "http.server_name": "127.0.0.1",
+            "http.status_code": "200",
+            "http.target": "/hello/<int:n>",
+        },
+        "2",
+    )
+    assert (missing[0]["http.status_code"], "http.target" in missing[0]) == ("404", False)
+    [ok, missing] = ours[("http.client.duration", "ms", "histogram")]
+    assert (ok[0]["http.status_code"], ok[0]["net.peer.port"], ok[0]["http.flavor"], ok[1]) == (
+        "200",
+        "PORT",
+        "1.0",
+        "2",
+    )
+    [active] = ours[("http.server.active_requests", "{request}", "sum")]
+    assert {"http.method", "http.request.method", "http.server_name"} <= set(active[0]), (
+        "old and new names on one counter"
+    )
+
+    stable_only = http_metrics(
+        *received(*ferrotel, tmp, DUP_APP, "http/protobuf", OTEL_SEMCONV_STABILITY_OPT_IN="http")
+    )
+    assert {name for name, _, _ in stable_only} == {
+        "http.server.request.duration",
+        "http.server.active_requests",
+        "http.client.request.duration",
+    }
