@@ -31,10 +31,10 @@ def excluded_urls(framework: str) -> list[str]:
     """URL patterns the framework's instrumentation skips."""
 
 def start_asgi_request(
-    tracer: Any, scope: dict[str, Any], duration: Any = None, active_requests: Any = None
+    tracer: Any, scope: dict[str, Any], duration: Any = None, active_requests: Any = None, old_duration: Any = None
 ) -> ServerRequest | None: ...
 def start_wsgi_request(
-    tracer: Any, environ: dict[str, Any], duration: Any = None, active_requests: Any = None
+    tracer: Any, environ: dict[str, Any], duration: Any = None, active_requests: Any = None, old_duration: Any = None
 ) -> ServerRequest | None: ...
 
 @final
@@ -61,7 +61,7 @@ class ServerRequest:
     def end(self, restore_context: bool = True) -> None: ...
 
 def start_client_request(
-    tracer: Any, method: str, url: str, headers: Any, duration: Any = None
+    tracer: Any, method: str, url: str, headers: Any, duration: Any = None, old_duration: Any = None
 ) -> ClientRequest | None: ...
 
 @final

@@ -22,6 +22,9 @@ try:
     from opentelemetry.sdk.metrics._internal.exemplar import Exemplar
     from opentelemetry.sdk.metrics.export import (
         AggregationTemporality,
+        Buckets,
+        ExponentialHistogram,
+        ExponentialHistogramDataPoint,
         Gauge,
         Histogram,
         HistogramDataPoint,
@@ -294,6 +297,28 @@ def metrics_data(resource, scopes):
             data = Gauge(number_points(points))
         elif kind == "sum":
             data = Sum(number_points(points), AggregationTemporality(temporality), monotonic)
+        elif kind == "exponential_histogram":
+            data = ExponentialHistogram(
+                [
+                    ExponentialHistogramDataPoint(
+                        attrs,
+                        start,
+                        time,
+                        count,
+                        total,
+                        scale,
+                        zeros,
+                        Buckets(*positive),
+                        Buckets(*negative),
+                        0,
+                        low,
+                        high,
+                        exemplars(raw),
+                    )
+                    for attrs, start, time, count, total, scale, zeros, positive, negative, low, high, raw in points
+                ],
+                AggregationTemporality(temporality),
+            )
         else:
             data = Histogram(
                 [

@@ -5,6 +5,9 @@ point's exporter) are fed by a reader thread that collects every OTEL_METRIC_EXP
 `MetricReader`s (`MeterProvider(metric_readers=[...])`, or an entry point that is one)
 collect when they ask, through the callback the provider gives them.
 
+Views (`MeterProvider(views=[View(...)])`) take upstream's `View` and aggregation objects
+or the equivalents below, which need no upstream SDK; aggregation happens in Rust either way.
+
 Importing this module does not import the opentelemetry-api, nor the SDK.
 """
 
@@ -21,6 +24,84 @@ Gauge = _native.Gauge
 ObservableInstrument = _native.ObservableInstrument
 
 _provider = None
+
+
+class DefaultAggregation:
+    """What the instrument kind calls for: sums for counters, last values for gauges,
+    explicit buckets for histograms (or what the reader prefers)."""
+
+
+class DropAggregation:
+    """Nothing recorded, nothing exported."""
+
+
+class SumAggregation:
+    pass
+
+
+class LastValueAggregation:
+    pass
+
+
+class ExplicitBucketHistogramAggregation:
+    """Explicit buckets at `boundaries` (else the instrument's advisory ones, else the spec's
+    defaults). `record_min_max` is taken for upstream's signature; min and max are always kept."""
+
+    def __init__(self, boundaries=None, record_min_max=True):
+        self._boundaries = None if boundaries is None else tuple(boundaries)
+        self._record_min_max = record_min_max
+
+
+class ExponentialBucketHistogramAggregation:
+    """Base-2 exponential buckets: at most `max_size` per sign, starting at `max_scale`.
+    `record_min_max` is taken for upstream's signature; min and max are always kept."""
+
+    def __init__(self, max_size=160, max_scale=20, record_min_max=True):
+        if not 2 <= max_size <= 16384:
+            raise ValueError(f"max_size {max_size} is not between 2 and 16384")
+        self._max_size = max_size
+        self._max_scale = max_scale
+        self._record_min_max = record_min_max
+
+
+class View:
+    """Selects instruments (`instrument_name` with `*` and `?` wildcards, `instrument_type`,
+    `instrument_unit`, `meter_name`, `meter_version`, `meter_schema_url`) and configures the
+    stream each makes: `name`, `description`, `attribute_keys` kept, `aggregation`. Several
+    matching views make several streams; an instrument no view selects gets the default one."""
+
+    def __init__(
+        self,
+        instrument_type=None,
+        instrument_name=None,
+        meter_name=None,
+        meter_version=None,
+        meter_schema_url=None,
+        name=None,
+        description=None,
+        attribute_keys=None,
+        aggregation=None,
+        exemplar_reservoir_factory=None,
+        instrument_unit=None,
+    ):
+        criteria = (instrument_type, instrument_name, instrument_unit, meter_name, meter_version, meter_schema_url)
+        if all(criterion is None for criterion in criteria):
+            raise ValueError(f"View {name}: some instrument selection criteria must be given")
+        if name is not None and instrument_name is not None and ("*" in instrument_name or "?" in instrument_name):
+            raise ValueError(f"View {name}: a renamed stream must come from one instrument, not a wildcard name")
+        self._instrument_type = instrument_type
+        self._instrument_name = instrument_name
+        self._instrument_unit = instrument_unit
+        self._meter_name = meter_name
+        self._meter_version = meter_version
+        self._meter_schema_url = meter_schema_url
+        self._name = name
+        self._description = description
+        self._attribute_keys = None if attribute_keys is None else frozenset(attribute_keys)
+        self._aggregation = aggregation or DefaultAggregation()
+        # Exemplars are kept by ferrotel's own reservoirs; a factory is accepted for
+        # upstream's signature.
+        self._exemplar_reservoir_factory = exemplar_reservoir_factory
 
 
 class MeterProvider(_native.MeterProvider):

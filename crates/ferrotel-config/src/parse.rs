@@ -209,6 +209,8 @@ pub struct MetricReaderConfig {
     pub export_timeout: Duration,
     pub exemplar_filter: ExemplarFilter,
     pub temporality_preference: TemporalityPreference,
+    /// `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=base2_exponential_bucket_histogram`.
+    pub exponential_histograms: bool,
 }
 
 /// Which measurements may become exemplars (`OTEL_METRICS_EXEMPLAR_FILTER`).
@@ -617,6 +619,8 @@ impl Reader<'_> {
                 "lowmemory" => TemporalityPreference::LowMemory,
                 _ => TemporalityPreference::Cumulative,
             },
+            exponential_histograms: self.choice("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION")
+                == "base2_exponential_bucket_histogram",
         };
         let prometheus = self.prometheus();
         let otlp_traces = self.otlp(Signal::Traces, traces_protocol);

@@ -403,8 +403,7 @@ const PROCESSORS: &[Var] = &[
         "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
         Kind::Choice(HISTOGRAM_AGGREGATIONS),
         "explicit_bucket_histogram",
-        "default histogram aggregation",
-        not_used: "histograms use explicit buckets for now"
+        "default histogram aggregation of the OTLP exporter's reader"
     ),
 ];
 

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use ferrotel_sdk::log::LogData;
-use ferrotel_sdk::metrics::{Data, Exemplar, HistogramPoint, MetricData, Number, NumberPoint};
+use ferrotel_sdk::metrics::{
+    Data, Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, MetricData, Number, NumberPoint,
+};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
@@ -303,6 +305,33 @@ fn histogram_point(out: &mut String, p: &HistogramPoint) {
     out.push('}');
 }
 
+fn exponential_buckets(out: &mut String, key: &str, b: &ExponentialBuckets) {
+    let _ = write!(out, ",\"{key}\":{{\"offset\":{},\"bucketCounts\":[", b.offset);
+    for (i, c) in b.bucket_counts.iter().enumerate() {
+        let _ = write!(out, "{}\"{c}\"", if i > 0 { "," } else { "" });
+    }
+    out.push_str("]}");
+}
+
+fn exponential_histogram_point(out: &mut String, p: &ExponentialHistogramPoint) {
+    out.push('{');
+    attribute_list(out, &p.attributes);
+    point_times(out, p.start_ns, p.time_ns);
+    let _ = write!(out, ",\"count\":\"{}\",\"sum\":", p.count);
+    double(out, p.sum);
+    let _ = write!(out, ",\"scale\":{},\"zeroCount\":\"{}\"", p.scale, p.zero_count);
+    exponential_buckets(out, "positive", &p.positive);
+    exponential_buckets(out, "negative", &p.negative);
+    if p.count > 0 {
+        out.push_str(",\"min\":");
+        double(out, p.min);
+        out.push_str(",\"max\":");
+        double(out, p.max);
+    }
+    exemplars(out, &p.exemplars);
+    out.push('}');
+}
+
 fn points<T>(out: &mut String, points: &[T], write: fn(&mut String, &T)) {
     out.push_str("{\"dataPoints\":[");
     for (i, p) in points.iter().enumerate() {
@@ -346,6 +375,14 @@ fn metric(out: &mut String, m: &MetricData) {
         } => {
             out.push_str(",\"histogram\":");
             points(out, data, histogram_point);
+            let _ = write!(out, ",\"aggregationTemporality\":{}}}", *temporality as u8);
+        }
+        Data::ExponentialHistogram {
+            points: data,
+            temporality,
+        } => {
+            out.push_str(",\"exponentialHistogram\":");
+            points(out, data, exponential_histogram_point);
             let _ = write!(out, ",\"aggregationTemporality\":{}}}", *temporality as u8);
         }
     }

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ferrotel_sdk::log::LogData;
-use ferrotel_sdk::metrics::{Data, Exemplar, HistogramPoint, MetricData, Number, NumberPoint};
+use ferrotel_sdk::metrics::{
+    Data, Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, MetricData, Number, NumberPoint,
+};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::{Scope, SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
@@ -63,6 +65,11 @@ impl Writer {
             self.tag(field, 1);
             self.0.extend_from_slice(&v.to_le_bytes());
         }
+    }
+
+    /// A `sint32`: zigzag-encoded, so small negative numbers stay short.
+    fn sint(&mut self, field: u32, v: i32) {
+        self.uint(field, ((v << 1) ^ (v >> 31)) as u32 as u64);
     }
 
     fn fixed32(&mut self, field: u32, v: u32) {
@@ -252,6 +259,31 @@ fn histogram_point(w: &mut Writer, p: &HistogramPoint) {
     }
 }
 
+fn exponential_buckets(w: &mut Writer, b: &ExponentialBuckets) {
+    w.sint(1, b.offset);
+    // Packed varints.
+    let mut counts = Writer(Vec::new());
+    b.bucket_counts.iter().for_each(|c| counts.varint(*c));
+    w.bytes(2, &counts.0);
+}
+
+fn exponential_histogram_point(w: &mut Writer, p: &ExponentialHistogramPoint) {
+    attributes(w, 1, &p.attributes);
+    w.fixed64(2, p.start_ns);
+    w.fixed64(3, p.time_ns);
+    w.fixed64(4, p.count);
+    optional_double(w, 5, p.sum);
+    w.sint(6, i32::from(p.scale));
+    w.fixed64(7, p.zero_count);
+    w.message(8, |b| exponential_buckets(b, &p.positive));
+    w.message(9, |b| exponential_buckets(b, &p.negative));
+    exemplars(w, 11, &p.exemplars);
+    if p.count > 0 {
+        optional_double(w, 12, p.min);
+        optional_double(w, 13, p.max);
+    }
+}
+
 fn metric(w: &mut Writer, m: &MetricData) {
     w.string(1, &m.name);
     w.string(2, &m.description);
@@ -276,6 +308,12 @@ fn metric(w: &mut Writer, m: &MetricData) {
         Data::Histogram { points, temporality } => w.message(9, |h| {
             for p in points {
                 h.message(1, |dp| histogram_point(dp, p));
+            }
+            h.uint(2, *temporality as u64);
+        }),
+        Data::ExponentialHistogram { points, temporality } => w.message(10, |h| {
+            for p in points {
+                h.message(1, |dp| exponential_histogram_point(dp, p));
             }
             h.uint(2, *temporality as u64);
         }),

@@ -137,12 +137,16 @@ pub fn render(resource: &Resource, metrics: &[MetricData]) -> String {
     let mut families = vec![target_info(resource)];
     let mut index: HashMap<(String, String, String, Kind), usize> = HashMap::new();
     for metric in metrics {
+        // Upstream's exporter has no rendering for exponential histograms and leaves them out.
+        if matches!(metric.data, Data::ExponentialHistogram { .. }) {
+            continue;
+        }
         let name = metric_name(&metric.name);
         let unit = unit_suffix(&metric.unit);
         let kind = match &metric.data {
             Data::Sum { monotonic: true, .. } => Kind::Counter,
             Data::Sum { .. } | Data::Gauge(_) => Kind::Gauge,
-            Data::Histogram { .. } => Kind::Histogram,
+            Data::Histogram { .. } | Data::ExponentialHistogram { .. } => Kind::Histogram,
         };
         let key = (name.clone(), metric.description.clone(), unit.clone(), kind);
         let at = *index.entry(key).or_insert_with(|| {
@@ -197,6 +201,7 @@ pub fn render(resource: &Resource, metrics: &[MetricData]) -> String {
                     }
                 }
             }
+            Data::ExponentialHistogram { .. } => {}
         }
     }
     let mut out = String::new();

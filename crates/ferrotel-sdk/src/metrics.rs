@@ -1,6 +1,13 @@
 //! Metric instruments and their aggregation: sums (counters, up-down counters), last values
-//! (gauges) and explicit-bucket histograms, one stream per distinct attribute set, collected
-//! into [`MetricData`] with cumulative or delta temporality.
+//! (gauges), explicit-bucket and base-2 exponential histograms ([`exponential`]), one series
+//! per distinct attribute set, collected into [`MetricData`] with cumulative or delta
+//! temporality.
+//!
+//! An instrument feeds one metric stream per matching [`View`] (or one default stream when
+//! none matches): each stream has its own name, description, attribute filter and
+//! aggregation. A stream whose aggregation is left to the default takes what its reader
+//! prefers for the instrument kind (the OTLP exporter's default histogram aggregation, a
+//! Python reader's preferred aggregation), so the aggregation is chosen per reader.
 //!
 //! Recording takes one short lock per instrument; streams are keyed by a canonical encoding of
 //! their (sorted) attributes, and each stream keeps one aggregation per reader of its provider
@@ -12,6 +19,9 @@
 //! exemplars: histograms keep the last one per bucket, other streams one chosen uniformly among
 //! those since the last collection; each collection hands them out and starts afresh.
 
+pub mod exponential;
+pub mod view;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +30,8 @@ use ferrotel_config::TemporalityPreference;
 use crate::span::Scope;
 use crate::sync::lock;
 use crate::value::{Attributes, Value};
+pub use exponential::ExponentialHistogram;
+pub use view::{Aggregation, View};
 
 /// Streams per instrument before overflow (the spec's default cardinality limit).
 pub const CARDINALITY_LIMIT: usize = 2000;
@@ -156,6 +168,30 @@ pub struct Boundary {
     pub integral: bool,
 }
 
+/// One sign's buckets of an exponential histogram point: `bucket_counts[i]` counts bucket
+/// `offset + i`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExponentialBuckets {
+    pub offset: i32,
+    pub bucket_counts: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExponentialHistogramPoint {
+    pub attributes: Attributes,
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub scale: i8,
+    pub zero_count: u64,
+    pub positive: ExponentialBuckets,
+    pub negative: ExponentialBuckets,
+    pub exemplars: Vec<Exemplar>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Data {
     Gauge(Vec<NumberPoint>),
@@ -166,6 +202,10 @@ pub enum Data {
     },
     Histogram {
         points: Vec<HistogramPoint>,
+        temporality: Temporality,
+    },
+    ExponentialHistogram {
+        points: Vec<ExponentialHistogramPoint>,
         temporality: Temporality,
     },
 }
@@ -186,6 +226,7 @@ impl MetricData {
         match &self.data {
             Data::Gauge(points) | Data::Sum { points, .. } => points.len(),
             Data::Histogram { points, .. } => points.len(),
+            Data::ExponentialHistogram { points, .. } => points.len(),
         }
     }
 }
@@ -204,12 +245,71 @@ enum State {
     Sum(Number),
     Last(Number),
     Histogram {
+        bounds: Arc<[f64]>,
+        integral: Arc<[bool]>,
         counts: Vec<u64>,
         count: u64,
         sum: f64,
         min: f64,
         max: f64,
     },
+    Exponential(Box<ExponentialHistogram>),
+}
+
+/// An aggregation as one reader of one stream applies it, the default resolved.
+#[derive(Debug, Clone, PartialEq)]
+enum Resolved {
+    Drop,
+    Sum,
+    LastValue,
+    Explicit { bounds: Arc<[f64]>, integral: Arc<[bool]> },
+    Exponential { max_size: u32, max_scale: i8 },
+}
+
+impl Resolved {
+    /// `chosen` for an instrument of `kind` with the advisory `boundaries`.
+    fn of(chosen: &Aggregation, kind: InstrumentKind, advisory: Option<&[Boundary]>) -> Resolved {
+        use InstrumentKind::*;
+        match chosen {
+            Aggregation::Default => match kind {
+                Counter | UpDownCounter | ObservableCounter | ObservableUpDownCounter => Resolved::Sum,
+                Gauge | ObservableGauge => Resolved::LastValue,
+                Histogram => Resolved::explicit(advisory),
+            },
+            Aggregation::Drop => Resolved::Drop,
+            Aggregation::Sum => Resolved::Sum,
+            Aggregation::LastValue => Resolved::LastValue,
+            Aggregation::ExplicitBucketHistogram { boundaries } => {
+                Resolved::explicit(boundaries.as_deref().or(advisory))
+            }
+            Aggregation::Base2ExponentialHistogram { max_size, max_scale } => Resolved::Exponential {
+                max_size: *max_size,
+                max_scale: *max_scale,
+            },
+        }
+    }
+
+    /// Explicit buckets at `boundaries` (the spec's defaults when none), sorted, finite and
+    /// distinct.
+    fn explicit(boundaries: Option<&[Boundary]>) -> Resolved {
+        let mut bounds: Vec<Boundary> = match boundaries {
+            Some(given) => given.to_vec(),
+            None => DEFAULT_BOUNDARIES
+                .iter()
+                .map(|value| Boundary {
+                    value: *value,
+                    integral: false,
+                })
+                .collect(),
+        };
+        bounds.retain(|b| b.value.is_finite());
+        bounds.sort_by(|a, b| a.value.total_cmp(&b.value));
+        bounds.dedup_by(|a, b| a.value == b.value);
+        Resolved::Explicit {
+            bounds: bounds.iter().map(|b| b.value).collect(),
+            integral: bounds.iter().map(|b| b.integral).collect(),
+        }
+    }
 }
 
 /// A reader's place in the instruments of its provider. Each reader of a provider
@@ -217,9 +317,9 @@ enum State {
 /// exemplars (an OTLP exporter on delta and a Prometheus endpoint on cumulative side by side).
 pub type ReaderSlot = usize;
 
-/// One stream's aggregation for one reader.
+/// One series' aggregation for one reader.
 #[derive(Debug)]
-struct Aggregation {
+struct Series {
     start_ns: u64,
     state: State,
     /// Recorded (or observed) since the reader's last collection.
@@ -238,13 +338,14 @@ struct Stream {
     /// Indexed by reader slot; `None` where that reader holds nothing for the stream (not
     /// recorded since the reader joined, or a delta reader that reported it and has seen
     /// nothing since).
-    per_reader: Vec<Option<Aggregation>>,
+    per_reader: Vec<Option<Series>>,
 }
 
 #[derive(Debug, Default)]
 struct Streams {
-    /// The slots of the readers measurements are aggregated for.
-    readers: Vec<ReaderSlot>,
+    /// The slots of the readers measurements are aggregated for, with the aggregation each
+    /// applies (a dropped stream's readers are not listed).
+    readers: Vec<(ReaderSlot, Resolved)>,
     by_attributes: HashMap<Vec<u8>, Stream>,
 }
 
@@ -256,6 +357,20 @@ impl Streams {
     }
 }
 
+/// What the API's `create_*` call describes.
+#[derive(Debug, Clone)]
+pub struct Descriptor {
+    pub name: String,
+    pub description: String,
+    pub unit: String,
+    pub kind: InstrumentKind,
+    pub scope: Arc<Scope>,
+    /// The advisory explicit bucket boundaries, for histograms.
+    pub advisory: Option<Vec<Boundary>>,
+}
+
+/// An instrument of the Metrics API and the metric streams it feeds: one per matching view,
+/// or the default one.
 #[derive(Debug)]
 pub struct Instrument {
     pub name: String,
@@ -264,8 +379,24 @@ pub struct Instrument {
     pub kind: InstrumentKind,
     pub scope: Arc<Scope>,
     pub exemplar_filter: ExemplarFilter,
-    bounds: Arc<[f64]>,
-    integral_bounds: Arc<[bool]>,
+    streams: Vec<MetricStream>,
+}
+
+/// One metric stream: its identity as exported, its attribute filter and aggregation, and
+/// its series per attribute set.
+#[derive(Debug)]
+struct MetricStream {
+    name: String,
+    description: String,
+    unit: String,
+    kind: InstrumentKind,
+    scope: Arc<Scope>,
+    exemplar_filter: ExemplarFilter,
+    /// The view's aggregation; [`Aggregation::Default`] leaves it to each reader.
+    aggregation: Aggregation,
+    advisory: Option<Vec<Boundary>>,
+    /// Only these attribute keys are kept, when a view says so.
+    attribute_keys: Option<Vec<String>>,
     streams: Mutex<Streams>,
 }
 
@@ -318,86 +449,80 @@ enum Recipients {
 }
 
 impl Instrument {
-    /// An instrument aggregating for the readers in `readers`.
-    #[allow(clippy::too_many_arguments)]
+    /// An instrument with the default stream, aggregating for `readers` (each with the
+    /// aggregation it prefers for this kind).
     pub fn new(
-        name: String,
-        description: String,
-        unit: String,
-        kind: InstrumentKind,
-        scope: Arc<Scope>,
-        boundaries: Option<Vec<Boundary>>,
+        descriptor: Descriptor,
         exemplar_filter: ExemplarFilter,
-        readers: Vec<ReaderSlot>,
+        readers: Vec<(ReaderSlot, Aggregation)>,
     ) -> Instrument {
-        let mut bounds = boundaries.unwrap_or_else(|| {
-            DEFAULT_BOUNDARIES
-                .iter()
-                .map(|value| Boundary {
-                    value: *value,
-                    integral: false,
-                })
-                .collect()
-        });
-        bounds.retain(|b| b.value.is_finite());
-        bounds.sort_by(|a, b| a.value.total_cmp(&b.value));
-        bounds.dedup_by(|a, b| a.value == b.value);
+        Instrument::with_views(descriptor, exemplar_filter, readers, &[])
+    }
+
+    /// An instrument feeding one stream per view of `views` that selects it, or the default
+    /// stream when none does.
+    pub fn with_views(
+        descriptor: Descriptor,
+        exemplar_filter: ExemplarFilter,
+        readers: Vec<(ReaderSlot, Aggregation)>,
+        views: &[View],
+    ) -> Instrument {
+        let matching: Vec<&View> = views.iter().filter(|view| view.selects(&descriptor)).collect();
+        let stream = |view: Option<&View>| {
+            let aggregation = view.map_or(Aggregation::Default, |v| v.aggregation.clone());
+            let stream = MetricStream {
+                name: view
+                    .and_then(|v| v.name.clone())
+                    .unwrap_or_else(|| descriptor.name.clone()),
+                description: view
+                    .and_then(|v| v.description.clone())
+                    .unwrap_or_else(|| descriptor.description.clone()),
+                unit: descriptor.unit.clone(),
+                kind: descriptor.kind,
+                scope: descriptor.scope.clone(),
+                exemplar_filter,
+                aggregation,
+                advisory: descriptor.advisory.clone(),
+                attribute_keys: view.and_then(|v| v.attribute_keys.clone()),
+                streams: Mutex::new(Streams::default()),
+            };
+            for (slot, preferred) in &readers {
+                stream.add_reader(*slot, preferred);
+            }
+            stream
+        };
+        let streams = if matching.is_empty() {
+            vec![stream(None)]
+        } else {
+            matching.into_iter().map(|view| stream(Some(view))).collect()
+        };
         Instrument {
-            name,
-            description,
-            unit,
-            kind,
-            scope,
+            name: descriptor.name,
+            description: descriptor.description,
+            unit: descriptor.unit,
+            kind: descriptor.kind,
+            scope: descriptor.scope,
             exemplar_filter,
-            integral_bounds: bounds.iter().map(|b| b.integral).collect(),
-            bounds: bounds.iter().map(|b| b.value).collect(),
-            streams: Mutex::new(Streams {
-                readers,
-                by_attributes: HashMap::new(),
-            }),
+            streams,
         }
     }
 
-    /// From now on, measurements are aggregated for `slot` too (starting from nothing).
-    pub fn add_reader(&self, slot: ReaderSlot) {
-        let mut streams = lock(&self.streams);
-        if !streams.readers.contains(&slot) {
-            streams.readers.push(slot);
-        }
+    /// From now on, measurements are aggregated for `slot` too (starting from nothing), with
+    /// `preferred` where a stream leaves the aggregation to its reader.
+    pub fn add_reader(&self, slot: ReaderSlot, preferred: &Aggregation) {
+        self.streams
+            .iter()
+            .for_each(|stream| stream.add_reader(slot, preferred));
     }
 
     /// Stops aggregating for `slot` and forgets what it held.
     pub fn remove_reader(&self, slot: ReaderSlot) {
-        let mut streams = lock(&self.streams);
-        streams.readers.retain(|s| *s != slot);
-        for stream in streams.by_attributes.values_mut() {
-            if let Some(held) = stream.per_reader.get_mut(slot) {
-                *held = None;
-            }
-        }
-        streams.forget_empty();
-    }
-
-    fn fresh_state(&self, value: Number) -> State {
-        match self.kind {
-            InstrumentKind::Histogram => State::Histogram {
-                counts: vec![0; self.bounds.len() + 1],
-                count: 0,
-                sum: 0.0,
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-            },
-            InstrumentKind::Gauge | InstrumentKind::ObservableGauge => State::Last(value),
-            _ => State::Sum(match value {
-                Number::Int(_) => Number::Int(0),
-                Number::Double(_) => Number::Double(0.0),
-            }),
-        }
+        self.streams.iter().for_each(|stream| stream.remove_reader(slot));
     }
 
     /// A synchronous measurement (`add`, `record`, `set`) made outside any span.
     pub fn record(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64) {
-        self.measure(value, attributes, now_ns, None, Recipients::Every);
+        self.record_in(value, attributes, now_ns, None);
     }
 
     /// The same, made in `span`, which the exemplar filter may keep with the point.
@@ -409,6 +534,84 @@ impl Instrument {
     /// reader in `slot`: the value replaces the previous one, for that reader only.
     pub fn observe(&self, slot: ReaderSlot, value: Number, attributes: Vec<(String, Value)>, now_ns: u64) {
         self.measure(value, attributes, now_ns, None, Recipients::One(slot));
+    }
+
+    fn measure(
+        &self,
+        value: Number,
+        attributes: Vec<(String, Value)>,
+        now_ns: u64,
+        span: Option<MeasuredIn>,
+        into: Recipients,
+    ) {
+        match &self.streams[..] {
+            [only] => only.measure(value, attributes, now_ns, span, into),
+            streams => {
+                for stream in streams {
+                    stream.measure(value, attributes.clone(), now_ns, span, into);
+                }
+            }
+        }
+    }
+
+    /// The points the reader in `slot` is to see now, one metric per stream that has any.
+    /// Delta temporality reports what changed since that reader's last collection and
+    /// starts afresh.
+    pub fn collect(&self, slot: ReaderSlot, temporality: Temporality, now_ns: u64) -> Vec<MetricData> {
+        self.streams
+            .iter()
+            .filter_map(|stream| stream.collect(slot, temporality, now_ns))
+            .collect()
+    }
+}
+
+impl MetricStream {
+    fn add_reader(&self, slot: ReaderSlot, preferred: &Aggregation) {
+        let chosen = match self.aggregation {
+            Aggregation::Default => preferred,
+            ref own => own,
+        };
+        let resolved = Resolved::of(chosen, self.kind, self.advisory.as_deref());
+        if resolved == Resolved::Drop {
+            return;
+        }
+        let mut streams = lock(&self.streams);
+        if !streams.readers.iter().any(|(s, _)| *s == slot) {
+            streams.readers.push((slot, resolved));
+        }
+    }
+
+    fn remove_reader(&self, slot: ReaderSlot) {
+        let mut streams = lock(&self.streams);
+        streams.readers.retain(|(s, _)| *s != slot);
+        for stream in streams.by_attributes.values_mut() {
+            if let Some(held) = stream.per_reader.get_mut(slot) {
+                *held = None;
+            }
+        }
+        streams.forget_empty();
+    }
+
+    fn fresh_state(resolved: &Resolved, value: Number) -> State {
+        match resolved {
+            Resolved::Explicit { bounds, integral } => State::Histogram {
+                bounds: bounds.clone(),
+                integral: integral.clone(),
+                counts: vec![0; bounds.len() + 1],
+                count: 0,
+                sum: 0.0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+            },
+            Resolved::Exponential { max_size, max_scale } => {
+                State::Exponential(Box::new(ExponentialHistogram::new(*max_size, *max_scale)))
+            }
+            Resolved::LastValue => State::Last(value),
+            Resolved::Sum | Resolved::Drop => State::Sum(match value {
+                Number::Int(_) => Number::Int(0),
+                Number::Double(_) => Number::Double(0.0),
+            }),
+        }
     }
 
     fn measure(
@@ -431,6 +634,10 @@ impl Instrument {
             trace_id,
             span_id,
         });
+        let attributes = match &self.attribute_keys {
+            Some(keys) => attributes.into_iter().filter(|(k, _)| keys.contains(k)).collect(),
+            None => attributes,
+        };
         let (mut key, mut attributes) = canonical(attributes);
         let mut guard = lock(&self.streams);
         let Streams { readers, by_attributes } = &mut *guard;
@@ -446,38 +653,41 @@ impl Instrument {
             attributes,
             per_reader: Vec::new(),
         });
-        // The histogram bucket this value lands in, for its count and its exemplar slot.
-        let bucket = match self.kind {
-            InstrumentKind::Histogram => self.bounds.partition_point(|b| *b < value.as_f64()),
-            _ => 0,
-        };
-        let mut aggregate = |slot: ReaderSlot| {
+        let mut aggregate = |slot: ReaderSlot, resolved: &Resolved| {
             if stream.per_reader.len() <= slot {
                 stream.per_reader.resize_with(slot + 1, || None);
             }
-            let aggregation = stream.per_reader[slot].get_or_insert_with(|| Aggregation {
+            let aggregation = stream.per_reader[slot].get_or_insert_with(|| Series {
                 start_ns: now_ns,
-                state: self.fresh_state(value),
+                state: MetricStream::fresh_state(resolved, value),
                 updated: false,
                 last_observed: None,
                 exemplars: Vec::new(),
                 offered: 0,
             });
-            self.aggregate(aggregation, value, bucket, exemplar);
+            self.aggregate(aggregation, value, exemplar);
         };
         match into {
-            Recipients::Every => readers.iter().for_each(|slot| aggregate(*slot)),
-            Recipients::One(slot) if readers.contains(&slot) => aggregate(slot),
-            Recipients::One(_) => {}
+            Recipients::Every => readers.iter().for_each(|(slot, resolved)| aggregate(*slot, resolved)),
+            Recipients::One(slot) => {
+                if let Some((_, resolved)) = readers.iter().find(|(s, _)| *s == slot) {
+                    aggregate(slot, resolved);
+                }
+            }
         }
     }
 
-    fn aggregate(&self, aggregation: &mut Aggregation, value: Number, bucket: usize, exemplar: Option<Exemplar>) {
+    fn aggregate(&self, aggregation: &mut Series, value: Number, exemplar: Option<Exemplar>) {
         aggregation.updated = true;
+        // The explicit bucket this value lands in, for its count and its exemplar slot.
+        let bucket = match &aggregation.state {
+            State::Histogram { bounds, .. } => bounds.partition_point(|b| *b < value.as_f64()),
+            _ => 0,
+        };
         if let Some(exemplar) = exemplar {
-            let slot = match aggregation.state {
-                State::Histogram { .. } => {
-                    aggregation.exemplars.resize(self.bounds.len() + 1, None);
+            let slot = match &aggregation.state {
+                State::Histogram { counts, .. } => {
+                    aggregation.exemplars.resize(counts.len(), None);
                     Some(bucket)
                 }
                 _ => {
@@ -497,12 +707,14 @@ impl Instrument {
             State::Sum(total) if observable => *total = value,
             State::Sum(total) => *total = total.add(value),
             State::Last(last) => *last = value,
+            State::Exponential(histogram) => histogram.record(value.as_f64()),
             State::Histogram {
                 counts,
                 count,
                 sum,
                 min,
                 max,
+                ..
             } => {
                 let v = value.as_f64();
                 counts[bucket] += 1;
@@ -514,15 +726,16 @@ impl Instrument {
         }
     }
 
-    /// The points the reader in `slot` is to see now; `None` when there is nothing to
-    /// report. Delta temporality reports what changed since that reader's last collection
-    /// and starts afresh.
-    pub fn collect(&self, slot: ReaderSlot, temporality: Temporality, now_ns: u64) -> Option<MetricData> {
+    /// The stream's points for the reader in `slot`; `None` when there is nothing to
+    /// report.
+    fn collect(&self, slot: ReaderSlot, temporality: Temporality, now_ns: u64) -> Option<MetricData> {
         let mut streams = lock(&self.streams);
+        let resolved = streams.readers.iter().find(|(s, _)| *s == slot)?.1.clone();
         let delta = temporality == Temporality::Delta;
         let observable = self.kind.is_observable();
         let mut numbers = Vec::new();
         let mut histograms = Vec::new();
+        let mut exponentials = Vec::new();
         for stream in streams.by_attributes.values_mut() {
             let Some(held) = stream.per_reader.get_mut(slot) else {
                 continue;
@@ -567,7 +780,34 @@ impl Instrument {
                     value: *value,
                     exemplars,
                 }),
+                State::Exponential(histogram) => {
+                    let interval = if delta {
+                        histogram.take_interval()
+                    } else {
+                        histogram.cumulative()
+                    };
+                    let buckets = |b: &exponential::Buckets| ExponentialBuckets {
+                        offset: b.offset(),
+                        bucket_counts: b.counts(),
+                    };
+                    exponentials.push(ExponentialHistogramPoint {
+                        attributes: stream.attributes.clone(),
+                        start_ns: aggregation.start_ns,
+                        time_ns: now_ns,
+                        count: interval.count,
+                        sum: interval.sum,
+                        min: interval.min,
+                        max: interval.max,
+                        scale: interval.scale.unwrap_or(0),
+                        zero_count: interval.zero_count,
+                        positive: buckets(&interval.positive),
+                        negative: buckets(&interval.negative),
+                        exemplars,
+                    });
+                }
                 State::Histogram {
+                    bounds,
+                    integral,
                     counts,
                     count,
                     sum,
@@ -583,8 +823,8 @@ impl Instrument {
                         min: *min,
                         max: *max,
                         bucket_counts: counts.clone(),
-                        bounds: self.bounds.clone(),
-                        integral_bounds: self.integral_bounds.clone(),
+                        bounds: bounds.clone(),
+                        integral_bounds: integral.clone(),
                         exemplars,
                     });
                     if delta {
@@ -601,32 +841,24 @@ impl Instrument {
             streams.forget_empty();
         }
         drop(streams);
-        let data = match self.kind {
-            InstrumentKind::Histogram => {
-                if histograms.is_empty() {
-                    return None;
-                }
-                Data::Histogram {
-                    points: histograms,
-                    temporality,
-                }
-            }
-            InstrumentKind::Gauge | InstrumentKind::ObservableGauge => {
-                if numbers.is_empty() {
-                    return None;
-                }
-                Data::Gauge(numbers)
-            }
-            kind => {
-                if numbers.is_empty() {
-                    return None;
-                }
-                Data::Sum {
-                    points: numbers,
-                    temporality,
-                    monotonic: kind.is_monotonic(),
-                }
-            }
+        if numbers.is_empty() && histograms.is_empty() && exponentials.is_empty() {
+            return None;
+        }
+        let data = match resolved {
+            Resolved::Explicit { .. } => Data::Histogram {
+                points: histograms,
+                temporality,
+            },
+            Resolved::Exponential { .. } => Data::ExponentialHistogram {
+                points: exponentials,
+                temporality,
+            },
+            Resolved::LastValue => Data::Gauge(numbers),
+            Resolved::Sum | Resolved::Drop => Data::Sum {
+                points: numbers,
+                temporality,
+                monotonic: self.kind.is_monotonic(),
+            },
         };
         Some(MetricData {
             name: self.name.clone(),
@@ -651,24 +883,38 @@ pub fn valid_instrument_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn instrument(kind: InstrumentKind) -> Instrument {
-        Instrument::new(
-            "m".into(),
-            String::new(),
-            String::new(),
+    fn descriptor(kind: InstrumentKind, advisory: Option<Vec<Boundary>>) -> Descriptor {
+        Descriptor {
+            name: "m".into(),
+            description: String::new(),
+            unit: String::new(),
             kind,
-            Arc::new(Scope::default()),
-            Some(
-                [10.0, 0.0, 5.0, 0.0]
-                    .map(|value| Boundary {
-                        value,
-                        integral: value == 5.0,
-                    })
-                    .to_vec(),
-            ),
+            scope: Arc::new(Scope::default()),
+            advisory,
+        }
+    }
+
+    fn instrument(kind: InstrumentKind) -> Instrument {
+        let advisory = [10.0, 0.0, 5.0, 0.0]
+            .map(|value| Boundary {
+                value,
+                integral: value == 5.0,
+            })
+            .to_vec();
+        Instrument::new(
+            descriptor(kind, Some(advisory)),
             ExemplarFilter::TraceBased,
-            vec![0],
+            vec![(0, Aggregation::Default)],
         )
+    }
+
+    impl Instrument {
+        /// The one metric a single-stream instrument reports.
+        fn collect_one(&self, slot: ReaderSlot, temporality: Temporality, now_ns: u64) -> Option<MetricData> {
+            let mut collected = self.collect(slot, temporality, now_ns);
+            assert!(collected.len() <= 1);
+            collected.pop()
+        }
     }
 
     fn attrs(pairs: &[(&str, i64)]) -> Vec<(String, Value)> {
@@ -678,7 +924,7 @@ mod tests {
     fn sum_values(data: &MetricData) -> Vec<Number> {
         match &data.data {
             Data::Sum { points, .. } | Data::Gauge(points) => points.iter().map(|p| p.value).collect(),
-            Data::Histogram { .. } => panic!("not a sum"),
+            _ => panic!("not a sum"),
         }
     }
 
@@ -687,10 +933,10 @@ mod tests {
         let counter = instrument(InstrumentKind::Counter);
         counter.record(Number::Int(2), attrs(&[("a", 1), ("b", 2)]), 1);
         counter.record(Number::Int(3), attrs(&[("b", 2), ("a", 1)]), 2);
-        let data = counter.collect(0, Temporality::Cumulative, 5).unwrap();
+        let data = counter.collect_one(0, Temporality::Cumulative, 5).unwrap();
         assert_eq!(sum_values(&data), [Number::Int(5)]);
         counter.record(Number::Double(0.5), attrs(&[("a", 1), ("b", 2)]), 6);
-        let data = counter.collect(0, Temporality::Cumulative, 7).unwrap();
+        let data = counter.collect_one(0, Temporality::Cumulative, 7).unwrap();
         assert_eq!(sum_values(&data), [Number::Double(5.5)]);
         let Data::Sum { points, monotonic, .. } = data.data else {
             panic!()
@@ -704,12 +950,12 @@ mod tests {
         let counter = instrument(InstrumentKind::Counter);
         counter.record(Number::Int(2), attrs(&[]), 1);
         assert_eq!(
-            sum_values(&counter.collect(0, Temporality::Delta, 5).unwrap()),
+            sum_values(&counter.collect_one(0, Temporality::Delta, 5).unwrap()),
             [Number::Int(2)]
         );
-        assert!(counter.collect(0, Temporality::Delta, 6).is_none(), "nothing new");
+        assert!(counter.collect_one(0, Temporality::Delta, 6).is_none(), "nothing new");
         counter.record(Number::Int(4), attrs(&[]), 7);
-        let data = counter.collect(0, Temporality::Delta, 9).unwrap();
+        let data = counter.collect_one(0, Temporality::Delta, 9).unwrap();
         let Data::Sum { points, .. } = data.data else { panic!() };
         assert_eq!((points[0].value, points[0].start_ns), (Number::Int(4), 7));
     }
@@ -720,7 +966,7 @@ mod tests {
         for v in [0.0, 3.0, 5.0, 7.0, 50.0] {
             histogram.record(Number::Double(v), attrs(&[]), 1);
         }
-        let Data::Histogram { points, .. } = histogram.collect(0, Temporality::Cumulative, 2).unwrap().data else {
+        let Data::Histogram { points, .. } = histogram.collect_one(0, Temporality::Cumulative, 2).unwrap().data else {
             panic!()
         };
         let p = &points[0];
@@ -736,16 +982,16 @@ mod tests {
         let observed = instrument(InstrumentKind::ObservableCounter);
         observed.observe(0, Number::Int(10), attrs(&[]), 1);
         assert_eq!(
-            sum_values(&observed.collect(0, Temporality::Delta, 2).unwrap()),
+            sum_values(&observed.collect_one(0, Temporality::Delta, 2).unwrap()),
             [Number::Int(10)]
         );
         observed.observe(0, Number::Int(15), attrs(&[]), 3);
         assert_eq!(
-            sum_values(&observed.collect(0, Temporality::Delta, 4).unwrap()),
+            sum_values(&observed.collect_one(0, Temporality::Delta, 4).unwrap()),
             [Number::Int(5)]
         );
         assert!(
-            observed.collect(0, Temporality::Delta, 5).is_none(),
+            observed.collect_one(0, Temporality::Delta, 5).is_none(),
             "not observed this time"
         );
     }
@@ -756,7 +1002,7 @@ mod tests {
         for i in 0..(CARDINALITY_LIMIT as i64 + 10) {
             counter.record(Number::Int(1), attrs(&[("id", i)]), 1);
         }
-        let Data::Sum { points, .. } = counter.collect(0, Temporality::Cumulative, 2).unwrap().data else {
+        let Data::Sum { points, .. } = counter.collect_one(0, Temporality::Cumulative, 2).unwrap().data else {
             panic!()
         };
         assert_eq!(points.len(), CARDINALITY_LIMIT);
@@ -811,7 +1057,7 @@ mod tests {
                 sampled: false,
             }),
         );
-        let Data::Histogram { points, .. } = histogram.collect(0, Temporality::Cumulative, 5).unwrap().data else {
+        let Data::Histogram { points, .. } = histogram.collect_one(0, Temporality::Cumulative, 5).unwrap().data else {
             panic!()
         };
         // The last measurement of each bucket that had one in a span: (0, 5] and (10, inf).
@@ -822,7 +1068,7 @@ mod tests {
             .collect();
         assert_eq!(kept, [(8, 80, Number::Double(4.0)), (9, 90, Number::Double(50.0))]);
         histogram.record(Number::Double(1.0), attrs(&[]), 6);
-        let Data::Histogram { points, .. } = histogram.collect(0, Temporality::Cumulative, 7).unwrap().data else {
+        let Data::Histogram { points, .. } = histogram.collect_one(0, Temporality::Cumulative, 7).unwrap().data else {
             panic!()
         };
         assert!(points[0].exemplars.is_empty(), "each collection starts afresh");
@@ -840,7 +1086,7 @@ mod tests {
                 }),
             );
         }
-        let Data::Sum { points, .. } = counter.collect(0, Temporality::Cumulative, 60).unwrap().data else {
+        let Data::Sum { points, .. } = counter.collect_one(0, Temporality::Cumulative, 60).unwrap().data else {
             panic!()
         };
         let [exemplar] = points[0].exemplars[..] else {
@@ -852,66 +1098,170 @@ mod tests {
     #[test]
     fn each_reader_aggregates_on_its_own() {
         let counter = instrument(InstrumentKind::Counter);
-        counter.add_reader(1);
+        counter.add_reader(1, &Aggregation::Default);
         counter.record(Number::Int(2), attrs(&[]), 1);
         counter.record(Number::Int(3), attrs(&[]), 2);
         // Reader 1 on delta resets only its own aggregation; reader 0 stays cumulative.
         assert_eq!(
-            sum_values(&counter.collect(1, Temporality::Delta, 3).unwrap()),
+            sum_values(&counter.collect_one(1, Temporality::Delta, 3).unwrap()),
             [Number::Int(5)]
         );
         counter.record(Number::Int(4), attrs(&[]), 4);
         assert_eq!(
-            sum_values(&counter.collect(1, Temporality::Delta, 5).unwrap()),
+            sum_values(&counter.collect_one(1, Temporality::Delta, 5).unwrap()),
             [Number::Int(4)]
         );
         assert_eq!(
-            sum_values(&counter.collect(0, Temporality::Cumulative, 6).unwrap()),
+            sum_values(&counter.collect_one(0, Temporality::Cumulative, 6).unwrap()),
             [Number::Int(9)]
         );
         // A reader that joins later starts from nothing; one that leaves is forgotten.
-        counter.add_reader(2);
-        assert!(counter.collect(2, Temporality::Cumulative, 7).is_none());
+        counter.add_reader(2, &Aggregation::Default);
+        assert!(counter.collect_one(2, Temporality::Cumulative, 7).is_none());
         counter.record(Number::Int(1), attrs(&[]), 8);
         assert_eq!(
-            sum_values(&counter.collect(2, Temporality::Cumulative, 9).unwrap()),
+            sum_values(&counter.collect_one(2, Temporality::Cumulative, 9).unwrap()),
             [Number::Int(1)]
         );
         counter.remove_reader(0);
         counter.record(Number::Int(1), attrs(&[]), 10);
-        assert!(counter.collect(0, Temporality::Cumulative, 11).is_none());
+        assert!(counter.collect_one(0, Temporality::Cumulative, 11).is_none());
         assert_eq!(
-            sum_values(&counter.collect(2, Temporality::Cumulative, 12).unwrap()),
+            sum_values(&counter.collect_one(2, Temporality::Cumulative, 12).unwrap()),
             [Number::Int(2)]
         );
 
         // What a callback observes during one reader's collection is that reader's only.
         let gauge = instrument(InstrumentKind::ObservableGauge);
-        gauge.add_reader(1);
+        gauge.add_reader(1, &Aggregation::Default);
         gauge.observe(1, Number::Int(7), attrs(&[("room", 1)]), 1);
-        assert!(gauge.collect(0, Temporality::Cumulative, 2).is_none());
+        assert!(gauge.collect_one(0, Temporality::Cumulative, 2).is_none());
         assert_eq!(
-            sum_values(&gauge.collect(1, Temporality::Cumulative, 2).unwrap()),
+            sum_values(&gauge.collect_one(1, Temporality::Cumulative, 2).unwrap()),
             [Number::Int(7)]
         );
         gauge.observe(3, Number::Int(7), attrs(&[]), 3);
-        assert!(gauge.collect(3, Temporality::Cumulative, 4).is_none(), "not a reader");
+        assert!(
+            gauge.collect_one(3, Temporality::Cumulative, 4).is_none(),
+            "not a reader"
+        );
 
         let unread = Instrument::new(
-            "m".into(),
-            String::new(),
-            String::new(),
-            InstrumentKind::Counter,
-            Arc::new(Scope::default()),
-            None,
+            descriptor(InstrumentKind::Counter, None),
             ExemplarFilter::AlwaysOn,
             Vec::new(),
         );
         unread.record(Number::Int(1), attrs(&[]), 1);
         assert!(
-            lock(&unread.streams).by_attributes.is_empty(),
+            lock(&unread.streams[0].streams).by_attributes.is_empty(),
             "nobody reads it: nothing kept"
         );
+    }
+
+    #[test]
+    fn views_make_one_stream_each_and_the_default_when_none_selects() {
+        let views = [
+            View {
+                instrument_name: Some("m".into()),
+                name: Some("renamed".into()),
+                attribute_keys: Some(vec!["kept".into()]),
+                ..View::default()
+            },
+            View {
+                instrument_kinds: Some(vec![InstrumentKind::Counter]),
+                aggregation: Aggregation::base2_exponential(),
+                ..View::default()
+            },
+            View {
+                instrument_name: Some("dropped".into()),
+                aggregation: Aggregation::Drop,
+                ..View::default()
+            },
+        ];
+        let counter = Instrument::with_views(
+            descriptor(InstrumentKind::Counter, None),
+            ExemplarFilter::AlwaysOff,
+            vec![(0, Aggregation::Default)],
+            &views,
+        );
+        counter.record(
+            Number::Int(3),
+            vec![("kept".into(), Value::Int(1)), ("gone".into(), Value::Int(2))],
+            1,
+        );
+        let collected = counter.collect(0, Temporality::Cumulative, 2);
+        let [renamed, exponential] = &collected[..] else {
+            panic!("two streams: {collected:?}")
+        };
+        assert_eq!(renamed.name, "renamed");
+        let Data::Sum { points, .. } = &renamed.data else {
+            panic!()
+        };
+        assert_eq!(points[0].attributes.items, [("kept".to_string(), Value::Int(1))]);
+        assert_eq!(exponential.name, "m");
+        let Data::ExponentialHistogram { points, .. } = &exponential.data else {
+            panic!()
+        };
+        assert_eq!(
+            (points[0].count, points[0].sum, points[0].attributes.items.len()),
+            (1, 3.0, 2)
+        );
+
+        let dropped = Instrument::with_views(
+            Descriptor {
+                name: "dropped".into(),
+                ..descriptor(InstrumentKind::Histogram, None)
+            },
+            ExemplarFilter::AlwaysOff,
+            vec![(0, Aggregation::Default)],
+            &views,
+        );
+        dropped.record(Number::Int(3), attrs(&[]), 1);
+        assert!(dropped.collect(0, Temporality::Cumulative, 2).is_empty());
+
+        let unselected = Instrument::with_views(
+            Descriptor {
+                name: "other".into(),
+                ..descriptor(InstrumentKind::Histogram, None)
+            },
+            ExemplarFilter::AlwaysOff,
+            vec![(0, Aggregation::Default)],
+            &views,
+        );
+        unselected.record(Number::Int(3), attrs(&[]), 1);
+        let [default] = &unselected.collect(0, Temporality::Cumulative, 2)[..] else {
+            panic!()
+        };
+        let Data::Histogram { points, .. } = &default.data else {
+            panic!()
+        };
+        assert_eq!(&*points[0].bounds, DEFAULT_BOUNDARIES);
+    }
+
+    #[test]
+    fn a_reader_preference_applies_where_the_view_leaves_the_aggregation_open() {
+        let histogram = instrument(InstrumentKind::Histogram);
+        histogram.add_reader(1, &Aggregation::base2_exponential());
+        for v in [1.0, 2.0, 4.0] {
+            histogram.record(Number::Double(v), attrs(&[]), 1);
+        }
+        let explicit = histogram.collect_one(0, Temporality::Cumulative, 2).unwrap();
+        assert!(matches!(explicit.data, Data::Histogram { .. }));
+        let exponential = histogram.collect_one(1, Temporality::Delta, 2).unwrap();
+        let Data::ExponentialHistogram { points, temporality } = exponential.data else {
+            panic!()
+        };
+        assert_eq!(temporality, Temporality::Delta);
+        // 1, 2 and 4 are upper bounds of buckets -1, 63 and 127 at scale 6, the highest at
+        // which they fit 160 buckets.
+        let p = &points[0];
+        assert_eq!(
+            (p.scale, p.positive.offset, p.positive.bucket_counts.len()),
+            (6, -1, 129)
+        );
+        let held: Vec<usize> = (0..129).filter(|i| p.positive.bucket_counts[*i] == 1).collect();
+        assert_eq!(held, [0, 64, 128]);
+        assert_eq!((p.count, p.sum, p.min, p.max, p.zero_count), (3, 7.0, 1.0, 4.0, 0));
     }
 
     #[test]

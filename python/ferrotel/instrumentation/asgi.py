@@ -37,7 +37,7 @@ async def serve(scope, receive, send, app, excluded=None):
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation._generic import ServerRequest
 
-        request = ServerRequest(_get_tracer(), scope, True, *server_instruments(SCOPE))
+        request = ServerRequest(_get_tracer(), scope, True, *server_instruments(SCOPE)[:2])
 
     async def traced_send(message):
         if message.get("type") == "http.response.start":

@@ -11,6 +11,7 @@ from ferrotel.instrumentation import HTTP_DURATION_BUCKETS
 _inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", default=False)
 _tracers = {}
 _durations = {}
+_old_durations = {}
 
 
 def _tracer(name):
@@ -37,6 +38,19 @@ def _duration(name):
     return histogram
 
 
+def _old_duration(name):
+    """The old conventions' `http.client.duration` (milliseconds), recorded only with
+    OTEL_SEMCONV_STABILITY_OPT_IN=http/dup; made once."""
+    histogram = _old_durations.get(name)
+    if histogram is None:
+        from opentelemetry import metrics
+
+        histogram = _old_durations[name] = metrics.get_meter(name, __version__).create_histogram(
+            "http.client.duration", unit="ms", description="measures the duration of the outbound HTTP request"
+        )
+    return histogram
+
+
 def _version(response):
     """The HTTP version as Python's clients keep it (11 for 1.1): requests wraps urllib3's
     response as `.raw`."""
@@ -59,7 +73,7 @@ def traced_call(instrumentation, method, url, headers, call, status_of, excluded
         finally:
             _inside_client_span.reset(quiet)
     tracer, duration = _tracer(instrumentation), _duration(instrumentation)
-    request = _native.start_client_request(tracer, method, url, headers, duration)
+    request = _native.start_client_request(tracer, method, url, headers, duration, _old_duration(instrumentation))
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation import _generic
 

@@ -30,7 +30,8 @@ def _get_tracer():
 
 
 def server_instruments(scope_name):
-    """`http.server.request.duration` and `http.server.active_requests` of one
+    """`http.server.request.duration`, `http.server.active_requests` and the old conventions'
+    `http.server.duration` (recorded only with OTEL_SEMCONV_STABILITY_OPT_IN=http/dup) of one
     instrumentation scope, made once."""
     instruments = _instruments.get(scope_name)
     if instruments is None:
@@ -47,6 +48,9 @@ def server_instruments(scope_name):
             meter.create_up_down_counter(
                 "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."
             ),
+            meter.create_histogram(
+                "http.server.duration", unit="ms", description="Measures the duration of inbound HTTP requests."
+            ),
         )
     return instruments
 
@@ -61,7 +65,7 @@ def serve(environ, start_response, app, excluded=None):
         return app(environ, start_response)
     if _telemetry is None:
         _telemetry = (_get_tracer(), *server_instruments("ferrotel.instrumentation.wsgi"))
-    request = _native.start_wsgi_request(_telemetry[0], environ, _telemetry[1], _telemetry[2])
+    request = _native.start_wsgi_request(_telemetry[0], environ, *_telemetry[1:])
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation._generic import ServerRequest
 

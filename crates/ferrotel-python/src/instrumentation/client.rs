@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ferrotel_config::SemconvMode;
 use ferrotel_propagation::RemoteContext;
 use ferrotel_sdk::metrics::{Instrument, Number};
 use ferrotel_sdk::span::SpanKind;
@@ -15,7 +16,7 @@ use pyo3::types::PyDict;
 
 use super::call_span::{apply_response, finish, owned};
 use super::headers::{capture, header_pairs, OutgoingHeaders};
-use super::http_metrics::{histogram, ClientFacts};
+use super::http_metrics::{histogram, ClientFacts, OldDuration, OldResponse};
 use super::settings::settings;
 use crate::boundary::api;
 use crate::boundary::exception::exception_type;
@@ -36,6 +37,8 @@ struct ActiveRequest {
     token: Mutex<Option<Py<PyAny>>>,
     /// `http.client.request.duration`, when the glue passed ferrotel's histogram.
     duration: Option<Arc<Instrument>>,
+    /// `http.client.duration`, in the `/dup` mode.
+    old_duration: Option<OldDuration>,
     facts: Mutex<ClientFacts>,
 }
 
@@ -43,7 +46,7 @@ struct ActiveRequest {
 /// `headers` and makes the span current; `None` when `tracer` is not ferrotel's. In a
 /// context that suppresses instrumentation (the SDK's while it exports), nothing is done.
 #[pyfunction]
-#[pyo3(signature = (tracer, method, url, headers, duration=None))]
+#[pyo3(signature = (tracer, method, url, headers, duration=None, old_duration=None))]
 pub(crate) fn start_client_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
@@ -51,6 +54,7 @@ pub(crate) fn start_client_request(
     url: &str,
     headers: &Bound<'_, PyAny>,
     duration: Option<&Bound<'_, PyAny>>,
+    old_duration: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ClientRequest>> {
     let Ok(tracer) = tracer.cast::<Tracer>() else {
         return Ok(None);
@@ -114,6 +118,9 @@ pub(crate) fn start_client_request(
             span,
             token: Mutex::new(Some(token.unbind())),
             duration: histogram(duration),
+            old_duration: histogram(old_duration)
+                .filter(|_| settings.http_semconv == SemconvMode::Duplicate)
+                .map(|histogram| OldDuration::client(histogram, method, url)),
             facts: Mutex::new(facts),
         }),
     }))
@@ -154,12 +161,16 @@ impl ClientRequest {
             let facts = lock(&active.facts);
             let seconds = facts.started.elapsed().as_secs_f64();
             let span = Some(active.span.get().ids.measured_in());
-            duration.record_in(
-                Number::Double(seconds),
-                facts.attributes(),
-                ferrotel_sdk::now_ns(),
-                span,
-            );
+            let now = ferrotel_sdk::now_ns();
+            duration.record_in(Number::Double(seconds), facts.attributes(), now, span);
+            if let Some(old) = &active.old_duration {
+                let response = OldResponse {
+                    status: facts.status,
+                    flavor: facts.protocol_version.as_deref(),
+                    route: None,
+                };
+                old.record(seconds, response, now, span);
+            }
         }
         finish(py, &active.span, &active.token)
     }

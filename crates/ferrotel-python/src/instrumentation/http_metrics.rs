@@ -1,11 +1,13 @@
 //! The attributes the stable HTTP metrics are recorded with (`http.server.request.duration`,
 //! `http.server.active_requests`, `http.client.request.duration`), kept apart from the span
-//! so unsampled requests count too.
+//! so unsampled requests count too; with `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup`, the old
+//! conventions' durations beside them (`http.server.duration`, `http.client.duration`, in
+//! milliseconds, with the old attribute names), as upstream's instrumentations record them.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrotel_sdk::metrics::Instrument;
+use ferrotel_sdk::metrics::{Instrument, MeasuredIn, Number};
 use ferrotel_sdk::value::Value;
 use pyo3::prelude::*;
 
@@ -69,11 +71,12 @@ pub(crate) struct ClientFacts {
 }
 
 impl ClientFacts {
-    /// The response's status and HTTP version, as Python's clients give it (10, 11, 20).
+    /// The response's status and HTTP version, as Python's clients give it (10, 11, 20):
+    /// `1.0`, `1.1`, `2`, as upstream's instrumentations write them.
     pub(crate) fn responded(&mut self, status: u16, version: Option<u8>) {
         self.status = Some(status);
         self.protocol_version = version.map(|v| match v % 10 {
-            0 => (v / 10).to_string(),
+            0 if v / 10 >= 2 => (v / 10).to_string(),
             minor => format!("{}.{minor}", v / 10),
         });
     }
@@ -104,6 +107,106 @@ impl ClientFacts {
     }
 }
 
+/// The old server duration's attributes (and `http.status_code` once known).
+const OLD_SERVER_DURATION_KEYS: &[&str] = &[
+    "http.method",
+    "http.host",
+    "http.scheme",
+    "http.flavor",
+    "http.server_name",
+    "net.host.name",
+    "net.host.port",
+];
+
+/// What the old conventions add to `http.server.active_requests` (one counter for both).
+const OLD_SERVER_ACTIVE_KEYS: &[&str] = &[
+    "http.method",
+    "http.host",
+    "http.scheme",
+    "http.flavor",
+    "http.server_name",
+];
+
+/// What the response adds to an old duration's attributes.
+#[derive(Default)]
+pub(crate) struct OldResponse<'a> {
+    pub(crate) status: Option<u16>,
+    pub(crate) flavor: Option<&'a str>,
+    pub(crate) route: Option<&'a str>,
+}
+
+/// The old conventions' duration of one request, when `/dup` asks for it.
+pub(crate) struct OldDuration {
+    histogram: Arc<Instrument>,
+    /// The old attributes known when the request starts.
+    request: Vec<(String, Value)>,
+}
+
+impl OldDuration {
+    /// A served request's: `request` holds the old names the server's facts give.
+    pub(crate) fn server(histogram: Arc<Instrument>, request: &[(String, Value)]) -> OldDuration {
+        OldDuration {
+            histogram,
+            request: request
+                .iter()
+                .filter(|(k, _)| OLD_SERVER_DURATION_KEYS.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// An outgoing request's, to `url`: method, scheme, host (as `http.host` and
+    /// `net.peer.name`) and the port when the URL names one.
+    pub(crate) fn client(histogram: Arc<Instrument>, method: &str, url: &str) -> OldDuration {
+        let (scheme, host, _) = ferrotel_semconv::url_parts(url);
+        let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let authority = authority.split(['/', '?', '#']).next().unwrap_or("");
+        let explicit_port = ferrotel_semconv::host_and_port(authority).1;
+        let mut request = vec![(
+            "http.method".to_string(),
+            Value::Str(ferrotel_semconv::method(method).0.into()),
+        )];
+        if !scheme.is_empty() {
+            request.push(("http.scheme".into(), Value::Str(scheme.into())));
+        }
+        if !host.is_empty() {
+            request.push(("http.host".into(), Value::Str(host.into())));
+            request.push(("net.peer.name".into(), Value::Str(host.into())));
+        }
+        if let Some(port) = explicit_port {
+            request.push(("net.peer.port".into(), Value::Int(port.into())));
+        }
+        OldDuration { histogram, request }
+    }
+
+    /// The old names `http.server.active_requests` carries besides the stable ones.
+    pub(crate) fn active_attributes(&self) -> impl Iterator<Item = (String, Value)> + '_ {
+        self.request
+            .iter()
+            .filter(|(k, _)| OLD_SERVER_ACTIVE_KEYS.contains(&k.as_str()))
+            .cloned()
+    }
+
+    /// Records the duration in whole milliseconds (rounded half to even, as Python's
+    /// `round`), with the response's status, for a client its HTTP version, for a server
+    /// the route matched (as `http.target`, where upstream's Flask instrumentation puts it).
+    pub(crate) fn record(&self, seconds: f64, response: OldResponse<'_>, now_ns: u64, span: Option<MeasuredIn>) {
+        let OldResponse { status, flavor, route } = response;
+        let mut attributes = self.request.clone();
+        if let Some(flavor) = flavor.filter(|f| !f.is_empty()) {
+            attributes.push(("http.flavor".into(), Value::Str(flavor.into())));
+        }
+        if let Some(route) = route {
+            attributes.push(("http.target".into(), Value::Str(route.into())));
+        }
+        if let Some(status) = status {
+            attributes.push(("http.status_code".into(), Value::Int(status.into())));
+        }
+        let millis = (seconds * 1000.0).round_ties_even().max(0.0) as i64;
+        self.histogram.record_in(Number::Int(millis), attributes, now_ns, span);
+    }
+}
+
 /// ferrotel's own histogram behind a Python instrument object, if it is one (another SDK's
 /// meters record nothing here).
 pub(crate) fn histogram(instrument: Option<&Bound<'_, PyAny>>) -> Option<Arc<Instrument>> {
@@ -113,4 +216,64 @@ pub(crate) fn histogram(instrument: Option<&Bound<'_, PyAny>>) -> Option<Arc<Ins
 /// ferrotel's own up-down counter behind a Python instrument object, if it is one.
 pub(crate) fn up_down_counter(instrument: Option<&Bound<'_, PyAny>>) -> Option<Arc<Instrument>> {
     instrument?.cast::<UpDownCounter>().ok()?.get().instrument.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use ferrotel_config::ExemplarFilter;
+    use ferrotel_sdk::metrics::{Aggregation, Data, Descriptor, InstrumentKind, Temporality};
+    use ferrotel_sdk::span::Scope;
+
+    use super::*;
+
+    fn histogram() -> Arc<Instrument> {
+        let descriptor = Descriptor {
+            name: "http.client.duration".into(),
+            description: String::new(),
+            unit: "ms".into(),
+            kind: InstrumentKind::Histogram,
+            scope: Arc::new(Scope::default()),
+            advisory: None,
+        };
+        Arc::new(Instrument::new(
+            descriptor,
+            ExemplarFilter::AlwaysOff,
+            vec![(0, Aggregation::Default)],
+        ))
+    }
+
+    #[test]
+    fn old_client_durations_are_whole_milliseconds_with_the_old_names() {
+        let instrument = histogram();
+        let old = OldDuration::client(instrument.clone(), "GET", "https://shop.example/cart?x=1");
+        let response = |status| OldResponse {
+            status: Some(status),
+            flavor: Some("1.1"),
+            route: None,
+        };
+        // 2.5 ms rounds to 2, as Python's round does; 3.5 to 4.
+        old.record(0.0025, response(200), 1, None);
+        old.record(0.0035, response(200), 2, None);
+        let [metric] = &instrument.collect(0, Temporality::Cumulative, 3)[..] else {
+            panic!()
+        };
+        let Data::Histogram { points, .. } = &metric.data else {
+            panic!()
+        };
+        assert_eq!((points[0].count, points[0].sum), (2, 6.0));
+        let keys: Vec<&str> = points[0].attributes.items.iter().map(|(k, _)| k.as_str()).collect();
+        // No `net.peer.port`: the URL names none (upstream's default port is not reported).
+        assert_eq!(
+            keys,
+            [
+                "http.flavor",
+                "http.host",
+                "http.method",
+                "http.scheme",
+                "http.status_code",
+                "net.peer.name"
+            ]
+        );
+        assert_eq!(points[0].attributes.get("http.method"), Some(&Value::Str("GET".into())));
+    }
 }

@@ -1,6 +1,7 @@
 //! One incoming HTTP request as a server interface gives it: a WSGI environ or an ASGI
 //! `http` scope, read into the same facts.
 
+use ferrotel_sdk::value::Value;
 use ferrotel_semconv as semconv;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -20,6 +21,12 @@ pub(crate) struct Incoming<'a, 'py> {
     /// `1.1`, `2`: the version without `HTTP/`.
     pub(crate) protocol_version: String,
     pub(crate) headers: RequestHeaders<'a, 'py>,
+    /// The host as the request names it (`Host`, port included) and the server's own name
+    /// and port, for the old conventions' metrics (`http.host`, `http.server_name`,
+    /// `net.host.port`).
+    pub(crate) host_header: String,
+    pub(crate) server_name: String,
+    pub(crate) listening_port: Option<u16>,
 }
 
 /// A mapping's value as text (servers put some numbers in as ints, e.g. REMOTE_PORT).
@@ -58,6 +65,9 @@ impl<'a, 'py> Incoming<'a, 'py> {
             user_agent: text(environ, "HTTP_USER_AGENT"),
             protocol_version: protocol.strip_prefix("HTTP/").unwrap_or("").to_owned(),
             headers: RequestHeaders::Environ(environ),
+            server_name: text(environ, "SERVER_NAME"),
+            listening_port: text(environ, "SERVER_PORT").parse().ok(),
+            host_header,
         }
     }
 
@@ -81,6 +91,8 @@ impl<'a, 'py> Incoming<'a, 'py> {
             None => address("server"),
         };
         let (client_address, client_port) = address("client");
+        let (listening_host, listening_port) = address("server");
+        let host_header = header("host").unwrap_or_default();
         let query = scope
             .get_item("query_string")?
             .and_then(|q| q.extract::<Vec<u8>>().ok())
@@ -98,7 +110,32 @@ impl<'a, 'py> Incoming<'a, 'py> {
             user_agent: header("user-agent").unwrap_or_default(),
             protocol_version: text(scope, "http_version"),
             headers: RequestHeaders::List(headers),
+            host_header,
+            server_name: listening_host,
+            listening_port,
         })
+    }
+
+    /// The request's attributes under the old HTTP conventions' names, for their metrics.
+    pub(crate) fn old_metric_attributes(&self) -> Vec<(String, Value)> {
+        let mut out = vec![(
+            "http.method".to_string(),
+            Value::Str(semconv::method(&self.method).0.into()),
+        )];
+        let mut text = |key: &str, value: &str| {
+            if !value.is_empty() {
+                out.push((key.to_string(), Value::Str(value.to_string())));
+            }
+        };
+        text("http.server_name", &self.server_name);
+        text("http.scheme", &self.scheme);
+        text("net.host.name", &self.host_header);
+        text("http.host", &self.host_header);
+        text("http.flavor", &self.protocol_version);
+        if let Some(port) = self.listening_port {
+            out.push(("net.host.port".into(), Value::Int(port.into())));
+        }
+        out
     }
 
     /// The request facts the semantic conventions name and attribute spans by.

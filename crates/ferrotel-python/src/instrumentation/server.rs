@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ferrotel_config::SemconvMode;
 use ferrotel_sdk::metrics::{Instrument, Number};
 use ferrotel_sdk::span::SpanKind;
 use ferrotel_sdk::sync::lock;
@@ -15,7 +16,7 @@ use pyo3::types::PyDict;
 
 use super::call_span::{apply_response, finish, owned};
 use super::headers::{capture, header_pairs};
-use super::http_metrics::{histogram, up_down_counter, ServerFacts};
+use super::http_metrics::{histogram, up_down_counter, OldDuration, OldResponse, ServerFacts};
 use super::incoming::Incoming;
 use super::settings::settings;
 use crate::boundary::api;
@@ -30,6 +31,8 @@ use crate::trace::tracer::{create, NewSpan, Tracer};
 struct ServerMetrics {
     duration: Arc<Instrument>,
     active: Option<Arc<Instrument>>,
+    /// `http.server.duration`, in the `/dup` mode.
+    old: Option<OldDuration>,
 }
 
 /// One request being served: its SERVER span, current until `end()`.
@@ -47,36 +50,39 @@ pub(crate) struct ServerRequest {
 /// Starts the server span of a WSGI request and makes it current; `None` when `tracer` is
 /// not ferrotel's.
 #[pyfunction]
-#[pyo3(signature = (tracer, environ, duration=None, active_requests=None))]
+#[pyo3(signature = (tracer, environ, duration=None, active_requests=None, old_duration=None))]
 pub(crate) fn start_wsgi_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     environ: &Bound<'_, PyDict>,
     duration: Option<&Bound<'_, PyAny>>,
     active_requests: Option<&Bound<'_, PyAny>>,
+    old_duration: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ServerRequest>> {
-    start(py, tracer, Incoming::from_environ(environ), duration, active_requests)
+    let instruments = [duration, active_requests, old_duration];
+    start(py, tracer, Incoming::from_environ(environ), instruments)
 }
 
 /// The same for an ASGI `http` connection scope.
 #[pyfunction]
-#[pyo3(signature = (tracer, scope, duration=None, active_requests=None))]
+#[pyo3(signature = (tracer, scope, duration=None, active_requests=None, old_duration=None))]
 pub(crate) fn start_asgi_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     scope: &Bound<'_, PyDict>,
     duration: Option<&Bound<'_, PyAny>>,
     active_requests: Option<&Bound<'_, PyAny>>,
+    old_duration: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ServerRequest>> {
-    start(py, tracer, Incoming::from_asgi_scope(scope)?, duration, active_requests)
+    let instruments = [duration, active_requests, old_duration];
+    start(py, tracer, Incoming::from_asgi_scope(scope)?, instruments)
 }
 
 fn start(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     incoming: Incoming<'_, '_>,
-    duration: Option<&Bound<'_, PyAny>>,
-    active_requests: Option<&Bound<'_, PyAny>>,
+    [duration, active_requests, old_duration]: [Option<&Bound<'_, PyAny>>; 3],
 ) -> PyResult<Option<ServerRequest>> {
     let Ok(tracer) = tracer.cast::<Tracer>() else {
         return Ok(None);
@@ -135,6 +141,9 @@ fn start(
         add_baggage(py, api, context.cast::<PyDict>()?, entries)?;
     }
     let token = api.attach(py, &context)?;
+    let old = histogram(old_duration)
+        .filter(|_| settings.http_semconv == SemconvMode::Duplicate)
+        .map(|histogram| OldDuration::server(histogram, &incoming.old_metric_attributes()));
     let facts = ServerFacts {
         method: semconv::method(&incoming.method).0,
         scheme: incoming.scheme,
@@ -147,9 +156,16 @@ fn start(
     let metrics = histogram(duration).map(|duration| ServerMetrics {
         duration,
         active: up_down_counter(active_requests),
+        old,
     });
-    if let Some(active) = metrics.as_ref().and_then(|m| m.active.as_ref()) {
-        active.record(Number::Int(1), facts.active_attributes(), ferrotel_sdk::now_ns());
+    if let Some(metrics) = &metrics {
+        if let Some(active) = &metrics.active {
+            active.record(
+                Number::Int(1),
+                metrics.active_attributes(&facts),
+                ferrotel_sdk::now_ns(),
+            );
+        }
     }
     Ok(Some(ServerRequest {
         span,
@@ -176,6 +192,17 @@ fn extract_with_global_propagator<'py>(py: Python<'py>, headers: &[(String, Stri
     py.import("opentelemetry.propagate")?
         .getattr("extract")?
         .call((carrier,), Some(&kwargs))
+}
+
+impl ServerMetrics {
+    /// The active-request counter's attributes: the stable ones, and the old ones in `/dup`.
+    fn active_attributes(&self, facts: &ServerFacts) -> Vec<(String, ferrotel_sdk::value::Value)> {
+        let mut attributes = facts.active_attributes();
+        if let Some(old) = &self.old {
+            attributes.extend(old.active_attributes());
+        }
+        attributes
+    }
 }
 
 impl ServerRequest {
@@ -208,8 +235,16 @@ impl ServerRequest {
                 metrics
                     .duration
                     .record_in(Number::Double(seconds), facts.duration_attributes(), now, span);
+                if let Some(old) = &metrics.old {
+                    let response = OldResponse {
+                        status: facts.status,
+                        route: facts.route.as_deref(),
+                        ..OldResponse::default()
+                    };
+                    old.record(seconds, response, now, span);
+                }
                 if let Some(active) = &metrics.active {
-                    active.record(Number::Int(-1), facts.active_attributes(), now);
+                    active.record(Number::Int(-1), metrics.active_attributes(&facts), now);
                 }
             }
         }

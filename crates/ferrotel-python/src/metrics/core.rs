@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use ferrotel_config::{LogLevel, MetricReaderConfig, TemporalityPreference};
 use ferrotel_prometheus::Endpoint;
-use ferrotel_sdk::metrics::{Instrument, InstrumentKind, MetricData, ReaderSlot, Temporality};
+use ferrotel_sdk::metrics::{Aggregation, Instrument, InstrumentKind, MetricData, ReaderSlot, Temporality, View};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::sync::lock;
 use pyo3::prelude::*;
@@ -57,13 +57,13 @@ pub(crate) struct Instruments {
 }
 
 impl Instruments {
-    /// The instrument `key` names, made by `make` (given the reader slots to aggregate for)
-    /// on first request.
+    /// The instrument `key` names, made by `make` (given the reader slots to aggregate for,
+    /// each with the aggregation its reader prefers for the kind) on first request.
     pub(crate) fn get_or_insert(
         &mut self,
         key: InstrumentKey,
-        slots: Vec<ReaderSlot>,
-        make: impl FnOnce(Vec<ReaderSlot>) -> Instrument,
+        slots: Vec<(ReaderSlot, Aggregation)>,
+        make: impl FnOnce(Vec<(ReaderSlot, Aggregation)>) -> Instrument,
     ) -> Arc<Mutex<Registered>> {
         if let Some(at) = self.by_key.get(&key) {
             return self.list[*at].clone();
@@ -113,6 +113,31 @@ impl Temporalities {
             .iter()
             .position(|k| *k == kind)
             .map_or(Temporality::Cumulative, |at| self.0[at])
+    }
+}
+
+/// The aggregation a reader prefers for each instrument kind, where a view leaves it open.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Aggregations([Aggregation; 7]);
+
+impl Aggregations {
+    /// The OTLP exporter's: histograms as `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` says.
+    pub(crate) fn for_otlp(exponential_histograms: bool) -> Aggregations {
+        let mut aggregations = Aggregations::default();
+        if exponential_histograms {
+            aggregations.set(InstrumentKind::Histogram, Aggregation::base2_exponential());
+        }
+        aggregations
+    }
+
+    pub(crate) fn set(&mut self, kind: InstrumentKind, aggregation: Aggregation) {
+        if let Some(at) = KINDS.iter().position(|k| *k == kind) {
+            self.0[at] = aggregation;
+        }
+    }
+
+    pub(crate) fn of(&self, kind: InstrumentKind) -> &Aggregation {
+        &self.0[KINDS.iter().position(|k| *k == kind).unwrap_or(0)]
     }
 }
 
@@ -183,6 +208,7 @@ pub(crate) enum ReaderKind {
 pub(crate) struct Reader {
     pub(crate) kind: ReaderKind,
     pub(crate) temporalities: Temporalities,
+    pub(crate) aggregations: Aggregations,
 }
 
 pub(crate) struct MeterCore {
@@ -192,6 +218,8 @@ pub(crate) struct MeterCore {
     pub(crate) readers: Mutex<Vec<Option<Reader>>>,
     /// Asking twice for the same instrument gives the same one, as the API requires.
     pub(crate) instruments: Mutex<Instruments>,
+    /// The views every instrument is matched against when created.
+    pub(crate) views: Vec<View>,
     collecting: CollectionLock,
     /// The exit path's last collection is queued; shutting down need not collect again.
     collected_for_exit: AtomicBool,
@@ -207,12 +235,14 @@ impl MeterCore {
         reader: MetricReaderConfig,
         pipelines: Pipelines<MetricData>,
         shutdown_on_exit: bool,
+        views: Vec<View>,
     ) -> MeterCore {
         let core = MeterCore {
             reader,
             pipelines,
             readers: Mutex::new(Vec::new()),
             instruments: Mutex::new(Instruments::default()),
+            views,
             collecting: CollectionLock {
                 holder: AtomicU32::new(0),
             },
@@ -222,7 +252,8 @@ impl MeterCore {
         };
         if !core.pipelines.is_empty() {
             let temporalities = Temporalities::preferring(core.reader.temporality_preference);
-            let _ = core.add_reader(temporalities, |_| Ok::<_, ()>(ReaderKind::Pipelines));
+            let aggregations = Aggregations::for_otlp(core.reader.exponential_histograms);
+            let _ = core.add_reader(temporalities, aggregations, |_| Ok::<_, ()>(ReaderKind::Pipelines));
         }
         core
     }
@@ -231,10 +262,15 @@ impl MeterCore {
         self.pipelines.exporting()
     }
 
-    /// The slots of every reader, for a new instrument.
-    pub(crate) fn slots(&self) -> Vec<ReaderSlot> {
+    /// The slots of every reader, for a new instrument of `kind`, with the aggregation each
+    /// reader prefers for it.
+    pub(crate) fn slots(&self, kind: InstrumentKind) -> Vec<(ReaderSlot, Aggregation)> {
         let readers = lock(&self.readers);
-        (0..readers.len()).filter(|slot| readers[*slot].is_some()).collect()
+        readers
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, reader)| Some((slot, reader.as_ref()?.aggregations.of(kind).clone())))
+            .collect()
     }
 
     /// Adds a reader in the first free slot; `make` builds it knowing its slot. Every
@@ -242,6 +278,7 @@ impl MeterCore {
     pub(crate) fn add_reader<E>(
         &self,
         temporalities: Temporalities,
+        aggregations: Aggregations,
         make: impl FnOnce(ReaderSlot) -> Result<ReaderKind, E>,
     ) -> Result<ReaderSlot, E> {
         let instruments = lock(&self.instruments);
@@ -251,10 +288,15 @@ impl MeterCore {
         if slot == readers.len() {
             readers.push(None);
         }
-        readers[slot] = Some(Reader { kind, temporalities });
         for entry in &instruments.list {
-            lock(entry).instrument.add_reader(slot);
+            let instrument = lock(entry).instrument.clone();
+            instrument.add_reader(slot, aggregations.of(instrument.kind));
         }
+        readers[slot] = Some(Reader {
+            kind,
+            temporalities,
+            aggregations,
+        });
         Ok(slot)
     }
 
@@ -308,7 +350,7 @@ impl MeterCore {
         }
         registered
             .iter()
-            .filter_map(|entry| {
+            .flat_map(|entry| {
                 let instrument = lock(entry).instrument.clone();
                 instrument.collect(slot, temporalities.of(instrument.kind), now)
             })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ferrotel_config::LogLevel;
 use ferrotel_sdk::metrics::{
-    valid_instrument_name, Boundary, ExemplarFilter, Instrument, InstrumentKind, MeasuredIn, Number,
+    valid_instrument_name, Boundary, Descriptor, ExemplarFilter, Instrument, InstrumentKind, MeasuredIn, Number,
 };
 use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::sync::lock;
@@ -73,18 +73,21 @@ impl Meter {
             name: spec.name.to_ascii_lowercase(),
             kind: spec.kind,
         };
-        let entry = lock(&self.core.instruments).get_or_insert(key, self.core.slots(), |slots| {
-            Instrument::new(
-                spec.name.to_owned(),
-                spec.description.to_owned(),
-                spec.unit.to_owned(),
-                spec.kind,
-                self.scope.clone(),
-                spec.boundaries,
-                self.core.reader.exemplar_filter,
-                slots,
-            )
+        // The instruments' lock first, as a reader being added takes them.
+        let mut instruments = lock(&self.core.instruments);
+        let slots = self.core.slots(spec.kind);
+        let entry = instruments.get_or_insert(key, slots, |slots| {
+            let descriptor = Descriptor {
+                name: spec.name.to_owned(),
+                description: spec.description.to_owned(),
+                unit: spec.unit.to_owned(),
+                kind: spec.kind,
+                scope: self.scope.clone(),
+                advisory: spec.boundaries,
+            };
+            Instrument::with_views(descriptor, self.core.reader.exemplar_filter, slots, &self.core.views)
         });
+        drop(instruments);
         let mut entry = lock(&entry);
         if let Some(callbacks) = callbacks.filter(|c| !c.is_none()) {
             for callback in callbacks.try_iter()? {

@@ -14,6 +14,7 @@ pub(crate) mod observation;
 pub(crate) mod provider;
 pub(crate) mod readers;
 pub(crate) mod shapes;
+pub(crate) mod views;
 
 use pyo3::prelude::*;
 

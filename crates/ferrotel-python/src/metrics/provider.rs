@@ -17,6 +17,7 @@ use pyo3::types::PyDict;
 use super::core::MeterCore;
 use super::instruments::Meter;
 use super::readers::{add_python_reader, remove_python_reader, start_prometheus};
+use super::views::views_from;
 use crate::boundary::process::resource_facts;
 use crate::boundary::{plugins, value};
 use crate::export::python::PythonObject;
@@ -161,13 +162,7 @@ impl MeterProvider {
                 config.metric_reader.exemplar_filter = known;
             }
         }
-        if views.is_some_and(|v| v.len().is_ok_and(|n| n > 0)) {
-            emit(
-                py,
-                LogLevel::Warning,
-                "MeterProvider(views=...): views are not supported by ferrotel's MeterProvider; ignored",
-            );
-        }
+        let views = views_from(views)?;
         let given = match resource.filter(|r| !r.is_none()) {
             Some(resource) => Some(given_resource(resource)?),
             None => None,
@@ -184,6 +179,7 @@ impl MeterProvider {
             config.metric_reader.clone(),
             Pipelines::with_resource(config, facts, given, recipes),
             shutdown_on_exit,
+            views,
         ));
         lifecycle::register(Arc::downgrade(&core) as Weak<dyn Participant>);
         if others.prometheus {

@@ -17,7 +17,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::core::{MeterCore, ReaderKind, Temporalities};
+use super::core::{Aggregations, MeterCore, ReaderKind, Temporalities};
+use super::views::aggregation_from;
 use crate::export::python::{PythonObject, PythonShape};
 use crate::runtime::diagnostics::emit;
 
@@ -95,28 +96,22 @@ fn temporalities_of(reader: &Bound<'_, PyAny>) -> Temporalities {
     temporalities
 }
 
-/// One warning when the reader prefers an aggregation other than the default one: ferrotel
-/// aggregates every instrument as the default aggregation does.
-fn warn_about_aggregations(py: Python<'_>, reader: &PythonObject) {
-    let preferred: Vec<String> = per_class(reader.object.bind(py), "_instrument_class_aggregation")
-        .into_iter()
-        .filter_map(|(kind, aggregation)| {
-            let name = aggregation.get_type().qualname().ok()?.to_string();
-            (name != "DefaultAggregation").then(|| format!("{name} for {kind:?}"))
-        })
-        .collect();
-    if !preferred.is_empty() {
-        emit(
-            py,
-            LogLevel::Warning,
-            &format!(
-                "{} prefers {}; ferrotel's MeterProvider aggregates as the default aggregation does, \
-                 so it gets that instead",
-                reader.name,
-                preferred.join(", ")
+/// The aggregation the reader prefers per instrument kind (`_instrument_class_aggregation`,
+/// where upstream's OTLP exporter puts its default histogram aggregation); one it cannot be
+/// given is warned about and left to the default.
+fn aggregations_of(py: Python<'_>, reader: &PythonObject) -> Aggregations {
+    let mut aggregations = Aggregations::default();
+    for (kind, aggregation) in per_class(reader.object.bind(py), "_instrument_class_aggregation") {
+        match aggregation_from(&aggregation) {
+            Ok(aggregation) => aggregations.set(kind, aggregation),
+            Err(error) => emit(
+                py,
+                LogLevel::Warning,
+                &format!("{} prefers {error} for {kind:?}; the default is used", reader.name),
             ),
-        );
+        }
     }
+    aggregations
 }
 
 /// Registers a Python `MetricReader`: it gets a slot, its temporalities, and the callback
@@ -138,9 +133,11 @@ pub(crate) fn add_python_reader(py: Python<'_>, core: &Arc<MeterCore>, reader: &
             object.name
         )));
     }
-    warn_about_aggregations(py, &object);
+    let aggregations = aggregations_of(py, &object);
     let temporalities = temporalities_of(reader);
-    let slot = core.add_reader(temporalities, |_| Ok::<_, PyErr>(ReaderKind::Python(object)))?;
+    let slot = core.add_reader(temporalities, aggregations, |_| {
+        Ok::<_, PyErr>(ReaderKind::Python(object))
+    })?;
     // Set outside the provider's locks: the reader is Python code.
     let callback = Py::new(
         py,
@@ -183,7 +180,7 @@ pub(crate) fn remove_python_reader(py: Python<'_>, core: &MeterCore, reader: &Bo
 pub(crate) fn start_prometheus(py: Python<'_>, core: &Arc<MeterCore>, config: &PrometheusConfig) {
     let weak = Arc::downgrade(core);
     let mut address = None;
-    let started = core.add_reader(Temporalities::cumulative(), |slot| {
+    let started = core.add_reader(Temporalities::cumulative(), Aggregations::default(), |slot| {
         let gather: Gather = Arc::new(move || match weak.upgrade() {
             Some(core) => {
                 let (collected, resource) = core.collect_for_scrape(slot);

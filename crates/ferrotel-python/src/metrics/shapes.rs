@@ -89,6 +89,26 @@ fn fields<'py>(py: Python<'py>, metric: &MetricData) -> PyResult<Bound<'py, PyAn
             }
             ("histogram", *temporality as i64, false, list)
         }
+        Data::ExponentialHistogram { points, temporality } => {
+            let list = PyList::empty(py);
+            for p in points {
+                list.append((
+                    attributes_dict(py, &p.attributes)?,
+                    p.start_ns,
+                    p.time_ns,
+                    p.count,
+                    p.sum,
+                    p.scale,
+                    p.zero_count,
+                    (p.positive.offset, p.positive.bucket_counts.clone()),
+                    (p.negative.offset, p.negative.bucket_counts.clone()),
+                    p.min,
+                    p.max,
+                    exemplars(py, &p.exemplars)?,
+                ))?;
+            }
+            ("exponential_histogram", *temporality as i64, false, list)
+        }
     };
     Ok((
         metric.name.as_str(),

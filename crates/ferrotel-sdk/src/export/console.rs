@@ -97,6 +97,9 @@ fn render_metric(out: &mut String, metric: &MetricData) {
             ..
         } => format!("sum, {}{}", temporality(t), if *monotonic { ", monotonic" } else { "" }),
         Data::Histogram { temporality: t, .. } => format!("histogram, {}", temporality(t)),
+        Data::ExponentialHistogram { temporality: t, .. } => {
+            format!("exponential histogram, {}", temporality(t))
+        }
     };
     let _ = writeln!(
         out,
@@ -120,6 +123,25 @@ fn render_metric(out: &mut String, metric: &MetricData) {
                     out,
                     " count={} sum={} min={} max={} buckets={:?} bounds={:?}",
                     p.count, p.sum, p.min, p.max, p.bucket_counts, p.bounds
+                );
+            }
+        }
+        Data::ExponentialHistogram { points, .. } => {
+            for p in points {
+                render_point_attributes(out, &p.attributes);
+                let _ = writeln!(
+                    out,
+                    " count={} sum={} min={} max={} scale={} zero_count={} positive={}{:?} negative={}{:?}",
+                    p.count,
+                    p.sum,
+                    p.min,
+                    p.max,
+                    p.scale,
+                    p.zero_count,
+                    p.positive.offset,
+                    p.positive.bucket_counts,
+                    p.negative.offset,
+                    p.negative.bucket_counts
                 );
             }
         }
