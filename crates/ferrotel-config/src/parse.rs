@@ -241,6 +241,10 @@ pub struct PythonConfig {
     pub logging_auto_instrumentation: bool,
     pub log_code_attributes: bool,
     pub django_instrument: bool,
+    /// `FERROTEL_ASGI_MESSAGE_EVENTS`: websocket messages as events on the server span.
+    pub asgi_message_events: bool,
+    /// `OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS`: request attributes recorded on the span.
+    pub django_traced_request_attrs: Vec<String>,
 }
 
 /// The whole configuration, as read from the environment.
@@ -879,6 +883,8 @@ impl Reader<'_> {
             logging_auto_instrumentation: self.bool("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"),
             log_code_attributes: self.bool("OTEL_PYTHON_LOG_CODE_ATTRIBUTES"),
             django_instrument: self.bool("OTEL_PYTHON_DJANGO_INSTRUMENT"),
+            asgi_message_events: self.bool("FERROTEL_ASGI_MESSAGE_EVENTS"),
+            django_traced_request_attrs: self.list("OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS"),
         }
     }
 

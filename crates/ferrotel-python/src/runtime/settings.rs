@@ -60,6 +60,18 @@ pub(crate) fn django_instrument() -> bool {
     Config::from_env().config.python.django_instrument
 }
 
+/// `OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS`: the Django request attributes to record.
+#[pyfunction]
+pub(crate) fn django_traced_request_attrs() -> Vec<String> {
+    Config::from_env().config.python.django_traced_request_attrs
+}
+
+/// `FERROTEL_ASGI_MESSAGE_EVENTS` (default false).
+#[pyfunction]
+pub(crate) fn asgi_message_events() -> bool {
+    Config::from_env().config.python.asgi_message_events
+}
+
 /// Whether ferrotel's configurator should attach its `logging` handler to the root logger:
 /// `OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true`, some `OTEL_LOGS_EXPORTER`, and
 /// the SDK not disabled, as upstream's configurator decides.
