@@ -51,9 +51,9 @@ PARENT_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = {"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
 
 
-def serve(viewer, tmp, source, service, requests):
-    """Runs `source`'s `app` on uvicorn under ferrotel, makes `requests` ((path, headers)),
-    stops the server and returns the statuses."""
+def serve(viewer, tmp, source, service, requests, websocket=False, **extra_env):
+    """Runs `source`'s `app` on uvicorn under ferrotel, makes `requests` ((path, headers))
+    and, with `websocket`, one echo over `/ws`; stops the server and returns the statuses."""
     (tmp / "app.py").write_text(source)
     port = free_port()
     env = clean_env(
@@ -61,10 +61,17 @@ def serve(viewer, tmp, source, service, requests):
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_PYTHON_EXCLUDED_URLS="healthz",
+        **extra_env,
     )
     with serving([FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"], tmp, env) as server:
         wait_http(f"http://127.0.0.1:{port}/healthz", deadline=30)
         statuses = [http_get(f"http://127.0.0.1:{port}{path}", headers)[0] for path, headers in requests]
+        if websocket:
+            from websockets.sync.client import connect
+
+            with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                ws.send("hi")
+                assert ws.recv() == "HI"
     return port, statuses, server.output[1]
 
 
@@ -133,3 +140,35 @@ def test_fastapi_has_one_server_span_with_its_own_spans_under_it(viewer, tmp):
     ], inner
     # Its parent comes through the global propagator: ferrotel's.
     assert span["references"] == [{"refType": "CHILD_OF", "traceID": PARENT_TRACE, "spanID": PARENT_SPAN}]
+
+
+WEBSOCKET_APP = """
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+
+async def healthz(request):
+    return PlainTextResponse("ok")
+
+async def ws(websocket):
+    await websocket.accept()
+    text = await websocket.receive_text()
+    await websocket.send_text(text.upper())
+    await websocket.close()
+
+app = Starlette(routes=[Route("/healthz", healthz), WebSocketRoute("/ws", ws)])
+"""
+
+
+def websocket_events(viewer, tmp, service, **env):
+    _, _, err = serve(viewer, tmp, WEBSOCKET_APP, service, [], websocket=True, **env)
+    [(span, tags)] = [(s, t) for s, t in server_spans(viewer, service) if t["url.path"] == "/ws"]
+    assert span["operationName"] == "GET /ws" and tags["network.protocol.name"] == "websocket", err
+    return [f["value"] for log in span["logs"] for f in log["fields"] if f["key"] == "event"]
+
+
+def test_websocket_messages_are_events_only_when_asked(viewer, tmp):
+    assert websocket_events(viewer, tmp, "ws-quiet") == []
+    events = websocket_events(viewer, tmp, "ws-events", FERROTEL_ASGI_MESSAGE_EVENTS="true")
+    # The message received and the echo sent; connect, accept and close are not data messages.
+    assert events == ["websocket.receive", "websocket.send"], events
