@@ -1,7 +1,8 @@
 """Starlette and FastAPI on a real uvicorn under `ferrotel instrument`: server spans and
 metrics exported over OTLP to a real receiver. A Starlette app is traced by ferrotel's
-built-in ASGI instrumentation; FastAPI, which now traces itself through the OpenTelemetry
-API, must come out with exactly one server span per request, recorded by ferrotel's SDK."""
+built-in ASGI instrumentation; FastAPI, which traces itself through the OpenTelemetry API
+too, must come out with exactly one server span per request: ferrotel's, with FastAPI's own
+operation spans under it."""
 
 from support.processes import FERROTEL, clean_env, free_port, http_get, serving, wait_http
 
@@ -50,9 +51,9 @@ PARENT_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = {"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
 
 
-def serve(viewer, tmp, source, service, requests):
-    """Runs `source`'s `app` on uvicorn under ferrotel, makes `requests` ((path, headers)),
-    stops the server and returns the statuses."""
+def serve(viewer, tmp, source, service, requests, websocket=False, **extra_env):
+    """Runs `source`'s `app` on uvicorn under ferrotel, makes `requests` ((path, headers))
+    and, with `websocket`, one echo over `/ws`; stops the server and returns the statuses."""
     (tmp / "app.py").write_text(source)
     port = free_port()
     env = clean_env(
@@ -60,10 +61,17 @@ def serve(viewer, tmp, source, service, requests):
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{viewer.http}",
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_PYTHON_EXCLUDED_URLS="healthz",
+        **extra_env,
     )
     with serving([FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"], tmp, env) as server:
         wait_http(f"http://127.0.0.1:{port}/healthz", deadline=30)
         statuses = [http_get(f"http://127.0.0.1:{port}{path}", headers)[0] for path, headers in requests]
+        if websocket:
+            from websockets.sync.client import connect
+
+            with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                ws.send("hi")
+                assert ws.recv() == "HI"
     return port, statuses, server.output[1]
 
 
@@ -85,9 +93,10 @@ def test_starlette_requests_become_server_spans_and_metrics(viewer, tmp):
     assert set(by_path) == {"/items/7", "/items/8", "/boom", "/teapot", "/missing"}, "healthz is excluded"
 
     first, first_tags = by_path["/items/7"]
-    assert first["operationName"] == "GET /items/{item_id:int}"
+    # The route template as upstream reports it (Starlette's `path_format`).
+    assert first["operationName"] == "GET /items/{item_id}"
     assert first["references"] == [{"refType": "CHILD_OF", "traceID": PARENT_TRACE, "spanID": PARENT_SPAN}]
-    assert first_tags["http.route"] == "/items/{item_id:int}" and first_tags["http.response.status_code"] == 200
+    assert first_tags["http.route"] == "/items/{item_id}" and first_tags["http.response.status_code"] == 200
     assert first_tags["url.query"] == "q=1" and first_tags["url.scheme"] == "http"
     assert first_tags["server.port"] == port and first_tags["network.protocol.version"] == "1.1"
     assert by_path["/items/8"][0]["references"] == [], "no incoming context: a root span"
@@ -102,17 +111,64 @@ def test_starlette_requests_become_server_spans_and_metrics(viewer, tmp):
 
     [durations] = viewer.get("/api/metrics/http.server.request.duration?service=starlette-app")["data"]
     counts = {p["attributes"].get("http.route"): p["count"] for p in durations["points"]}
-    assert counts == {"/items/{item_id:int}": 2, "/boom": 1, "/teapot": 1, None: 1}
+    assert counts == {"/items/{item_id}": 2, "/boom": 1, "/teapot": 1, None: 1}
+    # Body sizes from Content-Length: the JSON bodies of /items/7 and /items/8 are 8 bytes.
+    [responses] = viewer.get("/api/metrics/http.server.response.body.size?service=starlette-app")["data"]
+    sizes = {p["attributes"].get("http.route"): (p["count"], p["sum"]) for p in responses["points"]}
+    assert sizes["/items/{item_id}"] == (2, 16), sizes
     [active] = viewer.get("/api/metrics/http.server.active_requests?service=starlette-app")["data"]
     assert [p["value"] for p in active["points"]] == [0]
 
 
-def test_fastapi_traces_itself_through_ferrotel_once(viewer, tmp):
+def test_fastapi_has_one_server_span_with_its_own_spans_under_it(viewer, tmp):
     _, statuses, err = serve(viewer, tmp, FASTAPI_APP, "fastapi-app", [("/items/7", TRACEPARENT)])
     assert statuses == [200], err
     spans = [(s, tags) for s, tags in server_spans(viewer, "fastapi-app") if tags["url.path"] == "/items/7"]
     [(span, tags)] = spans
-    assert tags["otel.scope.name"] == "fastapi", "FastAPI's own span, not a second one of ferrotel's"
-    assert span["operationName"] == "GET /items/{item_id}"
+    assert tags["otel.scope.name"] == "ferrotel.instrumentation.asgi", "ferrotel's span, not a second of FastAPI's"
+    assert span["operationName"] == "GET /items/{item_id}" and tags["client.address"] == "127.0.0.1"
+    [trace] = viewer.get(f"/api/traces/{span['traceID']}")["data"]
+    inner = sorted(
+        (s["operationName"], [r["spanID"] for r in s["references"]])
+        for s in trace["spans"]
+        if s["spanID"] != span["spanID"]
+    )
+    assert inner == [
+        ("fastapi.dependencies", [span["spanID"]]),
+        ("fastapi.endpoint", [span["spanID"]]),
+        ("fastapi.serialization", [span["spanID"]]),
+    ], inner
     # Its parent comes through the global propagator: ferrotel's.
     assert span["references"] == [{"refType": "CHILD_OF", "traceID": PARENT_TRACE, "spanID": PARENT_SPAN}]
+
+
+WEBSOCKET_APP = """
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+
+async def healthz(request):
+    return PlainTextResponse("ok")
+
+async def ws(websocket):
+    await websocket.accept()
+    text = await websocket.receive_text()
+    await websocket.send_text(text.upper())
+    await websocket.close()
+
+app = Starlette(routes=[Route("/healthz", healthz), WebSocketRoute("/ws", ws)])
+"""
+
+
+def websocket_events(viewer, tmp, service, **env):
+    _, _, err = serve(viewer, tmp, WEBSOCKET_APP, service, [], websocket=True, **env)
+    [(span, tags)] = [(s, t) for s, t in server_spans(viewer, service) if t["url.path"] == "/ws"]
+    assert span["operationName"] == "GET /ws" and tags["network.protocol.name"] == "websocket", err
+    return [f["value"] for log in span["logs"] for f in log["fields"] if f["key"] == "event"]
+
+
+def test_websocket_messages_are_events_only_when_asked(viewer, tmp):
+    assert websocket_events(viewer, tmp, "ws-quiet") == []
+    events = websocket_events(viewer, tmp, "ws-events", FERROTEL_ASGI_MESSAGE_EVENTS="true")
+    # The message received and the echo sent; connect, accept and close are not data messages.
+    assert events == ["websocket.receive", "websocket.send"], events

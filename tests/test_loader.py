@@ -87,6 +87,15 @@ def venv(tmp_path_factory):
         {"boom_instr.py": BOOM},
         entry_points={"opentelemetry_instrumentor": {"boom": "boom_instr:Instrumentor"}},
     )
+    # An entry point whose module is not installed (as a contrib package's entry point for a
+    # library variant that is absent): skipped at debug level, not a failure.
+    build_wheel(
+        wheels,
+        "ghost-instrumentation",
+        "0.1",
+        {"ghost_instr.py": "import ghostlib\n"},
+        entry_points={"opentelemetry_instrumentor": {"ghost": "ghost_instr:Instrumentor"}},
+    )
     build_wheel(
         wheels,
         "needs-new-fakelib",
@@ -176,12 +185,13 @@ def test_the_module_keeps_its_real_loader(venv):
 
 def test_watcher_leaves_meta_path_when_done(venv):
     code = "import sys, fakelib; print(any(type(f).__name__ == '_ImportWatcher' for f in sys.meta_path))"
-    # ferrotel's own configurator would keep watching for opentelemetry.trace.
+    # ferrotel's own configurator would keep watching for opentelemetry.trace, the
+    # exceptions built-in for asyncio.
     result = app(
         venv,
         code,
         "--disabled_instrumentations",
-        "boom,innerlib,logging,threading,urllib,sqlite3",
+        "boom,innerlib,logging,threading,urllib,sqlite3,exceptions",
         "--configurator",
         "testconf",
     )
@@ -196,6 +206,14 @@ def test_failing_instrumentor_is_reported_once_and_isolated(venv):
     assert failures == [
         "ferrotel: warning: instrumentor 'boom' (boom-instrumentation) failed and was skipped: RuntimeError: boom"
     ]
+
+
+def test_an_entry_point_whose_module_is_missing_is_skipped_at_debug_level(venv):
+    result = app(venv, "print('ran')", "--log_level", "debug", "--disabled_instrumentations", "boom")
+    assert result.stdout.strip() == "ran"
+    assert "warning" not in result.stderr, result.stderr
+    skipped = "ferrotel: debug: instrumentor 'ghost' (ghost-instrumentation) skipped: No module named 'ghostlib'"
+    assert skipped in result.stderr.splitlines(), result.stderr
 
 
 def test_disable_and_enable_lists(venv):

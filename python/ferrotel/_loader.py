@@ -16,6 +16,7 @@ def start() -> None:
     plan = _native.initialize(sys.path)
     if plan is None:
         return
+    default_stable_semconv()
     if plan["gevent_patch"]:
         _guarded("gevent patch", _patch_gevent)
     distro = None
@@ -27,6 +28,7 @@ def start() -> None:
         _guarded(_describe("pre-instrument hook", hook), lambda h=hook: _load(h)())
     for spec, modules in plan["instrumentors"]:
         activate = _Once(_describe("instrumentor", spec), _instrument, spec, distro)
+        activate.missing_module_skips = True
         if modules is None:
             activate()
         else:
@@ -34,6 +36,15 @@ def start() -> None:
     _WATCHER.install()
     for hook in plan["post_instrument"]:
         _guarded(_describe("post-instrument hook", hook), lambda h=hook: _load(h)())
+
+
+def default_stable_semconv():
+    """Contrib instrumentors read OTEL_SEMCONV_STABILITY_OPT_IN (through their semconv
+    helper, on first use) to choose between the old and the stable attribute names; unless
+    the user chose, they get the stable ones, as ferrotel's built-ins emit."""
+    import os
+
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
 
 
 def when_imported(module, callback):
@@ -122,6 +133,11 @@ class _Once:
     once more when those imports have finished.
     """
 
+    # An instrumentor whose entry point names a module that is not installed (a contrib
+    # package's entry point for a library variant absent here) is skipped quietly, as
+    # upstream's loader does: that is not a failure.
+    missing_module_skips = False
+
     def __init__(self, what, func, *args):
         self._what, self._func, self._args = what, func, args
         self._lock = allocate_lock()
@@ -138,6 +154,9 @@ class _Once:
         try:
             self._func(*self._args)
         except Exception as exc:  # noqa: BLE001 - isolation is the point
+            if self.missing_module_skips and isinstance(exc, ModuleNotFoundError):
+                _native.log("debug", f"{self._what} skipped: {exc}")
+                return
             if retry and _imports_in_progress():
                 _native.log("debug", f"{self._what} retried after the imports in progress: {type(exc).__name__}: {exc}")
                 _after_imports_in_progress(lambda: self._attempt(retry=False))

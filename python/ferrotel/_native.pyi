@@ -30,12 +30,35 @@ def django_instrument() -> bool:
 def excluded_urls(framework: str) -> list[str]:
     """URL patterns the framework's instrumentation skips."""
 
+def asgi_message_events() -> bool:
+    """FERROTEL_ASGI_MESSAGE_EVENTS."""
+
+def django_traced_request_attrs() -> list[str]:
+    """OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS."""
+
 def start_asgi_request(
-    tracer: Any, scope: dict[str, Any], duration: Any = None, active_requests: Any = None, old_duration: Any = None
+    tracer: Any,
+    scope: dict[str, Any],
+    duration: Any = None,
+    active_requests: Any = None,
+    request_size: Any = None,
+    response_size: Any = None,
+    old_duration: Any = None,
 ) -> ServerRequest | None: ...
 def start_wsgi_request(
-    tracer: Any, environ: dict[str, Any], duration: Any = None, active_requests: Any = None, old_duration: Any = None
+    tracer: Any,
+    environ: dict[str, Any],
+    duration: Any = None,
+    active_requests: Any = None,
+    request_size: Any = None,
+    response_size: Any = None,
+    old_duration: Any = None,
 ) -> ServerRequest | None: ...
+
+@final
+class TracedSend:
+    """The ASGI `send` handed to the app: notes the response start, returns the server's awaitable."""
+    def __call__(self, message: Any) -> Any: ...
 
 @final
 class BodyCloser:
@@ -56,6 +79,9 @@ def hand_back_body(request: Any, body: Any) -> Any:
 class ServerRequest:
     span: Span
     def response(self, status: str | int, headers: Any = None) -> None: ...
+    def traced_send(self, send: Any) -> TracedSend: ...
+    def message_event(self, message: Any) -> None: ...
+    def end_asgi(self, scope: dict[str, Any]) -> None: ...
     def set_route(self, route: str) -> None: ...
     def record_exception(self, exception: BaseException) -> None: ...
     def end(self, restore_context: bool = True) -> None: ...

@@ -7,4 +7,8 @@ from opentelemetry.instrumentation.distro import BaseDistro
 
 class FerrotelDistro(BaseDistro):
     def _configure(self, **kwargs):
-        """ferrotel's defaults are those of the variables themselves; nothing to set."""
+        """Contrib instrumentors get the stable semantic conventions unless the user chose
+        (ferrotel's built-ins emit them); every other default is the variables' own."""
+        from ferrotel._loader import default_stable_semconv
+
+        default_stable_semconv()

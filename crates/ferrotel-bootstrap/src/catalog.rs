@@ -39,20 +39,35 @@ const fn stdlib(package: &'static str) -> Entry {
     }
 }
 
+/// Upstream's default set (`opentelemetry-bootstrap` installs these whatever the libraries):
+/// each has a catalog row, so the report says who covers it.
+pub const UPSTREAM_DEFAULTS: &[&str] = &[
+    "asyncio",
+    "dbapi",
+    "exceptions",
+    "logging",
+    "sqlite3",
+    "threading",
+    "urllib",
+    "wsgi",
+];
+
 pub const CATALOG: &[Entry] = &[
     stdlib("opentelemetry-instrumentation-asyncio"),
-    stdlib("opentelemetry-instrumentation-dbapi"),
+    // ferrotel's DB-API, WSGI and ASGI layers are built in: upstream's packages of those
+    // names only serve other contrib packages and activate nothing themselves.
+    builtin_stdlib("dbapi"),
+    builtin_stdlib("exceptions"),
     builtin_stdlib("logging"),
     builtin_stdlib("sqlite3"),
     builtin_stdlib("threading"),
     builtin_stdlib("urllib"),
-    stdlib("opentelemetry-instrumentation-wsgi"),
+    builtin_stdlib("wsgi"),
     contrib("aio_pika >= 7.2.0, < 11.0.0", "opentelemetry-instrumentation-aio-pika"),
     contrib("aiohttp ~= 3.0", "opentelemetry-instrumentation-aiohttp-client"),
     contrib("aiohttp ~= 3.0", "opentelemetry-instrumentation-aiohttp-server"),
     contrib("aiokafka >= 0.8, < 1.0", "opentelemetry-instrumentation-aiokafka"),
     contrib("aiopg >= 0.13.0, < 2.0.0", "opentelemetry-instrumentation-aiopg"),
-    contrib("asgiref ~= 3.0", "opentelemetry-instrumentation-asgi"),
     contrib("asyncclick ~= 8.0", "opentelemetry-instrumentation-asyncclick"),
     contrib("asyncpg >= 0.12.0", "opentelemetry-instrumentation-asyncpg"),
     contrib("boto3 ~= 1.0", "opentelemetry-instrumentation-boto3sqs"),
@@ -71,10 +86,9 @@ pub const CATALOG: &[Entry] = &[
         coverage: Coverage::BuiltIn("django"),
     },
     contrib("falcon >= 1.4.1, < 5.0.0", "opentelemetry-instrumentation-falcon"),
-    // FastAPI apps are Starlette apps; recent FastAPI also traces itself through the API.
     Entry {
-        library: Some("fastapi >= 0.58"),
-        coverage: Coverage::BuiltIn("starlette"),
+        library: Some("fastapi >= 0.92"),
+        coverage: Coverage::BuiltIn("fastapi"),
     },
     Entry {
         library: Some("flask >= 1.0"),
@@ -127,6 +141,20 @@ pub const CATALOG: &[Entry] = &[
 mod tests {
     use super::*;
     use ferrotel_distributions::Requirement;
+
+    #[test]
+    fn upstreams_default_set_is_covered() {
+        for name in UPSTREAM_DEFAULTS {
+            let package = format!("opentelemetry-instrumentation-{name}");
+            assert!(
+                CATALOG.iter().any(
+                    |e| e.library.is_none() && matches!(e.coverage, Coverage::BuiltIn(n) if n == *name)
+                        || matches!(e.coverage, Coverage::Contrib(p) if p == package)
+                ),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn every_library_spec_parses() {

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use ferrotel_distributions::{Environment, Requirement};
 
-pub use catalog::{Coverage, CATALOG};
+pub use catalog::{Coverage, CATALOG, UPSTREAM_DEFAULTS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -28,6 +28,8 @@ pub enum BootstrapError {
     Constraints(String, std::io::Error),
     #[error("the installer failed ({0})")]
     InstallFailed(String),
+    #[error("{0}")]
+    Unmatched(String),
 }
 
 /// How packages get into the target environment.
@@ -205,6 +207,18 @@ impl Report {
                 let _ = writeln!(out, "  {:width$}  {package} ({state})", f.library);
             }
         }
+        let defaults: Vec<String> = UPSTREAM_DEFAULTS
+            .iter()
+            .map(|name| {
+                let package = format!("opentelemetry-instrumentation-{name}");
+                let contrib = self
+                    .findings
+                    .iter()
+                    .any(|f| matches!(f.coverage, Coverage::Contrib(p) if p == package));
+                format!("{name} ({})", if contrib { "contrib" } else { "built in" })
+            })
+            .collect();
+        let _ = writeln!(out, "\nUpstream's default set: {}", defaults.join(", "));
         if !self.unsupported.is_empty() {
             let _ = writeln!(out, "\nInstalled, but at versions no instrumentation supports:");
             for u in &self.unsupported {
@@ -223,15 +237,13 @@ impl Report {
     }
 }
 
-/// `name==version` for every installed distribution whose version is valid PEP 440, so the
-/// installer can add packages but change none of the user's. OpenTelemetry's own packages
-/// are left free: contrib releases pin the API and semantic conventions exactly, and the
-/// only consistent set may be an older API than the newest one already installed.
+/// `name==version` for every installed distribution whose version is valid PEP 440,
+/// OpenTelemetry's own included, so the installer can add packages but change none of the
+/// user's: it picks the contrib releases that fit the installed API and instrumentation.
 pub fn constraints(env: &Environment) -> String {
     env.distributions()
         .iter()
         .filter(|d| pep440_rs::Version::from_str(&d.version).is_ok())
-        .filter(|d| !ferrotel_distributions::normalize(&d.name).starts_with("opentelemetry-"))
         .map(|d| format!("{}=={}\n", d.name, d.version))
         .collect()
 }
@@ -268,12 +280,45 @@ pub fn install(target: &Target, report: &Report) -> Result<Vec<&'static str>, Bo
     let mut cmd = install_command(target, &installer, &path, &packages);
     eprintln!("ferrotel bootstrap: running {}", describe(&cmd));
     let status = cmd.status();
-    let _ = std::fs::remove_file(&path);
-    match status {
+    let result = match status {
         Ok(s) if s.success() => Ok(packages),
-        Ok(s) => Err(BootstrapError::InstallFailed(s.to_string())),
+        Ok(s) => Err(unmatched(target, &installer, &path, &packages)
+            .unwrap_or_else(|| BootstrapError::InstallFailed(s.to_string()))),
         Err(e) => Err(BootstrapError::Spawn(describe(&cmd), e)),
+    };
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// After a failed install: which packages no release fits without changing an installed
+/// distribution, each with the installer's reason (a dry run per package).
+fn unmatched(
+    target: &Target,
+    installer: &Installer,
+    constraints_file: &Path,
+    packages: &[&str],
+) -> Option<BootstrapError> {
+    let mut lines = Vec::new();
+    for package in packages {
+        let mut cmd = install_command(target, installer, constraints_file, &[package]);
+        cmd.arg("--dry-run");
+        let output = cmd.output().ok()?;
+        if output.status.success() {
+            continue;
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let reason: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("ERROR: Cannot install") && !l.starts_with("To fix"))
+            .take(4)
+            .collect();
+        lines.push(format!(
+            "{package} cannot be matched to what is installed (no release of it fits without changing an installed distribution): {}",
+            reason.join(" / ")
+        ));
     }
+    (!lines.is_empty()).then(|| BootstrapError::Unmatched(lines.join("\n")))
 }
 
 fn describe(cmd: &Command) -> String {

@@ -283,6 +283,10 @@ pub struct PythonConfig {
     /// `OTEL_PYTHON_LOG_HANDLER_LEVEL` as a `logging` level number.
     pub log_handler_level: i32,
     pub django_instrument: bool,
+    /// `FERROTEL_ASGI_MESSAGE_EVENTS`: websocket messages as events on the server span.
+    pub asgi_message_events: bool,
+    /// `OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS`: request attributes recorded on the span.
+    pub django_traced_request_attrs: Vec<String>,
 }
 
 /// The whole configuration, as read from the environment.
@@ -959,6 +963,8 @@ impl Reader<'_> {
                 _ => 0,
             },
             django_instrument: self.bool("OTEL_PYTHON_DJANGO_INSTRUMENT"),
+            asgi_message_events: self.bool("FERROTEL_ASGI_MESSAGE_EVENTS"),
+            django_traced_request_attrs: self.list("OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS"),
         }
     }
 

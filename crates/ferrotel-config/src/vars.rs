@@ -536,6 +536,12 @@ const PYTHON: &[Var] = &[
         "URL regexes no HTTP instrumentation traces"
     ),
     var!(
+        "FERROTEL_ASGI_MESSAGE_EVENTS",
+        Kind::Bool,
+        "false",
+        "record each ASGI websocket message sent or received as an event on the connection's server span"
+    ),
+    var!(
         "OTEL_PYTHON_DJANGO_INSTRUMENT",
         Kind::Bool,
         "true",
@@ -552,8 +558,7 @@ const PYTHON: &[Var] = &[
         "OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS",
         Kind::List,
         "",
-        "Django request attributes recorded on server spans",
-        not_used: "read by contrib instrumentations; ferrotel's built-ins do not record request attributes yet"
+        "Django request attributes recorded on server spans"
     ),
     var!(
         "OTEL_PYTHON_FALCON_TRACED_REQUEST_ATTRS",

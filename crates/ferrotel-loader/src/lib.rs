@@ -35,6 +35,7 @@ const STDLIB_TARGETS: &[(&str, &[&str])] = &[
 /// declared here per entry point instead of through the distribution's `instruments` extra.
 const BUILTIN_TARGETS: &[(&str, &str)] = &[
     ("django", "django >= 2.0"),
+    ("fastapi", "fastapi >= 0.92"),
     ("flask", "flask >= 1.0"),
     ("requests", "requests ~= 2.0"),
     ("starlette", "starlette >= 0.13"),

@@ -6,8 +6,6 @@ upstream's do, a contrib package of the same name is skipped in its favour, and 
 `opentelemetry-instrument` can load it too.
 """
 
-import re
-
 # The stable HTTP conventions' advisory boundaries for request durations, in seconds.
 HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
@@ -17,8 +15,21 @@ def excluded_pattern(instrumentation):
     (OTEL_PYTHON_{NAME}_EXCLUDED_URLS, else OTEL_PYTHON_EXCLUDED_URLS), or None."""
     from ferrotel import _native
 
-    patterns = _native.excluded_urls(instrumentation)
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    return compile_excluded(_native.excluded_urls(instrumentation))
+
+
+def compile_excluded(excluded_urls):
+    """One regex for URL patterns given as upstream's `excluded_urls` argument takes them
+    (a comma-separated string), as a list, or already compiled; None for none."""
+    import re
+
+    if isinstance(excluded_urls, str):
+        excluded_urls = [p.strip() for p in excluded_urls.split(",") if p.strip()]
+    if not excluded_urls:
+        return None
+    if isinstance(excluded_urls, re.Pattern):
+        return excluded_urls
+    return re.compile("|".join(f"(?:{p})" for p in excluded_urls))
 
 
 class Instrumentor:

@@ -52,6 +52,25 @@ class ServerRequest:
         if error and not self._errored:
             self.span.set_status(Status(StatusCode.ERROR))
 
+    def traced_send(self, send):
+        async def traced(message):
+            kind = message.get("type")
+            if kind == "http.response.start" or kind == "websocket.http.response.start":
+                self.response(message.get("status"), message.get("headers"))
+            await send(message)
+
+        return traced
+
+    def message_event(self, message):
+        self.span.add_event(message.get("type", ""))
+
+    def end_asgi(self, scope):
+        route = scope.get("route")
+        template = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if isinstance(template, str):
+            self.set_route(scope.get("root_path", "").rstrip("/") + template)
+        self.end()
+
     def set_route(self, route):
         name, attributes = self._conventions.route(route)
         self.span.update_name(name)

@@ -1,32 +1,210 @@
-"""Starlette server spans: every request of every app, named `{METHOD} {route}` with the
-route template as `http.route`. FastAPI apps are Starlette apps and are covered the same
-way, except where FastAPI traces itself (its native telemetry, which records through the
-OpenTelemetry API and so through ferrotel's providers): one server span per request."""
+"""Starlette and FastAPI server spans: every request and websocket connection of every app,
+named `{METHOD} {route}` with the route template as `http.route`.
+
+FastAPI traces itself through the OpenTelemetry API (its native telemetry). Where ferrotel's
+`fastapi` instrumentation is on, ferrotel's span is the request's server span and FastAPI's
+own operation spans (dependencies, endpoint, serialization) nest under it: FastAPI is told
+the request is already traced, so it starts no second server span. Where it is off, FastAPI's
+span stands alone and the Starlette instrumentation stays out of its way: one server span
+per request either way."""
+
+import weakref
 
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
-from ferrotel.instrumentation.asgi import serve
+from ferrotel.instrumentation.asgi import Options, serve
+
+# The patched-over `__call__`s and each instrumentation's options (excluded URLs, providers,
+# hooks), module-level so the per-request path reads them without building anything.
+_starlette_call = None
+_starlette_options = None
+_fastapi_call = None
+_fastapi_options = None
+# Whether every app is traced (the instrumentor is on), rather than only those
+# `instrument_app` named.
+_every = {"starlette": False, "fastapi": False}
+
+
+def _wanted(app, name):
+    """Every app is traced and this one was not opted out by `uninstrument_app`, or it was
+    opted in by `instrument_app`."""
+    choice = app.__dict__.get("_ferrotel_instrumented")
+    return _every[name] if choice is None else choice
+
+
+async def _traced_starlette_call(app, scope, receive, send):
+    # A mounted app's request is already traced by the outer one; FastAPI's own span, when
+    # ferrotel leaves FastAPI to it, is the server span.
+    if "ferrotel.request" in scope or scope.get("fastapi.telemetry") is not None or not _wanted(app, "starlette"):
+        return await _starlette_call(app, scope, receive, send)
+    return await serve(scope, receive, send, _starlette_call, app, _options_for(app, _starlette_options))
+
+
+def _options_for(app, default):
+    """What `instrument_app` gave this app, else what the instrumentor was given."""
+    return app.__dict__.get("_ferrotel_options") or default
+
+
+def _options(kwargs, instrumentation):
+    """Options from upstream's keyword arguments; the excluded URLs default to the
+    instrumentation's variables."""
+    options = Options(**kwargs)
+    if kwargs.get("excluded_urls") is None:
+        options.excluded = excluded_pattern(instrumentation)
+    return options
+
+
+def _patch_starlette():
+    global _starlette_call
+    from starlette.applications import Starlette
+
+    if _starlette_call is None:
+        _starlette_call = Starlette.__call__
+        Starlette.__call__ = _traced_starlette_call
 
 
 class StarletteInstrumentor(Instrumentor):
     name = "starlette"
 
     def _instrument(self, **kwargs):
-        from starlette.applications import Starlette
-
-        self._original = call = Starlette.__call__
-        excluded = excluded_pattern("starlette")
-
-        async def traced_call(app, scope, receive, send):
-            # A mounted app's request is already traced by the outer one; FastAPI with native
-            # telemetry traces its own requests.
-            if scope.get("ferrotel.asgi") or getattr(app, "_native_telemetry", None) is not None:
-                return await call(app, scope, receive, send)
-            scope["ferrotel.asgi"] = True
-            return await serve(scope, receive, send, lambda s, r, w: call(app, s, r, w), excluded)
-
-        Starlette.__call__ = traced_call
+        global _starlette_options
+        _starlette_options = _options(kwargs, "starlette")
+        _every["starlette"] = True
+        _patch_starlette()
 
     def _uninstrument(self, **kwargs):
+        global _starlette_call
         from starlette.applications import Starlette
 
-        Starlette.__call__ = self._original
+        _every["starlette"] = False
+        if _starlette_call is not None:
+            Starlette.__call__ = _starlette_call
+            _starlette_call = None
+
+    @staticmethod
+    def instrument_app(app, **kwargs):
+        """Traces this app's requests, whether or not every Starlette app is, with upstream's
+        keyword arguments (`excluded_urls`, the hooks, the providers)."""
+        global _starlette_options
+        app._ferrotel_instrumented = True
+        app._ferrotel_options = _options(kwargs, "starlette")
+        if _starlette_options is None:
+            _starlette_options = _options({}, "starlette")
+        _patch_starlette()
+
+    @staticmethod
+    def uninstrument_app(app):
+        """Stops tracing this app's requests."""
+        app._ferrotel_instrumented = False
+
+
+# FastAPI's native telemetry, per app: its tracer (for the operation spans) and logger.
+_fastapi_telemetry = weakref.WeakKeyDictionary()
+
+
+def _request_telemetry(app, scope):
+    """FastAPI's per-request telemetry object with no server span of its own, so its
+    operation spans nest under ferrotel's; None when the app turned them off."""
+    config = getattr(app, "_telemetry", None)
+    if not config or not config.get("tracing", True) or not config.get("operation_spans", True):
+        return None
+    shared = _fastapi_telemetry.get(app)
+    if shared is None:
+        from fastapi import __version__
+        from opentelemetry import _logs, trace
+
+        tracer = (config.get("tracer_provider") or trace.get_tracer_provider()).get_tracer("fastapi", __version__)
+        logger = _logs.get_logger("fastapi", __version__, config.get("logger_provider")) if config.get("logs") else None
+        shared = _fastapi_telemetry[app] = (tracer, logger)
+    tracer, logger = shared
+    return _RequestTelemetry(
+        span=None,
+        span_method="WS" if scope["type"] == "websocket" else scope.get("method", "HTTP"),
+        tracer=tracer,
+        logger=logger,
+        _mount_prefix=scope.get("app_root_path", scope.get("root_path", "")).rstrip("/"),
+    )
+
+
+async def _inside_fastapi_span(app, scope, receive, send):
+    """FastAPI's own `__call__`, told the request is traced (its marker in the scope), with
+    its per-request telemetry in the context for the operation spans."""
+    # An excluded request (serve set no request): FastAPI's own telemetry stays out too.
+    telemetry = _request_telemetry(app, scope) if "ferrotel.request" in scope else None
+    scope["fastapi.telemetry"] = telemetry
+    if telemetry is None:
+        try:
+            return await _fastapi_call(app, scope, receive, send)
+        finally:
+            scope.pop("fastapi.telemetry", None)
+    from opentelemetry import context
+
+    token = context.attach(context.set_value(_REQUEST_TELEMETRY_KEY, telemetry))
+    try:
+        return await _fastapi_call(app, scope, receive, send)
+    finally:
+        context.detach(token)
+        scope.pop("fastapi.telemetry", None)
+
+
+async def _traced_fastapi_call(app, scope, receive, send):
+    if "ferrotel.request" in scope or "fastapi.telemetry" in scope or not _wanted(app, "fastapi"):
+        return await _fastapi_call(app, scope, receive, send)
+    return await serve(scope, receive, send, _inside_fastapi_span, app, _options_for(app, _fastapi_options))
+
+
+_RequestTelemetry = _REQUEST_TELEMETRY_KEY = None
+
+
+def _patch_fastapi():
+    """Wraps FastAPI's `__call__`; a FastAPI without native telemetry is a plain Starlette
+    app, traced by the Starlette patch instead."""
+    global _fastapi_call, _RequestTelemetry, _REQUEST_TELEMETRY_KEY
+    if _fastapi_call is not None:
+        return
+    try:
+        from fastapi.telemetry._api import _REQUEST_TELEMETRY_KEY, _RequestTelemetry
+    except ImportError:
+        _patch_starlette()
+        return
+    from fastapi import FastAPI
+
+    _fastapi_call = FastAPI.__call__
+    FastAPI.__call__ = _traced_fastapi_call
+
+
+class FastAPIInstrumentor(Instrumentor):
+    """FastAPI apps' server spans (see the module's docstring); without native telemetry
+    (older FastAPI), a FastAPI app is a Starlette app and is traced as one."""
+
+    name = "fastapi"
+
+    def _instrument(self, **kwargs):
+        global _fastapi_options
+        _fastapi_options = _options(kwargs, "fastapi")
+        _every["fastapi"] = True
+        _patch_fastapi()
+
+    def _uninstrument(self, **kwargs):
+        global _fastapi_call
+        _every["fastapi"] = False
+        if _fastapi_call is not None:
+            from fastapi import FastAPI
+
+            FastAPI.__call__ = _fastapi_call
+            _fastapi_call = None
+
+    @staticmethod
+    def instrument_app(app, **kwargs):
+        """Traces this app's requests, whether or not every FastAPI app is (upstream's
+        `FastAPIInstrumentor.instrument_app`, with its keyword arguments)."""
+        global _fastapi_options
+        app._ferrotel_instrumented = True
+        app._ferrotel_options = _options(kwargs, "fastapi")
+        if _fastapi_options is None:
+            _fastapi_options = _options({}, "fastapi")
+        _patch_fastapi()
+
+    @staticmethod
+    def uninstrument_app(app):
+        """Stops tracing this app's requests."""
+        app._ferrotel_instrumented = False

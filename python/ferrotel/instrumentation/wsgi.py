@@ -3,10 +3,10 @@ instrumentations (Flask, Django) use `serve()` directly. The per-request work (e
 parent context, span, attributes, status, the end riding on the body's close) is native;
 this file only calls in."""
 
-import re
+from sys import modules
 
 from ferrotel import __version__, _native
-from ferrotel.instrumentation import HTTP_DURATION_BUCKETS
+from ferrotel.instrumentation import HTTP_DURATION_BUCKETS, compile_excluded
 
 
 def _url(environ):
@@ -16,29 +16,21 @@ def _url(environ):
     return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{path}{'?' + query if query else ''}"
 
 
-_tracer = None
+SCOPE = "ferrotel.instrumentation.wsgi"
 _instruments = {}
 
 
-def _get_tracer():
-    global _tracer
-    if _tracer is None:
-        from opentelemetry import trace
-
-        _tracer = trace.get_tracer("ferrotel.instrumentation.wsgi", __version__)
-    return _tracer
-
-
-def server_instruments(scope_name):
-    """`http.server.request.duration`, `http.server.active_requests` and the old conventions'
-    `http.server.duration` (recorded only with OTEL_SEMCONV_STABILITY_OPT_IN=http/dup) of one
-    instrumentation scope, made once."""
-    instruments = _instruments.get(scope_name)
+def server_instruments(scope_name, meter_provider=None):
+    """`http.server.request.duration`, `http.server.active_requests`, the request and response
+    body sizes and the old conventions' `http.server.duration` (recorded only with
+    OTEL_SEMCONV_STABILITY_OPT_IN=http/dup) of one instrumentation scope, made once."""
+    key = (scope_name, id(meter_provider))
+    instruments = _instruments.get(key)
     if instruments is None:
         from opentelemetry import metrics
 
-        meter = metrics.get_meter(scope_name, __version__)
-        instruments = _instruments[scope_name] = (
+        meter = metrics.get_meter(scope_name, __version__, meter_provider)
+        instruments = _instruments[key] = (
             meter.create_histogram(
                 "http.server.request.duration",
                 unit="s",
@@ -49,34 +41,79 @@ def server_instruments(scope_name):
                 "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."
             ),
             meter.create_histogram(
+                "http.server.request.body.size", unit="By", description="Size of HTTP server request bodies."
+            ),
+            meter.create_histogram(
+                "http.server.response.body.size", unit="By", description="Size of HTTP server response bodies."
+            ),
+            meter.create_histogram(
                 "http.server.duration", unit="ms", description="Measures the duration of inbound HTTP requests."
             ),
         )
     return instruments
 
 
-_telemetry = None
+class Options:
+    """One instrumentation's settings, as upstream's keyword arguments give them; the hooks
+    in the WSGI middleware's shape: `request_hook(span, environ)`,
+    `response_hook(span, environ, status, response_headers)`."""
+
+    __slots__ = ("excluded", "tracer_provider", "meter_provider", "request_hook", "response_hook", "telemetry")
+
+    def __init__(
+        self,
+        excluded_urls=None,
+        tracer_provider=None,
+        meter_provider=None,
+        request_hook=None,
+        response_hook=None,
+        **_ignored,
+    ):
+        self.excluded = compile_excluded(excluded_urls)
+        self.tracer_provider, self.meter_provider = tracer_provider, meter_provider
+        self.request_hook = request_hook if callable(request_hook) else None
+        self.response_hook = response_hook if callable(response_hook) else None
+        self.telemetry = None
+
+    def get_telemetry(self):
+        if self.telemetry is None:
+            from opentelemetry import trace
+
+            tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=self.tracer_provider)
+            self.telemetry = (tracer, *server_instruments(SCOPE, self.meter_provider))
+        return self.telemetry
 
 
-def serve(environ, start_response, app, excluded=None):
+DEFAULT = Options()
+
+
+def serve(environ, start_response, app, options=DEFAULT):
     """Calls the WSGI `app` inside a server span that ends when the response is closed."""
-    global _telemetry
+    excluded = options.excluded
     if excluded is not None and excluded.search(_url(environ)):
         return app(environ, start_response)
-    if _telemetry is None:
-        _telemetry = (_get_tracer(), *server_instruments("ferrotel.instrumentation.wsgi"))
-    request = _native.start_wsgi_request(_telemetry[0], environ, *_telemetry[1:])
+    tracer, duration, active, request_size, response_size, old_duration = options.telemetry or options.get_telemetry()
+    request = _native.start_wsgi_request(tracer, environ, duration, active, request_size, response_size, old_duration)
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation._generic import ServerRequest
 
-        request = ServerRequest(_telemetry[0], environ, False, _telemetry[1], _telemetry[2])
+        request = ServerRequest(tracer, environ, False, duration, active)
     environ["ferrotel.request"] = request
+    response_hook = options.response_hook
 
     def traced_start_response(status, headers, *args):
         request.response(status, headers)
+        propagators = modules.get("opentelemetry.instrumentation.propagators")
+        propagator = propagators and propagators._RESPONSE_PROPAGATOR
+        if propagator is not None:
+            _inject_response(propagator, request.span, headers)
+        if response_hook is not None:
+            response_hook(request.span, environ, status, headers)
         return start_response(status, headers, *args)
 
     try:
+        if options.request_hook is not None:
+            options.request_hook(request.span, environ)
         body = app(environ, traced_start_response)
     except BaseException as exc:
         request.record_exception(exc)
@@ -86,10 +123,33 @@ def serve(environ, start_response, app, excluded=None):
     return _native.hand_back_body(request, body)
 
 
+def _inject_response(propagator, span, headers):
+    """Upstream's response propagator (`traceresponse`), set with its
+    `set_global_response_propagator`, writes the server span's context into the response
+    headers (a WSGI list of text pairs)."""
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+
+    propagator.inject(headers, context=trace.set_span_in_context(span, Context()), setter=_HEADER_SETTER)
+
+
+class _HeaderListSetter:
+    def set(self, carrier, key, value):
+        carrier.append((key, value))
+
+
+_HEADER_SETTER = _HeaderListSetter()
+
+
 class OpenTelemetryMiddleware:
-    def __init__(self, wsgi, excluded_urls=None):
+    """Upstream's middleware shape: `OpenTelemetryMiddleware(wsgi, request_hook=...,
+    response_hook=..., tracer_provider=..., meter_provider=...)`, plus `excluded_urls`."""
+
+    def __init__(self, wsgi, request_hook=None, response_hook=None, tracer_provider=None, **kwargs):
         self.wsgi = wsgi
-        self._excluded = re.compile(excluded_urls) if isinstance(excluded_urls, str) else excluded_urls
+        self._options = Options(
+            request_hook=request_hook, response_hook=response_hook, tracer_provider=tracer_provider, **kwargs
+        )
 
     def __call__(self, environ, start_response):
-        return serve(environ, start_response, self.wsgi, self._excluded)
+        return serve(environ, start_response, self.wsgi, self._options)

@@ -76,6 +76,8 @@ pub(crate) fn server_conventions<'py>(
             status: None,
             route: None,
             error_type: None,
+            request_body_size: incoming.content_length,
+            response_body_size: None,
             started: Instant::now(),
         }),
     };

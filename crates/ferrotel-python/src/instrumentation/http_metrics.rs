@@ -1,5 +1,6 @@
 //! The attributes the stable HTTP metrics are recorded with (`http.server.request.duration`,
-//! `http.server.active_requests`, `http.client.request.duration`), kept apart from the span
+//! `http.server.active_requests`, `http.server.request.body.size`,
+//! `http.server.response.body.size`, `http.client.request.duration`), kept apart from the span
 //! so unsampled requests count too; with `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup`, the old
 //! conventions' durations beside them (`http.server.duration`, `http.client.duration`, in
 //! milliseconds, with the old attribute names), as upstream's instrumentations record them.
@@ -21,6 +22,9 @@ pub(crate) struct ServerFacts {
     pub(crate) status: Option<u16>,
     pub(crate) route: Option<String>,
     pub(crate) error_type: Option<String>,
+    /// `Content-Length` of the request and of the response, when they declare one.
+    pub(crate) request_body_size: Option<i64>,
+    pub(crate) response_body_size: Option<i64>,
     pub(crate) started: Instant,
 }
 

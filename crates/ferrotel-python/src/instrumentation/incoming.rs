@@ -20,6 +20,10 @@ pub(crate) struct Incoming<'a, 'py> {
     pub(crate) user_agent: String,
     /// `1.1`, `2`: the version without `HTTP/`.
     pub(crate) protocol_version: String,
+    /// `Content-Length`, when the request declares one.
+    pub(crate) content_length: Option<i64>,
+    /// An ASGI websocket connection (its handshake a GET).
+    pub(crate) websocket: bool,
     pub(crate) headers: RequestHeaders<'a, 'py>,
     /// The host as the request names it (`Host`, port included) and the server's own name
     /// and port, for the old conventions' metrics (`http.host`, `http.server_name`,
@@ -64,6 +68,8 @@ impl<'a, 'py> Incoming<'a, 'py> {
             client_port: text(environ, "REMOTE_PORT").parse().ok(),
             user_agent: text(environ, "HTTP_USER_AGENT"),
             protocol_version: protocol.strip_prefix("HTTP/").unwrap_or("").to_owned(),
+            content_length: text(environ, "CONTENT_LENGTH").trim().parse().ok(),
+            websocket: false,
             headers: RequestHeaders::Environ(environ),
             server_name: text(environ, "SERVER_NAME"),
             listening_port: text(environ, "SERVER_PORT").parse().ok(),
@@ -71,7 +77,8 @@ impl<'a, 'py> Incoming<'a, 'py> {
         }
     }
 
-    /// An ASGI `http` scope: headers as byte pairs, `server` and `client` as `(host, port)`.
+    /// An ASGI `http` or `websocket` scope: headers as byte pairs, `server` and `client` as
+    /// `(host, port)`. A websocket scope has no method: its handshake is a GET.
     pub(crate) fn from_asgi_scope(scope: &Bound<'py, PyDict>) -> PyResult<Incoming<'a, 'py>> {
         let headers = header_pairs(scope.get_item("headers")?.as_ref());
         let address = |key: &str| -> (String, Option<u16>) {
@@ -98,8 +105,15 @@ impl<'a, 'py> Incoming<'a, 'py> {
             .and_then(|q| q.extract::<Vec<u8>>().ok())
             .map(|q| String::from_utf8_lossy(&q).into_owned())
             .unwrap_or_default();
+        let websocket = text(scope, "type") == "websocket";
+        let method = match text(scope, "method") {
+            m if m.is_empty() && websocket => "GET".to_owned(),
+            m => m,
+        };
         Ok(Incoming {
-            method: text(scope, "method"),
+            content_length: header("content-length").and_then(|v| v.trim().parse().ok()),
+            websocket,
+            method,
             scheme: text(scope, "scheme"),
             path: format!("{}{}", text(scope, "root_path"), text(scope, "path")),
             query,

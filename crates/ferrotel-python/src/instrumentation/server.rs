@@ -9,9 +9,11 @@ use ferrotel_config::SemconvMode;
 use ferrotel_sdk::metrics::{Instrument, Number};
 use ferrotel_sdk::span::SpanKind;
 use ferrotel_sdk::sync::lock;
+use ferrotel_sdk::value::Value;
 use ferrotel_semconv as semconv;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
 use super::call_span::{apply_response, finish, owned};
@@ -26,11 +28,14 @@ use crate::trace::current::parent_in;
 use crate::trace::span::Span;
 use crate::trace::tracer::{create, NewSpan, Tracer};
 
-/// `http.server.request.duration` and `http.server.active_requests`, ferrotel's own
-/// instruments (absent when another SDK provides the meters).
+/// `http.server.request.duration`, `http.server.active_requests` and the request and
+/// response body sizes, ferrotel's own instruments (absent when another SDK provides the
+/// meters).
 struct ServerMetrics {
     duration: Arc<Instrument>,
     active: Option<Arc<Instrument>>,
+    request_size: Option<Arc<Instrument>>,
+    response_size: Option<Arc<Instrument>>,
     /// `http.server.duration`, in the `/dup` mode.
     old: Option<OldDuration>,
 }
@@ -45,36 +50,42 @@ pub(crate) struct ServerRequest {
     /// Kept apart from the span: metrics count every request, sampled or not.
     facts: Mutex<ServerFacts>,
     ended: AtomicBool,
+    /// An ASGI websocket connection: a span, no HTTP request metrics.
+    websocket: bool,
 }
 
 /// Starts the server span of a WSGI request and makes it current; `None` when `tracer` is
 /// not ferrotel's.
 #[pyfunction]
-#[pyo3(signature = (tracer, environ, duration=None, active_requests=None, old_duration=None))]
+#[pyo3(signature = (tracer, environ, duration=None, active_requests=None, request_size=None, response_size=None, old_duration=None))]
 pub(crate) fn start_wsgi_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     environ: &Bound<'_, PyDict>,
     duration: Option<&Bound<'_, PyAny>>,
     active_requests: Option<&Bound<'_, PyAny>>,
+    request_size: Option<&Bound<'_, PyAny>>,
+    response_size: Option<&Bound<'_, PyAny>>,
     old_duration: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ServerRequest>> {
-    let instruments = [duration, active_requests, old_duration];
+    let instruments = [duration, active_requests, request_size, response_size, old_duration];
     start(py, tracer, Incoming::from_environ(environ), instruments)
 }
 
-/// The same for an ASGI `http` connection scope.
+/// The same for an ASGI `http` or `websocket` connection scope.
 #[pyfunction]
-#[pyo3(signature = (tracer, scope, duration=None, active_requests=None, old_duration=None))]
+#[pyo3(signature = (tracer, scope, duration=None, active_requests=None, request_size=None, response_size=None, old_duration=None))]
 pub(crate) fn start_asgi_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     scope: &Bound<'_, PyDict>,
     duration: Option<&Bound<'_, PyAny>>,
     active_requests: Option<&Bound<'_, PyAny>>,
+    request_size: Option<&Bound<'_, PyAny>>,
+    response_size: Option<&Bound<'_, PyAny>>,
     old_duration: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ServerRequest>> {
-    let instruments = [duration, active_requests, old_duration];
+    let instruments = [duration, active_requests, request_size, response_size, old_duration];
     start(py, tracer, Incoming::from_asgi_scope(scope)?, instruments)
 }
 
@@ -82,7 +93,7 @@ fn start(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     incoming: Incoming<'_, '_>,
-    [duration, active_requests, old_duration]: [Option<&Bound<'_, PyAny>>; 3],
+    [duration, active_requests, request_size, response_size, old_duration]: [Option<&Bound<'_, PyAny>>; 5],
 ) -> PyResult<Option<ServerRequest>> {
     let Ok(tracer) = tracer.cast::<Tracer>() else {
         return Ok(None);
@@ -118,14 +129,14 @@ fn start(
             None => parent_in(py, Some(&current))?,
         }
     };
-    let new = NewSpan::instrumentation(
-        semconv::span_name(&incoming.method, None),
-        SpanKind::Server,
-        owned(semconv::server_request_attributes(
-            &incoming.facts(),
-            settings.http_semconv,
-        )),
-    );
+    let mut attributes = owned(semconv::server_request_attributes(
+        &incoming.facts(),
+        settings.http_semconv,
+    ));
+    if incoming.websocket {
+        attributes.push(("network.protocol.name".into(), Value::Str("websocket".into())));
+    }
+    let new = NewSpan::instrumentation(semconv::span_name(&incoming.method, None), SpanKind::Server, attributes);
     let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
     if !settings.capture.server_request.is_empty() {
         capture(
@@ -151,13 +162,20 @@ fn start(
         status: None,
         route: None,
         error_type: None,
+        request_body_size: incoming.content_length,
+        response_body_size: None,
         started: Instant::now(),
     };
-    let metrics = histogram(duration).map(|duration| ServerMetrics {
-        duration,
-        active: up_down_counter(active_requests),
-        old,
-    });
+    // A websocket connection is not an HTTP request: no request metrics, as upstream.
+    let metrics = histogram(duration)
+        .filter(|_| !incoming.websocket)
+        .map(|duration| ServerMetrics {
+            duration,
+            active: up_down_counter(active_requests),
+            request_size: histogram(request_size),
+            response_size: histogram(response_size),
+            old,
+        });
     if let Some(metrics) = &metrics {
         if let Some(active) = &metrics.active {
             active.record(
@@ -174,6 +192,7 @@ fn start(
         metrics,
         facts: Mutex::new(facts),
         ended: AtomicBool::new(false),
+        websocket: incoming.websocket,
     }))
 }
 
@@ -206,6 +225,43 @@ impl ServerMetrics {
 }
 
 impl ServerRequest {
+    /// The response's status (`"404 Not Found"` or `404`) and headers.
+    fn responded(&self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
+        let code = match status.extract::<u16>() {
+            Ok(code) => Some(code),
+            Err(_) => status.extract::<String>().ok().and_then(|s| semconv::status_code(&s)),
+        };
+        let Some(code) = code else {
+            return;
+        };
+        {
+            let mut facts = lock(&self.facts);
+            facts.status = Some(code);
+            if self.metrics.as_ref().is_some_and(|m| m.response_size.is_some()) {
+                facts.response_body_size = content_length(headers);
+            }
+        }
+        let (attrs, status) = semconv::server_response(code, settings().http_semconv);
+        apply_response(self.span.get(), attrs, status);
+        let names = &settings().capture.server_response;
+        if !names.is_empty() {
+            capture(self.span.get(), "response", &header_pairs(headers), names);
+        }
+    }
+
+    /// A websocket message as an event named by its ASGI type.
+    fn note_message(&self, message: &Bound<'_, PyAny>) {
+        let Some(kind) = message_type(message) else {
+            return;
+        };
+        if kind == "websocket.send" || kind == "websocket.receive" {
+            let now = ferrotel_sdk::now_ns();
+            self.span
+                .get()
+                .with_record(|data, limits| data.add_event(kind, now, Vec::new(), limits));
+        }
+    }
+
     /// An exception the application did not handle: recorded once, status ERROR,
     /// `error.type` the exception's type (for the metrics too).
     pub(crate) fn record_error(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -232,9 +288,19 @@ impl ServerRequest {
                 let now = ferrotel_sdk::now_ns();
                 let seconds = facts.started.elapsed().as_secs_f64();
                 let span = Some(self.span.get().ids.measured_in());
+                let attributes = facts.duration_attributes();
+                let sizes = [
+                    (&metrics.request_size, facts.request_body_size),
+                    (&metrics.response_size, facts.response_body_size),
+                ];
+                for (instrument, size) in sizes {
+                    if let (Some(instrument), Some(size)) = (instrument, size) {
+                        instrument.record_in(Number::Int(size), attributes.clone(), now, span);
+                    }
+                }
                 metrics
                     .duration
-                    .record_in(Number::Double(seconds), facts.duration_attributes(), now, span);
+                    .record_in(Number::Double(seconds), attributes, now, span);
                 if let Some(old) = &metrics.old {
                     let response = OldResponse {
                         status: facts.status,
@@ -258,22 +324,31 @@ impl ServerRequest {
     /// `http.response.start` (`404`), and the response headers.
     #[pyo3(signature = (status, headers=None))]
     fn response(&self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
-        let code = match status.extract::<u16>() {
-            Ok(code) => Some(code),
-            Err(_) => status.extract::<String>().ok().and_then(|s| semconv::status_code(&s)),
-        };
-        let Some(code) = code else {
-            return;
-        };
-        lock(&self.facts).status = Some(code);
-        let (attrs, status) = semconv::server_response(code, settings().http_semconv);
-        apply_response(self.span.get(), attrs, status);
-        capture(
-            self.span.get(),
-            "response",
-            &header_pairs(headers),
-            &settings().capture.server_response,
-        );
+        self.responded(status, headers);
+    }
+
+    /// The ASGI `send` callable to hand the app in place of the server's: it notes the
+    /// response as it goes out and returns the server's own awaitable.
+    fn traced_send(slf: Py<Self>, send: Py<PyAny>) -> TracedSend {
+        TracedSend {
+            request: slf,
+            send,
+            message_events: settings().message_events,
+        }
+    }
+
+    /// A websocket message received, as an event (with `FERROTEL_ASGI_MESSAGE_EVENTS`).
+    fn message_event(&self, message: &Bound<'_, PyAny>) {
+        self.note_message(message);
+    }
+
+    /// Ends an ASGI request: the route the router left in `scope` (Starlette's and FastAPI's
+    /// `scope["route"]`, under the mount's `root_path`) names the span, then as `end()`.
+    fn end_asgi(&self, py: Python<'_>, scope: &Bound<'_, PyDict>) -> PyResult<()> {
+        if let Some(route) = scope_route(scope) {
+            self.set_route(&route);
+        }
+        self.end_request(py, true)
     }
 
     /// The route template the framework matched: `http.route`, and the span's name.
@@ -305,4 +380,96 @@ impl ServerRequest {
     fn span(&self, py: Python<'_>) -> Py<Span> {
         self.span.clone_ref(py)
     }
+}
+
+/// The `send` an ASGI app is handed: one native call per message, which looks at the
+/// response start only (and at websocket messages when their events are asked for), then
+/// returns the server's own `send(message)` awaitable untouched.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct TracedSend {
+    request: Py<ServerRequest>,
+    send: Py<PyAny>,
+    message_events: bool,
+}
+
+#[pymethods]
+impl TracedSend {
+    fn __call__<'py>(&self, py: Python<'py>, message: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if let Ok(dict) = message.cast::<PyDict>() {
+            let request = self.request.get();
+            match dict.get_item(pyo3::intern!(py, "type")).ok().flatten() {
+                Some(kind) if is(&kind, "http.response.start") || is(&kind, "websocket.http.response.start") => {
+                    if let Ok(Some(status)) = dict.get_item(pyo3::intern!(py, "status")) {
+                        let headers = dict.get_item(pyo3::intern!(py, "headers")).ok().flatten();
+                        request.responded(&status, headers.as_ref());
+                    }
+                    if let Some(propagator) = response_propagator(py) {
+                        // Written into the app's message as upstream's middleware does; a
+                        // failing propagator must not fail the response.
+                        let _ = py.import("ferrotel.instrumentation.asgi").and_then(|m| {
+                            m.getattr("inject_response")?
+                                .call1((propagator, request.span.bind(py), message))
+                        });
+                    }
+                }
+                Some(_) if self.message_events && request.websocket => request.note_message(message),
+                _ => {}
+            }
+        }
+        self.send.bind(py).call1((message,))
+    }
+}
+
+/// The response propagator set with upstream's `set_global_response_propagator` (the
+/// `traceresponse` header), if the module that holds it was imported and one is set.
+fn response_propagator(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+    static MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+    let modules = MODULES
+        .get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+            Ok(py.import("sys")?.getattr("modules")?.cast_into::<PyDict>()?.unbind())
+        })
+        .ok()?
+        .bind(py);
+    let module = modules
+        .get_item(pyo3::intern!(py, "opentelemetry.instrumentation.propagators"))
+        .ok()??;
+    let propagator = module.getattr(pyo3::intern!(py, "_RESPONSE_PROPAGATOR")).ok()?;
+    (!propagator.is_none()).then_some(propagator)
+}
+
+fn is(value: &Bound<'_, PyAny>, expected: &str) -> bool {
+    value
+        .cast::<pyo3::types::PyString>()
+        .is_ok_and(|s| s.to_str().is_ok_and(|s| s == expected))
+}
+
+/// An ASGI message's `type`, for the websocket message events.
+fn message_type(message: &Bound<'_, PyAny>) -> Option<String> {
+    message.get_item("type").ok()?.extract().ok()
+}
+
+/// `Content-Length` from a header list of byte or text pairs (ASGI, WSGI) or a map.
+fn content_length(headers: Option<&Bound<'_, PyAny>>) -> Option<i64> {
+    header_pairs(headers)
+        .into_iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.trim().parse().ok())
+}
+
+/// The route template Starlette's router leaves in the scope, under the mount's root path.
+fn scope_route(scope: &Bound<'_, PyDict>) -> Option<String> {
+    let route = scope.get_item("route").ok()??;
+    let template: String = route
+        .getattr("path_format")
+        .or_else(|_| route.getattr("path"))
+        .ok()?
+        .extract()
+        .ok()?;
+    let root = scope
+        .get_item("root_path")
+        .ok()
+        .flatten()
+        .and_then(|r| r.extract::<String>().ok())
+        .unwrap_or_default();
+    Some(format!("{}{template}", root.trim_end_matches('/')))
 }

@@ -16,6 +16,8 @@ pub(crate) struct Settings {
     pub(crate) http_semconv: SemconvMode,
     pub(crate) db_semconv: SemconvMode,
     pub(crate) capture: CaptureHeaders,
+    /// `FERROTEL_ASGI_MESSAGE_EVENTS`: websocket messages as events on the server span.
+    pub(crate) message_events: bool,
 }
 
 pub(crate) fn settings() -> &'static Settings {
@@ -28,6 +30,7 @@ pub(crate) fn settings() -> &'static Settings {
             http_semconv: config.python.http_semconv,
             db_semconv: config.python.database_semconv,
             capture: config.python.capture_headers.clone(),
+            message_events: config.python.asgi_message_events,
         }
     })
 }

@@ -17,6 +17,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(settings::logging_settings, m)?)?;
     m.add_function(wrap_pyfunction!(settings::excluded_urls, m)?)?;
     m.add_function(wrap_pyfunction!(settings::django_instrument, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::asgi_message_events, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::django_traced_request_attrs, m)?)?;
     m.add_function(wrap_pyfunction!(settings::logging_handler, m)?)?;
     m.add_function(wrap_pyfunction!(settings::prometheus_wanted, m)?)?;
     m.add_function(wrap_pyfunction!(settings::builtin_requirements, m)?)?;

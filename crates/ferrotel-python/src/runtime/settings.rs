@@ -60,6 +60,18 @@ pub(crate) fn django_instrument() -> bool {
     Config::from_env().config.python.django_instrument
 }
 
+/// `OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS`: the Django request attributes to record.
+#[pyfunction]
+pub(crate) fn django_traced_request_attrs() -> Vec<String> {
+    Config::from_env().config.python.django_traced_request_attrs
+}
+
+/// `FERROTEL_ASGI_MESSAGE_EVENTS` (default false).
+#[pyfunction]
+pub(crate) fn asgi_message_events() -> bool {
+    Config::from_env().config.python.asgi_message_events
+}
+
 /// Which `logging` handler goes on the root logger, as upstream 0.66b1 decides:
 /// `("configurator", True, 0)` with the deprecated
 /// `OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true` (the SDK-style handler: attached
