@@ -83,3 +83,38 @@ def test_disabled_sqlite3_records_nothing(tmp):
         "--traces_exporter", "console", "--disabled_instrumentations", "sqlite3", PYTHON, "app.py", cwd=tmp
     )
     assert [s["name"] for s in console_spans(result.stdout)] == ["work"]
+
+
+METRICS_APP = """
+    import sqlite3, sys
+    from opentelemetry import metrics
+    from ferrotel.instrumentation.sqlite3 import SQLite3Instrumentor
+
+    instrumentor = SQLite3Instrumentor()
+    if sys.argv[1] == "noop":
+        instrumentor.instrument(meter_provider=metrics.NoOpMeterProvider())
+    else:
+        instrumentor.instrument()
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (a INTEGER)")
+    db.execute("SELECT a FROM t WHERE a = 1")
+    try:
+        db.execute("SELEC x")
+    except sqlite3.OperationalError:
+        pass
+"""
+
+
+def test_operation_duration_metric_and_meter_provider(tmp):
+    (tmp / "app.py").write_text(textwrap.dedent(METRICS_APP))
+    flags = ["--traces_exporter", "none", "--metrics_exporter", "console", "--disabled_instrumentations", "sqlite3"]
+    result = instrument(*flags, PYTHON, "app.py", "global", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    points = [line.strip() for line in result.stdout.splitlines() if 'db.system.name="sqlite"' in line]
+    assert "metric db.client.operation.duration (histogram, cumulative) [s]" in result.stdout
+    assert len(points) == 3 and all(p.split("} ")[1].startswith("count=1 ") for p in points)
+    assert any('db.operation.name="SELECT"' in p and 'db.collection.name="t"' in p for p in points)
+    assert any('error.type="sqlite3.OperationalError"' in p for p in points)
+    result = instrument(*flags, PYTHON, "app.py", "noop", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    assert "db.client.operation.duration" not in result.stdout

@@ -92,16 +92,42 @@ def start_client_request(
 
 @final
 class ClientRequest:
+    @property
+    def span(self) -> Span | None: ...
     def response(self, status: int, headers: Any = None, version: int | None = None) -> None: ...
     def record_exception(self, exception: BaseException) -> None: ...
     def end(self) -> None: ...
 
-def start_db_call(tracer: Any, system: str, namespace: str, query: str) -> DbCall | None: ...
+@final
+class DbStatements:
+    def __new__(cls, system: str, setup: Callable[[], tuple[Any, Any]], fallback: Callable[..., Any]) -> Self: ...
+    def run(
+        self,
+        receiver: Any,
+        query: Any,
+        args: tuple[Any, ...],
+        method: Callable[..., Any],
+        namespace: str,
+        address: str | None = None,
+        port: int | None = None,
+    ) -> Any: ...
+    def start_statement(
+        self, query: Any, namespace: str, address: str | None = None, port: int | None = None
+    ) -> DbOperation | None: ...
+    def start_command(
+        self,
+        commands: tuple[Any, ...] | list[tuple[Any, ...]],
+        namespace: str,
+        address: str,
+        port: int | None,
+        transport: str,
+    ) -> DbOperation | None: ...
 
 @final
-class DbCall:
-    def record_exception(self, exception: BaseException) -> None: ...
-    def end(self) -> None: ...
+class DbOperation:
+    @property
+    def span(self) -> Span: ...
+    def end(self, exception: BaseException | None = None) -> None: ...
 
 def logging_settings() -> tuple[bool, str | None, str, str]:
     """(log correlation on, log format, log level, service name) from the environment."""

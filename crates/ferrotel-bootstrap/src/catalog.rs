@@ -69,7 +69,10 @@ pub const CATALOG: &[Entry] = &[
     contrib("aiokafka >= 0.8, < 1.0", "opentelemetry-instrumentation-aiokafka"),
     contrib("aiopg >= 0.13.0, < 2.0.0", "opentelemetry-instrumentation-aiopg"),
     contrib("asyncclick ~= 8.0", "opentelemetry-instrumentation-asyncclick"),
-    contrib("asyncpg >= 0.12.0", "opentelemetry-instrumentation-asyncpg"),
+    Entry {
+        library: Some("asyncpg >= 0.12.0"),
+        coverage: Coverage::BuiltIn("asyncpg"),
+    },
     contrib("boto3 ~= 1.0", "opentelemetry-instrumentation-boto3sqs"),
     contrib("botocore ~= 1.0", "opentelemetry-instrumentation-botocore"),
     contrib("aiobotocore >= 2.0, < 4.0", "opentelemetry-instrumentation-botocore"),
@@ -95,7 +98,10 @@ pub const CATALOG: &[Entry] = &[
         coverage: Coverage::BuiltIn("flask"),
     },
     contrib("grpcio >= 1.42.0", "opentelemetry-instrumentation-grpc"),
-    contrib("httpx >= 0.18.0", "opentelemetry-instrumentation-httpx"),
+    Entry {
+        library: Some("httpx >= 0.20.0"),
+        coverage: Coverage::BuiltIn("httpx"),
+    },
     contrib("jinja2 >= 2.7, < 4.0", "opentelemetry-instrumentation-jinja2"),
     contrib(
         "kafka-python >= 2.0, < 4.0",
@@ -105,15 +111,27 @@ pub const CATALOG: &[Entry] = &[
     contrib("mysqlclient < 3", "opentelemetry-instrumentation-mysqlclient"),
     contrib("openai >= 1.26.0", "opentelemetry-instrumentation-openai-v2"),
     contrib("pika >= 0.12.0", "opentelemetry-instrumentation-pika"),
-    contrib("psycopg >= 3.1.0", "opentelemetry-instrumentation-psycopg"),
-    contrib("psycopg2 >= 2.7.3.1", "opentelemetry-instrumentation-psycopg2"),
-    contrib("psycopg2-binary >= 2.7.3.1", "opentelemetry-instrumentation-psycopg2"),
+    Entry {
+        library: Some("psycopg >= 3.1.0"),
+        coverage: Coverage::BuiltIn("psycopg"),
+    },
+    Entry {
+        library: Some("psycopg2 >= 2.7.3.1"),
+        coverage: Coverage::BuiltIn("psycopg2"),
+    },
+    Entry {
+        library: Some("psycopg2-binary >= 2.7.3.1"),
+        coverage: Coverage::BuiltIn("psycopg2"),
+    },
     contrib("pymemcache >= 1.3.5, < 5", "opentelemetry-instrumentation-pymemcache"),
     contrib("pymongo >= 3.1, < 5.0", "opentelemetry-instrumentation-pymongo"),
     contrib("pymssql >= 2.1.5, < 3", "opentelemetry-instrumentation-pymssql"),
     contrib("PyMySQL < 2", "opentelemetry-instrumentation-pymysql"),
     contrib("pyramid >= 1.7", "opentelemetry-instrumentation-pyramid"),
-    contrib("redis >= 2.6", "opentelemetry-instrumentation-redis"),
+    Entry {
+        library: Some("redis >= 4.0"),
+        coverage: Coverage::BuiltIn("redis"),
+    },
     contrib("remoulade >= 0.50", "opentelemetry-instrumentation-remoulade"),
     Entry {
         library: Some("requests ~= 2.0"),

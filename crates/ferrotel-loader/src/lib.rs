@@ -34,16 +34,24 @@ const STDLIB_TARGETS: &[(&str, &[&str])] = &[
 /// ferrotel's built-in instrumentations live in one distribution, so their target library is
 /// declared here per entry point instead of through the distribution's `instruments` extra.
 const BUILTIN_TARGETS: &[(&str, &str)] = &[
+    ("asyncpg", "asyncpg >= 0.12.0"),
     ("django", "django >= 2.0"),
     ("fastapi", "fastapi >= 0.92"),
     ("flask", "flask >= 1.0"),
+    // Transports take a Request object from 0.20 on.
+    ("httpx", "httpx >= 0.20.0"),
+    ("psycopg", "psycopg >= 3.1.0"),
+    // The same module from either distribution.
+    ("psycopg2", "psycopg2 >= 2.7.3.1 | psycopg2-binary >= 2.7.3.1"),
+    // Pipelines as classes of their own from 4.0 (asyncio clients from 4.2 are taken when present).
+    ("redis", "redis >= 4.0"),
     ("requests", "requests ~= 2.0"),
     ("starlette", "starlette >= 0.13"),
     ("urllib3", "urllib3 >= 1.0.0, < 3.0.0"),
 ];
 
 /// The library requirement of ferrotel's built-in instrumentation `name` (its entry-point
-/// name); `None` for those of the standard library. The Python instrumentors report this
+/// name), alternatives separated by ` | `; `None` for those of the standard library. The Python instrumentors report this
 /// as their `instrumentation_dependencies()`, so the two cannot disagree.
 pub fn builtin_requirement(name: &str) -> Option<&'static str> {
     BUILTIN_TARGETS.iter().find(|(n, _)| *n == name).map(|(_, spec)| *spec)
@@ -206,8 +214,18 @@ fn is_ferrotel(ep: &EntryPoint) -> bool {
 fn trigger(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Result<Trigger, SkipReason> {
     if is_ferrotel(ep) {
         if let Some(spec) = builtin_requirement(&ep.name) {
-            let req = Requirement::parse(spec).expect("built-in requirements are valid");
-            return Ok(Trigger::OnImport(check(&req, env)?));
+            // Alternatives (`a | b`): the first installed one activates it.
+            let mut first_error = None;
+            for alternative in spec.split(" | ") {
+                let req = Requirement::parse(alternative).expect("built-in requirements are valid");
+                match check(&req, env) {
+                    Ok(modules) => return Ok(Trigger::OnImport(modules)),
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            return Err(first_error.expect("a requirement has at least one alternative"));
         }
     }
     let requirements = env.get(&ep.distribution).map(|d| d.requirements()).unwrap_or_default();

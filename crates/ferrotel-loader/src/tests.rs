@@ -331,3 +331,32 @@ fn built_ins_check_their_own_library() {
     let (_, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == "flask").unwrap();
     assert_eq!(reason.to_string(), "needs flask >= 1.0, found flask 0.12");
 }
+
+#[test]
+fn a_builtin_with_alternative_distributions_activates_on_either() {
+    let pg_ep = (
+        INSTRUMENTOR_GROUP,
+        "psycopg2",
+        "ferrotel.instrumentation.psycopg2:Psycopg2Instrumentor",
+    );
+    for distribution in ["psycopg2", "psycopg2-binary"] {
+        let site = Site::new();
+        site.dist(distribution, "2.9.10", &[], &[], &["psycopg2"]).dist(
+            "ferrotel",
+            "0.1.0",
+            &[pg_ep],
+            &[],
+            &["ferrotel"],
+        );
+        let plan = plan_with(&site, &[]);
+        assert_eq!(
+            plan.instrumentors[0].trigger,
+            Trigger::OnImport(vec!["psycopg2".into()])
+        );
+    }
+    let neither = Site::new();
+    neither.dist("ferrotel", "0.1.0", &[pg_ep], &[], &["ferrotel"]);
+    let plan = plan_with(&neither, &[]);
+    let (_, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == "psycopg2").unwrap();
+    assert_eq!(reason.to_string(), "needs psycopg2 >= 2.7.3.1, which is not installed");
+}

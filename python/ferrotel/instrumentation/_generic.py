@@ -142,3 +142,16 @@ class DbCall:
 
     def end(self):
         self.span.end()
+
+
+class DbOperation:
+    """A key-value store command: a CLIENT span under the current context, ended by
+    `end(exception)`."""
+
+    def __init__(self, tracer, name, attributes):
+        self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+    def end(self, exception=None):
+        if isinstance(exception, Exception):
+            _record_error(self.span, exception, _native.error_type(exception))
+        self.span.end()

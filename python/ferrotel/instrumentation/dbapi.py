@@ -1,35 +1,58 @@
-"""A DB-API 2 layer: a span around each statement a driver runs. Drivers' instrumentations
-(sqlite3) call `traced()` from their cursor and connection methods; naming, attributes and
-the query text with literal values removed are native."""
+"""A DB-API 2 layer: a span around each statement a driver runs. A driver's instrumentation
+(sqlite3, psycopg, psycopg2) makes one `statements(system)` and calls its `run()` from its
+cursor methods: one native call per statement does the span (name, attributes and the query
+text with literal values removed, computed once per distinct text), the driver's own method
+and `db.client.operation.duration`."""
 
 from ferrotel import __version__, _native
 
-_tracer = None
+SCOPE = "ferrotel.instrumentation.dbapi"
+
+# The conventions' advisory boundaries for database operation durations, in seconds.
+DB_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10]
 
 
-def _get_tracer():
-    global _tracer
-    if _tracer is None:
-        from opentelemetry import trace
+def statements(system, scope=SCOPE, tracer_provider=None, meter_provider=None):
+    """The runner of one driver's statements: `run(receiver, query, args, method,
+    namespace)` returns `method(receiver, query, *args)`, traced; `start_command(...)`
+    starts a key-value store command's span (see `_native.DbStatements`)."""
 
-        _tracer = trace.get_tracer("ferrotel.instrumentation.dbapi", __version__)
-    return _tracer
+    def setup():
+        from opentelemetry import metrics, trace
+
+        tracer = trace.get_tracer(scope, __version__, tracer_provider=tracer_provider)
+        duration = metrics.get_meter(scope, __version__, meter_provider).create_histogram(
+            "db.client.operation.duration",
+            unit="s",
+            description="Duration of database client operations.",
+            explicit_bucket_boundaries_advisory=DB_DURATION_BUCKETS,
+        )
+        return tracer, duration
+
+    return _native.DbStatements(system, setup, _OtherProvider)
 
 
-def traced(system, namespace, query, call):
-    """Runs `call()`, which executes `query`, inside a database span."""
-    text = query if isinstance(query, str) else ""
-    db_call = _native.start_db_call(_get_tracer(), system, namespace, text)
-    if db_call is None:  # another SDK's provider is installed: record through it
+class _OtherProvider:
+    """Statements and commands recorded through another SDK's tracer (a vendor distro's
+    provider), with the names and attributes the native path computed."""
+
+    @staticmethod
+    def run(tracer, system, namespace, query, method, receiver, args):
         from ferrotel.instrumentation import _generic
 
         if _generic.suppressed():
-            return call()
-        db_call = _generic.DbCall(_get_tracer(), system, namespace, text)
-    try:
-        return call()
-    except BaseException as exc:
-        db_call.record_exception(exc)
-        raise
-    finally:
-        db_call.end()
+            return method(receiver, query, *args)
+        db_call = _generic.DbCall(tracer, system, namespace, query if isinstance(query, str) else "")
+        try:
+            return method(receiver, query, *args)
+        except BaseException as exc:
+            db_call.record_exception(exc)
+            raise
+        finally:
+            db_call.end()
+
+    @staticmethod
+    def start(tracer, name, attributes):
+        from ferrotel.instrumentation import _generic
+
+        return _generic.DbOperation(tracer, name, attributes)

@@ -8,28 +8,30 @@ import contextvars
 from ferrotel import __version__, _native
 from ferrotel.instrumentation import HTTP_DURATION_BUCKETS
 
-_inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", default=False)
+inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", default=False)
 _tracers = {}
 _durations = {}
 _old_durations = {}
 
 
-def _tracer(name):
-    tracer = _tracers.get(name)
-    if tracer is None:
+def tracer(name, provider=None):
+    """The instrumentation's tracer from `provider` (the global one when None), made once."""
+    found = _tracers.get((name, provider))
+    if found is None:
         from opentelemetry import trace
 
-        tracer = _tracers[name] = trace.get_tracer(name, __version__)
-    return tracer
+        found = _tracers[name, provider] = trace.get_tracer(name, __version__, tracer_provider=provider)
+    return found
 
 
-def _duration(name):
-    """The instrumentation's `http.client.request.duration` histogram, made once."""
-    histogram = _durations.get(name)
+def duration(name, provider=None):
+    """The instrumentation's `http.client.request.duration` histogram from `provider` (the
+    global one when None), made once."""
+    histogram = _durations.get((name, provider))
     if histogram is None:
         from opentelemetry import metrics
 
-        histogram = _durations[name] = metrics.get_meter(name, __version__).create_histogram(
+        histogram = _durations[name, provider] = metrics.get_meter(name, __version__, provider).create_histogram(
             "http.client.request.duration",
             unit="s",
             description="Duration of HTTP client requests.",
@@ -38,14 +40,14 @@ def _duration(name):
     return histogram
 
 
-def _old_duration(name):
-    """The old conventions' `http.client.duration` (milliseconds), recorded only with
-    OTEL_SEMCONV_STABILITY_OPT_IN=http/dup; made once."""
-    histogram = _old_durations.get(name)
+def old_duration(name, provider=None):
+    """The old conventions' `http.client.duration` (milliseconds) from `provider`, recorded
+    only with OTEL_SEMCONV_STABILITY_OPT_IN=http/dup; made once."""
+    histogram = _old_durations.get((name, provider))
     if histogram is None:
         from opentelemetry import metrics
 
-        histogram = _old_durations[name] = metrics.get_meter(name, __version__).create_histogram(
+        histogram = _old_durations[name, provider] = metrics.get_meter(name, __version__, provider).create_histogram(
             "http.client.duration", unit="ms", description="measures the duration of the outbound HTTP request"
         )
     return histogram
@@ -58,30 +60,64 @@ def _version(response):
     return version if isinstance(version, int) else None
 
 
-def traced_call(instrumentation, method, url, headers, call, status_of, excluded=None):
+class Options:
+    """What an instrumentation was given (upstream's keyword arguments): the providers its
+    tracer and duration histogram come from, and the hooks called with the span."""
+
+    __slots__ = ("tracer_provider", "meter_provider", "request_hook", "response_hook")
+
+    def __init__(self, kwargs):
+        self.tracer_provider = kwargs.get("tracer_provider")
+        self.meter_provider = kwargs.get("meter_provider")
+        self.request_hook = kwargs.get("request_hook") if callable(kwargs.get("request_hook")) else None
+        self.response_hook = kwargs.get("response_hook") if callable(kwargs.get("response_hook")) else None
+
+
+DEFAULTS = Options({})
+
+
+def traced_call(
+    instrumentation,
+    method,
+    url,
+    headers,
+    call,
+    status_of,
+    excluded=None,
+    options=DEFAULTS,
+    hook_args=(),
+    response_hook_args=None,
+):
     """Runs `call()`, which sends the request with `headers`, inside a client span.
     `status_of(response)` gives the status code (the response's `headers` are read for
     capture); an exception carrying `code` (urllib's HTTPError) is a response, anything
-    else a failure."""
-    if _inside_client_span.get():
+    else a failure. The hooks of `options` get the span, then `hook_args` (the request hook)
+    or `response_hook_args` (default: the same) and the response."""
+    if inside_client_span.get():
         return call()
     if excluded is not None and excluded.search(url):
         # An excluded call stays unrecorded all the way down (urllib3 beneath requests).
-        quiet = _inside_client_span.set(True)
+        quiet = inside_client_span.set(True)
         try:
             return call()
         finally:
-            _inside_client_span.reset(quiet)
-    tracer, duration = _tracer(instrumentation), _duration(instrumentation)
-    request = _native.start_client_request(tracer, method, url, headers, duration, _old_duration(instrumentation))
+            inside_client_span.reset(quiet)
+    client_tracer = tracer(instrumentation, options.tracer_provider)
+    histogram = duration(instrumentation, options.meter_provider)
+    old_histogram = old_duration(instrumentation, options.meter_provider)
+    request = _native.start_client_request(client_tracer, method, url, headers, histogram, old_histogram)
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation import _generic
 
         if _generic.suppressed(http=True):
             return call()
-        request = _generic.ClientRequest(tracer, method, url, headers, duration)
-    inside = _inside_client_span.set(True)
+        request = _generic.ClientRequest(client_tracer, method, url, headers, histogram)
+    hooked = options.request_hook is not None or options.response_hook is not None
+    span = request.span if hooked else None
+    inside = inside_client_span.set(True)
     try:
+        if span is not None and options.request_hook is not None:
+            options.request_hook(span, *hook_args)
         response = call()
     except BaseException as exc:
         code = getattr(exc, "code", None)
@@ -94,9 +130,11 @@ def traced_call(instrumentation, method, url, headers, call, status_of, excluded
         status = status_of(response)
         if isinstance(status, int):
             request.response(status, getattr(response, "headers", None), _version(response))
+        if span is not None and options.response_hook is not None:
+            options.response_hook(span, *(hook_args if response_hook_args is None else response_hook_args), response)
         return response
     finally:
-        _inside_client_span.reset(inside)
+        inside_client_span.reset(inside)
         request.end()
         # A raised exception's traceback holds this frame: keeping the response in it would
         # tie a retried urllib3 response (and its connection) into a cycle.

@@ -1,7 +1,9 @@
-"""Client spans for `requests`: every `Session.send`, which every requests call goes through."""
+"""Client spans for `requests`: every `Session.send`, which every requests call goes through.
+Upstream's hooks: `request_hook(span, prepared_request)`, `response_hook(span,
+prepared_request, response)`."""
 
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
-from ferrotel.instrumentation.http_client import traced_call
+from ferrotel.instrumentation.http_client import Options, traced_call
 
 
 class RequestsInstrumentor(Instrumentor):
@@ -12,6 +14,7 @@ class RequestsInstrumentor(Instrumentor):
 
         self._send = send = requests.Session.send
         excluded = excluded_pattern("requests")
+        options = Options(kwargs)
 
         def traced_send(session, request, **kwargs):
             return traced_call(
@@ -22,6 +25,8 @@ class RequestsInstrumentor(Instrumentor):
                 lambda: send(session, request, **kwargs),
                 lambda response: response.status_code,
                 excluded,
+                options,
+                (request,),
             )
 
         requests.Session.send = traced_send

@@ -8,11 +8,9 @@ names, so type checks and reprs see what they would without ferrotel."""
 import functools
 
 from ferrotel.instrumentation import Instrumentor
-from ferrotel.instrumentation.dbapi import traced
+from ferrotel.instrumentation.dbapi import statements
 
-
-def _database_of(cursor):
-    return getattr(cursor.connection, "_ferrotel_database", "")
+_statements = None
 
 
 def _keep_identity(traced_class, original):
@@ -27,19 +25,23 @@ def _keep_identity(traced_class, original):
 def _traced_cursor(cursor_class):
     if getattr(cursor_class, "_ferrotel_traced", False):
         return cursor_class
+    execute, executemany, executescript = cursor_class.execute, cursor_class.executemany, cursor_class.executescript
 
     class TracedCursor(cursor_class):
+        # The connection's database name rides on the connection: a plain attribute read.
+        # Keyword arguments (a cursor factory's own methods may take some) are bound first.
         def execute(self, sql, *args, **kwargs):
-            call = super().execute
-            return traced("sqlite", _database_of(self), sql, lambda: call(sql, *args, **kwargs))
+            method = functools.partial(execute, **kwargs) if kwargs else execute
+            return _statements.run(self, sql, args, method, getattr(self.connection, "_ferrotel_database", ""))
 
         def executemany(self, sql, *args, **kwargs):
-            call = super().executemany
-            return traced("sqlite", _database_of(self), sql, lambda: call(sql, *args, **kwargs))
+            method = functools.partial(executemany, **kwargs) if kwargs else executemany
+            return _statements.run(self, sql, args, method, getattr(self.connection, "_ferrotel_database", ""))
 
         def executescript(self, sql_script, *args, **kwargs):
-            call = super().executescript
-            return traced("sqlite", _database_of(self), sql_script, lambda: call(sql_script, *args, **kwargs))
+            method = functools.partial(executescript, **kwargs) if kwargs else executescript
+            database = getattr(self.connection, "_ferrotel_database", "")
+            return _statements.run(self, sql_script, args, method, database)
 
     return _keep_identity(TracedCursor, cursor_class)
 
@@ -71,6 +73,10 @@ class SQLite3Instrumentor(Instrumentor):
     def _instrument(self, **kwargs):
         import sqlite3
 
+        global _statements
+        _statements = statements(
+            "sqlite", tracer_provider=kwargs.get("tracer_provider"), meter_provider=kwargs.get("meter_provider")
+        )
         self._connect = connect = sqlite3.connect
 
         def traced_connect(database, *args, **kwargs):

@@ -1,7 +1,8 @@
-"""Client spans for the standard library's `urllib.request` (every opener's `_open`)."""
+"""Client spans for the standard library's `urllib.request` (every opener's `_open`).
+Upstream's hooks: `request_hook(span, request)`, `response_hook(span, request, response)`."""
 
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
-from ferrotel.instrumentation.http_client import traced_call
+from ferrotel.instrumentation.http_client import Options, traced_call
 
 
 class URLLibInstrumentor(Instrumentor):
@@ -12,6 +13,7 @@ class URLLibInstrumentor(Instrumentor):
 
         self._open = open_ = OpenerDirector._open
         excluded = excluded_pattern("urllib")
+        options = Options(kwargs)
 
         def traced_open(opener, req, *args, **kwargs):
             headers = {}
@@ -29,6 +31,8 @@ class URLLibInstrumentor(Instrumentor):
                 call,
                 lambda response: getattr(response, "status", None),
                 excluded,
+                options,
+                (req,),
             )
 
         OpenerDirector._open = traced_open

@@ -1,8 +1,18 @@
 """Client spans for `urllib3`: every `HTTPConnectionPool.urlopen` (PoolManager and direct
-pools alike)."""
+pools alike). Upstream's hooks: `request_hook(span, pool, RequestInfo)`,
+`response_hook(span, pool, response)`."""
+
+from typing import Any, NamedTuple
 
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
-from ferrotel.instrumentation.http_client import traced_call
+from ferrotel.instrumentation.http_client import Options, traced_call
+
+
+class RequestInfo(NamedTuple):
+    method: str
+    url: str
+    headers: Any
+    body: Any
 
 
 class URLLib3Instrumentor(Instrumentor):
@@ -13,6 +23,7 @@ class URLLib3Instrumentor(Instrumentor):
 
         self._urlopen = urlopen = HTTPConnectionPool.urlopen
         excluded = excluded_pattern("urllib3")
+        options = Options(kwargs)
 
         def traced_urlopen(pool, method, url, body=None, headers=None, *args, **kwargs):
             if "://" in url:
@@ -32,6 +43,9 @@ class URLLib3Instrumentor(Instrumentor):
                 lambda: urlopen(pool, method, url, body, sent, *args, **kwargs),
                 lambda response: response.status,
                 excluded,
+                options,
+                (pool, RequestInfo(method, full, sent, body)) if options.request_hook else (),
+                (pool,),
             )
 
         HTTPConnectionPool.urlopen = traced_urlopen

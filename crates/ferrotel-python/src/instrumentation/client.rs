@@ -9,6 +9,7 @@ use ferrotel_propagation::RemoteContext;
 use ferrotel_sdk::metrics::{Instrument, Number};
 use ferrotel_sdk::span::SpanKind;
 use ferrotel_sdk::sync::lock;
+use ferrotel_sdk::value::Value;
 use ferrotel_semconv as semconv;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -128,13 +129,26 @@ pub(crate) fn start_client_request(
 
 #[pymethods]
 impl ClientRequest {
+    /// The client span, for the instrumentation's hooks; `None` when the call is untraced.
+    #[getter]
+    fn span(&self, py: Python<'_>) -> Option<Py<Span>> {
+        self.active.as_ref().map(|a| a.span.clone_ref(py))
+    }
+
     /// The response's status code, headers and HTTP version (as Python's clients give it:
     /// 10, 11, 20).
     #[pyo3(signature = (status, headers=None, version=None))]
     fn response(&self, status: u16, headers: Option<&Bound<'_, PyAny>>, version: Option<u8>) {
         let Some(active) = &self.active else { return };
-        lock(&active.facts).responded(status, version);
-        let (attrs, status) = semconv::client_response(status, settings().http_semconv);
+        let protocol_version = {
+            let mut facts = lock(&active.facts);
+            facts.responded(status, version);
+            facts.protocol_version.clone()
+        };
+        let (mut attrs, status) = semconv::client_response(status, settings().http_semconv);
+        if let Some(protocol_version) = protocol_version {
+            attrs.push(("network.protocol.version", Value::Str(protocol_version)));
+        }
         apply_response(active.span.get(), attrs, status);
         capture(
             active.span.get(),

@@ -22,7 +22,7 @@ use super::settings::settings;
 use crate::boundary::exception::exception_type;
 use crate::boundary::value::to_python;
 
-fn dict<'py>(py: Python<'py>, attributes: &[(String, Value)]) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn dict<'py>(py: Python<'py>, attributes: &[(String, Value)]) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     for (k, v) in attributes {
         out.set_item(k, to_python(py, v)?)?;
@@ -193,9 +193,16 @@ impl ClientConventions {
         headers: Option<&Bound<'py, PyAny>>,
         version: Option<u8>,
     ) -> PyResult<(Bound<'py, PyDict>, bool)> {
-        lock(&self.facts).responded(status, version);
+        let protocol_version = {
+            let mut facts = lock(&self.facts);
+            facts.responded(status, version);
+            facts.protocol_version.clone()
+        };
         let (attrs, code) = semconv::client_response(status, settings().http_semconv);
         let mut attributes = owned(attrs);
+        if let Some(protocol_version) = protocol_version {
+            attributes.push(("network.protocol.version".to_owned(), Value::Str(protocol_version)));
+        }
         attributes.extend(captured(
             "response",
             &header_pairs(headers),

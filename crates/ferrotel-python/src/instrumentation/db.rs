@@ -1,63 +1,435 @@
-//! One database statement: a CLIENT span under the current context (a leaf: never made
+//! Database statements: each a CLIENT span under the current context (a leaf: never made
 //! current), named and attributed by the semantic conventions, the query text recorded with
-//! its literal values replaced by `?`.
+//! its literal values replaced by `?`, and `db.client.operation.duration`.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ferrotel_config::SemconvMode;
+use ferrotel_sdk::metrics::{Instrument, Number};
 use ferrotel_sdk::span::SpanKind;
+use ferrotel_sdk::sync::lock;
+use ferrotel_sdk::value::Value;
 use ferrotel_semconv as semconv;
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyString, PyTuple};
 
 use super::call_span::owned;
+use super::conventions::dict;
+use super::http_metrics::histogram;
 use super::settings::settings;
 use crate::boundary::api;
+use crate::boundary::exception::exception_type;
 use crate::trace::current::parent_in;
 use crate::trace::span::Span;
 use crate::trace::tracer::{create, NewSpan, Tracer};
 
-#[pyclass(frozen, module = "ferrotel._native")]
-pub(crate) struct DbCall {
-    /// `None` when instrumentation is suppressed in the caller's context.
-    span: Option<Py<Span>>,
+/// `server.address` and `server.port`, when known.
+fn server_attributes(address: Option<&str>, port: Option<i64>) -> Vec<(String, Value)> {
+    let mut attributes = Vec::new();
+    if let Some(address) = address.filter(|a| !a.is_empty()) {
+        attributes.push(("server.address".to_owned(), Value::Str(address.to_owned())));
+    }
+    if let Some(port) = port {
+        attributes.push(("server.port".to_owned(), Value::Int(port)));
+    }
+    attributes
 }
 
-/// Starts the span of a database call; `None` when `tracer` is not ferrotel's. In a
-/// context that suppresses instrumentation nothing is recorded.
-#[pyfunction]
-pub(crate) fn start_db_call(
-    py: Python<'_>,
-    tracer: &Bound<'_, PyAny>,
-    system: &str,
-    namespace: &str,
-    query: &str,
-) -> PyResult<Option<DbCall>> {
-    let Ok(tracer) = tracer.cast::<Tracer>() else {
-        return Ok(None);
-    };
-    let tracer = tracer.get();
-    let api = api::get(py)?;
-    let current = api.current_context(py)?;
-    if api.suppressed(py, &current, false) {
-        return Ok(Some(DbCall { span: None }));
+/// How many distinct statement texts a driver keeps summaries of; past that the cache starts
+/// over (an app building statements with literal values inside would otherwise grow it
+/// without bound).
+const SUMMARIES_KEPT: usize = 1024;
+
+/// What the conventions make of one statement text, computed once per distinct text: the
+/// span name, its attributes (without the namespace, which is per connection) and the
+/// operation and collection the duration metric is attributed by.
+struct Summary {
+    name: String,
+    attributes: Vec<(String, Value)>,
+    operation: Option<String>,
+    collection: Option<String>,
+}
+
+/// The tracer and `db.client.operation.duration` a driver's statements are recorded with,
+/// resolved at the first statement (the app may set its providers after instrumenting).
+struct Resolved {
+    tracer: Py<PyAny>,
+    /// `None` when the tracer is another SDK's: statements then go through `fallback`.
+    native: Option<Py<Tracer>>,
+    duration: Option<Arc<Instrument>>,
+}
+
+/// The statements of one instrumented database driver. `run` executes one statement inside
+/// its CLIENT span in a single native call: suppression, the parent, the span (name and
+/// attributes from a per-text cache), the driver's method, the error, the end and the
+/// duration metric.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct DbStatements {
+    system: String,
+    /// `setup()` returns `(tracer, duration histogram or None)`; called once.
+    setup: Py<PyAny>,
+    resolved: PyOnceLock<Resolved>,
+    /// Records through another SDK's tracer: `fallback.run(tracer, system, namespace, query,
+    /// method, receiver, args)` runs a statement, `fallback.start(tracer, name, attributes)`
+    /// starts a command's span (an object with `span` and `end(exception)`).
+    fallback: Py<PyAny>,
+    summaries: Mutex<HashMap<String, Arc<Summary>>>,
+}
+
+impl DbStatements {
+    fn resolve(&self, py: Python<'_>) -> PyResult<Resolved> {
+        let (tracer, duration): (Bound<'_, PyAny>, Option<Bound<'_, PyAny>>) =
+            self.setup.bind(py).call0()?.extract()?;
+        Ok(Resolved {
+            native: tracer.cast::<Tracer>().ok().map(|t| t.clone().unbind()),
+            duration: histogram(duration.as_ref()),
+            tracer: tracer.unbind(),
+        })
     }
-    let parent = parent_in(py, Some(&current))?;
-    let (name, attributes) = semconv::db_call(system, namespace, query, settings().db_semconv);
-    let new = NewSpan::instrumentation(name, SpanKind::Client, owned(attributes));
-    Ok(Some(DbCall {
-        span: Some(create(py, &tracer.core, &tracer.scope, parent, None, new)?),
-    }))
+
+    fn summary(&self, query: &str) -> Arc<Summary> {
+        if let Some(found) = lock(&self.summaries).get(query) {
+            return found.clone();
+        }
+        let (operation, collection) = semconv::sql_summary(query);
+        let (name, attributes) = semconv::db_call(&self.system, "", query, settings().db_semconv);
+        let summary = Arc::new(Summary {
+            name,
+            attributes: owned(attributes),
+            operation,
+            collection,
+        });
+        let mut summaries = lock(&self.summaries);
+        if summaries.len() >= SUMMARIES_KEPT {
+            summaries.clear();
+        }
+        summaries.insert(query.to_owned(), summary.clone());
+        summary
+    }
+
+    fn metric_attributes(
+        &self,
+        summary: &Summary,
+        namespace: &str,
+        error_type: Option<String>,
+    ) -> Vec<(String, Value)> {
+        let mut attributes = vec![("db.system.name".to_owned(), Value::Str(self.system.clone()))];
+        if !namespace.is_empty() {
+            attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
+        }
+        if let Some(operation) = &summary.operation {
+            attributes.push(("db.operation.name".to_owned(), Value::Str(operation.clone())));
+        }
+        if let Some(collection) = &summary.collection {
+            attributes.push(("db.collection.name".to_owned(), Value::Str(collection.clone())));
+        }
+        if let Some(error_type) = error_type {
+            attributes.push(("error.type".to_owned(), Value::Str(error_type)));
+        }
+        attributes
+    }
 }
 
 #[pymethods]
-impl DbCall {
-    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
-        match &self.span {
-            Some(span) => span.get().record_error(py, exception),
-            None => Ok(()),
+impl DbStatements {
+    #[new]
+    fn new(system: String, setup: Py<PyAny>, fallback: Py<PyAny>) -> Self {
+        DbStatements {
+            system,
+            setup,
+            resolved: PyOnceLock::new(),
+            fallback,
+            summaries: Mutex::new(HashMap::new()),
         }
     }
 
-    fn end(&self, py: Python<'_>) {
-        if let Some(span) = &self.span {
-            span.get().finish(py, None);
+    /// `method(receiver, query, *args)` inside the statement's span, sent to database
+    /// `namespace` on the server at `address`:`port` (when known); its result or its
+    /// exception, untouched.
+    #[pyo3(signature = (receiver, query, args, method, namespace, address=None, port=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        receiver: &Bound<'py, PyAny>,
+        query: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        method: &Bound<'py, PyAny>,
+        namespace: &str,
+        address: Option<&str>,
+        port: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = || {
+            let mut all = Vec::with_capacity(args.len() + 2);
+            all.extend([receiver.clone(), query.clone()]);
+            all.extend(args.iter());
+            method.call1(PyTuple::new(py, all)?)
+        };
+        let resolved = self.resolved.get_or_try_init(py, || self.resolve(py))?;
+        let Some(tracer) = &resolved.native else {
+            let fallback_args = (&resolved.tracer, &self.system, namespace, query, method, receiver, args);
+            return self.fallback.bind(py).call_method1("run", fallback_args);
+        };
+        let api = api::get(py)?;
+        let current = api.current_context(py)?;
+        if api.suppressed(py, &current, false) {
+            return call();
         }
+        let text = query
+            .cast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok())
+            .unwrap_or("");
+        let summary = self.summary(text);
+        let mut attributes = summary.attributes.clone();
+        if !namespace.is_empty() {
+            attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
+            if settings().db_semconv == SemconvMode::Duplicate {
+                attributes.push(("db.name".to_owned(), Value::Str(namespace.to_owned())));
+            }
+        }
+        let server = server_attributes(address, port);
+        attributes.extend(server.iter().cloned());
+        let tracer = tracer.get();
+        let parent = parent_in(py, Some(&current))?;
+        let new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, attributes);
+        let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
+        let started = Instant::now();
+        let result = call();
+        let mut error_type = None;
+        if let Err(error) = &result {
+            let exception = error.value(py).as_any();
+            if exception.is_instance_of::<PyException>() {
+                error_type = Some(exception_type(exception)?);
+            }
+            span.get().record_error(py, exception)?;
+        }
+        span.get().finish(py, None);
+        if let Some(duration) = &resolved.duration {
+            duration.record_in(
+                Number::Double(started.elapsed().as_secs_f64()),
+                [self.metric_attributes(&summary, namespace, error_type), server].concat(),
+                ferrotel_sdk::now_ns(),
+                Some(span.get().ids.measured_in()),
+            );
+        }
+        result
+    }
+
+    /// Starts the span of a statement whose execution the caller awaits (an asyncio
+    /// driver's): what `run` records, ended by the returned operation's `end`. `None` when
+    /// instrumentation is suppressed in the caller's context.
+    #[pyo3(signature = (query, namespace, address=None, port=None))]
+    fn start_statement<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'py, PyAny>,
+        namespace: &str,
+        address: Option<&str>,
+        port: Option<i64>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let resolved = self.resolved.get_or_try_init(py, || self.resolve(py))?;
+        let api = api::get(py)?;
+        let current = api.current_context(py)?;
+        if api.suppressed(py, &current, false) {
+            return Ok(None);
+        }
+        let text = query
+            .cast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok())
+            .unwrap_or("");
+        let summary = self.summary(text);
+        let mut attributes = summary.attributes.clone();
+        if !namespace.is_empty() {
+            attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
+            if settings().db_semconv == SemconvMode::Duplicate {
+                attributes.push(("db.name".to_owned(), Value::Str(namespace.to_owned())));
+            }
+        }
+        let server = server_attributes(address, port);
+        attributes.extend(server.iter().cloned());
+        let Some(tracer) = &resolved.native else {
+            return self
+                .fallback
+                .bind(py)
+                .call_method1("start", (&resolved.tracer, &summary.name, dict(py, &attributes)?))
+                .map(Some);
+        };
+        let tracer = tracer.get();
+        let parent = parent_in(py, Some(&current))?;
+        let new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, attributes);
+        let operation = DbOperation {
+            span: create(py, &tracer.core, &tracer.scope, parent, None, new)?,
+            started: Instant::now(),
+            duration: resolved.duration.clone(),
+            metric_attributes: [self.metric_attributes(&summary, namespace, None), server].concat(),
+            ended: AtomicBool::new(false),
+        };
+        Ok(Some(Bound::new(py, operation)?.into_any()))
+    }
+
+    /// Starts the span of a command (`commands` a tuple of its arguments, the name first) or
+    /// of a pipeline (a list of such tuples) sent to the server at `address`:`port` over
+    /// `transport` (`tcp`, `unix`), in database `namespace`. `None` when instrumentation is
+    /// suppressed in the caller's context.
+    #[pyo3(signature = (commands, namespace, address, port, transport))]
+    fn start_command<'py>(
+        &self,
+        py: Python<'py>,
+        commands: &Bound<'py, PyAny>,
+        namespace: &str,
+        address: &str,
+        port: Option<i64>,
+        transport: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let resolved = self.resolved.get_or_try_init(py, || self.resolve(py))?;
+        let api = api::get(py)?;
+        let current = api.current_context(py)?;
+        if api.suppressed(py, &current, false) {
+            return Ok(None);
+        }
+        let (name, operation, text, count_attribute) = if let Ok(pipeline) = commands.cast::<PyList>() {
+            let mut names = Vec::with_capacity(pipeline.len());
+            let mut texts = Vec::with_capacity(pipeline.len());
+            for command in pipeline.iter() {
+                let (name, text) = command_summary(command.cast::<PyTuple>()?);
+                names.push(name);
+                texts.push(text);
+            }
+            let name = if names.is_empty() {
+                self.system.clone()
+            } else {
+                names.join(" ")
+            };
+            let count = ("db.redis.pipeline_length", pipeline.len());
+            (name, None, texts.join("\n"), count)
+        } else {
+            let args = commands.cast::<PyTuple>()?;
+            let (name, text) = command_summary(args);
+            (name.clone(), Some(name), text, ("db.redis.args_length", args.len()))
+        };
+        let mut metric_attributes = vec![("db.system.name".to_owned(), Value::Str(self.system.clone()))];
+        let push = |key: &str, value: &str, into: &mut Vec<(String, Value)>| {
+            if !value.is_empty() {
+                into.push((key.to_owned(), Value::Str(value.to_owned())));
+            }
+        };
+        push("db.namespace", namespace, &mut metric_attributes);
+        if let Some(operation) = &operation {
+            push("db.operation.name", operation, &mut metric_attributes);
+        }
+        push("server.address", address, &mut metric_attributes);
+        if let Some(port) = port {
+            metric_attributes.push(("server.port".to_owned(), Value::Int(port)));
+        }
+        let mut attributes = metric_attributes.clone();
+        push("db.query.text", &text, &mut attributes);
+        push("network.transport", transport, &mut attributes);
+        let count = i64::try_from(count_attribute.1).unwrap_or(i64::MAX);
+        attributes.push((count_attribute.0.to_owned(), Value::Int(count)));
+        if settings().db_semconv == SemconvMode::Duplicate {
+            push("db.system", &self.system, &mut attributes);
+            push("db.statement", &text, &mut attributes);
+        }
+        let Some(tracer) = &resolved.native else {
+            let attributes = dict(py, &attributes)?;
+            return self
+                .fallback
+                .bind(py)
+                .call_method1("start", (&resolved.tracer, name, attributes))
+                .map(Some);
+        };
+        let tracer = tracer.get();
+        let parent = parent_in(py, Some(&current))?;
+        let new = NewSpan::instrumentation(name, SpanKind::Client, attributes);
+        let operation = DbOperation {
+            span: create(py, &tracer.core, &tracer.scope, parent, None, new)?,
+            started: Instant::now(),
+            duration: resolved.duration.clone(),
+            metric_attributes,
+            ended: AtomicBool::new(false),
+        };
+        Ok(Some(Bound::new(py, operation)?.into_any()))
+    }
+}
+
+/// Longest `db.query.text` of a command, as upstream's redis instrumentation trims it.
+const COMMAND_TEXT_MAX: usize = 1000;
+
+/// A command's name as text (redis-py passes `str` or `bytes`).
+fn command_name(arg: &Bound<'_, PyAny>) -> String {
+    if let Ok(bytes) = arg.cast::<pyo3::types::PyBytes>() {
+        return String::from_utf8_lossy(bytes.as_bytes()).into_owned();
+    }
+    arg.str().map(|s| s.to_string()).unwrap_or_default()
+}
+
+/// `(name, text)` of one command: its name, and the name followed by a `?` per argument.
+fn command_summary(args: &Bound<'_, PyTuple>) -> (String, String) {
+    let name = args.get_item(0).map(|a| command_name(&a)).unwrap_or_default();
+    let mut text = name.clone();
+    for _ in 1..args.len() {
+        text.push_str(" ?");
+    }
+    if text.len() > COMMAND_TEXT_MAX {
+        let mut cut = COMMAND_TEXT_MAX - 3;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    (name, text)
+}
+
+/// One command (or pipeline of commands) of a key-value store in flight: its CLIENT span
+/// and the duration to record at `end`.
+#[pyclass(frozen, module = "ferrotel._native")]
+pub(crate) struct DbOperation {
+    span: Py<Span>,
+    started: Instant,
+    duration: Option<Arc<Instrument>>,
+    metric_attributes: Vec<(String, Value)>,
+    ended: AtomicBool,
+}
+
+#[pymethods]
+impl DbOperation {
+    /// The span, for the instrumentation's hooks.
+    #[getter]
+    fn span(&self, py: Python<'_>) -> Py<Span> {
+        self.span.clone_ref(py)
+    }
+
+    /// Ends the span (once), recording `exception` if the command raised one, and the
+    /// duration.
+    #[pyo3(signature = (exception=None))]
+    fn end(&self, py: Python<'_>, exception: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut attributes = self.metric_attributes.clone();
+        if let Some(exception) = exception {
+            if exception.is_instance_of::<PyException>() {
+                attributes.push(("error.type".to_owned(), Value::Str(exception_type(exception)?)));
+            }
+            self.span.get().record_error(py, exception)?;
+        }
+        self.span.get().finish(py, None);
+        if let Some(duration) = &self.duration {
+            duration.record_in(
+                Number::Double(self.started.elapsed().as_secs_f64()),
+                attributes,
+                ferrotel_sdk::now_ns(),
+                Some(self.span.get().ids.measured_in()),
+            );
+        }
+        Ok(())
     }
 }

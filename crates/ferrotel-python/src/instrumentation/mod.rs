@@ -5,7 +5,7 @@
 //!   [`incoming`]): its SERVER span, current until the response ends, and the server metrics.
 //! - [`body`]: a WSGI response body handed back as the app made it, the span's end on it.
 //! - [`client`]: an outgoing HTTP request: its CLIENT span, propagation headers injected.
-//! - [`db`]: a database statement: its CLIENT span.
+//! - [`db`]: a database driver's statements: each one's CLIENT span and duration.
 //! - [`headers`]: header lists and maps as carriers and as captured attributes.
 //! - [`http_metrics`]: the attributes the stable HTTP metrics are recorded with.
 //! - [`conventions`]: the same names and attributes for the path that records through
@@ -36,12 +36,12 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(body::hand_back_body, m)?)?;
     m.add_class::<client::ClientRequest>()?;
     m.add_function(wrap_pyfunction!(client::start_client_request, m)?)?;
-    m.add_class::<db::DbCall>()?;
+    m.add_class::<db::DbStatements>()?;
+    m.add_class::<db::DbOperation>()?;
     m.add_class::<conventions::ServerConventions>()?;
     m.add_class::<conventions::ClientConventions>()?;
     m.add_function(wrap_pyfunction!(conventions::server_conventions, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::client_conventions, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::db_conventions, m)?)?;
-    m.add_function(wrap_pyfunction!(db::start_db_call, m)?)?;
     Ok(())
 }

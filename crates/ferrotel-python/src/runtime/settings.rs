@@ -108,8 +108,12 @@ pub(crate) fn prometheus_wanted() -> bool {
 }
 
 /// The library requirements of ferrotel's built-in instrumentation `name`, as the loader
-/// checks them (none for the standard library's).
+/// checks them (none for the standard library's). Alternatives (psycopg2 from either of its
+/// distributions) are none that must all hold, as upstream's `instruments-any` reports them.
 #[pyfunction]
 pub(crate) fn builtin_requirements(name: &str) -> Vec<&'static str> {
-    ferrotel_loader::builtin_requirement(name).into_iter().collect()
+    ferrotel_loader::builtin_requirement(name)
+        .filter(|spec| !spec.contains(" | "))
+        .into_iter()
+        .collect()
 }

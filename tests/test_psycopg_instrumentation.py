@@ -1,0 +1,186 @@
+"""ferrotel's built-in psycopg (3) instrumentation against a real PostgreSQL: a CLIENT span
+per statement from cursors, the connection's own `execute`, server-side and asyncio cursors,
+the query text without literal values, failures recorded; `instrument_connection` /
+`uninstrument_connection`, `tracer_provider` and the suppression key, each asserted on what
+arrives."""
+
+import textwrap
+
+from support.console import console_spans
+from support.databases import postgres  # noqa: F401 (a fixture)
+from support.processes import PYTHON, instrument
+
+
+def run(tmp, script, dsn, *flags):
+    (tmp / "app.py").write_text(textwrap.dedent(script))
+    result = instrument("--traces_exporter", "console", *flags, PYTHON, "app.py", dsn, cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, console_spans(result.stdout)
+
+
+APP = """
+    import asyncio, sys
+    import psycopg
+    from opentelemetry import trace
+
+    dsn = sys.argv[1]
+
+    async def asynchronous():
+        async with await psycopg.AsyncConnection.connect(dsn) as connection:
+            async with connection.cursor() as cursor:
+                await cursor.execute("SELECT name FROM toys WHERE price < 10")
+                return (await cursor.fetchone())[0]
+
+    with trace.get_tracer("app").start_as_current_span("parent"):
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute("DROP TABLE IF EXISTS toys")
+            connection.execute("CREATE TABLE toys (name text, price int)")
+            with connection.cursor() as cursor:
+                cursor.executemany("INSERT INTO toys VALUES (%s, %s)", [("ball", 3), ("kite", 12)])
+                cursor.execute("SELECT name FROM toys WHERE name = 'ball' AND price = 3")
+                print("found", cursor.fetchone()[0])
+            # A server-side cursor lives in a transaction.
+            with connection.transaction(), connection.cursor(name="server_side") as cursor:
+                cursor.execute("SELECT name FROM toys")
+                print("server side", len(cursor.fetchall()))
+            try:
+                connection.execute("SELEC broken")
+            except psycopg.errors.SyntaxError:
+                print("syntax error")
+        print("async", asyncio.run(asynchronous()))
+"""
+
+
+def test_statements_become_spans(tmp, postgres):  # noqa: F811
+    out, spans = run(tmp, APP, postgres)
+    assert "found ball" in out and "server side 2" in out and "syntax error" in out and "async ball" in out
+    (parent,) = [s for s in spans if s["name"] == "parent"]
+    clients = [s for s in spans if s["kind"] == "CLIENT"]
+    assert [s["name"] for s in clients] == [
+        "DROP toys",
+        "CREATE toys",
+        "INSERT toys",
+        "SELECT toys",
+        "SELECT toys",
+        "SELEC",
+        "SELECT toys",
+    ]
+    assert all(s["parent"] == parent["span_id"] for s in clients)
+    port = postgres.split("port=")[1].split()[0]
+    assert clients[3]["attributes"] == {
+        "db.system.name": '"postgresql"',
+        "db.query.text": '"SELECT name FROM toys WHERE name = ? AND price = ?"',
+        "db.operation.name": '"SELECT"',
+        "db.collection.name": '"toys"',
+        "db.namespace": '"postgres"',
+        "server.address": '"127.0.0.1"',
+        "server.port": port,
+    }
+    failed = clients[5]
+    assert failed["status"].startswith("ERROR: SyntaxError")
+    assert failed["attributes"]["error.type"] == '"psycopg.errors.SyntaxError"'
+    assert failed["events"] == ["exception"]
+
+
+PROGRAMMATIC = """
+    import sys
+    import psycopg
+    from opentelemetry import context, trace
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+    from ferrotel.instrumentation.psycopg import PsycopgInstrumentor
+
+    dsn = sys.argv[1]
+    connection = psycopg.connect(dsn)
+    connection.execute("SELECT 'before'")
+    PsycopgInstrumentor.instrument_connection(connection)
+    connection.execute("SELECT 'instrumented'")
+    token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    connection.execute("SELECT 'suppressed'")
+    context.detach(token)
+    PsycopgInstrumentor.uninstrument_connection(connection)
+    connection.execute("SELECT 'uninstrumented'")
+    PsycopgInstrumentor.instrument_connection(connection, tracer_provider=trace.NoOpTracerProvider())
+    connection.execute("SELECT 'noop provider'")
+    connection.close()
+"""
+
+
+def test_instrument_connection_provider_and_suppression(tmp, postgres):  # noqa: F811
+    _, spans = run(tmp, PROGRAMMATIC, postgres, "--disabled_instrumentations", "psycopg")
+    clients = [s for s in spans if s["kind"] == "CLIENT"]
+    assert [s["attributes"]["db.query.text"] for s in clients] == ['"SELECT ?"']
+    # The literal is gone from the text; the one span is the instrumented statement's.
+    assert len(clients) == 1
+
+
+PSYCOPG2 = """
+    import sys
+    import psycopg2, psycopg2.extras
+    from opentelemetry import trace
+
+    dsn = sys.argv[1]
+    with trace.get_tracer("app").start_as_current_span("parent"):
+        connection = psycopg2.connect(dsn, cursor_factory=psycopg2.extras.RealDictCursor)
+        connection.autocommit = True
+        cursor = connection.cursor()
+        assert type(cursor).__name__ == "RealDictCursor" and isinstance(cursor, psycopg2.extras.RealDictCursor)
+        cursor.execute("SELECT %s AS answer WHERE 1 = 1", (42,))
+        print("row", dict(cursor.fetchone()))
+        cursor.executemany("SELECT %s", [(1,), (2,)])
+        try:
+            cursor.execute("SELEC broken")
+        except psycopg2.errors.SyntaxError:
+            print("syntax error")
+        connection.close()
+"""
+
+
+def test_psycopg2_statements_become_spans(tmp, postgres):  # noqa: F811
+    out, spans = run(tmp, PSYCOPG2, postgres)
+    assert "row {'answer': 42}" in out and "syntax error" in out
+    (parent,) = [s for s in spans if s["name"] == "parent"]
+    clients = [s for s in spans if s["kind"] == "CLIENT"]
+    assert [s["name"] for s in clients] == ["SELECT", "SELECT", "SELEC"]
+    assert all(s["parent"] == parent["span_id"] for s in clients)
+    assert clients[0]["attributes"]["db.query.text"] == '"SELECT %s AS answer WHERE ? = ?"'
+    assert clients[0]["attributes"]["db.namespace"] == '"postgres"'
+    assert clients[2]["attributes"]["error.type"] == '"psycopg2.errors.SyntaxError"'
+
+
+ASYNCPG = """
+    import asyncio, sys
+    import asyncpg
+    from opentelemetry import trace
+
+    port = int(sys.argv[1].split("port=")[1].split()[0])
+
+    async def main():
+        connection = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
+        await connection.execute("CREATE TEMP TABLE birds (name text)")
+        await connection.executemany("INSERT INTO birds VALUES ($1)", [("owl",), ("jay",)])
+        rows = await connection.fetch("SELECT name FROM birds WHERE name <> 'x'")
+        count = await connection.fetchval("SELECT count(*) FROM birds")
+        async with connection.transaction():
+            names = [r["name"] async for r in connection.cursor("SELECT name FROM birds")]
+        await connection.close()
+        return len(rows), count, sorted(names)
+
+    with trace.get_tracer("app").start_as_current_span("parent"):
+        print("result", asyncio.run(main()))
+"""
+
+
+def test_asyncpg_queries_become_spans(tmp, postgres):  # noqa: F811
+    out, spans = run(tmp, ASYNCPG, postgres)
+    assert "result (2, 2, ['jay', 'owl'])" in out
+    (parent,) = [s for s in spans if s["name"] == "parent"]
+    clients = [s for s in spans if s["kind"] == "CLIENT"]
+    names = [s["name"] for s in clients]
+    # The transaction's BEGIN and COMMIT go through `execute` too; the cursor's iteration
+    # fetches in batches (one, then the empty end).
+    assert names[:4] == ["CREATE birds", "INSERT birds", "SELECT birds", "SELECT birds"]
+    assert all(s["parent"] == parent["span_id"] for s in clients)
+    fetch = clients[2]["attributes"]
+    assert fetch["db.query.text"] == '"SELECT name FROM birds WHERE name <> ?"'
+    assert fetch["server.address"] == '"127.0.0.1"' and fetch["db.namespace"] == '"postgres"'
+    assert all(s["status"] == "UNSET" for s in clients)
