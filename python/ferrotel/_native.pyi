@@ -37,22 +37,10 @@ def django_traced_request_attrs() -> list[str]:
     """OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS."""
 
 def start_asgi_request(
-    tracer: Any,
-    scope: dict[str, Any],
-    duration: Any = None,
-    active_requests: Any = None,
-    request_size: Any = None,
-    response_size: Any = None,
-    old_duration: Any = None,
+    tracer: Any, scope: dict[str, Any], instruments: tuple[Any, ...] | None = None
 ) -> ServerRequest | None: ...
 def start_wsgi_request(
-    tracer: Any,
-    environ: dict[str, Any],
-    duration: Any = None,
-    active_requests: Any = None,
-    request_size: Any = None,
-    response_size: Any = None,
-    old_duration: Any = None,
+    tracer: Any, environ: dict[str, Any], instruments: tuple[Any, ...] | None = None
 ) -> ServerRequest | None: ...
 
 @final

@@ -50,13 +50,13 @@ class Options:
         self.telemetry = None
 
     def get_telemetry(self):
-        """(tracer, duration, active requests, request size, response size, old duration), made on the
+        """(tracer, the `server_instruments` tuple), made on the
         first request: the providers are configured by then."""
         if self.telemetry is None:
             from opentelemetry import trace
 
             tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=self.tracer_provider)
-            self.telemetry = (tracer, *server_instruments(SCOPE, self.meter_provider))
+            self.telemetry = (tracer, server_instruments(SCOPE, self.meter_provider))
         return self.telemetry
 
 
@@ -94,12 +94,12 @@ async def serve(scope, receive, send, call, app, options=DEFAULT):
     excluded = options.excluded
     if (kind != "http" and kind != "websocket") or (excluded is not None and excluded.search(_url(scope))):
         return await call(app, scope, receive, send)
-    tracer, duration, active, request_size, response_size, old_duration = options.telemetry or options.get_telemetry()
-    request = _native.start_asgi_request(tracer, scope, duration, active, request_size, response_size, old_duration)
+    tracer, instruments = options.telemetry or options.get_telemetry()
+    request = _native.start_asgi_request(tracer, scope, instruments)
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation._generic import ServerRequest
 
-        request = ServerRequest(tracer, scope, True, duration, active)
+        request = ServerRequest(tracer, scope, True, *instruments[:2])
     scope["ferrotel.request"] = request
     try:
         traced_send = request.traced_send(send)

@@ -80,7 +80,7 @@ class Options:
             from opentelemetry import trace
 
             tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=self.tracer_provider)
-            self.telemetry = (tracer, *server_instruments(SCOPE, self.meter_provider))
+            self.telemetry = (tracer, server_instruments(SCOPE, self.meter_provider))
         return self.telemetry
 
 
@@ -92,12 +92,12 @@ def serve(environ, start_response, app, options=DEFAULT):
     excluded = options.excluded
     if excluded is not None and excluded.search(_url(environ)):
         return app(environ, start_response)
-    tracer, duration, active, request_size, response_size, old_duration = options.telemetry or options.get_telemetry()
-    request = _native.start_wsgi_request(tracer, environ, duration, active, request_size, response_size, old_duration)
+    tracer, instruments = options.telemetry or options.get_telemetry()
+    request = _native.start_wsgi_request(tracer, environ, instruments)
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation._generic import ServerRequest
 
-        request = ServerRequest(tracer, environ, False, duration, active)
+        request = ServerRequest(tracer, environ, False, *instruments[:2])
     environ["ferrotel.request"] = request
     response_hook = options.response_hook
 

@@ -14,7 +14,7 @@ use ferrotel_semconv as semconv;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use super::call_span::{apply_response, finish, owned};
 use super::headers::{capture, header_pairs};
@@ -55,37 +55,28 @@ pub(crate) struct ServerRequest {
 }
 
 /// Starts the server span of a WSGI request and makes it current; `None` when `tracer` is
-/// not ferrotel's.
+/// not ferrotel's. `instruments`: what `server_instruments()` makes, in its order (duration,
+/// active requests, request and response body sizes, the old `/dup` duration).
 #[pyfunction]
-#[pyo3(signature = (tracer, environ, duration=None, active_requests=None, request_size=None, response_size=None, old_duration=None))]
+#[pyo3(signature = (tracer, environ, instruments=None))]
 pub(crate) fn start_wsgi_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     environ: &Bound<'_, PyDict>,
-    duration: Option<&Bound<'_, PyAny>>,
-    active_requests: Option<&Bound<'_, PyAny>>,
-    request_size: Option<&Bound<'_, PyAny>>,
-    response_size: Option<&Bound<'_, PyAny>>,
-    old_duration: Option<&Bound<'_, PyAny>>,
+    instruments: Option<&Bound<'_, PyTuple>>,
 ) -> PyResult<Option<ServerRequest>> {
-    let instruments = [duration, active_requests, request_size, response_size, old_duration];
     start(py, tracer, Incoming::from_environ(environ), instruments)
 }
 
 /// The same for an ASGI `http` or `websocket` connection scope.
 #[pyfunction]
-#[pyo3(signature = (tracer, scope, duration=None, active_requests=None, request_size=None, response_size=None, old_duration=None))]
+#[pyo3(signature = (tracer, scope, instruments=None))]
 pub(crate) fn start_asgi_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     scope: &Bound<'_, PyDict>,
-    duration: Option<&Bound<'_, PyAny>>,
-    active_requests: Option<&Bound<'_, PyAny>>,
-    request_size: Option<&Bound<'_, PyAny>>,
-    response_size: Option<&Bound<'_, PyAny>>,
-    old_duration: Option<&Bound<'_, PyAny>>,
+    instruments: Option<&Bound<'_, PyTuple>>,
 ) -> PyResult<Option<ServerRequest>> {
-    let instruments = [duration, active_requests, request_size, response_size, old_duration];
     start(py, tracer, Incoming::from_asgi_scope(scope)?, instruments)
 }
 
@@ -93,12 +84,14 @@ fn start(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     incoming: Incoming<'_, '_>,
-    [duration, active_requests, request_size, response_size, old_duration]: [Option<&Bound<'_, PyAny>>; 5],
+    instruments: Option<&Bound<'_, PyTuple>>,
 ) -> PyResult<Option<ServerRequest>> {
     let Ok(tracer) = tracer.cast::<Tracer>() else {
         return Ok(None);
     };
     let tracer = tracer.get();
+    let instrument = |index: usize| instruments.and_then(|all| all.get_item(index).ok());
+    let [duration, active_requests, request_size, response_size, old_duration] = [0, 1, 2, 3, 4].map(instrument);
     let api = api::get(py)?;
     let settings = settings();
     let mut current = api.current_context(py)?;
@@ -152,7 +145,7 @@ fn start(
         add_baggage(py, api, context.cast::<PyDict>()?, entries)?;
     }
     let token = api.attach(py, &context)?;
-    let old = histogram(old_duration)
+    let old = histogram(old_duration.as_ref())
         .filter(|_| settings.http_semconv == SemconvMode::Duplicate)
         .map(|histogram| OldDuration::server(histogram, &incoming.old_metric_attributes()));
     let facts = ServerFacts {
@@ -167,13 +160,13 @@ fn start(
         started: Instant::now(),
     };
     // A websocket connection is not an HTTP request: no request metrics, as upstream.
-    let metrics = histogram(duration)
+    let metrics = histogram(duration.as_ref())
         .filter(|_| !incoming.websocket)
         .map(|duration| ServerMetrics {
             duration,
-            active: up_down_counter(active_requests),
-            request_size: histogram(request_size),
-            response_size: histogram(response_size),
+            active: up_down_counter(active_requests.as_ref()),
+            request_size: histogram(request_size.as_ref()),
+            response_size: histogram(response_size.as_ref()),
             old,
         });
     if let Some(metrics) = &metrics {
