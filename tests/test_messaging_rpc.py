@@ -7,6 +7,8 @@ are asserted. Attribute names differ where ferrotel uses the current messaging c
 `messaging.destination.name` and `messaging.message.conversation_id` for upstream's
 `messaging.destination` and `messaging.conversation_id`."""
 
+import base64
+import json
 import os
 import subprocess
 import time
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 from support.dist import user_venv
 from support.messaging import Receiver, attributes, redis_server, stop, trace_id, tree
-from support.processes import ROOT, clean_env, spawn
+from support.processes import ROOT, clean_env, free_port, spawn, wait_http
 
 APPS = Path(__file__).parent / "apps"
 UPSTREAM = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin"
@@ -132,3 +134,96 @@ def test_celery_spans_match_upstream(messaging_bin, broker):
         "exception.message": "boom",
     }
     assert attributes(failed)["error.type"] == "ValueError"
+
+
+@pytest.fixture
+def aws_endpoint(messaging_bin, tmp):
+    """moto's server mode (a real HTTP server speaking the AWS APIs) on a free port; its URL."""
+    port = free_port()
+    server = spawn([messaging_bin / "moto_server", "-H", "127.0.0.1", "-p", port], tmp, clean_env())
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/moto-api/", deadline=30)
+        yield url
+    finally:
+        stop(server)
+
+
+def aws_scenario(launcher, bin_dir, endpoint):
+    """tests/apps/aws_client.py under `launcher`: the spans the receiver got, and the message
+    attributes the SNS message arrived with."""
+    receiver = Receiver(UPSTREAM / "python")
+    env = otlp_env(receiver, bin_dir, AWS_ENDPOINT_URL=endpoint)
+    client = subprocess.run(
+        [str(launcher), str(bin_dir / "python"), str(APPS / "aws_client.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    spans = receiver.spans()
+    assert client.returncode == 0, client.stderr[-3000:]
+    return spans, json.loads(client.stdout.splitlines()[-1])
+
+
+AWS_TREE = [
+    "client internal",
+    "  S3.CreateBucket client",
+    "  S3.PutObject client",
+    "  S3.GetObject client",
+    "  S3.GetObject client ERROR exception",
+    "  SQS.CreateQueue client",
+    "  SQS.SendMessage client",
+    "  SQS.ReceiveMessage client",
+    "  SNS.CreateTopic client",
+    "  SQS.CreateQueue client",
+    "  SQS.GetQueueAttributes client",
+    "  SNS.Subscribe client",
+    "  topic send producer",
+    "  SQS.ReceiveMessage client",
+]
+
+
+def test_botocore_spans_match_upstream(messaging_bin, aws_endpoint):
+    ours, delivered = aws_scenario(messaging_bin / "ferrotel-instrument", messaging_bin, aws_endpoint)
+    theirs, _ = aws_scenario(UPSTREAM / "opentelemetry-instrument", UPSTREAM, aws_endpoint)
+    assert tree(theirs, structure) == AWS_TREE
+    assert tree(ours, structure) == AWS_TREE
+    assert len({trace_id(s) for s in ours}) == 1
+
+    common = ["rpc.system", "rpc.service", "rpc.method", "aws.request_id", "server.address", "aws.queue_url"]
+    common += ["messaging.system", "aws.sns.topic.arn", "messaging.message.id", "retry_attempts", "cloud.region"]
+
+    def described(span):
+        found = attributes(span)
+        # Request and message ids are the server's, different on each run: present is enough.
+        varying = ("aws.request_id", "messaging.message.id")
+        shown = [n if n in varying else f"{n}={found[n]!r}" for n in common if n in found]
+        return f"{span['name']} " + " ".join(shown)
+
+    assert tree(ours, described) == tree(theirs, described)
+    for span in ours:
+        found = attributes(span)
+        if span["name"] != "client":
+            assert found["rpc.system"] == "aws-api" and found["cloud.region"] == "us-east-1", span
+            assert found["aws.request_id"] and found["server.port"] == aws_endpoint.rsplit(":", 1)[1], span
+            failed = span.get("status", {}).get("code") == "STATUS_CODE_ERROR"
+            assert found["http.response.status_code"] == ("404" if failed else "200"), span  # int64 as JSON text
+    # The published message carries the producer span's context to whoever receives it.
+    producer = next(s for s in ours if s["name"] == "topic send")
+    traceparent = delivered["traceparent"]["Value"]
+    assert traceparent == f"00-{trace_id(producer)}-{base64.b64decode(producer['span_id']).hex()}-01"
+
+
+def test_botocore_hooks(messaging_bin, aws_endpoint):
+    receiver = Receiver(UPSTREAM / "python")
+    env = otlp_env(receiver, messaging_bin, AWS_ENDPOINT_URL=aws_endpoint)
+    env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "botocore"
+    command = [messaging_bin / "ferrotel-instrument", messaging_bin / "python", APPS / "aws_hooks.py"]
+    client = subprocess.run(list(map(str, command)), env=env, capture_output=True, text=True, timeout=60)
+    spans = receiver.spans()
+    assert client.returncode == 0, client.stderr[-3000:]
+    (span,) = spans
+    assert span["name"] == "S3.CreateBucket"
+    assert attributes(span)["hook.request"] == "s3.CreateBucket ['Bucket']"
+    assert attributes(span)["hook.response"] == "200"

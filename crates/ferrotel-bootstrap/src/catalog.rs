@@ -56,7 +56,10 @@ pub const CATALOG: &[Entry] = &[
     contrib("asyncclick ~= 8.0", "opentelemetry-instrumentation-asyncclick"),
     contrib("asyncpg >= 0.12.0", "opentelemetry-instrumentation-asyncpg"),
     contrib("boto3 ~= 1.0", "opentelemetry-instrumentation-boto3sqs"),
-    contrib("botocore ~= 1.0", "opentelemetry-instrumentation-botocore"),
+    Entry {
+        library: Some("botocore ~= 1.0"),
+        coverage: Coverage::BuiltIn("botocore"),
+    },
     contrib("aiobotocore >= 2.0, < 4.0", "opentelemetry-instrumentation-botocore"),
     contrib("cassandra-driver ~= 3.25", "opentelemetry-instrumentation-cassandra"),
     contrib("scylla-driver ~= 3.25", "opentelemetry-instrumentation-cassandra"),

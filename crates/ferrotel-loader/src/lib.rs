@@ -34,6 +34,7 @@ const STDLIB_TARGETS: &[(&str, &[&str])] = &[
 /// ferrotel's built-in instrumentations live in one distribution, so their target library is
 /// declared here per entry point instead of through the distribution's `instruments` extra.
 const BUILTIN_TARGETS: &[(&str, &str)] = &[
+    ("botocore", "botocore ~= 1.0"),
     ("celery", "celery >= 4.0, < 6.0"),
     ("django", "django >= 2.0"),
     ("flask", "flask >= 1.0"),
