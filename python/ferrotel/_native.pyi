@@ -117,6 +117,30 @@ class DbOperation:
     def span(self) -> Span: ...
     def end(self, exception: BaseException | None = None) -> None: ...
 
+def start_operation(
+    tracer: Any,
+    name: str,
+    kind: int,
+    attributes: Mapping[str, Any] | None = None,
+    carrier: Any = None,
+    link: bool = False,
+    current: bool = True,
+) -> Operation | None:
+    """A messaging or RPC operation's span of `kind` (the API's SpanKind value), under the
+    context `carrier` holds (linked to it, with `link`) or the current one."""
+
+@final
+class Operation:
+    def inject(self, carrier: Any) -> None: ...
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None: ...
+    def record_exception(self, exception: BaseException) -> None: ...
+    def set_error(self, description: str | None = None) -> None: ...
+    @property
+    def span(self) -> Any: ...
+    @property
+    def is_recording(self) -> bool: ...
+    def end(self) -> None: ...
+
 def logging_settings() -> tuple[bool, str | None, str, str]:
     """(log correlation on, log format, log level, service name) from the environment."""
 

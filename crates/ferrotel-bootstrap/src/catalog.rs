@@ -74,11 +74,17 @@ pub const CATALOG: &[Entry] = &[
         coverage: Coverage::BuiltIn("asyncpg"),
     },
     contrib("boto3 ~= 1.0", "opentelemetry-instrumentation-boto3sqs"),
-    contrib("botocore ~= 1.0", "opentelemetry-instrumentation-botocore"),
+    Entry {
+        library: Some("botocore ~= 1.0"),
+        coverage: Coverage::BuiltIn("botocore"),
+    },
     contrib("aiobotocore >= 2.0, < 4.0", "opentelemetry-instrumentation-botocore"),
     contrib("cassandra-driver ~= 3.25", "opentelemetry-instrumentation-cassandra"),
     contrib("scylla-driver ~= 3.25", "opentelemetry-instrumentation-cassandra"),
-    contrib("celery >= 4.0, < 6.0", "opentelemetry-instrumentation-celery"),
+    Entry {
+        library: Some("celery >= 4.0, < 6.0"),
+        coverage: Coverage::BuiltIn("celery"),
+    },
     contrib("click >= 8.1.3, < 9.0.0", "opentelemetry-instrumentation-click"),
     contrib(
         "confluent-kafka >= 1.8.2, < 3.0.0",

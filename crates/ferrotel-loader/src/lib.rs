@@ -35,6 +35,8 @@ const STDLIB_TARGETS: &[(&str, &[&str])] = &[
 /// declared here per entry point instead of through the distribution's `instruments` extra.
 const BUILTIN_TARGETS: &[(&str, &str)] = &[
     ("asyncpg", "asyncpg >= 0.12.0"),
+    ("botocore", "botocore ~= 1.0"),
+    ("celery", "celery >= 4.0, < 6.0"),
     ("django", "django >= 2.0"),
     ("fastapi", "fastapi >= 0.92"),
     ("flask", "flask >= 1.0"),

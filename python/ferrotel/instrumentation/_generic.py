@@ -155,3 +155,52 @@ class DbOperation:
         if isinstance(exception, Exception):
             _record_error(self.span, exception, _native.error_type(exception))
         self.span.end()
+
+
+class Operation:
+    """A messaging or RPC operation: its span under the context `carrier` holds (or linked to
+    it, with `link`), else the current one; current until `end()` when `current`."""
+
+    def __init__(self, tracer, name, kind, attributes=None, carrier=None, link=False, current=True):
+        context = context_api.get_current()
+        self._ended = False
+        if suppressed():
+            self.span, self._context, self._token = trace.INVALID_SPAN, context, None
+            return
+        links = None
+        if carrier is not None:
+            carried = propagate.extract(carrier)
+            carried_span = trace.get_current_span(carried).get_span_context()
+            if carried_span.is_valid:
+                if link:
+                    links = [trace.Link(carried_span)]
+                else:
+                    context = carried
+        self.span = tracer.start_span(name, context=context, kind=SpanKind(kind), attributes=attributes, links=links)
+        self._context = trace.set_span_in_context(self.span, context)
+        self._token = context_api.attach(self._context) if current else None
+
+    @property
+    def is_recording(self):
+        return self.span.is_recording()
+
+    def inject(self, carrier):
+        propagate.inject(carrier, context=self._context)
+
+    def set_attributes(self, attributes):
+        self.span.set_attributes(attributes)
+
+    def record_exception(self, exception):
+        if isinstance(exception, Exception):
+            _record_error(self.span, exception, _native.error_type(exception))
+
+    def set_error(self, description=None):
+        self.span.set_status(Status(StatusCode.ERROR, description))
+
+    def end(self):
+        if self._ended:
+            return
+        self._ended = True
+        self.span.end()
+        if self._token is not None:
+            context_api.detach(self._token)

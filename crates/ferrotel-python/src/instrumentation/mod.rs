@@ -6,6 +6,8 @@
 //! - [`body`]: a WSGI response body handed back as the app made it, the span's end on it.
 //! - [`client`]: an outgoing HTTP request: its CLIENT span, propagation headers injected.
 //! - [`db`]: a database driver's statements: each one's CLIENT span and duration.
+//! - [`operation`]: a messaging or RPC operation: its span under the context a message or
+//!   request carries, and that context written into outgoing messages.
 //! - [`headers`]: header lists and maps as carriers and as captured attributes.
 //! - [`http_metrics`]: the attributes the stable HTTP metrics are recorded with.
 //! - [`conventions`]: the same names and attributes for the path that records through
@@ -21,6 +23,7 @@ pub(crate) mod db;
 pub(crate) mod headers;
 pub(crate) mod http_metrics;
 pub(crate) mod incoming;
+pub(crate) mod operation;
 pub(crate) mod server;
 pub(crate) mod settings;
 
@@ -43,5 +46,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conventions::server_conventions, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::client_conventions, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::db_conventions, m)?)?;
+    m.add_class::<operation::Operation>()?;
+    m.add_function(wrap_pyfunction!(operation::start_operation, m)?)?;
     Ok(())
 }
