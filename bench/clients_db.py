@@ -10,6 +10,7 @@ The servers are real: a local HTTP server (in the worker), redis-server and Post
 Debian's packages, started on free ports in a temporary directory and stopped at the end.
 
 Usage: python bench/clients_db.py [--upstream-venv .venv-upstream] [--calls N] [--repeat R]
+                                  [--write BENCHMARKS.md]
 """
 
 import argparse
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import measured_on, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 RECEIVER = ROOT / "tests" / "apps" / "otlp_receiver.py"
@@ -180,6 +183,7 @@ def main():
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--worker", nargs=3)
+    parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     if args.worker:
         worker(int(args.worker[0]), int(args.worker[1]), args.worker[2])
@@ -209,11 +213,22 @@ def main():
             stop(process)
         shutil.rmtree(directory, ignore_errors=True)
     median = {side: {case: sorted(r[case] for r in rs)[len(rs) // 2] for case in CASES} for side, rs in runs.items()}
-    print(f"calling thread's CPU per call, µs (median of {args.repeat}; {args.calls} calls, sqlite3 x20)")
-    print(f"{'case':<16}{'bare':>9}{'ferrotel':>10}{'(+)':>8}{'upstream':>10}{'(+)':>8}")
+    rows = [
+        f"{measured_on()}; the calling thread's CPU per call, median of {args.repeat} runs of {args.calls}"
+        " calls (sqlite3: 20 statements per call), each side in a fresh interpreter of its own venv, spans"
+        " exported over OTLP/HTTP to a local sink; real redis-server and PostgreSQL from Debian's packages.",
+        "",
+        "| per call | bare | ferrotel | added | upstream | added | upstream added / ferrotel added |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for case in CASES:
         bare, ours, theirs = (median[s][case] for s in ("bare", "ferrotel", "upstream"))
-        print(f"{case:<16}{bare:>9.1f}{ours:>10.1f}{ours - bare:>+8.1f}{theirs:>10.1f}{theirs - bare:>+8.1f}")
+        ratio = f"{(theirs - bare) / (ours - bare):.1f}×" if ours - bare > 0 else "–"
+        rows.append(
+            f"| {case} | {bare:.1f} µs | {ours:.1f} µs | {ours - bare:+.1f} µs | {theirs:.1f} µs"
+            f" | {theirs - bare:+.1f} µs | {ratio} |"
+        )
+    publish("\n".join(rows), "clients-db", args.write)
 
 
 if __name__ == "__main__":
