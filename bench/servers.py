@@ -190,8 +190,8 @@ def wait_until(ready, process, seconds=60):
         time.sleep(0.1)
 
 
-def tree_cpu_seconds(root):
-    """utime+stime of `root` and all its live descendants, from /proc."""
+def process_tree(root):
+    """{pid: utime+stime ticks} of `root` and all its live descendants, from /proc."""
     parent_of, ticks = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -207,7 +207,20 @@ def tree_cpu_seconds(root):
     while grew:
         grown = tree | {pid for pid, parent in parent_of.items() if parent in tree}
         grew, tree = len(grown) > len(tree), grown
-    return sum(ticks.get(pid, 0) for pid in tree) / CLOCK_TICKS
+    return {pid: ticks[pid] for pid in tree if pid in ticks}
+
+
+def tree_cpu_seconds(root):
+    return sum(process_tree(root).values()) / CLOCK_TICKS
+
+
+def python_in_tree(root):
+    """The Python interpreter serving under `root` (a launcher may run it as a child)."""
+    for pid in sorted(process_tree(root)):
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(f"/proc/{pid}/exe")).name.startswith("python"):
+                return pid
+    raise RuntimeError(f"no Python process under {root}")
 
 
 def wrk(url, seconds):
@@ -334,11 +347,12 @@ def run_servers(venvs, ferrotel_bin, env, reps, seconds, scenarios):
     return results
 
 
-def summary(values, fmt):
+def summary(values, fmt, unit=""):
     """`median (min–max)` of the repetitions."""
     if len(values) == 1:
-        return format(values[0], fmt)
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+        return format(values[0], fmt) + unit
+    low, middle, high = (format(value, fmt) for value in (min(values), statistics.median(values), max(values)))
+    return f"{middle}{unit} ({low}–{high}{unit})"
 
 
 def ratios(runs, tool, key):
@@ -358,10 +372,10 @@ def scenario_table(scenario, runs):
     labels = ("bare-ferrotel", *TOOLS)
 
     def row(name, key, fmt, unit=""):
-        return f"| {name} | {' | '.join(summary([r[key] for r in runs[label]], fmt) + unit for label in labels)} |"
+        return f"| {name} | {' | '.join(summary([r[key] for r in runs[label]], fmt, unit) for label in labels)} |"
 
     def ratio_row(name, key):
-        return f"| {name} | – | {' | '.join(summary(ratios(runs, tool, key), '.2f') + '×' for tool in TOOLS)} |"
+        return f"| {name} | – | {' | '.join(summary(ratios(runs, tool, key), '.2f', '×') for tool in TOOLS)} |"
 
     def delivered(tool):
         spans, expected = (sum(r[key] for r in runs[tool]) for key in ("spans", "expected"))
@@ -396,7 +410,7 @@ def servers_report(results, reps, seconds):
         "|---|---:|---:|---:|---:|",
     ]
     for scenario, runs in results.items():
-        cells = [summary(ratios(runs, tool, "cpu_us"), ".2f") + "×" for tool in TOOLS]
+        cells = [summary(ratios(runs, tool, "cpu_us"), ".2f", "×") for tool in TOOLS]
         lines.append(f"| {scenario} | {' | '.join(cells)} | {bare_spread(runs, 'cpu_us'):.0f}% |")
     for scenario, runs in results.items():
         lines += ["", f"**{scenario}** — {SCENARIOS[scenario]['title']}.", "", *scenario_table(scenario, runs)]
@@ -600,19 +614,34 @@ def in_process_report(results, n):
 # Profile: py-spy on the FastAPI server under ferrotel while wrk drives it.
 
 
-def run_profile(venvs, ferrotel_bin, env, seconds):
+def run_profile(venvs, ferrotel_bin, env, seconds, keep):
     py_spy = str(venvs["ddtrace"] / "bin" / "py-spy")
     with tempfile.TemporaryDirectory() as tmp:
         samples = Path(tmp) / "samples.txt"
         recorder = []
 
         def record(pid):
-            command = [py_spy, "record", "--native", "--subprocesses", "--rate", "250"]
-            command += ["--format", "raw", "--duration", str(seconds), "--output", str(samples), "--pid", str(pid)]
+            # Pointed at the interpreter itself: through a parent (`--subprocesses`), py-spy's
+            # native unwinding loses the Python frames of most samples.
+            command = [
+                py_spy,
+                "record",
+                "--native",
+                "--threads",
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--duration",
+                str(seconds),
+            ]
+            command += ["--output", str(samples), "--pid", str(python_in_tree(pid))]
             recorder.append(subprocess.Popen(["taskset", "-c", LOAD_CPU, *command], stdout=subprocess.DEVNULL))
 
         run_server("fastapi", "ferrotel", venvs["ferrotel"], ferrotel_bin, seconds + 2, env, on_load=record)
         recorder[0].wait()
+        if keep:
+            keep.write_text(samples.read_text())
         return parse_samples(samples.read_text())
 
 
@@ -689,6 +718,7 @@ def main():
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--n", type=int, default=20_000, help="in-process calls per round")
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--samples", type=Path, help="keep the profile's collapsed stacks here (flame graphs)")
     args = parser.parse_args()
     parts = args.only.split(",")
     venvs = {"ferrotel": args.ferrotel_venv, "upstream": args.upstream_venv, "ddtrace": args.ddtrace_venv}
@@ -722,7 +752,11 @@ def main():
             if r["spans"] != r["expected"]
         ]
     if "profile" in parts:
-        publish(profile_report(run_profile(venvs, ferrotel_bin, env, seconds), seconds), "servers-profile", args.write)
+        publish(
+            profile_report(run_profile(venvs, ferrotel_bin, env, seconds, args.samples), seconds),
+            "servers-profile",
+            args.write,
+        )
     assert not failures, "spans lost or unexpected: " + "; ".join(failures)
 
 
