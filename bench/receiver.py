@@ -31,10 +31,12 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def receiver(ferrotel_bin, *flags):
+def receiver(ferrotel_bin, *flags, cpus=None):
+    """`cpus` (e.g. "0") pins the receiver, so that it stays off the core being measured."""
     grpc, http, ui = free_port(), free_port(), free_port()
     ports = ["--grpc", str(grpc), "--http", str(http), "--ui", str(ui)]
-    process = subprocess.Popen([ferrotel_bin, "view", *ports, *flags], stdout=subprocess.DEVNULL)
+    pin = ["taskset", "-c", cpus] if cpus else []
+    process = subprocess.Popen([*pin, ferrotel_bin, "view", *ports, *flags], stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while True:
