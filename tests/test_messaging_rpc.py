@@ -54,7 +54,9 @@ def celery_scenario(launcher, bin_dir, broker):
     """A prefork Celery worker and a client publishing to it, both under `launcher`; the
     spans the receiver got."""
     receiver = Receiver(UPSTREAM / "python")
-    env = otlp_env(receiver, bin_dir, CELERY_BROKER=broker)
+    # The broker's own redis commands (kombu polls it) would be traced too, on both sides:
+    # this scenario is about Celery's spans.
+    env = otlp_env(receiver, bin_dir, CELERY_BROKER=broker, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="redis")
     cwd = APPS / "celery"
     worker_command = [launcher, bin_dir / "celery", "-A", "tasks", "worker", "--pool", "prefork"]
     worker_command += ["--concurrency", "1", "--loglevel", "info", "--without-gossip", "--without-mingle"]

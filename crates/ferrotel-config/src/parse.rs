@@ -303,7 +303,9 @@ pub struct Config {
     /// `resource_attributes`.
     pub resource_typed_attributes: Vec<(String, AttributeValue)>,
     pub resource_schema_url: Option<String>,
-    pub resource_detectors: Vec<String>,
+    /// `None` when nothing names them (the default set); a configuration file always names
+    /// its list, an empty one meaning none beyond the service instance and its attributes.
+    pub resource_detectors: Option<Vec<String>>,
     pub propagators: Vec<Propagator>,
     pub sampler: Sampler,
     pub id_generator: IdGenerator,
@@ -563,7 +565,7 @@ impl Reader<'_> {
                     .map(|(_, v)| v.clone())
             })
             .unwrap_or_else(|| "unknown_service:python".to_string());
-        let resource_detectors = self.list("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS");
+        let resource_detectors = Some(self.list("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS")).filter(|l| !l.is_empty());
         let propagators = self.propagators();
         let sampler = self.sampler();
         let id_generator = self.id_generator();

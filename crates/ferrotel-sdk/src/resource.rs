@@ -31,10 +31,10 @@ const DEFAULT_DETECTORS: &[&str] = &["service_instance", "process", "os", "host"
 
 /// The detectors to run, in order, for the names configured; `installed` lists the
 /// `opentelemetry_resource_detector` entry points and is read only for `*`.
-pub fn detector_names(configured: &[String], installed: impl FnOnce() -> Vec<String>) -> Vec<String> {
-    if configured.is_empty() {
+pub fn detector_names(configured: Option<&[String]>, installed: impl FnOnce() -> Vec<String>) -> Vec<String> {
+    let Some(configured) = configured else {
         return DEFAULT_DETECTORS.iter().map(|d| d.to_string()).collect();
-    }
+    };
     let mut names: Vec<String> = Vec::new();
     let first = (!configured.iter().any(|n| n == "service_instance")).then(|| "service_instance".to_string());
     for name in first
@@ -271,7 +271,9 @@ mod tests {
             executable: "/usr/bin/python3".into(),
             command_args: vec!["python3".into(), "app.py".into(), "--token=secret".into()],
             instance_id: instance_id(),
-            detectors: detector_names(&configured, || vec!["vendor".into(), "process".into()]),
+            detectors: detector_names(Some(&configured).filter(|c| !c.is_empty()).map(Vec::as_slice), || {
+                vec!["vendor".into(), "process".into()]
+            }),
             detected: vec![("vendor".into(), vec![("vendor.zone".into(), Value::Str("z".into()))])],
             ..Default::default()
         }

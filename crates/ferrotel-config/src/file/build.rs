@@ -39,7 +39,7 @@ pub(super) fn defaults(lookup: &dyn Fn(&str) -> Option<String>) -> Config {
     .python;
     let mut config = Config::from_lookup(|_| None).config;
     config.python = python;
-    config.resource_detectors = Vec::new();
+    config.resource_detectors = Some(Vec::new());
     config.propagators = Vec::new();
     config.traces_exporters = Vec::new();
     config.metrics_exporters = Vec::new();
@@ -229,7 +229,7 @@ fn resource(at: &At<'_>, config: &mut Config) -> Read<()> {
                 value.mapping(&[], true)?;
                 // host, process and os are ferrotel's own; any other name (container, service...)
                 // is an `opentelemetry_resource_detector` entry point, as in the variable.
-                config.resource_detectors.push(name.to_string());
+                config.resource_detectors.get_or_insert_default().push(name.to_string());
             }
         }
     }

@@ -65,7 +65,7 @@ fn kitchen_sink() {
         c.resource_schema_url.as_deref(),
         Some("https://opentelemetry.io/schemas/1.37.0")
     );
-    assert_eq!(c.resource_detectors, ["process", "host"]);
+    assert_eq!(c.resource_detectors.unwrap(), ["process", "host"]);
     assert_eq!(
         c.propagators,
         [Propagator::TraceContext, Propagator::Baggage, Propagator::B3Multi]
@@ -193,7 +193,7 @@ fn minimal_file_means_no_providers_and_ignores_the_environment() {
     assert!(c.traces_processors.is_empty() && c.traces_exporters.is_empty());
     assert!(c.logs_processors.is_empty() && c.metrics_exporters.is_empty());
     assert!(c.propagators.is_empty());
-    assert!(c.resource_detectors.is_empty());
+    assert_eq!(c.resource_detectors, Some(Vec::new()));
     assert_eq!(c.span_limits.attribute_count, 128);
 }
 
@@ -298,7 +298,7 @@ fn entry_point_components() {
 fn other_resource_detectors_are_entry_points() {
     let text = "file_format: '1.1'\nresource:\n  detection/development:\n    detectors: [{container: }, {process: }]\n";
     let c = load_text("f.yaml", text, &env).unwrap().config;
-    assert_eq!(c.resource_detectors, ["container", "process"]);
+    assert_eq!(c.resource_detectors.unwrap(), ["container", "process"]);
     let text = "file_format: '1.1'\nresource:\n  detection/development:\n    attributes: {included: [a]}\n";
     assert_eq!(
         load_text("f.yaml", text, &env).unwrap_err().to_string(),

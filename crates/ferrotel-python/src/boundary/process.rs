@@ -27,7 +27,7 @@ static DETECTED: Mutex<Option<Detected>> = Mutex::new(None);
 pub(crate) fn resource_facts(py: Python<'_>, config: &Config) -> PyResult<ProcessFacts> {
     let sys = py.import("sys")?;
     let version = py.version_info();
-    let detectors = resource::detector_names(&config.resource_detectors, || installed_detectors(py));
+    let detectors = resource::detector_names(config.resource_detectors.as_deref(), || installed_detectors(py));
     // `orig_argv` (3.10+) keeps `python -m module` as it was typed, as upstream reads it.
     let command_args = sys
         .getattr("orig_argv")
