@@ -347,8 +347,9 @@ def test_a_real_prometheus_scrapes_the_native_endpoint(open_sdk_python, tmp):
     (tmp / "app.py").write_text(APP_SERVER)
     app_port, metrics_port = free_port(), free_port()
     launcher = open_sdk_python.parent / "ferrotel"
-    flags = ["--traces_exporter", "none", "--service_name", "shop-api", "--metrics_exporter", "prometheus"]
-    flags += ["--exporter_prometheus_host", "127.0.0.1", "--exporter_prometheus_port", str(metrics_port)]
+    flags = ["--traces_exporter", "none", "--logs_exporter", "none", "--service_name", "shop-api"]
+    flags += ["--metrics_exporter", "prometheus", "--exporter_prometheus_host", "127.0.0.1"]
+    flags += ["--exporter_prometheus_port", str(metrics_port)]
     app = spawn([launcher, "instrument", *flags, open_sdk_python, "app.py", app_port], cwd=tmp)
     prometheus = None
     try:
