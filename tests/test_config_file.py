@@ -243,6 +243,52 @@ def test_logs_and_metrics_from_the_file(tmp):
     assert lines[-2:] == ["metric orders (sum, cumulative, monotonic) [] (shop)", '  {region="eu"} 2']
 
 
+def test_views_from_the_file_rename_filter_and_drop(tmp):
+    (tmp / "views.py").write_text(
+        textwrap.dedent(
+            """
+            from opentelemetry import metrics
+
+            meter = metrics.get_meter("shop")
+            orders = meter.create_counter("orders")
+            orders.add(2, {"region": "eu", "channel": "web"})
+            orders.add(3, {"region": "eu", "channel": "app"})
+            meter.create_counter("visits").add(7)
+            """
+        )
+    )
+    (tmp / "otel.yaml").write_text(
+        textwrap.dedent(
+            """
+            file_format: "1.1"
+            meter_provider:
+              readers:
+                - periodic:
+                    interval: 600000
+                    exporter:
+                      console:
+              views:
+                - selector:
+                    instrument_name: orders
+                  stream:
+                    name: shop.orders
+                    attribute_keys:
+                      included: [region]
+                - selector:
+                    instrument_name: visits
+                  stream:
+                    aggregation:
+                      drop:
+            """
+        )
+    )
+    env = clean_env(OTEL_CONFIG_FILE=str(tmp / "otel.yaml"))
+    result = run(FERROTEL, "instrument", PYTHON, "views.py", cwd=tmp, env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    metric_lines = [line for line in result.stdout.splitlines() if line.startswith(("metric ", "  {"))]
+    assert metric_lines == ["metric shop.orders (sum, cumulative, monotonic) [] (shop)", '  {region="eu"} 5']
+
+
 def test_prometheus_pull_reader_from_the_file(tmp):
     (tmp / "scrape.py").write_text(
         textwrap.dedent(
@@ -313,8 +359,8 @@ def test_config_check_command():
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == f"{EXAMPLES / 'kitchen_sink.yaml'}: valid\n"
     assert ok.stderr == (
-        f"ferrotel config: warning: {EXAMPLES / 'kitchen_sink.yaml'}: line 93: meter_provider.views: "
-        "2 view(s) validated, but ferrotel's metrics do not apply views yet\n"
+        f"ferrotel config: warning: {EXAMPLES / 'kitchen_sink.yaml'}: line 94: meter_provider.views[0]: "
+        "record_min_max: false not applied (the view applies without it)\n"
     )
     bad = EXAMPLES / "invalid" / "unknown_key.yaml"
     result = run(FERROTEL, "config", "check", bad)

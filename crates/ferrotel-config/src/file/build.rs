@@ -798,14 +798,38 @@ fn meter_provider(at: &At<'_>, config: &mut Config, warnings: &mut Vec<String>) 
         };
     }
     if let Some(list) = f.get("views") {
-        for item in list.list()? {
-            config.views.push(view(&item)?);
+        for (index, item) in list.list()?.iter().enumerate() {
+            let view = view(item)?;
+            let stream = &view.stream;
+            let mut unapplied = Vec::new();
+            if !stream.attribute_keys_excluded.is_empty() {
+                unapplied.push("attribute_keys.excluded");
+            }
+            if stream.aggregation_cardinality_limit.is_some() {
+                unapplied.push("aggregation_cardinality_limit");
+            }
+            let min_max_off = matches!(
+                stream.aggregation,
+                Some(Aggregation::ExplicitBucketHistogram {
+                    record_min_max: false,
+                    ..
+                }) | Some(Aggregation::Base2ExponentialBucketHistogram {
+                    record_min_max: false,
+                    ..
+                })
+            );
+            if min_max_off {
+                unapplied.push("record_min_max: false");
+            }
+            if !unapplied.is_empty() {
+                warnings.push(format!(
+                    "line {}: meter_provider.views[{index}]: {} not applied (the view applies without it)",
+                    item.line,
+                    unapplied.join(", ")
+                ));
+            }
+            config.views.push(view);
         }
-        warnings.push(format!(
-            "line {}: meter_provider.views: {} view(s) validated, but ferrotel's metrics do not apply views yet",
-            list.line,
-            config.views.len()
-        ));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use ferrotel_config::{BatchConfig, Config, ExemplarFilter, Exporter as Configured, LogLevel, ProcessorConfig};
-use ferrotel_sdk::metrics::MetricData;
+use ferrotel_sdk::metrics::{MetricData, View};
 use ferrotel_sdk::resource::Resource;
 use ferrotel_sdk::span::Scope;
 use ferrotel_sdk::value::Attributes;
@@ -162,7 +162,22 @@ impl MeterProvider {
                 config.metric_reader.exemplar_filter = known;
             }
         }
-        let views = views_from(views)?;
+        let mut views = views_from(views)?;
+        if views.is_empty() {
+            // A configuration file's views, for a provider given none of its own.
+            views = config.views.iter().map(View::from_file).collect();
+            views.retain(|view| match view.validate() {
+                Ok(()) => true,
+                Err(error) => {
+                    emit(
+                        py,
+                        LogLevel::Warning,
+                        &format!("OTEL_CONFIG_FILE: a view was ignored: {error}"),
+                    );
+                    false
+                }
+            });
+        }
         let given = match resource.filter(|r| !r.is_none()) {
             Some(resource) => Some(given_resource(resource)?),
             None => None,

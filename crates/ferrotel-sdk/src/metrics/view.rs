@@ -56,6 +56,57 @@ pub struct View {
     pub aggregation: Aggregation,
 }
 
+impl View {
+    /// A view of a configuration file's `meter_provider.views` (what ferrotel's views cannot
+    /// do, the file's reader has warned about).
+    pub fn from_file(given: &ferrotel_config::file::View) -> View {
+        use ferrotel_config::file::{Aggregation as Given, InstrumentType};
+        let (selector, stream) = (&given.selector, &given.stream);
+        let kind = selector.instrument_type.map(|kind| match kind {
+            InstrumentType::Counter => InstrumentKind::Counter,
+            InstrumentType::Gauge => InstrumentKind::Gauge,
+            InstrumentType::Histogram => InstrumentKind::Histogram,
+            InstrumentType::ObservableCounter => InstrumentKind::ObservableCounter,
+            InstrumentType::ObservableGauge => InstrumentKind::ObservableGauge,
+            InstrumentType::ObservableUpDownCounter => InstrumentKind::ObservableUpDownCounter,
+            InstrumentType::UpDownCounter => InstrumentKind::UpDownCounter,
+        });
+        let aggregation = match &stream.aggregation {
+            None | Some(Given::Default) => Aggregation::Default,
+            Some(Given::Drop) => Aggregation::Drop,
+            Some(Given::Sum) => Aggregation::Sum,
+            Some(Given::LastValue) => Aggregation::LastValue,
+            Some(Given::ExplicitBucketHistogram { boundaries, .. }) => {
+                let boundary = |value: &f64| Boundary {
+                    value: *value,
+                    integral: value.fract() == 0.0,
+                };
+                Aggregation::ExplicitBucketHistogram {
+                    boundaries: boundaries.as_ref().map(|b| b.iter().map(boundary).collect()),
+                }
+            }
+            Some(Given::Base2ExponentialBucketHistogram {
+                max_scale, max_size, ..
+            }) => Aggregation::Base2ExponentialHistogram {
+                max_size: u32::try_from(*max_size).unwrap_or(u32::MAX),
+                max_scale: (*max_scale).clamp(-10, 20) as i8,
+            },
+        };
+        View {
+            instrument_name: selector.instrument_name.clone(),
+            instrument_kinds: kind.map(|k| vec![k]),
+            instrument_unit: selector.unit.clone(),
+            meter_name: selector.meter_name.clone(),
+            meter_version: selector.meter_version.clone(),
+            meter_schema_url: selector.meter_schema_url.clone(),
+            name: stream.name.clone(),
+            description: stream.description.clone(),
+            attribute_keys: stream.attribute_keys_included.clone(),
+            aggregation,
+        }
+    }
+}
+
 /// Why a view cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ViewError {
