@@ -9,12 +9,10 @@ Usage: python bench/flask_requests.py FERROTEL_VENV UPSTREAM_VENV [--n N] [--wri
 
 import io
 import json
-import os
-import subprocess
 import sys
 import time
 
-from receiver import compare, receiver
+from receiver import bare_then_instrumented, compare
 from report import measured_on, publish
 
 
@@ -66,40 +64,11 @@ def measure(n):
     return best
 
 
-def run_side(ferrotel_bin, venv, side, n, env):
-    python = str(venv / "bin" / "python")
-    child = [python, __file__, "--child", str(n)]
-
-    def run(command, extra):
-        out = subprocess.run(command, capture_output=True, text=True, check=True, env={**env, **extra})
-        return json.loads(out.stdout.splitlines()[-1])
-
-    bare = run(child, {})
-    with receiver(ferrotel_bin) as sink:
-        settings = {
-            "OTEL_SERVICE_NAME": f"bench-{side}",
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_METRICS_EXPORTER": "otlp",
-            "OTEL_LOGS_EXPORTER": "none",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.http}",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
-            "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
-        }
-        if side == "ferrotel":
-            launcher = [str(venv / "bin" / "ferrotel"), "instrument", "--"]
-        else:
-            launcher = [str(venv / "bin" / "opentelemetry-instrument")]
-        instrumented = run(launcher + child, settings)
-        spans = sink.get("/api/status")["spans"]
-    return {"bare": bare, "instrumented": instrumented, "spans": spans}
-
-
 def main():
     if sys.argv[1:2] == ["--child"]:
         print(json.dumps(measure(int(sys.argv[2]))))
         return
-    args, f, u = compare(run_side, default_n=5_000)
+    args, f, u = compare(bare_then_instrumented(__file__, "otlp"), default_n=5_000)
     sent = (3 * args.n) + 500
     table = "\n".join(
         [

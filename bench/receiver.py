@@ -52,6 +52,41 @@ def receiver(ferrotel_bin, *flags, cpus=None):
         process.wait()
 
 
+def bare_then_instrumented(script, metrics_exporter):
+    """A `run_side` for `compare`: `script --child N` (printing its figure as the last line of
+    JSON) run bare, then under the side's launcher exporting traces (and metrics, when
+    `metrics_exporter` is `otlp`) over OTLP/HTTP into a viewer that counts the spans."""
+
+    def run_side(ferrotel_bin, venv, side, n, env):
+        child = [str(venv / "bin" / "python"), script, "--child", str(n)]
+
+        def run(command, extra):
+            out = subprocess.run(command, capture_output=True, text=True, check=True, env={**env, **extra})
+            return json.loads(out.stdout.splitlines()[-1])
+
+        bare = run(child, {})
+        with receiver(ferrotel_bin) as sink:
+            settings = {
+                "OTEL_SERVICE_NAME": f"bench-{side}",
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_METRICS_EXPORTER": metrics_exporter,
+                "OTEL_LOGS_EXPORTER": "none",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.http}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
+                "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+            }
+            if side == "ferrotel":
+                launcher = [str(venv / "bin" / "ferrotel"), "instrument", "--"]
+            else:
+                launcher = [str(venv / "bin" / "opentelemetry-instrument")]
+            instrumented = run(launcher + child, settings)
+            spans = sink.get("/api/status")["spans"]
+        return {"bare": bare, "instrumented": instrumented, "spans": spans}
+
+    return run_side
+
+
 def compare(run_side, default_n):
     """Parses `FERROTEL_VENV UPSTREAM_VENV [--n N] [--write FILE]` and runs
     `run_side(ferrotel_bin, venv, side, n, env)` for ferrotel, then upstream, each with the
