@@ -13,10 +13,12 @@ pub struct EntryPoint {
     pub distribution: String,
 }
 
-/// Parses an `entry_points.txt` (INI): `[group]` sections of `name = module[:attr] [extras]`.
-/// Comments, blank lines and malformed lines are skipped.
-pub(crate) fn parse_entry_points(text: &str, distribution: &str) -> Vec<EntryPoint> {
-    let mut group = None;
+/// Parses the `wanted` group of an `entry_points.txt` (INI): `[group]` sections of
+/// `name = module[:attr] [extras]`. Comments, blank lines and malformed lines are skipped.
+/// Other groups are skipped without allocating: start-up reads every installed distribution's
+/// file, and most of their lines are console scripts.
+pub(crate) fn parse_entry_points(text: &str, distribution: &str, wanted: &str) -> Vec<EntryPoint> {
+    let mut in_wanted = false;
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -24,10 +26,10 @@ pub(crate) fn parse_entry_points(text: &str, distribution: &str) -> Vec<EntryPoi
             continue;
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            group = Some(name.trim().to_string());
+            in_wanted = name.trim() == wanted;
             continue;
         }
-        let (Some(group), Some((name, value))) = (&group, line.split_once('=')) else {
+        let (true, Some((name, value))) = (in_wanted, line.split_once('=')) else {
             continue;
         };
         // Extras (`[a,b]`) only matter to installers.
@@ -41,7 +43,7 @@ pub(crate) fn parse_entry_points(text: &str, distribution: &str) -> Vec<EntryPoi
             continue;
         }
         out.push(EntryPoint {
-            group: group.clone(),
+            group: wanted.to_string(),
             name: name.to_string(),
             module: module.to_string(),
             attr,
@@ -109,13 +111,15 @@ mod tests {
     fn entry_points_file() {
         let text = "[opentelemetry_instrumentor]\nflask = opentelemetry.instrumentation.flask:FlaskInstrumentor\n\
                     # comment\n\n[console_scripts]\ntool=pkg.cli:main [cli]\nbare = pkg.mod\nbroken\n";
-        let eps = parse_entry_points(text, "demo");
-        assert_eq!(eps.len(), 3);
+        let eps = parse_entry_points(text, "demo", "opentelemetry_instrumentor");
+        assert_eq!(eps.len(), 1);
         assert_eq!(eps[0].group, "opentelemetry_instrumentor");
         assert_eq!(eps[0].module, "opentelemetry.instrumentation.flask");
         assert_eq!(eps[0].attr.as_deref(), Some("FlaskInstrumentor"));
-        assert_eq!(eps[1].attr.as_deref(), Some("main"));
-        assert_eq!(eps[2].attr, None);
+        let scripts = parse_entry_points(text, "demo", "console_scripts");
+        assert_eq!(scripts.len(), 2);
+        assert_eq!(scripts[0].attr.as_deref(), Some("main"));
+        assert_eq!(scripts[1].attr, None);
     }
 
     #[test]

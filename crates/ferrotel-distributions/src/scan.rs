@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::metadata::{self, EntryPoint};
 use crate::requirement::Requirement;
@@ -65,15 +66,9 @@ impl Distribution {
         self.metadata_dir.extension().is_some_and(|e| e == "egg-info")
     }
 
-    /// Entry points of `group`, in file order. A missing or unreadable file means none.
-    pub fn entry_points(&self, group: &str) -> Vec<EntryPoint> {
-        match fs::read_to_string(self.metadata_dir.join("entry_points.txt")) {
-            Ok(text) => metadata::parse_entry_points(&text, &self.name)
-                .into_iter()
-                .filter(|ep| ep.group == group)
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+    /// The `entry_points.txt` text; a missing or unreadable file means none.
+    fn entry_points_text(&self) -> Option<String> {
+        fs::read_to_string(self.metadata_dir.join("entry_points.txt")).ok()
     }
 
     /// Every requirement line of the distribution, markers unevaluated. Unparseable lines are
@@ -143,6 +138,9 @@ impl Distribution {
 pub struct Environment {
     distributions: Vec<Distribution>,
     by_name: HashMap<String, usize>,
+    /// Each distribution's `entry_points.txt`, read once on first use: start-up asks for
+    /// several groups, and reading every file per group was most of its cost.
+    entry_points_texts: OnceLock<Vec<Option<String>>>,
 }
 
 impl Environment {
@@ -154,13 +152,17 @@ impl Environment {
             let Ok(entries) = fs::read_dir(path.as_ref()) else {
                 continue;
             };
-            let mut dirs: Vec<PathBuf> = entries
+            // Names are checked before any path is built or stat'ed: a site-packages directory
+            // holds a few metadata directories among many packages and modules.
+            let mut names: Vec<String> = entries
                 .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|ext| ext == "dist-info" || ext == "egg-info") && p.is_dir())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() || t.is_symlink()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".dist-info") || n.ends_with(".egg-info"))
                 .collect();
             // Directory order is arbitrary; sorting keeps the result reproducible.
-            dirs.sort();
+            names.sort_unstable();
+            let dirs = names.iter().map(|n| path.as_ref().join(n)).filter(|p| p.is_dir());
             for dir in dirs {
                 if let Some(dist) = Distribution::from_metadata_dir(&dir) {
                     let key = normalize(&dist.name);
@@ -184,7 +186,15 @@ impl Environment {
 
     /// Every entry point of `group` across the environment, in scan order.
     pub fn entry_points(&self, group: &str) -> Vec<EntryPoint> {
-        self.distributions.iter().flat_map(|d| d.entry_points(group)).collect()
+        let texts = self
+            .entry_points_texts
+            .get_or_init(|| self.distributions.iter().map(Distribution::entry_points_text).collect());
+        self.distributions
+            .iter()
+            .zip(texts)
+            .filter_map(|(dist, text)| Some(metadata::parse_entry_points(text.as_deref()?, &dist.name, group)))
+            .flatten()
+            .collect()
     }
 }
 

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::diagnostics::{emit, set_level};
+use ferrotel_sdk::diagnostics::enabled;
 
 /// Set once this process has initialised. A forked child inherits it, so it does not start
 /// over; a freshly spawned interpreter starts with it unset.
@@ -131,36 +132,39 @@ pub(crate) fn initialize<'py>(py: Python<'py>, sys_path: Vec<String>) -> PyResul
     for warning in &plan.warnings {
         emit(py, LogLevel::Warning, warning);
     }
-    emit(
-        py,
-        LogLevel::Debug,
-        &format!(
-            "initialising pid {pid}: {} distributions scanned, plan made in {:.2} ms",
-            environment.distributions().len(),
-            started.elapsed().as_secs_f64() * 1e3
-        ),
-    );
-    for (role, ep) in [("distro", &plan.distro), ("configurator", &plan.configurator)] {
-        let text = ep.as_ref().map_or_else(|| "none installed".to_string(), describe);
-        emit(py, LogLevel::Debug, &format!("{role}: {text}"));
-    }
-    for planned in &plan.instrumentors {
-        let when = match &planned.trigger {
-            Trigger::AtStart => "activates at start".to_string(),
-            Trigger::OnImport(modules) => format!("waits for import of {}", modules.join(" or ")),
-        };
+    // The plan is described only when asked for: formatting it costs start-up time.
+    if enabled(LogLevel::Debug) {
         emit(
             py,
             LogLevel::Debug,
-            &format!("instrumentor {} {when}", describe(&planned.entry_point)),
+            &format!(
+                "initialising pid {pid}: {} distributions scanned, plan made in {:.2} ms",
+                environment.distributions().len(),
+                started.elapsed().as_secs_f64() * 1e3
+            ),
         );
-    }
-    for (ep, reason) in &plan.skipped {
-        emit(
-            py,
-            LogLevel::Debug,
-            &format!("instrumentor {} skipped: {reason}", describe(ep)),
-        );
+        for (role, ep) in [("distro", &plan.distro), ("configurator", &plan.configurator)] {
+            let text = ep.as_ref().map_or_else(|| "none installed".to_string(), describe);
+            emit(py, LogLevel::Debug, &format!("{role}: {text}"));
+        }
+        for planned in &plan.instrumentors {
+            let when = match &planned.trigger {
+                Trigger::AtStart => "activates at start".to_string(),
+                Trigger::OnImport(modules) => format!("waits for import of {}", modules.join(" or ")),
+            };
+            emit(
+                py,
+                LogLevel::Debug,
+                &format!("instrumentor {} {when}", describe(&planned.entry_point)),
+            );
+        }
+        for (ep, reason) in &plan.skipped {
+            emit(
+                py,
+                LogLevel::Debug,
+                &format!("instrumentor {} skipped: {reason}", describe(ep)),
+            );
+        }
     }
     Ok(Some(plan_to_python(py, &plan, parsed.config.python.gevent_patch)?))
 }
