@@ -7,7 +7,7 @@ attributes and `db.client.operation.duration` are one native call per statement.
 
 import functools
 
-from ferrotel.instrumentation import Instrumentor
+from ferrotel.instrumentation import Instrumentor, sqlcommenter
 from ferrotel.instrumentation.dbapi import statements
 
 SCOPE = "ferrotel.instrumentation.psycopg"
@@ -114,6 +114,7 @@ class PsycopgInstrumentor(Instrumentor):
         import psycopg
 
         runner = statements("postgresql", SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        runner = sqlcommenter.commenting(runner, psycopg, "postgresql", kwargs)
         self._connect = psycopg.connect
         self._sync_connect = psycopg.Connection.__dict__["connect"]
         self._async_connect = psycopg.AsyncConnection.__dict__["connect"]
