@@ -11,7 +11,10 @@ sqlite file, with the drivers' own built-ins active too:
   statement is ferrotel's one span, with the same kind and parent and every stable
   attribute of both;
 - sqlcommenter: the SQL PostgreSQL and sqlite actually received carries the comment with
-  the statement span's traceparent.
+  the statement span's traceparent (SQLAlchemy's, and psycopg2's and psycopg's compared with
+  upstream's on the same program);
+- `instrument(engine=..., engines=..., tracer_provider=...)`, the suppression key,
+  `uninstrument()` and the old pool metric name under `database/dup`.
 """
 
 import base64
@@ -459,3 +462,63 @@ def test_dbapi_sqlcommenter_as_upstream(tmp, postgres):  # noqa: F811
         '"SELECT datname FROM pg_database WHERE datname = %s"',
         '"SELECT ?"',
     ]
+
+
+PROGRAMMATIC = """
+    import sys
+    import sqlalchemy
+    from opentelemetry import context, trace
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+    from ferrotel.instrumentation.sqlalchemy import EngineTracer, SQLAlchemyInstrumentor
+
+    directory = sys.argv[1]
+    early = sqlalchemy.create_engine(f"sqlite:///{directory}/early.db")
+    other = sqlalchemy.create_engine(f"sqlite:///{directory}/other.db")
+    instrumentor = SQLAlchemyInstrumentor()
+    tracer = instrumentor.instrument(engine=early)
+    assert isinstance(tracer, EngineTracer)
+
+    def query(engine, label):
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(f"SELECT '{label}'"))
+
+    with trace.get_tracer("app").start_as_current_span(sys.argv[2]):
+        query(early, "given engine")
+        query(other, "engine made before instrument()")
+        query(sqlalchemy.create_engine("sqlite://"), "engine made after")
+        token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        query(early, "suppressed")
+        context.detach(token)
+        instrumentor.uninstrument()
+        query(early, "uninstrumented")
+        assert instrumentor.instrument(engines=[other], tracer_provider=trace.NoOpTracerProvider())[0].engine() is other
+        query(other, "no-op provider")
+"""
+
+
+def test_programmatic_engines_provider_suppression_and_uninstrument(tmp, sqlalchemy_python):
+    python = sqlalchemy_python("2.1.9")
+    flags = ["--traces_exporter", "console", "--metrics_exporter", "console", "--logs_exporter", "none"]
+    flags += ["--disabled_instrumentations", "sqlalchemy,sqlite3"]
+    env = {"OTEL_SEMCONV_STABILITY_OPT_IN": "database/dup"}
+    out = run_ferrotel(python, tmp, PROGRAMMATIC, str(tmp), "work", flags=flags, env=env)
+    spans = [s for s in console_spans(out) if s["scope"] == SCOPE]
+    # The given engine's statement, and every `connect` while instrumented (the patched
+    # `Engine.connect` covers every engine); nothing suppressed, uninstrumented or no-op.
+    assert [(s["name"], s["attributes"].get("db.query.text")) for s in spans] == [
+        ("connect", None),
+        ("SELECT", '"SELECT ?"'),
+        ("connect", None),
+        ("connect", None),
+        ("SELECT", '"SELECT ?"'),
+    ]
+    # database/dup: upstream's old pool metric beside the stable one.
+    points = metric_points(out)
+    pool = f"sqlite://:/{tmp}/early.db"  # upstream's "driver://host:port/database"
+    assert (
+        points["db.client.connection.count"][
+            (("db.client.connection.pool.name", pool), ("db.client.connection.state", "idle"))
+        ]
+        == 1
+    )
+    assert points["db.client.connections.usage"][(("pool.name", pool), ("state", "idle"))] == 1

@@ -184,7 +184,10 @@ class EngineTracer:
             return statement, parameters
         telemetry = self.telemetry
         if telemetry.commenter and operation.span.is_recording():
-            statement = self._commented(statement, operation)
+            try:
+                statement = self._commented(statement, operation)
+            except Exception:  # noqa: BLE001 - the statement goes out uncommented, never fails
+                pass
         token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         context._ferrotel_statement = (operation, token)
         return statement, parameters
