@@ -57,7 +57,12 @@ def _traced_cursor(cursor_class):
 
 async def _awaited(method, cursor, query, args, kwargs):
     traced = getattr(cursor.connection, "_ferrotel", None)
-    operation = None if traced is None else traced[0].start_statement(query, traced[1], traced[2], traced[3])
+    if traced is None:
+        operation = None
+    elif isinstance(traced[0], sqlcommenter.CommentingStatements):
+        operation, query = traced[0].start_commented(query, *traced[1:], cursor.connection)
+    else:
+        operation = traced[0].start_statement(query, traced[1], traced[2], traced[3])
     if operation is None:
         return await method(cursor, query, *args, **kwargs)
     try:

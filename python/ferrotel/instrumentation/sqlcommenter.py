@@ -84,32 +84,38 @@ class CommentingStatements:
         self.values = values
         self.options = options or {}
         self.in_attribute = in_attribute
-        # Awaited statements (asyncio cursors) keep the plain runner's, uncommented.
-        self.start_statement = runner.start_statement
 
-    def run(self, receiver, query, args, method, namespace, address=None, port=None):
+    def start_commented(self, query, namespace, address=None, port=None, connection=None):
+        """`(operation, query to send)`: the statement's span started (None when suppressed,
+        or when the query is not text) and the query with the comment appended."""
         text = query
         if not isinstance(text, str) and hasattr(text, "as_string"):  # psycopg's sql.Composable
             try:
-                text = text.as_string(receiver.connection)
+                text = text.as_string(connection)
             except Exception:  # noqa: BLE001 - the driver reports what it cannot render
-                text = query
+                return None, query
         if not isinstance(text, str):
-            return self.runner.run(receiver, query, args, method, namespace, address, port)
+            return None, query
         operation = self.runner.start_statement(text, namespace, address, port)
+        if operation is None or not operation.span.is_recording():
+            return operation, query
+        values = dict(self.values)
+        if self.options.get("opentelemetry_values", True):
+            values.update(context_values(operation.span))
+        comment_text = comment_for(selected(values, self.options))
+        if self.in_attribute:
+            from ferrotel import _native
+
+            _, attributes = _native.db_conventions(self.system, namespace, text)
+            operation.span.set_attribute("db.query.text", commented(attributes["db.query.text"], comment_text))
+        return operation, commented(text, comment_text)
+
+    def run(self, receiver, query, args, method, namespace, address=None, port=None):
+        if not isinstance(query, str) and not hasattr(query, "as_string"):
+            return self.runner.run(receiver, query, args, method, namespace, address, port)
+        operation, query = self.start_commented(query, namespace, address, port, receiver.connection)
         if operation is None:
             return method(receiver, query, *args)
-        if operation.span.is_recording():
-            values = dict(self.values)
-            if self.options.get("opentelemetry_values", True):
-                values.update(context_values(operation.span))
-            comment_text = comment_for(selected(values, self.options))
-            if self.in_attribute:
-                from ferrotel import _native
-
-                _, attributes = _native.db_conventions(self.system, namespace, text)
-                operation.span.set_attribute("db.query.text", commented(attributes["db.query.text"], comment_text))
-            query = commented(text, comment_text)
         try:
             result = method(receiver, query, *args)
         except BaseException as exc:
