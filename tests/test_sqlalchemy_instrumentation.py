@@ -530,7 +530,13 @@ def test_programmatic_engines_provider_suppression_and_uninstrument(tmp, sqlalch
         ("connect", None),
         ("SELECT", '"SELECT ?"'),
     ]
-    # database/dup: upstream's old pool metric beside the stable one.
+    # database/dup: upstream's old names beside the stable ones.
+    assert spans[0]["attributes"] == {
+        "db.system.name": '"sqlite"',
+        "db.namespace": f'"{tmp}/early.db"',
+        "db.system": '"sqlite"',
+        "db.name": f'"{tmp}/early.db"',
+    }
     points = metric_points(out)
     pool = f"sqlite://:/{tmp}/early.db"  # upstream's "driver://host:port/database"
     assert (

@@ -46,9 +46,9 @@ def _system(dialect_name):
 _COUNT_DESCRIPTION = "The number of connections that are currently in state described by the state attribute."
 
 
-def _old_names_too():
+def _old_names_too(signal="database"):
     tokens = {t.strip() for t in os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "").split(",")}
-    return "database/dup" in tokens
+    return f"{signal}/dup" in tokens
 
 
 class _Telemetry:
@@ -265,6 +265,16 @@ def _connect_attributes(engine):
         attributes["server.port"] = url.port
     if url.database:
         attributes["db.namespace"] = url.database
+    # Upstream's old names beside them, each by its own opt-in (the peer's are HTTP's).
+    if _old_names_too():
+        attributes["db.system"] = attributes["db.system.name"]
+        for old, value in (("db.name", url.database), ("db.user", url.username)):
+            if value:
+                attributes[old] = value
+    if _old_names_too("http"):
+        for old, value in (("net.peer.name", url.host), ("net.peer.port", url.port)):
+            if value:
+                attributes[old] = value
     return attributes
 
 
