@@ -8,7 +8,7 @@ IDS = r"trace_id +([0-9a-f]{32})\n +span_id +([0-9a-f]{16}) +(?:parent ([0-9a-f]
 
 def console_spans(text):
     """Spans as dicts: name, trace_id/span_id/parent (hex), kind, status, attributes (raw
-    text values), events (names), pid (from the resource)."""
+    text values), events (names), pid (from the resource), scope (its name)."""
     spans = []
     for block in re.split(r"\n(?=span \")", text):
         head = re.match(r'span "(.*)"\n', block)
@@ -18,6 +18,7 @@ def console_spans(text):
         kind = re.search(r"kind +(\w+) +status (.*)\n", block)
         duration = re.search(r"duration ([0-9.]+) ms", block)
         pid = re.search(r"process\.pid=(\d+)", block)
+        scope = re.search(r"^  scope +(\S+)", block, re.M)
         attributes = dict(re.findall(r"^    ([\w.-]+) = (.*)$", block.split("  events\n")[0], re.M))
         spans.append(
             {
@@ -29,6 +30,7 @@ def console_spans(text):
                 "status": kind.group(2),
                 "attributes": attributes,
                 "pid": int(pid.group(1)) if pid else None,
+                "scope": scope.group(1) if scope else None,
                 "duration_ms": float(duration.group(1)) if duration else None,
                 "events": re.findall(r"^    \S+Z (\S+)$", block, re.M),
             }

@@ -143,10 +143,10 @@ pub const CATALOG: &[Entry] = &[
         library: Some("requests ~= 2.0"),
         coverage: Coverage::BuiltIn("requests"),
     },
-    contrib(
-        "sqlalchemy >= 1.0.0, < 2.1.0",
-        "opentelemetry-instrumentation-sqlalchemy",
-    ),
+    Entry {
+        library: Some("sqlalchemy >= 1.4.0, < 2.2.0"),
+        coverage: Coverage::BuiltIn("sqlalchemy"),
+    },
     Entry {
         library: Some("starlette >= 0.13"),
         coverage: Coverage::BuiltIn("starlette"),

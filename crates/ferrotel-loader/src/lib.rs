@@ -48,6 +48,8 @@ const BUILTIN_TARGETS: &[(&str, &str)] = &[
     // Pipelines as classes of their own from 4.0 (asyncio clients from 4.2 are taken when present).
     ("redis", "redis >= 4.0"),
     ("requests", "requests ~= 2.0"),
+    // Engine events and `AsyncEngine` as 1.4 has them, through 2.1 (upstream's contrib stops at 2.0).
+    ("sqlalchemy", "sqlalchemy >= 1.4.0, < 2.2.0"),
     ("starlette", "starlette >= 0.13"),
     ("urllib3", "urllib3 >= 1.0.0, < 3.0.0"),
 ];

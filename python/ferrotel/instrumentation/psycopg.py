@@ -7,7 +7,7 @@ attributes and `db.client.operation.duration` are one native call per statement.
 
 import functools
 
-from ferrotel.instrumentation import Instrumentor
+from ferrotel.instrumentation import Instrumentor, sqlcommenter
 from ferrotel.instrumentation.dbapi import statements
 
 SCOPE = "ferrotel.instrumentation.psycopg"
@@ -57,7 +57,12 @@ def _traced_cursor(cursor_class):
 
 async def _awaited(method, cursor, query, args, kwargs):
     traced = getattr(cursor.connection, "_ferrotel", None)
-    operation = None if traced is None else traced[0].start_statement(query, traced[1], traced[2], traced[3])
+    if traced is None:
+        operation = None
+    elif isinstance(traced[0], sqlcommenter.CommentingStatements):
+        operation, query = traced[0].start_commented(query, *traced[1:], cursor.connection)
+    else:
+        operation = traced[0].start_statement(query, traced[1], traced[2], traced[3])
     if operation is None:
         return await method(cursor, query, *args, **kwargs)
     try:
@@ -114,6 +119,7 @@ class PsycopgInstrumentor(Instrumentor):
         import psycopg
 
         runner = statements("postgresql", SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        runner = sqlcommenter.commenting(runner, psycopg, "postgresql", kwargs)
         self._connect = psycopg.connect
         self._sync_connect = psycopg.Connection.__dict__["connect"]
         self._async_connect = psycopg.AsyncConnection.__dict__["connect"]

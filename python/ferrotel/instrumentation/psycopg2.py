@@ -7,7 +7,7 @@ span, its attributes and `db.client.operation.duration` are one native call per 
 
 import functools
 
-from ferrotel.instrumentation import Instrumentor
+from ferrotel.instrumentation import Instrumentor, sqlcommenter
 from ferrotel.instrumentation.dbapi import statements
 
 SCOPE = "ferrotel.instrumentation.psycopg2"
@@ -60,6 +60,7 @@ class Psycopg2Instrumentor(Instrumentor):
         import psycopg2
 
         runner = statements("postgresql", SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        runner = sqlcommenter.commenting(runner, psycopg2, "postgresql", kwargs)
         self._connect = connect = psycopg2.connect
 
         @functools.wraps(connect)
