@@ -247,7 +247,8 @@ pub fn sql_summary(query: &str) -> (Option<String>, Option<String>) {
 }
 
 /// The statement with literal values (strings, numbers, hex blobs) replaced by `?`, so no
-/// data leaves the process in `db.query.text`.
+/// data leaves the process in `db.query.text`. Numbered placeholders (`$1`, `?1`, `:1`) are
+/// not literals and stay as written.
 pub fn sanitize_sql(query: &str) -> String {
     let bytes = query.as_bytes();
     let mut out = String::with_capacity(query.len());
@@ -282,7 +283,8 @@ pub fn sanitize_sql(query: &str) -> String {
         } else {
             let ch = query[i..].chars().next().unwrap_or(' ');
             out.push(ch);
-            prev_word = ch.is_alphanumeric() || ch == '_';
+            // Digits after a word character or a placeholder sign are part of that token.
+            prev_word = ch.is_alphanumeric() || matches!(ch, '_' | '$' | '?' | ':');
             i += ch.len_utf8();
             if ch.eq_ignore_ascii_case(&'x') && bytes.get(i) == Some(&b'\'') {
                 prev_word = false;
@@ -502,6 +504,10 @@ mod tests {
             "INSERT INTO t2 VALUES (?, ?, ?)"
         );
         assert_eq!(sanitize_sql("SELECT col1 FROM tab2"), "SELECT col1 FROM tab2");
+        assert_eq!(
+            sanitize_sql("SELECT * FROM t WHERE a = $1 AND b = ?2 AND c = :3 AND d = 4"),
+            "SELECT * FROM t WHERE a = $1 AND b = ?2 AND c = :3 AND d = ?"
+        );
         let (name, attrs) = db_call(
             "sqlite",
             "app.db",
