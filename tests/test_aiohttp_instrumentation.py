@@ -440,6 +440,8 @@ PROGRAMMATIC = """
         out = {}
         async with aiohttp.ClientSession() as session:
             out["hooked"] = await get(session, "hooked")
+            async with session.get(f"{base}/skipped") as response:
+                out["excluded"] = (await response.json())["traceparent"]
             token = context.attach(context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True))
             try:
                 out["suppressed"] = await get(session, "suppressed")
@@ -465,14 +467,16 @@ PROGRAMMATIC = """
 def test_hooks_url_filter_trace_configs_and_sessions(tmp):
     (tmp / "client.py").write_text(textwrap.dedent(PROGRAMMATIC))
     with echo_server() as base:
-        env = clean_env(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="aiohttp-client")
+        env = clean_env(
+            OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="aiohttp-client", OTEL_PYTHON_AIOHTTP_CLIENT_EXCLUDED_URLS="skipped"
+        )
         result = instrument("--traces_exporter", "console", PYTHON, "client.py", base, env=env, cwd=tmp)
     assert result.returncode == 0, result.stderr
     answers = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
     spans = {s["attributes"]["url.full"].strip('"'): s for s in console_spans(result.stdout) if s["kind"] == "CLIENT"}
-    # The suppressed, uninstrumented-session and after-uninstrument requests made no span.
+    # The excluded, suppressed, uninstrumented-session and after-uninstrument requests made no span.
     assert sorted(spans) == ["filtered", f"{base}/echo", f"{base}/echo?via=instrument-session&secret=s"]
-    assert answers["suppressed"] is None and answers["uninstrumented_session"] is None
+    assert answers["suppressed"] is None and answers["uninstrumented_session"] is None and answers["excluded"] is None
     assert answers["after_uninstrument"] is None
     hooked = [s for s in console_spans(result.stdout) if s["attributes"].get("hook.request")]
     assert len(hooked) == 1
@@ -485,7 +489,10 @@ def test_hooks_url_filter_trace_configs_and_sessions(tmp):
     assert answers["instrument_session"] is not None and answers["trace_config"] is not None
     # trace_configs: the app's own config is in every session made while instrumented.
     assert answers["seen"] == [
-        f"{base}/echo?via={via}&secret=s" for via in ("hooked", "suppressed", "uninstrumented-session")
+        f"{base}/echo?via=hooked&secret=s",
+        f"{base}/skipped",
+        f"{base}/echo?via=suppressed&secret=s",
+        f"{base}/echo?via=uninstrumented-session&secret=s",
     ]
 
 
