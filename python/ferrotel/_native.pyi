@@ -75,7 +75,13 @@ class ServerRequest:
     def end(self, restore_context: bool = True) -> None: ...
 
 def start_client_request(
-    tracer: Any, method: str, url: str, headers: Any, duration: Any = None, old_duration: Any = None
+    tracer: Any,
+    method: str,
+    url: str,
+    headers: Any,
+    duration: Any = None,
+    old_duration: Any = None,
+    body_sizes: tuple[Any, Any, int | None] | None = None,
 ) -> ClientRequest | None: ...
 
 @final

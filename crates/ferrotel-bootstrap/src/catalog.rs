@@ -64,8 +64,14 @@ pub const CATALOG: &[Entry] = &[
     builtin_stdlib("urllib"),
     builtin_stdlib("wsgi"),
     contrib("aio_pika >= 7.2.0, < 11.0.0", "opentelemetry-instrumentation-aio-pika"),
-    contrib("aiohttp ~= 3.0", "opentelemetry-instrumentation-aiohttp-client"),
-    contrib("aiohttp ~= 3.0", "opentelemetry-instrumentation-aiohttp-server"),
+    Entry {
+        library: Some("aiohttp ~= 3.0"),
+        coverage: Coverage::BuiltIn("aiohttp-client"),
+    },
+    Entry {
+        library: Some("aiohttp ~= 3.0"),
+        coverage: Coverage::BuiltIn("aiohttp-server"),
+    },
     contrib("aiokafka >= 0.8, < 1.0", "opentelemetry-instrumentation-aiokafka"),
     contrib("aiopg >= 0.13.0, < 2.0.0", "opentelemetry-instrumentation-aiopg"),
     contrib("asyncclick ~= 8.0", "opentelemetry-instrumentation-asyncclick"),

@@ -287,6 +287,9 @@ pub struct PythonConfig {
     pub asgi_message_events: bool,
     /// `OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS`: request attributes recorded on the span.
     pub django_traced_request_attrs: Vec<String>,
+    /// `OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS`: methods outside the
+    /// conventions' list are reported as sent, not as `_OTHER`.
+    pub capture_all_methods: bool,
 }
 
 /// The whole configuration, as read from the environment.
@@ -967,6 +970,7 @@ impl Reader<'_> {
             django_instrument: self.bool("OTEL_PYTHON_DJANGO_INSTRUMENT"),
             asgi_message_events: self.bool("FERROTEL_ASGI_MESSAGE_EVENTS"),
             django_traced_request_attrs: self.list("OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS"),
+            capture_all_methods: self.bool("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"),
         }
     }
 

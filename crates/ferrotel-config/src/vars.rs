@@ -584,8 +584,7 @@ const PYTHON: &[Var] = &[
         "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS",
         Kind::Bool,
         "false",
-        "keep non-standard HTTP methods as they are instead of _OTHER",
-        not_used: "ferrotel's built-ins always map unknown methods to _OTHER for now"
+        "keep non-standard HTTP methods as they are (upper-cased) instead of _OTHER"
     ),
     var!(
         "OTEL_SEMCONV_STABILITY_OPT_IN",

@@ -34,6 +34,9 @@ const STDLIB_TARGETS: &[(&str, &[&str])] = &[
 /// ferrotel's built-in instrumentations live in one distribution, so their target library is
 /// declared here per entry point instead of through the distribution's `instruments` extra.
 const BUILTIN_TARGETS: &[(&str, &str)] = &[
+    // Trace configs, `web.Application._handle` and the request's raw headers: all of 3.x.
+    ("aiohttp-client", "aiohttp ~= 3.0"),
+    ("aiohttp-server", "aiohttp ~= 3.0"),
     ("asyncpg", "asyncpg >= 0.12.0"),
     ("botocore", "botocore ~= 1.0"),
     ("celery", "celery >= 4.0, < 6.0"),

@@ -7,6 +7,9 @@
 //! ...) are added for dashboards built on upstream's defaults. Pure data in, data out: the
 //! Python layer gathers the facts, this crate decides what they become.
 
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use ferrotel_config::SemconvMode;
 use ferrotel_sdk::span::StatusCode;
 use ferrotel_sdk::value::Value;
@@ -35,18 +38,43 @@ pub struct ServerRequest<'a> {
     pub protocol_version: &'a str,
 }
 
-/// The method as the conventions want it, and the original when it was not a known one.
-pub fn method(raw: &str) -> (&'static str, Option<&str>) {
-    match KNOWN_METHODS.iter().find(|m| **m == raw) {
-        Some(known) => (known, None),
-        None => ("_OTHER", Some(raw)),
+/// `OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS`, set once by the process's
+/// instrumentation settings: every method is then reported as sent (upper-cased), none as
+/// `_OTHER`. A process-wide switch because every HTTP span and metric of the process obeys it.
+static CAPTURE_ALL_METHODS: AtomicBool = AtomicBool::new(false);
+
+/// Turns `OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS` on or off for the process.
+pub fn set_capture_all_methods(on: bool) {
+    CAPTURE_ALL_METHODS.store(on, Ordering::Relaxed);
+}
+
+/// The method as the conventions want it, and the original when it differs: a method the
+/// conventions do not know is `_OTHER`, unless every method is to be captured, then it is
+/// kept, upper-cased as upstream's instrumentations do.
+pub fn method(raw: &str) -> (Cow<'static, str>, Option<&str>) {
+    method_in(raw, CAPTURE_ALL_METHODS.load(Ordering::Relaxed))
+}
+
+fn method_in(raw: &str, capture_all: bool) -> (Cow<'static, str>, Option<&str>) {
+    if let Some(known) = KNOWN_METHODS.iter().find(|m| **m == raw) {
+        return (Cow::Borrowed(known), None);
+    }
+    if !capture_all {
+        return (Cow::Borrowed("_OTHER"), Some(raw));
+    }
+    let upper = raw.to_ascii_uppercase();
+    let original = (upper != raw).then_some(raw);
+    match KNOWN_METHODS.iter().find(|m| **m == upper) {
+        Some(known) => (Cow::Borrowed(known), original),
+        None => (Cow::Owned(upper), original),
     }
 }
 
-/// `{METHOD} {route}`, or the method alone without a route (`HTTP` for unknown methods).
+/// `{METHOD} {route}`, or the method alone without a route (`HTTP` for a method reported
+/// as `_OTHER`).
 pub fn span_name(raw_method: &str, route: Option<&str>) -> String {
-    let (m, original) = method(raw_method);
-    let m = if original.is_some() { "HTTP" } else { m };
+    let (m, _) = method(raw_method);
+    let m = if m == "_OTHER" { "HTTP" } else { &m };
     match route.filter(|r| !r.is_empty()) {
         Some(route) => format!("{m} {route}"),
         None => m.to_string(),
@@ -401,12 +429,20 @@ mod tests {
 
     #[test]
     fn methods_and_names() {
-        assert_eq!(method("GET"), ("GET", None));
-        assert_eq!(method("get"), ("_OTHER", Some("get")));
-        assert_eq!(method("PURGE"), ("_OTHER", Some("PURGE")));
+        assert_eq!(method("GET"), ("GET".into(), None));
+        assert_eq!(method("get"), ("_OTHER".into(), Some("get")));
+        assert_eq!(method("PURGE"), ("_OTHER".into(), Some("PURGE")));
         assert_eq!(span_name("GET", Some("/users/<id>")), "GET /users/<id>");
         assert_eq!(span_name("POST", None), "POST");
         assert_eq!(span_name("PURGE", Some("/x")), "HTTP /x");
+    }
+
+    #[test]
+    fn capturing_all_methods_keeps_them_upper_cased() {
+        assert_eq!(method_in("PURGE", true), ("PURGE".into(), None));
+        assert_eq!(method_in("purge", true), ("PURGE".into(), Some("purge")));
+        assert_eq!(method_in("get", true), ("GET".into(), Some("get")));
+        assert_eq!(method_in("GET", true), ("GET".into(), None));
     }
 
     #[test]

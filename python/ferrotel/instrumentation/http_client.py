@@ -12,6 +12,7 @@ inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", defau
 _tracers = {}
 _durations = {}
 _old_durations = {}
+_body_sizes = {}
 
 
 def tracer(name, provider=None):
@@ -53,6 +54,37 @@ def old_duration(name, provider=None):
     return histogram
 
 
+def body_sizes(name, provider=None):
+    """The instrumentation's `http.client.request.body.size` and
+    `http.client.response.body.size` histograms from `provider`, made once."""
+    histograms = _body_sizes.get((name, provider))
+    if histograms is None:
+        from opentelemetry import metrics
+
+        meter = metrics.get_meter(name, __version__, provider)
+        histograms = _body_sizes[name, provider] = (
+            meter.create_histogram(
+                "http.client.request.body.size", unit="By", description="Size of HTTP client request bodies."
+            ),
+            meter.create_histogram(
+                "http.client.response.body.size", unit="By", description="Size of HTTP client response bodies."
+            ),
+        )
+    return histograms
+
+
+def body_length(body):
+    """A request body's size as upstream counts it: 0 without a body, its `len()` (bytes, or
+    characters of a str), a BytesIO's buffer; None for a stream, whose size is unknown."""
+    if body is None:
+        return 0
+    try:
+        return len(body)
+    except TypeError:
+        getbuffer = getattr(body, "getbuffer", None)
+        return getbuffer().nbytes if getbuffer is not None else None
+
+
 def _version(response):
     """The HTTP version as Python's clients keep it (11 for 1.1): requests wraps urllib3's
     response as `.raw`."""
@@ -87,12 +119,15 @@ def traced_call(
     options=DEFAULTS,
     hook_args=(),
     response_hook_args=None,
+    body_size=False,
 ):
     """Runs `call()`, which sends the request with `headers`, inside a client span.
     `status_of(response)` gives the status code (the response's `headers` are read for
     capture); an exception carrying `code` (urllib's HTTPError) is a response, anything
     else a failure. The hooks of `options` get the span, then `hook_args` (the request hook)
-    or `response_hook_args` (default: the same) and the response."""
+    or `response_hook_args` (default: the same) and the response. `body_size`: the request
+    body's size in bytes (None when it cannot be known) for the instrumentations that record
+    the body sizes; False for those that do not."""
     if inside_client_span.get():
         return call()
     if excluded is not None and excluded.search(url):
@@ -105,7 +140,8 @@ def traced_call(
     client_tracer = tracer(instrumentation, options.tracer_provider)
     histogram = duration(instrumentation, options.meter_provider)
     old_histogram = old_duration(instrumentation, options.meter_provider)
-    request = _native.start_client_request(client_tracer, method, url, headers, histogram, old_histogram)
+    sizes = None if body_size is False else (*body_sizes(instrumentation, options.meter_provider), body_size)
+    request = _native.start_client_request(client_tracer, method, url, headers, histogram, old_histogram, sizes)
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation import _generic
 

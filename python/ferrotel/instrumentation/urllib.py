@@ -1,8 +1,9 @@
-"""Client spans for the standard library's `urllib.request` (every opener's `_open`).
-Upstream's hooks: `request_hook(span, request)`, `response_hook(span, request, response)`."""
+"""Client spans for the standard library's `urllib.request` (every opener's `_open`), with
+the body sizes as upstream's records them. Upstream's hooks: `request_hook(span, request)`,
+`response_hook(span, request, response)`."""
 
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
-from ferrotel.instrumentation.http_client import Options, traced_call
+from ferrotel.instrumentation.http_client import Options, body_length, traced_call
 
 
 class URLLibInstrumentor(Instrumentor):
@@ -33,6 +34,7 @@ class URLLibInstrumentor(Instrumentor):
                 excluded,
                 options,
                 (req,),
+                body_size=body_length(req.data),
             )
 
         OpenerDirector._open = traced_open

@@ -1,11 +1,11 @@
 """Client spans for `urllib3`: every `HTTPConnectionPool.urlopen` (PoolManager and direct
-pools alike). Upstream's hooks: `request_hook(span, pool, RequestInfo)`,
-`response_hook(span, pool, response)`."""
+pools alike), with the body sizes as upstream's records them. Upstream's hooks:
+`request_hook(span, pool, RequestInfo)`, `response_hook(span, pool, response)`."""
 
 from typing import Any, NamedTuple
 
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
-from ferrotel.instrumentation.http_client import Options, traced_call
+from ferrotel.instrumentation.http_client import Options, body_length, traced_call
 
 
 class RequestInfo(NamedTuple):
@@ -46,6 +46,7 @@ class URLLib3Instrumentor(Instrumentor):
                 options,
                 (pool, RequestInfo(method, full, sent, body)) if options.request_hook else (),
                 (pool,),
+                body_size=body_length(body),
             )
 
         HTTPConnectionPool.urlopen = traced_urlopen

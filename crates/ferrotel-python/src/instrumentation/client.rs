@@ -1,5 +1,6 @@
 //! One outgoing HTTP request: its CLIENT span under the current context, the propagation
-//! headers written into the request, current until `end()`, and the client duration.
+//! headers written into the request, current until `end()`, the client duration and, for
+//! the instrumentations whose upstream counterparts record them, the body sizes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::call_span::{apply_response, finish, owned};
-use super::headers::{capture, header_pairs, OutgoingHeaders};
+use super::headers::{capture, content_length, header_pairs, OutgoingHeaders};
 use super::http_metrics::{histogram, ClientFacts, OldDuration, OldResponse};
 use super::settings::settings;
 use crate::boundary::api;
@@ -40,14 +41,28 @@ struct ActiveRequest {
     duration: Option<Arc<Instrument>>,
     /// `http.client.duration`, in the `/dup` mode.
     old_duration: Option<OldDuration>,
+    body_sizes: Option<BodySizes>,
     facts: Mutex<ClientFacts>,
+}
+
+/// `http.client.request.body.size` and `http.client.response.body.size`, recorded once the
+/// response is in: the request body's size as the glue measured it (none when it could not,
+/// a stream), the response's as its `Content-Length` says (0 without one, as upstream's).
+struct BodySizes {
+    request: Arc<Instrument>,
+    response: Arc<Instrument>,
+    request_body: Option<i64>,
+    response_body: Mutex<i64>,
 }
 
 /// Starts a client span under the current context, writes the propagation headers into
 /// `headers` and makes the span current; `None` when `tracer` is not ferrotel's. In a
 /// context that suppresses instrumentation (the SDK's while it exports), nothing is done.
+/// `body_sizes`: the two body-size histograms and the request body's size, for the
+/// instrumentations that record them.
 #[pyfunction]
-#[pyo3(signature = (tracer, method, url, headers, duration=None, old_duration=None))]
+#[pyo3(signature = (tracer, method, url, headers, duration=None, old_duration=None, body_sizes=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn start_client_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
@@ -56,6 +71,7 @@ pub(crate) fn start_client_request(
     headers: &Bound<'_, PyAny>,
     duration: Option<&Bound<'_, PyAny>>,
     old_duration: Option<&Bound<'_, PyAny>>,
+    body_sizes: Option<(Bound<'_, PyAny>, Bound<'_, PyAny>, Option<i64>)>,
 ) -> PyResult<Option<ClientRequest>> {
     let Ok(tracer) = tracer.cast::<Tracer>() else {
         return Ok(None);
@@ -122,6 +138,14 @@ pub(crate) fn start_client_request(
             old_duration: histogram(old_duration)
                 .filter(|_| settings.http_semconv == SemconvMode::Duplicate)
                 .map(|histogram| OldDuration::client(histogram, method, url)),
+            body_sizes: body_sizes.and_then(|(request, response, request_body)| {
+                Some(BodySizes {
+                    request: histogram(Some(&request))?,
+                    response: histogram(Some(&response))?,
+                    request_body,
+                    response_body: Mutex::new(0),
+                })
+            }),
             facts: Mutex::new(facts),
         }),
     }))
@@ -145,6 +169,9 @@ impl ClientRequest {
             facts.responded(status, version);
             facts.protocol_version.clone()
         };
+        if let Some(sizes) = &active.body_sizes {
+            *lock(&sizes.response_body) = content_length(headers).unwrap_or(0);
+        }
         let (mut attrs, status) = semconv::client_response(status, settings().http_semconv);
         if let Some(protocol_version) = protocol_version {
             attrs.push(("network.protocol.version", Value::Str(protocol_version)));
@@ -176,7 +203,19 @@ impl ClientRequest {
             let seconds = facts.started.elapsed().as_secs_f64();
             let span = Some(active.span.get().ids.measured_in());
             let now = ferrotel_sdk::now_ns();
-            duration.record_in(Number::Double(seconds), facts.attributes(), now, span);
+            let attributes = facts.attributes();
+            if let (Some(sizes), Some(_)) = (&active.body_sizes, facts.status) {
+                if let Some(size) = sizes.request_body {
+                    sizes
+                        .request
+                        .record_in(Number::Int(size), attributes.clone(), now, span);
+                }
+                let size = *lock(&sizes.response_body);
+                sizes
+                    .response
+                    .record_in(Number::Int(size), attributes.clone(), now, span);
+            }
+            duration.record_in(Number::Double(seconds), attributes, now, span);
             if let Some(old) = &active.old_duration {
                 let response = OldResponse {
                     status: facts.status,

@@ -38,6 +38,14 @@ pub(crate) fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> Vec<(String, S
         .collect()
 }
 
+/// `Content-Length` from any header list or map `header_pairs` reads.
+pub(crate) fn content_length(headers: Option<&Bound<'_, PyAny>>) -> Option<i64> {
+    header_pairs(headers)
+        .into_iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.trim().parse().ok())
+}
+
 /// Adds the headers `names` asks to capture to the span (nothing to do when none are).
 pub(crate) fn capture(span: &Span, direction: &str, headers: &[(String, String)], names: &[String]) {
     if names.is_empty() || headers.is_empty() {

@@ -5,6 +5,7 @@
 //! conventions' durations beside them (`http.server.duration`, `http.client.duration`, in
 //! milliseconds, with the old attribute names), as upstream's instrumentations record them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ use crate::metrics::instruments::{Histogram, UpDownCounter};
 
 /// What a served request's metrics are attributed by.
 pub(crate) struct ServerFacts {
-    pub(crate) method: &'static str,
+    pub(crate) method: Cow<'static, str>,
     pub(crate) scheme: String,
     pub(crate) protocol_version: String,
     pub(crate) status: Option<u16>,
@@ -31,7 +32,7 @@ pub(crate) struct ServerFacts {
 impl ServerFacts {
     pub(crate) fn active_attributes(&self) -> Vec<(String, Value)> {
         vec![
-            ("http.request.method".into(), Value::Str(self.method.into())),
+            ("http.request.method".into(), Value::Str(self.method.to_string())),
             ("url.scheme".into(), Value::Str(self.scheme.clone())),
         ]
     }
@@ -65,7 +66,7 @@ impl ServerFacts {
 
 /// What an outgoing request's duration is attributed by.
 pub(crate) struct ClientFacts {
-    pub(crate) method: &'static str,
+    pub(crate) method: Cow<'static, str>,
     pub(crate) server_address: String,
     pub(crate) server_port: Option<u16>,
     pub(crate) status: Option<u16>,
@@ -86,7 +87,7 @@ impl ClientFacts {
     }
 
     pub(crate) fn attributes(&self) -> Vec<(String, Value)> {
-        let mut attributes = vec![("http.request.method".into(), Value::Str(self.method.into()))];
+        let mut attributes = vec![("http.request.method".into(), Value::Str(self.method.to_string()))];
         if !self.server_address.is_empty() {
             attributes.push(("server.address".into(), Value::Str(self.server_address.clone())));
         }

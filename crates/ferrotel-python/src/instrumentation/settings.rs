@@ -24,6 +24,7 @@ pub(crate) fn settings() -> &'static Settings {
     static SETTINGS: OnceLock<Settings> = OnceLock::new();
     SETTINGS.get_or_init(|| {
         let config = Config::from_env().config;
+        ferrotel_semconv::set_capture_all_methods(config.python.capture_all_methods);
         Settings {
             propagator: Composite::new(configured_formats(&config)),
             python_propagators: has_python_propagators(&config),
