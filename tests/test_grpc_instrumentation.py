@@ -29,9 +29,9 @@ def grpc_bin(tmp_path_factory):
     return user_venv(tmp_path_factory.mktemp("grpc"), ROOT / "tests" / "grpc-requirements.txt").parent
 
 
-def run_app(mode, bin_dir, launcher=None, receiver=None):
-    """tests/apps/grpc's server and client (`sync` or `aio`), each under `launcher` when
-    given; what the client printed, and the spans the receiver got."""
+def run_app(mode, bin_dir, launcher=None, receiver=None, served=None):
+    """tests/apps/grpc's server (`served`, else `mode`) and client (`sync` or `aio`), each
+    under `launcher` when given; what the client printed, and the spans the receiver got."""
     env = clean_env(
         OTEL_SERVICE_NAME="grpc-app",
         OTEL_TRACES_EXPORTER="otlp" if receiver else "none",
@@ -43,7 +43,7 @@ def run_app(mode, bin_dir, launcher=None, receiver=None):
         OTEL_PYTHON_GRPC_EXCLUDED_SERVICES="demo.Health",
     )
     prefix = [launcher] if launcher else []
-    server = spawn([*prefix, bin_dir / "python", "server.py", mode], APP, env)
+    server = spawn([*prefix, bin_dir / "python", "server.py", served or mode], APP, env)
     try:
         line = server.stdout.readline()
         if not line.startswith("port "):
@@ -91,8 +91,11 @@ CODES = {"Missing": "5", "Crash": "2"}  # int64 attributes arrive as JSON text
 
 @pytest.mark.parametrize("mode", ["sync", "aio"])
 def test_grpc_spans(grpc_bin, mode):
-    bare_seen, _, _ = run_app(mode, grpc_bin)
-    seen, spans, port = run_app(mode, grpc_bin, grpc_bin / "ferrotel-instrument", Receiver(UPSTREAM / "python"))
+    # The aio server streams its responses through `context.write` here, its other style.
+    served = "aio-writes" if mode == "aio" else mode
+    bare_seen, _, _ = run_app(mode, grpc_bin, served=served)
+    receiver = Receiver(UPSTREAM / "python")
+    seen, spans, port = run_app(mode, grpc_bin, grpc_bin / "ferrotel-instrument", receiver, served)
 
     # The application gets exactly what it gets without instrumentation: responses, call
     # objects (a sync response stream is still grpc's call), statuses and errors.
@@ -149,3 +152,29 @@ def test_grpc_spans_match_upstream(grpc_bin, mode):
         return f"{span['name'].lstrip('/')} " + " ".join(shown)
 
     assert tree(ours, described) == tree(theirs, described)
+
+
+def test_grpc_filter_and_hooks(grpc_bin):
+    receiver = Receiver(UPSTREAM / "python")
+    env = clean_env(
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="grpc_client,grpc_server",
+    )
+    command = [grpc_bin / "ferrotel-instrument", grpc_bin / "python", "hooks.py"]
+    app = subprocess.run(list(map(str, command)), cwd=APP, env=env, capture_output=True, text=True, timeout=120)
+    spans = receiver.spans()
+    assert app.returncode == 0, app.stderr[-3000:]
+    # The filtered-out call has no client span and sends no context: its server span is a root.
+    assert tree(spans, structure) == [
+        "demo.Echo/Say client",
+        "  demo.Echo/Say server",
+        "    work internal",
+        "demo.Echo/Join server",
+    ]
+    say = next(s for s in spans if s["name"] == "demo.Echo/Say" and s["kind"] == "SPAN_KIND_CLIENT")
+    assert attributes(say)["hook.request"] == "you"
+    assert attributes(say)["hook.response"] == "hello you"

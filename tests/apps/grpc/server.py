@@ -1,5 +1,6 @@
 """Serves tests/apps/grpc/service.py on a free 127.0.0.1 port, with grpc's sync server or,
-given `aio`, grpc.aio's; prints `port N` once serving, stops cleanly on SIGTERM."""
+given `aio` (or `aio-writes`: its response stream written through the context), grpc.aio's;
+prints `port N` once serving, stops cleanly on SIGTERM."""
 
 import asyncio
 import signal
@@ -24,9 +25,9 @@ def serve_sync():
     server.stop(grace=1).wait()
 
 
-async def serve_aio():
+async def serve_aio(writes):
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers(handlers(aio=True))
+    server.add_generic_rpc_handlers(handlers(aio=True, writes=writes))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print("port", port, flush=True)
@@ -37,7 +38,7 @@ async def serve_aio():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["aio"]:
-        asyncio.run(serve_aio())
+    if sys.argv[1].startswith("aio"):
+        asyncio.run(serve_aio(writes=sys.argv[1] == "aio-writes"))
     else:
         serve_sync()
