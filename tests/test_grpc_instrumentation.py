@@ -178,3 +178,49 @@ def test_grpc_filter_and_hooks(grpc_bin):
     say = next(s for s in spans if s["name"] == "demo.Echo/Say" and s["kind"] == "SPAN_KIND_CLIENT")
     assert attributes(say)["hook.request"] == "you"
     assert attributes(say)["hook.response"] == "hello you"
+
+
+def test_grpc_through_another_provider(grpc_bin):
+    command = [grpc_bin / "ferrotel-instrument", grpc_bin / "python", "other_provider.py"]
+    env = clean_env(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "grpc_client,grpc_server"
+    app = subprocess.run(list(map(str, command)), cwd=APP, env=env, capture_output=True, text=True, timeout=120)
+    assert app.returncode == 0, app.stderr[-3000:]
+    rpc = {"rpc.system": "grpc", "rpc.service": "demo.Echo"}
+    client = {**rpc, "server.address": "127.0.0.1"}
+    server = {**rpc, "network.peer.address": "127.0.0.1"}
+    assert json.loads(app.stdout.splitlines()[-1]) == [
+        {
+            "name": "demo.Echo/Say",
+            "kind": "CLIENT",
+            "status": "UNSET",
+            "attributes": {**client, "rpc.method": "Say", "rpc.grpc.status_code": 0},
+            "parent": None,
+        },
+        {
+            "name": "demo.Echo/Say",
+            "kind": "SERVER",
+            "status": "UNSET",
+            "attributes": {**server, "rpc.method": "Say", "rpc.grpc.status_code": 0},
+            "parent": "CLIENT",
+        },
+        {
+            "name": "demo.Echo/Crash",
+            "kind": "CLIENT",
+            "status": "ERROR",
+            "attributes": {
+                **client,
+                "rpc.method": "Crash",
+                "error.type": "grpc._channel._InactiveRpcError",
+                "rpc.grpc.status_code": 2,
+            },
+            "parent": None,
+        },
+        {
+            "name": "demo.Echo/Crash",
+            "kind": "SERVER",
+            "status": "ERROR",
+            "attributes": {**server, "rpc.method": "Crash", "error.type": "ValueError", "rpc.grpc.status_code": 2},
+            "parent": "CLIENT",
+        },
+    ]
