@@ -135,9 +135,27 @@ def start_operation(
     """A messaging or RPC operation's span of `kind` (the API's SpanKind value), under the
     context `carrier` holds (linked to it, with `link`) or the current one."""
 
+def start_rpc(
+    tracer: Any,
+    full_method: str | bytes,
+    server: bool,
+    address: str | None = None,
+    metadata: Any = None,
+) -> Operation | None:
+    """A gRPC call's span (CLIENT, or SERVER under the context `metadata` carries) named and
+    attributed from `full_method` and the channel target or peer `address`."""
+
+def rpc_conventions(full_method: str | bytes, server: bool, address: str | None = None) -> tuple[str, dict[str, Any]]:
+    """A gRPC call's span name and attributes, for recording through another provider."""
+
+def rpc_status(server: bool, code: Any) -> tuple[int, bool]:
+    """A gRPC status code's number and whether it makes this side's span an error."""
+
 @final
 class Operation:
     def inject(self, carrier: Any) -> None: ...
+    def outgoing_metadata(self, metadata: Any) -> Any: ...
+    def end_rpc(self, code: Any, description: Any = None, exception: BaseException | None = None) -> None: ...
     def set_attributes(self, attributes: Mapping[str, Any]) -> None: ...
     def record_exception(self, exception: BaseException) -> None: ...
     def set_error(self, description: str | None = None) -> None: ...

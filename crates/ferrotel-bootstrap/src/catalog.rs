@@ -109,7 +109,11 @@ pub const CATALOG: &[Entry] = &[
         library: Some("flask >= 1.0"),
         coverage: Coverage::BuiltIn("flask"),
     },
-    contrib("grpcio >= 1.42.0", "opentelemetry-instrumentation-grpc"),
+    Entry {
+        library: Some("grpcio >= 1.42.0"),
+        // One library, four entry points (client and server, sync and grpc.aio).
+        coverage: Coverage::BuiltIn("grpc_client, grpc_server, grpc_aio_client, grpc_aio_server"),
+    },
     Entry {
         library: Some("httpx >= 0.20.0"),
         coverage: Coverage::BuiltIn("httpx"),

@@ -43,6 +43,11 @@ const BUILTIN_TARGETS: &[(&str, &str)] = &[
     ("django", "django >= 2.0"),
     ("fastapi", "fastapi >= 0.92"),
     ("flask", "flask >= 1.0"),
+    // grpc's interceptor API (sync and grpc.aio) as upstream's contrib package needs it.
+    ("grpc_aio_client", "grpcio >= 1.42.0"),
+    ("grpc_aio_server", "grpcio >= 1.42.0"),
+    ("grpc_client", "grpcio >= 1.42.0"),
+    ("grpc_server", "grpcio >= 1.42.0"),
     // Transports take a Request object from 0.20 on.
     ("httpx", "httpx >= 0.20.0"),
     ("psycopg", "psycopg >= 3.1.0"),

@@ -204,3 +204,35 @@ class Operation:
         self.span.end()
         if self._token is not None:
             context_api.detach(self._token)
+
+
+class RpcCall(Operation):
+    """A gRPC call, named and attributed as the native path's (`_native.rpc_conventions`):
+    a client's span is not current (it ends on grpc's thread), a server's is, under the
+    context its invocation metadata carries."""
+
+    def __init__(self, tracer, method, server, address, metadata):
+        name, attributes = _native.rpc_conventions(method, server, address)
+        carrier = {key: value for key, value in metadata or () if isinstance(value, str)} if server else None
+        kind = SpanKind.SERVER if server else SpanKind.CLIENT
+        super().__init__(tracer, name, kind, attributes, carrier, current=server)
+        self._server = server
+
+    def outgoing_metadata(self, metadata):
+        if not self.span.get_span_context().is_valid:
+            return metadata
+        fields = {}
+        self.inject(fields)
+        return (*(metadata or ()), *((key.lower(), value) for key, value in fields.items()))
+
+    def end_rpc(self, code, description=None, exception=None):
+        number, error = _native.rpc_status(self._server, code)
+        if error:
+            if isinstance(exception, Exception):
+                self.record_exception(exception)
+            else:
+                if isinstance(description, bytes):
+                    description = description.decode("utf-8", "replace")
+                self.set_error(description)
+        self.span.set_attribute("rpc.grpc.status_code", number)
+        self.end()

@@ -8,6 +8,7 @@
 //! - [`db`]: a database driver's statements: each one's CLIENT span and duration.
 //! - [`operation`]: a messaging or RPC operation: its span under the context a message or
 //!   request carries, and that context written into outgoing messages.
+//! - [`rpc`]: gRPC's names, attributes and error codes for the calls `operation` traces.
 //! - [`headers`]: header lists and maps as carriers and as captured attributes.
 //! - [`http_metrics`]: the attributes the stable HTTP metrics are recorded with.
 //! - [`conventions`]: the same names and attributes for the path that records through
@@ -24,6 +25,7 @@ pub(crate) mod headers;
 pub(crate) mod http_metrics;
 pub(crate) mod incoming;
 pub(crate) mod operation;
+pub(crate) mod rpc;
 pub(crate) mod server;
 pub(crate) mod settings;
 
@@ -48,5 +50,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conventions::db_conventions, m)?)?;
     m.add_class::<operation::Operation>()?;
     m.add_function(wrap_pyfunction!(operation::start_operation, m)?)?;
+    m.add_function(wrap_pyfunction!(operation::start_rpc, m)?)?;
+    m.add_function(wrap_pyfunction!(rpc::rpc_conventions, m)?)?;
+    m.add_function(wrap_pyfunction!(rpc::rpc_status, m)?)?;
     Ok(())
 }

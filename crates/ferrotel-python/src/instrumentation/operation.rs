@@ -10,11 +10,12 @@ use std::sync::Mutex;
 use ferrotel_propagation::{Carrier, RemoteContext};
 use ferrotel_sdk::span::{Link, SpanKind, StatusCode};
 use ferrotel_sdk::sync::lock;
-use ferrotel_sdk::value::Attributes;
+use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::headers::OutgoingHeaders;
+use super::headers::{header_pairs, OutgoingHeaders, RequestHeaders};
+use super::rpc;
 use super::settings::settings;
 use crate::boundary::api;
 use crate::boundary::value;
@@ -86,7 +87,15 @@ struct Carried<'py> {
 
 fn extract<'py>(py: Python<'py>, carrier: &Bound<'py, PyAny>) -> PyResult<Carried<'py>> {
     let settings = settings();
+    // gRPC metadata: a sequence of `(key, value)` pairs.
+    let pairs =
+        (carrier.cast::<PyTuple>().is_ok() || carrier.cast::<PyList>().is_ok()).then(|| header_pairs(Some(carrier)));
     if settings.python_propagators {
+        let carrier = match &pairs {
+            Some(pairs) => pairs.clone().into_py_dict(py)?.into_any(),
+            None => carrier.clone(),
+        };
+        let carrier = &carrier;
         // The API's default getter reads any carrier with `.get(key)` as this one does.
         let context = py
             .import("opentelemetry.propagate")?
@@ -99,7 +108,10 @@ fn extract<'py>(py: Python<'py>, carrier: &Bound<'py, PyAny>) -> PyResult<Carrie
             baggage: None,
         });
     }
-    let found = settings.propagator.extract(&LookupCarrier(carrier));
+    let found = match pairs {
+        Some(pairs) => settings.propagator.extract(&RequestHeaders::List(pairs)),
+        None => settings.propagator.extract(&LookupCarrier(carrier)),
+    };
     Ok(Carried {
         parent: found.context.map(|remote| Parent {
             ids: SpanIds {
@@ -148,13 +160,50 @@ pub(crate) fn start_operation(
     let Ok(tracer) = tracer.cast::<Tracer>() else {
         return Ok(None);
     };
+    let new = NewSpan::instrumentation(name, SpanKind::from_index(kind), value::attributes(attributes));
+    start(py, tracer, new, carrier, link, current).map(Some)
+}
+
+/// Starts a gRPC call's span (`/package.Service/Method` as `full_method`, text or bytes);
+/// `None` when `tracer` is not ferrotel's. A client call's span is not made current (its
+/// end comes on whichever thread the call completes on) and its context goes out through
+/// [`Operation::outgoing_metadata`]; `address` is the channel's target. A served call's span
+/// is the child of the context its `metadata` (the invocation metadata's `(key, value)`
+/// pairs) carries and current until `end_rpc`; `address` is the caller's peer.
+#[pyfunction]
+#[pyo3(signature = (tracer, full_method, server, address=None, metadata=None))]
+pub(crate) fn start_rpc(
+    py: Python<'_>,
+    tracer: &Bound<'_, PyAny>,
+    full_method: &Bound<'_, PyAny>,
+    server: bool,
+    address: Option<&str>,
+    metadata: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<Operation>> {
+    let Ok(tracer) = tracer.cast::<Tracer>() else {
+        return Ok(None);
+    };
+    let (name, attributes) = rpc::call_conventions(&rpc::full_method_text(full_method), server, address);
+    let kind = if server { SpanKind::Server } else { SpanKind::Client };
+    let new = NewSpan::instrumentation(name, kind, attributes);
+    let carrier = if server { metadata } else { None };
+    start(py, tracer, new, carrier, false, server).map(Some)
+}
+
+fn start(
+    py: Python<'_>,
+    tracer: &Bound<'_, Tracer>,
+    mut new: NewSpan,
+    carrier: Option<&Bound<'_, PyAny>>,
+    link: bool,
+    current: bool,
+) -> PyResult<Operation> {
     let tracer = tracer.get();
     let api = api::get(py)?;
     let mut context = api.current_context(py)?;
     if api.suppressed(py, &context, false) {
-        return Ok(Some(Operation { active: None }));
+        return Ok(Operation { active: None });
     }
-    let mut new = NewSpan::instrumentation(name, SpanKind::from_index(kind), value::attributes(attributes));
     let mut baggage = None;
     let mut parent = None;
     if let Some(carried) = carrier.filter(|c| !c.is_none()).map(|c| extract(py, c)).transpose()? {
@@ -183,13 +232,13 @@ pub(crate) fn start_operation(
     } else {
         None
     };
-    Ok(Some(Operation {
+    Ok(Operation {
         active: Some(ActiveOperation {
             span,
             context: context.unbind(),
             token: Mutex::new(token),
         }),
-    }))
+    })
 }
 
 #[pymethods]
@@ -220,6 +269,65 @@ impl Operation {
             .propagator
             .inject(Some(&remote), &baggage, &mut OutgoingHeaders(carrier));
         Ok(())
+    }
+
+    /// gRPC metadata to send in place of `metadata` (`None` or `(key, value)` pairs): its
+    /// pairs, then the propagation fields of the call's context, keys in lower case as gRPC
+    /// requires. `metadata` itself is left as it is; when there is nothing to add (a
+    /// suppressed call) it is what comes back.
+    fn outgoing_metadata<'py>(&self, py: Python<'py>, metadata: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if self.active.is_none() {
+            return Ok(metadata.clone());
+        }
+        let fields = PyDict::new(py);
+        self.inject(py, fields.as_any())?;
+        let mut pairs: Vec<Bound<'py, PyAny>> = Vec::new();
+        if !metadata.is_none() {
+            for pair in metadata.try_iter()? {
+                pairs.push(pair?);
+            }
+        }
+        for (key, value) in fields.iter() {
+            let key = key.str()?.to_string().to_ascii_lowercase();
+            pairs.push(PyTuple::new(py, [key.into_pyobject(py)?.into_any(), value])?.into_any());
+        }
+        Ok(PyTuple::new(py, pairs)?.into_any())
+    }
+
+    /// Ends a gRPC call with status `code` (a `grpc.StatusCode` or its number): recorded as
+    /// `rpc.grpc.status_code`, and status ERROR with `description` when the code is an error
+    /// for this side of the call. `exception`, what the failure reached the application as,
+    /// is recorded as an `exception` event.
+    #[pyo3(signature = (code, description=None, exception=None))]
+    fn end_rpc(
+        &self,
+        py: Python<'_>,
+        code: &Bound<'_, PyAny>,
+        description: Option<&Bound<'_, PyAny>>,
+        exception: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let Some(active) = &self.active else { return Ok(()) };
+        let span = active.span.get();
+        let number = rpc::status_number(code).unwrap_or(2);
+        if rpc::is_error(span.kind == SpanKind::Server, number) {
+            // grpc's sync server keeps the details it was given as bytes.
+            let description = description.filter(|d| !d.is_none()).map(|d| match d.cast::<PyBytes>() {
+                Ok(bytes) => String::from_utf8_lossy(bytes.as_bytes()).into_owned(),
+                Err(_) => d.str().map(|s| s.to_string()).unwrap_or_default(),
+            });
+            if let Some(exception) = exception.filter(|e| !e.is_none()) {
+                span.record_error(py, exception)?;
+            }
+            span.with_record(|data, _| {
+                if data.status.code != StatusCode::Error {
+                    data.set_status(StatusCode::Error, description);
+                }
+            });
+        }
+        span.with_record(|data, limits| {
+            data.set_attribute("rpc.grpc.status_code".into(), Value::Int(number), limits);
+        });
+        self.end(py)
     }
 
     fn set_attributes(&self, attributes: &Bound<'_, PyAny>) {
