@@ -99,6 +99,20 @@ fn any_value(out: &mut String, v: &Value) {
             out.push_str("\"}");
         }
         Value::Array(items) => array(out, items.clone()),
+        Value::Map(pairs) => {
+            out.push_str("{\"kvlistValue\":{\"values\":[");
+            for (i, (key, value)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"key\":");
+                string(out, key);
+                out.push_str(",\"value\":");
+                any_value(out, value);
+                out.push('}');
+            }
+            out.push_str("]}}");
+        }
         Value::Empty => out.push_str("{}"),
     }
 }

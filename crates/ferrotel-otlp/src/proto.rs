@@ -107,6 +107,14 @@ fn any_value(w: &mut Writer, value: &Value) {
         Value::DoubleArray(items) => array(w, items.iter().map(|d| Value::Double(*d))),
         Value::Bytes(bytes) => w.bytes_always(7, bytes),
         Value::Array(items) => array(w, items.iter().cloned()),
+        Value::Map(pairs) => w.message(6, |list| {
+            for (key, value) in pairs {
+                list.message(1, |kv| {
+                    kv.string(1, key);
+                    kv.message(2, |v| any_value(v, value));
+                });
+            }
+        }),
         Value::Empty => {}
     }
 }
