@@ -522,4 +522,23 @@ mod tests {
         any_value(&mut out, &Value::Int(-5));
         assert_eq!(out, "{\"intValue\":\"-5\"}");
     }
+
+    #[test]
+    fn maps_nest_as_kvlist_values() {
+        let mut out = String::new();
+        let inner = Value::Map(vec![("qty".into(), Value::Int(2))]);
+        any_value(
+            &mut out,
+            &Value::Map(vec![
+                ("id".into(), Value::Str("A1".into())),
+                ("lines".into(), Value::Array(vec![inner])),
+            ]),
+        );
+        assert_eq!(
+            out,
+            "{\"kvlistValue\":{\"values\":[{\"key\":\"id\",\"value\":{\"stringValue\":\"A1\"}},\
+             {\"key\":\"lines\",\"value\":{\"arrayValue\":{\"values\":[{\"kvlistValue\":{\"values\":\
+             [{\"key\":\"qty\",\"value\":{\"intValue\":\"2\"}}]}}]}}}]}}"
+        );
+    }
 }

@@ -505,6 +505,14 @@ mod tests {
     }
 
     #[test]
+    fn a_map_is_a_kvlist_value() {
+        let mut w = Writer::default();
+        any_value(&mut w, &Value::Map(vec![("k".into(), Value::Int(1))]));
+        // kvlist_value (6) { values (1) { key (1) "k", value (2) { int_value (3) 1 } } }
+        assert_eq!(w.0, [0x32, 0x09, 0x0a, 0x07, 0x0a, 0x01, b'k', 0x12, 0x02, 0x18, 0x01]);
+    }
+
+    #[test]
     fn partial_success_is_read_and_garbage_is_not() {
         // partial_success { rejected_spans: 3, error_message: "bad" }
         let body = [0x0a, 0x07, 0x08, 0x03, 0x12, 0x03, b'b', b'a', b'd'];
