@@ -4,10 +4,12 @@ misses), with query text stripped of literal values, and failures recorded; one 
 traced by `instrument_connection` and the DB-API layer's functions in upstream's shape."""
 
 import json
+import subprocess
 import textwrap
 
 from support.console import console_spans
-from support.processes import PYTHON, instrument
+from support.processes import PYTHON, clean_env, instrument
+from support.viewer import UPSTREAM
 
 APP = textwrap.dedent(
     """
@@ -125,7 +127,10 @@ def test_operation_duration_metric_and_meter_provider(tmp):
 CONNECTION_APP = """
     import json, sqlite3, sys
     from opentelemetry import trace
-    from ferrotel.instrumentation.sqlite3 import SQLite3Instrumentor
+    try:
+        from ferrotel.instrumentation.sqlite3 import SQLite3Instrumentor
+    except ImportError:
+        from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
     out = {}
     with trace.get_tracer("app").start_as_current_span("work"):
@@ -179,6 +184,23 @@ def test_instrument_connection_traces_one_connection(tmp):
         "db.operation.name": '"INSERT"',
         "db.collection.name": '"pets"',
     }
+
+    # The app sees the same objects and results under upstream's instrumentation.
+    upstream = subprocess.run(
+        [str(UPSTREAM / "opentelemetry-instrument"), str(UPSTREAM / "python"), "app.py", "off"],
+        cwd=tmp,
+        env=clean_env(
+            OTEL_TRACES_EXPORTER="none",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_LOGS_EXPORTER="none",
+            OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="sqlite3",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert upstream.returncode == 0, upstream.stderr
+    assert next(json.loads(line) for line in upstream.stdout.splitlines() if line.startswith("{")) == answers
 
     # Instrumented globally, the connection is traced already and stays itself; uninstrumenting
     # it stops its new cursors.
