@@ -233,7 +233,10 @@ def test_cluster_commands_and_pipelines_as_upstream(tmp, redis_cluster):  # noqa
 CLIENT = """
     import asyncio, json, sys
     import redis, redis.asyncio, redis.asyncio.cluster, redis.cluster
-    from ferrotel.instrumentation.redis import RedisInstrumentor
+    try:
+        from ferrotel.instrumentation.redis import RedisInstrumentor
+    except ImportError:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     host, port, cluster_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
@@ -293,6 +296,23 @@ def test_instrument_client_traces_that_client_only(tmp, redis, redis_cluster):  
     pipeline = [s for s in spans if s["kind"] == "CLIENT"][1]["attributes"]
     assert pipeline["hook.response"] == "\"[b'v']\""
     assert pipeline["db.query.text"] == '"GET ?"'
+    # Upstream's instrument_client traces the same commands with the same hooks.
+    env = clean_env(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="redis", OTEL_SEMCONV_STABILITY_OPT_IN="database")
+    flags = ["--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
+    upstream = subprocess.run(
+        [str(UPSTREAM_BIN / "opentelemetry-instrument"), *flags, str(UPSTREAM_BIN / "python"), "app.py"]
+        + list(map(str, arguments)),
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert upstream.returncode == 0, upstream.stderr
+    theirs = [s for s in upstream_console_spans(upstream.stdout) if s["kind"] == "SpanKind.CLIENT"]
+    assert [(s["name"], s["attributes"].get("hook.client")) for s in theirs] == [
+        (name, hook and json.loads(hook)) for name, hook in traced
+    ]
 
     # With redis instrumented globally too, an instrumented client's command has one span,
     # with that client's hooks.
