@@ -256,6 +256,7 @@ CLIENT = """
     other.get("k")
     with chosen.pipeline() as pipe:
         pipe.get("k").execute()
+    assert chosen._is_instrumented_by_opentelemetry and not hasattr(other, "_is_instrumented_by_opentelemetry")
     RedisInstrumentor.uninstrument_client(chosen)
     chosen.get("after-uninstrument")
 

@@ -283,7 +283,7 @@ def _bound(function, instance):
 def _instrument_client(client, tracer_provider, meter_provider, request_hook, response_hook):
     """Traces `client`'s commands and pipelines through attributes of the instance; the
     class's methods (traced or not by the global instrumentation) do the work."""
-    if getattr(client, "_ferrotel_client_traced", False):
+    if getattr(client, "_is_instrumented_by_opentelemetry", False):
         return
     tracing = _Tracing(tracer_provider, meter_provider, request_hook, response_hook)
     kind = type(client)
@@ -291,14 +291,14 @@ def _instrument_client(client, tracer_provider, meter_provider, request_hook, re
     wrap = tracing.async_command if is_async else tracing.command
     client.execute_command = _bound(wrap(kind.execute_command), client)
     client.pipeline = _trace_pipelines(tracing, client.pipeline, is_async)
-    client._ferrotel_client_traced = True
+    client._is_instrumented_by_opentelemetry = True
 
 
 def _uninstrument_client(client):
     """Undoes `_instrument_client`: pipelines made before keep tracing until discarded."""
-    if not getattr(client, "_ferrotel_client_traced", False):
+    if not getattr(client, "_is_instrumented_by_opentelemetry", False):
         _logger.warning("redis client %r was not instrumented", client)
         return
     for method in ("execute_command", "pipeline"):
         client.__dict__.pop(method, None)
-    client._ferrotel_client_traced = False
+    client._is_instrumented_by_opentelemetry = False
