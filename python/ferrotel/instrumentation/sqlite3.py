@@ -12,8 +12,7 @@ globally traced connection's new cursors from being traced."""
 
 import functools
 
-from ferrotel.instrumentation import Instrumentor
-from ferrotel.instrumentation._dbapi_connections import TracedConnection, TracedCursor
+from ferrotel.instrumentation import Instrumentor, _dbapi_connections
 from ferrotel.instrumentation.dbapi import SCOPE, statements
 
 _statements = None
@@ -127,7 +126,7 @@ class SQLite3Instrumentor(Instrumentor):
         return connection
 
 
-class _CursorProxy(TracedCursor):
+class _CursorProxy(_dbapi_connections.TracedCursor):
     __slots__ = ()
 
     def executescript(self, sql_script):
@@ -139,7 +138,7 @@ def _executescript(cursor, sql_script):
     return cursor.executescript(sql_script)
 
 
-class _ConnectionProxy(TracedConnection):
+class _ConnectionProxy(_dbapi_connections.TracedConnection):
     """One connection traced by `instrument_connection`; its shortcuts go through a traced
     cursor, as a globally traced connection's do."""
 
