@@ -1,9 +1,11 @@
-"""Starlette and FastAPI on a real uvicorn under `ferrotel instrument`: server spans and
+"""Starlette and FastAPI on a real uvicorn (FastAPI on hypercorn and granian too) under
+`ferrotel instrument`: server spans and
 metrics exported over OTLP to a real receiver. A Starlette app is traced by ferrotel's
 built-in ASGI instrumentation; FastAPI, which traces itself through the OpenTelemetry API
 too, must come out with exactly one server span per request: ferrotel's, with FastAPI's own
 operation spans under it."""
 
+import pytest
 from support.processes import FERROTEL, clean_env, free_port, http_get, serving, wait_http
 
 STARLETTE_APP = """
@@ -51,8 +53,16 @@ PARENT_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = {"traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"}
 
 
-def serve(viewer, tmp, source, service, requests, websocket=False, **extra_env):
-    """Runs `source`'s `app` on uvicorn under ferrotel, makes `requests` ((path, headers))
+# How each ASGI server is told to serve `app:app` on a port.
+SERVERS = {
+    "uvicorn": lambda port: ["uvicorn", "--port", str(port), "app:app"],
+    "hypercorn": lambda port: ["hypercorn", "--bind", f"127.0.0.1:{port}", "app:app"],
+    "granian": lambda port: ["granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "app:app"],
+}
+
+
+def serve(viewer, tmp, source, service, requests, websocket=False, server="uvicorn", **extra_env):
+    """Runs `source`'s `app` on `server` under ferrotel, makes `requests` ((path, headers))
     and, with `websocket`, one echo over `/ws`; stops the server and returns the statuses."""
     (tmp / "app.py").write_text(source)
     port = free_port()
@@ -63,7 +73,7 @@ def serve(viewer, tmp, source, service, requests, websocket=False, **extra_env):
         OTEL_PYTHON_EXCLUDED_URLS="healthz",
         **extra_env,
     )
-    with serving([FERROTEL, "instrument", "uvicorn", "--port", str(port), "app:app"], tmp, env) as server:
+    with serving([FERROTEL, "instrument", *SERVERS[server](port)], tmp, env) as server:
         wait_http(f"http://127.0.0.1:{port}/healthz", deadline=30)
         statuses = [http_get(f"http://127.0.0.1:{port}{path}", headers)[0] for path, headers in requests]
         if websocket:
@@ -172,3 +182,30 @@ def test_websocket_messages_are_events_only_when_asked(viewer, tmp):
     events = websocket_events(viewer, tmp, "ws-events", FERROTEL_ASGI_MESSAGE_EVENTS="true")
     # The message received and the echo sent; connect, accept and close are not data messages.
     assert events == ["websocket.receive", "websocket.send"], events
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "granian"])
+def test_fastapi_on_other_servers_has_one_server_span(viewer, tmp, server):
+    service = f"fastapi-{server}"
+    requests = [("/items/7?q=1", TRACEPARENT), ("/items/8", None), ("/missing", None)]
+    port, statuses, err = serve(viewer, tmp, FASTAPI_APP, service, requests, server=server)
+    assert statuses == [200, 200, 404], err
+    spans = server_spans(viewer, service)
+    by_path = {}
+    for span, tags in spans:
+        assert tags["otel.scope.name"] == "ferrotel.instrumentation.asgi", "ferrotel's span, not FastAPI's"
+        by_path.setdefault(tags["url.path"], []).append((span, tags))
+    assert sorted(by_path) == ["/items/7", "/items/8", "/missing"], "one server span each; healthz excluded"
+    [(first, tags)] = by_path["/items/7"]
+    assert first["operationName"] == "GET /items/{item_id}" and tags["http.route"] == "/items/{item_id}"
+    assert first["references"] == [{"refType": "CHILD_OF", "traceID": PARENT_TRACE, "spanID": PARENT_SPAN}]
+    assert (tags["http.response.status_code"], tags["url.query"], tags["url.scheme"]) == (200, "q=1", "http")
+    assert (tags["server.port"], tags["client.address"]) == (port, "127.0.0.1")
+    assert tags["network.protocol.version"] == "1.1" and tags["http.request.method"] == "GET"
+    [(second, _)] = by_path["/items/8"]
+    assert second["references"] == [], "no incoming context: a root span"
+    [(missing, missing_tags)] = by_path["/missing"]
+    assert missing_tags["http.response.status_code"] == 404 and "http.route" not in missing_tags
+    [trace] = viewer.get(f"/api/traces/{first['traceID']}")["data"]
+    inner = sorted(s["operationName"] for s in trace["spans"] if s["spanID"] != first["spanID"])
+    assert inner == ["fastapi.dependencies", "fastapi.endpoint", "fastapi.serialization"], inner

@@ -3,11 +3,12 @@ their spans, sent over every OTLP protocol to a real receiver (ferrotel view) an
 with what upstream's SDK sends for the same app."""
 
 import re
+import subprocess
 import time
 
 import pytest
-from support.processes import clean_env, instrument
-from support.viewer import LOGGING_APP, run_ferrotel, run_upstream
+from support.processes import PYTHON, clean_env, instrument
+from support.viewer import LOGGING_APP, UPSTREAM, run_ferrotel, run_upstream
 
 APP = """
 import logging
@@ -359,3 +360,116 @@ logging.getLogger("parent").info("after fork")
     send_with_ferrotel(viewer, tmp, "http/protobuf", "forked", source=source)
     bodies = sorted(r["body"] for r in records(viewer, "forked"))
     assert bodies == ["after fork", "before fork", "in the child"]
+
+
+CORRELATION_APP = """
+import logging, sys
+from opentelemetry import trace
+try:
+    from ferrotel.instrumentation.log_correlation import LoggingInstrumentor
+except ImportError:
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
+def log_hook(span, record):
+    record.order = span.name
+
+if sys.argv[1] == "kwargs":
+    LoggingInstrumentor().instrument(
+        set_logging_format=True,
+        logging_format="%(levelname)s %(otelTraceID)s %(otelSpanID)s %(otelTraceSampled)s "
+        "%(otelServiceName)s [%(order)s] %(message)s",
+        log_level=logging.INFO,
+        log_hook=log_hook,
+    )
+log = logging.getLogger("shop")
+with trace.get_tracer("t").start_as_current_span("checkout") as span:
+    log.debug("below the root's level")
+    log.info("info inside")
+    log.warning("inside")
+print("ids", format(span.get_span_context().trace_id, "032x"), format(span.get_span_context().span_id, "016x"))
+"""
+
+
+def correlation_lines(tmp, upstream, mode, **env):
+    """`CORRELATION_APP` under ferrotel or upstream, neither exporting: stdout's ids and
+    stderr's lines with those ids written as TRACE and SPAN."""
+    (tmp / "app.py").write_text(CORRELATION_APP)
+    env = clean_env(OTEL_SERVICE_NAME="shop", OTEL_TRACES_EXPORTER="console", **env)
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    if upstream:
+        launcher, python = UPSTREAM / "opentelemetry-instrument", UPSTREAM / "python"
+        result = subprocess.run(
+            [str(launcher), str(python), "app.py", mode], cwd=tmp, env=env, capture_output=True, text=True, timeout=60
+        )
+    else:
+        result = instrument(PYTHON, "app.py", mode, env=env, cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    _, trace_id, span_id = next(line for line in result.stdout.splitlines() if line.startswith("ids ")).split()
+    lines = result.stderr.replace(trace_id, "TRACE").replace(span_id, "SPAN").splitlines()
+    return [line for line in lines if "TRACE" in line or "inside" in line or "below" in line]
+
+
+@pytest.mark.parametrize("upstream", [False, True], ids=["ferrotel", "upstream"])
+def test_logging_instrumentor_keywords_and_variables(tmp, upstream):
+    # The keywords: format, root level (INFO, not the default WARNING) and the hook's field.
+    off = {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "logging"}
+    assert correlation_lines(tmp, upstream, "kwargs", **off) == [
+        "INFO TRACE SPAN True shop [checkout] info inside",
+        "WARNING TRACE SPAN True shop [checkout] inside",
+    ]
+    # The variables, under the instrumentation the launcher runs.
+    env = {
+        "OTEL_PYTHON_LOG_CORRELATION": "true",
+        "OTEL_PYTHON_LOG_FORMAT": "%(levelname)s|%(otelTraceID)s|%(otelSpanID)s|%(otelServiceName)s|%(message)s",
+        "OTEL_PYTHON_LOG_LEVEL": "info",
+    }
+    lines = correlation_lines(tmp, upstream, "env", **env)
+    assert lines == ["INFO|TRACE|SPAN|shop|info inside", "WARNING|TRACE|SPAN|shop|inside"]
+    env["OTEL_PYTHON_LOG_LEVEL"] = "error"
+    assert correlation_lines(tmp, upstream, "env", **env) == []
+
+
+EXTRA_APP = """
+import collections, logging
+
+class Opaque:
+    pass
+
+class Named:
+    def __str__(self):
+        return "named thing"
+
+logging.getLogger().setLevel(logging.INFO)
+logging.getLogger("extra").info("structured", extra={
+    "order": {"id": 42, "lines": [{"sku": "A1", "qty": 2}], "vip": True, "none": None},
+    "mixed": [1, "two", None, [3, 4]],
+    "ids": [7, 8],
+    "queue": collections.deque(["x", "y"]),
+    "named": Named(),
+    "opaque": Opaque(),
+    "keys": {1: "int key", "": "empty key dropped"},
+})
+"""
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_extra_dicts_and_lists_arrive_as_upstream_sends_them(viewer, tmp, protocol):
+    service = f"extra-{protocol.replace('/', '-')}"
+    send_with_ferrotel(
+        viewer, tmp, protocol, service, source=EXTRA_APP, OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=None
+    )
+    run_upstream(
+        viewer, tmp, EXTRA_APP, "http/protobuf", OTEL_SERVICE_NAME=f"upstream-{service}", OTEL_LOGS_EXPORTER="otlp"
+    )
+    [ours] = records(viewer, service)
+    [theirs] = records(viewer, f"upstream-{service}")
+    assert ours["attributes"] == theirs["attributes"]
+    assert ours["attributes"] == {
+        "order": {"id": 42, "lines": [{"sku": "A1", "qty": 2}], "vip": True, "none": None},
+        "mixed": [1, "two", None, [3, 4]],
+        "ids": [7, 8],
+        "queue": ["x", "y"],
+        "named": "named thing",
+        "opaque": None,
+        "keys": {"1": "int key"},
+    }

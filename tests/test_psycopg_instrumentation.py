@@ -92,12 +92,13 @@ PROGRAMMATIC = """
     dsn = sys.argv[1]
     connection = psycopg.connect(dsn)
     connection.execute("SELECT 'before'")
-    PsycopgInstrumentor.instrument_connection(connection)
+    # Both return the connection itself, as upstream's do.
+    assert PsycopgInstrumentor.instrument_connection(connection) is connection
     connection.execute("SELECT 'instrumented'")
     token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     connection.execute("SELECT 'suppressed'")
     context.detach(token)
-    PsycopgInstrumentor.uninstrument_connection(connection)
+    assert PsycopgInstrumentor.uninstrument_connection(connection) is connection
     connection.execute("SELECT 'uninstrumented'")
     PsycopgInstrumentor.instrument_connection(connection, tracer_provider=trace.NoOpTracerProvider())
     connection.execute("SELECT 'noop provider'")

@@ -1,7 +1,7 @@
 """Real servers under `ferrotel instrument` and under upstream's `opentelemetry-instrument`
 (pinned contrib packages, their own venv, OTEL_SEMCONV_STABILITY_OPT_IN=http), exporting
-OTLP to the same kind of receiver: FastAPI and Starlette on uvicorn and hypercorn, Django on
-uvicorn (ASGI) and on gunicorn (WSGI). Every server span upstream produces, ferrotel produces
+OTLP to the same kind of receiver: FastAPI and Starlette on uvicorn and hypercorn, FastAPI on
+granian, Django on uvicorn (ASGI) and on gunicorn (WSGI). Every server span upstream produces, ferrotel produces
 with the same kind, parent, path, status and exception event; ferrotel's whole trees are
 asserted exactly.
 
@@ -119,6 +119,17 @@ wsgi = get_wsgi_application()
 SERVERS = {
     "uvicorn": lambda port, app: ["-m", "uvicorn", "--port", str(port), app],
     "hypercorn": lambda port, app: ["-m", "hypercorn", "--bind", f"127.0.0.1:{port}", app],
+    "granian": lambda port, app: [
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        app,
+    ],
     "gunicorn": lambda port, app: ["-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{port}", app],
 }
 
@@ -257,6 +268,7 @@ def compare_server_spans(ours, theirs):
 CASES = {
     ("uvicorn", "fastapi"): ("app:app", FASTAPI_APP, True),
     ("hypercorn", "fastapi"): ("app:app", FASTAPI_APP, True),
+    ("granian", "fastapi"): ("app:app", FASTAPI_APP, True),
     ("uvicorn", "starlette"): ("app:app", STARLETTE_APP, True),
     ("hypercorn", "starlette"): ("app:app", STARLETTE_APP, True),
     ("uvicorn", "django"): ("djapp:asgi", None, False),

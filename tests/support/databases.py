@@ -104,3 +104,45 @@ def postgres():
     finally:
         _stop(process)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """`(host, port)` of one node of a redis cluster of three masters of this session
+    (`redis-cli --cluster create` assigns the slots)."""
+    _ensure_debian_package("redis-server", "redis-server")
+    directory = tmp_path_factory.mktemp("redis-cluster")
+    processes, ports = [], []
+    try:
+        for index in range(3):
+            node = directory / str(index)
+            node.mkdir()
+            # The cluster bus gets its own free port: the default, port + 10000, may not exist.
+            port, bus = free_port(), free_port()
+            command = ["redis-server", "--port", str(port), "--cluster-port", str(bus), "--bind", "127.0.0.1"]
+            command += ["--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf")]
+            command += ["--save", "", "--appendonly", "no", "--dir", str(node)]
+            processes.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            )
+            ports.append(port)
+        for port, process in zip(ports, processes, strict=True):
+            _wait_port(port, process)
+        nodes = [f"127.0.0.1:{port}" for port in ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-yes"], check=True, capture_output=True, timeout=60
+        )
+        end = time.monotonic() + 30
+        while any(_cluster_state(port) != "ok" for port in ports):
+            if time.monotonic() > end:
+                raise RuntimeError("the redis cluster did not reach state ok")
+            time.sleep(0.2)
+        yield ("127.0.0.1", ports[0])
+    finally:
+        for process in processes:
+            _stop(process)
+
+
+def _cluster_state(port):
+    info = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True).stdout
+    return next((line.split(":")[1].strip() for line in info.splitlines() if line.startswith("cluster_state:")), "")

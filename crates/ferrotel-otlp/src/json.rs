@@ -99,6 +99,20 @@ fn any_value(out: &mut String, v: &Value) {
             out.push_str("\"}");
         }
         Value::Array(items) => array(out, items.clone()),
+        Value::Map(pairs) => {
+            out.push_str("{\"kvlistValue\":{\"values\":[");
+            for (i, (key, value)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"key\":");
+                string(out, key);
+                out.push_str(",\"value\":");
+                any_value(out, value);
+                out.push('}');
+            }
+            out.push_str("]}}");
+        }
         Value::Empty => out.push_str("{}"),
     }
 }
@@ -507,5 +521,24 @@ mod tests {
         let mut out = String::new();
         any_value(&mut out, &Value::Int(-5));
         assert_eq!(out, "{\"intValue\":\"-5\"}");
+    }
+
+    #[test]
+    fn maps_nest_as_kvlist_values() {
+        let mut out = String::new();
+        let inner = Value::Map(vec![("qty".into(), Value::Int(2))]);
+        any_value(
+            &mut out,
+            &Value::Map(vec![
+                ("id".into(), Value::Str("A1".into())),
+                ("lines".into(), Value::Array(vec![inner])),
+            ]),
+        );
+        assert_eq!(
+            out,
+            "{\"kvlistValue\":{\"values\":[{\"key\":\"id\",\"value\":{\"stringValue\":\"A1\"}},\
+             {\"key\":\"lines\",\"value\":{\"arrayValue\":{\"values\":[{\"kvlistValue\":{\"values\":\
+             [{\"key\":\"qty\",\"value\":{\"intValue\":\"2\"}}]}}]}}}]}}"
+        );
     }
 }

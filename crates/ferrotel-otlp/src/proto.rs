@@ -107,6 +107,14 @@ fn any_value(w: &mut Writer, value: &Value) {
         Value::DoubleArray(items) => array(w, items.iter().map(|d| Value::Double(*d))),
         Value::Bytes(bytes) => w.bytes_always(7, bytes),
         Value::Array(items) => array(w, items.iter().cloned()),
+        Value::Map(pairs) => w.message(6, |list| {
+            for (key, value) in pairs {
+                list.message(1, |kv| {
+                    kv.string(1, key);
+                    kv.message(2, |v| any_value(v, value));
+                });
+            }
+        }),
         Value::Empty => {}
     }
 }
@@ -494,6 +502,14 @@ mod tests {
         let mut w = Writer::default();
         any_value(&mut w, &Value::Bool(false));
         assert_eq!(w.0, [0x10, 0x00]);
+    }
+
+    #[test]
+    fn a_map_is_a_kvlist_value() {
+        let mut w = Writer::default();
+        any_value(&mut w, &Value::Map(vec![("k".into(), Value::Int(1))]));
+        // kvlist_value (6) { values (1) { key (1) "k", value (2) { int_value (3) 1 } } }
+        assert_eq!(w.0, [0x32, 0x09, 0x0a, 0x07, 0x0a, 0x01, b'k', 0x12, 0x02, 0x18, 0x01]);
     }
 
     #[test]

@@ -130,6 +130,18 @@ fn json(value: &Value, out: &mut String) {
         Value::IntArray(items) => json_list(items, out, |i, out| out.push_str(&i.to_string())),
         Value::DoubleArray(items) => json_list(items, out, |d, out| out.push_str(&json_float(*d))),
         Value::Array(items) => json_list(items, out, json),
+        Value::Map(pairs) => {
+            out.push('{');
+            for (i, (key, value)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(key, out);
+                out.push(':');
+                json(value, out);
+            }
+            out.push('}');
+        }
         Value::Empty => out.push_str("null"),
     }
 }

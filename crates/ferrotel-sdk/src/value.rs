@@ -15,6 +15,9 @@ pub enum Value {
     IntArray(Vec<i64>),
     DoubleArray(Vec<f64>),
     Array(Vec<Value>),
+    /// Key/value pairs in order: a log record's `extra=` dict, as upstream sends it (a
+    /// `kvlistValue`).
+    Map(Vec<(String, Value)>),
     /// An empty member of an array.
     Empty,
 }
@@ -34,6 +37,7 @@ impl Value {
             Value::Str(s) => truncate(s, limit),
             Value::StrArray(items) => items.iter_mut().for_each(|s| truncate(s, limit)),
             Value::Array(items) => items.iter_mut().for_each(|v| v.limit_length(Some(limit))),
+            Value::Map(pairs) => pairs.iter_mut().for_each(|(_, v)| v.limit_length(Some(limit))),
             _ => {}
         }
     }

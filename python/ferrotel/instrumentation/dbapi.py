@@ -56,3 +56,13 @@ class _OtherProvider:
         from ferrotel.instrumentation import _generic
 
         return _generic.DbOperation(tracer, name, attributes)
+
+
+# Upstream's per-connection and per-driver functions, for any DB-API 2 driver.
+from ferrotel.instrumentation._dbapi_connections import (  # noqa: E402, F401 (re-exported)
+    instrument_connection,
+    trace_integration,
+    uninstrument_connection,
+    unwrap_connect,
+    wrap_connect,
+)

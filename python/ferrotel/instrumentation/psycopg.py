@@ -149,9 +149,11 @@ class PsycopgInstrumentor(Instrumentor):
 
     @staticmethod
     def uninstrument_connection(connection):
-        """Undoes `instrument_connection`: new cursors are the connection's own again."""
+        """Undoes `instrument_connection`: new cursors are the connection's own again;
+        returns the connection, as upstream's does."""
         factories = getattr(connection, "_ferrotel_factories", None)
         if factories is not None:
             connection.cursor_factory, connection.server_cursor_factory = factories
             connection._ferrotel = None
+        return connection
         return connection

@@ -4,11 +4,16 @@ named by the command (`GET`; a pipeline by its commands, `SET GET`), the query t
 the command with a `?` per argument, as upstream's instrumentation records it. Span,
 attributes and `db.client.operation.duration` are native (`DbStatements.start_command`).
 
+`RedisInstrumentor.instrument_client(client, ...)` traces one client (sync, asyncio or
+cluster) and the pipelines it makes, with or without the global instrumentation; a command
+gets one span either way.
+
 Hooks take upstream's arguments: `request_hook(span, client, args, kwargs)` before a command
 is sent, `response_hook(span, client, response)` after it (and after a pipeline); an
 exception a hook raises is logged, not passed on."""
 
 import contextvars
+import inspect
 import logging
 
 from ferrotel.instrumentation import Instrumentor
@@ -235,3 +240,65 @@ class RedisInstrumentor(Instrumentor):
         for owner, method, original in self._originals:
             setattr(owner, method, original)
         self._originals = []
+
+    @staticmethod
+    def instrument_client(client, tracer_provider=None, request_hook=None, response_hook=None, meter_provider=None):
+        """Traces the commands and pipelines of `client` (`Redis`, `RedisCluster` or their
+        asyncio counterparts) with these hooks, whether or not redis is instrumented."""
+        _instrument_client(client, tracer_provider, meter_provider, request_hook, response_hook)
+
+    @staticmethod
+    def uninstrument_client(client):
+        """Undoes `instrument_client` for the commands and pipelines made from then on."""
+        _uninstrument_client(client)
+
+
+def _trace_pipelines(tracing, make_pipeline, is_async):
+    """`client.pipeline` for an instrumented client: the pipelines it makes trace their
+    execution and immediate commands through their instance attributes."""
+    import redis
+
+    def pipeline(*args, **kwargs):
+        made = make_pipeline(*args, **kwargs)
+        kind = type(made)
+        if is_async:
+            made.execute = _bound(tracing.async_pipeline(kind.execute, redis.WatchError), made)
+            if hasattr(kind, "immediate_execute_command"):
+                made.immediate_execute_command = _bound(tracing.async_command(kind.immediate_execute_command), made)
+        else:
+            made.execute = _bound(tracing.pipeline(kind.execute, redis.WatchError), made)
+            if hasattr(kind, "immediate_execute_command"):
+                made.immediate_execute_command = _bound(tracing.command(kind.immediate_execute_command), made)
+        return made
+
+    return pipeline
+
+
+def _bound(function, instance):
+    import types
+
+    return types.MethodType(function, instance)
+
+
+def _instrument_client(client, tracer_provider, meter_provider, request_hook, response_hook):
+    """Traces `client`'s commands and pipelines through attributes of the instance; the
+    class's methods (traced or not by the global instrumentation) do the work."""
+    if getattr(client, "_is_instrumented_by_opentelemetry", False):
+        return
+    tracing = _Tracing(tracer_provider, meter_provider, request_hook, response_hook)
+    kind = type(client)
+    is_async = inspect.iscoroutinefunction(kind.execute_command)
+    wrap = tracing.async_command if is_async else tracing.command
+    client.execute_command = _bound(wrap(kind.execute_command), client)
+    client.pipeline = _trace_pipelines(tracing, client.pipeline, is_async)
+    client._is_instrumented_by_opentelemetry = True
+
+
+def _uninstrument_client(client):
+    """Undoes `_instrument_client`: pipelines made before keep tracing until discarded."""
+    if not getattr(client, "_is_instrumented_by_opentelemetry", False):
+        _logger.warning("redis client %r was not instrumented", client)
+        return
+    for method in ("execute_command", "pipeline"):
+        client.__dict__.pop(method, None)
+    client._is_instrumented_by_opentelemetry = False

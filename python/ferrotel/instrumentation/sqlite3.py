@@ -3,12 +3,17 @@ its cursors (whatever cursor `factory` the caller gives, Django's included) and 
 connection's own `execute`, `executemany` and `executescript`.
 
 Connections and cursors are subclasses of the classes the caller asked for, keeping their
-names, so type checks and reprs see what they would without ferrotel."""
+names, so type checks and reprs see what they would without ferrotel.
+
+`SQLite3Instrumentor.instrument_connection(connection)` traces one connection made without
+the global instrumentation: it returns a proxy of it (as upstream's does) whose cursors and
+shortcuts are traced; `uninstrument_connection` returns the connection inside, or stops a
+globally traced connection's new cursors from being traced."""
 
 import functools
 
-from ferrotel.instrumentation import Instrumentor
-from ferrotel.instrumentation.dbapi import statements
+from ferrotel.instrumentation import Instrumentor, _dbapi_connections
+from ferrotel.instrumentation.dbapi import SCOPE, statements
 
 _statements = None
 
@@ -52,6 +57,8 @@ def _traced_connection(connection_class):
 
     class TracedConnection(connection_class):
         def cursor(self, factory=sqlite3.Cursor):
+            if self.__dict__.get("_ferrotel_untraced"):
+                return super().cursor(factory)
             return super().cursor(_traced_cursor(factory))
 
         # sqlite3's own shortcuts make a plain cursor internally, so they are traced here.
@@ -95,3 +102,56 @@ class SQLite3Instrumentor(Instrumentor):
         import sqlite3
 
         sqlite3.connect = sqlite3.dbapi2.connect = self._connect
+
+    @staticmethod
+    def instrument_connection(connection, tracer_provider=None):
+        """Traces the statements of `connection`, a `sqlite3.Connection`: returns a proxy of
+        it whose cursors and shortcuts are traced (a globally traced connection as it is)."""
+        if getattr(type(connection), "_ferrotel_traced", False):
+            connection.__dict__.pop("_ferrotel_untraced", None)
+            return connection
+        if isinstance(connection, _ConnectionProxy):
+            return connection
+        runner = statements("sqlite", SCOPE, tracer_provider)
+        return _ConnectionProxy(connection, (runner, "", None, None))
+
+    @staticmethod
+    def uninstrument_connection(connection):
+        """The connection without tracing: the one inside `instrument_connection`'s proxy;
+        a globally traced connection itself, its new cursors no longer traced."""
+        if isinstance(connection, _ConnectionProxy):
+            return connection.__wrapped__
+        if getattr(type(connection), "_ferrotel_traced", False):
+            connection._ferrotel_untraced = True
+        return connection
+
+
+class _CursorProxy(_dbapi_connections.TracedCursor):
+    __slots__ = ()
+
+    def executescript(self, sql_script):
+        runner, database, _, _ = self._ferrotel
+        return runner.run(self.__wrapped__, sql_script, (), _executescript, database)
+
+
+def _executescript(cursor, sql_script):
+    return cursor.executescript(sql_script)
+
+
+class _ConnectionProxy(_dbapi_connections.TracedConnection):
+    """One connection traced by `instrument_connection`; its shortcuts go through a traced
+    cursor, as a globally traced connection's do."""
+
+    __slots__ = ()
+
+    def cursor(self, *args, **kwargs):
+        return _CursorProxy(self.__wrapped__.cursor(*args, **kwargs), self._ferrotel)
+
+    def execute(self, sql, parameters=(), /):
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters, /):
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, sql_script, /):
+        return self.cursor().executescript(sql_script)

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use ferrotel_sdk::value::Value;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PySequence, PyString, PyTuple};
 
 use super::misuse::{note, Misuse};
 
@@ -279,6 +279,41 @@ pub(crate) fn own_text(obj: &Bound<'_, PyAny>) -> Option<String> {
     }
 }
 
+/// A log record's `extra=` value, converted as upstream's log handler converts it: scalars
+/// and flat arrays as for any attribute; a mapping as a key/value list and any other sequence
+/// as an array, nested to any depth; anything else as its own text, else empty.
+pub(crate) fn to_log_value(obj: &Bound<'_, PyAny>) -> Value {
+    if let Some(value) = to_value(obj) {
+        return value;
+    }
+    if obj.is_none() {
+        return Value::Empty;
+    }
+    if let Ok(mapping) = obj.cast::<PyMapping>() {
+        if let Ok(items) = mapping.items() {
+            let pairs = items
+                .iter()
+                .filter_map(|pair| {
+                    let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract().ok()?;
+                    // Empty keys are dropped; other keys as their own text, as upstream's.
+                    let key = match key.cast::<PyString>() {
+                        Ok(text) => string_of(text).into_owned(),
+                        Err(_) => own_text(&key)?,
+                    };
+                    (!key.is_empty()).then(|| (key, to_log_value(&value)))
+                })
+                .collect();
+            return Value::Map(pairs);
+        }
+    }
+    if obj.cast::<PySequence>().is_ok() {
+        if let Ok(items) = obj.try_iter() {
+            return Value::Array(items.flatten().map(|item| to_log_value(&item)).collect());
+        }
+    }
+    own_text(obj).map_or(Value::Empty, Value::Str)
+}
+
 /// Back to Python, for in-memory exporters and inspection.
 pub(crate) fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
@@ -296,6 +331,13 @@ pub(crate) fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'
             items.iter().map(|v| to_python(py, v)).collect::<PyResult<Vec<_>>>()?,
         )?
         .into_any(),
+        Value::Map(pairs) => {
+            let dict = PyDict::new(py);
+            for (key, value) in pairs {
+                dict.set_item(key, to_python(py, value)?)?;
+            }
+            dict.into_any()
+        }
         Value::Empty => py.None().into_bound(py),
     })
 }

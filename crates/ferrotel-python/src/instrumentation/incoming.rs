@@ -78,16 +78,24 @@ impl<'a, 'py> Incoming<'a, 'py> {
     }
 
     /// An ASGI `http` or `websocket` scope: headers as byte pairs, `server` and `client` as
-    /// `(host, port)`. A websocket scope has no method: its handshake is a GET.
+    /// `(host, port)` (granian gives the port as text). A websocket scope has no method: its
+    /// handshake is a GET.
     pub(crate) fn from_asgi_scope(scope: &Bound<'py, PyDict>) -> PyResult<Incoming<'a, 'py>> {
         let headers = header_pairs(scope.get_item("headers")?.as_ref());
         let address = |key: &str| -> (String, Option<u16>) {
-            scope
+            let Some((host, port)) = scope
                 .get_item(key)
                 .ok()
                 .flatten()
-                .and_then(|a| a.extract::<(String, Option<u16>)>().ok())
-                .unwrap_or_default()
+                .and_then(|a| a.extract::<(String, Bound<'py, PyAny>)>().ok())
+            else {
+                return Default::default();
+            };
+            let port = port
+                .extract::<u16>()
+                .ok()
+                .or_else(|| port.extract::<String>().ok()?.parse().ok());
+            (host, port)
         };
         let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let (server_address, server_port) = match header("host") {

@@ -99,14 +99,7 @@ pub(crate) fn convert_logging_record(
             other if is_other_record_field(other) || other.starts_with('_') => continue,
             extra => extra,
         };
-        // What OpenTelemetry cannot carry is sent as its text, as upstream does, when the
-        // object has a text of its own; otherwise (object's `<Foo object at 0x...>` says
-        // nothing) as an empty value, as upstream sends it too.
-        let v = value::to_value(&item).unwrap_or_else(|| {
-            let text = (!item.is_none()).then(|| value::own_text(&item)).flatten();
-            text.map_or(Value::Empty, Value::Str)
-        });
-        core.set(&mut attributes, code_key.to_owned(), v);
+        core.set(&mut attributes, code_key.to_owned(), value::to_log_value(&item));
     }
     let event_name = event_name
         .or(deprecated_event_name)
@@ -129,7 +122,7 @@ pub(crate) fn convert_logging_record(
             "CRITICAL" => "FATAL".to_owned(),
             _ => level_name,
         },
-        body: Some(ferrotel_sdk::value::Value::Str(message)),
+        body: Some(Value::Str(message)),
         attributes,
         trace_id: ids.map_or(0, |i| i.trace_id),
         span_id: ids.map_or(0, |i| i.span_id),

@@ -199,6 +199,18 @@ fn render_value(out: &mut String, value: &Value) {
             out.push(']');
             Ok(())
         }
+        Value::Map(pairs) => {
+            out.push('{');
+            for (i, (key, value)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{key:?}: ");
+                render_value(out, value);
+            }
+            out.push('}');
+            Ok(())
+        }
         Value::Empty => write!(out, "None"),
     };
 }
