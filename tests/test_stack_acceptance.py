@@ -424,6 +424,11 @@ def log_span(spans, logs, body):
     return hexid(record.get("trace_id")), names
 
 
+# On this branch SQLAlchemy (`connect`, the statement's `SELECT`) and aiohttp (the second
+# client `GET` and the partner's server spans) are traced by the contrib packages bootstrap
+# installs, running on ferrotel; the native built-ins replacing them must give these same
+# lines. SQLAlchemy's asyncpg dialect wraps each statement in `BEGIN`/`ROLLBACK`, which
+# both sides trace as asyncpg's, beside (not under) the SQLAlchemy span.
 FERROTEL_FASTAPI = [
     [
         "shop: GET /orders/{order_id} server",
