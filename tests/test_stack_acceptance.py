@@ -51,8 +51,10 @@ def shop_bin(tmp_path_factory):
     python = user_venv(tmp_path_factory.mktemp("acceptance"), ROOT / "tests" / "acceptance-requirements.txt")
     bootstrap = run(python.parent / "ferrotel", "bootstrap", "--python", python, "-a", "install", timeout=600)
     assert bootstrap.returncode == 0, bootstrap.stdout + bootstrap.stderr
-    frozen = run(BIN / "uv", "pip", "freeze", "--python", python).stdout
-    print(frozen)
+    frozen = run(BIN / "uv", "pip", "freeze", "--python", python).stdout.split()
+    # The contrib releases that fit the pinned API: the same as upstream's side.
+    for package in ("sqlalchemy", "aiohttp-client", "aiohttp-server"):
+        assert f"opentelemetry-instrumentation-{package}==0.66b1" in frozen, frozen
     return python.parent
 
 
@@ -233,7 +235,7 @@ def render(span):
     return " ".join(p for p in (f"{span['service']}:", span["name"], KIND[span["kind"]], status, events) if p)
 
 
-def trees(spans, shown=render):
+def trees(spans):
     """Per trace id: its spans as indented lines, children under their parent in start order."""
     out = {}
     for trace in sorted({hexid(s["trace_id"]) for s in spans}):
@@ -247,7 +249,7 @@ def trees(spans, shown=render):
 
         def walk(parent, depth, lines=lines, children=children):
             for s in children.get(parent, []):
-                lines.append("  " * depth + shown(s))
+                lines.append("  " * depth + render(s))
                 walk(s["span_id"], depth + 1)
 
         walk(None, 0)
