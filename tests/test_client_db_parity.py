@@ -35,6 +35,8 @@ SCRIPT = """
         port = int(dsn.split("port=")[1].split()[0])
         connection = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
         await connection.fetch("SELECT name FROM pets WHERE age > $1", 1)
+        statement = await connection.prepare("SELECT age FROM pets WHERE name = $1")
+        await statement.fetchval("Rex")
         await connection.execute("DELETE FROM pets WHERE age > 100")
         await connection.close()
 

@@ -3,7 +3,8 @@ with the upstream reference venv's Python), over HTTP or gRPC, plain or TLS (opt
 requiring client certificates).
 
 Prints `listening PORT`, then one JSON line per request: path, lower-cased headers, the
-status it answered and the decoded request as MessageToDict gives it.
+status it answered and the decoded request as MessageToDict gives it. Over HTTP, a POST to
+/v1/logs is decoded as a logs request; every other path as a traces request.
   --grpc                      serve OTLP/gRPC instead of OTLP/HTTP
   --statuses 503,200          HTTP statuses (or gRPC codes with --grpc) to answer, in turn;
                               the last one repeats
@@ -31,6 +32,10 @@ from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf.json_format import MessageToDict, MessageToJson, Parse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -52,6 +57,7 @@ parser.add_argument("--grpc-encodings")
 args = parser.parse_args()
 statuses = [int(s) for s in args.statuses.split(",")] if args.statuses else [0 if args.grpc else 200]
 lock = threading.Lock()
+output_lock = threading.Lock()
 
 
 def next_status():
@@ -66,7 +72,8 @@ def record(path, headers, status, request):
         "status": status,
         "request": MessageToDict(request, preserving_proto_field_name=True),
     }
-    print(json.dumps(line), flush=True)
+    with output_lock:  # requests are served in threads: one line each, never interleaved
+        print(json.dumps(line), flush=True)
     time.sleep(args.delay)
 
 
@@ -104,7 +111,8 @@ class Handler(BaseHTTPRequestHandler):
             body = gzip.decompress(body)
         elif self.headers.get("Content-Encoding") == "deflate":
             body = zlib.decompress(body)
-        request = ExportTraceServiceRequest()
+        logs = self.path == "/v1/logs"
+        request = ExportLogsServiceRequest() if logs else ExportTraceServiceRequest()
         if self.headers.get("Content-Type") == "application/json":
             Parse(json.dumps(hex_ids_to_base64(json.loads(body))), request)
         else:
@@ -112,7 +120,8 @@ class Handler(BaseHTTPRequestHandler):
         status = next_status()
         record(self.path, {k.lower(): v for k, v in self.headers.items()}, status, request)
         as_json = self.headers.get("Content-Type") == "application/json"
-        payload = MessageToJson(response()).encode() if as_json else response().SerializeToString()
+        reply = ExportLogsServiceResponse() if logs else response()
+        payload = MessageToJson(reply).encode() if as_json else reply.SerializeToString()
         self.send_response(status)
         if args.retry_after is not None and status != 200:
             self.send_header("Retry-After", str(args.retry_after))

@@ -1,5 +1,6 @@
 """asyncpg spans: every query run by a connection's `execute`, `executemany`, `fetch`,
-`fetchval` and `fetchrow` (a pool's connections included), and every fetch of a cursor, as
+`fetchval` and `fetchrow` (a pool's connections included), every fetch of a cursor, and
+every run of a prepared statement (how SQLAlchemy's asyncpg dialect sends its queries), as
 upstream's instrumentation traces them. The span, its attributes and
 `db.client.operation.duration` are native (`DbStatements.start_statement`, ended once the
 query is awaited)."""
@@ -10,6 +11,7 @@ from ferrotel.instrumentation.dbapi import statements
 SCOPE = "ferrotel.instrumentation.asyncpg"
 _CONNECTION_METHODS = ("execute", "executemany", "fetch", "fetchval", "fetchrow")
 _CURSOR_METHODS = ("fetch", "forward", "fetchrow")
+_PREPARED_METHODS = ("fetch", "fetchval", "fetchrow", "fetchmany", "executemany")
 
 
 def _target(connection):
@@ -46,6 +48,7 @@ class AsyncPGInstrumentor(Instrumentor):
     def _instrument(self, **kwargs):
         from asyncpg.connection import Connection
         from asyncpg.cursor import Cursor, CursorIterator
+        from asyncpg.prepared_stmt import PreparedStatement
 
         runner = statements("postgresql", SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         self._originals = []
@@ -65,6 +68,9 @@ class AsyncPGInstrumentor(Instrumentor):
         patches = [(Connection, name, connection_method) for name in _CONNECTION_METHODS]
         patches += [(Cursor, name, cursor_method) for name in _CURSOR_METHODS]
         patches.append((CursorIterator, "__anext__", cursor_method))
+        # A statement's query and connection are its own; `cursor_method` reads both the
+        # same way.
+        patches += [(PreparedStatement, name, cursor_method) for name in _PREPARED_METHODS]
         for owner, name, wrap in patches:
             original = owner.__dict__.get(name)
             if original is not None:
