@@ -21,6 +21,7 @@ use pyo3::exceptions::PyStopIteration;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator, PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::server::ServerRequest;
 
@@ -54,6 +55,16 @@ pub(crate) struct BodyCloser {
 
 #[pymethods]
 impl BodyCloser {
+    /// The closer sits in its body's `__dict__` and holds the body's own bound `close`: a
+    /// cycle the collector must see, or every such body leaks with its request and span.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.request)?;
+        if let Some(original) = &self.original {
+            visit.call(original)?;
+        }
+        Ok(())
+    }
+
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
         let outcome = match &self.original {
             Some(close) => close.call0(py).map(drop),
