@@ -170,3 +170,53 @@ def test_captured_headers_with_sanitised_values(tmp):
     assert attrs["http.response.header.content-type"] == '["text/html; charset=utf-8"]'
     assert attrs["http.response.header.content-length"] == '["7"]'
     assert not any("user-agent" in k for k in attrs)
+
+
+LEAK_CHECK = textwrap.dedent(
+    """
+    import gc, io, weakref
+    from flask import Flask
+
+    app = Flask(__name__)
+
+    @app.route("/hello")
+    def hello():
+        return "hello"
+
+    def start_response(status, headers, exc_info=None):
+        pass
+
+    def request():
+        environ = {
+            "REQUEST_METHOD": "GET", "PATH_INFO": "/hello", "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+        }
+        body = app(environ, start_response)
+        b"".join(body)
+        body.close()
+        return weakref.ref(body)
+
+    responses = [request() for _ in range(50)]
+    gc.collect()
+    print("responses alive:", sum(r() is not None for r in responses))
+    """
+)
+
+
+def test_a_closed_response_is_freed_with_its_request(tmp):
+    """The span's end rides on the response's `close`, which wraps the response's own bound
+    `close`: a cycle through the response's `__dict__` that the collector must be able to
+    see, or every response leaks with its request and span."""
+    (tmp / "leak_check.py").write_text(LEAK_CHECK)
+    out = subprocess.run(
+        [FERROTEL, "instrument", "--traces_exporter", "console", PYTHON, "leak_check.py"],
+        cwd=tmp,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "responses alive: 0" in out
+    assert len([s for s in console_spans(out) if s["kind"] == "SERVER"]) == 50

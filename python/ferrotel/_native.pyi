@@ -39,9 +39,21 @@ def django_traced_request_attrs() -> list[str]:
 def start_asgi_request(
     tracer: Any, scope: dict[str, Any], instruments: tuple[Any, ...] | None = None
 ) -> ServerRequest | None: ...
-def start_wsgi_request(
-    tracer: Any, environ: dict[str, Any], instruments: tuple[Any, ...] | None = None
-) -> ServerRequest | None: ...
+def serve_wsgi(
+    tracer: Any,
+    instruments: tuple[Any, ...],
+    environ: dict[str, Any],
+    start_response: Any,
+    app: Any,
+    request_hook: Any = None,
+    response_hook: Any = None,
+) -> Any:
+    """One WSGI request served inside its server span; the app's body back, the end on its close."""
+
+@final
+class WsgiStartResponse:
+    """The `start_response` handed to a WSGI app: notes the response, then calls the server's."""
+    def __call__(self, status: Any, headers: Any, *rest: Any) -> Any: ...
 
 @final
 class TracedSend:

@@ -22,6 +22,7 @@
 pub mod exponential;
 pub mod view;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -439,6 +440,38 @@ fn canonical(mut attributes: Vec<(String, Value)>) -> (Vec<u8>, Attributes) {
     (key, attributes)
 }
 
+/// An attribute set put in canonical order once, for measurements made again and again with
+/// it (an instrumentation's set per statement): recording with it skips the ordering and the
+/// key building.
+#[derive(Debug, Clone)]
+pub struct PreparedAttributes {
+    key: Vec<u8>,
+    attributes: Attributes,
+}
+
+impl PreparedAttributes {
+    pub fn new(attributes: Vec<(String, Value)>) -> PreparedAttributes {
+        let (key, attributes) = canonical(attributes);
+        PreparedAttributes { key, attributes }
+    }
+}
+
+/// A measurement's attributes as the caller hands them over.
+#[derive(Clone)]
+enum Measured<'a> {
+    Given(Vec<(String, Value)>),
+    Prepared(&'a PreparedAttributes),
+}
+
+impl Measured<'_> {
+    fn into_items(self) -> Vec<(String, Value)> {
+        match self {
+            Measured::Given(items) => items,
+            Measured::Prepared(prepared) => prepared.attributes.items.clone(),
+        }
+    }
+}
+
 /// Which readers a measurement goes to.
 #[derive(Clone, Copy)]
 enum Recipients {
@@ -527,19 +560,30 @@ impl Instrument {
 
     /// The same, made in `span`, which the exemplar filter may keep with the point.
     pub fn record_in(&self, value: Number, attributes: Vec<(String, Value)>, now_ns: u64, span: Option<MeasuredIn>) {
-        self.measure(value, attributes, now_ns, span, Recipients::Every);
+        self.measure(value, Measured::Given(attributes), now_ns, span, Recipients::Every);
+    }
+
+    /// The same with an attribute set put in order beforehand.
+    pub fn record_prepared(
+        &self,
+        value: Number,
+        attributes: &PreparedAttributes,
+        now_ns: u64,
+        span: Option<MeasuredIn>,
+    ) {
+        self.measure(value, Measured::Prepared(attributes), now_ns, span, Recipients::Every);
     }
 
     /// What an observable instrument's callback reported during the collection of the
     /// reader in `slot`: the value replaces the previous one, for that reader only.
     pub fn observe(&self, slot: ReaderSlot, value: Number, attributes: Vec<(String, Value)>, now_ns: u64) {
-        self.measure(value, attributes, now_ns, None, Recipients::One(slot));
+        self.measure(value, Measured::Given(attributes), now_ns, None, Recipients::One(slot));
     }
 
     fn measure(
         &self,
         value: Number,
-        attributes: Vec<(String, Value)>,
+        attributes: Measured<'_>,
         now_ns: u64,
         span: Option<MeasuredIn>,
         into: Recipients,
@@ -617,7 +661,7 @@ impl MetricStream {
     fn measure(
         &self,
         value: Number,
-        attributes: Vec<(String, Value)>,
+        attributes: Measured<'_>,
         now_ns: u64,
         span: Option<MeasuredIn>,
         into: Recipients,
@@ -634,25 +678,42 @@ impl MetricStream {
             trace_id,
             span_id,
         });
-        let attributes = match &self.attribute_keys {
-            Some(keys) => attributes.into_iter().filter(|(k, _)| keys.contains(k)).collect(),
-            None => attributes,
-        };
-        let (mut key, mut attributes) = canonical(attributes);
         let mut guard = lock(&self.streams);
         let Streams { readers, by_attributes } = &mut *guard;
+        // Nothing reads this stream: no attribute set is put in order for nobody.
         if readers.is_empty() {
             return;
         }
-        if !by_attributes.contains_key(&key) && by_attributes.len() >= CARDINALITY_LIMIT - 1 {
-            let (overflow_key, overflow) = canonical(vec![("otel.metric.overflow".into(), Value::Bool(true))]);
-            key = overflow_key;
-            attributes = overflow;
+        // The set in canonical order and its series' key: put in order here, unless the
+        // caller did once for all and no view drops keys from it.
+        let (mut key, mut ordered): (Cow<'_, [u8]>, Cow<'_, Attributes>) = match attributes {
+            Measured::Prepared(prepared) if self.attribute_keys.is_none() => {
+                (Cow::Borrowed(&prepared.key[..]), Cow::Borrowed(&prepared.attributes))
+            }
+            measured => {
+                let items = measured.into_items();
+                let items = match &self.attribute_keys {
+                    Some(keys) => items.into_iter().filter(|(k, _)| keys.contains(k)).collect(),
+                    None => items,
+                };
+                let (key, attributes) = canonical(items);
+                (Cow::Owned(key), Cow::Owned(attributes))
+            }
+        };
+        if !by_attributes.contains_key(&*key) {
+            if by_attributes.len() >= CARDINALITY_LIMIT - 1 {
+                let (overflow_key, overflow) = canonical(vec![("otel.metric.overflow".into(), Value::Bool(true))]);
+                key = Cow::Owned(overflow_key);
+                ordered = Cow::Owned(overflow);
+            }
+            by_attributes.entry(key.to_vec()).or_insert_with(|| Stream {
+                attributes: ordered.into_owned(),
+                per_reader: Vec::new(),
+            });
         }
-        let stream = by_attributes.entry(key).or_insert_with(|| Stream {
-            attributes,
-            per_reader: Vec::new(),
-        });
+        let Some(stream) = by_attributes.get_mut(&*key) else {
+            return;
+        };
         let mut aggregate = |slot: ReaderSlot, resolved: &Resolved| {
             if stream.per_reader.len() <= slot {
                 stream.per_reader.resize_with(slot + 1, || None);
@@ -943,6 +1004,23 @@ mod tests {
         };
         assert!(monotonic);
         assert_eq!(points[0].start_ns, 1, "cumulative points keep their start");
+    }
+
+    #[test]
+    fn a_prepared_set_is_the_same_series_as_the_set_given_in_any_order() {
+        let counter = instrument(InstrumentKind::Counter);
+        let prepared = PreparedAttributes::new(attrs(&[("b", 2), ("a", 1), ("b", 3)]));
+        counter.record_prepared(Number::Int(2), &prepared, 1, None);
+        counter.record(Number::Int(3), attrs(&[("a", 1), ("b", 3)]), 2);
+        counter.record_prepared(Number::Int(4), &prepared, 3, None);
+        let data = counter.collect_one(0, Temporality::Cumulative, 5).unwrap();
+        assert_eq!(sum_values(&data), [Number::Int(9)]);
+        let Data::Sum { points, .. } = data.data else { panic!() };
+        assert_eq!(
+            points[0].attributes.items,
+            attrs(&[("a", 1), ("b", 3)]),
+            "ordered, the later b kept"
+        );
     }
 
     #[test]

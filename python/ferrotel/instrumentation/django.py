@@ -6,6 +6,8 @@ responses are recorded once.
 Django's handlers are patched rather than MIDDLEWARE edited: settings may not be configured
 when `django` is first imported, and the handlers see every request whatever the settings."""
 
+from types import MethodType
+
 from ferrotel import _loader
 from ferrotel.instrumentation import Instrumentor, asgi, compile_excluded, excluded_pattern, wsgi
 
@@ -60,7 +62,7 @@ class DjangoInstrumentor(Instrumentor):
         options.excluded = self._excluded
 
         def traced_call(handler, environ, start_response):
-            return wsgi.serve(environ, start_response, lambda env, start: call(handler, env, start), options)
+            return wsgi.serve(environ, start_response, MethodType(call, handler), options)
 
         WSGIHandler.__call__ = traced_call
 

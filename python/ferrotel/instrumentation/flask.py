@@ -5,6 +5,8 @@ Upstream's keyword arguments are taken by `instrument()` (every app) and `instru
 (one app): `request_hook(span, environ)`, `response_hook(span, status, response_headers)`,
 `excluded_urls`, `tracer_provider`, `meter_provider`."""
 
+from types import MethodType
+
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
 from ferrotel.instrumentation.wsgi import Options, serve
 
@@ -73,7 +75,7 @@ def _patch():
         if not (FlaskInstrumentor._every if choice is None else choice):
             return wsgi_app(app, environ, start_response)
         options = app.__dict__.get("_ferrotel_options") or FlaskInstrumentor._default
-        return serve(environ, start_response, lambda env, start: wsgi_app(app, env, start), options)
+        return serve(environ, start_response, MethodType(wsgi_app, app), options)
 
     def traced_full_dispatch_request(app):
         request = flask.request.environ.get("ferrotel.request")

@@ -1,7 +1,7 @@
 """WSGI server spans. `OpenTelemetryMiddleware(app)` wraps any WSGI application; framework
 instrumentations (Flask, Django) use `serve()` directly. The per-request work (environ,
-parent context, span, attributes, status, the end riding on the body's close) is native;
-this file only calls in."""
+parent context, span, attributes, the `start_response` handed to the app, status, the end
+riding on the body's close) is one native call; this file only calls in."""
 
 from sys import modules
 
@@ -76,11 +76,14 @@ class Options:
         self.telemetry = None
 
     def get_telemetry(self):
+        """(tracer, the `server_instruments` tuple, whether the tracer is ferrotel's), made on
+        the first request: the providers are configured by then."""
         if self.telemetry is None:
             from opentelemetry import trace
 
             tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=self.tracer_provider)
-            self.telemetry = (tracer, server_instruments(SCOPE, self.meter_provider))
+            native = isinstance(tracer, _native.Tracer)
+            self.telemetry = (tracer, server_instruments(SCOPE, self.meter_provider), native)
         return self.telemetry
 
 
@@ -92,12 +95,19 @@ def serve(environ, start_response, app, options=DEFAULT):
     excluded = options.excluded
     if excluded is not None and excluded.search(_url(environ)):
         return app(environ, start_response)
-    tracer, instruments = options.telemetry or options.get_telemetry()
-    request = _native.start_wsgi_request(tracer, environ, instruments)
-    if request is None:  # another SDK's provider is installed: record through it
-        from ferrotel.instrumentation._generic import ServerRequest
+    tracer, instruments, native = options.telemetry or options.get_telemetry()
+    if native:
+        return _native.serve_wsgi(
+            tracer, instruments, environ, start_response, app, options.request_hook, options.response_hook
+        )
+    return _serve_other(environ, start_response, app, options, tracer, instruments)
 
-        request = ServerRequest(tracer, environ, False, *instruments[:2])
+
+def _serve_other(environ, start_response, app, options, tracer, instruments):
+    """`serve` when another SDK's provider is installed: the span recorded through it."""
+    from ferrotel.instrumentation._generic import ServerRequest
+
+    request = ServerRequest(tracer, environ, False, *instruments[:2])
     environ["ferrotel.request"] = request
     response_hook = options.response_hook
 

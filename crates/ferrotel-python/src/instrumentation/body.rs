@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyIterator, PyList, PyTuple};
+use pyo3::types::{PyDict, PyIterator, PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::server::ServerRequest;
 
@@ -54,6 +55,16 @@ pub(crate) struct BodyCloser {
 
 #[pymethods]
 impl BodyCloser {
+    /// The closer sits in its body's `__dict__` and holds the body's own bound `close`: a
+    /// cycle the collector must see, or every such body leaks with its request and span.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.request)?;
+        if let Some(original) = &self.original {
+            visit.call(original)?;
+        }
+        Ok(())
+    }
+
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
         let outcome = match &self.original {
             Some(close) => close.call0(py).map(drop),
@@ -157,7 +168,21 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
         original,
         closed: AtomicBool::new(false),
     };
-    if let Ok(closers) = body.getattr(intern!(py, "_resource_closers")) {
+    // A plain list or tuple takes no attribute: no lookup that would fail (and build an
+    // AttributeError) is made on it.
+    if body.is_exact_instance_of::<PyList>() || body.is_exact_instance_of::<PyTuple>() {
+        end(py, &request.clone().unbind(), true)?;
+        return Ok(body);
+    }
+    // Django's closers are in the instance's `__dict__`; reading them there builds no
+    // AttributeError for the other bodies.
+    let closers = body
+        .getattr_opt(intern!(py, "__dict__"))
+        .ok()
+        .flatten()
+        .and_then(|attributes| attributes.cast_into::<PyDict>().ok())
+        .and_then(|attributes| attributes.get_item(intern!(py, "_resource_closers")).ok().flatten());
+    if let Some(closers) = closers {
         if let Ok(closers) = closers.cast::<PyList>() {
             closers.append(Py::new(py, closer(None))?)?;
             return Ok(body);
@@ -165,7 +190,7 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
     }
     // A body without `close` gets one too when it takes attributes: the server calls a
     // `close` it finds, and the object stays the one the application made.
-    let original = body.getattr(intern!(py, "close")).ok().map(Bound::unbind);
+    let original = body.getattr_opt(intern!(py, "close")).ok().flatten().map(Bound::unbind);
     let installed = Py::new(py, closer(original))?;
     if body.setattr(intern!(py, "close"), &installed).is_ok() {
         return Ok(body);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ferrotel_config::SemconvMode;
-use ferrotel_sdk::metrics::{Instrument, Number};
+use ferrotel_sdk::metrics::{Instrument, Number, PreparedAttributes};
 use ferrotel_sdk::span::SpanKind;
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Value;
@@ -53,6 +53,28 @@ struct Summary {
     attributes: Vec<(String, Value)>,
     operation: Option<String>,
     collection: Option<String>,
+    /// The complete attribute sets of this text sent to each database seen so far.
+    targets: Mutex<Vec<Arc<Target>>>,
+}
+
+/// How many databases (namespace, address, port) a statement text keeps attribute sets for;
+/// past that they are built per statement.
+const TARGETS_KEPT: usize = 8;
+
+/// One statement text sent to one database: its span's attributes and the duration metric's
+/// (for a statement that did not fail) in the order the metric keeps them, made once.
+struct Target {
+    namespace: String,
+    address: Option<String>,
+    port: Option<i64>,
+    span_attributes: Vec<(String, Value)>,
+    metric_attributes: PreparedAttributes,
+}
+
+impl Target {
+    fn is(&self, namespace: &str, address: Option<&str>, port: Option<i64>) -> bool {
+        self.namespace == namespace && self.address.as_deref() == address && self.port == port
+    }
 }
 
 /// The tracer and `db.client.operation.duration` a driver's statements are recorded with,
@@ -103,6 +125,7 @@ impl DbStatements {
             attributes: owned(attributes),
             operation,
             collection,
+            targets: Mutex::new(Vec::new()),
         });
         let mut summaries = lock(&self.summaries);
         if summaries.len() >= SUMMARIES_KEPT {
@@ -110,6 +133,36 @@ impl DbStatements {
         }
         summaries.insert(query.to_owned(), summary.clone());
         summary
+    }
+
+    /// The attribute sets of `summary`'s statement sent to this database, made at its first
+    /// statement there.
+    fn target(&self, summary: &Summary, namespace: &str, address: Option<&str>, port: Option<i64>) -> Arc<Target> {
+        if let Some(found) = lock(&summary.targets).iter().find(|t| t.is(namespace, address, port)) {
+            return found.clone();
+        }
+        let server = server_attributes(address, port);
+        let mut span_attributes = summary.attributes.clone();
+        if !namespace.is_empty() {
+            span_attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
+            if settings().db_semconv == SemconvMode::Duplicate {
+                span_attributes.push(("db.name".to_owned(), Value::Str(namespace.to_owned())));
+            }
+        }
+        span_attributes.extend(server.iter().cloned());
+        let metric_attributes = [self.metric_attributes(summary, namespace, None), server].concat();
+        let target = Arc::new(Target {
+            namespace: namespace.to_owned(),
+            address: address.map(str::to_owned),
+            port,
+            span_attributes,
+            metric_attributes: PreparedAttributes::new(metric_attributes),
+        });
+        let mut targets = lock(&summary.targets);
+        if targets.len() < TARGETS_KEPT {
+            targets.push(target.clone());
+        }
+        target
     }
 
     fn metric_attributes(
@@ -164,11 +217,17 @@ impl DbStatements {
         address: Option<&str>,
         port: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let call = || {
-            let mut all = Vec::with_capacity(args.len() + 2);
-            all.extend([receiver.clone(), query.clone()]);
-            all.extend(args.iter());
-            method.call1(PyTuple::new(py, all)?)
+        // Statements mostly come with no argument or one (the parameters): those calls
+        // build no argument tuple.
+        let call = || match args.len() {
+            0 => method.call1((receiver, query)),
+            1 => method.call1((receiver, query, args.get_item(0)?)),
+            _ => {
+                let mut all = Vec::with_capacity(args.len() + 2);
+                all.extend([receiver.clone(), query.clone()]);
+                all.extend(args.iter());
+                method.call1(PyTuple::new(py, all)?)
+            }
         };
         let resolved = self.resolved.get_or_try_init(py, || self.resolve(py))?;
         let Some(tracer) = &resolved.native else {
@@ -186,18 +245,10 @@ impl DbStatements {
             .and_then(|s| s.to_str().ok())
             .unwrap_or("");
         let summary = self.summary(text);
-        let mut attributes = summary.attributes.clone();
-        if !namespace.is_empty() {
-            attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
-            if settings().db_semconv == SemconvMode::Duplicate {
-                attributes.push(("db.name".to_owned(), Value::Str(namespace.to_owned())));
-            }
-        }
-        let server = server_attributes(address, port);
-        attributes.extend(server.iter().cloned());
+        let target = self.target(&summary, namespace, address, port);
         let tracer = tracer.get();
         let parent = parent_in(py, Some(&current))?;
-        let new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, attributes);
+        let new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, target.span_attributes.clone());
         let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
         let started = Instant::now();
         let result = call();
@@ -211,12 +262,17 @@ impl DbStatements {
         }
         span.get().finish(py, None);
         if let Some(duration) = &resolved.duration {
-            duration.record_in(
-                Number::Double(started.elapsed().as_secs_f64()),
-                [self.metric_attributes(&summary, namespace, error_type), server].concat(),
-                ferrotel_sdk::now_ns(),
-                Some(span.get().ids.measured_in()),
-            );
+            let seconds = Number::Double(started.elapsed().as_secs_f64());
+            let now = ferrotel_sdk::now_ns();
+            let measured_in = Some(span.get().ids.measured_in());
+            match error_type {
+                None => duration.record_prepared(seconds, &target.metric_attributes, now, measured_in),
+                Some(error_type) => {
+                    let server = server_attributes(address, port);
+                    let attributes = [self.metric_attributes(&summary, namespace, Some(error_type)), server].concat();
+                    duration.record_in(seconds, attributes, now, measured_in);
+                }
+            }
         }
         result
     }
@@ -245,15 +301,9 @@ impl DbStatements {
             .and_then(|s| s.to_str().ok())
             .unwrap_or("");
         let summary = self.summary(text);
-        let mut attributes = summary.attributes.clone();
-        if !namespace.is_empty() {
-            attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
-            if settings().db_semconv == SemconvMode::Duplicate {
-                attributes.push(("db.name".to_owned(), Value::Str(namespace.to_owned())));
-            }
-        }
+        let target = self.target(&summary, namespace, address, port);
+        let attributes = target.span_attributes.clone();
         let server = server_attributes(address, port);
-        attributes.extend(server.iter().cloned());
         let Some(tracer) = &resolved.native else {
             return self
                 .fallback

@@ -3,8 +3,9 @@
 
 use ferrotel_sdk::value::Value;
 use ferrotel_semconv as semconv;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 use super::headers::{header_pairs, RequestHeaders};
 
@@ -33,8 +34,9 @@ pub(crate) struct Incoming<'a, 'py> {
     pub(crate) listening_port: Option<u16>,
 }
 
-/// A mapping's value as text (servers put some numbers in as ints, e.g. REMOTE_PORT).
-fn text(map: &Bound<'_, PyDict>, key: &str) -> String {
+/// A mapping's value as text (servers put some numbers in as ints, e.g. REMOTE_PORT). The
+/// key is an interned Python string: no string is made per lookup.
+fn text(map: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> String {
     let Some(value) = map.get_item(key).ok().flatten().filter(|v| !v.is_none()) else {
         return String::new();
     };
@@ -46,33 +48,41 @@ fn text(map: &Bound<'_, PyDict>, key: &str) -> String {
 
 impl<'a, 'py> Incoming<'a, 'py> {
     pub(crate) fn from_environ(environ: &'a Bound<'py, PyDict>) -> Incoming<'a, 'py> {
-        let host_header = text(environ, "HTTP_HOST");
+        let py = environ.py();
+        let host_header = text(environ, intern!(py, "HTTP_HOST"));
         let (server_address, server_port) = if host_header.is_empty() {
-            (text(environ, "SERVER_NAME"), text(environ, "SERVER_PORT").parse().ok())
+            (
+                text(environ, intern!(py, "SERVER_NAME")),
+                text(environ, intern!(py, "SERVER_PORT")).parse().ok(),
+            )
         } else {
             let (host, port) = semconv::host_and_port(&host_header);
             (
                 host.to_string(),
-                port.or_else(|| text(environ, "SERVER_PORT").parse().ok()),
+                port.or_else(|| text(environ, intern!(py, "SERVER_PORT")).parse().ok()),
             )
         };
-        let protocol = text(environ, "SERVER_PROTOCOL");
+        let protocol = text(environ, intern!(py, "SERVER_PROTOCOL"));
         Incoming {
-            method: text(environ, "REQUEST_METHOD"),
-            scheme: text(environ, "wsgi.url_scheme"),
-            path: format!("{}{}", text(environ, "SCRIPT_NAME"), text(environ, "PATH_INFO")),
-            query: text(environ, "QUERY_STRING"),
+            method: text(environ, intern!(py, "REQUEST_METHOD")),
+            scheme: text(environ, intern!(py, "wsgi.url_scheme")),
+            path: format!(
+                "{}{}",
+                text(environ, intern!(py, "SCRIPT_NAME")),
+                text(environ, intern!(py, "PATH_INFO"))
+            ),
+            query: text(environ, intern!(py, "QUERY_STRING")),
             server_address,
             server_port,
-            client_address: text(environ, "REMOTE_ADDR"),
-            client_port: text(environ, "REMOTE_PORT").parse().ok(),
-            user_agent: text(environ, "HTTP_USER_AGENT"),
+            client_address: text(environ, intern!(py, "REMOTE_ADDR")),
+            client_port: text(environ, intern!(py, "REMOTE_PORT")).parse().ok(),
+            user_agent: text(environ, intern!(py, "HTTP_USER_AGENT")),
             protocol_version: protocol.strip_prefix("HTTP/").unwrap_or("").to_owned(),
-            content_length: text(environ, "CONTENT_LENGTH").trim().parse().ok(),
+            content_length: text(environ, intern!(py, "CONTENT_LENGTH")).trim().parse().ok(),
             websocket: false,
             headers: RequestHeaders::Environ(environ),
-            server_name: text(environ, "SERVER_NAME"),
-            listening_port: text(environ, "SERVER_PORT").parse().ok(),
+            server_name: text(environ, intern!(py, "SERVER_NAME")),
+            listening_port: text(environ, intern!(py, "SERVER_PORT")).parse().ok(),
             host_header,
         }
     }
@@ -81,6 +91,7 @@ impl<'a, 'py> Incoming<'a, 'py> {
     /// `(host, port)` (granian gives the port as text). A websocket scope has no method: its
     /// handshake is a GET.
     pub(crate) fn from_asgi_scope(scope: &Bound<'py, PyDict>) -> PyResult<Incoming<'a, 'py>> {
+        let py = scope.py();
         let headers = header_pairs(scope.get_item("headers")?.as_ref());
         let address = |key: &str| -> (String, Option<u16>) {
             let Some((host, port)) = scope
@@ -113,8 +124,8 @@ impl<'a, 'py> Incoming<'a, 'py> {
             .and_then(|q| q.extract::<Vec<u8>>().ok())
             .map(|q| String::from_utf8_lossy(&q).into_owned())
             .unwrap_or_default();
-        let websocket = text(scope, "type") == "websocket";
-        let method = match text(scope, "method") {
+        let websocket = text(scope, intern!(py, "type")) == "websocket";
+        let method = match text(scope, intern!(py, "method")) {
             m if m.is_empty() && websocket => "GET".to_owned(),
             m => m,
         };
@@ -122,15 +133,19 @@ impl<'a, 'py> Incoming<'a, 'py> {
             content_length: header("content-length").and_then(|v| v.trim().parse().ok()),
             websocket,
             method,
-            scheme: text(scope, "scheme"),
-            path: format!("{}{}", text(scope, "root_path"), text(scope, "path")),
+            scheme: text(scope, intern!(py, "scheme")),
+            path: format!(
+                "{}{}",
+                text(scope, intern!(py, "root_path")),
+                text(scope, intern!(py, "path"))
+            ),
             query,
             server_address,
             server_port,
             client_address,
             client_port,
             user_agent: header("user-agent").unwrap_or_default(),
-            protocol_version: text(scope, "http_version"),
+            protocol_version: text(scope, intern!(py, "http_version")),
             headers: RequestHeaders::List(headers),
             host_header,
             server_name: listening_host,

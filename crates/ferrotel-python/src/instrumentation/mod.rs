@@ -34,7 +34,8 @@ use pyo3::prelude::*;
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::ServerRequest>()?;
     m.add_class::<server::TracedSend>()?;
-    m.add_function(wrap_pyfunction!(server::start_wsgi_request, m)?)?;
+    m.add_class::<server::WsgiStartResponse>()?;
+    m.add_function(wrap_pyfunction!(server::serve_wsgi, m)?)?;
     m.add_function(wrap_pyfunction!(server::start_asgi_request, m)?)?;
     m.add_class::<body::BodyCloser>()?;
     m.add_class::<body::TracedBody>()?;
