@@ -7,18 +7,12 @@ the same kind and parent, carrying every stable attribute name upstream's has. D
 differences are named where they are checked."""
 
 import base64
-import json
-import os
-import subprocess
 import textwrap
-from pathlib import Path
 
 from support.databases import postgres, redis  # noqa: F401 (fixtures)
 from support.echo import echo_server
-from support.processes import BIN, ROOT, clean_env, run
-
-RECEIVER = Path(__file__).parent / "apps" / "otlp_receiver.py"
-UPSTREAM = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin"
+from support.otlp_run import UPSTREAM, exported_spans
+from support.processes import BIN, clean_env
 
 SCRIPT = """
     import asyncio, sys
@@ -64,27 +58,9 @@ SCRIPT = """
 
 
 def record(launcher, python, tmp, arguments):
-    receiver = subprocess.Popen(
-        [str(UPSTREAM / "python"), str(RECEIVER)], stdout=subprocess.PIPE, text=True, env=clean_env()
-    )
-    endpoint = f"http://127.0.0.1:{receiver.stdout.readline().split()[1]}"
-    flags = ["--traces_exporter", "otlp", "--metrics_exporter", "none", "--logs_exporter", "none"]
-    flags += ["--exporter_otlp_protocol", "http/protobuf", "--exporter_otlp_endpoint", endpoint]
     (tmp / "script.py").write_text(textwrap.dedent(SCRIPT))
     env = clean_env(OTEL_SEMCONV_STABILITY_OPT_IN="http,database")
-    try:
-        result = run(launcher, *flags, python, tmp / "script.py", *arguments, env=env, cwd=tmp, timeout=120)
-    finally:
-        receiver.terminate()
-        out, _ = receiver.communicate(timeout=10)
-    assert result.returncode == 0, result.stderr[-3000:]
-    spans = []
-    for line in out.splitlines():
-        if line.startswith("{"):
-            for resource_spans in json.loads(line)["request"]["resource_spans"]:
-                for scope_spans in resource_spans["scope_spans"]:
-                    spans.extend(scope_spans["spans"])
-    return spans
+    return exported_spans(launcher, python, tmp / "script.py", arguments, env, tmp)
 
 
 def shape(spans):

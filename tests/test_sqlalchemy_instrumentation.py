@@ -21,19 +21,16 @@ import base64
 import json
 import os
 import re
-import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 from support.console import console_spans
 from support.databases import postgres  # noqa: F401 (a fixture)
 from support.dist import user_venv
+from support.otlp_run import UPSTREAM, exported_spans
 from support.processes import BIN, ROOT, clean_env, run
 
 VERSIONS = ["1.4.54", "2.0.58", "2.1.9"]
-RECEIVER = Path(__file__).parent / "apps" / "otlp_receiver.py"
-UPSTREAM = Path(os.environ.get("FERROTEL_UPSTREAM_VENV", ROOT / ".venv-upstream")) / "bin"
 
 
 @pytest.fixture(scope="session")
@@ -252,27 +249,9 @@ SIDE_BY_SIDE = """
 
 def record(launcher, python, tmp, arguments, path):
     """The spans of SIDE_BY_SIDE run by `launcher`, as OTLP/HTTP delivered them to a receiver."""
-    receiver = subprocess.Popen(
-        [str(UPSTREAM / "python"), str(RECEIVER)], stdout=subprocess.PIPE, text=True, env=clean_env()
-    )
-    endpoint = f"http://127.0.0.1:{receiver.stdout.readline().split()[1]}"
-    flags = ["--traces_exporter", "otlp", "--metrics_exporter", "none", "--logs_exporter", "none"]
-    flags += ["--exporter_otlp_protocol", "http/protobuf", "--exporter_otlp_endpoint", endpoint]
     (tmp / "script.py").write_text(textwrap.dedent(SIDE_BY_SIDE))
     env = clean_env(OTEL_SEMCONV_STABILITY_OPT_IN="http,database", PATH=f"{path}{os.pathsep}{os.environ['PATH']}")
-    try:
-        result = run(launcher, *flags, python, tmp / "script.py", *arguments, env=env, cwd=tmp, timeout=120)
-    finally:
-        receiver.terminate()
-        out, _ = receiver.communicate(timeout=10)
-    assert result.returncode == 0, result.stderr[-3000:]
-    spans = []
-    for line in out.splitlines():
-        if line.startswith("{"):
-            for resource_spans in json.loads(line)["request"]["resource_spans"]:
-                for scope_spans in resource_spans["scope_spans"]:
-                    for span in scope_spans["spans"]:
-                        spans.append({**span, "scope": scope_spans["scope"]["name"]})
+    spans = exported_spans(launcher, python, tmp / "script.py", arguments, env, tmp)
     by_id = {s["span_id"]: s for s in spans}
     return [
         {
