@@ -28,14 +28,15 @@ pub(crate) mod operation;
 pub(crate) mod rpc;
 pub(crate) mod server;
 pub(crate) mod settings;
+pub(crate) mod wsgi;
 
 use pyo3::prelude::*;
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::ServerRequest>()?;
     m.add_class::<server::TracedSend>()?;
-    m.add_class::<server::WsgiStartResponse>()?;
-    m.add_function(wrap_pyfunction!(server::serve_wsgi, m)?)?;
+    m.add_class::<wsgi::WsgiStartResponse>()?;
+    m.add_function(wrap_pyfunction!(wsgi::serve_wsgi, m)?)?;
     m.add_function(wrap_pyfunction!(server::start_asgi_request, m)?)?;
     m.add_class::<body::BodyCloser>()?;
     m.add_class::<body::TracedBody>()?;

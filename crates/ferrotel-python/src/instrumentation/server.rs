@@ -43,7 +43,7 @@ struct ServerMetrics {
 /// One request being served: its SERVER span, current until `end()`.
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct ServerRequest {
-    span: Py<Span>,
+    pub(super) span: Py<Span>,
     token: Mutex<Option<Py<PyAny>>>,
     method: String,
     metrics: Option<ServerMetrics>,
@@ -52,95 +52,6 @@ pub(crate) struct ServerRequest {
     ended: AtomicBool,
     /// An ASGI websocket connection: a span, no HTTP request metrics.
     websocket: bool,
-}
-
-/// Serves one WSGI request in a single native call: the server span started and made
-/// current, the request (`environ["ferrotel.request"]`) noted, `request_hook(span, environ)`,
-/// `app(environ, start_response)` with a native `start_response` in front of the server's,
-/// and the app's body handed back with the span's end riding on its close (or the span
-/// ended with the app's exception, which goes on). `tracer` must be ferrotel's.
-#[pyfunction]
-#[pyo3(signature = (tracer, instruments, environ, start_response, app, request_hook=None, response_hook=None))]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn serve_wsgi<'py>(
-    py: Python<'py>,
-    tracer: &Bound<'py, PyAny>,
-    instruments: &Bound<'py, PyTuple>,
-    environ: &Bound<'py, PyDict>,
-    start_response: &Bound<'py, PyAny>,
-    app: &Bound<'py, PyAny>,
-    request_hook: Option<&Bound<'py, PyAny>>,
-    response_hook: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let Some(request) = start(py, tracer, Incoming::from_environ(environ), Some(instruments))? else {
-        return Err(pyo3::exceptions::PyTypeError::new_err(
-            "serve_wsgi needs ferrotel's tracer",
-        ));
-    };
-    let request = Bound::new(py, request)?;
-    environ.set_item(pyo3::intern!(py, "ferrotel.request"), &request)?;
-    let served = (|| {
-        if let Some(hook) = request_hook {
-            hook.call1((request.get().span.bind(py), environ))?;
-        }
-        let traced = WsgiStartResponse {
-            request: request.clone().unbind(),
-            start_response: start_response.clone().unbind(),
-            response_hook: response_hook.map(|hook| (hook.clone().unbind(), environ.clone().unbind())),
-        };
-        app.call1((environ, traced))
-    })();
-    match served {
-        Ok(body) => super::body::hand_back_body(request.as_any(), body),
-        Err(error) => {
-            request.get().record_error(py, error.value(py).as_any())?;
-            request.get().end_request(py, true)?;
-            Err(error)
-        }
-    }
-}
-
-/// The `start_response` a WSGI app is handed: notes the status and headers on the request,
-/// writes the response propagator's header (when one is set), calls the response hook (when
-/// given), then the server's own `start_response`, whose result it returns.
-#[pyclass(frozen, module = "ferrotel._native")]
-pub(crate) struct WsgiStartResponse {
-    request: Py<ServerRequest>,
-    start_response: Py<PyAny>,
-    /// `hook(span, environ, status, headers)` and the request's environ.
-    response_hook: Option<(Py<PyAny>, Py<PyDict>)>,
-}
-
-#[pymethods]
-impl WsgiStartResponse {
-    #[pyo3(signature = (status, headers, *rest))]
-    fn __call__<'py>(
-        &self,
-        py: Python<'py>,
-        status: &Bound<'py, PyAny>,
-        headers: &Bound<'py, PyAny>,
-        rest: &Bound<'py, PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let request = self.request.get();
-        request.responded(status, Some(headers));
-        if let Some(propagator) = response_propagator(py) {
-            py.import(pyo3::intern!(py, "ferrotel.instrumentation.wsgi"))?
-                .getattr(pyo3::intern!(py, "_inject_response"))?
-                .call1((propagator, request.span.bind(py), headers))?;
-        }
-        if let Some((hook, environ)) = &self.response_hook {
-            hook.bind(py).call1((request.span.bind(py), environ, status, headers))?;
-        }
-        let start_response = self.start_response.bind(py);
-        if rest.is_empty() {
-            start_response.call1((status, headers))
-        } else {
-            let mut all = Vec::with_capacity(rest.len() + 2);
-            all.extend([status.clone(), headers.clone()]);
-            all.extend(rest.iter());
-            start_response.call1(PyTuple::new(py, all)?)
-        }
-    }
 }
 
 /// The same for an ASGI `http` or `websocket` connection scope.
@@ -158,7 +69,7 @@ pub(crate) fn start_asgi_request(
 /// Starts the server span of a request and makes it current; `None` when `tracer` is not
 /// ferrotel's. `instruments`: what `server_instruments()` makes, in its order (duration,
 /// active requests, request and response body sizes, the old `/dup` duration).
-fn start(
+pub(super) fn start(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     incoming: Incoming<'_, '_>,
@@ -297,7 +208,7 @@ impl ServerMetrics {
 
 impl ServerRequest {
     /// The response's status (`"404 Not Found"` or `404`) and headers.
-    fn responded(&self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
+    pub(super) fn responded(&self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
         let code = match status.extract::<u16>() {
             Ok(code) => Some(code),
             Err(_) => status.extract::<String>().ok().and_then(|s| semconv::status_code(&s)),
@@ -493,7 +404,7 @@ impl TracedSend {
 
 /// The response propagator set with upstream's `set_global_response_propagator` (the
 /// `traceresponse` header), if the module that holds it was imported and one is set.
-fn response_propagator(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+pub(super) fn response_propagator(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
     static MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
     let modules = MODULES
         .get_or_try_init(py, || -> PyResult<Py<PyDict>> {
