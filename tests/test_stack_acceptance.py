@@ -336,14 +336,28 @@ def comparable(spans, side):
     - Server span names: upstream's Django names them by the URL pattern without its
       leading slash, and upstream names a websocket's `HTTP /ws` where ferrotel gives the
       handshake's method (`GET /ws`): compared by route.
+    - SQLAlchemy statements: ferrotel records one span per statement, the engine's; upstream
+      records the engine's and, beside it, the driver's spans for what the driver sends while
+      the engine executes it (the statement again, and the `BEGIN` the asyncpg dialect sends
+      first). Upstream's driver spans inside an engine statement are not compared.
     """
     by_id = {s["span_id"]: s for s in spans}
+    engine_statements = [s for s in spans if s["scope"] == SQLALCHEMY_SCOPE and s["name"] != "connect"]
+
+    def inside_engine_statement(span):
+        start = int(span["start_time_unix_nano"])
+        return span["scope"] != SQLALCHEMY_SCOPE and any(
+            s.get("parent_span_id") == span.get("parent_span_id")
+            and int(s["start_time_unix_nano"]) <= start <= int(s["end_time_unix_nano"])
+            for s in engine_statements
+        )
 
     def dropped(span):
         if span["span_id"] in kombu_commands(spans):
             return True
         if side == "upstream":
-            return span["kind"] == "SPAN_KIND_INTERNAL" and span["name"].endswith(ASGI_MESSAGE_SPANS)
+            is_message = span["kind"] == "SPAN_KIND_INTERNAL" and span["name"].endswith(ASGI_MESSAGE_SPANS)
+            return is_message or inside_engine_statement(span)
         return span["scope"] == "fastapi"
 
     def parent_of(span):
@@ -379,6 +393,8 @@ def comparable(spans, side):
         out.append(lines)
     return out
 
+
+SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 
 # Attributes both sides record under the stable conventions with the same value, and those
 # whose value is the run's own (ports, ids, URLs with ports): present on both.
@@ -427,19 +443,16 @@ def log_span(spans, logs, body):
     return hexid(record.get("trace_id")), names
 
 
-# On this branch SQLAlchemy (`connect`, the statement's `SELECT`) and aiohttp (the second
-# client `GET` and the partner's server spans) are traced by the contrib packages bootstrap
-# installs, running on ferrotel; the native built-ins replacing them must give these same
-# lines. SQLAlchemy's asyncpg dialect wraps each statement in `BEGIN`/`ROLLBACK`, which
-# both sides trace as asyncpg's, beside (not under) the SQLAlchemy span.
+# SQLAlchemy's statement is one span, the engine's (`SELECT orders` after `connect`): the
+# `BEGIN` the asyncpg dialect sends while executing it is part of it; the `ROLLBACK` the pool
+# sends when the connection goes back is asyncpg's own. The second `SELECT orders` is
+# psycopg's.
 FERROTEL_FASTAPI = [
     [
         "shop: GET /orders/{order_id} server",
         "  shop: fastapi.dependencies internal",
         "  shop: fastapi.endpoint internal",
         "    shop: connect client",
-        "    shop: SELECT client",
-        "    shop: BEGIN client",
         "    shop: SELECT orders client",
         "    shop: ROLLBACK client",
         "    shop: SELECT orders client",
