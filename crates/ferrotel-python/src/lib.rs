@@ -30,24 +30,8 @@ use pyo3::prelude::*;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `arena_eager_commit` option (its position in mimalloc's option enum, which
-/// libmimalloc-sys does not name).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
-/// Commits mimalloc's arena as it is used rather than at once: committed at once, the
-/// arena is advised into transparent huge pages, and the first few allocations made
-/// 2 MiB pages resident (measured: +5.7 MiB RSS at start-up for `python -c pass`).
-/// Runs before the extension's first allocation that needs an arena.
-#[allow(unsafe_code)]
-fn commit_allocator_arena_on_demand() {
-    // SAFETY: mi_option_set only stores the value in mimalloc's option table; any option
-    // and value are accepted.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
-}
-
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    commit_allocator_arena_on_demand();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     runtime::register(m)?;
     boundary::register(m)?;
