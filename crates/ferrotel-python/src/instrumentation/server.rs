@@ -17,7 +17,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::call_span::{apply_response, finish, owned};
-use super::headers::{capture, header_pairs};
+use super::headers::{capture, content_length, header_pairs};
 use super::http_metrics::{histogram, up_down_counter, OldDuration, OldResponse, ServerFacts};
 use super::incoming::Incoming;
 use super::settings::settings;
@@ -428,14 +428,6 @@ fn is(value: &Bound<'_, PyAny>, expected: &str) -> bool {
 /// An ASGI message's `type`, for the websocket message events.
 fn message_type(message: &Bound<'_, PyAny>) -> Option<String> {
     message.get_item("type").ok()?.extract().ok()
-}
-
-/// `Content-Length` from a header list of byte or text pairs (ASGI, WSGI) or a map.
-fn content_length(headers: Option<&Bound<'_, PyAny>>) -> Option<i64> {
-    header_pairs(headers)
-        .into_iter()
-        .find(|(name, _)| name == "content-length")
-        .and_then(|(_, value)| value.trim().parse().ok())
 }
 
 /// The route template Starlette's router leaves in the scope, under the mount's root path.
