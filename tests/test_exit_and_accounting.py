@@ -262,3 +262,32 @@ def test_sigterm_to_uvicorn_delivers_every_span_and_point_and_ends_by_sigterm(tm
     # 30 server spans; one point each of the duration histogram, active requests and the
     # response body size (GETs have no request body to measure).
     assert r.stop() == 33
+
+
+FLUSHING_THREAD = """
+import threading
+from ferrotel.logs import LoggerProvider
+
+provider = LoggerProvider()
+
+
+def flush_forever():
+    while True:
+        provider.force_flush()
+
+
+threading.Thread(target=flush_forever, daemon=True).start()
+"""
+
+
+def test_a_thread_waiting_inside_ferrotel_when_the_interpreter_finalizes_ends_quietly(tmp):
+    # CPython ends a thread that wants the GIL back during finalization with pthread_exit,
+    # which unwinds it through ferrotel's frames when it was waiting in one (here a flush;
+    # at exit, the upstream logging handler's flush thread does the same). A wheel whose
+    # frames the system unwinder cannot walk died of SIGSEGV in most of these runs.
+    (tmp / "app.py").write_text(FLUSHING_THREAD)
+    for _ in range(10):
+        result = subprocess.run(
+            [PYTHON, "app.py"], cwd=tmp, env=clean_env(OTEL_LOGS_EXPORTER="console"), capture_output=True, timeout=60
+        )
+        assert (result.returncode, result.stderr) == (0, b"")

@@ -68,6 +68,26 @@ def elf_links(data):
     return needed, versions, interpreter
 
 
+def dynamic_imports(data):
+    """Names of the undefined (imported) dynamic symbols of an ELF file."""
+    elf = ELFFile(io.BytesIO(data))
+    table = elf.get_section_by_name(".dynsym")
+    return {s.name for s in table.iter_symbols() if s["st_shndx"] == "SHN_UNDEF" and s.name}
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_manylinux_extension_unwinds_with_the_systems_libgcc_s(python):
+    # glibc's pthread_exit (how CPython ends a thread wanting the GIL during finalization)
+    # unwinds with libgcc_s; the extension's frames must be unwound by that same unwinder,
+    # not by one zig linked in statically (tests/test_exit_and_accounting.py shows the crash).
+    with zipfile.ZipFile(release_wheel(python, "gnu")) as archive:
+        (extension,) = [n for n in archive.namelist() if n.startswith("ferrotel/_native.") and n.endswith(".so")]
+        data = archive.read(extension)
+    needed, _, _ = elf_links(data)
+    assert "libgcc_s.so.1" in needed
+    assert {"_Unwind_RaiseException", "_Unwind_Resume", "_Unwind_GetIP"} <= dynamic_imports(data)
+
+
 @pytest.mark.parametrize("python", PYTHONS)
 def test_the_musllinux_wheel_needs_nothing_but_musl(python):
     # auditwheel judges musl wheels only on a musl machine (here it resolves `libc.so` to
