@@ -264,6 +264,48 @@ def test_sigterm_to_uvicorn_delivers_every_span_and_point_and_ends_by_sigterm(tm
     assert r.stop() == 33
 
 
+def test_sigterm_to_gunicorn_with_uvicorn_workers_delivers_every_workers_spans(tmp, fault_receiver):
+    # The workers reset SIGTERM to its default (uvicorn's worker class does, so that gunicorn
+    # sees how subprocesses end), then uvicorn re-raises it after its graceful shutdown: the
+    # workers die by SIGTERM, and with it every span still queued unless the reset keeps the
+    # flush.
+    r = fault_receiver("--mode", "ok")
+    (tmp / "app.py").write_text(UVICORN_APP)
+    port = free_port()
+    gunicorn = [FERROTEL, "instrument", "gunicorn", "-w", "2", "-k", "uvicorn.workers.UvicornWorker"]
+    proc = spawn([*gunicorn, "-b", f"127.0.0.1:{port}", "app:app"], tmp, export_env(r.endpoint))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/hello", deadline=30)
+        for _ in range(29):
+            assert http_get(f"http://127.0.0.1:{port}/hello")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "were not delivered" not in stderr
+    assert r.stop() == 30
+
+
+def test_the_app_still_sees_sigterm_at_its_default(tmp):
+    (tmp / "app.py").write_text(
+        "import signal\n"
+        "def mine(signum, frame): pass\n"
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
+        "print(signal.signal(signal.SIGTERM, mine) is signal.SIG_DFL)\n"
+        "print(signal.signal(signal.SIGTERM, signal.SIG_DFL) is mine)\n"
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
+        "print(signal.signal(signal.SIGTERM, signal.SIG_IGN) is signal.SIG_DFL)\n"
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)\n"
+        "print(bool(signal.signal.__doc__))\n"
+    )
+    result = subprocess.run(
+        [FERROTEL, "instrument", PYTHON, "app.py"], cwd=tmp, env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert (result.stdout, result.stderr) == ("True\n" * 7, "")
+
+
 FLUSHING_THREAD = """
 import threading
 from ferrotel.logs import LoggerProvider

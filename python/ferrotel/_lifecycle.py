@@ -4,9 +4,11 @@ or by the first signal module imported.
 
 - At exit (`atexit`), and at `os._exit` (how multiprocessing's children leave, where atexit
   never runs), everything recorded is flushed within one bounded deadline.
-- On SIGTERM, when the app left it at its default (a container stop, `kill`, or a server
-  such as uvicorn that re-raises it after its own shutdown), the same flush runs, then the
-  process ends by SIGTERM exactly as it would have without ferrotel.
+- On SIGTERM, when the app left it at its default or set it back to it (a container stop,
+  `kill`, a server such as uvicorn that re-raises it after its own shutdown, gunicorn's
+  uvicorn workers, which reset it to the default first), the same flush runs, then the
+  process ends by SIGTERM exactly as it would have without ferrotel. The app still sees
+  SIG_DFL as SIGTERM's handler.
 - In a forked child every provider gets fresh pipelines (and the metrics reader a fresh
   thread) with the child's pid.
 """
@@ -28,20 +30,46 @@ def _flushing_exit(code):
     _original_exit(code)
 
 
+_set_handler = _signal.signal
+_get_handler = _signal.getsignal
+
+
 def _flush_then_terminate(signum, frame):
     _native._shutdown_all(EXIT_DEADLINE_MILLIS)
-    _signal.signal(signum, _signal.SIG_DFL)
+    _set_handler(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
+def _is_default(handler):
+    return isinstance(handler, int) and handler == _signal.SIG_DFL
+
+
+def _setting_sigterm_default_keeps_the_flush(signalnum, handler):
+    # `signal.signal` calls this with plain ints. An app (or server) putting SIGTERM back to
+    # its default gets the flush before that default, as if it had never changed it.
+    if signalnum == _signal.SIGTERM and _is_default(handler):
+        handler = _flush_then_terminate
+    previous = _set_handler(signalnum, handler)
+    return _signal.SIG_DFL if previous is _flush_then_terminate else previous
+
+
+def _sigterm_flush_reads_as_default(signalnum):
+    handler = _get_handler(signalnum)
+    return _signal.SIG_DFL if handler is _flush_then_terminate else handler
+
+
 def _install_sigterm_flush():
-    # Only a SIGTERM the app leaves at its default is taken (an app or server that sets its
-    # own handler later replaces ours, and may hand it back, as uvicorn does); Python allows
-    # handlers in the main thread only.
-    if _signal.getsignal(_signal.SIGTERM) is not _signal.SIG_DFL:
+    # A handler of the app's own replaces ours (and may hand it back, as uvicorn does);
+    # Python allows handlers in the main thread only.
+    # `signal` copies the docstrings of these when it is imported.
+    _setting_sigterm_default_keeps_the_flush.__doc__ = _set_handler.__doc__
+    _sigterm_flush_reads_as_default.__doc__ = _get_handler.__doc__
+    _signal.signal = _setting_sigterm_default_keeps_the_flush
+    _signal.getsignal = _sigterm_flush_reads_as_default
+    if not _is_default(_get_handler(_signal.SIGTERM)):
         return
     try:
-        _signal.signal(_signal.SIGTERM, _flush_then_terminate)
+        _set_handler(_signal.SIGTERM, _flush_then_terminate)
     except ValueError:
         pass
 
