@@ -37,26 +37,26 @@ def broker(tmp):
 
 
 def otlp_env(receiver, bin_dir, **extra):
-    return clean_env(
-        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        OTEL_SERVICE_NAME="messaging",
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
-        OTEL_BSP_SCHEDULE_DELAY="100",
-        **extra,
-    )
+    settings = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "OTEL_SERVICE_NAME": "messaging",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    return clean_env(**{**settings, **extra})
 
 
-def celery_scenario(launcher, bin_dir, broker):
+def celery_scenario(launcher, bin_dir, broker, **extra_env):
     """A prefork Celery worker and a client publishing to it, both under `launcher`; the
-    spans the receiver got."""
+    spans the receiver got, and the worker's standard output."""
     receiver = Receiver(UPSTREAM / "python")
     # The broker's own redis commands (kombu polls it) would be traced too, on both sides:
     # this scenario is about Celery's spans.
-    env = otlp_env(receiver, bin_dir, CELERY_BROKER=broker, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="redis")
+    env = otlp_env(receiver, bin_dir, CELERY_BROKER=broker, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="redis", **extra_env)
     cwd = APPS / "celery"
     worker_command = [launcher, bin_dir / "celery", "-A", "tasks", "worker", "--pool", "prefork"]
     worker_command += ["--concurrency", "1", "--loglevel", "info", "--without-gossip", "--without-mingle"]
@@ -72,10 +72,10 @@ def celery_scenario(launcher, bin_dir, broker):
         )
         time.sleep(1.0)  # the worker's batch goes out every 100 ms
     finally:
-        _, worker_err = stop(worker, grace=30)
+        worker_out, worker_err = stop(worker, grace=30)
     spans = receiver.spans()
     assert client.returncode == 0, client.stderr[-3000:] + worker_err[-3000:]
-    return [s for s in spans if "celery" in s["scope"] or s["name"] == "client"]
+    return [s for s in spans if "celery" in s["scope"] or s["name"] == "client"], worker_out
 
 
 def structure(span):
@@ -103,8 +103,8 @@ CELERY_TREE = [
 
 
 def test_celery_spans_match_upstream(messaging_bin, broker):
-    ours = celery_scenario(messaging_bin / "ferrotel-instrument", messaging_bin, broker)
-    theirs = celery_scenario(UPSTREAM / "opentelemetry-instrument", UPSTREAM, broker)
+    ours, _ = celery_scenario(messaging_bin / "ferrotel-instrument", messaging_bin, broker)
+    theirs, _ = celery_scenario(UPSTREAM / "opentelemetry-instrument", UPSTREAM, broker)
 
     # One trace from the client's span down to the retried run, on both sides.
     for spans in (ours, theirs):
@@ -136,6 +136,23 @@ def test_celery_spans_match_upstream(messaging_bin, broker):
         "exception.message": "boom",
     }
     assert attributes(failed)["error.type"] == "ValueError"
+
+
+def test_celery_worker_logs_are_exported_under_the_runs_span(messaging_bin, broker):
+    # The worker empties the root logger's handlers when it sets up its logging, and its
+    # task logger does not propagate: both log records of `add` must still be exported, each
+    # with the ids of the task's run span.
+    spans, worker_out = celery_scenario(
+        messaging_bin / "ferrotel-instrument", messaging_bin, broker, OTEL_LOGS_EXPORTER="console"
+    )
+    run = next(s for s in spans if s["name"] == "run/tasks.add")
+    ids = f"trace_id={trace_id(run)} span_id={base64.b64decode(run['span_id']).hex()}"
+    records = [line for line in worker_out.splitlines() if line.startswith("log ") and "adding" in line]
+    assert len(records) == 2, worker_out[-3000:]
+    assert [r.split("] ", 1)[1] for r in sorted(records, key=lambda r: "task logger" in r)] == [
+        f"adding 2 and 3 (module logger)  {ids}",
+        f"adding 2 and 3 (task logger)  {ids}",
+    ]
 
 
 @pytest.fixture

@@ -79,6 +79,14 @@ def attach_to_root_logger(log_code_attributes=False, level=logging.NOTSET):
     return _attached
 
 
+def keep_exporting_from(logger):
+    """Puts ferrotel's root handler, if it attached one, back on `logger` after a framework
+    replaced that logger's handlers (Celery's worker empties the root logger's and gives its
+    task logger handlers of its own, not propagating)."""
+    if _attached is not None and not _ours_on(logger):
+        logger.addHandler(_attached)
+
+
 def detach_from_root_logger(handler):
     """Removes `handler` (one attach_to_root_logger returned) from the root logger."""
     global _attached

@@ -5,6 +5,7 @@ around each publish, whose context is written into the message headers, and a CO
 `use_span_links=True`, linked to it). A retry's reason and a failure's exception are
 recorded on the run's span. The spans, extraction and injection are native."""
 
+import sys
 import time
 
 from ferrotel import __version__, _native
@@ -82,6 +83,14 @@ def _failure(einfo):
     return getattr(exception, "exc", None) or exception
 
 
+def _keep_exporting_logs(logger=None, **kwargs):
+    # The worker's logging set-up (worker_hijack_root_logger, on by default) empties the root
+    # logger's handlers, ferrotel's among them, and its task logger does not propagate.
+    logs = sys.modules.get("ferrotel.logs")
+    if logs is not None and logger is not None and (logger.name == "root" or not logger.propagate):
+        logs.keep_exporting_from(logger)
+
+
 class CeleryInstrumentor(Instrumentor):
     name = "celery"
 
@@ -103,6 +112,8 @@ class CeleryInstrumentor(Instrumentor):
             (signals.task_postrun, self._postrun),
             (signals.task_failure, self._failure),
             (signals.task_retry, self._retry),
+            (signals.after_setup_logger, _keep_exporting_logs),
+            (signals.after_setup_task_logger, _keep_exporting_logs),
         )
         for signal, handler in self._handlers:
             signal.connect(handler, weak=False)
