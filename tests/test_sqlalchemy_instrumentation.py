@@ -525,3 +525,45 @@ def test_programmatic_engines_provider_suppression_and_uninstrument(tmp, sqlalch
         == 1
     )
     assert points["db.client.connections.usage"][(("pool.name", pool), ("state", "idle"))] == 1
+
+
+GUARDED = """
+    import sqlite3
+
+    from sqlalchemy import create_engine, event, text
+
+    engine = create_engine("sqlite://")
+
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def read_only(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("DELETE"):
+            raise PermissionError("read-only")
+
+
+    with engine.connect() as conn:
+        try:
+            conn.execute(text("DELETE FROM sqlite_master"))
+        except PermissionError:
+            pass
+        conn.execute(text("SELECT 1"))
+    sqlite3.connect(":memory:").execute("SELECT 2")
+"""
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_listener_refusing_a_statement_leaves_later_ones_traced(tmp, sqlalchemy_python, version):
+    # The app's listener runs after ferrotel's and raises. SQLAlchemy before 2.1 reports no
+    # error event for a statement that never reached the driver, so it has no span there;
+    # 2.1 reports it (handle_error) and it ends with the error. Either way the engine's next
+    # statement and the driver's own calls afterwards are traced as usual.
+    flags = ["--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
+    out = run_ferrotel(sqlalchemy_python(version), tmp, GUARDED, flags=flags)
+    spans = [(s["scope"].rsplit(".", 1)[1], s["name"], s["status"]) for s in console_spans(out)]
+    refused = (
+        [("sqlalchemy", "DELETE sqlite_master", "ERROR: PermissionError: read-only")]
+        if version.startswith("2.1")
+        else []
+    )
+    expected = [("sqlalchemy", "connect", "UNSET"), *refused, ("sqlalchemy", "SELECT", "UNSET")]
+    assert [s for s in spans if s[1] != "PRAGMA"] == [*expected, ("dbapi", "SELECT", "UNSET")]

@@ -150,6 +150,13 @@ class EngineTracer:
         self.pool_name = _pool_name(engine)
         self.listeners = [
             ("before_cursor_execute", self.before_cursor_execute, {"retval": True}),
+            # The driver's own instrumentation is suppressed from the driver call on, where
+            # the engine reports a failure (handle_error). Before it, a listener raising in
+            # before_cursor_execute after ours ends the statement with no later event (1.4,
+            # 2.0), which would leave the suppression attached to the caller.
+            ("do_execute", self.suppress_driver, {}),
+            ("do_executemany", self.suppress_driver, {}),
+            ("do_execute_no_params", self.suppress_driver_no_params, {}),
             ("after_cursor_execute", self.after_cursor_execute, {}),
             ("handle_error", self.handle_error, {}),
             ("connect", self.pool_connect, {}),
@@ -179,6 +186,9 @@ class EngineTracer:
         # to keep its span until it ends: left to the driver's instrumentation.
         if context is None or not isinstance(statement, str):
             return statement, parameters
+        # insertmanyvalues runs its batches in one context, with no handle_error for a listener
+        # raising in after_cursor_execute before ours: the previous batch ends here then.
+        self._finish(context)
         operation = self.runner.start_statement(statement, self.namespace, self.address, self.port)
         if operation is None:
             return statement, parameters
@@ -188,9 +198,18 @@ class EngineTracer:
                 statement = self._commented(statement, operation)
             except Exception:  # noqa: BLE001 - the statement goes out uncommented, never fails
                 pass
-        token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        context._ferrotel_statement = (operation, token)
+        context._ferrotel_statement = (operation, None)
         return statement, parameters
+
+    @staticmethod
+    def suppress_driver(cursor, statement, parameters, context):
+        started = getattr(context, "_ferrotel_statement", None)
+        if started is not None and started[1] is None:
+            token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+            context._ferrotel_statement = (started[0], token)
+
+    def suppress_driver_no_params(self, cursor, statement, context):
+        self.suppress_driver(cursor, statement, None, context)
 
     def _commented(self, statement, operation):
         import sqlalchemy
@@ -215,7 +234,8 @@ class EngineTracer:
             return
         context._ferrotel_statement = None
         operation, token = started
-        context_api.detach(token)
+        if token is not None:
+            context_api.detach(token)
         operation.end(exception)
 
     def after_cursor_execute(self, conn, cursor, statement, parameters, context, executemany):
