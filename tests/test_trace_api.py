@@ -124,6 +124,7 @@ def test_every_attribute_type_and_invalid_values(setup):
         "ints": (1, 2),
         "floats": (1.0, 2.0),
         "mixed": (1, "a"),
+        "none": None,  # kept as an empty value, as upstream keeps it
         "many.a": 1,
         "many.b": "2",
     }
@@ -156,6 +157,26 @@ def test_start_attributes_convert_alike_on_the_plain_and_the_general_path(setup)
     assert spans["huge"]["attributes"] == plain
     assert spans["surrogate"]["attributes"] == {**plain, "lone": "a\ufffdb", "k\ufffd": 1}
     assert spans["list"]["attributes"] == {**plain, "l": (1, 2)}
+
+
+def test_structured_attribute_values_are_kept_as_upstream_keeps_them(setup):
+    # opentelemetry-sdk 1.45 keeps maps, nested and mixed arrays and None on spans, their
+    # events and links (OTLP's kvlist, array and empty values).
+    tracer, memory, _ = setup()
+    nested = {"m": {"a": 1, "b": [1, 2]}, "n": None, "e": {}, "nested": [[1, 2], [3]], "mixed": [1, "x"]}
+    with tracer.start_as_current_span("s", attributes=nested) as span:
+        span.set_attribute("m2", {"k": "v", "deeper": {"x": [None]}})
+        span.add_event("e", {"m": {"k": 1}})
+    recorded = by_name(memory)["s"]
+    assert recorded["attributes"] == {
+        "m": {"a": 1, "b": (1, 2)},
+        "n": None,
+        "e": {},
+        "nested": ((1, 2), (3,)),
+        "mixed": (1, "x"),
+        "m2": {"k": "v", "deeper": {"x": (None,)}},
+    }
+    assert recorded["events"][0]["attributes"] == {"m": {"k": 1}}
 
 
 def test_limits_come_from_configuration_and_drops_are_counted(setup):

@@ -150,8 +150,17 @@ fn sequence(obj: &Bound<'_, PyAny>) -> Option<Value> {
     })
 }
 
+/// What attribute values may be. Spans, their events and links, and tracer scopes carry
+/// structured values too (empty, maps, nested and mixed arrays), as upstream's SDK does;
+/// metric attributes, which identify a series, and resources only scalars and flat arrays.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Values {
+    Any,
+    Flat,
+}
+
 /// One key/value pair of an attributes mapping, or `None` (counted) when it cannot be kept.
-fn pair(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Option<(String, Value)> {
+fn pair(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, values: Values) -> Option<(String, Value)> {
     let py = key.py();
     let Ok(key) = key.cast::<PyString>() else {
         note(py, Misuse::AttributeKey, || {
@@ -159,37 +168,50 @@ fn pair(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Option<(String, Val
         });
         return None;
     };
-    match to_value(value) {
-        Some(value) => Some((string_of(key).into_owned(), value)),
-        None => {
-            note(py, Misuse::AttributeValue, || {
-                format!(
-                    "attribute {:?} was dropped: a {} value cannot be carried",
-                    string_of(key),
-                    type_name(value)
-                )
-            });
-            None
-        }
+    if let Some(converted) = to_value(value) {
+        return Some((string_of(key).into_owned(), converted));
     }
+    let structured = value.is_none() || value.cast::<PyMapping>().is_ok() || value.cast::<PySequence>().is_ok();
+    if values == Values::Any && structured {
+        return Some((string_of(key).into_owned(), to_any_value(value)));
+    }
+    note(py, Misuse::AttributeValue, || {
+        format!(
+            "attribute {:?} was dropped: a {} value cannot be carried",
+            string_of(key),
+            type_name(value)
+        )
+    });
+    None
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
 }
 
-/// One attribute given as key and value (`set_attribute`).
+/// One attribute given as key and value (`set_attribute`), of any value.
 pub(crate) fn attribute(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Option<(String, Value)> {
-    pair(key, value)
+    pair(key, value, Values::Any)
 }
 
-/// Converts a mapping of attributes; entries that cannot be kept are dropped and counted.
+/// Converts a mapping of attributes of any value; entries that cannot be kept are dropped
+/// and counted.
 pub(crate) fn attributes(obj: Option<&Bound<'_, PyAny>>) -> Vec<(String, Value)> {
+    attributes_of(obj, Values::Any)
+}
+
+/// Converts a mapping of metric attributes; entries that cannot be kept are dropped and
+/// counted.
+pub(crate) fn flat_attributes(obj: Option<&Bound<'_, PyAny>>) -> Vec<(String, Value)> {
+    attributes_of(obj, Values::Flat)
+}
+
+fn attributes_of(obj: Option<&Bound<'_, PyAny>>, values: Values) -> Vec<(String, Value)> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Vec::new();
     };
     if let Ok(dict) = obj.cast::<PyDict>() {
-        return plain_dict(dict).unwrap_or_else(|| dict.iter().filter_map(|(k, v)| pair(&k, &v)).collect());
+        return plain_dict(dict).unwrap_or_else(|| dict.iter().filter_map(|(k, v)| pair(&k, &v, values)).collect());
     }
     let Ok(items) = obj.call_method0("items").and_then(|items| items.try_iter()) else {
         note(obj.py(), Misuse::AttributeValue, || {
@@ -201,7 +223,7 @@ pub(crate) fn attributes(obj: Option<&Bound<'_, PyAny>>) -> Vec<(String, Value)>
         .flatten()
         .filter_map(|item| {
             let (k, v) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>().ok()?;
-            pair(&k, &v)
+            pair(&k, &v, values)
         })
         .collect()
 }
@@ -279,10 +301,10 @@ pub(crate) fn own_text(obj: &Bound<'_, PyAny>) -> Option<String> {
     }
 }
 
-/// A log record's `extra=` value, converted as upstream's log handler converts it: scalars
-/// and flat arrays as for any attribute; a mapping as a key/value list and any other sequence
-/// as an array, nested to any depth; anything else as its own text, else empty.
-pub(crate) fn to_log_value(obj: &Bound<'_, PyAny>) -> Value {
+/// Any value, converted as upstream's SDK cleans attribute values: scalars and flat arrays as
+/// [`to_value`]; a mapping as a key/value list and any other sequence as an array, nested to
+/// any depth; anything else as its own text, else empty.
+pub(crate) fn to_any_value(obj: &Bound<'_, PyAny>) -> Value {
     if let Some(value) = to_value(obj) {
         return value;
     }
@@ -300,7 +322,7 @@ pub(crate) fn to_log_value(obj: &Bound<'_, PyAny>) -> Value {
                         Ok(text) => string_of(text).into_owned(),
                         Err(_) => own_text(&key)?,
                     };
-                    (!key.is_empty()).then(|| (key, to_log_value(&value)))
+                    (!key.is_empty()).then(|| (key, to_any_value(&value)))
                 })
                 .collect();
             return Value::Map(pairs);
@@ -308,7 +330,7 @@ pub(crate) fn to_log_value(obj: &Bound<'_, PyAny>) -> Value {
     }
     if obj.cast::<PySequence>().is_ok() {
         if let Ok(items) = obj.try_iter() {
-            return Value::Array(items.flatten().map(|item| to_log_value(&item)).collect());
+            return Value::Array(items.flatten().map(|item| to_any_value(&item)).collect());
         }
     }
     own_text(obj).map_or(Value::Empty, Value::Str)

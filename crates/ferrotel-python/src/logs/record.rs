@@ -99,7 +99,7 @@ pub(crate) fn convert_logging_record(
             other if is_other_record_field(other) || other.starts_with('_') => continue,
             extra => extra,
         };
-        core.set(&mut attributes, code_key.to_owned(), value::to_log_value(&item));
+        core.set(&mut attributes, code_key.to_owned(), value::to_any_value(&item));
     }
     let event_name = event_name
         .or(deprecated_event_name)

@@ -168,7 +168,12 @@ macro_rules! synchronous_instrument {
                     return;
                 }
                 let span = current_span(py, instrument);
-                instrument.record_in(value, value::attributes(attributes), ferrotel_sdk::now_ns(), span);
+                instrument.record_in(
+                    value,
+                    value::flat_attributes(attributes),
+                    ferrotel_sdk::now_ns(),
+                    span,
+                );
             }
 
             #[getter]

@@ -120,7 +120,7 @@ fn known_exemplar_filter(py: Python<'_>, filter: &Bound<'_, PyAny>) -> Option<Ex
 fn given_resource(resource: &Bound<'_, PyAny>) -> PyResult<Resource> {
     let attributes = resource.getattr("attributes")?;
     let mut given = Attributes::default();
-    for (k, v) in value::attributes(Some(&attributes)) {
+    for (k, v) in value::flat_attributes(Some(&attributes)) {
         given.set(k, v, usize::MAX, None);
     }
     let schema_url = resource
@@ -222,7 +222,7 @@ impl MeterProvider {
         attributes: Option<&Bound<'_, PyAny>>,
     ) -> Meter {
         let mut scope_attributes = Attributes::default();
-        for (k, v) in value::attributes(attributes) {
+        for (k, v) in value::flat_attributes(attributes) {
             scope_attributes.set(k, v, usize::MAX, None);
         }
         Meter {
