@@ -5,7 +5,7 @@
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 pub(crate) struct Api {
     /// The key the API stores the current span under in a `Context`.
@@ -14,6 +14,10 @@ pub(crate) struct Api {
     /// otherwise `None` and attach/detach go through the API functions.
     pub(crate) context_var: Option<Py<PyAny>>,
     pub(crate) context_type: Py<PyAny>,
+    /// dict's constructor, when the API's `Context` adds none of its own (no `__new__`,
+    /// no `__init__`): a new context is then made by it directly, without a call through
+    /// the class, which is most of a new context's cost.
+    context_new: Option<pyo3::ffi::newfunc>,
     pub(crate) attach: Py<PyAny>,
     pub(crate) detach: Py<PyAny>,
     pub(crate) get_current: Py<PyAny>,
@@ -59,10 +63,13 @@ pub(crate) fn _bind_api(py: Python<'_>, namespace: &Bound<'_, PyDict>) -> PyResu
         .get_item("context_var")?
         .filter(|v| v.is_instance(&context_var_type).unwrap_or(false))
         .map(Bound::unbind);
+    let context_type = item("context_type")?;
+    let context_new = dict_constructor_of(context_type.bind(py));
     let api = Api {
         span_key: item("span_key")?.bind(py).cast::<PyString>()?.clone().unbind(),
         context_var,
-        context_type: item("context_type")?,
+        context_type,
+        context_new,
         attach: item("attach")?,
         detach: item("detach")?,
         get_current: item("get_current")?,
@@ -83,7 +90,49 @@ pub(crate) fn _bind_api(py: Python<'_>, namespace: &Bound<'_, PyDict>) -> PyResu
     Ok(())
 }
 
+/// dict's `tp_new`, if `class` is a dict subclass that makes its instances with dict's own
+/// `tp_new` and `tp_init` (so calling the first alone is what calling the class does).
+#[allow(unsafe_code)]
+fn dict_constructor_of(class: &Bound<'_, PyAny>) -> Option<pyo3::ffi::newfunc> {
+    let class = class.cast::<PyType>().ok()?;
+    if !class.is_subclass_of::<PyDict>().ok()? {
+        return None;
+    }
+    let dict = class.py().get_type::<PyDict>();
+    let slot = |ty: &Bound<'_, PyType>, slot| {
+        // SAFETY: a live type object; PyType_GetSlot reads one of its slots.
+        unsafe { pyo3::ffi::PyType_GetSlot(ty.as_type_ptr(), slot) }
+    };
+    let (new, init) = (pyo3::ffi::Py_tp_new, pyo3::ffi::Py_tp_init);
+    let same = slot(class, new) == slot(&dict, new) && slot(class, init) == slot(&dict, init);
+    let constructor = slot(&dict, new);
+    if !same || constructor.is_null() {
+        return None;
+    }
+    // SAFETY: the tp_new slot of a type holds a `newfunc`.
+    Some(unsafe { std::mem::transmute::<*mut std::ffi::c_void, pyo3::ffi::newfunc>(constructor) })
+}
+
 impl Api {
+    /// A new, empty `Context`.
+    #[allow(unsafe_code)]
+    fn new_context<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let Some(new) = self.context_new else {
+            return self.context_type.bind(py).call0();
+        };
+        let args = PyTuple::empty(py);
+        // SAFETY: `new` is dict's tp_new, called as `type.__call__` would call it, with the
+        // context type (a dict subclass) and live, empty arguments; it returns a new
+        // reference or NULL with an exception set.
+        let made = unsafe { new(self.context_type.as_ptr().cast(), args.as_ptr(), std::ptr::null_mut()) };
+        if made.is_null() {
+            Err(PyErr::fetch(py))
+        } else {
+            // SAFETY: non-null new reference.
+            Ok(unsafe { Bound::from_owned_ptr(py, made) })
+        }
+    }
+
     /// The current `Context`.
     #[allow(unsafe_code)]
     pub(crate) fn current_context<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -167,7 +216,7 @@ impl Api {
         parent: &Bound<'py, PyAny>,
         span: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let context = self.context_type.bind(py).call0()?;
+        let context = self.new_context(py)?;
         let dict = context.cast::<PyDict>()?;
         // C-level dict operations: the API's Context forbids __setitem__ from Python code.
         if let Ok(parent) = parent.cast::<PyDict>() {

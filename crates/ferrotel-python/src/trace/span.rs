@@ -45,7 +45,8 @@ pub(crate) struct SpanParts {
     pub(crate) on_exception: OnException,
 }
 
-#[pyclass(frozen, module = "ferrotel._native", name = "Span")]
+/// A free list: most spans are made and freed within a `with` block.
+#[pyclass(frozen, freelist = 64, module = "ferrotel._native", name = "Span")]
 pub(crate) struct Span {
     pub(crate) ids: SpanIds,
     pub(crate) is_remote: bool,

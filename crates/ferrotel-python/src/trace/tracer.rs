@@ -218,9 +218,16 @@ impl SpanArgs {
         }
     }
 
-    fn start(&self, py: Python<'_>, core: &Arc<TraceCore>, scope: &Arc<Scope>) -> PyResult<Py<Span>> {
+    /// Starts the span; `current`: the current context when the caller has read it already.
+    fn start(
+        &self,
+        py: Python<'_>,
+        core: &Arc<TraceCore>,
+        scope: &Arc<Scope>,
+        current: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Span>> {
         let context = self.context.as_ref().map(|c| c.bind(py));
-        let parent = parent_in(py, context)?;
+        let parent = parent_in(py, context.or(current))?;
         let new = NewSpan {
             name: name_of(self.name.bind(py)),
             kind: self.kind,
@@ -261,7 +268,7 @@ impl Tracer {
             set_status: set_status_on_exception,
         };
         let args = SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception);
-        args.start(py, &self.core, &self.scope)
+        args.start(py, &self.core, &self.scope, None)
     }
 
     #[pyo3(signature = (name, context=None, kind=None, attributes=None, links=None, start_time=None, record_exception=true, set_status_on_exception=true, end_on_exit=true))]
@@ -289,7 +296,8 @@ impl Tracer {
 
 /// What `start_as_current_span` returns: a context manager that starts the span on entry
 /// and makes it current, or, called with a function, a decorator doing that per call.
-#[pyclass(frozen, module = "ferrotel._native")]
+/// A free list: one is made and freed per `with` block.
+#[pyclass(frozen, freelist = 64, module = "ferrotel._native")]
 pub(crate) struct CurrentSpan {
     core: Arc<TraceCore>,
     scope: Arc<Scope>,
@@ -315,8 +323,9 @@ impl CurrentSpan {
 impl CurrentSpan {
     fn __enter__(&self, py: Python<'_>) -> PyResult<Py<Span>> {
         let api = api::get(py)?;
-        let span = self.args.start(py, &self.core, &self.scope)?;
+        // Read once: the parent is in it, and the new context is made from it.
         let current = api.current_context(py)?;
+        let span = self.args.start(py, &self.core, &self.scope, Some(&current))?;
         let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
         let token = api.attach(py, &context)?;
         *lock(&self.active) = Some((span.clone_ref(py), token.unbind()));
