@@ -7,8 +7,11 @@
 //! directory's modification and change times, so the key holds those times (with device and
 //! inode) for every `sys.path` entry, besides the path list, the variables, the markers and the
 //! version. A file whose key differs, or that does not parse, is ignored and rewritten; a
-//! location that cannot be written costs the scan and nothing else. Editing a metadata file in
-//! place (which installers do not do) goes unnoticed until the next install or removal there.
+//! location that cannot be written costs the scan and nothing else. `*.egg-info` directories
+//! are the exception to whole-directory replacement (`setup.py develop` and legacy editable
+//! installs rewrite their files in place), so the files the plan reads from each are stat'ed
+//! too. Editing a wheel's `*.dist-info` in place (which installers do not do) goes unnoticed
+//! until the next install or removal in that directory.
 
 use std::fs;
 use std::io::{self, Write};
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use ferrotel_config::PythonConfig;
-use ferrotel_distributions::{EntryPoint, MarkerEnv};
+use ferrotel_distributions::{EntryPoint, Environment, MarkerEnv};
 
 use crate::{Plan, PlannedInstrumentor, SkipReason, Trigger};
 
@@ -29,6 +32,14 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// least recently written are removed when another is written.
 const MAX_FILES: usize = 32;
 const PREFIX: &str = "plan-";
+/// The files of an `*.egg-info` directory the plan may read.
+const EGG_INFO_FILES: &[&str] = &[
+    "entry_points.txt",
+    "requires.txt",
+    "PKG-INFO",
+    "top_level.txt",
+    "RECORD",
+];
 
 /// Where plans are kept: `$XDG_CACHE_HOME/ferrotel`, else `~/.cache/ferrotel`. Not inside the
 /// installed package: files an installer did not write would stay behind on uninstall.
@@ -75,14 +86,7 @@ impl PlanCache {
         let now = SystemTime::now();
         let mut settled = true;
         for path in sys_path {
-            match fs::metadata(path.as_ref()) {
-                Ok(meta) => {
-                    key.push_str(&format!("stat {}\n", fingerprint(&meta)));
-                    let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok());
-                    settled &= age.is_some_and(|age| age >= SETTLE);
-                }
-                Err(_) => key.push_str("stat -\n"),
-            }
+            key.push_str(&format!("stat {}\n", stat(path.as_ref(), now, &mut settled)));
         }
         key.push_str("plan\n");
         PlanCache { file, key, settled }
@@ -98,14 +102,14 @@ impl PlanCache {
         parse(text.strip_prefix(self.key.as_str())?)
     }
 
-    /// Stores `plan` for the next process with the same inputs. Failures are ignored: the
-    /// cache only saves time.
-    pub fn store(&self, plan: &Plan) {
-        if !self.settled {
+    /// Stores `plan`, made from `env`, for the next process with the same inputs. Failures are
+    /// ignored: the cache only saves time.
+    pub fn store(&self, plan: &Plan, env: &Environment) {
+        let (Some(watched), true) = (watched_files(env), self.settled) else {
             return;
-        }
+        };
         if let Some(body) = serialize(plan) {
-            let _ = self.write(&body);
+            let _ = self.write(&format!("{watched}{body}"));
         }
     }
 
@@ -125,6 +129,41 @@ impl PlanCache {
         prune(dir);
         Ok(())
     }
+}
+
+/// A path's fingerprint, or `-` when it cannot be stat'ed; clears `settled` when it changed
+/// within [`SETTLE`] of `now`.
+fn stat(path: &Path, now: SystemTime, settled: &mut bool) -> String {
+    match fs::metadata(path) {
+        Ok(meta) => {
+            let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok());
+            *settled &= age.is_some_and(|age| age >= SETTLE);
+            fingerprint(&meta)
+        }
+        Err(_) => "-".to_string(),
+    }
+}
+
+/// One `watch` record per file of every `*.egg-info` directory in `env`: its fingerprint and
+/// path. `None` when one of them cannot be recorded (a path that is not UTF-8, or holds a tab
+/// or line break) or changed just now.
+fn watched_files(env: &Environment) -> Option<String> {
+    let now = SystemTime::now();
+    let mut settled = true;
+    let mut out = String::new();
+    let egg_infos = env
+        .distributions()
+        .iter()
+        .map(|d| &d.metadata_dir)
+        .filter(|dir| dir.extension().is_some_and(|e| e == "egg-info"));
+    for dir in egg_infos {
+        for name in EGG_INFO_FILES {
+            let path = dir.join(name);
+            let text = path.to_str().filter(|p| !p.contains(['\t', '\n', '\r']))?;
+            out.push_str(&format!("watch\t{}\t{text}\n", stat(&path, now, &mut settled)));
+        }
+    }
+    settled.then_some(out)
 }
 
 #[cfg(unix)]
@@ -257,6 +296,13 @@ fn parse(text: &str) -> Option<Plan> {
         }
         let fields: Vec<&str> = line.split('\t').collect();
         let kind = fields[0];
+        if let ["watch", recorded, path] = fields[..] {
+            // A rewritten egg-info file: the plan may be stale.
+            if stat(Path::new(path), SystemTime::now(), &mut true) != recorded {
+                return None;
+            }
+            continue;
+        }
         if kind == "end" && fields.len() == 1 {
             ended = true;
             continue;

@@ -3,7 +3,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use ferrotel_config::{Config, PythonConfig};
-use ferrotel_distributions::{EntryPoint, MarkerEnv};
+use ferrotel_distributions::{EntryPoint, Environment, MarkerEnv};
 
 use super::*;
 
@@ -81,9 +81,9 @@ fn settled_site() -> tempfile::TempDir {
     site
 }
 
-fn backdate(dir: &Path, seconds: u64) {
+fn backdate(path: &Path, seconds: u64) {
     let when = SystemTime::now() - Duration::from_secs(seconds);
-    fs::File::open(dir).unwrap().set_modified(when).unwrap();
+    fs::File::open(path).unwrap().set_modified(when).unwrap();
 }
 
 fn cache_for(dir: &Path, site: &Path, vars: &[(&str, &str)]) -> PlanCache {
@@ -96,18 +96,18 @@ fn a_stored_plan_is_read_back_whole() {
     let (cache_dir, site) = (tempfile::tempdir().unwrap(), settled_site());
     let cache = cache_for(cache_dir.path(), site.path(), &[]);
     assert_eq!(cache.load(), None);
-    cache.store(&full_plan());
+    cache.store(&full_plan(), &Environment::default());
     assert_eq!(cache_for(cache_dir.path(), site.path(), &[]).load(), Some(full_plan()));
 }
 
 #[test]
 fn adding_or_removing_a_metadata_directory_invalidates_the_plan() {
     let (cache_dir, site) = (tempfile::tempdir().unwrap(), settled_site());
-    cache_for(cache_dir.path(), site.path(), &[]).store(&full_plan());
+    cache_for(cache_dir.path(), site.path(), &[]).store(&full_plan(), &Environment::default());
     fs::create_dir(site.path().join("x-1.0.dist-info")).unwrap();
     assert_eq!(cache_for(cache_dir.path(), site.path(), &[]).load(), None);
     backdate(site.path(), 30);
-    cache_for(cache_dir.path(), site.path(), &[]).store(&Plan::default());
+    cache_for(cache_dir.path(), site.path(), &[]).store(&Plan::default(), &Environment::default());
     fs::remove_dir(site.path().join("x-1.0.dist-info")).unwrap();
     assert_eq!(cache_for(cache_dir.path(), site.path(), &[]).load(), None);
 }
@@ -116,9 +116,9 @@ fn adding_or_removing_a_metadata_directory_invalidates_the_plan() {
 fn each_set_of_variables_keeps_its_own_plan() {
     let (cache_dir, site) = (tempfile::tempdir().unwrap(), settled_site());
     let disabled = [("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "flask")];
-    cache_for(cache_dir.path(), site.path(), &[]).store(&full_plan());
+    cache_for(cache_dir.path(), site.path(), &[]).store(&full_plan(), &Environment::default());
     assert_eq!(cache_for(cache_dir.path(), site.path(), &disabled).load(), None);
-    cache_for(cache_dir.path(), site.path(), &disabled).store(&Plan::default());
+    cache_for(cache_dir.path(), site.path(), &disabled).store(&Plan::default(), &Environment::default());
     assert_eq!(cache_for(cache_dir.path(), site.path(), &[]).load(), Some(full_plan()));
     assert_eq!(
         cache_for(cache_dir.path(), site.path(), &disabled).load(),
@@ -136,7 +136,7 @@ fn each_set_of_variables_keeps_its_own_plan() {
 fn a_corrupt_or_foreign_file_is_ignored_and_replaced() {
     let (cache_dir, site) = (tempfile::tempdir().unwrap(), settled_site());
     let cache = cache_for(cache_dir.path(), site.path(), &[]);
-    cache.store(&full_plan());
+    cache.store(&full_plan(), &Environment::default());
     let stored = fs::read_to_string(cache.path()).unwrap();
     let (key, body) = stored.split_at(stored.find("\nplan\n").unwrap() + "\nplan\n".len());
     let corruptions = [
@@ -153,7 +153,7 @@ fn a_corrupt_or_foreign_file_is_ignored_and_replaced() {
     }
     fs::write(cache.path(), [0xff, 0xfe, 0x00]).unwrap();
     assert_eq!(cache.load(), None);
-    cache.store(&full_plan());
+    cache.store(&full_plan(), &Environment::default());
     assert_eq!(cache.load(), Some(full_plan()));
 }
 
@@ -161,7 +161,7 @@ fn a_corrupt_or_foreign_file_is_ignored_and_replaced() {
 fn nothing_is_stored_while_a_directory_has_just_changed() {
     let (cache_dir, site) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let cache = cache_for(cache_dir.path(), site.path(), &[]);
-    cache.store(&full_plan());
+    cache.store(&full_plan(), &Environment::default());
     assert!(!cache.path().exists());
 }
 
@@ -170,7 +170,7 @@ fn an_unwritable_location_only_costs_the_scan() {
     let site = settled_site();
     let blocker = tempfile::NamedTempFile::new().unwrap();
     let cache = cache_for(&blocker.path().join("ferrotel"), site.path(), &[]);
-    cache.store(&full_plan());
+    cache.store(&full_plan(), &Environment::default());
     assert_eq!(cache.load(), None);
 }
 
@@ -180,7 +180,7 @@ fn a_plan_that_cannot_be_written_as_lines_is_not_stored() {
     let cache = cache_for(cache_dir.path(), site.path(), &[]);
     let mut plan = full_plan();
     plan.warnings.push("two\nlines".into());
-    cache.store(&plan);
+    cache.store(&plan, &Environment::default());
     assert!(!cache.path().exists());
 }
 
@@ -189,7 +189,8 @@ fn old_plans_are_pruned() {
     let (cache_dir, site) = (tempfile::tempdir().unwrap(), settled_site());
     for i in 0..MAX_FILES + 5 {
         let name = format!("name{i}");
-        cache_for(cache_dir.path(), site.path(), &[("OTEL_PYTHON_DISTRO", &name)]).store(&Plan::default());
+        cache_for(cache_dir.path(), site.path(), &[("OTEL_PYTHON_DISTRO", &name)])
+            .store(&Plan::default(), &Environment::default());
     }
     assert_eq!(fs::read_dir(cache_dir.path()).unwrap().count(), MAX_FILES);
     let newest = cache_for(
@@ -198,4 +199,33 @@ fn old_plans_are_pruned() {
         &[("OTEL_PYTHON_DISTRO", &format!("name{}", MAX_FILES + 4))],
     );
     assert_eq!(newest.load(), Some(Plan::default()));
+}
+
+#[test]
+fn an_egg_info_rewritten_in_place_invalidates_the_plan() {
+    let (cache_dir, site) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let egg_info = site.path().join("mylib.egg-info");
+    fs::create_dir(&egg_info).unwrap();
+    fs::write(egg_info.join("PKG-INFO"), "Name: mylib\nVersion: 0.1.dev0\n").unwrap();
+    fs::write(egg_info.join("entry_points.txt"), "").unwrap();
+    for path in [
+        egg_info.join("PKG-INFO"),
+        egg_info.join("entry_points.txt"),
+        egg_info,
+        site.path().into(),
+    ] {
+        backdate(&path, 60);
+    }
+    let env = Environment::scan(&[site.path()]);
+    assert_eq!(env.distributions().len(), 1);
+    cache_for(cache_dir.path(), site.path(), &[]).store(&full_plan(), &env);
+    assert_eq!(cache_for(cache_dir.path(), site.path(), &[]).load(), Some(full_plan()));
+    // As `setup.py develop` rewrites it: the file changes, its directory and site-packages do not.
+    let entry_points = site.path().join("mylib.egg-info/entry_points.txt");
+    fs::write(&entry_points, "[opentelemetry_instrumentor]\nmylib = mylib:I\n").unwrap();
+    backdate(&site.path().join("mylib.egg-info"), 60);
+    assert_eq!(cache_for(cache_dir.path(), site.path(), &[]).load(), None);
+    // A file just written is not trusted to show its next change either.
+    cache_for(cache_dir.path(), site.path(), &[]).store(&Plan::default(), &env);
+    assert_eq!(cache_for(cache_dir.path(), site.path(), &[]).load(), None);
 }

@@ -153,7 +153,7 @@ pub(crate) fn initialize<'py>(py: Python<'py>, sys_path: Vec<String>) -> PyResul
             let environment = Environment::scan(&sys_path);
             let plan = ferrotel_loader::plan(&parsed.config.python, &environment, &markers);
             if let Some(cache) = &cache {
-                cache.store(&plan);
+                cache.store(&plan, &environment);
             }
             (plan, PlanSource::Scan(environment.distributions().len()))
         }
