@@ -153,16 +153,27 @@ impl Environment {
                 continue;
             };
             // Names are checked before any path is built or stat'ed: a site-packages directory
-            // holds a few metadata directories among many packages and modules.
-            let mut names: Vec<String> = entries
+            // holds a few metadata directories among many packages and modules. The directory
+            // entry's own type suffices except for a symbolic link, whose target is stat'ed.
+            let mut names: Vec<(String, bool)> = entries
                 .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() || t.is_symlink()))
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".dist-info") || n.ends_with(".egg-info"))
+                .filter_map(|e| {
+                    let kind = e.file_type().ok()?;
+                    if !kind.is_dir() && !kind.is_symlink() {
+                        return None;
+                    }
+                    let name = e.file_name().into_string().ok()?;
+                    let is_metadata = name.ends_with(".dist-info") || name.ends_with(".egg-info");
+                    is_metadata.then_some((name, kind.is_symlink()))
+                })
                 .collect();
             // Directory order is arbitrary; sorting keeps the result reproducible.
             names.sort_unstable();
-            let dirs = names.iter().map(|n| path.as_ref().join(n)).filter(|p| p.is_dir());
+            let dirs = names
+                .iter()
+                .map(|(name, is_link)| (path.as_ref().join(name), is_link))
+                .filter(|(dir, is_link)| !**is_link || dir.is_dir())
+                .map(|(dir, _)| dir);
             for dir in dirs {
                 if let Some(dist) = Distribution::from_metadata_dir(&dir) {
                     let key = normalize(&dist.name);
@@ -247,6 +258,30 @@ mod tests {
         assert_eq!(env.get("mylib").unwrap().version, "0.3.dev1");
         assert_eq!(env.get("other").unwrap().version, "1.0");
         assert_eq!(env.distributions().len(), 3);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn linked_metadata_directories_count_only_when_the_target_is_a_directory() {
+        let site = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let real = elsewhere.path().join("linked-1.0.dist-info");
+        write(&real.join("METADATA"), "Name: linked\nVersion: 1.0\n");
+        write(&elsewhere.path().join("plain-file"), "");
+        std::os::unix::fs::symlink(&real, site.path().join("linked-1.0.dist-info")).unwrap();
+        std::os::unix::fs::symlink(
+            elsewhere.path().join("plain-file"),
+            site.path().join("file-1.0.dist-info"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("gone"), site.path().join("broken-1.0.dist-info")).unwrap();
+        write(
+            &site.path().join("real-2.0.dist-info/METADATA"),
+            "Name: real\nVersion: 2.0\n",
+        );
+        let env = Environment::scan(&[site.path()]);
+        let names: Vec<&str> = env.distributions().iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, vec!["linked", "real"]);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+pub mod cache;
+
 use ferrotel_config::PythonConfig;
 use ferrotel_distributions::{EntryPoint, Environment, MarkerEnv, Requirement};
 

@@ -31,8 +31,29 @@ use pyo3::prelude::*;
 #[global_allocator]
 static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 
+/// mimalloc's `arena_reserve` option (its position in mimalloc's option enum, which
+/// libmimalloc-sys does not name); the value is in KiB.
+const MI_OPTION_ARENA_RESERVE: libmimalloc_sys::mi_option_t = 23;
+const ARENA_RESERVE_KIB: std::ffi::c_long = 128 * 1024;
+
+/// Reserves mimalloc's first arena at 128 MiB instead of 1 GiB. The arena stays committed at
+/// once and advised into transparent huge pages (what the span path gains from), but with
+/// the larger arena `python -c pass` left two 2 MiB pages resident instead of one (measured:
+/// +7.0 -> +5.3 MiB RSS). Later arenas grow as mimalloc sees fit. A `MIMALLOC_ARENA_RESERVE`
+/// the user set wins. Runs before the extension's first allocation that needs an arena.
+#[allow(unsafe_code)]
+fn reserve_a_smaller_first_arena() {
+    if std::env::var_os("MIMALLOC_ARENA_RESERVE").is_some() {
+        return;
+    }
+    // SAFETY: mi_option_set only stores the value in mimalloc's option table; any option
+    // and value are accepted.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_RESERVE, ARENA_RESERVE_KIB) };
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    reserve_a_smaller_first_arena();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     runtime::register(m)?;
     boundary::register(m)?;

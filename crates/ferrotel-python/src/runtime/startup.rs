@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use ferrotel_config::{Config, LogLevel};
 use ferrotel_distributions::{normalize, EntryPoint, Environment, MarkerEnv};
+use ferrotel_loader::cache::{self, PlanCache};
 use ferrotel_loader::{Plan, Trigger};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -100,6 +101,14 @@ fn plan_to_python<'py>(py: Python<'py>, plan: &Plan, gevent_patch: bool) -> PyRe
     Ok(dict)
 }
 
+/// Where this process's plan came from, for the debug listing.
+enum PlanSource<'a> {
+    /// Made from this many distributions' metadata.
+    Scan(usize),
+    /// Read from this file.
+    Cache(&'a std::path::Path),
+}
+
 /// Must read as `_describe` in `_loader.py` does, so debug listings are consistent.
 fn describe(ep: &EntryPoint) -> String {
     format!("'{}' ({})", ep.name, normalize(&ep.distribution))
@@ -127,8 +136,28 @@ pub(crate) fn initialize<'py>(py: Python<'py>, sys_path: Vec<String>) -> PyResul
         );
         return Ok(None);
     }
-    let environment = Environment::scan(&sys_path);
-    let plan = ferrotel_loader::plan(&parsed.config.python, &environment, &marker_env(py)?);
+    let markers = marker_env(py)?;
+    // Stat'ed before any scan: a change during the scan leaves a stale key, not a stale plan.
+    let cache = cache::default_dir().map(|dir| {
+        PlanCache::new(
+            &dir,
+            env!("CARGO_PKG_VERSION"),
+            &parsed.config.python,
+            &markers,
+            &sys_path,
+        )
+    });
+    let (plan, source) = match cache.as_ref().and_then(|cache| Some((cache.load()?, cache.path()))) {
+        Some((plan, file)) => (plan, PlanSource::Cache(file)),
+        None => {
+            let environment = Environment::scan(&sys_path);
+            let plan = ferrotel_loader::plan(&parsed.config.python, &environment, &markers);
+            if let Some(cache) = &cache {
+                cache.store(&plan, &environment);
+            }
+            (plan, PlanSource::Scan(environment.distributions().len()))
+        }
+    };
     for warning in &plan.warnings {
         emit(py, LogLevel::Warning, warning);
     }
@@ -138,8 +167,11 @@ pub(crate) fn initialize<'py>(py: Python<'py>, sys_path: Vec<String>) -> PyResul
             py,
             LogLevel::Debug,
             &format!(
-                "initialising pid {pid}: {} distributions scanned, plan made in {:.2} ms",
-                environment.distributions().len(),
+                "initialising pid {pid}: {}, in {:.2} ms",
+                match source {
+                    PlanSource::Scan(count) => format!("{count} distributions scanned, plan made"),
+                    PlanSource::Cache(file) => format!("plan read from {}", file.display()),
+                },
                 started.elapsed().as_secs_f64() * 1e3
             ),
         );
