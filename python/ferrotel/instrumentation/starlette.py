@@ -127,31 +127,24 @@ def _request_telemetry(app, scope):
     )
 
 
-async def _inside_fastapi_span(app, scope, receive, send):
-    """FastAPI's own `__call__`, told the request is traced (its marker in the scope), with
-    its per-request telemetry in the context for the operation spans."""
-    # An excluded request (serve set no request): FastAPI's own telemetry stays out too.
-    telemetry = _request_telemetry(app, scope) if "ferrotel.request" in scope else None
-    scope["fastapi.telemetry"] = telemetry
-    if telemetry is None:
-        try:
-            return await _fastapi_call(app, scope, receive, send)
-        finally:
-            scope.pop("fastapi.telemetry", None)
-    from opentelemetry import context
-
-    token = context.attach(context.set_value(_REQUEST_TELEMETRY_KEY, telemetry))
-    try:
-        return await _fastapi_call(app, scope, receive, send)
-    finally:
-        context.detach(token)
-        scope.pop("fastapi.telemetry", None)
+def _telemetry_in_context(app, scope):
+    """FastAPI's per-request telemetry for the server span's context to carry, so that its
+    operation spans nest under ferrotel's; the scope's marker tells FastAPI the request is
+    traced."""
+    telemetry = scope["fastapi.telemetry"] = _request_telemetry(app, scope)
+    return None if telemetry is None else (_REQUEST_TELEMETRY_KEY, telemetry)
 
 
 async def _traced_fastapi_call(app, scope, receive, send):
     if "ferrotel.request" in scope or "fastapi.telemetry" in scope or not _wanted(app, "fastapi"):
         return await _fastapi_call(app, scope, receive, send)
-    return await serve(scope, receive, send, _inside_fastapi_span, app, _options_for(app, _fastapi_options))
+    # An excluded request (no server span): FastAPI's own telemetry stays out too.
+    scope["fastapi.telemetry"] = None
+    try:
+        options = _options_for(app, _fastapi_options)
+        return await serve(scope, receive, send, _fastapi_call, app, options, _telemetry_in_context)
+    finally:
+        scope.pop("fastapi.telemetry", None)
 
 
 _RequestTelemetry = _REQUEST_TELEMETRY_KEY = None

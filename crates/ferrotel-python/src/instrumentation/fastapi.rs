@@ -35,7 +35,13 @@ pub(crate) struct FastapiOperations {
     /// errors; a websocket closed normally).
     expected: Py<PyTuple>,
     websocket_disconnect: Py<PyType>,
+    /// `code.function.name` of the functions seen last: a request's three operations name
+    /// the same endpoint. Bounded; the functions are held so their addresses stay theirs.
+    function_names: Mutex<Vec<(Py<PyAny>, String)>>,
 }
+
+/// How many functions' names `FastapiOperations` keeps.
+const FUNCTION_NAMES: usize = 64;
 
 #[pymethods]
 impl FastapiOperations {
@@ -55,6 +61,7 @@ impl FastapiOperations {
             traced_operation,
             expected,
             websocket_disconnect,
+            function_names: Mutex::new(Vec::new()),
         }
     }
 
@@ -87,7 +94,7 @@ impl FastapiOperations {
             return Ok(this.traced_operation.bind(py).call((), Some(&kwargs))?.unbind());
         };
         let name = name.to_str()?;
-        let function_name = function.map(|f| code_function_name(f)).transpose()?;
+        let function_name = function.map(|f| this.function_name(f)).transpose()?;
         let operation = FastapiOperation {
             operations: slf.clone().unbind(),
             tracer: tracer.clone().unbind(),
@@ -97,6 +104,22 @@ impl FastapiOperations {
             active: Mutex::new(None),
         };
         Ok(Bound::new(py, operation)?.into_any().unbind())
+    }
+}
+
+impl FastapiOperations {
+    fn function_name(&self, function: &Bound<'_, PyAny>) -> PyResult<String> {
+        if let Some((_, name)) = lock(&self.function_names).iter().find(|(f, _)| f.is(function)) {
+            return Ok(name.clone());
+        }
+        // Not under the lock: reading the names runs Python, which may switch threads.
+        let name = code_function_name(function)?;
+        let mut names = lock(&self.function_names);
+        if names.len() == FUNCTION_NAMES {
+            names.clear();
+        }
+        names.push((function.clone().unbind(), name.clone()));
+        Ok(name)
     }
 }
 
