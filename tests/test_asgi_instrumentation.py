@@ -209,3 +209,47 @@ def test_fastapi_on_other_servers_has_one_server_span(viewer, tmp, server):
     [trace] = viewer.get(f"/api/traces/{first['traceID']}")["data"]
     inner = sorted(s["operationName"] for s in trace["spans"] if s["spanID"] != first["spanID"])
     assert inner == ["fastapi.dependencies", "fastapi.endpoint", "fastapi.serialization"], inner
+
+
+FASTAPI_OPERATIONS_APP = """
+from fastapi import FastAPI, HTTPException
+
+app = FastAPI()
+
+@app.get("/items/{item_id}")
+async def item(item_id: int):
+    return {"id": item_id}
+
+@app.get("/teapot")
+async def teapot():
+    raise HTTPException(status_code=418)
+
+@app.get("/boom")
+async def boom():
+    raise RuntimeError("exploded")
+
+@app.get("/healthz")
+async def healthz():
+    return "ok"
+"""
+
+
+def test_fastapi_operation_spans_keep_fastapi_names_attributes_and_error_rules(viewer, tmp):
+    requests = [("/items/7", None), ("/teapot", None), ("/boom", None)]
+    _, statuses, err = serve(viewer, tmp, FASTAPI_OPERATIONS_APP, "fastapi-operations", requests)
+    assert statuses == [200, 418, 500], err
+    endpoints = {}
+    for span, tags in server_spans(viewer, "fastapi-operations"):
+        [trace] = viewer.get(f"/api/traces/{span['traceID']}")["data"]
+        for inner in trace["spans"]:
+            inner_tags = {t["key"]: t["value"] for t in inner["tags"]}
+            if inner["operationName"] == "fastapi.endpoint":
+                assert inner["references"][0]["spanID"] == span["spanID"]
+                endpoints[tags["url.path"]] = inner_tags
+    assert sorted(endpoints) == ["/boom", "/items/7", "/teapot"], endpoints
+    assert endpoints["/items/7"]["code.function.name"] == "app.item"
+    assert endpoints["/items/7"]["span.kind"] == "internal"
+    # An HTTP error is the response, not the operation's failure; any other exception is.
+    assert "error.type" not in endpoints["/teapot"] and endpoints["/teapot"].get("otel.status_code") != "ERROR"
+    assert endpoints["/boom"]["error.type"] == "RuntimeError" and endpoints["/boom"]["otel.status_code"] == "ERROR"
+    assert endpoints["/boom"]["code.function.name"] == "app.boom"

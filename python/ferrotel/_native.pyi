@@ -37,7 +37,10 @@ def django_traced_request_attrs() -> list[str]:
     """OTEL_PYTHON_DJANGO_TRACED_REQUEST_ATTRS."""
 
 def start_asgi_request(
-    tracer: Any, scope: dict[str, Any], instruments: tuple[Any, ...] | None = None
+    tracer: Any,
+    scope: dict[str, Any],
+    instruments: tuple[Any, ...] | None = None,
+    context_value: tuple[str, Any] | None = None,
 ) -> ServerRequest | None: ...
 def serve_wsgi(
     tracer: Any,
@@ -54,6 +57,26 @@ def serve_wsgi(
 class WsgiStartResponse:
     """The `start_response` handed to a WSGI app: notes the response, then calls the server's."""
     def __call__(self, status: Any, headers: Any, *rest: Any) -> Any: ...
+
+@final
+class FastapiOperations:
+    """Stands in for FastAPI's `_operation`: its operation spans, made natively."""
+    def __init__(
+        self,
+        key: str,
+        telemetry_type: type,
+        no_operation: Any,
+        traced_operation: Callable[..., Any],
+        expected: tuple[type, ...],
+        websocket_disconnect: type,
+    ) -> None: ...
+    def __call__(self, *, name: str, function: Any = None) -> Any: ...
+
+@final
+class FastapiOperation:
+    """One FastAPI operation's span, current inside the `with` block."""
+    def __enter__(self) -> None: ...
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool: ...
 
 @final
 class TracedSend:

@@ -87,19 +87,27 @@ async def _sending(request, hook, scope, send, message):
     await send(message)
 
 
-async def serve(scope, receive, send, call, app, options=DEFAULT):
+async def serve(scope, receive, send, call, app, options=DEFAULT, context_value=None):
     """Awaits `call(app, scope, receive, send)` for an HTTP request or a websocket connection
-    inside a server span; lifespan and other scopes pass through untouched."""
+    inside a server span; lifespan and other scopes pass through untouched.
+    `context_value(app, scope)`: a `(key, value)` for the request's context to carry too, or
+    None (FastAPI's request telemetry)."""
     kind = scope.get("type")
     excluded = options.excluded
     if (kind != "http" and kind != "websocket") or (excluded is not None and excluded.search(_url(scope))):
         return await call(app, scope, receive, send)
     tracer, instruments = options.telemetry or options.get_telemetry()
-    request = _native.start_asgi_request(tracer, scope, instruments)
+    entry = context_value(app, scope) if context_value is not None else None
+    request = _native.start_asgi_request(tracer, scope, instruments, entry)
+    token = None
     if request is None:  # another SDK's provider is installed: record through it
         from ferrotel.instrumentation._generic import ServerRequest
 
         request = ServerRequest(tracer, scope, True, *instruments[:2])
+        if entry is not None:
+            from opentelemetry import context
+
+            token = context.attach(context.set_value(*entry))
     scope["ferrotel.request"] = request
     try:
         traced_send = request.traced_send(send)
@@ -116,6 +124,10 @@ async def serve(scope, receive, send, call, app, options=DEFAULT):
         request.record_exception(exc)
         raise
     finally:
+        if token is not None:
+            from opentelemetry import context
+
+            context.detach(token)
         request.end_asgi(scope)
 
 

@@ -8,8 +8,10 @@ the request is already traced, so it starts no second server span. Where it is o
 span stands alone and the Starlette instrumentation stays out of its way: one server span
 per request either way."""
 
+import sys
 import weakref
 
+from ferrotel import _native
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
 from ferrotel.instrumentation.asgi import Options, serve
 
@@ -125,34 +127,70 @@ def _request_telemetry(app, scope):
     )
 
 
-async def _inside_fastapi_span(app, scope, receive, send):
-    """FastAPI's own `__call__`, told the request is traced (its marker in the scope), with
-    its per-request telemetry in the context for the operation spans."""
-    # An excluded request (serve set no request): FastAPI's own telemetry stays out too.
-    telemetry = _request_telemetry(app, scope) if "ferrotel.request" in scope else None
-    scope["fastapi.telemetry"] = telemetry
-    if telemetry is None:
-        try:
-            return await _fastapi_call(app, scope, receive, send)
-        finally:
-            scope.pop("fastapi.telemetry", None)
-    from opentelemetry import context
-
-    token = context.attach(context.set_value(_REQUEST_TELEMETRY_KEY, telemetry))
-    try:
-        return await _fastapi_call(app, scope, receive, send)
-    finally:
-        context.detach(token)
-        scope.pop("fastapi.telemetry", None)
+def _telemetry_in_context(app, scope):
+    """FastAPI's per-request telemetry for the server span's context to carry, so that its
+    operation spans nest under ferrotel's; the scope's marker tells FastAPI the request is
+    traced."""
+    telemetry = scope["fastapi.telemetry"] = _request_telemetry(app, scope)
+    return None if telemetry is None else (_REQUEST_TELEMETRY_KEY, telemetry)
 
 
 async def _traced_fastapi_call(app, scope, receive, send):
     if "ferrotel.request" in scope or "fastapi.telemetry" in scope or not _wanted(app, "fastapi"):
         return await _fastapi_call(app, scope, receive, send)
-    return await serve(scope, receive, send, _inside_fastapi_span, app, _options_for(app, _fastapi_options))
+    # An excluded request (no server span): FastAPI's own telemetry stays out too.
+    scope["fastapi.telemetry"] = None
+    try:
+        options = _options_for(app, _fastapi_options)
+        return await serve(scope, receive, send, _fastapi_call, app, options, _telemetry_in_context)
+    finally:
+        scope.pop("fastapi.telemetry", None)
 
 
 _RequestTelemetry = _REQUEST_TELEMETRY_KEY = None
+
+# The FastAPI modules that start operation spans through their own `_operation` name, and
+# FastAPI's `_operation` while ferrotel's native one stands in for it.
+_OPERATION_MODULES = ("fastapi.telemetry._api", "fastapi.routing", "fastapi.background")
+_fastapi_operation = None
+
+
+def _patch_operations(api):
+    """FastAPI's operation spans made natively (same names, attributes and error rules) when
+    the request traces through ferrotel's tracer; FastAPI's own context manager otherwise."""
+    global _fastapi_operation
+    try:
+        operations = _native.FastapiOperations(
+            api._REQUEST_TELEMETRY_KEY,
+            api._RequestTelemetry,
+            api._NO_OPERATION,
+            api._traced_operation,
+            (
+                api.HTTPException,
+                api.RequestValidationError,
+                api.WebSocketException,
+                api.WebSocketRequestValidationError,
+            ),
+            api.WebSocketDisconnect,
+        )
+    except AttributeError:  # another FastAPI's telemetry: left as it is
+        return
+    _fastapi_operation = api._operation
+    for name in _OPERATION_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "_operation", None) is _fastapi_operation:
+            module._operation = operations
+
+
+def _unpatch_operations():
+    global _fastapi_operation
+    if _fastapi_operation is None:
+        return
+    for name in _OPERATION_MODULES:
+        module = sys.modules.get(name)
+        if isinstance(getattr(module, "_operation", None), _native.FastapiOperations):
+            module._operation = _fastapi_operation
+    _fastapi_operation = None
 
 
 def _patch_fastapi():
@@ -162,14 +200,18 @@ def _patch_fastapi():
     if _fastapi_call is not None:
         return
     try:
+        from fastapi.telemetry import _api
         from fastapi.telemetry._api import _REQUEST_TELEMETRY_KEY, _RequestTelemetry
     except ImportError:
         _patch_starlette()
         return
+    import fastapi.background  # noqa: F401 (its `_operation` is patched)
+    import fastapi.routing  # noqa: F401 (its `_operation` is patched)
     from fastapi import FastAPI
 
     _fastapi_call = FastAPI.__call__
     FastAPI.__call__ = _traced_fastapi_call
+    _patch_operations(_api)
 
 
 class FastAPIInstrumentor(Instrumentor):
@@ -192,6 +234,7 @@ class FastAPIInstrumentor(Instrumentor):
 
             FastAPI.__call__ = _fastapi_call
             _fastapi_call = None
+            _unpatch_operations()
 
     @staticmethod
     def instrument_app(app, **kwargs):

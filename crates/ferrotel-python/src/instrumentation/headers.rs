@@ -6,7 +6,7 @@
 use ferrotel_propagation::Carrier;
 use ferrotel_semconv as semconv;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::settings::settings;
 use crate::trace::span::Span;
@@ -27,6 +27,10 @@ pub(crate) fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> Vec<(String, S
     items
         .flatten()
         .filter_map(|pair| {
+            // ASGI's byte pairs first: a failed `(str, str)` extraction builds an exception.
+            if let Some(pair) = byte_pair(&pair) {
+                return Some(pair);
+            }
             pair.extract::<(String, String)>().ok().or_else(|| {
                 // ASGI sends headers as byte pairs; HTTP header bytes are Latin-1.
                 let (k, v) = pair.extract::<(Vec<u8>, Vec<u8>)>().ok()?;
@@ -38,8 +42,46 @@ pub(crate) fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> Vec<(String, S
         .collect()
 }
 
+/// `Content-Length` from an ASGI list of byte pairs without making text of every header
+/// (a response start's, once per request); `None` for any other shape.
+fn byte_pairs_content_length(headers: &Bound<'_, PyAny>) -> Option<Option<i64>> {
+    let list = headers.cast::<PyList>().ok()?;
+    for pair in list.iter() {
+        let pair = pair.cast_into::<PyTuple>().ok().filter(|p| p.len() == 2)?;
+        let name = pair.get_item(0).ok()?;
+        let name = name.cast::<PyBytes>().ok()?;
+        if name.as_bytes().eq_ignore_ascii_case(b"content-length") {
+            let value = pair.get_item(1).ok()?;
+            let value: String = value
+                .cast::<PyBytes>()
+                .ok()?
+                .as_bytes()
+                .iter()
+                .copied()
+                .map(char::from)
+                .collect();
+            return Some(value.trim().parse().ok());
+        }
+    }
+    Some(None)
+}
+
+/// A `(bytes, bytes)` header pair as text (HTTP header bytes are Latin-1).
+fn byte_pair(pair: &Bound<'_, PyAny>) -> Option<(String, String)> {
+    let pair = pair.cast::<PyTuple>().ok().filter(|p| p.len() == 2)?;
+    let text = |index: usize| -> Option<String> {
+        let item = pair.get_item(index).ok()?;
+        let bytes = item.cast::<PyBytes>().ok()?;
+        Some(bytes.as_bytes().iter().copied().map(char::from).collect())
+    };
+    Some((text(0)?, text(1)?))
+}
+
 /// `Content-Length` from any header list or map `header_pairs` reads.
 pub(crate) fn content_length(headers: Option<&Bound<'_, PyAny>>) -> Option<i64> {
+    if let Some(found) = headers.and_then(byte_pairs_content_length) {
+        return found;
+    }
     header_pairs(headers)
         .into_iter()
         .find(|(name, _)| name == "content-length")

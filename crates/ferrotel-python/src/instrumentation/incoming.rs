@@ -109,15 +109,15 @@ impl<'a, 'py> Incoming<'a, 'py> {
             (host, port)
         };
         let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let (listening_host, listening_port) = address("server");
         let (server_address, server_port) = match header("host") {
             Some(host) => {
                 let (name, port) = semconv::host_and_port(&host);
-                (name.to_string(), port.or(address("server").1))
+                (name.to_string(), port.or(listening_port))
             }
-            None => address("server"),
+            None => (listening_host.clone(), listening_port),
         };
         let (client_address, client_port) = address("client");
-        let (listening_host, listening_port) = address("server");
         let host_header = header("host").unwrap_or_default();
         let query = scope
             .get_item("query_string")?

@@ -3,6 +3,7 @@
 //!
 //! - [`server`]: an HTTP request being served (WSGI environ or ASGI scope, read by
 //!   [`incoming`]): its SERVER span, current until the response ends, and the server metrics.
+//! - [`fastapi`]: FastAPI's own operation spans, made natively under the server span.
 //! - [`body`]: a WSGI response body handed back as the app made it, the span's end on it.
 //! - [`client`]: an outgoing HTTP request: its CLIENT span, propagation headers injected.
 //! - [`db`]: a database driver's statements: each one's CLIENT span and duration.
@@ -21,6 +22,7 @@ pub(crate) mod call_span;
 pub(crate) mod client;
 pub(crate) mod conventions;
 pub(crate) mod db;
+pub(crate) mod fastapi;
 pub(crate) mod headers;
 pub(crate) mod http_metrics;
 pub(crate) mod incoming;
@@ -38,6 +40,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<wsgi::WsgiStartResponse>()?;
     m.add_function(wrap_pyfunction!(wsgi::serve_wsgi, m)?)?;
     m.add_function(wrap_pyfunction!(server::start_asgi_request, m)?)?;
+    m.add_class::<fastapi::FastapiOperations>()?;
+    m.add_class::<fastapi::FastapiOperation>()?;
     m.add_class::<body::BodyCloser>()?;
     m.add_class::<body::TracedBody>()?;
     m.add_function(wrap_pyfunction!(body::hand_back_body, m)?)?;

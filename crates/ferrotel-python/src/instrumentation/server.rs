@@ -54,16 +54,27 @@ pub(crate) struct ServerRequest {
     websocket: bool,
 }
 
-/// The same for an ASGI `http` or `websocket` connection scope.
+/// The same for an ASGI `http` or `websocket` connection scope. `context_value`: a
+/// `(key, value)` the request's context also carries (FastAPI's request telemetry), set in
+/// the same context as the span rather than by a second attach.
 #[pyfunction]
-#[pyo3(signature = (tracer, scope, instruments=None))]
+#[pyo3(signature = (tracer, scope, instruments=None, context_value=None))]
 pub(crate) fn start_asgi_request(
     py: Python<'_>,
     tracer: &Bound<'_, PyAny>,
     scope: &Bound<'_, PyDict>,
     instruments: Option<&Bound<'_, PyTuple>>,
+    context_value: Option<(Bound<'_, PyAny>, Bound<'_, PyAny>)>,
 ) -> PyResult<Option<ServerRequest>> {
-    start(py, tracer, Incoming::from_asgi_scope(scope)?, instruments)
+    let request = start(py, tracer, Incoming::from_asgi_scope(scope)?, instruments)?;
+    if let (Some(_), Some((key, value))) = (&request, context_value) {
+        // The context `start` just made and attached: no one else has read it yet.
+        api::get(py)?
+            .current_context(py)?
+            .cast::<PyDict>()?
+            .set_item(key, value)?;
+    }
+    Ok(request)
 }
 
 /// Starts the server span of a request and makes it current; `None` when `tracer` is not
