@@ -47,6 +47,7 @@ def serve_wsgi(
     app: Any,
     request_hook: Any = None,
     response_hook: Any = None,
+    werkzeug_route: bool = False,
 ) -> Any:
     """One WSGI request served inside its server span; the app's body back, the end on its close."""
 

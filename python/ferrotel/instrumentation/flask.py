@@ -67,22 +67,16 @@ def _patch():
     if _originals is not None:
         return
     app_class = flask.Flask
-    _originals = (app_class.wsgi_app, app_class.full_dispatch_request, app_class.handle_exception)
-    wsgi_app, full_dispatch_request, handle_exception = _originals
+    _originals = (app_class.wsgi_app, app_class.handle_exception)
+    wsgi_app, handle_exception = _originals
 
     def traced_wsgi_app(app, environ, start_response):
         choice = app.__dict__.get("_ferrotel_instrumented")
         if not (FlaskInstrumentor._every if choice is None else choice):
             return wsgi_app(app, environ, start_response)
         options = app.__dict__.get("_ferrotel_options") or FlaskInstrumentor._default
-        return serve(environ, start_response, MethodType(wsgi_app, app), options)
-
-    def traced_full_dispatch_request(app):
-        request = flask.request.environ.get("ferrotel.request")
-        rule = flask.request.url_rule
-        if request is not None and rule is not None:
-            request.set_route(rule.rule)
-        return full_dispatch_request(app)
+        # The route is the rule Flask's request matched, read by `serve` from the environ.
+        return serve(environ, start_response, MethodType(wsgi_app, app), options, True)
 
     def traced_handle_exception(app, e):
         request = flask.request.environ.get("ferrotel.request")
@@ -91,7 +85,6 @@ def _patch():
         return handle_exception(app, e)
 
     app_class.wsgi_app = traced_wsgi_app
-    app_class.full_dispatch_request = traced_full_dispatch_request
     app_class.handle_exception = traced_handle_exception
 
 
@@ -100,5 +93,5 @@ def _unpatch():
     import flask
 
     if _originals is not None:
-        flask.Flask.wsgi_app, flask.Flask.full_dispatch_request, flask.Flask.handle_exception = _originals
+        flask.Flask.wsgi_app, flask.Flask.handle_exception = _originals
         _originals = None

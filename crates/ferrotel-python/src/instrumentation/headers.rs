@@ -6,7 +6,7 @@
 use ferrotel_propagation::Carrier;
 use ferrotel_semconv as semconv;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::settings::settings;
 use crate::trace::span::Span;
@@ -40,6 +40,37 @@ pub(crate) fn header_pairs(headers: Option<&Bound<'_, PyAny>>) -> Vec<(String, S
 
 /// `Content-Length` from any header list or map `header_pairs` reads.
 pub(crate) fn content_length(headers: Option<&Bound<'_, PyAny>>) -> Option<i64> {
+    // A WSGI list of text pairs is searched in place, converting no other header.
+    if let Some(list) = headers.and_then(|h| h.cast::<PyList>().ok()) {
+        let mut all_text = true;
+        for pair in list.iter() {
+            let Some((name, value)) = pair
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|pair| pair.len() == 2)
+                .and_then(|pair| Some((pair.get_item(0).ok()?, pair.get_item(1).ok()?)))
+            else {
+                all_text = false;
+                break;
+            };
+            let Ok(name) = name.cast::<PyString>() else {
+                all_text = false;
+                break;
+            };
+            if name
+                .to_str()
+                .is_ok_and(|name| name.eq_ignore_ascii_case("content-length"))
+            {
+                return value
+                    .extract::<String>()
+                    .ok()
+                    .and_then(|value| value.trim().parse().ok());
+            }
+        }
+        if all_text {
+            return None;
+        }
+    }
     header_pairs(headers)
         .into_iter()
         .find(|(name, _)| name == "content-length")

@@ -14,7 +14,7 @@ use ferrotel_semconv as semconv;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::call_span::{apply_response, finish, owned};
 use super::headers::{capture, content_length, header_pairs};
@@ -209,9 +209,10 @@ impl ServerMetrics {
 impl ServerRequest {
     /// The response's status (`"404 Not Found"` or `404`) and headers.
     pub(super) fn responded(&self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
-        let code = match status.extract::<u16>() {
-            Ok(code) => Some(code),
-            Err(_) => status.extract::<String>().ok().and_then(|s| semconv::status_code(&s)),
+        // WSGI's text status is tried first: a failed integer conversion builds an exception.
+        let code = match status.cast::<PyString>() {
+            Ok(text) => text.to_str().ok().and_then(semconv::status_code),
+            Err(_) => status.extract::<u16>().ok(),
         };
         let Some(code) = code else {
             return;
@@ -334,7 +335,7 @@ impl ServerRequest {
     }
 
     /// The route template the framework matched: `http.route`, and the span's name.
-    fn set_route(&self, route: &str) {
+    pub(super) fn set_route(&self, route: &str) {
         lock(&self.facts).route = Some(route.to_owned());
         let name = semconv::span_name(&self.method, Some(route));
         self.span.get().with_record(|data, limits| {
