@@ -7,6 +7,7 @@ Upstream's keyword arguments are taken by `instrument()` (every app) and `instru
 
 from types import MethodType
 
+from ferrotel._native import serve_wsgi
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
 from ferrotel.instrumentation.wsgi import Options, serve
 
@@ -75,7 +76,21 @@ def _patch():
         if not (FlaskInstrumentor._every if choice is None else choice):
             return wsgi_app(app, environ, start_response)
         options = app.__dict__.get("_ferrotel_options") or FlaskInstrumentor._default
-        # The route is the rule Flask's request matched, read by `serve` from the environ.
+        telemetry = options.telemetry
+        # The route is the rule Flask's request matched, read natively from the environ.
+        if telemetry is not None and telemetry[2] and options.excluded is None:
+            # `serve`'s common case (ferrotel's tracer, no excluded URLs) without its frame.
+            tracer, instruments, _ = telemetry
+            return serve_wsgi(
+                tracer,
+                instruments,
+                environ,
+                start_response,
+                MethodType(wsgi_app, app),
+                options.request_hook,
+                options.response_hook,
+                True,
+            )
         return serve(environ, start_response, MethodType(wsgi_app, app), options, True)
 
     def traced_handle_exception(app, e):

@@ -122,9 +122,20 @@ impl Carrier for RequestHeaders<'_, '_> {
     fn get(&self, key: &str) -> Vec<String> {
         match self {
             RequestHeaders::Environ(environ) => {
-                let name = format!("HTTP_{}", key.to_ascii_uppercase().replace('-', "_"));
-                environ
-                    .get_item(name)
+                // The names every request is asked for are interned: no string made per lookup.
+                let py = environ.py();
+                let found = match key {
+                    "traceparent" => environ.get_item(pyo3::intern!(py, "HTTP_TRACEPARENT")),
+                    "tracestate" => environ.get_item(pyo3::intern!(py, "HTTP_TRACESTATE")),
+                    "baggage" => environ.get_item(pyo3::intern!(py, "HTTP_BAGGAGE")),
+                    _ => {
+                        let mut name = String::with_capacity(5 + key.len());
+                        name.push_str("HTTP_");
+                        name.extend(key.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+                        environ.get_item(name)
+                    }
+                };
+                found
                     .ok()
                     .flatten()
                     .and_then(|v| v.extract::<String>().ok())

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ferrotel_config::SemconvMode;
-use ferrotel_sdk::metrics::{Instrument, Number};
+use ferrotel_sdk::metrics::{Instrument, Number, PreparedAttributes};
 use ferrotel_sdk::span::SpanKind;
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Value;
@@ -33,7 +33,8 @@ use crate::trace::tracer::{create, NewSpan, Tracer};
 /// meters).
 struct ServerMetrics {
     duration: Arc<Instrument>,
-    active: Option<Arc<Instrument>>,
+    /// With its attribute set, put in order once for the request's +1 and -1.
+    active: Option<(Arc<Instrument>, PreparedAttributes)>,
     request_size: Option<Arc<Instrument>>,
     response_size: Option<Arc<Instrument>>,
     /// `http.server.duration`, in the `/dup` mode.
@@ -151,21 +152,25 @@ pub(super) fn start(
     // A websocket connection is not an HTTP request: no request metrics, as upstream.
     let metrics = histogram(duration.as_ref())
         .filter(|_| !incoming.websocket)
-        .map(|duration| ServerMetrics {
-            duration,
-            active: up_down_counter(active_requests.as_ref()),
-            request_size: histogram(request_size.as_ref()),
-            response_size: histogram(response_size.as_ref()),
-            old,
+        .map(|duration| {
+            // The active-request counter's attributes: the stable ones, and the old ones in `/dup`.
+            let active = up_down_counter(active_requests.as_ref()).map(|counter| {
+                let mut attributes = facts.active_attributes();
+                if let Some(old) = &old {
+                    attributes.extend(old.active_attributes());
+                }
+                (counter, PreparedAttributes::new(attributes))
+            });
+            ServerMetrics {
+                duration,
+                active,
+                request_size: histogram(request_size.as_ref()),
+                response_size: histogram(response_size.as_ref()),
+                old,
+            }
         });
-    if let Some(metrics) = &metrics {
-        if let Some(active) = &metrics.active {
-            active.record(
-                Number::Int(1),
-                metrics.active_attributes(&facts),
-                ferrotel_sdk::now_ns(),
-            );
-        }
+    if let Some((active, attributes)) = metrics.as_ref().and_then(|metrics| metrics.active.as_ref()) {
+        active.record_prepared(Number::Int(1), attributes, ferrotel_sdk::now_ns(), None);
     }
     Ok(Some(ServerRequest {
         span,
@@ -193,17 +198,6 @@ fn extract_with_global_propagator<'py>(py: Python<'py>, headers: &[(String, Stri
     py.import("opentelemetry.propagate")?
         .getattr("extract")?
         .call((carrier,), Some(&kwargs))
-}
-
-impl ServerMetrics {
-    /// The active-request counter's attributes: the stable ones, and the old ones in `/dup`.
-    fn active_attributes(&self, facts: &ServerFacts) -> Vec<(String, ferrotel_sdk::value::Value)> {
-        let mut attributes = facts.active_attributes();
-        if let Some(old) = &self.old {
-            attributes.extend(old.active_attributes());
-        }
-        attributes
-    }
 }
 
 impl ServerRequest {
@@ -271,19 +265,20 @@ impl ServerRequest {
                 let now = ferrotel_sdk::now_ns();
                 let seconds = facts.started.elapsed().as_secs_f64();
                 let span = Some(self.span.get().ids.measured_in());
-                let attributes = facts.duration_attributes();
+                // One attribute set, put in order once, for the duration and the body sizes.
+                let attributes = PreparedAttributes::new(facts.duration_attributes());
                 let sizes = [
                     (&metrics.request_size, facts.request_body_size),
                     (&metrics.response_size, facts.response_body_size),
                 ];
                 for (instrument, size) in sizes {
                     if let (Some(instrument), Some(size)) = (instrument, size) {
-                        instrument.record_in(Number::Int(size), attributes.clone(), now, span);
+                        instrument.record_prepared(Number::Int(size), &attributes, now, span);
                     }
                 }
                 metrics
                     .duration
-                    .record_in(Number::Double(seconds), attributes, now, span);
+                    .record_prepared(Number::Double(seconds), &attributes, now, span);
                 if let Some(old) = &metrics.old {
                     let response = OldResponse {
                         status: facts.status,
@@ -292,8 +287,8 @@ impl ServerRequest {
                     };
                     old.record(seconds, response, now, span);
                 }
-                if let Some(active) = &metrics.active {
-                    active.record(Number::Int(-1), metrics.active_attributes(&facts), now);
+                if let Some((active, attributes)) = &metrics.active {
+                    active.record_prepared(Number::Int(-1), attributes, now, None);
                 }
             }
         }
