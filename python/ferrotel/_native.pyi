@@ -50,6 +50,7 @@ def serve_wsgi(
     app: Any,
     request_hook: Any = None,
     response_hook: Any = None,
+    werkzeug_route: bool = False,
 ) -> Any:
     """One WSGI request served inside its server span; the app's body back, the end on its close."""
 

@@ -700,19 +700,20 @@ impl MetricStream {
                 (Cow::Owned(key), Cow::Owned(attributes))
             }
         };
-        if !by_attributes.contains_key(&*key) {
-            if by_attributes.len() >= CARDINALITY_LIMIT - 1 {
-                let (overflow_key, overflow) = canonical(vec![("otel.metric.overflow".into(), Value::Bool(true))]);
-                key = Cow::Owned(overflow_key);
-                ordered = Cow::Owned(overflow);
+        // A series already there is found with one hash of its key; a new one is added first.
+        let stream = match by_attributes.get_mut(&*key) {
+            Some(stream) => stream,
+            None => {
+                if by_attributes.len() >= CARDINALITY_LIMIT - 1 {
+                    let (overflow_key, overflow) = canonical(vec![("otel.metric.overflow".into(), Value::Bool(true))]);
+                    key = Cow::Owned(overflow_key);
+                    ordered = Cow::Owned(overflow);
+                }
+                by_attributes.entry(key.into_owned()).or_insert_with(|| Stream {
+                    attributes: ordered.into_owned(),
+                    per_reader: Vec::new(),
+                })
             }
-            by_attributes.entry(key.to_vec()).or_insert_with(|| Stream {
-                attributes: ordered.into_owned(),
-                per_reader: Vec::new(),
-            });
-        }
-        let Some(stream) = by_attributes.get_mut(&*key) else {
-            return;
         };
         let mut aggregate = |slot: ReaderSlot, resolved: &Resolved| {
             if stream.per_reader.len() <= slot {

@@ -7,6 +7,7 @@ Upstream's keyword arguments are taken by `instrument()` (every app) and `instru
 
 from types import MethodType
 
+from ferrotel._native import serve_wsgi
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
 from ferrotel.instrumentation.wsgi import Options, serve
 
@@ -67,22 +68,30 @@ def _patch():
     if _originals is not None:
         return
     app_class = flask.Flask
-    _originals = (app_class.wsgi_app, app_class.full_dispatch_request, app_class.handle_exception)
-    wsgi_app, full_dispatch_request, handle_exception = _originals
+    _originals = (app_class.wsgi_app, app_class.handle_exception)
+    wsgi_app, handle_exception = _originals
 
     def traced_wsgi_app(app, environ, start_response):
         choice = app.__dict__.get("_ferrotel_instrumented")
         if not (FlaskInstrumentor._every if choice is None else choice):
             return wsgi_app(app, environ, start_response)
         options = app.__dict__.get("_ferrotel_options") or FlaskInstrumentor._default
-        return serve(environ, start_response, MethodType(wsgi_app, app), options)
-
-    def traced_full_dispatch_request(app):
-        request = flask.request.environ.get("ferrotel.request")
-        rule = flask.request.url_rule
-        if request is not None and rule is not None:
-            request.set_route(rule.rule)
-        return full_dispatch_request(app)
+        telemetry = options.telemetry
+        # The route is the rule Flask's request matched, read natively from the environ.
+        if telemetry is not None and telemetry[2] and options.excluded is None:
+            # `serve`'s common case (ferrotel's tracer, no excluded URLs) without its frame.
+            tracer, instruments, _ = telemetry
+            return serve_wsgi(
+                tracer,
+                instruments,
+                environ,
+                start_response,
+                MethodType(wsgi_app, app),
+                options.request_hook,
+                options.response_hook,
+                True,
+            )
+        return serve(environ, start_response, MethodType(wsgi_app, app), options, True)
 
     def traced_handle_exception(app, e):
         request = flask.request.environ.get("ferrotel.request")
@@ -91,7 +100,6 @@ def _patch():
         return handle_exception(app, e)
 
     app_class.wsgi_app = traced_wsgi_app
-    app_class.full_dispatch_request = traced_full_dispatch_request
     app_class.handle_exception = traced_handle_exception
 
 
@@ -100,5 +108,5 @@ def _unpatch():
     import flask
 
     if _originals is not None:
-        flask.Flask.wsgi_app, flask.Flask.full_dispatch_request, flask.Flask.handle_exception = _originals
+        flask.Flask.wsgi_app, flask.Flask.handle_exception = _originals
         _originals = None

@@ -90,20 +90,35 @@ class Options:
 DEFAULT = Options()
 
 
-def serve(environ, start_response, app, options=DEFAULT):
-    """Calls the WSGI `app` inside a server span that ends when the response is closed."""
+def serve(environ, start_response, app, options=DEFAULT, werkzeug_route=False):
+    """Calls the WSGI `app` inside a server span that ends when the response is closed.
+    `werkzeug_route`: `app` is a werkzeug one (Flask); the rule it matched names the span."""
     excluded = options.excluded
     if excluded is not None and excluded.search(_url(environ)):
         return app(environ, start_response)
     tracer, instruments, native = options.telemetry or options.get_telemetry()
     if native:
         return _native.serve_wsgi(
-            tracer, instruments, environ, start_response, app, options.request_hook, options.response_hook
+            tracer,
+            instruments,
+            environ,
+            start_response,
+            app,
+            options.request_hook,
+            options.response_hook,
+            werkzeug_route,
         )
-    return _serve_other(environ, start_response, app, options, tracer, instruments)
+    return _serve_other(environ, start_response, app, options, tracer, instruments, werkzeug_route)
 
 
-def _serve_other(environ, start_response, app, options, tracer, instruments):
+def _note_werkzeug_route(request, environ):
+    """The rule werkzeug matched (Flask's request leaves itself in the environ) as the route."""
+    rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+    if rule is not None:
+        request.set_route(rule.rule)
+
+
+def _serve_other(environ, start_response, app, options, tracer, instruments, werkzeug_route):
     """`serve` when another SDK's provider is installed: the span recorded through it."""
     from ferrotel.instrumentation._generic import ServerRequest
 
@@ -112,6 +127,8 @@ def _serve_other(environ, start_response, app, options, tracer, instruments):
     response_hook = options.response_hook
 
     def traced_start_response(status, headers, *args):
+        if werkzeug_route:
+            _note_werkzeug_route(request, environ)
         request.response(status, headers)
         propagators = modules.get("opentelemetry.instrumentation.propagators")
         propagator = propagators and propagators._RESPONSE_PROPAGATOR
@@ -126,6 +143,8 @@ def _serve_other(environ, start_response, app, options, tracer, instruments):
             options.request_hook(request.span, environ)
         body = app(environ, traced_start_response)
     except BaseException as exc:
+        if werkzeug_route:
+            _note_werkzeug_route(request, environ)
         request.record_exception(exc)
         request.end()
         raise

@@ -5,7 +5,8 @@
 //! application's object, which servers and callers inspect (Django's `HttpResponse`, a
 //! server's own `wsgi.file_wrapper` that enables sendfile), the end rides on the body
 //! itself: a Django response gets it as one of its resource closers; any other body that
-//! takes attributes gets an instance `close` that calls its original `close`, if any, first.
+//! takes attributes gets an instance `close` that calls its original `close`, if any, first,
+//! and takes itself out again (no cycle left for the collector).
 //! A materialised list or tuple is complete when returned, so its span ends then. Only a body
 //! that refuses attributes (a generator, an object with `__slots__`) is wrapped.
 //!
@@ -16,6 +17,9 @@
 //! (`_generic.py`), reached through its `end` and `record_exception` methods.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use ferrotel_sdk::sync::lock;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::intern;
@@ -50,6 +54,11 @@ pub(crate) struct BodyCloser {
     /// The body's own `close`, called first; `None` for a Django resource closer or a body
     /// that had none.
     original: Option<Py<PyAny>>,
+    /// The `__dict__` of the body this closer was installed in, and whether that dict held a
+    /// `close` of its own before. The first close takes the closer out again: it and the
+    /// body's bound `close` form a cycle that otherwise keeps every response, its request and
+    /// span alive until the next collection (and makes collections more frequent).
+    installed_in: Mutex<Option<(Py<PyDict>, bool)>>,
     closed: AtomicBool,
 }
 
@@ -62,18 +71,53 @@ impl BodyCloser {
         if let Some(original) = &self.original {
             visit.call(original)?;
         }
+        // Never blocks: the lock is only held briefly by this closer's own `__call__`.
+        if let Ok(installed) = self.installed_in.try_lock() {
+            if let Some((attributes, _)) = &*installed {
+                visit.call(attributes)?;
+            }
+        }
         Ok(())
     }
 
-    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        let outcome = match &self.original {
+    fn __call__(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let closer = slf.get();
+        let outcome = match &closer.original {
             Some(close) => close.call0(py).map(drop),
             None => Ok(()),
         };
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            end(py, &self.request, true)?;
+        if !closer.closed.swap(true, Ordering::AcqRel) {
+            closer.uninstall(slf);
+            end(py, &closer.request, true)?;
         }
         outcome
+    }
+}
+
+impl BodyCloser {
+    /// Puts the body's `close` back as it was (the class's, or the instance's own), if this
+    /// closer is still the one installed: a later `close()` then reaches the original
+    /// directly, and the cycle through the body's `__dict__` is gone.
+    fn uninstall(&self, slf: &Bound<'_, Self>) {
+        let Some((attributes, had_own)) = lock(&self.installed_in).take() else {
+            return;
+        };
+        let py = slf.py();
+        let attributes = attributes.bind(py);
+        let name = intern!(py, "close");
+        let still_ours = attributes
+            .get_item(name)
+            .ok()
+            .flatten()
+            .is_some_and(|installed| installed.is(slf));
+        if !still_ours {
+            return;
+        }
+        let _ = match (&self.original, had_own) {
+            (Some(original), true) => attributes.set_item(name, original),
+            _ => attributes.del_item(name),
+        };
     }
 }
 
@@ -92,7 +136,7 @@ impl Drop for BodyCloser {
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct TracedBody {
     body: Py<PyAny>,
-    iterator: std::sync::Mutex<Option<Py<PyIterator>>>,
+    iterator: Mutex<Option<Py<PyIterator>>>,
     request: Py<PyAny>,
     ended: AtomicBool,
 }
@@ -114,7 +158,7 @@ impl TracedBody {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let iterator = {
-            let mut slot = ferrotel_sdk::sync::lock(&self.iterator);
+            let mut slot = lock(&self.iterator);
             match &*slot {
                 Some(iterator) => iterator.clone_ref(py),
                 None => {
@@ -166,6 +210,7 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
     let closer = |original: Option<Py<PyAny>>| BodyCloser {
         request: request.clone().unbind(),
         original,
+        installed_in: Mutex::new(None),
         closed: AtomicBool::new(false),
     };
     // A plain list or tuple takes no attribute: no lookup that would fail (and build an
@@ -176,11 +221,13 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
     }
     // Django's closers are in the instance's `__dict__`; reading them there builds no
     // AttributeError for the other bodies.
-    let closers = body
+    let attributes = body
         .getattr_opt(intern!(py, "__dict__"))
         .ok()
         .flatten()
-        .and_then(|attributes| attributes.cast_into::<PyDict>().ok())
+        .and_then(|attributes| attributes.cast_into::<PyDict>().ok());
+    let closers = attributes
+        .as_ref()
         .and_then(|attributes| attributes.get_item(intern!(py, "_resource_closers")).ok().flatten());
     if let Some(closers) = closers {
         if let Ok(closers) = closers.cast::<PyList>() {
@@ -191,8 +238,14 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
     // A body without `close` gets one too when it takes attributes: the server calls a
     // `close` it finds, and the object stays the one the application made.
     let original = body.getattr_opt(intern!(py, "close")).ok().flatten().map(Bound::unbind);
+    let had_own = attributes
+        .as_ref()
+        .is_some_and(|attributes| attributes.contains(intern!(py, "close")).unwrap_or(false));
     let installed = Py::new(py, closer(original))?;
     if body.setattr(intern!(py, "close"), &installed).is_ok() {
+        if let Some(attributes) = attributes {
+            *lock(&installed.get().installed_in) = Some((attributes.unbind(), had_own));
+        }
         return Ok(body);
     }
     // The closer made for the refused attribute must not end the request when dropped.
@@ -203,7 +256,7 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
     }
     let wrapped = TracedBody {
         body: body.unbind(),
-        iterator: std::sync::Mutex::new(None),
+        iterator: Mutex::new(None),
         request: request.clone().unbind(),
         ended: AtomicBool::new(false),
     };

@@ -6,7 +6,7 @@
 use ferrotel_propagation::Carrier;
 use ferrotel_semconv as semconv;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::settings::settings;
 use crate::trace::span::Span;
@@ -82,6 +82,37 @@ pub(crate) fn content_length(headers: Option<&Bound<'_, PyAny>>) -> Option<i64> 
     if let Some(found) = headers.and_then(byte_pairs_content_length) {
         return found;
     }
+    // A WSGI list of text pairs is searched in place, converting no other header.
+    if let Some(list) = headers.and_then(|h| h.cast::<PyList>().ok()) {
+        let mut all_text = true;
+        for pair in list.iter() {
+            let Some((name, value)) = pair
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|pair| pair.len() == 2)
+                .and_then(|pair| Some((pair.get_item(0).ok()?, pair.get_item(1).ok()?)))
+            else {
+                all_text = false;
+                break;
+            };
+            let Ok(name) = name.cast::<PyString>() else {
+                all_text = false;
+                break;
+            };
+            if name
+                .to_str()
+                .is_ok_and(|name| name.eq_ignore_ascii_case("content-length"))
+            {
+                return value
+                    .extract::<String>()
+                    .ok()
+                    .and_then(|value| value.trim().parse().ok());
+            }
+        }
+        if all_text {
+            return None;
+        }
+    }
     header_pairs(headers)
         .into_iter()
         .find(|(name, _)| name == "content-length")
@@ -133,9 +164,20 @@ impl Carrier for RequestHeaders<'_, '_> {
     fn get(&self, key: &str) -> Vec<String> {
         match self {
             RequestHeaders::Environ(environ) => {
-                let name = format!("HTTP_{}", key.to_ascii_uppercase().replace('-', "_"));
-                environ
-                    .get_item(name)
+                // The names every request is asked for are interned: no string made per lookup.
+                let py = environ.py();
+                let found = match key {
+                    "traceparent" => environ.get_item(pyo3::intern!(py, "HTTP_TRACEPARENT")),
+                    "tracestate" => environ.get_item(pyo3::intern!(py, "HTTP_TRACESTATE")),
+                    "baggage" => environ.get_item(pyo3::intern!(py, "HTTP_BAGGAGE")),
+                    _ => {
+                        let mut name = String::with_capacity(5 + key.len());
+                        name.push_str("HTTP_");
+                        name.extend(key.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+                        environ.get_item(name)
+                    }
+                };
+                found
                     .ok()
                     .flatten()
                     .and_then(|v| v.extract::<String>().ok())

@@ -50,17 +50,13 @@ impl<'a, 'py> Incoming<'a, 'py> {
     pub(crate) fn from_environ(environ: &'a Bound<'py, PyDict>) -> Incoming<'a, 'py> {
         let py = environ.py();
         let host_header = text(environ, intern!(py, "HTTP_HOST"));
+        let server_name = text(environ, intern!(py, "SERVER_NAME"));
+        let listening_port: Option<u16> = text(environ, intern!(py, "SERVER_PORT")).parse().ok();
         let (server_address, server_port) = if host_header.is_empty() {
-            (
-                text(environ, intern!(py, "SERVER_NAME")),
-                text(environ, intern!(py, "SERVER_PORT")).parse().ok(),
-            )
+            (server_name.clone(), listening_port)
         } else {
             let (host, port) = semconv::host_and_port(&host_header);
-            (
-                host.to_string(),
-                port.or_else(|| text(environ, intern!(py, "SERVER_PORT")).parse().ok()),
-            )
+            (host.to_string(), port.or(listening_port))
         };
         let protocol = text(environ, intern!(py, "SERVER_PROTOCOL"));
         Incoming {
@@ -81,8 +77,8 @@ impl<'a, 'py> Incoming<'a, 'py> {
             content_length: text(environ, intern!(py, "CONTENT_LENGTH")).trim().parse().ok(),
             websocket: false,
             headers: RequestHeaders::Environ(environ),
-            server_name: text(environ, intern!(py, "SERVER_NAME")),
-            listening_port: text(environ, intern!(py, "SERVER_PORT")).parse().ok(),
+            server_name,
+            listening_port,
             host_header,
         }
     }

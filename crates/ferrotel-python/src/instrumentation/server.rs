@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ferrotel_config::SemconvMode;
-use ferrotel_sdk::metrics::{Instrument, Number};
+use ferrotel_sdk::metrics::{Instrument, Number, PreparedAttributes};
 use ferrotel_sdk::span::SpanKind;
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Value;
@@ -14,7 +14,7 @@ use ferrotel_semconv as semconv;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::call_span::{apply_response, finish, owned};
 use super::headers::{capture, content_length, header_pairs};
@@ -33,7 +33,8 @@ use crate::trace::tracer::{create, NewSpan, Tracer};
 /// meters).
 struct ServerMetrics {
     duration: Arc<Instrument>,
-    active: Option<Arc<Instrument>>,
+    /// With its attribute set, put in order once for the request's +1 and -1.
+    active: Option<(Arc<Instrument>, PreparedAttributes)>,
     request_size: Option<Arc<Instrument>>,
     response_size: Option<Arc<Instrument>>,
     /// `http.server.duration`, in the `/dup` mode.
@@ -162,21 +163,25 @@ pub(super) fn start(
     // A websocket connection is not an HTTP request: no request metrics, as upstream.
     let metrics = histogram(duration.as_ref())
         .filter(|_| !incoming.websocket)
-        .map(|duration| ServerMetrics {
-            duration,
-            active: up_down_counter(active_requests.as_ref()),
-            request_size: histogram(request_size.as_ref()),
-            response_size: histogram(response_size.as_ref()),
-            old,
+        .map(|duration| {
+            // The active-request counter's attributes: the stable ones, and the old ones in `/dup`.
+            let active = up_down_counter(active_requests.as_ref()).map(|counter| {
+                let mut attributes = facts.active_attributes();
+                if let Some(old) = &old {
+                    attributes.extend(old.active_attributes());
+                }
+                (counter, PreparedAttributes::new(attributes))
+            });
+            ServerMetrics {
+                duration,
+                active,
+                request_size: histogram(request_size.as_ref()),
+                response_size: histogram(response_size.as_ref()),
+                old,
+            }
         });
-    if let Some(metrics) = &metrics {
-        if let Some(active) = &metrics.active {
-            active.record(
-                Number::Int(1),
-                metrics.active_attributes(&facts),
-                ferrotel_sdk::now_ns(),
-            );
-        }
+    if let Some((active, attributes)) = metrics.as_ref().and_then(|metrics| metrics.active.as_ref()) {
+        active.record_prepared(Number::Int(1), attributes, ferrotel_sdk::now_ns(), None);
     }
     Ok(Some(ServerRequest {
         span,
@@ -206,23 +211,13 @@ fn extract_with_global_propagator<'py>(py: Python<'py>, headers: &[(String, Stri
         .call((carrier,), Some(&kwargs))
 }
 
-impl ServerMetrics {
-    /// The active-request counter's attributes: the stable ones, and the old ones in `/dup`.
-    fn active_attributes(&self, facts: &ServerFacts) -> Vec<(String, ferrotel_sdk::value::Value)> {
-        let mut attributes = facts.active_attributes();
-        if let Some(old) = &self.old {
-            attributes.extend(old.active_attributes());
-        }
-        attributes
-    }
-}
-
 impl ServerRequest {
     /// The response's status (`"404 Not Found"` or `404`) and headers.
     pub(super) fn responded(&self, status: &Bound<'_, PyAny>, headers: Option<&Bound<'_, PyAny>>) {
-        let code = match status.extract::<u16>() {
-            Ok(code) => Some(code),
-            Err(_) => status.extract::<String>().ok().and_then(|s| semconv::status_code(&s)),
+        // WSGI's text status is tried first: a failed integer conversion builds an exception.
+        let code = match status.cast::<PyString>() {
+            Ok(text) => text.to_str().ok().and_then(semconv::status_code),
+            Err(_) => status.extract::<u16>().ok(),
         };
         let Some(code) = code else {
             return;
@@ -281,19 +276,20 @@ impl ServerRequest {
                 let now = ferrotel_sdk::now_ns();
                 let seconds = facts.started.elapsed().as_secs_f64();
                 let span = Some(self.span.get().ids.measured_in());
-                let attributes = facts.duration_attributes();
+                // One attribute set, put in order once, for the duration and the body sizes.
+                let attributes = PreparedAttributes::new(facts.duration_attributes());
                 let sizes = [
                     (&metrics.request_size, facts.request_body_size),
                     (&metrics.response_size, facts.response_body_size),
                 ];
                 for (instrument, size) in sizes {
                     if let (Some(instrument), Some(size)) = (instrument, size) {
-                        instrument.record_in(Number::Int(size), attributes.clone(), now, span);
+                        instrument.record_prepared(Number::Int(size), &attributes, now, span);
                     }
                 }
                 metrics
                     .duration
-                    .record_in(Number::Double(seconds), attributes, now, span);
+                    .record_prepared(Number::Double(seconds), &attributes, now, span);
                 if let Some(old) = &metrics.old {
                     let response = OldResponse {
                         status: facts.status,
@@ -302,8 +298,8 @@ impl ServerRequest {
                     };
                     old.record(seconds, response, now, span);
                 }
-                if let Some(active) = &metrics.active {
-                    active.record(Number::Int(-1), metrics.active_attributes(&facts), now);
+                if let Some((active, attributes)) = &metrics.active {
+                    active.record_prepared(Number::Int(-1), attributes, now, None);
                 }
             }
         }
@@ -345,7 +341,7 @@ impl ServerRequest {
     }
 
     /// The route template the framework matched: `http.route`, and the span's name.
-    fn set_route(&self, route: &str) {
+    pub(super) fn set_route(&self, route: &str) {
         lock(&self.facts).route = Some(route.to_owned());
         let name = semconv::span_name(&self.method, Some(route));
         self.span.get().with_record(|data, limits| {
