@@ -62,16 +62,16 @@ class WsgiStartResponse:
 @final
 class FastapiOperations:
     """Stands in for FastAPI's `_operation`: its operation spans, made natively."""
-    def __init__(
-        self,
+    def __new__(
+        cls,
         key: str,
         telemetry_type: type,
         no_operation: Any,
         traced_operation: Callable[..., Any],
         expected: tuple[type, ...],
         websocket_disconnect: type,
-    ) -> None: ...
-    def __call__(self, *, name: str, function: Any = None) -> Any: ...
+    ) -> Self: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...  # keyword-only: name, function=None
 
 @final
 class FastapiOperation:
