@@ -1,24 +1,48 @@
-"""Instructions per call on the app thread, counted by callgrind: the in-process cases of
-bench/servers.py (a FastAPI route as an ASGI app, a Flask route through WSGI with the body
-closed, a sqlite3 statement) run bare, under `ferrotel instrument` and under upstream's
-`opentelemetry-instrument`, each twice (N and 2N calls after a warm-up) so that the
-difference, divided by N, is one call's instructions with start-up and warm-up cancelled
-out. Unlike wall time on a shared machine, the count does not depend on what else runs.
+"""Instructions per call, counted by callgrind, bare, under `ferrotel instrument` and under
+upstream's `opentelemetry-instrument`, each twice (N and 2N calls after a warm-up) so that
+the difference, divided by N, is one call's instructions with start-up and warm-up cancelled
+out. Unlike wall or CPU time on this VM (whose speed varies by tens of percent from one
+minute to the next), the count does not depend on what else runs.
+
+Two kinds of case:
+- in-process (`--kinds`): the in-process cases of bench/servers.py (a FastAPI route as an
+  ASGI app, a Flask route through WSGI with the body closed, a sqlite3 statement); the app
+  thread's instructions.
+- real servers (`--servers`): the scenarios of bench/servers.py, each server started under
+  callgrind and sent N (then 2N) requests one after another; every thread of the process
+  serving them (gunicorn's worker, uvicorn's process), export threads included: the server
+  CPU per request of servers.py's table, counted.
 
 Usage: python bench/instructions.py FERROTEL_VENV [UPSTREAM_VENV] [--kinds flask-closed,...]
-           [--n 1000] [--tools bare,ferrotel,upstream]
+           [--servers flask,fastapi,django,outgoing] [--n 1000] [--requests 300]
+           [--tools bare,ferrotel,upstream,ddtrace] [--ddtrace-venv DDTRACE_VENV]
 Needs valgrind. Each side exports over OTLP/HTTP into a `ferrotel view` as in servers.py.
 """
 
 import argparse
+import http.client
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from receiver import receiver
-from servers import APPS, IN_PROCESS, launcher, otlp_settings
+from receiver import free_port, receiver
+from servers import (
+    APPS,
+    IN_PROCESS,
+    SCENARIOS,
+    SPANS_PER_REQUEST,
+    Downstream,
+    launcher,
+    otlp_settings,
+    prepare_database,
+    sink_for,
+    stop,
+    wait_for_spans,
+    wait_until,
+)
 
 WARMUP = 200
 
@@ -62,6 +86,75 @@ def per_call(kind, tool, venv, ferrotel_bin, n, env):
         return measure({**base, **otlp_settings(sink, tool)})
 
 
+def totals(callgrind_file):
+    for line in Path(callgrind_file).read_text().splitlines():
+        if line.startswith("totals:") or line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {callgrind_file}")
+
+
+def get(port, path):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def server_run(scenario, tool, venv, ferrotel_bin, requests, env):
+    """(instructions of the process that served, requests it handled, spans received):
+    the scenario's server under callgrind, WARMUP requests and then `requests` more, one at a
+    time, then stopped as servers.py stops it (its exit flush included)."""
+    spec = SCENARIOS[scenario]
+    python = str(venv / "bin" / "python")
+    with tempfile.TemporaryDirectory() as tmp, sink_for(tool, venv, ferrotel_bin) as (settings, count_spans):
+        tmp = Path(tmp)
+        base = {
+            **env,
+            "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+            "PYTHONPATH": str(APPS),
+            "DJANGO_SETTINGS_MODULE": "djangoapp.settings",
+            "BENCH_COUNT_DIR": str(tmp),
+        }
+        base.update(prepare_database(scenario, venv, tmp, base))
+        port = free_port()
+        program, *options = spec["server"]
+        bind = ["--bind", f"127.0.0.1:{port}"] if program == "gunicorn" else ["--port", str(port)]
+        # gunicorn's worker is a fork of its master: callgrind writes one file per process.
+        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out.%p"]
+        valgrind.append(f"--log-file={tmp}/valgrind.%p.log")
+        command = [*launcher(tool, venv), *valgrind, python, "-m", program, *options, *bind]
+        server = subprocess.Popen(command, env={**base, **settings}, cwd=tmp, start_new_session=True)
+        try:
+            wait_until(lambda: get_or_none(port, spec["path"]), server, seconds=600)
+            for _ in range(WARMUP // 4 + requests):
+                assert get(port, spec["path"]) == 200
+        finally:
+            stop(server, spec.get("stop", signal.SIGTERM))
+        handled = sum(int(path.read_text()) for path in tmp.glob("count.*"))
+        spans = wait_for_spans(count_spans, handled * SPANS_PER_REQUEST.get((scenario, tool), 0))
+        serving = max(tmp.glob("callgrind.out.*"), key=totals)
+        return totals(serving), handled, spans
+
+
+def get_or_none(port, path):
+    try:
+        return get(port, path)
+    except OSError:
+        return None
+
+
+def per_request(scenario, tool, venv, ferrotel_bin, requests, env):
+    """Instructions per request of the serving process, and whether every span arrived."""
+    one, handled_one, spans_one = server_run(scenario, tool, venv, ferrotel_bin, requests, env)
+    two, handled_two, spans_two = server_run(scenario, tool, venv, ferrotel_bin, 2 * requests, env)
+    expected = (handled_one + handled_two) * SPANS_PER_REQUEST.get((scenario, tool), 0)
+    return (two - one) / (handled_two - handled_one), spans_one + spans_two, expected
+
+
 def main():
     if sys.argv[1:2] == ["--child"]:
         child(sys.argv[2], int(sys.argv[3]))
@@ -69,19 +162,43 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("ferrotel_venv", type=Path)
     parser.add_argument("upstream_venv", type=Path, nargs="?")
-    parser.add_argument("--kinds", default="fastapi,flask-closed,sqlite3")
-    parser.add_argument("--tools", default="bare,ferrotel,upstream")
+    parser.add_argument("--ddtrace-venv", type=Path, help="adds ddtrace-run to the real-server cases")
+    parser.add_argument("--kinds", default="fastapi,flask-closed,sqlite3", help="in-process cases; '' for none")
+    parser.add_argument("--servers", default="", help="real-server scenarios, e.g. flask,fastapi,django,outgoing")
+    parser.add_argument("--requests", type=int, default=300, help="requests per server run (and twice that)")
+    parser.add_argument("--tools", default="bare,ferrotel,upstream,ddtrace")
     parser.add_argument("--n", type=int, default=1000)
     args = parser.parse_args()
     ferrotel_bin = str(args.ferrotel_venv / "bin" / "ferrotel")
-    venvs = {"bare": args.ferrotel_venv, "ferrotel": args.ferrotel_venv, "upstream": args.upstream_venv}
+    venvs = {
+        "bare": args.ferrotel_venv,
+        "ferrotel": args.ferrotel_venv,
+        "upstream": args.upstream_venv,
+        "ddtrace": args.ddtrace_venv,
+    }
     env = dict(os.environ)
-    for kind in args.kinds.split(","):
-        for tool in args.tools.split(","):
-            if venvs[tool] is None:
-                continue
+    tools = [tool for tool in args.tools.split(",") if venvs[tool] is not None]
+    for kind in filter(None, args.kinds.split(",")):
+        for tool in (tool for tool in tools if tool != "ddtrace"):
             count = per_call(kind, tool, venvs[tool].resolve(), ferrotel_bin, args.n, env)
             print(f"{kind:13} {tool:9} {count:12,.0f} instructions per call", flush=True)
+    scenarios = list(filter(None, args.servers.split(",")))
+    if scenarios:
+        with Downstream() as downstream:
+            env["BENCH_DOWNSTREAM"] = downstream
+            for scenario in scenarios:
+                bare = None
+                for tool in tools:
+                    count, spans, expected = per_request(
+                        scenario, tool, venvs[tool].resolve(), ferrotel_bin, args.requests, env
+                    )
+                    bare = count if tool == "bare" else bare
+                    ratio = f" ({count / bare:.3f}× bare)" if bare and tool != "bare" else ""
+                    print(
+                        f"server {scenario:9} {tool:9} {count:12,.0f} instructions per request{ratio}, "
+                        f"spans {spans:,}/{expected:,}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

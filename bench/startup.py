@@ -3,7 +3,8 @@
 
 Usage: python bench/startup.py FERROTEL_VENV UPSTREAM_VENV [--runs N] [--write BENCHMARKS.md]
 
-Wall time is the median of N runs (after warm-up); CPU is user+sys of the launched process.
+Wall time is the median of N rounds (after warm-up), each round running every command once;
+CPU is user+sys of the launched process.
 Peak RSS comes from GNU time (`/usr/bin/time`): a process forked from this interpreter would
 report this interpreter's pages as its own peak, so a small C parent does the measuring.
 The launchers exec, so each figure covers launcher and Python together.
@@ -12,6 +13,7 @@ The launchers exec, so each figure covers launcher and Python together.
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -23,24 +25,31 @@ from report import measured_on, publish
 GNU_TIME = "/usr/bin/time"
 
 
-def measure(argv, runs, env):
-    walls, cpus, rss = [], [], []
+def measure_interleaved(argvs, runs, env):
+    """(wall ms, CPU ms, peak RSS MiB) medians per command. Each round runs every command once,
+    so a drift of the machine's speed (this VM's varies by tens of percent within minutes)
+    reaches all of them alike instead of whichever block of runs it fell on."""
+    samples = [([], [], []) for _ in argvs]
     rss_file = tempfile.NamedTemporaryFile(prefix="ferrotel-bench-rss-")
-    timed = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *argv]
     for i in range(runs + 3):
-        start = time.perf_counter()
-        proc = subprocess.Popen(timed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"{argv} failed: {proc.stderr.read().decode()}")
-        proc.stderr.close()
-        if i >= 3:  # warm-up runs fill the page cache and .pyc files
-            walls.append(wall)
-            cpus.append(usage.ru_utime + usage.ru_stime)
-            rss.append(int(Path(rss_file.name).read_text().split()[-1]) / 1024)
-    return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3, statistics.median(rss)
+        for argv, (walls, cpus, rss) in zip(argvs, samples):
+            timed = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *argv]
+            start = time.perf_counter()
+            proc = subprocess.Popen(timed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise SystemExit(f"{argv} failed: {proc.stderr.read().decode()}")
+            proc.stderr.close()
+            if i >= 3:  # warm-up rounds fill the page cache and .pyc files
+                walls.append(wall)
+                cpus.append(usage.ru_utime + usage.ru_stime)
+                rss.append(int(Path(rss_file.name).read_text().split()[-1]) / 1024)
+    return [
+        (statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3, statistics.median(rss))
+        for walls, cpus, rss in samples
+    ]
 
 
 def version_of(python, dist):
@@ -84,14 +93,19 @@ def main():
             2,
         ),
     ]
+    # The launcher's own share: it execs the command, so its cost is what it adds to /bin/true.
+    true = shutil.which("true") or "/bin/true"
+    launcher = [[true], [fbin / "ferrotel", "instrument", true]]
+    figures = measure_interleaved([[str(a) for a in argv] for argv in launcher + [c[1] for c in cases]], args.runs, env)
+    (true_wall, *_), (launcher_wall, *_) = figures[:2]
     results = []
-    for label, argv, baseline in cases:
-        wall, cpu, rss = measure([str(a) for a in argv], args.runs, env)
+    for (label, _, baseline), (wall, cpu, rss) in zip(cases, figures[2:]):
         results.append((label, wall, cpu, rss, baseline))
         print(f"{label}: wall {wall:.1f} ms, cpu {cpu:.1f} ms, peak RSS {rss:.1f} MiB", flush=True)
 
     lines = [
-        f"{measured_on()}, CPython {platform.python_version()}; median of {args.runs} runs after 3 warm-up runs.",
+        f"{measured_on()}, CPython {platform.python_version()}; median of {args.runs} rounds after 3 warm-up "
+        "rounds, each round running every command once.",
         f"ferrotel {version_of(str(fbin / 'python'), 'ferrotel')}; upstream opentelemetry-sdk "
         f"{version_of(str(ubin / 'python'), 'opentelemetry-sdk')}, opentelemetry-instrumentation "
         f"{version_of(str(ubin / 'python'), 'opentelemetry-instrumentation')} "
@@ -114,7 +128,9 @@ def main():
         f"Added wall time: ferrotel +{ferrotel_added:.1f} ms vs upstream +{upstream_added:.1f} ms "
         f"(upstream adds {upstream_added / max(ferrotel_added, 0.1):.0f}× more); "
         f"added peak RSS: ferrotel +{results[1][3] - results[0][3]:.1f} MiB vs upstream "
-        f"+{results[3][3] - results[2][3]:.1f} MiB.",
+        f"+{results[3][3] - results[2][3]:.1f} MiB. Of ferrotel's added wall time, the launcher's exec "
+        f"is +{launcher_wall - true_wall:.1f} ms (`ferrotel instrument true` against `true`); the rest "
+        "is Python loading ferrotel's extension and start-up modules.",
     ]
     table = "\n".join(lines)
     publish(table, "startup", args.write)

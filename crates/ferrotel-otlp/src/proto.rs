@@ -79,10 +79,33 @@ impl Writer {
         }
     }
 
+    /// A nested message written in place: its length is known only once it is written, so a
+    /// one-byte length goes first and is widened afterwards if the body reached 128 bytes
+    /// (moving the body once). Building each message in a buffer of its own and copying it
+    /// into its parent's cost an allocation and a copy per attribute and per level.
     fn message(&mut self, field: u32, build: impl FnOnce(&mut Writer)) {
-        let mut inner = Writer(Vec::new());
-        build(&mut inner);
-        self.bytes_always(field, &inner.0);
+        self.tag(field, 2);
+        let at = self.0.len();
+        self.0.push(0);
+        build(self);
+        let len = self.0.len() - at - 1;
+        if len < 0x80 {
+            self.0[at] = len as u8;
+        } else {
+            let mut prefix = Writer(Vec::with_capacity(10));
+            prefix.varint(len as u64);
+            self.0.splice(at..at + 1, prefix.0);
+        }
+    }
+
+    /// A packed repeated field of fixed-width values; omitted when empty, as proto3 does.
+    fn packed<const N: usize>(&mut self, field: u32, values: impl ExactSizeIterator<Item = [u8; N]>) {
+        if values.len() == 0 {
+            return;
+        }
+        self.tag(field, 2);
+        self.varint((values.len() * N) as u64);
+        values.for_each(|bytes| self.0.extend_from_slice(&bytes));
     }
 }
 
@@ -101,12 +124,12 @@ fn any_value(w: &mut Writer, value: &Value) {
             w.tag(4, 1);
             w.0.extend_from_slice(&d.to_bits().to_le_bytes());
         }
-        Value::StrArray(items) => array(w, items.iter().map(|s| Value::Str(s.clone()))),
-        Value::BoolArray(items) => array(w, items.iter().map(|b| Value::Bool(*b))),
-        Value::IntArray(items) => array(w, items.iter().map(|i| Value::Int(*i))),
-        Value::DoubleArray(items) => array(w, items.iter().map(|d| Value::Double(*d))),
+        Value::StrArray(items) => array(w, items, |v, s| v.bytes_always(1, s.as_bytes())),
+        Value::BoolArray(items) => array(w, items, |v, b| any_value(v, &Value::Bool(*b))),
+        Value::IntArray(items) => array(w, items, |v, i| any_value(v, &Value::Int(*i))),
+        Value::DoubleArray(items) => array(w, items, |v, d| any_value(v, &Value::Double(*d))),
         Value::Bytes(bytes) => w.bytes_always(7, bytes),
-        Value::Array(items) => array(w, items.iter().cloned()),
+        Value::Array(items) => array(w, items, any_value),
         Value::Map(pairs) => w.message(6, |list| {
             for (key, value) in pairs {
                 list.message(1, |kv| {
@@ -119,10 +142,11 @@ fn any_value(w: &mut Writer, value: &Value) {
     }
 }
 
-fn array(w: &mut Writer, items: impl Iterator<Item = Value>) {
+/// An `ArrayValue` of `items`, each written as an `AnyValue` by `write`.
+fn array<T>(w: &mut Writer, items: &[T], write: impl Fn(&mut Writer, &T)) {
     w.message(5, |arr| {
         for item in items {
-            arr.message(1, |v| any_value(v, &item));
+            arr.message(1, |v| write(v, item));
         }
     });
 }
@@ -255,11 +279,8 @@ fn histogram_point(w: &mut Writer, p: &HistogramPoint) {
     w.fixed64(3, p.time_ns);
     w.fixed64(4, p.count);
     optional_double(w, 5, p.sum);
-    // Packed repeated fields: one length-delimited run of fixed-width values.
-    let counts: Vec<u8> = p.bucket_counts.iter().flat_map(|c| c.to_le_bytes()).collect();
-    w.bytes(6, &counts);
-    let bounds: Vec<u8> = p.bounds.iter().flat_map(|b| b.to_bits().to_le_bytes()).collect();
-    w.bytes(7, &bounds);
+    w.packed(6, p.bucket_counts.iter().map(|c| c.to_le_bytes()));
+    w.packed(7, p.bounds.iter().map(|b| b.to_bits().to_le_bytes()));
     exemplars(w, 8, &p.exemplars);
     if p.count > 0 {
         optional_double(w, 11, p.min);
@@ -520,5 +541,89 @@ mod tests {
         assert_eq!(partial_success(&[]), None);
         assert_eq!(partial_success(&[0x0a, 0x50, 0x08]), None);
         assert_eq!(partial_success(&[0xff; 12]), None);
+    }
+
+    #[test]
+    fn nested_lengths_are_minimal_varints_on_both_sides_of_each_width() {
+        // Bodies of 127/128 and 16383/16384 bytes need a 1/2- and 2/3-byte length.
+        for body_len in [0, 1, 127, 128, 129, 300, 16_383, 16_384, 70_000] {
+            let body = vec![b'x'; body_len];
+            let mut in_place = Writer::default();
+            in_place.uint(1, 7);
+            in_place.message(2, |m| m.0.extend_from_slice(&body));
+            in_place.uint(3, 9);
+            let mut expected = Writer::default();
+            expected.uint(1, 7);
+            expected.bytes_always(2, &body);
+            expected.uint(3, 9);
+            assert_eq!(in_place.0, expected.0, "body of {body_len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_batch_decodes_to_its_spans_with_every_attribute() {
+        use ferrotel_sdk::span::{SpanKind, Status};
+
+        let scope = Arc::new(Scope {
+            name: "s".into(),
+            version: None,
+            schema_url: None,
+            attributes: Attributes::default(),
+        });
+        let span_with = |name: &str, value: Value| SpanData {
+            trace_id: 1,
+            span_id: 2,
+            parent_span_id: None,
+            parent_is_remote: false,
+            trace_flags: 1,
+            trace_state: String::new(),
+            name: name.into(),
+            kind: SpanKind::Server,
+            start_ns: 1,
+            end_ns: 2,
+            attributes: Attributes {
+                items: vec![("k".into(), value)],
+                dropped: 0,
+            },
+            events: Vec::new(),
+            dropped_events: 0,
+            links: Vec::new(),
+            dropped_links: 0,
+            status: Status::default(),
+            scope: scope.clone(),
+        };
+        let long = "y".repeat(20_000);
+        let batch = [
+            span_with("short", Value::Int(5)),
+            span_with("long", Value::Str(long.clone())),
+            span_with("array", Value::StrArray(vec!["a".into(), long.clone()])),
+        ];
+        let request = encode_traces(&batch, &Resource::default());
+        // Every length-delimited field `number` of `buf`, in order.
+        fn all(mut buf: &[u8], number: u64) -> Vec<&[u8]> {
+            let mut found = Vec::new();
+            while let Some((_, end)) = find(buf, number, 2) {
+                found.push(field_bytes(buf, number).unwrap());
+                buf = &buf[end..];
+            }
+            found
+        }
+        let resource_spans = field_bytes(&request, 1).unwrap();
+        let spans = all(field_bytes(resource_spans, 2).unwrap(), 2);
+        let names: Vec<&[u8]> = spans.iter().map(|span| field_bytes(span, 5).unwrap()).collect();
+        assert_eq!(names, [&b"short"[..], b"long", b"array"]);
+        let values: Vec<&[u8]> = spans
+            .iter()
+            .map(|span| {
+                let key_value = field_bytes(span, 9).unwrap();
+                assert_eq!(field_bytes(key_value, 1).unwrap(), b"k");
+                field_bytes(key_value, 2).unwrap()
+            })
+            .collect();
+        assert_eq!(values[0], [0x18, 5]);
+        assert_eq!(field_bytes(values[1], 1).unwrap(), long.as_bytes());
+        let items = all(field_bytes(values[2], 5).unwrap(), 1);
+        let texts: Vec<&[u8]> = items.iter().map(|item| field_bytes(item, 1).unwrap()).collect();
+        assert_eq!(texts, [&b"a"[..], long.as_bytes()]);
     }
 }
