@@ -277,7 +277,7 @@ impl ServerRequest {
                 let seconds = facts.started.elapsed().as_secs_f64();
                 let span = Some(self.span.get().ids.measured_in());
                 // One attribute set, put in order once, for the duration and the body sizes.
-                let attributes = PreparedAttributes::new(facts.duration_attributes());
+                let attributes = facts.prepared_duration_attributes();
                 let sizes = [
                     (&metrics.request_size, facts.request_body_size),
                     (&metrics.response_size, facts.response_body_size),
