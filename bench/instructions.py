@@ -15,7 +15,7 @@ Two kinds of case:
 
 Usage: python bench/instructions.py FERROTEL_VENV [UPSTREAM_VENV] [--kinds flask-closed,...]
            [--servers flask,fastapi,django,outgoing] [--n 1000] [--requests 300]
-           [--tools bare,ferrotel,upstream,ddtrace] [--ddtrace-venv DDTRACE_VENV]
+           [--tools bare,ferrotel,upstream,ddtrace] [--ddtrace-venv DDTRACE_VENV] [--write BENCHMARKS.md]
 Needs valgrind. Each side exports over OTLP/HTTP into a `ferrotel view` as in servers.py.
 """
 
@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from receiver import free_port, receiver
+from report import measured_on, publish
 from servers import (
     APPS,
     IN_PROCESS,
@@ -166,8 +167,9 @@ def main():
     parser.add_argument("--kinds", default="fastapi,flask-closed,sqlite3", help="in-process cases; '' for none")
     parser.add_argument("--servers", default="", help="real-server scenarios, e.g. flask,fastapi,django,outgoing")
     parser.add_argument("--requests", type=int, default=300, help="requests per server run (and twice that)")
-    parser.add_argument("--tools", default="bare,ferrotel,upstream,ddtrace")
+    parser.add_argument("--tools", default="bare,ferrotel,upstream")
     parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--write", type=Path, help="writes the real-server table into BENCHMARKS.md")
     args = parser.parse_args()
     ferrotel_bin = str(args.ferrotel_venv / "bin" / "ferrotel")
     venvs = {
@@ -176,7 +178,8 @@ def main():
         "upstream": args.upstream_venv,
         "ddtrace": args.ddtrace_venv,
     }
-    env = dict(os.environ)
+    # A fixed hash seed: with a random one, dict layouts and so the counts vary by ~0.5%.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
     tools = [tool for tool in args.tools.split(",") if venvs[tool] is not None]
     for kind in filter(None, args.kinds.split(",")):
         for tool in (tool for tool in tools if tool != "ddtrace"):
@@ -184,21 +187,58 @@ def main():
             print(f"{kind:13} {tool:9} {count:12,.0f} instructions per call", flush=True)
     scenarios = list(filter(None, args.servers.split(",")))
     if scenarios:
-        with Downstream() as downstream:
-            env["BENCH_DOWNSTREAM"] = downstream
-            for scenario in scenarios:
-                bare = None
-                for tool in tools:
-                    count, spans, expected = per_request(
-                        scenario, tool, venvs[tool].resolve(), ferrotel_bin, args.requests, env
-                    )
-                    bare = count if tool == "bare" else bare
-                    ratio = f" ({count / bare:.3f}× bare)" if bare and tool != "bare" else ""
-                    print(
-                        f"server {scenario:9} {tool:9} {count:12,.0f} instructions per request{ratio}, "
-                        f"spans {spans:,}/{expected:,}",
-                        flush=True,
-                    )
+        results = measure_servers(scenarios, [t for t in tools if t != "bare"], venvs, ferrotel_bin, args.requests, env)
+        publish(servers_table(results, args.requests), "server-instructions", args.write)
+
+
+def measure_servers(scenarios, tools, venvs, ferrotel_bin, requests, env):
+    """results[scenario][tool] = (instructions per request, bare's in the tool's venv, spans
+    received, spans expected). Each tool is compared with a bare run in its own venv: the
+    venvs' library versions may differ."""
+    results = {}
+    with Downstream() as downstream:
+        env = {**env, "BENCH_DOWNSTREAM": downstream}
+        for scenario in scenarios:
+            bare_in = {}
+            for tool in tools:
+                venv = venvs[tool].resolve()
+                if venv not in bare_in:
+                    bare_in[venv] = per_request(scenario, "bare", venv, ferrotel_bin, requests, env)[0]
+                count, spans, expected = per_request(scenario, tool, venv, ferrotel_bin, requests, env)
+                results.setdefault(scenario, {})[tool] = (count, bare_in[venv], spans, expected)
+                print(
+                    f"server {scenario:9} {tool:9} {count:12,.0f} instructions per request, bare "
+                    f"{bare_in[venv]:,.0f} ({count / bare_in[venv]:.3f}×), spans {spans:,}/{expected:,}",
+                    flush=True,
+                )
+    return results
+
+
+def servers_table(results, requests):
+    tools = list(next(iter(results.values())))
+    lines = [
+        f"{measured_on()}; callgrind, every thread of the serving process (gunicorn's worker, "
+        f"uvicorn's process), the difference of a {requests}- and a {2 * requests}-request run after "
+        f"{WARMUP // 4} warm-up requests, divided by the requests handled; requests one at a time "
+        "from a client; each tool against a bare run in its own venv.",
+        "",
+        f"| instructions per request | {' | '.join(f'{tool} (÷ bare)' for tool in tools)} |",
+        f"|---|{'---:|' * len(tools)}",
+    ]
+    for scenario, by_tool in results.items():
+        cells = [f"{count:,.0f} ({count / bare:.3f}×)" for count, bare, _, _ in by_tool.values()]
+        lines.append(f"| {scenario} | {' | '.join(cells)} |")
+
+    def per_scenario(cell):
+        return "; ".join(
+            f"{scenario} {', '.join(cell(tool, *figures) for tool, figures in by_tool.items())}"
+            for scenario, by_tool in results.items()
+        )
+
+    bares = per_scenario(lambda tool, _count, bare, _spans, _expected: f"{tool}'s venv {bare:,.0f}")
+    delivered = per_scenario(lambda tool, _count, _bare, spans, expected: f"{tool} {spans:,} / {expected:,}")
+    lines += ["", f"Bare: {bares}. Spans received / expected: {delivered}."]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

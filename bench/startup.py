@@ -32,7 +32,7 @@ def measure_interleaved(argvs, runs, env):
     samples = [([], [], []) for _ in argvs]
     rss_file = tempfile.NamedTemporaryFile(prefix="ferrotel-bench-rss-")
     for i in range(runs + 3):
-        for argv, (walls, cpus, rss) in zip(argvs, samples):
+        for argv, (walls, cpus, rss) in zip(argvs, samples, strict=True):
             timed = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *argv]
             start = time.perf_counter()
             proc = subprocess.Popen(timed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -99,7 +99,7 @@ def main():
     figures = measure_interleaved([[str(a) for a in argv] for argv in launcher + [c[1] for c in cases]], args.runs, env)
     (true_wall, *_), (launcher_wall, *_) = figures[:2]
     results = []
-    for (label, _, baseline), (wall, cpu, rss) in zip(cases, figures[2:]):
+    for (label, _, baseline), (wall, cpu, rss) in zip(cases, figures[2:], strict=True):
         results.append((label, wall, cpu, rss, baseline))
         print(f"{label}: wall {wall:.1f} ms, cpu {cpu:.1f} ms, peak RSS {rss:.1f} MiB", flush=True)
 
