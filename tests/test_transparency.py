@@ -397,3 +397,32 @@ def test_django_on_sqlite_traces_the_apps_own_queries(tmp):
     assert any(q.startswith('"CREATE TABLE') and "shop_visit" in q for q in queries), queries
     assert any(q.startswith('"INSERT INTO') and "shop_visit" in q for q in queries), queries
     assert any(q.startswith('"SELECT COUNT(*)') and "shop_visit" in q for q in queries), queries
+
+
+def test_libraries_loaded_after_ferrotel_find_the_static_tls_space_they_find_bare(tmp_path):
+    # glibc keeps a small reserve (under 2 KiB) for the initial-exec thread-locals of
+    # libraries loaded with dlopen, as every Python extension is. An extension marked
+    # STATIC_TLS takes its whole TLS block from it; ferrotel's used to (mimalloc's
+    # thread-locals), and a library needing most of the reserve then failed to load after it.
+    source = tmp_path / "tls.c"
+    source.write_text(
+        '__thread char block[SIZE] __attribute__((tls_model("initial-exec")));\nchar *get(void) { return block; }\n'
+    )
+
+    def library(size):
+        path = tmp_path / f"tls{size}.so"
+        if not path.exists():
+            subprocess.run(["cc", "-shared", "-fPIC", f"-DSIZE={size}", "-o", path, source], check=True)
+        return path
+
+    def loads(size, first=""):
+        code = f"{first}import ctypes; ctypes.CDLL({str(library(size))!r})"
+        return subprocess.run([PYTHON, "-c", code], env=clean_env(), capture_output=True).returncode == 0
+
+    # The largest block (to 16 bytes) a bare interpreter can load, found by bisection.
+    low, high = 16, 64 * 1024
+    assert loads(low) and not loads(high)
+    while high - low > 16:
+        middle = (low + high) // 2 // 16 * 16
+        low, high = (middle, high) if loads(middle) else (low, middle)
+    assert loads(low, first="import ferrotel._native; ")
