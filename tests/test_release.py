@@ -24,6 +24,7 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 PLATFORMS = {"gnu": "manylinux_2_17_x86_64", "musl": "musllinux_1_2_x86_64"}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 DIST = ROOT / "dist"
+DF_STATIC_TLS = 0x10  # the ELF dynamic section's DT_FLAGS bit
 
 
 def tracked(pattern):
@@ -86,6 +87,19 @@ def test_the_manylinux_extension_unwinds_with_the_systems_libgcc_s(python):
     needed, _, _ = elf_links(data)
     assert "libgcc_s.so.1" in needed
     assert {"_Unwind_RaiseException", "_Unwind_Resume", "_Unwind_GetIP"} <= dynamic_imports(data)
+
+
+@pytest.mark.parametrize("python,libc", WHEELS)
+def test_the_extension_takes_no_static_tls(python, libc):
+    # DF_STATIC_TLS: loaded with dlopen, the extension would take its whole TLS block from
+    # the libc's small static reserve, which other libraries the app loads later may need
+    # (tests/test_transparency.py shows the failure).
+    with zipfile.ZipFile(release_wheel(python, libc)) as archive:
+        (extension,) = [n for n in archive.namelist() if n.startswith("ferrotel/_native.") and n.endswith(".so")]
+        elf = ELFFile(io.BytesIO(archive.read(extension)))
+    dynamic = next(s for s in elf.iter_sections() if isinstance(s, DynamicSection))
+    flags = sum(tag.entry.d_val for tag in dynamic.iter_tags() if tag.entry.d_tag == "DT_FLAGS")
+    assert not flags & DF_STATIC_TLS
 
 
 @pytest.mark.parametrize("python", PYTHONS)
