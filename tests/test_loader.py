@@ -186,7 +186,8 @@ def test_the_module_keeps_its_real_loader(venv):
 def test_watcher_leaves_meta_path_when_done(venv):
     code = "import sys, fakelib; print(any(type(f).__name__ == '_ImportWatcher' for f in sys.meta_path))"
     # ferrotel's own configurator would keep watching for opentelemetry.trace, the
-    # exceptions built-in for asyncio.
+    # exceptions built-in for asyncio, and, unless the user chose the semantic conventions,
+    # the loader for contrib's semconv helper.
     result = app(
         venv,
         code,
@@ -194,6 +195,7 @@ def test_watcher_leaves_meta_path_when_done(venv):
         "boom,innerlib,logging,threading,urllib,sqlite3,exceptions",
         "--configurator",
         "testconf",
+        env=clean_env(OTEL_SEMCONV_STABILITY_OPT_IN="http"),
     )
     assert result.stdout.strip() == "False", result.stderr
 

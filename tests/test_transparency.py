@@ -426,3 +426,17 @@ def test_libraries_loaded_after_ferrotel_find_the_static_tls_space_they_find_bar
         middle = (low + high) // 2 // 16 * 16
         low, high = (middle, high) if loads(middle) else (low, middle)
     assert loads(low, first="import ferrotel._native; ")
+
+
+def test_the_apps_environment_is_the_bare_one_with_ferrotel_on_its_python_path():
+    # Without contrib instrumentations ferrotel sets no variable of its own: an app (or a
+    # library scanning os.environ per call, as requests' proxy lookup does) sees what it
+    # sees bare, apart from PYTHONPATH, which carries ferrotel into child processes.
+    show = "import json, os; print(json.dumps(dict(os.environ)))"
+    bare = json.loads(run(PYTHON, "-c", show, env=clean_env()).stdout)
+    instrumented = json.loads(instrument(*CONSOLE, PYTHON, "-c", show, env=clean_env()).stdout)
+    assert {k: v for k, v in instrumented.items() if k != "PYTHONPATH"} == {
+        **{k: v for k, v in bare.items() if k != "PYTHONPATH"},
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+    }

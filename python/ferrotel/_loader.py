@@ -6,17 +6,24 @@ and call. Every call is guarded: a failing entry point is reported once and skip
 the application always starts.
 """
 
+import os
 import sys
 from _thread import allocate_lock
 
 from ferrotel import __version__, _native
+
+_SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 
 def start() -> None:
     plan = _native.initialize(sys.path)
     if plan is None:
         return
-    default_stable_semconv()
+    # Only for contrib instrumentations, and only once their semconv helper is imported: a
+    # variable set at start would be in every app's os.environ, where libraries that scan it
+    # per call pay for it (requests' proxy lookup walks the whole environment per request).
+    if _SEMCONV_OPT_IN not in os.environ:
+        when_imported("opentelemetry.instrumentation._semconv", default_stable_semconv)
     if plan["gevent_patch"]:
         _guarded("gevent patch", _patch_gevent)
     distro = None
@@ -40,11 +47,9 @@ def start() -> None:
 
 def default_stable_semconv():
     """Contrib instrumentors read OTEL_SEMCONV_STABILITY_OPT_IN (through their semconv
-    helper, on first use) to choose between the old and the stable attribute names; unless
-    the user chose, they get the stable ones, as ferrotel's built-ins emit."""
-    import os
-
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
+    helper, on first use, not on import) to choose between the old and the stable attribute
+    names; unless the user chose, they get the stable ones, as ferrotel's built-ins emit."""
+    os.environ.setdefault(_SEMCONV_OPT_IN, "http,database")
 
 
 def when_imported(module, callback):
