@@ -105,13 +105,13 @@ def get(port, path):
         connection.close()
 
 
-def server_run(scenario, tool, venv, ferrotel_bin, requests, env):
+def server_run(scenario, tool, venv, ferrotel_bin, requests, env, like=None):
     """(instructions of the process that served, requests it handled, spans received):
     the scenario's server under callgrind, WARMUP requests and then `requests` more, one at a
     time, then stopped as servers.py stops it (its exit flush included)."""
     spec = SCENARIOS[scenario]
     python = str(venv / "bin" / "python")
-    with tempfile.TemporaryDirectory() as tmp, sink_for(tool, venv, ferrotel_bin) as (settings, count_spans):
+    with tempfile.TemporaryDirectory() as tmp, sink_for(tool, venv, ferrotel_bin, like) as (settings, count_spans):
         tmp = Path(tmp)
         base = {
             **env,
@@ -148,10 +148,11 @@ def get_or_none(port, path):
         return None
 
 
-def per_request(scenario, tool, venv, ferrotel_bin, requests, env):
-    """Instructions per request of the serving process, and whether every span arrived."""
-    one, handled_one, spans_one = server_run(scenario, tool, venv, ferrotel_bin, requests, env)
-    two, handled_two, spans_two = server_run(scenario, tool, venv, ferrotel_bin, 2 * requests, env)
+def per_request(scenario, tool, venv, ferrotel_bin, requests, env, like=None):
+    """Instructions per request of the serving process, and whether every span arrived;
+    `like`: for a bare run, the tool whose variables it runs with."""
+    one, handled_one, spans_one = server_run(scenario, tool, venv, ferrotel_bin, requests, env, like)
+    two, handled_two, spans_two = server_run(scenario, tool, venv, ferrotel_bin, 2 * requests, env, like)
     expected = (handled_one + handled_two) * SPANS_PER_REQUEST.get((scenario, tool), 0)
     return (two - one) / (handled_two - handled_one), spans_one + spans_two, expected
 
@@ -193,8 +194,8 @@ def main():
 
 def measure_servers(scenarios, tools, venvs, ferrotel_bin, requests, env):
     """results[scenario][tool] = (instructions per request, bare's in the tool's venv, spans
-    received, spans expected). Each tool is compared with a bare run in its own venv: the
-    venvs' library versions may differ."""
+    received, spans expected). Each tool is compared with a bare run in its own venv (the
+    venvs' library versions may differ) and with its variables."""
     results = {}
     with Downstream() as downstream:
         env = {**env, "BENCH_DOWNSTREAM": downstream}
@@ -203,7 +204,7 @@ def measure_servers(scenarios, tools, venvs, ferrotel_bin, requests, env):
             for tool in tools:
                 venv = venvs[tool].resolve()
                 if venv not in bare_in:
-                    bare_in[venv] = per_request(scenario, "bare", venv, ferrotel_bin, requests, env)[0]
+                    bare_in[venv] = per_request(scenario, "bare", venv, ferrotel_bin, requests, env, like=tool)[0]
                 count, spans, expected = per_request(scenario, tool, venv, ferrotel_bin, requests, env)
                 results.setdefault(scenario, {})[tool] = (count, bare_in[venv], spans, expected)
                 print(
@@ -220,7 +221,7 @@ def servers_table(results, requests):
         f"{measured_on()}; callgrind, every thread of the serving process (gunicorn's worker, "
         f"uvicorn's process), the difference of a {requests}- and a {2 * requests}-request run after "
         f"{WARMUP // 4} warm-up requests, divided by the requests handled; requests one at a time "
-        "from a client; each tool against a bare run in its own venv.",
+        "from a client; each tool against a bare run in its own venv with the tool's variables set.",
         "",
         f"| instructions per request | {' | '.join(f'{tool} (÷ bare)' for tool in tools)} |",
         f"|---|{'---:|' * len(tools)}",

@@ -118,12 +118,19 @@ SPANS_PER_REQUEST = {
 
 
 def otlp_settings(sink, tool):
+    return tool_settings(tool, sink.http)
+
+
+def tool_settings(tool, port):
+    """The variables a tool's server runs with, `port` being its receiver's."""
+    if tool == "ddtrace":
+        return {"DD_TRACE_AGENT_URL": f"http://127.0.0.1:{port}", "DD_SERVICE": "bench-ddtrace"}
     return {
         "OTEL_SERVICE_NAME": f"bench-{tool}",
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_LOGS_EXPORTER": "none",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.http}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         # As in the other benchmarks: bursts above the default queue of 2048 are not dropped.
         "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
@@ -158,14 +165,17 @@ class AgentStub:
 
 
 @contextlib.contextmanager
-def sink_for(tool, venv, ferrotel_bin):
-    """Yields (environment for the server, a function counting the spans received)."""
+def sink_for(tool, venv, ferrotel_bin, like=None):
+    """Yields (environment for the server, a function counting the spans received). A bare
+    run compared with tool `like` gets `like`'s variables (pointing nowhere): both sides then
+    run in the same environment, which matters to code that walks os.environ per call
+    (requests' proxy lookup does, per request: ~46k instructions per variable)."""
     if tool == "bare":
-        yield {}, lambda: 0
+        yield (tool_settings(like, 9) if like else {}), lambda: 0
     elif tool == "ddtrace":
         agent = AgentStub(venv)
         try:
-            yield {"DD_TRACE_AGENT_URL": f"http://127.0.0.1:{agent.port}", "DD_SERVICE": "bench-ddtrace"}, agent.spans
+            yield tool_settings("ddtrace", agent.port), agent.spans
         finally:
             agent.stop()
     else:
@@ -265,11 +275,12 @@ def wait_for_spans(count_spans, expected, seconds=30):
         time.sleep(0.2)
 
 
-def run_server(scenario, tool, venv, ferrotel_bin, seconds, env, on_load=None):
+def run_server(scenario, tool, venv, ferrotel_bin, seconds, env, on_load=None, like=None):
     """Starts the scenario's server under `tool` on core 1, warms it up, measures a wrk run
     against it, stops it and counts what arrived."""
     spec = SCENARIOS[scenario]
-    with tempfile.TemporaryDirectory() as tmp, sink_for(tool, venv, ferrotel_bin) as (settings, count_spans):
+    sink = sink_for(tool, venv, ferrotel_bin, like)
+    with tempfile.TemporaryDirectory() as tmp, sink as (settings, count_spans):
         tmp = Path(tmp)
         base = {
             **env,
@@ -336,7 +347,7 @@ def run_servers(venvs, ferrotel_bin, env, reps, seconds, scenarios):
             for scenario in scenarios:
                 for tool in TOOLS:
                     for label, runner in ((f"bare-{tool}", "bare"), (tool, tool)):
-                        result = run_server(scenario, runner, venvs[tool], ferrotel_bin, seconds, env)
+                        result = run_server(scenario, runner, venvs[tool], ferrotel_bin, seconds, env, like=tool)
                         results[scenario][label].append(result)
                         print(
                             f"rep {rep + 1}/{reps} {scenario:8} {label:16} {result['rps']:8.0f} req/s "
