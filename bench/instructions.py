@@ -36,9 +36,10 @@ from servers import (
     SCENARIOS,
     SPANS_PER_REQUEST,
     Downstream,
+    bind_to,
     launcher,
     otlp_settings,
-    prepare_database,
+    server_environment,
     sink_for,
     stop,
     wait_for_spans,
@@ -113,21 +114,13 @@ def server_run(scenario, tool, venv, ferrotel_bin, requests, env, like=None):
     python = str(venv / "bin" / "python")
     with tempfile.TemporaryDirectory() as tmp, sink_for(tool, venv, ferrotel_bin, like) as (settings, count_spans):
         tmp = Path(tmp)
-        base = {
-            **env,
-            "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
-            "PYTHONPATH": str(APPS),
-            "DJANGO_SETTINGS_MODULE": "djangoapp.settings",
-            "BENCH_COUNT_DIR": str(tmp),
-        }
-        base.update(prepare_database(scenario, venv, tmp, base))
+        base = server_environment(scenario, venv, tmp, env)
         port = free_port()
         program, *options = spec["server"]
-        bind = ["--bind", f"127.0.0.1:{port}"] if program == "gunicorn" else ["--port", str(port)]
         # gunicorn's worker is a fork of its master: callgrind writes one file per process.
         valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out.%p"]
         valgrind.append(f"--log-file={tmp}/valgrind.%p.log")
-        command = [*launcher(tool, venv), *valgrind, python, "-m", program, *options, *bind]
+        command = [*launcher(tool, venv), *valgrind, python, "-m", program, *options, *bind_to(spec, port)]
         server = subprocess.Popen(command, env={**base, **settings}, cwd=tmp, start_new_session=True)
         try:
             wait_until(lambda: get_or_none(port, spec["path"]), server, seconds=600)

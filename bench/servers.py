@@ -275,6 +275,23 @@ def wait_for_spans(count_spans, expected, seconds=30):
         time.sleep(0.2)
 
 
+def server_environment(scenario, venv, tmp, env):
+    """The variables every run of `scenario` has, whatever the tool: the venv first on PATH,
+    the apps importable, the request counter's directory and the scenario's database."""
+    base = {
+        **env,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+        "PYTHONPATH": str(APPS),
+        "DJANGO_SETTINGS_MODULE": "djangoapp.settings",
+        "BENCH_COUNT_DIR": str(tmp),
+    }
+    return {**base, **prepare_database(scenario, venv, tmp, base)}
+
+
+def bind_to(spec, port):
+    return ["--bind", f"127.0.0.1:{port}"] if spec["server"][0] == "gunicorn" else ["--port", str(port)]
+
+
 def run_server(scenario, tool, venv, ferrotel_bin, seconds, env, on_load=None, like=None):
     """Starts the scenario's server under `tool` on core 1, warms it up, measures a wrk run
     against it, stops it and counts what arrived."""
@@ -282,17 +299,9 @@ def run_server(scenario, tool, venv, ferrotel_bin, seconds, env, on_load=None, l
     sink = sink_for(tool, venv, ferrotel_bin, like)
     with tempfile.TemporaryDirectory() as tmp, sink as (settings, count_spans):
         tmp = Path(tmp)
-        base = {
-            **env,
-            "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
-            "PYTHONPATH": str(APPS),
-            "DJANGO_SETTINGS_MODULE": "djangoapp.settings",
-            "BENCH_COUNT_DIR": str(tmp),
-        }
-        base.update(prepare_database(scenario, venv, tmp, base))
+        base = server_environment(scenario, venv, tmp, env)
         port = free_port()
-        bind = ["--bind", f"127.0.0.1:{port}"] if spec["server"][0] == "gunicorn" else ["--port", str(port)]
-        command = ["taskset", "-c", SERVER_CPU, *launcher(tool, venv), *spec["server"], *bind]
+        command = ["taskset", "-c", SERVER_CPU, *launcher(tool, venv), *spec["server"], *bind_to(spec, port)]
         server = subprocess.Popen(command, env={**base, **settings}, cwd=tmp, start_new_session=True)
         url = f"http://127.0.0.1:{port}{spec['path']}"
         try:
