@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 from support.console import console_spans
-from support.processes import FERROTEL, PYTHON, clean_env, free_port, init_pids, wait_http
+from support.processes import FERROTEL, PYTHON, clean_env, default_signals, free_port, init_pids, wait_http
 
 SETTINGS = textwrap.dedent(
     """
@@ -79,6 +79,7 @@ def test_runserver_requests_become_server_spans(tmp, reload):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_signals,  # stopped by SIGINT, which a background job ignores
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz/", deadline=30)

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 from support.console import console_spans
-from support.processes import FERROTEL, PYTHON, clean_env, free_port, wait_http
+from support.processes import FERROTEL, PYTHON, clean_env, default_signals, free_port, wait_http
 
 APP = textwrap.dedent(
     """
@@ -68,6 +68,7 @@ def serve_and_collect(tmp, paths, *flags, env=None):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_signals,  # stopped by SIGINT, which a background job ignores
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")

@@ -10,7 +10,7 @@ import pytest
 from opentelemetry import baggage, context, trace
 from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
 from support.console import console_spans
-from support.processes import FERROTEL, PYTHON, clean_env, free_port, run, wait_http
+from support.processes import FERROTEL, PYTHON, clean_env, default_signals, free_port, run, wait_http
 
 from ferrotel.propagate import (
     B3MultiFormat,
@@ -254,6 +254,7 @@ def test_two_processes_share_one_trace_and_baggage(contrib_python, tmp, propagat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,  # stopped by SIGINT, which a background job ignores
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/whoami")

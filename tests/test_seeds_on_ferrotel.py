@@ -7,7 +7,7 @@ import subprocess
 import textwrap
 
 from support.console import console_spans
-from support.processes import clean_env, free_port, wait_http
+from support.processes import clean_env, default_signals, free_port, wait_http
 
 # Seed 002's server_manual.py; the SDK imports point at ferrotel, and the OTLP exporter
 # (not in this build yet) is left out.
@@ -65,7 +65,12 @@ def test_seed_002_manual_server_on_ferrotels_provider(contrib_python, tmp):
     port = free_port()
     env = clean_env(OTEL_SERVICE_NAME="manual-instrument-service")
     server = subprocess.Popen(
-        [str(contrib_python), "server_manual.py", str(port)], cwd=tmp, env=env, stdout=subprocess.PIPE, text=True
+        [str(contrib_python), "server_manual.py", str(port)],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,  # stopped by SIGINT, which a background job ignores
     )
     try:
         import urllib.request

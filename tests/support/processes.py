@@ -82,7 +82,7 @@ def http_get(url, headers=None):
         return error.code, body
 
 
-def _default_signals():
+def default_signals():
     # A background job starts with SIGINT ignored, and children inherit that: a server that
     # is to be stopped by a signal must get the default handlers back.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -100,7 +100,7 @@ def spawn(command, cwd=None, env=None):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=_default_signals,
+        preexec_fn=default_signals,
     )
 
 
