@@ -36,11 +36,11 @@ static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 const MI_OPTION_ARENA_RESERVE: libmimalloc_sys::mi_option_t = 23;
 const ARENA_RESERVE_KIB: std::ffi::c_long = 128 * 1024;
 
-/// Reserves mimalloc's first arena at 128 MiB instead of 1 GiB. The arena stays committed at
-/// once and advised into transparent huge pages (what the span path gains from), but with
-/// the larger arena `python -c pass` left two 2 MiB pages resident instead of one (measured:
-/// +7.0 -> +5.3 MiB RSS). Later arenas grow as mimalloc sees fit. A `MIMALLOC_ARENA_RESERVE`
-/// the user set wins. Runs before the extension's first allocation that needs an arena.
+/// Reserves mimalloc's first arena at 128 MiB instead of 1 GiB: when its pages were still
+/// transparent huge pages, the larger arena left two 2 MiB pages resident instead of one
+/// (+7.0 -> +5.3 MiB RSS for `python -c pass`); now it is address space only. Later arenas
+/// grow as mimalloc sees fit. A `MIMALLOC_ARENA_RESERVE` the user set wins. Runs before the
+/// extension's first allocation that needs an arena.
 #[allow(unsafe_code)]
 fn reserve_a_smaller_first_arena() {
     if std::env::var_os("MIMALLOC_ARENA_RESERVE").is_some() {
