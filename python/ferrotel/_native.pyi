@@ -335,8 +335,8 @@ class TracerProvider:
 def builtin_requirements(name: str) -> list[str]:
     """The library requirements of a built-in instrumentation, as the loader checks them."""
 
-def prometheus_wanted() -> bool:
-    """Whether OTEL_METRICS_EXPORTER names prometheus (and the SDK is not disabled)."""
+def configurator_actions() -> tuple[bool, bool]:
+    """(prometheus scrape endpoint wanted, deprecated logging handler wanted) at start-up."""
 
 def logging_handler() -> tuple[str, bool, int] | None:
     """(who attaches it: "configurator" or "instrumentation", code attributes, level) of the

@@ -84,13 +84,13 @@ class Configurator:
         _loader.when_imported("opentelemetry.propagate", install_propagator)
         _loader.when_imported("opentelemetry.metrics", install_meter_provider)
         _loader.when_imported("opentelemetry._logs", install_logger_provider)
-        if _native.prometheus_wanted():
+        prometheus, deprecated_logging_handler = _native.configurator_actions()
+        if prometheus:
             # Scrapers find the endpoint from the start, as upstream's configurator opens it,
             # not once the app first imports the Metrics API (ferrotel.metrics does not import
             # it: the provider is made now and installed then).
             from ferrotel import metrics
 
             metrics.get_meter_provider()
-        handler = _native.logging_handler()
-        if handler is not None and handler[0] == "configurator":
+        if deprecated_logging_handler:
             _loader.when_imported("logging", install_deprecated_logging_handler)

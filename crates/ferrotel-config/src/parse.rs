@@ -4,6 +4,7 @@
 //! [`Warning`] names the variable, the value and the default. Values of secret variables
 //! (OTLP headers) never appear in warnings.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -343,7 +344,8 @@ pub struct Parsed {
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Parsed {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let env = environment();
+        Self::from_lookup(|name| env.get(name).cloned())
     }
 
     /// Reads variables through `lookup`, so tests and embedders can supply their own.
@@ -375,6 +377,16 @@ impl Config {
 struct Reader<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     warnings: Vec<Warning>,
+}
+
+/// The process environment in one pass (its values that are valid Unicode, as
+/// `std::env::var` reads them). A parse looks up ~150 names, and each `getenv` walks the
+/// whole environment. Hashed with foldhash: SipHash took more than the lookups saved, and
+/// ordered lookups compare long shared `OTEL_` prefixes.
+pub fn environment() -> HashMap<String, String, foldhash::fast::RandomState> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
 }
 
 fn default_of(name: &'static str) -> &'static str {

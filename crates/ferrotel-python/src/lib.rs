@@ -51,6 +51,46 @@ fn reserve_a_smaller_first_arena() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_RESERVE, ARENA_RESERVE_KIB) };
 }
 
+/// A class `ferrotel._native` makes when first asked for, by its Python name.
+pub(crate) type LazyClass = (
+    &'static str,
+    for<'py> fn(Python<'py>) -> Bound<'py, pyo3::types::PyType>,
+);
+
+/// `(name, maker)` for a `#[pyclass]`, for a module's `CLASSES`.
+#[macro_export]
+macro_rules! lazy_class {
+    ($class:ty) => {
+        (<$class as pyo3::PyClass>::NAME, |py| py.get_type::<$class>())
+    };
+}
+
+const OWN_CLASSES: &[LazyClass] = &[lazy_class!(propagation::Propagator)];
+
+/// The module's classes, made on first access (PEP 562's module `__getattr__`) rather than
+/// at import: a type object costs ~16k instructions to make, and a process that never
+/// traces, meters or instruments needs none of them. Each is kept on the module once made.
+#[pyfunction]
+#[pyo3(pass_module)]
+fn __getattr__<'py>(module: &Bound<'py, PyModule>, name: &str) -> PyResult<Bound<'py, pyo3::types::PyType>> {
+    let maker = [
+        OWN_CLASSES,
+        trace::CLASSES,
+        logs::CLASSES,
+        metrics::CLASSES,
+        instrumentation::CLASSES,
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|(class, maker)| (*class == name).then_some(maker))
+    .ok_or_else(|| {
+        pyo3::exceptions::PyAttributeError::new_err(format!("module 'ferrotel._native' has no attribute '{name}'"))
+    })?;
+    let class = maker(module.py());
+    module.setattr(name, &class)?;
+    Ok(class)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     reserve_a_smaller_first_arena();
@@ -58,9 +98,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::register(m)?;
     boundary::register(m)?;
     trace::register(m)?;
-    logs::register(m)?;
-    metrics::register(m)?;
-    m.add_class::<propagation::Propagator>()?;
+    m.add_function(wrap_pyfunction!(__getattr__, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::configured_propagators, m)?)?;
     instrumentation::register(m)?;
     Ok(())

@@ -34,27 +34,31 @@ pub(crate) mod wsgi;
 
 use pyo3::prelude::*;
 
+/// The classes `ferrotel._native` hands out on first access (see `lazy_class!`).
+pub(crate) const CLASSES: &[crate::LazyClass] = &[
+    crate::lazy_class!(server::ServerRequest),
+    crate::lazy_class!(server::TracedSend),
+    crate::lazy_class!(wsgi::WsgiStartResponse),
+    crate::lazy_class!(fastapi::FastapiOperations),
+    crate::lazy_class!(fastapi::FastapiOperation),
+    crate::lazy_class!(body::BodyCloser),
+    crate::lazy_class!(body::TracedBody),
+    crate::lazy_class!(client::ClientRequest),
+    crate::lazy_class!(db::DbStatements),
+    crate::lazy_class!(db::DbOperation),
+    crate::lazy_class!(conventions::ServerConventions),
+    crate::lazy_class!(conventions::ClientConventions),
+    crate::lazy_class!(operation::Operation),
+];
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<server::ServerRequest>()?;
-    m.add_class::<server::TracedSend>()?;
-    m.add_class::<wsgi::WsgiStartResponse>()?;
     m.add_function(wrap_pyfunction!(wsgi::serve_wsgi, m)?)?;
     m.add_function(wrap_pyfunction!(server::start_asgi_request, m)?)?;
-    m.add_class::<fastapi::FastapiOperations>()?;
-    m.add_class::<fastapi::FastapiOperation>()?;
-    m.add_class::<body::BodyCloser>()?;
-    m.add_class::<body::TracedBody>()?;
     m.add_function(wrap_pyfunction!(body::hand_back_body, m)?)?;
-    m.add_class::<client::ClientRequest>()?;
     m.add_function(wrap_pyfunction!(client::start_client_request, m)?)?;
-    m.add_class::<db::DbStatements>()?;
-    m.add_class::<db::DbOperation>()?;
-    m.add_class::<conventions::ServerConventions>()?;
-    m.add_class::<conventions::ClientConventions>()?;
     m.add_function(wrap_pyfunction!(conventions::server_conventions, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::client_conventions, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::db_conventions, m)?)?;
-    m.add_class::<operation::Operation>()?;
     m.add_function(wrap_pyfunction!(operation::start_operation, m)?)?;
     m.add_function(wrap_pyfunction!(operation::start_rpc, m)?)?;
     m.add_function(wrap_pyfunction!(rpc::rpc_conventions, m)?)?;

@@ -10,10 +10,8 @@ pub(crate) mod provider;
 pub(crate) mod record;
 pub(crate) mod shapes;
 
-use pyo3::prelude::*;
-
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<provider::LoggerProvider>()?;
-    m.add_class::<logger::Logger>()?;
-    Ok(())
-}
+/// The classes `ferrotel._native` hands out on first access (see `lazy_class!`).
+pub(crate) const CLASSES: &[crate::LazyClass] = &[
+    crate::lazy_class!(provider::LoggerProvider),
+    crate::lazy_class!(logger::Logger),
+];

@@ -16,15 +16,13 @@ pub(crate) mod readers;
 pub(crate) mod shapes;
 pub(crate) mod views;
 
-use pyo3::prelude::*;
-
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<provider::MeterProvider>()?;
-    m.add_class::<instruments::Meter>()?;
-    m.add_class::<instruments::Counter>()?;
-    m.add_class::<instruments::UpDownCounter>()?;
-    m.add_class::<instruments::Histogram>()?;
-    m.add_class::<instruments::Gauge>()?;
-    m.add_class::<instruments::ObservableInstrument>()?;
-    Ok(())
-}
+/// The classes `ferrotel._native` hands out on first access (see `lazy_class!`).
+pub(crate) const CLASSES: &[crate::LazyClass] = &[
+    crate::lazy_class!(provider::MeterProvider),
+    crate::lazy_class!(instruments::Meter),
+    crate::lazy_class!(instruments::Counter),
+    crate::lazy_class!(instruments::UpDownCounter),
+    crate::lazy_class!(instruments::Histogram),
+    crate::lazy_class!(instruments::Gauge),
+    crate::lazy_class!(instruments::ObservableInstrument),
+];

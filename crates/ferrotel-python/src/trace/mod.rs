@@ -16,16 +16,20 @@ pub(crate) mod tracer;
 
 use pyo3::prelude::*;
 
+/// The classes `ferrotel._native` hands out on first access (see `lazy_class!`).
+pub(crate) const CLASSES: &[crate::LazyClass] = &[
+    crate::lazy_class!(provider::TracerProvider),
+    crate::lazy_class!(processors::BatchSpanProcessor),
+    crate::lazy_class!(processors::SimpleSpanProcessor),
+    crate::lazy_class!(processors::ConsoleSpanExporter),
+    crate::lazy_class!(processors::InMemorySpanExporter),
+    crate::lazy_class!(processors::OTLPSpanExporter),
+    crate::lazy_class!(tracer::Tracer),
+    crate::lazy_class!(tracer::CurrentSpan),
+    crate::lazy_class!(span::Span),
+];
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(current::current_span_ids, m)?)?;
-    m.add_class::<provider::TracerProvider>()?;
-    m.add_class::<processors::BatchSpanProcessor>()?;
-    m.add_class::<processors::SimpleSpanProcessor>()?;
-    m.add_class::<processors::ConsoleSpanExporter>()?;
-    m.add_class::<processors::InMemorySpanExporter>()?;
-    m.add_class::<processors::OTLPSpanExporter>()?;
-    m.add_class::<tracer::Tracer>()?;
-    m.add_class::<tracer::CurrentSpan>()?;
-    m.add_class::<span::Span>()?;
     Ok(())
 }
