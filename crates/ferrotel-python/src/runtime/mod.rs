@@ -20,7 +20,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(settings::asgi_message_events, m)?)?;
     m.add_function(wrap_pyfunction!(settings::django_traced_request_attrs, m)?)?;
     m.add_function(wrap_pyfunction!(settings::logging_handler, m)?)?;
-    m.add_function(wrap_pyfunction!(settings::prometheus_wanted, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::configurator_actions, m)?)?;
     m.add_function(wrap_pyfunction!(settings::builtin_requirements, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_shutdown_all, m)?)?;

@@ -13,8 +13,9 @@ pub(crate) fn config_with(overrides: Option<&Bound<'_, PyDict>>) -> PyResult<fer
         Some(d) => d.extract()?,
         None => HashMap::new(),
     };
+    let env = ferrotel_config::parse::environment();
     Ok(Config::from_lookup(|name| {
-        overrides.get(name).cloned().or_else(|| std::env::var(name).ok())
+        overrides.get(name).or_else(|| env.get(name)).cloned()
     }))
 }
 
@@ -81,11 +82,14 @@ pub(crate) fn asgi_message_events() -> bool {
 /// `None` without a logs exporter, with the SDK disabled, or when switched off.
 #[pyfunction]
 pub(crate) fn logging_handler() -> Option<(&'static str, bool, i32)> {
-    let config = Config::from_env().config;
+    logging_handler_of(&Config::from_env().config)
+}
+
+fn logging_handler_of(config: &Config) -> Option<(&'static str, bool, i32)> {
     if config.logs_exporters.is_empty() || config.sdk_disabled {
         return None;
     }
-    let python = config.python;
+    let python = &config.python;
     if python.logging_auto_instrumentation {
         Some(("configurator", true, 0))
     } else if python.log_auto_instrumentation {
@@ -95,16 +99,20 @@ pub(crate) fn logging_handler() -> Option<(&'static str, bool, i32)> {
     }
 }
 
-/// Whether `OTEL_METRICS_EXPORTER` names prometheus (and the SDK is not disabled): the
-/// configurator then opens the scrape endpoint at start-up, as upstream's does, rather than
-/// when the app first imports the Metrics API.
+/// What the configurator does at start-up, from one read of the environment: `(prometheus,
+/// deprecated logging handler)`. With prometheus in `OTEL_METRICS_EXPORTER` (and the SDK not
+/// disabled) it opens the scrape endpoint then, as upstream's does, rather than when the app
+/// first imports the Metrics API; with the deprecated handler (see `logging_handler`) it
+/// attaches that once `logging` is imported.
 #[pyfunction]
-pub(crate) fn prometheus_wanted() -> bool {
+pub(crate) fn configurator_actions() -> (bool, bool) {
     let config = Config::from_env().config;
-    config
+    let prometheus = config
         .metrics_exporters
         .contains(&ferrotel_config::Exporter::Prometheus)
-        && !config.sdk_disabled
+        && !config.sdk_disabled;
+    let deprecated_handler = logging_handler_of(&config).is_some_and(|(kind, ..)| kind == "configurator");
+    (prometheus, deprecated_handler)
 }
 
 /// The library requirements of ferrotel's built-in instrumentation `name`, as the loader

@@ -100,7 +100,8 @@ impl OTLPSpanExporter {
         .into_iter()
         .filter_map(|(name, value)| Some((name, value?)))
         .collect();
-        let parsed = Config::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()));
+        let env = ferrotel_config::parse::environment();
+        let parsed = Config::from_lookup(|name| overrides.get(name).or_else(|| env.get(name)).cloned());
         for warning in parsed
             .warnings
             .iter()
