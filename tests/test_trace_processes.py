@@ -9,7 +9,7 @@ import textwrap
 import time
 
 from support.console import console_spans
-from support.processes import FERROTEL, PYTHON, clean_env, free_port, instrument, run, wait_http
+from support.processes import FERROTEL, PYTHON, clean_env, default_signals, free_port, instrument, run, wait_http
 
 COMMON = textwrap.dedent(
     """
@@ -73,7 +73,12 @@ def test_seed_manual_propagation_between_two_processes(tmp):
         (tmp / name).write_text(source)
     port = free_port()
     server = subprocess.Popen(
-        [PYTHON, "server.py", str(port)], cwd=tmp, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [PYTHON, "server.py", str(port)],
+        cwd=tmp,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_signals,  # stopped by SIGINT, which a background job ignores
     )
     try:
         # The client is retried until the server listens.

@@ -35,23 +35,38 @@ class Api:
 
 class Viewer(Api):
     def __init__(self, *extra):
-        self.grpc = free_port()
-        self.http = free_port()
-        self.ui = free_port()
-        ports = ["--grpc", str(self.grpc), "--http", str(self.http), "--ui", str(self.ui)]
-        self.process = subprocess.Popen(
-            [FERROTEL, "view", *ports, *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # free_port() releases each port before the viewer binds it, so another socket can
+        # take one in between: a start that fails on a taken port is retried on new ones.
+        for _ in range(5):
+            self.grpc, self.http, self.ui = free_port(), free_port(), free_port()
+            ports = ["--grpc", str(self.grpc), "--http", str(self.http), "--ui", str(self.ui)]
+            self.process = subprocess.Popen(
+                [FERROTEL, "view", *ports, *extra],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            if self._wait_listening():
+                return
+            error = self.process.stderr.read()
+            assert "already in use" in error, error
+        raise AssertionError("no free ports for the viewer after 5 attempts")
+
+    def _wait_listening(self):
+        """True once the UI port answers; False if the viewer exited first."""
         deadline = time.monotonic() + 20
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.ui), timeout=1).close()
-                break
+                return True
             except OSError:
-                assert self.process.poll() is None and time.monotonic() < deadline, self.process.stderr.read()
+                if self.process.poll() is not None:
+                    return False
+                if time.monotonic() > deadline:
+                    self.process.kill()
+                    raise AssertionError(
+                        f"the viewer did not listen within 20 s: {self.process.communicate()[1]}"
+                    ) from None
                 time.sleep(0.05)
 
     def post(self, body, content_type, encoding=None, headers=None):
