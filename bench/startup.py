@@ -2,6 +2,11 @@
 `opentelemetry-instrument`, measured side by side in one run.
 
 Usage: python bench/startup.py FERROTEL_VENV UPSTREAM_VENV [--runs N] [--write BENCHMARKS.md]
+                                [--baseline VENV --baseline-label TEXT]
+
+`--baseline`: a venv holding an earlier ferrotel build (say, the commit whose figure set a
+budget), measured in the same rounds, so a regression shows against today's machine and not
+against a figure measured on another day.
 
 Wall time is the median of N rounds (after warm-up), each round running every command once;
 CPU is user+sys of the launched process.
@@ -63,6 +68,8 @@ def main():
     parser.add_argument("upstream_venv", type=Path)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--baseline", type=Path)
+    parser.add_argument("--baseline-label", default="baseline")
     args = parser.parse_args()
     fbin, ubin = args.ferrotel_venv / "bin", args.upstream_venv / "bin"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "PYTHONPATH"}
@@ -93,6 +100,16 @@ def main():
             2,
         ),
     ]
+    if args.baseline:
+        bbin, label = args.baseline / "bin", args.baseline_label
+        cases += [
+            (f"bare `python -c pass` ({label} venv)", [bbin / "python", "-c", "pass"], None),
+            (
+                f"`ferrotel instrument python -c pass`, {label} build",
+                [bbin / "ferrotel", "instrument", bbin / "python", "-c", "pass"],
+                len(cases),
+            ),
+        ]
     # The launcher's own share: it execs the command, so its cost is what it adds to /bin/true.
     true = shutil.which("true") or "/bin/true"
     launcher = [[true], [fbin / "ferrotel", "instrument", true]]
@@ -132,6 +149,14 @@ def main():
         f"is +{launcher_wall - true_wall:.1f} ms (`ferrotel instrument true` against `true`); the rest "
         "is Python loading ferrotel's extension and start-up modules.",
     ]
+    if args.baseline:
+        (_, bare_wall, _, bare_rss, _), (_, wall, _, rss, _) = results[-2:]
+        lines += [
+            "",
+            f"In the same rounds, the {args.baseline_label} build adds +{wall - bare_wall:.1f} ms and "
+            f"+{rss - bare_rss:.1f} MiB (this build: +{ferrotel_added:.1f} ms, "
+            f"+{results[1][3] - results[0][3]:.1f} MiB).",
+        ]
     table = "\n".join(lines)
     publish(table, "startup", args.write)
 
