@@ -8,7 +8,7 @@ use ferrotel_sdk::metrics::{
     Data, Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, MetricData, Number, NumberPoint,
 };
 use ferrotel_sdk::resource::Resource;
-use ferrotel_sdk::span::{SpanData, StatusCode};
+use ferrotel_sdk::span::{EndedSpan, SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
 
 use crate::proto::{by_scope, Scoped, FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE};
@@ -431,8 +431,14 @@ pub fn partial_success(body: &[u8], rejected_key: &str) -> Option<(u64, String)>
     Some((rejected, message))
 }
 
-pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
-    encode_request(batch, resource, ["resourceSpans", "scopeSpans", "spans"], 600, span)
+pub fn encode_traces(batch: &[EndedSpan], resource: &Resource) -> Vec<u8> {
+    encode_request(
+        batch,
+        resource,
+        ["resourceSpans", "scopeSpans", "spans"],
+        600,
+        |out, s| span(out, s),
+    )
 }
 
 pub fn encode_logs(batch: &[LogData], resource: &Resource) -> Vec<u8> {

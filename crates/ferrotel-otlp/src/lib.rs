@@ -20,7 +20,7 @@ use ferrotel_sdk::log::LogData;
 use ferrotel_sdk::metrics::MetricData;
 use ferrotel_sdk::pipeline::{ExitControl, ExportResult, Exporter, Item};
 use ferrotel_sdk::resource::Resource;
-use ferrotel_sdk::span::SpanData;
+use ferrotel_sdk::span::EndedSpan;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -173,11 +173,11 @@ pub struct Logs;
 pub struct Metrics;
 
 impl Signal for Traces {
-    type Data = SpanData;
+    type Data = EndedSpan;
     const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     const REJECTED_KEY: &'static str = "rejectedSpans";
 
-    fn encode(batch: &[SpanData], resource: &Resource, json: bool) -> Vec<u8> {
+    fn encode(batch: &[EndedSpan], resource: &Resource, json: bool) -> Vec<u8> {
         if json {
             json::encode_traces(batch, resource)
         } else {

@@ -14,7 +14,7 @@ use ferrotel_sdk::metrics::{
     Data, Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, MetricData, Number, NumberPoint,
 };
 use ferrotel_sdk::resource::Resource;
-use ferrotel_sdk::span::{Scope, SpanData, StatusCode};
+use ferrotel_sdk::span::{EndedSpan, Scope, SpanData, StatusCode};
 use ferrotel_sdk::value::{Attributes, Value};
 
 /// The span flags' "has is_remote" and "is_remote" bits (trace/v1 SpanFlags).
@@ -354,7 +354,7 @@ pub trait Scoped {
     fn scope(&self) -> &Arc<Scope>;
 }
 
-impl Scoped for SpanData {
+impl Scoped for EndedSpan {
     fn scope(&self) -> &Arc<Scope> {
         &self.scope
     }
@@ -388,8 +388,8 @@ pub fn by_scope<T: Scoped>(batch: &[T]) -> Vec<(&Arc<Scope>, Vec<&T>)> {
 }
 
 /// `ExportTraceServiceRequest` for one resource.
-pub fn encode_traces(batch: &[SpanData], resource: &Resource) -> Vec<u8> {
-    encode_request(batch, resource, 256, span)
+pub fn encode_traces(batch: &[EndedSpan], resource: &Resource) -> Vec<u8> {
+    encode_request(batch, resource, 256, |w, s| span(w, s))
 }
 
 /// `ExportLogsServiceRequest` for one resource.
@@ -570,27 +570,29 @@ mod tests {
             schema_url: None,
             attributes: Attributes::default(),
         });
-        let span_with = |name: &str, value: Value| SpanData {
-            trace_id: 1,
-            span_id: 2,
-            parent_span_id: None,
-            parent_is_remote: false,
-            trace_flags: 1,
-            trace_state: String::new(),
-            name: name.into(),
-            kind: SpanKind::Server,
-            start_ns: 1,
-            end_ns: 2,
-            attributes: Attributes {
-                items: vec![("k".into(), value)],
-                dropped: 0,
-            },
-            events: Vec::new(),
-            dropped_events: 0,
-            links: Vec::new(),
-            dropped_links: 0,
-            status: Status::default(),
-            scope: scope.clone(),
+        let span_with = |name: &str, value: Value| {
+            Box::new(SpanData {
+                trace_id: 1,
+                span_id: 2,
+                parent_span_id: None,
+                parent_is_remote: false,
+                trace_flags: 1,
+                trace_state: String::new(),
+                name: name.into(),
+                kind: SpanKind::Server,
+                start_ns: 1,
+                end_ns: 2,
+                attributes: Attributes {
+                    items: vec![("k".into(), value)],
+                    dropped: 0,
+                },
+                events: Vec::new(),
+                dropped_events: 0,
+                links: Vec::new(),
+                dropped_links: 0,
+                status: Status::default(),
+                scope: scope.clone(),
+            })
         };
         let long = "y".repeat(20_000);
         let batch = [

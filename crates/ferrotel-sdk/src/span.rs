@@ -109,7 +109,11 @@ pub struct SpanData {
     pub scope: Arc<Scope>,
 }
 
-impl crate::pipeline::Item for SpanData {
+/// What a trace pipeline carries: an ended span, boxed so that handing it on (processors,
+/// pipelines, the queue, a batch) moves a pointer rather than a few hundred bytes.
+pub type EndedSpan = Box<SpanData>;
+
+impl crate::pipeline::Item for EndedSpan {
     const SIGNAL: &'static str = "traces";
     const NOUN: &'static str = "span(s)";
 }

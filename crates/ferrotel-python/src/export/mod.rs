@@ -17,7 +17,7 @@ use ferrotel_sdk::log::LogData;
 use ferrotel_sdk::metrics::MetricData;
 use ferrotel_sdk::pipeline::{Counts, ExitControl, ExportResult, Exporter, Item, Pipeline};
 use ferrotel_sdk::resource::{ProcessFacts, Resource};
-use ferrotel_sdk::span::SpanData;
+use ferrotel_sdk::span::EndedSpan;
 use ferrotel_sdk::sync::lock;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -36,7 +36,7 @@ pub(crate) trait SignalData: Item + Clone + PythonShape {
     fn console_exporter() -> Box<dyn Exporter<Self>>;
 }
 
-impl SignalData for SpanData {
+impl SignalData for EndedSpan {
     fn otlp_exporter(config: OtlpConfig) -> Box<dyn Exporter<Self>> {
         Box::new(OtlpExporter::<Traces>::new(config))
     }

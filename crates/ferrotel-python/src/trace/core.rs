@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ferrotel_config::{Config, SpanLimits};
 use ferrotel_sdk::resource::ProcessFacts;
-use ferrotel_sdk::span::SpanData;
+use ferrotel_sdk::span::EndedSpan;
 use pyo3::prelude::*;
 
 use super::plugins;
@@ -19,7 +19,7 @@ pub(crate) struct TraceCore {
     pub(crate) ids: Ids,
     pub(crate) limits: SpanLimits,
     /// Taking part in exit and fork themselves.
-    pub(crate) pipelines: Arc<Pipelines<SpanData>>,
+    pub(crate) pipelines: Arc<Pipelines<EndedSpan>>,
     /// Processors written in Python, called on the application's thread.
     pub(crate) python: Arc<PythonProcessors>,
 }
@@ -29,7 +29,7 @@ impl TraceCore {
         py: Python<'_>,
         config: Config,
         facts: ProcessFacts,
-        recipes: Vec<ProcessorRecipe<SpanData>>,
+        recipes: Vec<ProcessorRecipe<EndedSpan>>,
     ) -> Arc<TraceCore> {
         let python = PythonProcessors::taking_part("span processor");
         Arc::new(TraceCore {
@@ -42,7 +42,7 @@ impl TraceCore {
     }
 
     /// Hands an ended span to the Python processors, then (sampled) to every pipeline.
-    pub(crate) fn on_end(&self, py: Python<'_>, span: SpanData) {
+    pub(crate) fn on_end(&self, py: Python<'_>, span: EndedSpan) {
         if !self.python.is_empty() {
             plugins::on_end(py, &self.python, &span, || self.pipelines.resource());
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ferrotel_config::{BatchConfig, Config, LogLevel, OtlpConfig};
-use ferrotel_sdk::span::SpanData;
+use ferrotel_sdk::span::EndedSpan;
 use ferrotel_sdk::sync::lock;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -33,7 +33,7 @@ impl ConsoleSpanExporter {
 /// `InMemorySpanExporter()`: keeps finished spans; `get_finished_spans()` returns them as dicts.
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct InMemorySpanExporter {
-    store: Memory<SpanData>,
+    store: Memory<EndedSpan>,
 }
 
 #[pymethods]
@@ -126,7 +126,7 @@ fn protocol_from_environment() -> Option<String> {
         .or_else(|| Some("http/protobuf".into()))
 }
 
-fn exporter_recipe(exporter: &Bound<'_, PyAny>) -> PyResult<ExporterRecipe<SpanData>> {
+fn exporter_recipe(exporter: &Bound<'_, PyAny>) -> PyResult<ExporterRecipe<EndedSpan>> {
     if exporter.cast::<ConsoleSpanExporter>().is_ok() {
         Ok(ExporterRecipe::Console)
     } else if let Ok(otlp) = exporter.cast::<OTLPSpanExporter>() {
@@ -147,7 +147,7 @@ fn exporter_recipe(exporter: &Bound<'_, PyAny>) -> PyResult<ExporterRecipe<SpanD
 /// `BatchSpanProcessor(exporter, ...)`: the recipe of a batch pipeline.
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct BatchSpanProcessor {
-    pub(crate) recipe: ProcessorRecipe<SpanData>,
+    pub(crate) recipe: ProcessorRecipe<EndedSpan>,
 }
 
 #[pymethods]
@@ -184,7 +184,7 @@ impl BatchSpanProcessor {
 /// `SimpleSpanProcessor(exporter)`: exports each span as it ends, on the caller's thread.
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct SimpleSpanProcessor {
-    pub(crate) recipe: ProcessorRecipe<SpanData>,
+    pub(crate) recipe: ProcessorRecipe<EndedSpan>,
 }
 
 #[pymethods]

@@ -33,7 +33,7 @@ impl TracerProvider {
     fn build(
         py: Python<'_>,
         config: Config,
-        recipes: Vec<ProcessorRecipe<ferrotel_sdk::span::SpanData>>,
+        recipes: Vec<ProcessorRecipe<ferrotel_sdk::span::EndedSpan>>,
     ) -> PyResult<Self> {
         let facts = resource_facts(py, &config)?;
         Ok(TracerProvider {

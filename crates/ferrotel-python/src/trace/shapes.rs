@@ -2,7 +2,7 @@
 //! `ReadableSpan` (or its look-alike without the SDK), built from one tuple per span.
 
 use ferrotel_sdk::resource::Resource;
-use ferrotel_sdk::span::SpanData;
+use ferrotel_sdk::span::{EndedSpan, SpanData};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -63,12 +63,12 @@ pub(crate) fn readable_span<'py>(
     shapes::module(py)?.call_method1("readable_span", (fields(py, span)?, resource))
 }
 
-impl PythonShape for SpanData {
+impl PythonShape for EndedSpan {
     fn resource<'py>(py: Python<'py>, resource: &Resource) -> PyResult<Bound<'py, PyAny>> {
         shapes::resource(py, resource)
     }
 
-    fn batch<'py>(py: Python<'py>, batch: &[SpanData], resource: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn batch<'py>(py: Python<'py>, batch: &[EndedSpan], resource: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let spans = PyList::empty(py);
         for span in batch {
             spans.append(readable_span(py, span, resource)?)?;

@@ -106,7 +106,7 @@ impl Span {
         let taken = lock(&self.record).take();
         if let (Some(mut data), Some(core)) = (taken, &self.core) {
             data.end_ns = end_ns.unwrap_or_else(ferrotel_sdk::now_ns).max(data.start_ns);
-            core.on_end(py, *data);
+            core.on_end(py, data);
         }
     }
 

@@ -8,7 +8,7 @@ use crate::log::LogData;
 use crate::metrics::{Data, MetricData, Number, Temporality};
 use crate::pipeline::{ExitControl, ExportResult, Exporter};
 use crate::resource::Resource;
-use crate::span::{SpanData, StatusCode};
+use crate::span::{EndedSpan, SpanData, StatusCode};
 use crate::value::{Attributes, Value};
 
 /// Writes to any `Write` (stdout by default).
@@ -42,7 +42,7 @@ trait Render {
     fn render(&self, out: &mut String, resource: &Resource);
 }
 
-impl Render for SpanData {
+impl Render for EndedSpan {
     fn render(&self, out: &mut String, resource: &Resource) {
         render(out, self, resource);
     }
