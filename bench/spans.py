@@ -2,12 +2,17 @@
 side, each in a fresh interpreter of its own venv, with a batch processor exporting to a
 console exporter writing to /dev/null (so the export work is real and runs concurrently).
 
-Usage: python bench/spans.py FERROTEL_VENV UPSTREAM_VENV [--spans N] [--write BENCHMARKS.md]
+Usage: python bench/spans.py FERROTEL_VENV UPSTREAM_VENV [--spans N] [--children N] [--write BENCHMARKS.md]
+
+Each side runs in N fresh children, alternating with the other side's, so that a change of
+this VM's speed (tens of percent from one minute to the next) reaches both alike; a figure is
+the median of the children's best runs, with the spread of ferrotel's children beside it.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -106,6 +111,7 @@ def main():
     parser.add_argument("ferrotel_venv", type=Path)
     parser.add_argument("upstream_venv", type=Path)
     parser.add_argument("--spans", type=int, default=50_000)
+    parser.add_argument("--children", type=int, default=5)
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     sides = {"ferrotel": args.ferrotel_venv, "upstream": args.upstream_venv}
@@ -114,13 +120,19 @@ def main():
         ("sampled", "`start_as_current_span` + 4 attributes, batch processor exporting"),
         ("unsampled", "the same, sampler `always_off`"),
     ]:
-        f, u = (run_side(sides[s], s, case, args.spans)["us_per_span"] for s in ("ferrotel", "upstream"))
-        rows.append(f"| {label} | {f:.2f} µs | {u:.2f} µs | {u / f:.1f}× |")
+        per_child = {"ferrotel": [], "upstream": []}
+        for _ in range(args.children):
+            for side, results in per_child.items():
+                results.append(run_side(sides[side], side, case, args.spans)["us_per_span"])
+        f, u = (statistics.median(per_child[s]) for s in ("ferrotel", "upstream"))
+        spread = f"{min(per_child['ferrotel']):.2f}–{max(per_child['ferrotel']):.2f}"
+        rows.append(f"| {label} | {f:.2f} µs ({spread}) | {u:.2f} µs | {u / f:.1f}× |")
         print(rows[-1], flush=True)
     sustained = {s: run_side(sides[s], s, "sustained", 0) for s in ("ferrotel", "upstream")}
     lines = [
-        f"{measured_on()}; best of 3 runs "
-        f"of {args.spans} spans after warm-up, each side in a fresh interpreter of its own venv. Both export "
+        f"{measured_on()}; each side in {args.children} fresh interpreters of its own venv, alternating "
+        f"with the other side's; a figure is the median of the children's best of 3 runs of {args.spans} spans "
+        "after warm-up (in brackets: ferrotel's fastest and slowest child). Both export "
         "through their batch processor to their console exporter writing to /dev/null.",
         "",
         "| per span | ferrotel | upstream | upstream / ferrotel |",
