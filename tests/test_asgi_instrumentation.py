@@ -5,6 +5,8 @@ built-in ASGI instrumentation; FastAPI, which traces itself through the OpenTele
 too, must come out with exactly one server span per request: ferrotel's, with FastAPI's own
 operation spans under it."""
 
+import json
+
 import pytest
 from support.processes import FERROTEL, clean_env, free_port, http_get, serving, wait_http
 
@@ -150,6 +152,67 @@ def test_fastapi_has_one_server_span_with_its_own_spans_under_it(viewer, tmp):
     ], inner
     # Its parent comes through the global propagator: ferrotel's.
     assert span["references"] == [{"refType": "CHILD_OF", "traceID": PARENT_TRACE, "spanID": PARENT_SPAN}]
+
+
+OWN_PROVIDER_APP = """
+import json
+import sqlite3
+
+from fastapi import FastAPI
+from ferrotel.trace import TracerProvider
+from ferrotel.trace.export import InMemorySpanExporter, SimpleSpanProcessor
+
+# A tracer provider of the app's own for FastAPI's telemetry, as FastAPI's documentation
+# shows (any SDK's provider; ferrotel's is the one at hand), beside the global one.
+received = InMemorySpanExporter()
+provider = TracerProvider({})
+provider.add_span_processor(SimpleSpanProcessor(received))
+app = FastAPI(telemetry={"tracer_provider": provider})
+
+@app.get("/items/{item_id}")
+def item(item_id: int):
+    sqlite3.connect(":memory:").execute("SELECT 1").fetchone()
+    return {"id": item_id}
+
+@app.get("/healthz")
+def healthz():
+    return "ok"
+
+@app.get("/received")
+def dump():
+    spans = [
+        {"name": s["name"], "kind": s["kind"], "id": f"{s['span_id']:016x}", "trace": f"{s['trace_id']:032x}",
+         "parent": None if s["parent_span_id"] is None else f"{s['parent_span_id']:016x}"}
+        for s in received.get_finished_spans()
+    ]
+    with open("received.json", "w") as out:
+        json.dump(spans, out)
+"""
+
+
+def test_fastapi_telemetry_sent_to_the_apps_own_provider_stays_as_it_is(viewer, tmp):
+    """FastAPI's telemetry configured with a provider of the app's own gets what it would
+    without ferrotel (its server span, the operation spans under it); ferrotel starts no
+    server span of its own for it, and its spans within the request nest under FastAPI's
+    (the statement under the endpoint's operation span)."""
+    requests = [("/items/7", TRACEPARENT), ("/received", None)]
+    _, statuses, err = serve(viewer, tmp, OWN_PROVIDER_APP, "fastapi-own-provider", requests)
+    assert statuses == [200, 200], err
+    own = [s for s in json.loads((tmp / "received.json").read_text()) if s["trace"] == PARENT_TRACE]
+    [server] = [s for s in own if s["kind"] == "SERVER"]
+    assert server["name"] == "GET /items/{item_id}" and server["parent"] == PARENT_SPAN, own
+    operations = {s["name"]: s for s in own if s is not server}
+    assert sorted((name, s["parent"]) for name, s in operations.items()) == [
+        ("fastapi.dependencies", server["id"]),
+        ("fastapi.endpoint", server["id"]),
+        ("fastapi.serialization", server["id"]),
+    ], own
+
+    assert [t["url.path"] for _, t in server_spans(viewer, "fastapi-own-provider")] == [], "FastAPI's span only"
+    [trace] = viewer.get(f"/api/traces/{PARENT_TRACE}")["data"]
+    [statement] = [s for s in trace["spans"] if s["operationName"] == "SELECT"]
+    endpoint = operations["fastapi.endpoint"]["id"]
+    assert statement["references"] == [{"refType": "CHILD_OF", "traceID": PARENT_TRACE, "spanID": endpoint}]
 
 
 WEBSOCKET_APP = """

@@ -6,7 +6,10 @@ FastAPI traces itself through the OpenTelemetry API (its native telemetry). Wher
 own operation spans (dependencies, endpoint, serialization) nest under it: FastAPI is told
 the request is already traced, so it starts no second server span. Where it is off, FastAPI's
 span stands alone and the Starlette instrumentation stays out of its way: one server span
-per request either way."""
+per request either way. Where FastAPI's spans or metrics would go to another provider than
+ferrotel's (the app gave FastAPI one of its own, `FastAPI(telemetry={"tracer_provider":
+...})`), FastAPI's telemetry stays as it is without ferrotel: its server span, operation
+spans and metrics go there, and ferrotel's spans within the request nest under its span."""
 
 import sys
 import weakref
@@ -35,8 +38,8 @@ def _wanted(app, name):
 
 async def _traced_starlette_call(app, scope, receive, send):
     # A mounted app's request is already traced by the outer one; FastAPI's own span, when
-    # ferrotel leaves FastAPI to it, is the server span.
-    if "ferrotel.request" in scope or scope.get("fastapi.telemetry") is not None or not _wanted(app, "starlette"):
+    # ferrotel leaves FastAPI to it, is the server span (none for a request FastAPI excludes).
+    if "ferrotel.request" in scope or "fastapi.telemetry" in scope or not _wanted(app, "starlette"):
         return await _starlette_call(app, scope, receive, send)
     return await serve(scope, receive, send, _starlette_call, app, _options_for(app, _starlette_options))
 
@@ -105,19 +108,25 @@ _fastapi_telemetry = weakref.WeakKeyDictionary()
 
 def _request_telemetry(app, scope):
     """FastAPI's per-request telemetry object with no server span of its own, so its
-    operation spans nest under ferrotel's; None when the app turned them off."""
+    operation spans nest under ferrotel's and its log events (an unhandled exception, a
+    failed validation) go where FastAPI sends them; None when the app turned both off."""
     config = getattr(app, "_telemetry", None)
-    if not config or not config.get("tracing", True) or not config.get("operation_spans", True):
+    if not config:
         return None
     shared = _fastapi_telemetry.get(app)
     if shared is None:
         from fastapi import __version__
         from opentelemetry import _logs, trace
 
-        tracer = (config.get("tracer_provider") or trace.get_tracer_provider()).get_tracer("fastapi", __version__)
-        logger = _logs.get_logger("fastapi", __version__, config.get("logger_provider")) if config.get("logs") else None
+        tracer = logger = None
+        if config.get("tracing", True) and config.get("operation_spans", True):
+            tracer = (config.get("tracer_provider") or trace.get_tracer_provider()).get_tracer("fastapi", __version__)
+        if config.get("logs", True):
+            logger = _logs.get_logger("fastapi", __version__, config.get("logger_provider"))
         shared = _fastapi_telemetry[app] = (tracer, logger)
     tracer, logger = shared
+    if tracer is None and logger is None:
+        return None
     return _RequestTelemetry(
         span=None,
         span_method="WS" if scope["type"] == "websocket" else scope.get("method", "HTTP"),
@@ -135,16 +144,50 @@ def _telemetry_in_context(app, scope):
     return None if telemetry is None else (_REQUEST_TELEMETRY_KEY, telemetry)
 
 
+# The API's `trace.get_tracer_provider` and `metrics.get_meter_provider`, bound on the first
+# request rather than imported per request.
+_global_providers = None
+
+
+def _own_telemetry(app, options):
+    """Whether FastAPI's spans or metrics for this app would go to another provider than
+    ferrotel's for it: one the app gave FastAPI, or a global one other than ferrotel's."""
+    global _global_providers
+    config = getattr(app, "_telemetry", None)
+    if not config:
+        return False
+    if options.providers is None:
+        options.get_telemetry()
+    if _global_providers is None:
+        from opentelemetry import metrics, trace
+
+        _global_providers = (trace.get_tracer_provider, metrics.get_meter_provider)
+    tracer_provider, meter_provider = options.providers
+    if config.get("tracing", True) and (config.get("tracer_provider") or _global_providers[0]()) is not tracer_provider:
+        return True
+    return (
+        bool(config.get("metrics", True))
+        and (config.get("meter_provider") or _global_providers[1]()) is not meter_provider
+    )
+
+
 async def _traced_fastapi_call(app, scope, receive, send):
     if "ferrotel.request" in scope or "fastapi.telemetry" in scope or not _wanted(app, "fastapi"):
+        return await _fastapi_call(app, scope, receive, send)
+    options = _options_for(app, _fastapi_options)
+    if _own_telemetry(app, options):
         return await _fastapi_call(app, scope, receive, send)
     # An excluded request (no server span): FastAPI's own telemetry stays out too.
     scope["fastapi.telemetry"] = None
     try:
-        options = _options_for(app, _fastapi_options)
         return await serve(scope, receive, send, _fastapi_call, app, options, _telemetry_in_context)
     finally:
-        scope.pop("fastapi.telemetry", None)
+        telemetry = scope.pop("fastapi.telemetry", None)
+        if telemetry is not None:
+            # As FastAPI does once a request is over: contexts kept beyond it (a log
+            # record's) must not hold on to the request, its body or its exceptions.
+            telemetry.data = None
+            telemetry._exceptions.clear()
 
 
 _RequestTelemetry = _REQUEST_TELEMETRY_KEY = None
