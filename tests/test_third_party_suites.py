@@ -1,8 +1,8 @@
 """Real projects' own test suites pass exactly as well under `ferrotel instrument` as bare:
-Flask's, requests', urllib3's with_dummyserver tests, Starlette's and a selection of Django's
-runtests.py, each from its sdist at the version this repository pins, in a venv of its own
-with ferrotel installed from dist/. Every suite runs twice, bare and instrumented (exporting
-to a real `ferrotel view`), and every test must have the same outcome both times.
+Flask's, requests', urllib3's with_dummyserver tests, Starlette's, FastAPI's and a selection
+of Django's runtests.py, each from its sdist at the version this repository pins, in a venv of
+its own with ferrotel installed from dist/. Every suite runs twice, bare and instrumented
+(exporting to a real `ferrotel view`), and every test must have the same outcome both times.
 
 Where a test asserts the exact bytes of a request's headers or of a body that echoes them,
 it runs in a separate instrumented pass with OTEL_PROPAGATORS=none: propagation adds a
@@ -175,6 +175,63 @@ SUITES = [
         spans=(SERVER,),
         min_passed=1400,
         timeout=600,
+    ),
+    Suite(
+        name="fastapi",
+        requirement="fastapi==0.165.0",
+        select=("tests",),
+        spans=(SERVER,),
+        min_passed=5150,
+        timeout=900,
+        deselect={
+            **{
+                f"tests/test_telemetry/{test}": "sets the API's global providers, or has FastAPI's automatic "
+                "configuration, logfire or sentry-sdk set them, and checks what they receive: under `ferrotel "
+                "instrument` (as under `opentelemetry-instrument`) the global providers are ferrotel's from start-up, "
+                "and the API lets them be set once"
+                for test in (
+                    "test_background.py::test_background_task_integrations[native_logfire]",
+                    *(
+                        f"test_environment_integrations.py::test_environment_export_with_existing_integrations[{case}]"
+                        for case in (
+                            "global",
+                            "sentry-first",
+                            "fastapi-first",
+                            "sentry-classic",
+                            "logfire",
+                            "logfire-opt-out",
+                        )
+                    ),
+                    "test_http.py::test_late_global_providers_enable_existing_app[False]",
+                    "test_http.py::test_late_global_providers_enable_existing_app[True]",
+                    "test_integrations.py::test_current_logfire[before]",
+                    "test_integrations.py::test_current_logfire[after]",
+                    "test_integrations.py::test_logfire_global_provider_without_fastapi_instrumentor",
+                    "test_native_integrations.py::test_logfire_native_spans_and_exception_logs",
+                    *(
+                        f"test_runtime.py::test_real_otlp_export_and_repeated_lifespans[{configuration}-{path}]"
+                        for configuration in ("environment", "explicit")
+                        for path in ("", "/collector/")
+                    ),
+                    *(
+                        "test_runtime.py::test_external_globals_are_unchanged_when_auto_configuration_is_disabled"
+                        f"[env{n}-config{n}]"
+                        for n in range(3)
+                    ),
+                    "test_runtime.py::test_concurrent_provider_owner_wins[False]",
+                    "test_runtime.py::test_concurrent_provider_owner_wins[True]",
+                )
+            },
+            "tests/test_telemetry/test_exceptions.py::test_independent_log_configuration[logs_only]": "turns "
+            "FastAPI's own tracing off and expects its log record to carry no trace id: ferrotel still traces the "
+            "request (what it is run for), so the record carries ferrotel's server span's",
+            **{
+                f"tests/test_telemetry/test_integrations.py::test_current_contrib[{mode}]": "instruments the app "
+                "with upstream's contrib FastAPIInstrumentor as well: its span, under ferrotel's server span, is then "
+                "INTERNAL (as contrib makes it under any server span) where bare it is SERVER"
+                for mode in ("app", "global", "uninstrument")
+            },
+        },
     ),
     DjangoSuite(
         name="django",
