@@ -30,7 +30,6 @@ class Options:
         "client_request_hook",
         "client_response_hook",
         "telemetry",
-        "providers",
     )
 
     def __init__(
@@ -49,21 +48,15 @@ class Options:
         self.client_request_hook = client_request_hook if callable(client_request_hook) else None
         self.client_response_hook = client_response_hook if callable(client_response_hook) else None
         self.telemetry = None
-        self.providers = None
 
     def get_telemetry(self):
-        """(tracer, the `server_instruments` tuple), made on the first request: the providers
-        are configured by then. `providers` keeps the tracer and meter providers they came
-        from."""
+        """(tracer, the `server_instruments` tuple), made on the
+        first request: the providers are configured by then."""
         if self.telemetry is None:
-            from opentelemetry import metrics, trace
+            from opentelemetry import trace
 
-            self.providers = (
-                self.tracer_provider or trace.get_tracer_provider(),
-                self.meter_provider or metrics.get_meter_provider(),
-            )
-            tracer = self.providers[0].get_tracer(SCOPE, __version__)
-            self.telemetry = (tracer, server_instruments(SCOPE, self.providers[1]))
+            tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=self.tracer_provider)
+            self.telemetry = (tracer, server_instruments(SCOPE, self.meter_provider))
         return self.telemetry
 
 

@@ -116,14 +116,25 @@ def _request_telemetry(app, scope):
     shared = _fastapi_telemetry.get(app)
     if shared is None:
         from fastapi import __version__
+        from fastapi.telemetry import _api, _asgi
         from opentelemetry import _logs, trace
 
+        # As FastAPI's own telemetry makes them: its scope's schema, and no logger for a
+        # logger provider that is a no-op or not configured.
+        schema_url = getattr(_asgi, "_SCHEMA_URL", None)
+        unconfigured = getattr(_api, "_unconfigured", lambda provider: False)
         tracer = logger = None
         if config.get("tracing", True) and config.get("operation_spans", True):
-            tracer = (config.get("tracer_provider") or trace.get_tracer_provider()).get_tracer("fastapi", __version__)
-        if config.get("logs", True):
-            logger = _logs.get_logger("fastapi", __version__, config.get("logger_provider"))
-        shared = _fastapi_telemetry[app] = (tracer, logger)
+            provider = config.get("tracer_provider") or trace.get_tracer_provider()
+            tracer = provider.get_tracer("fastapi", __version__, schema_url=schema_url)
+        logger_provider = config.get("logger_provider") or _logs.get_logger_provider()
+        # A global logger provider not configured yet may be later: asked again next time.
+        pending = config.get("logger_provider") is None and unconfigured(logger_provider)
+        if config.get("logs", True) and not pending and not isinstance(logger_provider, _logs.NoOpLoggerProvider):
+            logger = logger_provider.get_logger("fastapi", __version__, schema_url=schema_url)
+        shared = (tracer, logger)
+        if not (pending and config.get("logs", True)):
+            _fastapi_telemetry[app] = shared
     tracer, logger = shared
     if tracer is None and logger is None:
         return None
@@ -144,38 +155,44 @@ def _telemetry_in_context(app, scope):
     return None if telemetry is None else (_REQUEST_TELEMETRY_KEY, telemetry)
 
 
-# The API's `trace.get_tracer_provider` and `metrics.get_meter_provider`, bound on the first
-# request rather than imported per request.
-_global_providers = None
-
-
 def _own_telemetry(app, options):
-    """Whether FastAPI's spans or metrics for this app would go to another provider than
-    ferrotel's for it: one the app gave FastAPI, or a global one other than ferrotel's."""
-    global _global_providers
+    """Whether the app gave FastAPI a tracer or meter provider of its own (not the one
+    ferrotel's spans or metrics for it go to) for a signal FastAPI records."""
     config = getattr(app, "_telemetry", None)
     if not config:
         return False
-    if options.providers is None:
-        options.get_telemetry()
-    if _global_providers is None:
-        from opentelemetry import metrics, trace
+    tracer_provider, meter_provider = config.get("tracer_provider"), config.get("meter_provider")
+    if tracer_provider is None and meter_provider is None:
+        return False
+    from opentelemetry import metrics, trace
 
-        _global_providers = (trace.get_tracer_provider, metrics.get_meter_provider)
-    tracer_provider, meter_provider = options.providers
-    if config.get("tracing", True) and (config.get("tracer_provider") or _global_providers[0]()) is not tracer_provider:
+    if (
+        tracer_provider is not None
+        and config.get("tracing", True)
+        and tracer_provider is not (options.tracer_provider or trace.get_tracer_provider())
+    ):
         return True
     return (
-        bool(config.get("metrics", True))
-        and (config.get("meter_provider") or _global_providers[1]()) is not meter_provider
+        meter_provider is not None
+        and bool(config.get("metrics", True))
+        and meter_provider is not (options.meter_provider or metrics.get_meter_provider())
     )
+
+
+def _excluded_by_fastapi(app, scope):
+    """Whether the app's FastAPI telemetry config excludes this request (`exclude`)."""
+    config = getattr(app, "_telemetry", None)
+    exclude = config.get("exclude") if config else None
+    return exclude is not None and bool(exclude(scope))
 
 
 async def _traced_fastapi_call(app, scope, receive, send):
     if "ferrotel.request" in scope or "fastapi.telemetry" in scope or not _wanted(app, "fastapi"):
         return await _fastapi_call(app, scope, receive, send)
     options = _options_for(app, _fastapi_options)
-    if _own_telemetry(app, options):
+    # FastAPI's own telemetry then does what it does without ferrotel: traces into the app's
+    # providers, or leaves out the request the app excluded.
+    if _own_telemetry(app, options) or _excluded_by_fastapi(app, scope):
         return await _fastapi_call(app, scope, receive, send)
     # An excluded request (no server span): FastAPI's own telemetry stays out too.
     scope["fastapi.telemetry"] = None
