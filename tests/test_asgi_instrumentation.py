@@ -6,6 +6,8 @@ too, must come out with exactly one server span per request: ferrotel's, with Fa
 operation spans under it."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from support.processes import FERROTEL, clean_env, free_port, http_get, serving, wait_http
@@ -316,3 +318,28 @@ def test_fastapi_operation_spans_keep_fastapi_names_attributes_and_error_rules(v
     assert "error.type" not in endpoints["/teapot"] and endpoints["/teapot"].get("otel.status_code") != "ERROR"
     assert endpoints["/boom"]["error.type"] == "RuntimeError" and endpoints["/boom"]["otel.status_code"] == "ERROR"
     assert endpoints["/boom"]["code.function.name"] == "app.boom"
+
+
+EXCLUDING_APP = """
+import fastapi
+from fastapi.testclient import TestClient
+from ferrotel.instrumentation.starlette import FastAPIInstrumentor
+
+app = fastapi.FastAPI(telemetry={"exclude": lambda scope: scope["path"] == "/skip"})
+
+@app.get("/items")
+def items():
+    return 1
+
+FastAPIInstrumentor.instrument_app(app)
+with TestClient(app) as client:  # runs the lifespan too, whose scope has no "path"
+    print(client.get("/items").status_code, client.get("/skip").status_code)
+"""
+
+
+def test_fastapi_exclude_is_asked_of_requests_only(tmp):
+    """FastAPI's `exclude` sees HTTP and websocket scopes only, as without ferrotel: asked of
+    the lifespan scope, an app's exclude reading the path would stop its start-up."""
+    (tmp / "app.py").write_text(EXCLUDING_APP)
+    done = subprocess.run([sys.executable, "app.py"], cwd=tmp, env=clean_env(), capture_output=True, text=True)
+    assert done.stdout.split() == ["200", "404"], done.stderr

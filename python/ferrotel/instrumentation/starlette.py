@@ -155,12 +155,17 @@ def _telemetry_in_context(app, scope):
     return None if telemetry is None else (_REQUEST_TELEMETRY_KEY, telemetry)
 
 
-def _own_telemetry(app, options):
-    """Whether the app gave FastAPI a tracer or meter provider of its own (not the one
-    ferrotel's spans or metrics for it go to) for a signal FastAPI records."""
+def _left_to_fastapi(app, scope, options):
+    """Whether FastAPI's own telemetry should handle this request as it does without
+    ferrotel: the app gave FastAPI a tracer or meter provider of its own (not the one
+    ferrotel's spans or metrics for it go to) for a signal FastAPI records, or its `exclude`
+    leaves the request out (asked of HTTP and websocket scopes only, as FastAPI does)."""
     config = getattr(app, "_telemetry", None)
     if not config:
         return False
+    exclude = config.get("exclude")
+    if exclude is not None and scope["type"] in ("http", "websocket") and exclude(scope):
+        return True
     tracer_provider, meter_provider = config.get("tracer_provider"), config.get("meter_provider")
     if tracer_provider is None and meter_provider is None:
         return False
@@ -179,20 +184,11 @@ def _own_telemetry(app, options):
     )
 
 
-def _excluded_by_fastapi(app, scope):
-    """Whether the app's FastAPI telemetry config excludes this request (`exclude`)."""
-    config = getattr(app, "_telemetry", None)
-    exclude = config.get("exclude") if config else None
-    return exclude is not None and bool(exclude(scope))
-
-
 async def _traced_fastapi_call(app, scope, receive, send):
     if "ferrotel.request" in scope or "fastapi.telemetry" in scope or not _wanted(app, "fastapi"):
         return await _fastapi_call(app, scope, receive, send)
     options = _options_for(app, _fastapi_options)
-    # FastAPI's own telemetry then does what it does without ferrotel: traces into the app's
-    # providers, or leaves out the request the app excluded.
-    if _own_telemetry(app, options) or _excluded_by_fastapi(app, scope):
+    if _left_to_fastapi(app, scope, options):
         return await _fastapi_call(app, scope, receive, send)
     # An excluded request (no server span): FastAPI's own telemetry stays out too.
     scope["fastapi.telemetry"] = None
