@@ -7,6 +7,7 @@ the argument is ignored."""
 import json
 import textwrap
 
+from support.console import console_spans
 from support.processes import clean_env, run
 
 APP = textwrap.dedent(
@@ -152,3 +153,88 @@ def test_fastapi_and_middleware_take_upstreams_arguments_and_hooks(contrib_pytho
     assert traceresponse == f"00-{item['trace']}-{item['id']}-01" and exposed == "traceresponse"
     assert out["answers"]["/skip"] == [None, None]
     assert out["answers"]["/hello"][0] == f"00-{own[0]['trace']}-{own[0]['id']}-01"
+
+
+CONTRIB_INSTRUMENT_APP = textwrap.dedent(
+    """
+    import asyncio
+
+    import flask
+    from fastapi import FastAPI
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    from opentelemetry.instrumentation.starlette import StarletteInstrumentor
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    fastapi_app = FastAPI()
+    fastapi_app.get("/fastapi/{x}")(lambda x: x)
+    starlette_app = Starlette(routes=[Route("/starlette", lambda request: PlainTextResponse("s"))])
+    flask_app = flask.Flask(__name__)
+    flask_app.route("/flask/<x>")(lambda x: x)
+
+    # What apps written for upstream's zero-code instrumentation often do as well.
+    FastAPIInstrumentor.instrument_app(fastapi_app)
+    StarletteInstrumentor.instrument_app(starlette_app)
+    FlaskInstrumentor.instrument_app(flask_app)
+
+    async def get(app, path):
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": [(b"host", b"test")], "client": ("127.0.0.1", 5000),
+            "server": ("test", 80),
+        }
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent[0]["status"]
+
+    assert asyncio.run(get(fastapi_app, "/fastapi/1")) == 200
+    assert asyncio.run(get(starlette_app, "/starlette")) == 200
+    with flask_app.test_client().get("/flask/1") as response:
+        assert response.status_code == 200
+    """
+)
+
+
+def test_contribs_instrument_app_leaves_an_app_ferrotel_traces_alone(contrib_python, tmp):
+    """Under upstream's `opentelemetry-instrument`, every app is already instrumented, so
+    contrib's `instrument_app` on it warns and does nothing: one server span per request.
+    Under ferrotel too; with ferrotel's instrumentations off, contrib's is the one."""
+    (tmp / "app.py").write_text(CONTRIB_INSTRUMENT_APP)
+    launcher = contrib_python.parent / "ferrotel"
+    routes = {"/fastapi/{x}": "fastapi", "/starlette": "starlette", "/flask/<x>": "flask"}
+
+    def servers(*arguments):
+        command = ["instrument", "--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
+        result = run(launcher, *command, *arguments, contrib_python, "app.py", cwd=tmp)
+        assert result.returncode == 0, result.stderr
+        spans = console_spans(result.stdout)
+        by_scope = {s["scope"] for s in spans if s["scope"].startswith(("ferrotel", "opentelemetry"))}
+        routed = sorted((s["attributes"]["http.route"].strip('"'), s["kind"], s["scope"]) for s in spans if "http.route" in s["attributes"])
+        return routed, by_scope, result.stderr
+
+    routed, scopes, stderr = servers()
+    assert routed == sorted(
+        [
+            ("/fastapi/{x}", "SERVER", "ferrotel.instrumentation.asgi"),
+            ("/starlette", "SERVER", "ferrotel.instrumentation.asgi"),
+            ("/flask/<x>", "SERVER", "ferrotel.instrumentation.wsgi"),
+        ]
+    ), routed
+    assert scopes == {"ferrotel.instrumentation.asgi", "ferrotel.instrumentation.wsgi"}, scopes
+    for framework in ("FastAPI", "Flask"):
+        assert f"Attempting to instrument {framework} app while already instrumented" in stderr
+
+    routed, scopes, _ = servers("--disabled_instrumentations", "fastapi,starlette,flask")
+    assert routed == sorted(
+        (route, "SERVER", f"opentelemetry.instrumentation.{framework}") for route, framework in routes.items()
+    ), routed

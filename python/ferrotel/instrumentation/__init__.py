@@ -32,6 +32,45 @@ def compile_excluded(excluded_urls):
     return re.compile("|".join(f"(?:{p})" for p in excluded_urls))
 
 
+# Upstream's per-object "already instrumented" flag, which contrib's explicit APIs
+# (`FastAPIInstrumentor.instrument_app(app)` and the like) read before instrumenting.
+CONTRIB_FLAG = "_is_instrumented_by_opentelemetry"
+
+
+class ContribFlag:
+    """Contrib's flag on an app class ferrotel patches. It reads true of an app ferrotel
+    traces, so contrib's `instrument_app` leaves that app alone (with its warning) as it does
+    under upstream's zero-code instrumentation, where every app is already instrumented.
+    Contrib writes the flag when it instruments or uninstruments an app itself: from then on
+    the app's tracing is contrib's and ferrotel stays out of it."""
+
+    def __init__(self, traced):
+        self._traced = traced
+
+    def __get__(self, app, owner=None):
+        if app is None:
+            return self
+        value = app.__dict__.get(CONTRIB_FLAG)
+        return self._traced(app) if value is None else value
+
+    def __set__(self, app, value):
+        app.__dict__[CONTRIB_FLAG] = value
+        app.__dict__["_ferrotel_instrumented"] = False
+
+    def __delete__(self, app):
+        app.__dict__.pop(CONTRIB_FLAG, None)
+
+
+def flag_apps(app_class, traced):
+    """Puts contrib's flag on `app_class`, `traced(app)` telling whether ferrotel traces an app."""
+    setattr(app_class, CONTRIB_FLAG, ContribFlag(traced))
+
+
+def unflag_apps(app_class):
+    if isinstance(app_class.__dict__.get(CONTRIB_FLAG), ContribFlag):
+        delattr(app_class, CONTRIB_FLAG)
+
+
 class Instrumentor:
     """Upstream's contract: one instance per class; `instrument()` and `uninstrument()`
     are idempotent, and `uninstrument()` restores what `instrument()` replaced."""

@@ -8,7 +8,7 @@ Upstream's keyword arguments are taken by `instrument()` (every app) and `instru
 from types import MethodType
 
 from ferrotel._native import serve_wsgi
-from ferrotel.instrumentation import Instrumentor, excluded_pattern
+from ferrotel.instrumentation import Instrumentor, excluded_pattern, flag_apps, unflag_apps
 from ferrotel.instrumentation.wsgi import Options, serve
 
 
@@ -72,8 +72,7 @@ def _patch():
     wsgi_app, handle_exception = _originals
 
     def traced_wsgi_app(app, environ, start_response):
-        choice = app.__dict__.get("_ferrotel_instrumented")
-        if not (FlaskInstrumentor._every if choice is None else choice):
+        if not _traced(app):
             return wsgi_app(app, environ, start_response)
         options = app.__dict__.get("_ferrotel_options") or FlaskInstrumentor._default
         telemetry = options.telemetry
@@ -101,6 +100,13 @@ def _patch():
 
     app_class.wsgi_app = traced_wsgi_app
     app_class.handle_exception = traced_handle_exception
+    flag_apps(app_class, _traced)
+
+
+def _traced(app):
+    """Every app is traced and this one was not opted out, or it was opted in."""
+    choice = app.__dict__.get("_ferrotel_instrumented")
+    return FlaskInstrumentor._every if choice is None else choice
 
 
 def _unpatch():
@@ -110,3 +116,4 @@ def _unpatch():
     if _originals is not None:
         flask.Flask.wsgi_app, flask.Flask.handle_exception = _originals
         _originals = None
+        unflag_apps(flask.Flask)

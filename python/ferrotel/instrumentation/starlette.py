@@ -15,7 +15,7 @@ import sys
 import weakref
 
 from ferrotel import _native
-from ferrotel.instrumentation import Instrumentor, excluded_pattern
+from ferrotel.instrumentation import Instrumentor, excluded_pattern, flag_apps, unflag_apps
 from ferrotel.instrumentation.asgi import Options, serve
 
 # The patched-over `__call__`s and each instrumentation's options (excluded URLs, providers,
@@ -65,6 +65,7 @@ def _patch_starlette():
     if _starlette_call is None:
         _starlette_call = Starlette.__call__
         Starlette.__call__ = _traced_starlette_call
+        flag_apps(Starlette, lambda app: _wanted(app, "starlette"))
 
 
 class StarletteInstrumentor(Instrumentor):
@@ -84,6 +85,7 @@ class StarletteInstrumentor(Instrumentor):
         if _starlette_call is not None:
             Starlette.__call__ = _starlette_call
             _starlette_call = None
+            unflag_apps(Starlette)
 
     @staticmethod
     def instrument_app(app, **kwargs):
@@ -267,6 +269,7 @@ def _patch_fastapi():
 
     _fastapi_call = FastAPI.__call__
     FastAPI.__call__ = _traced_fastapi_call
+    flag_apps(FastAPI, lambda app: _wanted(app, "fastapi"))
     _patch_operations(_api)
 
 
@@ -290,6 +293,7 @@ class FastAPIInstrumentor(Instrumentor):
 
             FastAPI.__call__ = _fastapi_call
             _fastapi_call = None
+            unflag_apps(FastAPI)
             _unpatch_operations()
 
     @staticmethod
