@@ -221,3 +221,36 @@ def test_a_closed_response_is_freed_with_its_request(tmp):
     ).stdout
     assert "responses alive: 0" in out
     assert len([s for s in console_spans(out) if s["kind"] == "SERVER"]) == 50
+
+
+UNCLOSED_AT_EXIT = textwrap.dedent(
+    """
+    import flask
+
+    app = flask.Flask(__name__)
+    app.route("/last/<n>")(lambda n: n)
+    client = app.test_client()
+    # Test clients drop a response without closing it: each span ends when its response is
+    # collected, and these two are the last thing the process does.
+    assert client.get("/last/1").status_code == 200
+    assert client.get("/last/2").data == b"2"
+    """
+)
+
+
+def test_responses_never_closed_are_exported_at_exit(tmp):
+    """An unclosed response sits in a cycle with the end riding on it, so only a collection
+    ends its span; the exit flush collects first while any is open, or those spans would be
+    lost at finalization."""
+    (tmp / "app.py").write_text(UNCLOSED_AT_EXIT)
+    out = subprocess.run(
+        [FERROTEL, "instrument", "--traces_exporter", "console", "--metrics_exporter", "none", PYTHON, "app.py"],
+        cwd=tmp,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    paths = sorted(s["attributes"]["url.path"] for s in console_spans(out) if s["kind"] == "SERVER")
+    assert paths == ['"/last/1"', '"/last/2"'], out

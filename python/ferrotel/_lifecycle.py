@@ -3,7 +3,9 @@ start-up by ferrotel's configurator (before the app's server sets its own signal
 or by the first signal module imported.
 
 - At exit (`atexit`), and at `os._exit` (how multiprocessing's children leave, where atexit
-  never runs), everything recorded is flushed within one bounded deadline.
+  never runs), everything recorded is flushed within one bounded deadline. A WSGI response
+  nobody closed (a test client's) ends its span when collected; while any is open, garbage
+  is collected first, so those spans are flushed too rather than lost at finalization.
 - On SIGTERM, when the app left it at its default or set it back to it (a container stop,
   `kill`, a server such as uvicorn that re-raises it after its own shutdown, gunicorn's
   uvicorn workers, which reset it to the default first), the same flush runs, then the
@@ -25,8 +27,16 @@ EXIT_DEADLINE_MILLIS = 5000.0
 _original_exit = os._exit
 
 
-def _flushing_exit(code):
+def _flush():
+    if _native.open_bodies():
+        import gc  # here: start-up imports nothing it does not need
+
+        gc.collect()
     _native._shutdown_all(EXIT_DEADLINE_MILLIS)
+
+
+def _flushing_exit(code):
+    _flush()
     _original_exit(code)
 
 
@@ -35,7 +45,7 @@ _get_handler = _signal.getsignal
 
 
 def _flush_then_terminate(signum, frame):
-    _native._shutdown_all(EXIT_DEADLINE_MILLIS)
+    _flush()
     _set_handler(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
@@ -75,6 +85,6 @@ def _install_sigterm_flush():
 
 
 os._exit = _flushing_exit
-atexit.register(_native._shutdown_all, EXIT_DEADLINE_MILLIS)
+atexit.register(_flush)
 os.register_at_fork(after_in_child=_native._after_fork_in_child)
 _install_sigterm_flush()

@@ -99,6 +99,9 @@ class TracedBody:
 def hand_back_body(request: Any, body: Any) -> Any:
     """The WSGI body back to the server, the request's end riding on its close."""
 
+def open_bodies() -> int:
+    """How many WSGI bodies handed back are neither closed, exhausted nor collected yet."""
+
 @final
 class ServerRequest:
     span: Span

@@ -11,12 +11,14 @@
 //! that refuses attributes (a generator, an object with `__slots__`) is wrapped.
 //!
 //! A body never closed (test clients that drop a response) ends its span when it is
-//! collected, without touching the context: the collection may happen anywhere.
+//! collected, without touching the context: the collection may happen anywhere. Such a body
+//! sits in a cycle with its closer, so at exit, while any are open, the exit flush collects
+//! first (`open_bodies`): their spans are exported rather than lost at finalization.
 //!
 //! The request is ferrotel's native one, or the glue's when another SDK records the span
 //! (`_generic.py`), reached through its `end` and `record_exception` methods.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use ferrotel_sdk::sync::lock;
@@ -28,6 +30,24 @@ use pyo3::types::{PyDict, PyIterator, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::server::ServerRequest;
+
+/// Bodies handed back whose request has not ended yet.
+static OPEN_BODIES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many WSGI bodies handed back are neither closed, exhausted nor collected yet.
+#[pyfunction]
+pub(crate) fn open_bodies() -> usize {
+    OPEN_BODIES.load(Ordering::Relaxed)
+}
+
+/// Marks a body's request ended; true the first time only.
+fn finish(ended: &AtomicBool) -> bool {
+    let first = !ended.swap(true, Ordering::AcqRel);
+    if first {
+        OPEN_BODIES.fetch_sub(1, Ordering::Relaxed);
+    }
+    first
+}
 
 /// Ends `request` (once per caller's guard), natively when it is ferrotel's.
 fn end(py: Python<'_>, request: &Py<PyAny>, restore_context: bool) -> PyResult<()> {
@@ -87,7 +107,7 @@ impl BodyCloser {
             Some(close) => close.call0(py).map(drop),
             None => Ok(()),
         };
-        if !closer.closed.swap(true, Ordering::AcqRel) {
+        if finish(&closer.closed) {
             closer.uninstall(slf);
             end(py, &closer.request, true)?;
         }
@@ -123,7 +143,7 @@ impl BodyCloser {
 
 impl Drop for BodyCloser {
     fn drop(&mut self) {
-        if !self.closed.load(Ordering::Acquire) {
+        if finish(&self.closed) {
             Python::attach(|py| {
                 let _ = end(py, &self.request, false);
             });
@@ -143,7 +163,7 @@ pub(crate) struct TracedBody {
 
 impl TracedBody {
     fn end(&self, py: Python<'_>, restore_context: bool) -> PyResult<()> {
-        if self.ended.swap(true, Ordering::AcqRel) {
+        if !finish(&self.ended) {
             return Ok(());
         }
         end(py, &self.request, restore_context)
@@ -207,11 +227,14 @@ impl Drop for TracedBody {
 #[pyfunction]
 pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = body.py();
-    let closer = |original: Option<Py<PyAny>>| BodyCloser {
-        request: request.clone().unbind(),
-        original,
-        installed_in: Mutex::new(None),
-        closed: AtomicBool::new(false),
+    let closer = |original: Option<Py<PyAny>>| {
+        OPEN_BODIES.fetch_add(1, Ordering::Relaxed);
+        BodyCloser {
+            request: request.clone().unbind(),
+            original,
+            installed_in: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        }
     };
     // A plain list or tuple takes no attribute: no lookup that would fail (and build an
     // AttributeError) is made on it.
@@ -249,11 +272,12 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
         return Ok(body);
     }
     // The closer made for the refused attribute must not end the request when dropped.
-    installed.get().closed.store(true, Ordering::Release);
+    finish(&installed.get().closed);
     if body.cast::<PyList>().is_ok() || body.cast::<PyTuple>().is_ok() {
         end(py, &request.clone().unbind(), true)?;
         return Ok(body);
     }
+    OPEN_BODIES.fetch_add(1, Ordering::Relaxed);
     let wrapped = TracedBody {
         body: body.unbind(),
         iterator: Mutex::new(None),
