@@ -148,6 +148,48 @@ def test_built_ins_win_over_contrib_packages_of_the_same_name(contrib_python, tm
         assert skipped + "ferrotel's built-in instrumentation is used instead" in lines, result.stderr
 
 
+CONTRIB_CALLED_BY_THE_APP = textwrap.dedent(
+    """
+    import flask
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    app = flask.Flask(__name__)
+    app.route("/r/<n>")(lambda n: n)
+
+    def get(n):
+        with app.test_client().get(f"/r/{n}") as response:
+            assert response.status_code == 200
+
+    instrumentor = FlaskInstrumentor()
+    print("instrumented at first:", instrumentor.is_instrumented_by_opentelemetry)
+    instrumentor.instrument()  # as under upstream's zero-code instrumentation: only a warning
+    get(1)
+    instrumentor.uninstrument()
+    print("after uninstrument:", instrumentor.is_instrumented_by_opentelemetry)
+    get(2)
+    instrumentor.instrument()
+    get(3)
+    """
+)
+
+
+def test_a_contrib_instrumentor_the_app_calls_stands_for_the_built_in(contrib_python, tmp):
+    """An app written for upstream's `opentelemetry-instrument` that also instruments by hand
+    gets no second instrumentation: the contrib instance reads as instrumented, and its
+    `uninstrument()` / `instrument()` turn ferrotel's built-in off and on."""
+    (tmp / "app.py").write_text(CONTRIB_CALLED_BY_THE_APP)
+    launcher = contrib_python.parent / "ferrotel"
+    command = ["instrument", "--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
+    result = run(launcher, *command, contrib_python, "app.py", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    assert "instrumented at first: True" in result.stdout and "after uninstrument: False" in result.stdout
+    assert "Attempting to instrument while already instrumented" in result.stderr
+    spans = [(s["name"], s["kind"], s["scope"]) for s in console_spans(result.stdout)]
+    assert spans == [("GET /r/<n>", "SERVER", "ferrotel.instrumentation.wsgi")] * 2, spans
+    paths = [s["attributes"]["url.path"] for s in console_spans(result.stdout)]
+    assert paths == ['"/r/1"', '"/r/3"']
+
+
 def test_each_builtin_reports_the_requirement_the_loader_checks():
     from importlib.metadata import entry_points
 

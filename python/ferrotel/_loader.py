@@ -40,6 +40,8 @@ def start() -> None:
             activate()
         else:
             _WATCHER.watch(modules, activate)
+    for contrib, builtin in plan["replaced"]:
+        _WATCHER.watch([contrib[1]], _Once(_describe("stand-in for", contrib), _stand_in, contrib, builtin))
     _WATCHER.install()
     for hook in plan["post_instrument"]:
         _guarded(_describe("post-instrument hook", hook), lambda h=hook: _load(h)())
@@ -127,6 +129,33 @@ def _instrument(spec, distro):
         load_instrumentor(_EntryPoint(spec), skip_dep_check=True)
     else:
         _load(spec)().instrument(skip_dep_check=True)
+
+
+def _stand_in(contrib_spec, builtin_spec):
+    """A contrib instrumentor skipped for ferrotel's built-in of the same name, imported by
+    the app to call itself (`RedisInstrumentor().instrument()`). Under upstream's zero-code
+    instrumentation that instance is already instrumented, so the call only warns; a second
+    instrumentation here would record everything twice. So it stands for the built-in: it
+    reads as instrumented while the built-in is, and its `instrument()` / `uninstrument()`
+    (still contrib's, with their warnings and checks) turn the built-in on and off."""
+    contrib = _load(contrib_spec)()
+    builtin = _load(builtin_spec)()
+    contrib_class = type(contrib)
+
+    def in_step():
+        contrib._is_instrumented_by_opentelemetry = builtin.is_instrumented_by_opentelemetry
+
+    def instrument(**kwargs):
+        in_step()
+        return contrib_class.instrument(contrib, **kwargs)
+
+    def uninstrument(**kwargs):
+        in_step()
+        return contrib_class.uninstrument(contrib, **kwargs)
+
+    contrib.instrument, contrib.uninstrument = instrument, uninstrument
+    contrib._instrument, contrib._uninstrument = builtin.instrument, builtin.uninstrument
+    in_step()
 
 
 class _Once:

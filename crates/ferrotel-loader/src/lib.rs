@@ -136,6 +136,23 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+impl Plan {
+    /// Each instrumentor skipped because ferrotel's built-in of the same name is planned,
+    /// with that built-in.
+    pub fn replaced_by_builtins(&self) -> impl Iterator<Item = (&EntryPoint, &EntryPoint)> {
+        self.skipped.iter().filter_map(|(ep, reason)| {
+            let SkipReason::Duplicate { .. } = reason else {
+                return None;
+            };
+            self.instrumentors
+                .iter()
+                .map(|planned| &planned.entry_point)
+                .find(|builtin| builtin.name == ep.name && is_ferrotel(builtin))
+                .map(|builtin| (ep, builtin))
+        })
+    }
+}
+
 /// Plans the start-up of one process.
 pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Plan {
     let mut plan = Plan {

@@ -304,6 +304,15 @@ fn ferrotels_built_in_wins_over_a_contrib_package_of_the_same_name() {
         reason.to_string(),
         "ferrotel's built-in instrumentation is used instead"
     );
+    // The contrib one stands for the built-in if the app calls it itself.
+    let replaced: Vec<(&str, &str)> = plan
+        .replaced_by_builtins()
+        .map(|(contrib, builtin)| (contrib.distribution.as_str(), builtin.distribution.as_str()))
+        .collect();
+    assert_eq!(replaced, [(skipped.distribution.as_str(), "ferrotel")]);
+    // Disabled by name, neither runs: the contrib one is the app's to call as it is.
+    let plan = plan_with(&site, &[("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "logging")]);
+    assert_eq!(plan.replaced_by_builtins().count(), 0);
 }
 
 #[test]

@@ -80,7 +80,8 @@ fn entry_points<'py>(py: Python<'py>, eps: &[EntryPoint]) -> PyResult<Bound<'py,
 
 /// The plan as plain Python data:
 /// `{"gevent_patch": bool, "distro": ep|None, "configurator": ep|None, "pre_instrument": [ep],
-///   "instrumentors": [(ep, [module, ...] | None)], "post_instrument": [ep]}`
+///   "instrumentors": [(ep, [module, ...] | None)], "post_instrument": [ep],
+///   "replaced": [(contrib ep, built-in ep)]}`
 /// where `ep` is `(name, module, attr|None, distribution)` and `None` modules mean "at start".
 fn plan_to_python<'py>(py: Python<'py>, plan: &Plan, gevent_patch: bool) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
@@ -98,6 +99,11 @@ fn plan_to_python<'py>(py: Python<'py>, plan: &Plan, gevent_patch: bool) -> PyRe
         instrumentors.append((entry_point(py, &planned.entry_point)?, modules))?;
     }
     dict.set_item("instrumentors", instrumentors)?;
+    let replaced = plan
+        .replaced_by_builtins()
+        .map(|(contrib, builtin)| Ok((entry_point(py, contrib)?, entry_point(py, builtin)?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    dict.set_item("replaced", PyList::new(py, replaced)?)?;
     Ok(dict)
 }
 
