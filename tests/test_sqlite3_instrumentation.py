@@ -250,3 +250,38 @@ def test_dbapi_functions_as_upstream_exposes_them(tmp):
     db = [s for s in spans if s["kind"] == "CLIENT"]
     assert [s["name"] for s in db] == ["CREATE t", "INSERT t", "SELECT"]
     assert db[2]["attributes"]["db.query.text"] == '"SELECT ?"'
+
+
+def test_contribs_instrument_connection_leaves_a_traced_connection_alone(contrib_python, tmp):
+    """As under upstream's `opentelemetry-instrument`, where every connection is already
+    instrumented: contrib's `instrument_connection` returns it as it is (one span per
+    statement); a connection ferrotel was told not to trace is contrib's to instrument."""
+    (tmp / "app.py").write_text(
+        textwrap.dedent(
+            """
+            import sqlite3
+            from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+            from ferrotel.instrumentation.sqlite3 import SQLite3Instrumentor as Builtin
+
+            db = sqlite3.connect(":memory:")
+            print("same:", SQLite3Instrumentor.instrument_connection(db) is db)
+            db.execute("SELECT 1")
+            other = Builtin.uninstrument_connection(sqlite3.connect(":memory:"))
+            SQLite3Instrumentor.instrument_connection(other).cursor().execute("SELECT 2")
+            """
+        )
+    )
+    launcher = contrib_python.parent / "ferrotel"
+    command = ["instrument", "--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
+    result = subprocess.run(
+        [str(launcher), *command, str(contrib_python), "app.py"],
+        cwd=tmp,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "same: True" in result.stdout and "Connection already instrumented" in result.stderr
+    spans = [(s["attributes"]["db.query.text"], s["scope"]) for s in console_spans(result.stdout)]
+    assert spans == [('"SELECT ?"', "ferrotel.instrumentation.dbapi"), ('"SELECT 2"', "opentelemetry.instrumentation.sqlite3")]

@@ -11,7 +11,9 @@ shortcuts are traced; `uninstrument_connection` returns the connection inside, o
 globally traced connection's new cursors from being traced."""
 
 import functools
+import sys
 
+from ferrotel import _loader
 from ferrotel.instrumentation import Instrumentor, _dbapi_connections
 from ferrotel.instrumentation.dbapi import SCOPE, statements
 
@@ -97,6 +99,7 @@ class SQLite3Instrumentor(Instrumentor):
             return connection
 
         sqlite3.connect = sqlite3.dbapi2.connect = traced_connect
+        _loader.when_imported("opentelemetry.instrumentation.dbapi", _contrib_leaves_traced_connections)
 
     def _uninstrument(self, **kwargs):
         import sqlite3
@@ -124,6 +127,23 @@ class SQLite3Instrumentor(Instrumentor):
         if getattr(type(connection), "_ferrotel_traced", False):
             connection._ferrotel_untraced = True
         return connection
+
+
+def _contrib_leaves_traced_connections():
+    """Contrib's `instrument_connection` (the DB-API layer's, which its sqlite3 one calls)
+    leaves a connection that upstream's global instrumentation made as it is, with a warning;
+    one that ferrotel's made it would wrap, tracing every statement twice."""
+    dbapi = sys.modules["opentelemetry.instrumentation.dbapi"]
+    instrument_connection = dbapi.instrument_connection
+
+    @functools.wraps(instrument_connection)
+    def instrument_connection_once(name, connection, *args, **kwargs):
+        if getattr(type(connection), "_ferrotel_traced", False) and not connection.__dict__.get("_ferrotel_untraced"):
+            dbapi._logger.warning("Connection already instrumented")
+            return connection
+        return instrument_connection(name, connection, *args, **kwargs)
+
+    dbapi.instrument_connection = instrument_connection_once
 
 
 class _CursorProxy(_dbapi_connections.TracedCursor):
