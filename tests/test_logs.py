@@ -314,6 +314,33 @@ def test_console_exporter_prints_records_with_their_span(tmp):
     assert any(line.endswith("INFO [shop] outside any span") for line in lines)
 
 
+UNCONFIGURED_APP = """
+import logging
+logging.getLogger("quiet").info("below the last resort's level")
+logging.getLogger("x").warning("unconfigured warning")
+logging.getLogger("x").propagate = False
+logging.getLogger("x").error("not propagated")
+logging.getLogger("x").propagate = True
+logging.basicConfig(format="configured:%(message)s")
+logging.getLogger("x").warning("configured warning")
+"""
+
+
+def test_an_app_that_configures_no_logging_keeps_its_warnings_on_stderr(tmp):
+    """Without a handler of its own, Python prints warnings on stderr (`logging.lastResort`);
+    ferrotel's handler on the root logger must not take that away, nor print twice once
+    the app configures logging."""
+    app = tmp / "app.py"
+    app.write_text(UNCONFIGURED_APP)
+    bare = subprocess.run([PYTHON, app], env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert bare.stderr == "unconfigured warning\nnot propagated\nconfigured:configured warning\n"
+    env = clean_env(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="console")
+    result = instrument("python", app, env=env)
+    assert result.returncode == 0 and result.stderr == bare.stderr, result.stderr
+    exported = [line.split("] ", 1)[1] for line in result.stdout.splitlines() if line.startswith("log ")]
+    assert exported == ["unconfigured warning", "configured warning"], result.stdout
+
+
 FLOOD_APP = """
 import logging
 logging.getLogger().setLevel(logging.INFO)

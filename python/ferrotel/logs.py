@@ -57,6 +57,31 @@ class LoggingHandler(logging.Handler):
         self._provider.force_flush(_FLUSH_MILLIS)
 
 
+class _RootHandler(LoggingHandler):
+    """The handler ferrotel attaches to the root logger of its own accord. A record that meets
+    no other handler would have gone to `logging.lastResort` without it (an app that
+    configures no logging still has its warnings printed on stderr); it still goes there."""
+
+    def handle(self, record):
+        verdict = LoggingHandler.handle(self, record)
+        last_resort = logging.lastResort
+        if last_resort is not None and record.levelno >= last_resort.level and self._alone_for(record.name):
+            last_resort.handle(record)
+        return verdict
+
+    def _alone_for(self, name):
+        """No other handler is on the way from the record's logger to this one, as
+        `Logger.callHandlers` walks it."""
+        logger = logging.root.manager.loggerDict.get(name)
+        if not isinstance(logger, logging.Logger):
+            logger = logging.root
+        while logger is not None:
+            if any(handler is not self for handler in logger.handlers):
+                return False
+            logger = logger.parent if logger.propagate else None
+        return True
+
+
 # The handler ferrotel put on the root logger; the stdlib's configuration functions put it
 # back after they replace the root's handlers.
 _attached = None
@@ -73,7 +98,7 @@ def attach_to_root_logger(log_code_attributes=False, level=logging.NOTSET):
     provider = get_logger_provider()
     if not provider.exporting:
         return None
-    _attached = LoggingHandler(level, provider, log_code_attributes)
+    _attached = _RootHandler(level, provider, log_code_attributes)
     root.addHandler(_attached)
     _keep_through_reconfiguration()
     return _attached
