@@ -214,12 +214,24 @@ def test_contribs_instrument_app_leaves_an_app_ferrotel_traces_alone(contrib_pyt
     routes = {"/fastapi/{x}": "fastapi", "/starlette": "starlette", "/flask/<x>": "flask"}
 
     def servers(*arguments):
-        command = ["instrument", "--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
+        command = [
+            "instrument",
+            "--traces_exporter",
+            "console",
+            "--metrics_exporter",
+            "none",
+            "--logs_exporter",
+            "none",
+        ]
         result = run(launcher, *command, *arguments, contrib_python, "app.py", cwd=tmp)
         assert result.returncode == 0, result.stderr
         spans = console_spans(result.stdout)
         by_scope = {s["scope"] for s in spans if s["scope"].startswith(("ferrotel", "opentelemetry"))}
-        routed = sorted((s["attributes"]["http.route"].strip('"'), s["kind"], s["scope"]) for s in spans if "http.route" in s["attributes"])
+        routed = sorted(
+            (s["attributes"]["http.route"].strip('"'), s["kind"], s["scope"])
+            for s in spans
+            if "http.route" in s["attributes"]
+        )
         return routed, by_scope, result.stderr
 
     routed, scopes, stderr = servers()

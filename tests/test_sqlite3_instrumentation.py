@@ -284,4 +284,7 @@ def test_contribs_instrument_connection_leaves_a_traced_connection_alone(contrib
     assert result.returncode == 0, result.stderr
     assert "same: True" in result.stdout and "Connection already instrumented" in result.stderr
     spans = [(s["attributes"]["db.query.text"], s["scope"]) for s in console_spans(result.stdout)]
-    assert spans == [('"SELECT ?"', "ferrotel.instrumentation.dbapi"), ('"SELECT 2"', "opentelemetry.instrumentation.sqlite3")]
+    assert spans == [
+        ('"SELECT ?"', "ferrotel.instrumentation.dbapi"),
+        ('"SELECT 2"', "opentelemetry.instrumentation.sqlite3"),
+    ]

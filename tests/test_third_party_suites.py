@@ -1,5 +1,5 @@
 """Real projects' own test suites pass exactly as well under `ferrotel instrument` as bare:
-Flask's, requests', urllib3's with_dummyserver tests, Starlette's, FastAPI's and a selection
+Flask's, requests', urllib3's with_dummyserver tests, httpx's, Starlette's, FastAPI's and a selection
 of Django's runtests.py, each from its sdist at the version this repository pins, in a venv of
 its own with ferrotel installed from dist/. Every suite runs twice, bare and instrumented
 (exporting to a real `ferrotel view`), and every test must have the same outcome both times.
@@ -166,6 +166,18 @@ SUITES = [
                     "test_merge_headers_with_pool_manager_headers",
                 )
             },
+        },
+    ),
+    Suite(
+        name="httpx",
+        requirement="httpx==0.29.0",
+        select=("tests",),
+        spans=(CLIENT,),
+        min_passed=1400,
+        timeout=600,
+        exact_headers={
+            f"tests/test_main.py::{test}": "the CLI's verbose output lists the request's headers line by line"
+            for test in ("test_verbose", "test_auth")
         },
     ),
     Suite(
