@@ -225,6 +225,8 @@ def test_a_closed_response_is_freed_with_its_request(tmp):
 
 UNCLOSED_AT_EXIT = textwrap.dedent(
     """
+    import os
+
     import flask
 
     app = flask.Flask(__name__)
@@ -234,6 +236,11 @@ UNCLOSED_AT_EXIT = textwrap.dedent(
     # collected, and these two are the last thing the process does.
     assert client.get("/last/1").status_code == 200
     assert client.get("/last/2").data == b"2"
+    # A forked child has copies of them: they are the parent's to end, not the child's.
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    os.waitpid(child, 0)
     """
 )
 

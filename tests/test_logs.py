@@ -323,6 +323,7 @@ logging.getLogger("x").error("not propagated")
 logging.getLogger("x").propagate = True
 logging.basicConfig(format="configured:%(message)s")
 logging.getLogger("x").warning("configured warning")
+logging.getLogger("x").error("configured error")
 """
 
 
@@ -333,12 +334,18 @@ def test_an_app_that_configures_no_logging_keeps_its_warnings_on_stderr(tmp):
     app = tmp / "app.py"
     app.write_text(UNCONFIGURED_APP)
     bare = subprocess.run([PYTHON, app], env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert bare.stderr == "unconfigured warning\nnot propagated\nconfigured:configured warning\n"
+    configured = "configured:configured warning\nconfigured:configured error\n"
+    assert bare.stderr == "unconfigured warning\nnot propagated\n" + configured
     env = clean_env(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="console")
-    result = instrument("python", app, env=env)
-    assert result.returncode == 0 and result.stderr == bare.stderr, result.stderr
-    exported = [line.split("] ", 1)[1] for line in result.stdout.splitlines() if line.startswith("log ")]
-    assert exported == ["unconfigured warning", "configured warning"], result.stdout
+    # The handler's level chooses what is exported, not what reaches stderr.
+    for level, expected in (
+        (None, ["unconfigured warning", "configured warning", "configured error"]),
+        ("error", ["configured error"]),
+    ):
+        result = instrument("python", app, env={**env, **({"OTEL_PYTHON_LOG_HANDLER_LEVEL": level} if level else {})})
+        assert result.returncode == 0 and result.stderr == bare.stderr, (level, result.stderr)
+        exported = [line.split("] ", 1)[1] for line in result.stdout.splitlines() if line.startswith("log ")]
+        assert exported == expected, (level, result.stdout)
 
 
 FLOOD_APP = """

@@ -255,7 +255,8 @@ def test_dbapi_functions_as_upstream_exposes_them(tmp):
 def test_contribs_instrument_connection_leaves_a_traced_connection_alone(contrib_python, tmp):
     """As under upstream's `opentelemetry-instrument`, where every connection is already
     instrumented: contrib's `instrument_connection` returns it as it is (one span per
-    statement); a connection ferrotel was told not to trace is contrib's to instrument."""
+    statement) and its `uninstrument_connection` stops its tracing; a connection ferrotel
+    was told not to trace is contrib's to instrument."""
     (tmp / "app.py").write_text(
         textwrap.dedent(
             """
@@ -266,6 +267,8 @@ def test_contribs_instrument_connection_leaves_a_traced_connection_alone(contrib
             db = sqlite3.connect(":memory:")
             print("same:", SQLite3Instrumentor.instrument_connection(db) is db)
             db.execute("SELECT 1")
+            print("still same:", SQLite3Instrumentor.uninstrument_connection(db) is db)
+            db.execute("SELECT 3")  # untraced now, as upstream's unwrapped connection
             other = Builtin.uninstrument_connection(sqlite3.connect(":memory:"))
             SQLite3Instrumentor.instrument_connection(other).cursor().execute("SELECT 2")
             """
@@ -283,6 +286,7 @@ def test_contribs_instrument_connection_leaves_a_traced_connection_alone(contrib
     )
     assert result.returncode == 0, result.stderr
     assert "same: True" in result.stdout and "Connection already instrumented" in result.stderr
+    assert "still same: True" in result.stdout
     spans = [(s["attributes"]["db.query.text"], s["scope"]) for s in console_spans(result.stdout)]
     assert spans == [
         ('"SELECT ?"', "ferrotel.instrumentation.dbapi"),

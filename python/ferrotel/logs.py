@@ -62,8 +62,14 @@ class _RootHandler(LoggingHandler):
     no other handler would have gone to `logging.lastResort` without it (an app that
     configures no logging still has its warnings printed on stderr); it still goes there."""
 
+    def __init__(self, level, logger_provider, log_code_attributes):
+        super().__init__(level, logger_provider, log_code_attributes)
+        # The level decides what is exported only: `Logger.callHandlers` counts a handler
+        # whose level turns a record away as one that handled it, last resort withheld.
+        self._export_level, self.level = self.level, logging.NOTSET
+
     def handle(self, record):
-        verdict = LoggingHandler.handle(self, record)
+        verdict = record.levelno >= self._export_level and LoggingHandler.handle(self, record)
         last_resort = logging.lastResort
         if last_resort is not None and record.levelno >= last_resort.level and self._alone_for(record.name):
             last_resort.handle(record)
@@ -71,10 +77,11 @@ class _RootHandler(LoggingHandler):
 
     def _alone_for(self, name):
         """No other handler is on the way from the record's logger to this one, as
-        `Logger.callHandlers` walks it."""
-        logger = logging.root.manager.loggerDict.get(name)
+        `Logger.callHandlers` walks it. A record whose logger cannot be told by its name (a
+        logger made outside the manager) is left alone: it may have met handlers of its own."""
+        logger = logging.root if name == "root" else logging.root.manager.loggerDict.get(name)
         if not isinstance(logger, logging.Logger):
-            logger = logging.root
+            return False
         while logger is not None:
             if any(handler is not self for handler in logger.handlers):
                 return False

@@ -132,18 +132,30 @@ class SQLite3Instrumentor(Instrumentor):
 def _contrib_leaves_traced_connections():
     """Contrib's `instrument_connection` (the DB-API layer's, which its sqlite3 one calls)
     leaves a connection that upstream's global instrumentation made as it is, with a warning;
-    one that ferrotel's made it would wrap, tracing every statement twice."""
+    one that ferrotel's made it would wrap, tracing every statement twice. Its
+    `uninstrument_connection` unwraps upstream's; ferrotel's it stops tracing."""
     dbapi = sys.modules["opentelemetry.instrumentation.dbapi"]
-    instrument_connection = dbapi.instrument_connection
+    instrument_connection, uninstrument_connection = dbapi.instrument_connection, dbapi.uninstrument_connection
+
+    def traced(connection):
+        untraced = getattr(connection, "__dict__", {}).get("_ferrotel_untraced")
+        return getattr(type(connection), "_ferrotel_traced", False) and not untraced
 
     @functools.wraps(instrument_connection)
     def instrument_connection_once(name, connection, *args, **kwargs):
-        if getattr(type(connection), "_ferrotel_traced", False) and not connection.__dict__.get("_ferrotel_untraced"):
+        if traced(connection):
             dbapi._logger.warning("Connection already instrumented")
             return connection
         return instrument_connection(name, connection, *args, **kwargs)
 
+    @functools.wraps(uninstrument_connection)
+    def uninstrument_traced_connection(connection):
+        if traced(connection):
+            return SQLite3Instrumentor.uninstrument_connection(connection)
+        return uninstrument_connection(connection)
+
     dbapi.instrument_connection = instrument_connection_once
+    dbapi.uninstrument_connection = uninstrument_traced_connection
 
 
 class _CursorProxy(_dbapi_connections.TracedCursor):

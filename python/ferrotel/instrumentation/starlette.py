@@ -44,6 +44,21 @@ async def _traced_starlette_call(app, scope, receive, send):
     return await serve(scope, receive, send, _starlette_call, app, _options_for(app, _starlette_options))
 
 
+def _traced_by_the_starlette_patch(app):
+    """Whether the Starlette patch traces `app`: not a FastAPI app with telemetry of its own,
+    which the FastAPI patch traces, or FastAPI itself where that one is off."""
+    if not _wanted(app, "starlette"):
+        return False
+    fastapi = sys.modules.get("fastapi")
+    if fastapi is None or not isinstance(app, fastapi.FastAPI):
+        return True
+    try:
+        from fastapi.telemetry import _api  # noqa: F401
+    except ImportError:  # an older FastAPI: a Starlette app to the patch
+        return True
+    return False
+
+
 def _options_for(app, default):
     """What `instrument_app` gave this app, else what the instrumentor was given."""
     return app.__dict__.get("_ferrotel_options") or default
@@ -65,7 +80,7 @@ def _patch_starlette():
     if _starlette_call is None:
         _starlette_call = Starlette.__call__
         Starlette.__call__ = _traced_starlette_call
-        flag_apps(Starlette, lambda app: _wanted(app, "starlette"))
+        flag_apps(Starlette, _traced_by_the_starlette_patch)
 
 
 class StarletteInstrumentor(Instrumentor):

@@ -18,7 +18,7 @@
 //! The request is ferrotel's native one, or the glue's when another SDK records the span
 //! (`_generic.py`), reached through its `end` and `record_exception` methods.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use ferrotel_sdk::sync::lock;
@@ -31,8 +31,10 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::server::ServerRequest;
 
-/// Bodies handed back whose request has not ended yet.
+/// Bodies handed back in this process whose request has not ended yet.
 static OPEN_BODIES: AtomicUsize = AtomicUsize::new(0);
+/// Bumped in each forked child, so that bodies copied from the parent are told apart.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// How many WSGI bodies handed back are neither closed, exhausted nor collected yet.
 #[pyfunction]
@@ -40,13 +42,42 @@ pub(crate) fn open_bodies() -> usize {
     OPEN_BODIES.load(Ordering::Relaxed)
 }
 
-/// Marks a body's request ended; true the first time only.
-fn finish(ended: &AtomicBool) -> bool {
-    let first = !ended.swap(true, Ordering::AcqRel);
-    if first {
-        OPEN_BODIES.fetch_sub(1, Ordering::Relaxed);
+/// In a forked child: the bodies it inherited are its parent's, whose requests the parent
+/// ends (a collection here must not export them a second time).
+pub(crate) fn after_fork() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    OPEN_BODIES.store(0, Ordering::Relaxed);
+}
+
+/// A body's request until it ends.
+struct Pending {
+    ended: AtomicBool,
+    /// The fork generation of the process that handed the body back.
+    generation: u64,
+}
+
+impl Pending {
+    fn new() -> Self {
+        OPEN_BODIES.fetch_add(1, Ordering::Relaxed);
+        Pending {
+            ended: AtomicBool::new(false),
+            generation: GENERATION.load(Ordering::Relaxed),
+        }
     }
-    first
+
+    /// Marks the request ended; true the first time, and only in the process that handed
+    /// the body back: that one ends the request.
+    fn finish(&self) -> bool {
+        if self.ended.swap(true, Ordering::AcqRel) || self.generation != GENERATION.load(Ordering::Relaxed) {
+            return false;
+        }
+        OPEN_BODIES.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
 }
 
 /// Ends `request` (once per caller's guard), natively when it is ferrotel's.
@@ -79,7 +110,7 @@ pub(crate) struct BodyCloser {
     /// body's bound `close` form a cycle that otherwise keeps every response, its request and
     /// span alive until the next collection (and makes collections more frequent).
     installed_in: Mutex<Option<(Py<PyDict>, bool)>>,
-    closed: AtomicBool,
+    pending: Pending,
 }
 
 #[pymethods]
@@ -107,7 +138,7 @@ impl BodyCloser {
             Some(close) => close.call0(py).map(drop),
             None => Ok(()),
         };
-        if finish(&closer.closed) {
+        if closer.pending.finish() {
             closer.uninstall(slf);
             end(py, &closer.request, true)?;
         }
@@ -143,7 +174,7 @@ impl BodyCloser {
 
 impl Drop for BodyCloser {
     fn drop(&mut self) {
-        if finish(&self.closed) {
+        if self.pending.finish() {
             Python::attach(|py| {
                 let _ = end(py, &self.request, false);
             });
@@ -158,12 +189,12 @@ pub(crate) struct TracedBody {
     body: Py<PyAny>,
     iterator: Mutex<Option<Py<PyIterator>>>,
     request: Py<PyAny>,
-    ended: AtomicBool,
+    pending: Pending,
 }
 
 impl TracedBody {
     fn end(&self, py: Python<'_>, restore_context: bool) -> PyResult<()> {
-        if !finish(&self.ended) {
+        if !self.pending.finish() {
             return Ok(());
         }
         end(py, &self.request, restore_context)
@@ -214,7 +245,7 @@ impl TracedBody {
 
 impl Drop for TracedBody {
     fn drop(&mut self) {
-        if !self.ended.load(Ordering::Acquire) {
+        if !self.pending.is_ended() {
             Python::attach(|py| {
                 let _ = self.end(py, false);
             });
@@ -227,14 +258,11 @@ impl Drop for TracedBody {
 #[pyfunction]
 pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = body.py();
-    let closer = |original: Option<Py<PyAny>>| {
-        OPEN_BODIES.fetch_add(1, Ordering::Relaxed);
-        BodyCloser {
-            request: request.clone().unbind(),
-            original,
-            installed_in: Mutex::new(None),
-            closed: AtomicBool::new(false),
-        }
+    let closer = |original: Option<Py<PyAny>>| BodyCloser {
+        request: request.clone().unbind(),
+        original,
+        installed_in: Mutex::new(None),
+        pending: Pending::new(),
     };
     // A plain list or tuple takes no attribute: no lookup that would fail (and build an
     // AttributeError) is made on it.
@@ -272,17 +300,16 @@ pub(crate) fn hand_back_body<'py>(request: &Bound<'py, PyAny>, body: Bound<'py, 
         return Ok(body);
     }
     // The closer made for the refused attribute must not end the request when dropped.
-    finish(&installed.get().closed);
+    installed.get().pending.finish();
     if body.cast::<PyList>().is_ok() || body.cast::<PyTuple>().is_ok() {
         end(py, &request.clone().unbind(), true)?;
         return Ok(body);
     }
-    OPEN_BODIES.fetch_add(1, Ordering::Relaxed);
     let wrapped = TracedBody {
         body: body.unbind(),
         iterator: Mutex::new(None),
         request: request.clone().unbind(),
-        ended: AtomicBool::new(false),
+        pending: Pending::new(),
     };
     Ok(Py::new(py, wrapped)?.into_bound(py).into_any())
 }
