@@ -83,7 +83,8 @@ class _RootHandler(LoggingHandler):
         if not isinstance(logger, logging.Logger):
             return False
         while logger is not None:
-            if any(handler is not self for handler in logger.handlers):
+            handlers = logger.handlers
+            if handlers and (len(handlers) > 1 or handlers[0] is not self):
                 return False
             logger = logger.parent if logger.propagate else None
         return True
