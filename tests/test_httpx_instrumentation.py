@@ -29,7 +29,7 @@ def run(tmp, script, server, *flags):
 
 CLIENT = """
     import asyncio, json, sys
-    import httpx
+    import {library} as httpx
     from opentelemetry import trace
 
     base = sys.argv[1]
@@ -53,8 +53,10 @@ CLIENT = """
 """
 
 
-def test_sync_async_and_module_requests_get_client_spans(tmp, server):
-    answers, spans = run(tmp, CLIENT, server)
+# httpx2 is httpx's successor: the same API under another name, instrumented alike.
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_sync_async_and_module_requests_get_client_spans(tmp, server, library):
+    answers, spans = run(tmp, CLIENT.replace("{library}", library), server)
     (parent,) = [s for s in spans if s["name"] == "parent"]
     clients = [s for s in spans if s["kind"] == "CLIENT"]
     assert len(clients) == 5
@@ -73,12 +75,12 @@ def test_sync_async_and_module_requests_get_client_spans(tmp, server):
     assert missing["status"] == "ERROR" and missing["attributes"]["error.type"] == '"404"'
     refused = by_url["http://127.0.0.1:9/refused"]
     assert refused["status"].startswith("ERROR: ConnectError")
-    assert refused["attributes"]["error.type"] == '"httpx.ConnectError"'
+    assert refused["attributes"]["error.type"] == f'"{library}.ConnectError"'
     assert refused["events"] == ["exception"]
 
 
 def test_excluded_urls(tmp, server):
-    _, spans = run(tmp, CLIENT, server, "--httpx_excluded_urls", "echo")
+    _, spans = run(tmp, CLIENT.replace("{library}", "httpx"), server, "--httpx_excluded_urls", "echo")
     urls = sorted(s["attributes"]["url.full"].strip('"') for s in spans if s["kind"] == "CLIENT")
     assert urls == [f"{server}/missing?via=sync", "http://127.0.0.1:9/refused"]
 

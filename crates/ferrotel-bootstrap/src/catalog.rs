@@ -118,6 +118,10 @@ pub const CATALOG: &[Entry] = &[
         library: Some("httpx >= 0.20.0"),
         coverage: Coverage::BuiltIn("httpx"),
     },
+    Entry {
+        library: Some("httpx2 >= 2.0.0"),
+        coverage: Coverage::BuiltIn("httpx2"),
+    },
     contrib("jinja2 >= 2.7, < 4.0", "opentelemetry-instrumentation-jinja2"),
     contrib(
         "kafka-python >= 2.0, < 4.0",

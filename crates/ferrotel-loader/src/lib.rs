@@ -52,6 +52,7 @@ const BUILTIN_TARGETS: &[(&str, &str)] = &[
     ("grpc_server", "grpcio >= 1.42.0"),
     // Transports take a Request object from 0.20 on.
     ("httpx", "httpx >= 0.20.0"),
+    ("httpx2", "httpx2 >= 2.0.0"),
     ("psycopg", "psycopg >= 3.1.0"),
     // The same module from either distribution.
     ("psycopg2", "psycopg2 >= 2.7.3.1 | psycopg2-binary >= 2.7.3.1"),

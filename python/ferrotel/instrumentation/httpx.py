@@ -1,7 +1,8 @@
-"""Client spans for httpx: every request sent through httpx's own transports
-(`HTTPTransport.handle_request`, `AsyncHTTPTransport.handle_async_request`), which every
-`Client` and `AsyncClient` uses unless given another, and through any transport of a client
-passed to `HTTPXClientInstrumentor.instrument_client`. The span, its attributes, the
+"""Client spans for httpx and httpx2 (its successor, the same API under another name): every
+request sent through the library's own transports (`HTTPTransport.handle_request`,
+`AsyncHTTPTransport.handle_async_request`), which every `Client` and `AsyncClient` uses
+unless given another, and through any transport of a client passed to `instrument_client`
+(`HTTPXClientInstrumentor`'s, or `HTTPX2ClientInstrumentor`'s for httpx2). The span, its attributes, the
 propagation headers and the duration are native (the shared client layer of
 `http_client`); this file reads the request and response and calls the hooks.
 
@@ -9,6 +10,7 @@ Hooks take upstream's arguments: `request_hook(span, RequestInfo)` before the re
 sent, `response_hook(span, RequestInfo, ResponseInfo)` once it is answered; an AsyncClient's
 are awaited (`async_request_hook`, `async_response_hook`)."""
 
+import importlib
 import inspect
 from typing import Any, NamedTuple
 
@@ -137,9 +139,11 @@ def _transports(client):
 
 class HTTPXClientInstrumentor(Instrumentor):
     name = "httpx"
+    # The library instrumented; excluded URLs are OTEL_PYTHON_HTTPX_EXCLUDED_URLS for both.
+    _module = "httpx"
 
     def _instrument(self, **kwargs):
-        import httpx
+        httpx = importlib.import_module(self._module)
 
         sync = _Tracing(
             kwargs.get("tracer_provider"),
@@ -166,21 +170,20 @@ class HTTPXClientInstrumentor(Instrumentor):
         httpx.AsyncHTTPTransport.handle_async_request = traced_handle_async_request
 
     def _uninstrument(self, **kwargs):
-        import httpx
-
+        httpx = importlib.import_module(self._module)
         httpx.HTTPTransport.handle_request = self._handle_request
         httpx.AsyncHTTPTransport.handle_async_request = self._handle_async_request
 
-    @staticmethod
-    def instrument_client(client, tracer_provider=None, meter_provider=None, request_hook=None, response_hook=None):
+    @classmethod
+    def instrument_client(
+        cls, client, tracer_provider=None, meter_provider=None, request_hook=None, response_hook=None
+    ):
         """Traces every request of `client` (a Client or an AsyncClient), whatever its
         transports, with these hooks; a client instrumented this way gets one span per
-        request even when httpx is instrumented globally too."""
+        request even when the library is instrumented globally too."""
         if getattr(client, "_is_instrumented_by_opentelemetry", False):
             return
-        import httpx
-
-        is_async = isinstance(client, httpx.AsyncClient)
+        is_async = isinstance(client, importlib.import_module(cls._module).AsyncClient)
         pick = _coroutine_function_or_none if is_async else _callable_or_none
         tracing = _Tracing(tracer_provider, meter_provider, pick(request_hook), pick(response_hook))
         for transport in _transports(client):
@@ -209,3 +212,8 @@ class HTTPXClientInstrumentor(Instrumentor):
             for method in ("handle_request", "handle_async_request"):
                 transport.__dict__.pop(method, None)
         client._is_instrumented_by_opentelemetry = False
+
+
+class HTTPX2ClientInstrumentor(HTTPXClientInstrumentor):
+    name = "httpx2"
+    _module = "httpx2"
