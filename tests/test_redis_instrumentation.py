@@ -323,3 +323,28 @@ def test_instrument_client_traces_that_client_only(tmp, redis, redis_cluster):  
     first = [(s["name"], s["attributes"].get("hook.client")) for s in clients[:4]]
     assert first == [("SET", '"chosen"'), ("GET", None), ("GET", None), ("GET", None)]
     assert "hook.response" not in clients[1]["attributes"] and clients[2]["attributes"]["hook.response"]
+
+
+STAND_IN_POOL = """
+    import json
+    from unittest import mock
+    import redis
+
+    # A client on a stand-in pool, as test suites make (redis-py's own among them).
+    client = redis.Redis(connection_pool=mock.MagicMock())
+    out = {"ping": type(client.ping()).__name__}
+    with client.pipeline(transaction=False) as pipe:
+        pipe.get("a")
+        out["pipeline"] = type(pipe.execute()).__name__
+    print(json.dumps(out))
+"""
+
+
+def test_a_client_on_a_mocked_pool_gets_what_the_mock_answers(tmp):
+    """Nothing is read from a pool that is not redis-py's: the commands go through as they
+    would bare (they raised TypeError when the mock's attributes were taken for the server's
+    address), and the spans have no server attributes."""
+    answers, spans = run(tmp, STAND_IN_POOL, ())
+    assert answers == {"ping": "MagicMock", "pipeline": "MagicMock"}
+    assert [(s["name"], s["kind"]) for s in spans] == [("PING", "CLIENT"), ("GET", "CLIENT")]
+    assert not [key for s in spans for key in s["attributes"] if key.startswith(("server.", "db.namespace"))]

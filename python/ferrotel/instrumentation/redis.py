@@ -31,16 +31,21 @@ def _target(client):
     """`(namespace, address, port, transport)` of a client's server, from its pool's
     connection arguments, read once per pool (a cluster client has none to read)."""
     pool = getattr(client, "connection_pool", None)
-    if pool is None:
-        return _NO_TARGET
-    target = getattr(pool, "_ferrotel_target", None)
+    target = getattr(pool, "__dict__", {}).get("_ferrotel_target")
     if target is None:
-        arguments = getattr(pool, "connection_kwargs", None) or {}
+        arguments = getattr(pool, "connection_kwargs", None)
+        # No pool, or one standing in for redis-py's (a test's mock): nothing to read.
+        if not isinstance(arguments, dict):
+            return _NO_TARGET
         namespace = str(arguments.get("db") or 0)
         if "path" in arguments:
             target = (namespace, str(arguments["path"]), None, "unix")
         else:
-            target = (namespace, str(arguments.get("host", "localhost")), int(arguments.get("port", 6379)), "tcp")
+            try:
+                port = int(arguments.get("port", 6379))
+            except (TypeError, ValueError):
+                port = None
+            target = (namespace, str(arguments.get("host", "localhost")), port, "tcp")
         pool._ferrotel_target = target
     return target
 
