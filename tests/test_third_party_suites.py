@@ -1,7 +1,8 @@
 """Real projects' own test suites pass exactly as well under `ferrotel instrument` as bare:
-Flask's, requests', urllib3's with_dummyserver tests, httpx's, Starlette's, FastAPI's and a selection
-of Django's runtests.py, each from its sdist at the version this repository pins, in a venv of
-its own with ferrotel installed from dist/. Every suite runs twice, bare and instrumented
+Flask's, requests', urllib3's with_dummyserver tests, httpx's, redis-py's (against a real
+redis-server), Starlette's, FastAPI's and a selection of Django's runtests.py, each from its
+sdist at the version this repository pins, in a venv of its own with ferrotel installed from
+dist/. Every suite runs twice, bare and instrumented
 (exporting to a real `ferrotel view`), and every test must have the same outcome both times.
 
 Where a test asserts the exact bytes of a request's headers or of a body that echoes them,
@@ -13,6 +14,7 @@ import dataclasses
 import time
 
 import pytest
+from support.databases import redis  # noqa: F401 (fixture, for the suites that need a server)
 from support.suites import (
     LOGS,
     copy_into,
@@ -43,6 +45,8 @@ class Suite:
     timeout: int  # seconds, per run
     deselect: dict = dataclasses.field(default_factory=dict)  # node id -> why it is left out
     exact_headers: dict = dataclasses.field(default_factory=dict)  # node id -> what it counts
+    options: tuple = ()  # the project's own pytest options for the run
+    needs_redis: bool = False  # a redis-server of the run's own, given as --redis-url
     directory = "."  # where it runs, in the unpacked sdist
     files = ("ferrotel_outcomes.py",)  # copied there from tests/suites/
 
@@ -50,6 +54,7 @@ class Suite:
         """What follows `python` to run `tests` (all of `select` when empty) minus `deselect`.
         A test hung for 5 minutes fails alone (pytest-timeout) rather than stopping the run."""
         arguments = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "ferrotel_outcomes", "--timeout", "300"]
+        arguments += self.options
         arguments += [f"--deselect={test}" for test in deselect]
         return arguments + list(tests or self.select)
 
@@ -181,6 +186,32 @@ SUITES = [
         },
     ),
     Suite(
+        name="redis",
+        requirement="redis==8.1.0",
+        # The commands, pipelines, pub/sub, locks and pools, sync and asyncio, and redis-py's
+        # own OpenTelemetry metrics; not the cluster, sentinel, module or scenario tests,
+        # which need servers of other kinds.
+        select=tuple(
+            f"tests/{path}"
+            for path in (
+                "test_commands.py",
+                "test_pipeline.py",
+                "test_pubsub.py",
+                "test_lock.py",
+                "test_connection_pool.py",
+                "test_asyncio/test_commands.py",
+                "test_asyncio/test_pipeline.py",
+                "test_asyncio/test_pubsub.py",
+                "test_observability",
+            )
+        ),
+        options=("-m", "not onlycluster and not redismod"),
+        needs_redis=True,
+        spans=(({"db.system.name": "redis"}, "client"),),
+        min_passed=1650,
+        timeout=900,
+    ),
+    Suite(
         name="starlette",
         requirement="starlette==1.10.0",
         select=("tests",),
@@ -305,7 +336,10 @@ def run(suite, tree, launcher, env, label, tests=(), deselect=()):
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
-def test_suite_passes_the_same_under_ferrotel(suite, tmp, viewer):
+def test_suite_passes_the_same_under_ferrotel(suite, tmp, viewer, request):
+    if suite.needs_redis:
+        host, port = request.getfixturevalue("redis")
+        suite = dataclasses.replace(suite, options=(*suite.options, f"--redis-url=redis://{host}:{port}/0"))
     path = venv(suite.name)
     tree = extract(sdist(suite.requirement), tmp) / suite.directory
     copy_into(tree, *suite.files)
