@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 from support.console import console_spans
-from support.processes import FERROTEL, PYTHON, clean_env, default_signals, free_port, wait_http
+from support.processes import FERROTEL, PYTHON, clean_env, default_signals, free_port, instrument, wait_http
 
 APP = textwrap.dedent(
     """
@@ -250,14 +250,8 @@ def test_responses_never_closed_are_exported_at_exit(tmp):
     ends its span; the exit flush collects first while any is open, or those spans would be
     lost at finalization."""
     (tmp / "app.py").write_text(UNCLOSED_AT_EXIT)
-    out = subprocess.run(
-        [FERROTEL, "instrument", "--traces_exporter", "console", "--metrics_exporter", "none", PYTHON, "app.py"],
-        cwd=tmp,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    result = instrument("--traces_exporter", "console", "--metrics_exporter", "none", PYTHON, "app.py", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
     paths = sorted(s["attributes"]["url.path"] for s in console_spans(out) if s["kind"] == "SERVER")
     assert paths == ['"/last/1"', '"/last/2"'], out

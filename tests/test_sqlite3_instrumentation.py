@@ -8,7 +8,7 @@ import subprocess
 import textwrap
 
 from support.console import console_spans
-from support.processes import PYTHON, clean_env, instrument
+from support.processes import PYTHON, clean_env, instrument, run
 from support.viewer import UPSTREAM
 
 APP = textwrap.dedent(
@@ -276,14 +276,7 @@ def test_contribs_instrument_connection_leaves_a_traced_connection_alone(contrib
     )
     launcher = contrib_python.parent / "ferrotel"
     command = ["instrument", "--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
-    result = subprocess.run(
-        [str(launcher), *command, str(contrib_python), "app.py"],
-        cwd=tmp,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run(launcher, *command, contrib_python, "app.py", cwd=tmp)
     assert result.returncode == 0, result.stderr
     assert "same: True" in result.stdout and "Connection already instrumented" in result.stderr
     assert "still same: True" in result.stdout
