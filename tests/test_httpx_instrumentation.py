@@ -168,3 +168,28 @@ def test_hooks_client_api_provider_and_suppression(tmp, server):
     assert async_hooks["hook.async_response"] == '"application/json"'
     assert "hook.request" not in async_hooks
     assert by_via["instrument-client"]["attributes"]["hook.client"] == "true"
+
+
+CROSSED = """
+    import asyncio, json, sys
+    import httpx, httpx2
+    from ferrotel.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
+
+    base = sys.argv[1]
+
+    async def main():
+        async with httpx2.AsyncClient() as client2, httpx.AsyncClient() as client:
+            # Each library's client given to the other's instrumentor, as contrib allows.
+            HTTPXClientInstrumentor.instrument_client(client2)
+            HTTPX2ClientInstrumentor().instrument_client(client)
+            return [(await c.get(f"{base}/echo?via={via}")).status_code for c, via in ((client2, 2), (client, 1))]
+
+    print(json.dumps({"codes": asyncio.run(main())}))
+"""
+
+
+def test_instrument_client_tells_an_async_client_of_either_library(tmp, server):
+    answers, spans = run(tmp, CROSSED, server, "--disabled_instrumentations", "httpx,httpx2")
+    assert answers == {"codes": [200, 200]}
+    urls = [s["attributes"]["url.full"].strip('"') for s in spans if s["kind"] == "CLIENT"]
+    assert urls == [f"{server}/echo?via=2", f"{server}/echo?via=1"]

@@ -347,6 +347,23 @@ def test_an_app_that_configures_no_logging_keeps_its_warnings_on_stderr(tmp):
         exported = [line.split("] ", 1)[1] for line in result.stdout.splitlines() if line.startswith("log ")]
         assert exported == expected, (level, result.stdout)
 
+    # The app may set the handler's level itself, lower as well as higher.
+    (tmp / "levels.py").write_text(LEVELS_APP)
+    result = instrument("python", tmp / "levels.py", env={**env, "OTEL_PYTHON_LOG_HANDLER_LEVEL": "warning"})
+    exported = [line.split("] ", 1)[1] for line in result.stdout.splitlines() if line.startswith("log ")]
+    assert result.returncode == 0 and exported == ["after"], (result.stdout, result.stderr)
+
+
+LEVELS_APP = """
+import logging
+from ferrotel import logs
+logging.getLogger().setLevel(logging.INFO)
+(handler,) = [h for h in logging.getLogger().handlers if isinstance(h, logs.LoggingHandler)]
+logging.getLogger("x").info("before")
+handler.setLevel(logging.INFO)
+logging.getLogger("x").info("after")
+"""
+
 
 FLOOD_APP = """
 import logging

@@ -180,6 +180,11 @@ SUITES = [
         spans=(CLIENT,),
         min_passed=1400,
         timeout=600,
+        deselect={
+            f"tests/client/test_proxies.py::{test}": "fetches http://example.com through a proxy: its outcome "
+            "depends on the machine's network, not on the code under test"
+            for test in ("test_async_proxy_close[asyncio]", "test_async_proxy_close[trio]", "test_sync_proxy_close")
+        },
         exact_headers={
             f"tests/test_main.py::{test}": "the CLI's verbose output lists the request's headers line by line"
             for test in ("test_verbose", "test_auth")

@@ -64,8 +64,12 @@ class _RootHandler(LoggingHandler):
 
     def __init__(self, level, logger_provider, log_code_attributes):
         super().__init__(level, logger_provider, log_code_attributes)
+        self.setLevel(self.level)
+
+    def setLevel(self, level):
         # The level decides what is exported only: `Logger.callHandlers` counts a handler
         # whose level turns a record away as one that handled it, last resort withheld.
+        super().setLevel(level)
         self._export_level, self.level = self.level, logging.NOTSET
 
     def handle(self, record):
@@ -83,9 +87,9 @@ class _RootHandler(LoggingHandler):
         if not isinstance(logger, logging.Logger):
             return False
         while logger is not None:
-            handlers = logger.handlers
-            if handlers and (len(handlers) > 1 or handlers[0] is not self):
-                return False
+            for handler in logger.handlers:
+                if handler is not self:
+                    return False
             logger = logger.parent if logger.propagate else None
         return True
 

@@ -174,16 +174,16 @@ class HTTPXClientInstrumentor(Instrumentor):
         httpx.HTTPTransport.handle_request = self._handle_request
         httpx.AsyncHTTPTransport.handle_async_request = self._handle_async_request
 
-    @classmethod
-    def instrument_client(
-        cls, client, tracer_provider=None, meter_provider=None, request_hook=None, response_hook=None
-    ):
+    @staticmethod
+    def instrument_client(client, tracer_provider=None, meter_provider=None, request_hook=None, response_hook=None):
         """Traces every request of `client` (a Client or an AsyncClient), whatever its
         transports, with these hooks; a client instrumented this way gets one span per
         request even when the library is instrumented globally too."""
         if getattr(client, "_is_instrumented_by_opentelemetry", False):
             return
-        is_async = isinstance(client, importlib.import_module(cls._module).AsyncClient)
+        # By the client's own `send`, so an httpx client given to httpx2's instrumentor (or
+        # the other way round) is told right too.
+        is_async = inspect.iscoroutinefunction(type(client).send)
         pick = _coroutine_function_or_none if is_async else _callable_or_none
         tracing = _Tracing(tracer_provider, meter_provider, pick(request_hook), pick(response_hook))
         for transport in _transports(client):
