@@ -87,4 +87,5 @@ def _install_sigterm_flush():
 os._exit = _flushing_exit
 atexit.register(_flush)
 os.register_at_fork(after_in_child=_native._after_fork_in_child)
+os.register_at_fork(after_in_child=_native._bodies_after_fork_in_child)
 _install_sigterm_flush()

@@ -44,7 +44,8 @@ pub(crate) fn open_bodies() -> usize {
 
 /// In a forked child: the bodies it inherited are its parent's, whose requests the parent
 /// ends (a collection here must not export them a second time).
-pub(crate) fn after_fork() {
+#[pyfunction]
+pub(crate) fn _bodies_after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
     OPEN_BODIES.store(0, Ordering::Relaxed);
 }

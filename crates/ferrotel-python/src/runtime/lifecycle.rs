@@ -148,7 +148,6 @@ pub(crate) fn _shutdown_all(py: Python<'_>, timeout_millis: f64) -> bool {
 #[pyfunction]
 pub(crate) fn _after_fork_in_child(py: Python<'_>) {
     ferrotel_sdk::ids::after_fork();
-    crate::instrumentation::body::after_fork();
     let pid = std::process::id();
     for participant in live() {
         participant.after_fork(py, pid);
