@@ -211,7 +211,9 @@ def test_failing_instrumentor_is_reported_once_and_isolated(venv):
 
 
 def test_an_entry_point_whose_module_is_missing_is_skipped_at_debug_level(venv):
-    result = app(venv, "print('ran')", "--log_level", "debug", "--disabled_instrumentations", "boom")
+    # ferrotel's built-ins are off too: they warn that this venv has no opentelemetry-api.
+    disabled = "boom,sqlite3,urllib,exceptions"
+    result = app(venv, "print('ran')", "--log_level", "debug", "--disabled_instrumentations", disabled)
     assert result.stdout.strip() == "ran"
     assert "warning" not in result.stderr, result.stderr
     skipped = "ferrotel: debug: instrumentor 'ghost' (ghost-instrumentation) skipped: No module named 'ghostlib'"
@@ -308,3 +310,24 @@ def test_activation_failing_inside_an_import_chain_is_retried_when_it_completes(
     assert len(retried) == 1 and "partially initialized module 'outerlib'" in retried[0], result.stderr
     assert "ferrotel: debug: instrumentor 'innerlib' (innerlib-instrumentation) loaded" in lines
     assert "failed and was skipped" not in result.stderr
+
+
+def test_without_the_api_ferrotels_instrumentations_are_off_and_the_app_unharmed(venv, tmp_path):
+    # This venv has ferrotel installed with --no-deps: no opentelemetry-api.
+    code = """
+        import sqlite3, urllib.request
+        print(sqlite3.connect(":memory:").execute("select 41 + 1").fetchall())
+        try:
+            urllib.request.urlopen("http://127.0.0.1:9/", timeout=5)
+        except OSError as error:
+            print(type(error).__name__)
+    """
+    result = app(venv, code, "--disabled_instrumentations", "boom")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[(42,)]", "URLError"], result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "opentelemetry-api" in line]
+    assert warnings == [
+        "ferrotel: warning: ferrotel's instrumentation of exceptions, sqlite3, urllib is off: it needs "
+        "opentelemetry-api>=1.26, which is not installed (ferrotel depends on it; was it installed with "
+        "--no-deps?)"
+    ], result.stderr

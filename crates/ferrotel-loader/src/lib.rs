@@ -65,6 +65,10 @@ const BUILTIN_TARGETS: &[(&str, &str)] = &[
     ("urllib3", "urllib3 >= 1.0.0, < 3.0.0"),
 ];
 
+/// Built-ins that work without the opentelemetry-api: the log handler and record factory are
+/// ferrotel's own, and thread propagation waits for the API to be in use.
+const API_FREE_BUILTINS: &[&str] = &["logging", "threading"];
+
 /// The library requirement of ferrotel's built-in instrumentation `name` (its entry-point
 /// name), alternatives separated by ` | `; `None` for those of the standard library. The Python instrumentors report this
 /// as their `instrumentation_dependencies()`, so the two cannot disagree.
@@ -180,6 +184,7 @@ pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Pl
 
     let disabled = &config.disabled_instrumentations;
     let all_disabled = disabled.iter().any(|d| d == "*");
+    let mut unmet_dependency: Option<(SkipReason, Vec<String>)> = None;
     // ferrotel's built-in instrumentations come first, so a contrib package providing the
     // same name is the one skipped, whatever the scan order.
     let mut instrumentors = env.entry_points(INSTRUMENTOR_GROUP);
@@ -200,14 +205,44 @@ pub fn plan(config: &PythonConfig, env: &Environment, markers: &MarkerEnv) -> Pl
             })
         };
         match reason.map_or_else(|| trigger(&ep, env, markers), Err) {
-            Ok(trigger) => plan.instrumentors.push(PlannedInstrumentor {
-                entry_point: ep,
-                trigger,
-            }),
+            Ok(trigger) => match unmet_own_dependency(&ep, env, markers) {
+                None => plan.instrumentors.push(PlannedInstrumentor {
+                    entry_point: ep,
+                    trigger,
+                }),
+                Some(reason) => {
+                    let names = &mut unmet_dependency.get_or_insert_with(|| (reason.clone(), Vec::new())).1;
+                    names.push(ep.name.clone());
+                    plan.skipped.push((ep, reason));
+                }
+            },
             Err(reason) => plan.skipped.push((ep, reason)),
         }
     }
+    // Only an install that skipped ferrotel's dependencies (`--no-deps`) or downgraded them
+    // gets here; the app runs uninstrumented instead of failing inside its own calls.
+    if let Some((reason, mut names)) = unmet_dependency {
+        names.sort();
+        plan.warnings.push(format!(
+            "ferrotel's instrumentation of {} is off: it {reason} (ferrotel depends on it; was it \
+             installed with --no-deps?)",
+            names.join(", ")
+        ));
+    }
     plan
+}
+
+/// For a ferrotel built-in whose library is present: why ferrotel's own dependencies (the
+/// opentelemetry-api its instrumentations call) do not hold, if they do not.
+fn unmet_own_dependency(ep: &EntryPoint, env: &Environment, markers: &MarkerEnv) -> Option<SkipReason> {
+    if !is_ferrotel(ep) || API_FREE_BUILTINS.contains(&ep.name.as_str()) {
+        return None;
+    }
+    let requirements = env.get(&ep.distribution)?.requirements();
+    requirements
+        .iter()
+        .filter(|req| req.applies(markers))
+        .find_map(|req| check(req, env).err())
 }
 
 /// Picks the entry point named by `wanted`, else ferrotel's own, else the first installed.

@@ -369,3 +369,68 @@ fn a_builtin_with_alternative_distributions_activates_on_either() {
     let (_, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == "psycopg2").unwrap();
     assert_eq!(reason.to_string(), "needs psycopg2 >= 2.7.3.1, which is not installed");
 }
+
+#[test]
+fn built_ins_are_off_with_a_warning_without_ferrotels_own_dependency() {
+    let eps = [
+        (
+            INSTRUMENTOR_GROUP,
+            "flask",
+            "ferrotel.instrumentation.flask:FlaskInstrumentor",
+        ),
+        (
+            INSTRUMENTOR_GROUP,
+            "sqlite3",
+            "ferrotel.instrumentation.sqlite3:SQLite3Instrumentor",
+        ),
+        (
+            INSTRUMENTOR_GROUP,
+            "logging",
+            "ferrotel.instrumentation.log_correlation:LoggingInstrumentor",
+        ),
+        (
+            INSTRUMENTOR_GROUP,
+            "django",
+            "ferrotel.instrumentation.django:DjangoInstrumentor",
+        ),
+    ];
+    let requires = ["opentelemetry-api>=1.26", "pytest; extra == \"test\""];
+    // Installed with --no-deps: no opentelemetry-api.
+    let site = Site::new();
+    site.dist("flask", "3.1.2", &[], &[], &["flask"])
+        .dist("ferrotel", "0.1.0", &eps, &requires, &["ferrotel"]);
+    let plan = plan_with(&site, &[]);
+    assert_eq!(names(&plan), ["logging"]);
+    let reason = |plan: &Plan, name: &str| {
+        let (_, reason) = plan.skipped.iter().find(|(ep, _)| ep.name == name).unwrap();
+        reason.to_string()
+    };
+    assert_eq!(
+        reason(&plan, "flask"),
+        "needs opentelemetry-api>=1.26, which is not installed"
+    );
+    assert_eq!(reason(&plan, "django"), "needs django >= 2.0, which is not installed");
+    assert_eq!(
+        plan.warnings,
+        [
+            "ferrotel's instrumentation of flask, sqlite3 is off: it needs opentelemetry-api>=1.26, which is \
+          not installed (ferrotel depends on it; was it installed with --no-deps?)"
+        ]
+    );
+
+    site.dist("opentelemetry-api", "1.20.0", &[], &[], &["opentelemetry"]);
+    let plan = plan_with(&site, &[]);
+    assert_eq!(
+        reason(&plan, "sqlite3"),
+        "needs opentelemetry-api>=1.26, found opentelemetry_api 1.20.0"
+    );
+
+    let fixed = Site::new();
+    fixed
+        .dist("flask", "3.1.2", &[], &[], &["flask"])
+        .dist("opentelemetry-api", "1.45.1", &[], &[], &["opentelemetry"])
+        .dist("ferrotel", "0.1.0", &eps, &requires, &["ferrotel"]);
+    let plan = plan_with(&fixed, &[]);
+    assert_eq!(names(&plan), ["flask", "sqlite3", "logging"]);
+    assert!(plan.warnings.is_empty());
+}
