@@ -353,8 +353,10 @@ def test_sqlcommenter_comment_reaches_the_server(tmp, postgres, sqlalchemy_pytho
     out = run_ferrotel(python, tmp, COMMENTER, *arguments, flags=flags)
     (sqlite_sent,) = json.loads(re.search(r"^sqlite received (.*)$", out, re.M).group(1))
     postgres_sent = json.loads(re.search(r"^postgres received (.*)$", out, re.M).group(1))
-    spans = {s["name"]: s for s in console_spans(out) if s["scope"] == SCOPE and s["name"] != "connect"}
-    lite, pg = spans["SELECT"], spans["SELECT pg_database"]
+    # The engines' own set-up queries on first connect are statements of theirs too.
+    spans = [s for s in console_spans(out) if s["scope"] == SCOPE and s["name"] != "connect"]
+    (lite,) = [s for s in spans if "answer" in s["attributes"]["db.query.text"]]
+    (pg,) = [s for s in spans if s["name"] == "SELECT pg_database"]
 
     def expected(span, driver):
         driver_part = "" if in_attribute == "1" else f"db_driver='{driver}',"
@@ -553,17 +555,55 @@ GUARDED = """
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_listener_refusing_a_statement_leaves_later_ones_traced(tmp, sqlalchemy_python, version):
-    # The app's listener runs after ferrotel's and raises. SQLAlchemy before 2.1 reports no
-    # error event for a statement that never reached the driver, so it has no span there;
-    # 2.1 reports it (handle_error) and it ends with the error. Either way the engine's next
-    # statement and the driver's own calls afterwards are traced as usual.
+    # The app's listener raises before the statement reaches the driver: nothing was sent, so
+    # there is no statement span, and the engine's next statement and the driver's own calls
+    # afterwards are traced as usual (nothing is left suppressed).
     flags = ["--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
     out = run_ferrotel(sqlalchemy_python(version), tmp, GUARDED, flags=flags)
     spans = [(s["scope"].rsplit(".", 1)[1], s["name"], s["status"]) for s in console_spans(out)]
-    refused = (
-        [("sqlalchemy", "DELETE sqlite_master", "ERROR: PermissionError: read-only")]
-        if version.startswith("2.1")
-        else []
-    )
-    expected = [("sqlalchemy", "connect", "UNSET"), *refused, ("sqlalchemy", "SELECT", "UNSET")]
-    assert [s for s in spans if s[1] != "PRAGMA"] == [*expected, ("dbapi", "SELECT", "UNSET")]
+    expected = [("sqlalchemy", "connect", "UNSET"), ("sqlalchemy", "SELECT", "UNSET"), ("dbapi", "SELECT", "UNSET")]
+    assert [s for s in spans if s[1] != "PRAGMA"] == expected
+
+
+UNCHANGED = """
+    import sys
+    from unittest import mock
+
+    import sqlalchemy
+    from sqlalchemy import create_engine, create_mock_engine, text
+
+    # Importing sqlalchemy pulls in neither its asyncio extension nor greenlet.
+    print("asyncio imported:", "sqlalchemy.ext.asyncio" in sys.modules, "greenlet" in sys.modules)
+    engine = create_engine("sqlite://")
+    # No event listener on the engine or its dialect: executions take the no-events path.
+    print("events:", engine._has_events, engine.dialect._has_events)
+    with engine.connect() as connection:
+        print("value:", connection.execute(text("SELECT 41 + 1")).scalar())
+        # A method the app patches on the dialect's class still runs (looked up per call).
+        with mock.patch.object(type(engine.dialect), "do_execute", side_effect=RuntimeError("patched")):
+            try:
+                connection.execute(text("SELECT 2"))
+            except RuntimeError as error:
+                print("class patch:", error)
+    # A mock engine (no URL of its own) and an engine whose dialect is a Mock.
+    sent = []
+    create_mock_engine("sqlite://", lambda sql, *a, **k: sent.append(str(sql)))
+    print("mock engine:", type(create_engine("sqlite://", strategy="mock", executor=print)).__name__)
+    odd = create_engine("sqlite://")
+    odd.dialect = mock.Mock()
+    print("mock dialect:", type(odd.connect()).__name__)
+"""
+
+
+def test_the_app_sees_its_engines_as_bare(tmp, sqlalchemy_python):
+    python = sqlalchemy_python("2.1.9")
+    (tmp / "app.py").write_text(textwrap.dedent(UNCHANGED))
+    bare = run(python, "app.py", cwd=tmp, env=clean_env())
+    assert bare.returncode == 0, bare.stderr
+    flags = ["--traces_exporter", "console", "--metrics_exporter", "none", "--logs_exporter", "none"]
+    out = run_ferrotel(python, tmp, UNCHANGED, flags=flags)
+    lines = [line for line in out.splitlines() if ":" in line and not line.startswith(" ")]
+    assert [line for line in lines if not line.startswith("span")] == bare.stdout.splitlines()
+    assert bare.stdout.splitlines()[:3] == ["asyncio imported: False False", "events: False False", "value: 42"]
+    statements = [s["name"] for s in console_spans(out) if s["scope"] == SCOPE]
+    assert statements == ["connect", "SELECT", "SELECT", "connect"], statements

@@ -1,10 +1,12 @@
-"""SQLAlchemy (1.4 to 2.1) spans and connection-pool metrics, from each engine's events; an
-`AsyncEngine` is traced through its sync engine, whose events it fires.
+"""SQLAlchemy (1.4 to 2.1) spans and connection-pool metrics per engine; an `AsyncEngine` is
+traced through its sync engine.
 
-- Every statement an engine sends is one CLIENT span, from `before_cursor_execute` to
-  `after_cursor_execute` or `handle_error`, started natively (`DbStatements.start_statement`:
-  name, stable attributes, query text without literals, `db.client.operation.duration`)
-  under the caller's current span.
+- Every statement an engine sends is one CLIENT span around the dialect's call into the
+  driver (`do_execute`, `do_executemany`, `do_execute_no_params`, wrapped on the engine's
+  dialect object), started natively (`DbStatements.start_statement`: name, stable
+  attributes, query text without literals, `db.client.operation.duration`) under the
+  caller's current span. No engine event listener is added: one would turn on the engine's
+  event dispatch (`_has_events`) for every execution, which the app can observe.
 - The driver's own instrumentation (ferrotel's sqlite3, psycopg, psycopg2, asyncpg) would
   record the same statement a second time: while the engine's statement runs, instrumentation
   is suppressed, so a statement is one span — the engine's, which carries what the driver's
@@ -18,6 +20,8 @@
 - `enable_commenter` appends the sqlcommenter comment (driver, framework, the statement
   span's traceparent) to the SQL sent; `db.query.text` shows it only with
   `enable_attribute_commenter`.
+- `create_async_engine` is patched when the app imports `sqlalchemy.ext.asyncio`, not
+  before: importing it pulls in greenlet, which plain `import sqlalchemy` does not.
 """
 
 import os
@@ -26,7 +30,7 @@ import weakref
 from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
-from ferrotel import __version__
+from ferrotel import __version__, _loader
 from ferrotel.instrumentation import Instrumentor, sqlcommenter
 from ferrotel.instrumentation._generic import suppressed
 from ferrotel.instrumentation.dbapi import statements
@@ -34,13 +38,21 @@ from ferrotel.instrumentation.dbapi import statements
 SCOPE = "ferrotel.instrumentation.sqlalchemy"
 
 
+def _text(value):
+    """`value` if it is a string: an engine's URL parts (a test's mock engine has others)."""
+    return value if isinstance(value, str) else None
+
+
 def _system(dialect_name):
     """The `db.system.name` of a dialect, as upstream normalises it."""
+    dialect_name = _text(dialect_name)
+    if not dialect_name:
+        return "other_sql"
     if "sqlite" in dialect_name:
         return "sqlite"
     if "postgres" in dialect_name:
         return "postgresql"
-    return dialect_name or "other_sql"
+    return dialect_name
 
 
 _COUNT_DESCRIPTION = "The number of connections that are currently in state described by the state attribute."
@@ -120,8 +132,10 @@ class _Telemetry:
 
 def _pool_name(engine):
     url = engine.url
-    logging_name = getattr(getattr(engine, "pool", None), "logging_name", None)
-    return logging_name or f"{url.drivername or ''}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
+    logging_name = _text(getattr(getattr(engine, "pool", None), "logging_name", None))
+    port = url.port if isinstance(url.port, int) else ""
+    parts = (_text(url.drivername) or "", _text(url.host) or "", port, _text(url.database) or "")
+    return logging_name or "{}://{}:{}/{}".format(*parts)
 
 
 def _pool_capacity(pool):
@@ -132,8 +146,26 @@ def _pool_capacity(pool):
     return size() + overflow
 
 
+def _bound(instance, name):
+    """`instance.name` as it reads without an attribute of the instance's own: the class's,
+    bound as Python binds it (a mock patched onto the class is no descriptor)."""
+    found = getattr(type(instance), name)
+    get = getattr(type(found), "__get__", None)
+    return found if get is None else get(found, instance, type(instance))
+
+
+# The dialect methods that hand a statement to the driver, and where each takes `context`
+# among the arguments after (cursor, statement).
+_DRIVER_CALLS = (("do_execute", 1), ("do_executemany", 1), ("do_execute_no_params", 0))
+
+
 class EngineTracer:
-    """The listeners of one engine; `instrument(engine=...)` returns it, as upstream's does."""
+    """The tracing of one engine; `instrument(engine=...)` returns it, as upstream's does.
+
+    Statements are traced where the dialect hands them to the driver: its `do_execute`
+    family, wrapped on this engine's dialect object. Engine events would do it too, but a
+    listener turns on the engine's event dispatch for every execution (`_has_events`),
+    which the app can see and pays for; pool listeners (the metrics) do not."""
 
     def __init__(self, engine, telemetry):
         from sqlalchemy import event
@@ -143,29 +175,27 @@ class EngineTracer:
         self.telemetry = telemetry
         self.system = _system(engine.name)
         self.runner = telemetry.runner(self.system)
-        self.namespace = url.database or ""
-        self.address = url.host or None
-        self.port = url.port
+        self.namespace = _text(url.database) or ""
+        self.address = _text(url.host)
+        self.port = url.port if isinstance(url.port, int) else None
         self.driver = engine.driver
         self.pool_name = _pool_name(engine)
+        self.dialect = engine.dialect
+        # name -> (our wrapper, the instance attribute it shadows or None)
+        self.wrapped = {}
+        for name, context_index in _DRIVER_CALLS:
+            own = vars(self.dialect).get(name)
+            wrapper = self._traced(name, context_index, own)
+            setattr(self.dialect, name, wrapper)
+            self.wrapped[name] = (wrapper, own)
         self.listeners = [
-            ("before_cursor_execute", self.before_cursor_execute, {"retval": True}),
-            # The driver's own instrumentation is suppressed from the driver call on, where
-            # the engine reports a failure (handle_error). Before it, a listener raising in
-            # before_cursor_execute after ours ends the statement with no later event (1.4,
-            # 2.0), which would leave the suppression attached to the caller.
-            ("do_execute", self.suppress_driver, {}),
-            ("do_executemany", self.suppress_driver, {}),
-            ("do_execute_no_params", self.suppress_driver_no_params, {}),
-            ("after_cursor_execute", self.after_cursor_execute, {}),
-            ("handle_error", self.handle_error, {}),
-            ("connect", self.pool_connect, {}),
-            ("close", self.pool_close, {}),
-            ("checkout", self.pool_checkout, {}),
-            ("checkin", self.pool_checkin, {}),
+            ("connect", self.pool_connect),
+            ("close", self.pool_close),
+            ("checkout", self.pool_checkout),
+            ("checkin", self.pool_checkin),
         ]
-        for name, listener, options in self.listeners:
-            event.listen(engine, name, listener, **options)
+        for name, listener in self.listeners:
+            event.listen(engine, name, listener)
         capacity = _pool_capacity(getattr(engine, "pool", None))
         if capacity is not None:
             for _, maximum, pool_key, _ in telemetry.pool_instruments():
@@ -174,42 +204,58 @@ class EngineTracer:
     def remove(self):
         from sqlalchemy import event
 
+        for name, (wrapper, own) in self.wrapped.items():
+            # Left alone if the app has put a method of its own there since.
+            if vars(self.dialect).get(name) is wrapper:
+                if own is None:
+                    delattr(self.dialect, name)
+                else:
+                    setattr(self.dialect, name, own)
+        self.wrapped = {}
         engine = self.engine()
         if engine is not None:
-            for name, listener, _ in self.listeners:
+            for name, listener in self.listeners:
                 if event.contains(engine, name, listener):
                     event.remove(engine, name, listener)
             engine._ferrotel_tracer = None
 
-    def before_cursor_execute(self, conn, cursor, statement, parameters, context, executemany):
-        # A statement outside an execution context (1.4's pre-executed defaults) has nowhere
-        # to keep its span until it ends: left to the driver's instrumentation.
-        if context is None or not isinstance(statement, str):
-            return statement, parameters
-        # insertmanyvalues runs its batches in one context, with no handle_error for a listener
-        # raising in after_cursor_execute before ours: the previous batch ends here then.
-        self._finish(context)
-        operation = self.runner.start_statement(statement, self.namespace, self.address, self.port)
-        if operation is None:
-            return statement, parameters
+    def _traced(self, name, context_index, own):
+        """The dialect's `name`, tracing each statement that has an execution context (one
+        without, as 1.4's pre-executed defaults, is left to the driver's instrumentation).
+        The class's method is looked up per call, so a later patch of it still applies."""
+        dialect = self.dialect
         telemetry = self.telemetry
-        if telemetry.commenter and operation.span.is_recording():
-            try:
-                statement = self._commented(statement, operation)
-            except Exception:  # noqa: BLE001 - the statement goes out uncommented, never fails
-                pass
-        context._ferrotel_statement = (operation, None)
-        return statement, parameters
 
-    @staticmethod
-    def suppress_driver(cursor, statement, parameters, context):
-        started = getattr(context, "_ferrotel_statement", None)
-        if started is not None and started[1] is None:
+        def driver_call(cursor, statement, *args, **kwargs):
+            call = own if own is not None else _bound(dialect, name)
+            context = (
+                kwargs["context"] if "context" in kwargs else args[context_index] if len(args) > context_index else None
+            )
+            if context is None or not isinstance(statement, str):
+                return call(cursor, statement, *args, **kwargs)
+            operation = self.runner.start_statement(statement, self.namespace, self.address, self.port)
+            if operation is None:
+                return call(cursor, statement, *args, **kwargs)
+            if telemetry.commenter and operation.span.is_recording():
+                try:
+                    statement = self._commented(statement, operation)
+                except Exception:  # noqa: BLE001 - the statement goes out uncommented, never fails
+                    pass
+            # The driver's own instrumentation would record this statement a second time.
             token = context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-            context._ferrotel_statement = (started[0], token)
+            try:
+                result = call(cursor, statement, *args, **kwargs)
+            except BaseException as exception:
+                context_api.detach(token)
+                operation.end(exception)
+                raise
+            context_api.detach(token)
+            operation.end(None)
+            return result
 
-    def suppress_driver_no_params(self, cursor, statement, context):
-        self.suppress_driver(cursor, statement, None, context)
+        driver_call.__name__ = driver_call.__qualname__ = name
+        driver_call.__wrapped__ = own if own is not None else getattr(type(dialect), name)
+        return driver_call
 
     def _commented(self, statement, operation):
         import sqlalchemy
@@ -226,23 +272,6 @@ class EngineTracer:
             operation.span.set_attribute("db.query.text", sqlcommenter.commented(attributes["db.query.text"], comment))
         commented = sqlcommenter.commented(statement, comment)
         return commented
-
-    @staticmethod
-    def _finish(context, exception=None):
-        started = getattr(context, "_ferrotel_statement", None)
-        if started is None:
-            return
-        context._ferrotel_statement = None
-        operation, token = started
-        if token is not None:
-            context_api.detach(token)
-        operation.end(exception)
-
-    def after_cursor_execute(self, conn, cursor, statement, parameters, context, executemany):
-        self._finish(context)
-
-    def handle_error(self, exception_context):
-        self._finish(exception_context.execution_context, exception_context.original_exception)
 
     def _count(self, state, change):
         if suppressed():
@@ -276,23 +305,41 @@ def _trace_engine(engine, telemetry, tracers):
     return tracer
 
 
+def _trace_created(engine, telemetry, tracers):
+    """Traces what `create_engine` returned, if it is an engine: the deprecated mock
+    strategy returns a `MockConnection`. A failure costs the engine its spans, never the
+    app its engine."""
+    from sqlalchemy.engine.base import Engine
+
+    if suppressed() or not isinstance(getattr(engine, "sync_engine", engine), Engine):
+        return
+    try:
+        _trace_engine(engine, telemetry, tracers)
+    except Exception as exc:  # noqa: BLE001 - instrumentation never breaks create_engine
+        from ferrotel import _native
+
+        _native.log("warning", f"an engine from create_engine was left untraced: {type(exc).__name__}: {exc}")
+
+
 def _connect_attributes(engine):
     url = engine.url
+    host, database = _text(url.host), _text(url.database)
+    port = url.port if isinstance(url.port, int) else None
     attributes = {"db.system.name": _system(engine.name)}
-    if url.host:
-        attributes["server.address"] = url.host
-    if url.port:
-        attributes["server.port"] = url.port
-    if url.database:
-        attributes["db.namespace"] = url.database
+    if host:
+        attributes["server.address"] = host
+    if port:
+        attributes["server.port"] = port
+    if database:
+        attributes["db.namespace"] = database
     # Upstream's old names beside them, each by its own opt-in (the peer's are HTTP's).
     if _old_names_too():
         attributes["db.system"] = attributes["db.system.name"]
-        for old, value in (("db.name", url.database), ("db.user", url.username)):
+        for old, value in (("db.name", database), ("db.user", _text(url.username))):
             if value:
                 attributes[old] = value
     if _old_names_too("http"):
-        for old, value in (("net.peer.name", url.host), ("net.peer.port", url.port)):
+        for old, value in (("net.peer.name", host), ("net.peer.port", port)):
             if value:
                 attributes[old] = value
     return attributes
@@ -314,8 +361,7 @@ class SQLAlchemyInstrumentor(Instrumentor):
         def traced_create(create):
             def create_engine(*args, **kwargs):
                 engine = create(*args, **kwargs)
-                if not suppressed():
-                    _trace_engine(engine, telemetry, tracers)
+                _trace_created(engine, telemetry, tracers)
                 return engine
 
             create_engine.__wrapped__ = create
@@ -330,15 +376,19 @@ class SQLAlchemyInstrumentor(Instrumentor):
         create = sqlalchemy.engine.create.create_engine
         for module in (sqlalchemy, sqlalchemy.engine, sqlalchemy.engine.create):
             patch(module, "create_engine", lambda _: traced_create(create))
-        try:
+        self._telemetry = telemetry
+
+        def patch_asyncio():
             import sqlalchemy.ext.asyncio
-            import sqlalchemy.ext.asyncio.engine
-        except ImportError:  # asyncio support needs greenlet
-            pass
-        else:
+
+            # Registered per instrument(): only the current one's may patch.
+            if self._telemetry is not telemetry:
+                return
             create_async = sqlalchemy.ext.asyncio.engine.create_async_engine
             for module in (sqlalchemy.ext.asyncio, sqlalchemy.ext.asyncio.engine):
                 patch(module, "create_async_engine", lambda _: traced_create(create_async))
+
+        _loader.when_imported("sqlalchemy.ext.asyncio", patch_asyncio)
 
         def traced_connect(connect):
             def connect_traced(engine, *args, **kwargs):
@@ -346,9 +396,11 @@ class SQLAlchemyInstrumentor(Instrumentor):
                     return connect(engine, *args, **kwargs)
                 from opentelemetry.trace import SpanKind
 
-                with telemetry.tracer().start_as_current_span(
-                    "connect", kind=SpanKind.CLIENT, attributes=_connect_attributes(engine)
-                ):
+                try:
+                    attributes = _connect_attributes(engine)
+                except Exception:  # noqa: BLE001 - an engine whose URL reads oddly still connects
+                    attributes = {"db.system.name": "other_sql"}
+                with telemetry.tracer().start_as_current_span("connect", kind=SpanKind.CLIENT, attributes=attributes):
                     return connect(engine, *args, **kwargs)
 
             return connect_traced
@@ -370,6 +422,7 @@ class SQLAlchemyInstrumentor(Instrumentor):
         return self.instrumented
 
     def _uninstrument(self, **kwargs):
+        self._telemetry = None
         for owner, name, original in reversed(self._patched):
             setattr(owner, name, original)
         for tracer in self._tracers:
