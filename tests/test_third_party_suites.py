@@ -1,9 +1,9 @@
 """Real projects' own test suites pass exactly as well under `ferrotel instrument` as bare:
 Flask's, requests', urllib3's with_dummyserver tests, httpx's, redis-py's (against a real
-redis-server), Starlette's, FastAPI's and a selection of Django's runtests.py, each from its
-sdist at the version this repository pins, in a venv of its own with ferrotel installed from
-dist/. Every suite runs twice, bare and instrumented
-(exporting to a real `ferrotel view`), and every test must have the same outcome both times.
+redis-server), SQLAlchemy's (sqlite, sync and asyncio), Starlette's, FastAPI's and a
+selection of Django's runtests.py, each from its sdist at the version this repository pins,
+in a venv of its own with ferrotel installed from dist/. Every suite runs twice, bare and
+instrumented (exporting to a real `ferrotel view`), and every test must have the same outcome both times.
 
 Where a test asserts the exact bytes of a request's headers or of a body that echoes them,
 it runs in a separate instrumented pass with OTEL_PROPAGATORS=none: propagation adds a
@@ -214,6 +214,32 @@ SUITES = [
         needs_redis=True,
         spans=(({"db.system.name": "redis"}, "client"),),
         min_passed=1650,
+        timeout=900,
+    ),
+    Suite(
+        name="sqlalchemy",
+        requirement="sqlalchemy==2.1.9",
+        # The engine, pool, events, asyncio and sqlite dialect tests, and the Core and ORM
+        # tests that execute most (defaults, RETURNING, insertmanyvalues, results, sessions,
+        # transactions, the unit of work), each against pysqlite and aiosqlite.
+        select=(
+            "test/engine",
+            "test/base",
+            "test/dialect/sqlite",
+            "test/ext/asyncio",
+            *(
+                f"test/sql/{name}.py"
+                for name in ("test_defaults", "test_insert_exec", "test_resultset", "test_returning", "test_sequences")
+            ),
+            "test/sql/test_types.py",
+            *(
+                f"test/orm/{name}.py"
+                for name in ("test_session", "test_transaction", "test_unitofworkv2", "test_events", "test_query")
+            ),
+        ),
+        options=("--db", "sqlite", "--db", "aiosqlite"),
+        spans=(SQLITE,),
+        min_passed=8200,
         timeout=900,
     ),
     Suite(
