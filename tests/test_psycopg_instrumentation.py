@@ -148,6 +148,45 @@ def test_psycopg2_statements_become_spans(tmp, postgres):  # noqa: F811
     assert clients[2]["attributes"]["error.type"] == '"psycopg2.errors.SyntaxError"'
 
 
+PSYCOPG2_CONNECTION_CLASSES = """
+    import sys
+    import psycopg2, psycopg2.extras
+    from ferrotel.instrumentation.psycopg2 import Psycopg2Instrumentor
+
+    dsn = sys.argv[1]
+    for connection_class in (psycopg2.extras.DictConnection, psycopg2.extras.NamedTupleConnection):
+        connection = psycopg2.connect(dsn, connection_factory=connection_class)
+        cursor = connection.cursor()
+        cursor.execute("SELECT 42 AS answer")
+        print(connection_class.__name__, type(cursor).__name__, cursor.fetchone().answer
+              if connection_class is psycopg2.extras.NamedTupleConnection else cursor.fetchone()["answer"])
+        Psycopg2Instrumentor.uninstrument_connection(connection)
+        print("restored", connection.cursor_factory)
+        connection.close()
+    # A connection class that needs set-up before its first cursor stays as it is, untraced.
+    logging_connection = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LoggingConnection)
+    logging_connection.initialize(sys.stderr)
+    logging_connection.cursor().execute("SELECT 'logged'")
+    logging_connection.close()
+    # psycopg2's own low-level connect replaced by a stand-in, as psycopg2's tests do.
+    real, psycopg2._connect = psycopg2._connect, lambda dsn, **kwargs: ("stand-in", dsn)
+    print("stand-in", psycopg2.connect("dbname=x"))
+    psycopg2._connect = real
+"""
+
+
+def test_psycopg2_connection_classes_keep_their_cursors(tmp, postgres):  # noqa: F811
+    out, spans = run(tmp, PSYCOPG2_CONNECTION_CLASSES, postgres)
+    assert out.splitlines()[:5] == [
+        "DictConnection DictCursor 42",
+        "restored None",
+        "NamedTupleConnection NamedTupleCursor 42",
+        "restored None",
+        "stand-in ('stand-in', 'dbname=x')",
+    ], out
+    assert [s["name"] for s in spans if s["kind"] == "CLIENT"] == ["SELECT", "SELECT"]
+
+
 ASYNCPG = """
     import asyncio, sys
     import asyncpg

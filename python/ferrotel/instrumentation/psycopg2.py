@@ -1,9 +1,12 @@
 """psycopg2 spans: every statement executed by a cursor of a connection made by
-`psycopg2.connect`, or handed to `Psycopg2Instrumentor.instrument_connection`, whatever its
-cursor factory (`DictCursor`, `RealDictCursor`...). The connection's `cursor_factory`
-becomes a subclass of the one it had, made for that connection (psycopg2's connections hold
-no attributes of their own: the subclass carries the connection's database and server); the
-span, its attributes and `db.client.operation.duration` are one native call per statement."""
+`psycopg2.connect`, or handed to `Psycopg2Instrumentor.instrument_connection`, that the
+connection makes with its default factory (`DictCursor`, `RealDictCursor`... when set on the
+connection or chosen by its class, as `DictConnection` does). The connection's
+`cursor_factory` becomes a subclass of that factory, made for that connection (psycopg2's
+connections hold no attributes of their own: the subclass carries the connection's database
+and server); the span, its attributes and `db.client.operation.duration` are one native call
+per statement. The attribute reads as that subclass, not None: the one thing the app can
+see."""
 
 import functools
 
@@ -44,12 +47,40 @@ def _traced_cursor(cursor_class, runner, target):
     return TracedCursor
 
 
+def _default_factory(connection):
+    """The cursor class `connection.cursor()` makes when not given one, or None if that
+    cannot be told: the connection's `cursor_factory`, else the default of a connection
+    class with a `cursor()` of its own (psycopg2.extras' `DictConnection` and the like
+    choose theirs there), else psycopg2's cursor."""
+    import psycopg2.extensions
+
+    base = psycopg2.extensions.connection
+    factory = connection.cursor_factory
+    if factory is not None or type(connection).cursor is base.cursor:
+        return factory or psycopg2.extensions.cursor
+    # Asked of the class itself: a client-side cursor is made and closed without a round
+    # trip. One that needs set-up first (LoggingConnection's initialize) is left untraced.
+    try:
+        probe = connection.cursor()
+        probe.close()
+    except Exception:  # noqa: BLE001 - the connection stays as it is
+        return None
+    return type(probe)
+
+
 def _trace_connection(connection, runner):
     import psycopg2.extensions
 
-    factory = connection.cursor_factory or psycopg2.extensions.cursor
-    if getattr(factory, "_ferrotel_original", None) is None:
-        connection.cursor_factory = _traced_cursor(factory, runner, _target(connection))
+    # Anything else (a test's stand-in for psycopg2's connect) goes back as it came.
+    if not isinstance(connection, psycopg2.extensions.connection):
+        return connection
+    if getattr(connection.cursor_factory, "_ferrotel_original", None) is not None:
+        return connection
+    factory = _default_factory(connection)
+    if factory is not None:
+        traced = _traced_cursor(factory, runner, _target(connection))
+        traced._ferrotel_restore = connection.cursor_factory
+        connection.cursor_factory = traced
     return connection
 
 
@@ -82,9 +113,7 @@ class Psycopg2Instrumentor(Instrumentor):
     @staticmethod
     def uninstrument_connection(connection):
         """Undoes `instrument_connection`: new cursors are the connection's own again."""
-        original = getattr(connection.cursor_factory, "_ferrotel_original", None)
-        if original is not None:
-            import psycopg2.extensions
-
-            connection.cursor_factory = None if original is psycopg2.extensions.cursor else original
+        factory = connection.cursor_factory
+        if getattr(factory, "_ferrotel_original", None) is not None:
+            connection.cursor_factory = factory._ferrotel_restore
         return connection
