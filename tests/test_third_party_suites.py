@@ -1,9 +1,10 @@
 """Real projects' own test suites pass exactly as well under `ferrotel instrument` as bare:
 Flask's, requests', urllib3's with_dummyserver tests, httpx's, redis-py's (against a real
-redis-server), SQLAlchemy's (sqlite, sync and asyncio), Starlette's, FastAPI's and a
-selection of Django's runtests.py, each from its sdist at the version this repository pins,
-in a venv of its own with ferrotel installed from dist/. Every suite runs twice, bare and
-instrumented (exporting to a real `ferrotel view`), and every test must have the same outcome both times.
+redis-server), SQLAlchemy's (sqlite, sync and asyncio), psycopg2's (against a real
+PostgreSQL), Starlette's, FastAPI's and a selection of Django's runtests.py, each from its
+sdist at the version this repository pins, in a venv of its own with ferrotel installed from
+dist/. Every suite runs twice, bare and instrumented (exporting to a real `ferrotel view`),
+and every test must have the same outcome both times.
 
 Where a test asserts the exact bytes of a request's headers or of a body that echoes them,
 it runs in a separate instrumented pass with OTEL_PROPAGATORS=none: propagation adds a
@@ -14,7 +15,7 @@ import dataclasses
 import time
 
 import pytest
-from support.databases import redis  # noqa: F401 (fixture, for the suites that need a server)
+from support.databases import fresh_database, postgres, redis  # noqa: F401 (fixtures, for the suites that need a server)
 from support.suites import (
     LOGS,
     copy_into,
@@ -47,6 +48,9 @@ class Suite:
     exact_headers: dict = dataclasses.field(default_factory=dict)  # node id -> what it counts
     options: tuple = ()  # the project's own pytest options for the run
     needs_redis: bool = False  # a redis-server of the run's own, given as --redis-url
+    # Variables naming a PostgreSQL database (name, host, port, user) for the suite: each run
+    # gets an empty database of its own on the session's server.
+    postgres_env: tuple = ()
     directory = "."  # where it runs, in the unpacked sdist
     files = ("ferrotel_outcomes.py",)  # copied there from tests/suites/
 
@@ -243,6 +247,22 @@ SUITES = [
         timeout=900,
     ),
     Suite(
+        name="psycopg2",
+        requirement="psycopg2==2.9.11",
+        select=("tests",),
+        postgres_env=("PSYCOPG2_TESTDB", "PSYCOPG2_TESTDB_HOST", "PSYCOPG2_TESTDB_PORT", "PSYCOPG2_TESTDB_USER"),
+        spans=(({"db.system.name": "postgresql"}, "client"),),
+        min_passed=700,
+        timeout=600,
+        deselect={
+            f"tests/test_connection.py::ConnectionTests::{test}": "checks that a new connection's `cursor_factory` "
+            "is None and its cursors' type is exactly psycopg2's cursor: ferrotel traces a connection through a "
+            "subclass of its cursor factory set there (a documented difference; psycopg2's connections take no "
+            "other hook)"
+            for test in ("test_cursor_factory", "test_cursor_factory_none")
+        },
+    ),
+    Suite(
         name="starlette",
         requirement="starlette==1.10.0",
         select=("tests",),
@@ -356,12 +376,17 @@ SUITES = [
 ]
 
 
-def run(suite, tree, launcher, env, label, tests=(), deselect=()):
+def run(suite, tree, launcher, env, label, tests=(), deselect=(), server_dsn=None):
     """One run of `suite` in `tree`, its interpreter started through `launcher` (the venv's
     python, or ferrotel instrument ... python); returns its per-test outcomes."""
     # Both runners' recorders (tests/suites/ferrotel_*outcomes.py) append to this file.
     outcomes_file = tree / f"outcomes-{label}.jsonl"
     env = {**env, "FERROTEL_SUITE_OUTCOMES": str(outcomes_file)}
+    if suite.postgres_env:
+        database = f"suite_{suite.name}_{label}".replace("-", "_")
+        parts = dict(part.split("=", 1) for part in fresh_database(server_dsn, database).split())
+        values = (parts["dbname"], parts["host"], parts["port"], parts["user"])
+        env.update(zip(suite.postgres_env, values, strict=True))
     log = LOGS / f"{suite.name}-{label}.log"
     started = time.monotonic()
     command = [*launcher, *suite.arguments(tests, deselect)]
@@ -377,23 +402,26 @@ def test_suite_passes_the_same_under_ferrotel(suite, tmp, viewer, request):
     if suite.needs_redis:
         host, port = request.getfixturevalue("redis")
         suite = dataclasses.replace(suite, options=(*suite.options, f"--redis-url=redis://{host}:{port}/0"))
+    server_dsn = request.getfixturevalue("postgres") if suite.postgres_env else None
     path = venv(suite.name)
     tree = extract(sdist(suite.requirement), tmp) / suite.directory
     copy_into(tree, *suite.files)
     python = str(path / "bin" / "python")
     env = env_for(path)
 
-    bare = run(suite, tree, [python], env, "bare", deselect=suite.deselect)
+    bare = run(suite, tree, [python], env, "bare", deselect=suite.deselect, server_dsn=server_dsn)
     passed = sum(outcome == "passed" for outcome, _ in bare.values())
     assert passed >= suite.min_passed, f"only {passed} of {len(bare)} tests passed bare; see {LOGS}"
 
     ferrotel = [str(path / "bin" / "ferrotel"), "instrument", "--service_name", f"suite-{suite.name}"]
     ferrotel += ["--traces_exporter", "otlp", "--exporter_otlp_endpoint", f"http://127.0.0.1:{viewer.grpc}"]
     ferrotel += ["--", python]
-    instrumented = run(suite, tree, ferrotel, env, "ferrotel", deselect={**suite.deselect, **suite.exact_headers})
+    deselect = {**suite.deselect, **suite.exact_headers}
+    instrumented = run(suite, tree, ferrotel, env, "ferrotel", deselect=deselect, server_dsn=server_dsn)
     if suite.exact_headers:
         off = {**env, "OTEL_PROPAGATORS": "none"}
-        instrumented |= run(suite, tree, ferrotel, off, "ferrotel-propagation-off", suite.exact_headers, suite.deselect)
+        label = "ferrotel-propagation-off"
+        instrumented |= run(suite, tree, ferrotel, off, label, suite.exact_headers, suite.deselect, server_dsn)
 
     diff = differences(bare, instrumented)
     assert not diff, f"{len(diff)} of {len(bare)} tests differ under ferrotel (logs in {LOGS}):\n" + "\n".join(diff)

@@ -146,3 +146,14 @@ def redis_cluster(tmp_path_factory):
 def _cluster_state(port):
     info = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True).stdout
     return next((line.split(":")[1].strip() for line in info.splitlines() if line.startswith("cluster_state:")), "")
+
+
+def fresh_database(dsn, name):
+    """Makes `name` an empty database on the server of `dsn` (dropped first if it exists);
+    returns the libpq connection string for it."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return " ".join(f"dbname={name}" if part.startswith("dbname=") else part for part in dsn.split())
