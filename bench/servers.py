@@ -522,6 +522,19 @@ def sqlite3_calls():
     return calls
 
 
+def sqlalchemy_calls():
+    from sqlalchemy import create_engine, text
+
+    connection = create_engine("sqlite://").connect()
+    statement = text("SELECT :value")
+
+    def calls(n):
+        for i in range(n):
+            connection.execute(statement, {"value": i}).fetchone()
+
+    return calls
+
+
 IN_PROCESS = {
     "fastapi": ("a trivial FastAPI route, the ASGI app called directly", fastapi_calls),
     "flask": (
@@ -533,6 +546,10 @@ IN_PROCESS = {
         lambda: flask_calls(close=True),
     ),
     "sqlite3": ("a sqlite3 statement (`cursor.execute('SELECT ?')` + `fetchone()`, in memory)", sqlite3_calls),
+    "sqlalchemy": (
+        "a SQLAlchemy Core statement (`connection.execute(text('SELECT :value'), ...)` + `fetchone()`, sqlite)",
+        sqlalchemy_calls,
+    ),
 }
 IN_PROCESS_WARMUP, IN_PROCESS_ROUNDS = 500, 3
 SPANS_PER_CALL = {
@@ -547,7 +564,12 @@ SPANS_PER_CALL = {
     ("flask-closed", "upstream"): 1,
     ("sqlite3", "ferrotel"): 1,
     ("sqlite3", "upstream"): 1,
+    # Upstream records SQLAlchemy's span and the sqlite3 driver's beside it; ferrotel one.
+    ("sqlalchemy", "ferrotel"): 1,
+    ("sqlalchemy", "upstream"): 2,
 }
+# Spans of a case's set-up, once per child: the engine's first `connect` and its PRAGMA.
+SET_UP_SPANS = {("sqlalchemy", "ferrotel"): 2, ("sqlalchemy", "upstream"): 2}
 
 
 def in_process_child(kind, n):
@@ -591,6 +613,7 @@ def run_in_process(venvs, ferrotel_bin, env, n):
                 settings = {**base, **otlp_settings(sink, tool)}
                 instrumented = measure_child(child[:3] + launcher(tool, venv) + child[3:], settings)
                 expected = (IN_PROCESS_WARMUP + IN_PROCESS_ROUNDS * n) * SPANS_PER_CALL[(kind, tool)]
+                expected += SET_UP_SPANS.get((kind, tool), 0)
                 spans = wait_for_spans(lambda: sink.get("/api/status")["spans"], expected)
             results[kind][tool] = {"bare": bare, "instrumented": instrumented, "spans": spans, "expected": expected}
             print(

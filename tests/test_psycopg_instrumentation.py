@@ -150,7 +150,7 @@ def test_psycopg2_statements_become_spans(tmp, postgres):  # noqa: F811
 
 PSYCOPG2_CONNECTION_CLASSES = """
     import sys
-    import psycopg2, psycopg2.extras
+    import psycopg2, psycopg2.extensions, psycopg2.extras
     from ferrotel.instrumentation.psycopg2 import Psycopg2Instrumentor
 
     dsn = sys.argv[1]
@@ -163,6 +163,17 @@ PSYCOPG2_CONNECTION_CLASSES = """
         Psycopg2Instrumentor.uninstrument_connection(connection)
         print("restored", connection.cursor_factory)
         connection.close()
+    # A connection class with a cursor() of its own is not called at connect (it may have
+    # effects: here a statement opening a transaction), and stays untraced.
+    class Chatty(psycopg2.extensions.connection):
+        def cursor(self, *args, **kwargs):
+            cursor = super().cursor(*args, **kwargs)
+            cursor.execute("SET search_path TO public")
+            return cursor
+
+    chatty = psycopg2.connect(dsn, connection_factory=Chatty)
+    print("chatty status", chatty.status, chatty.cursor_factory)
+    chatty.close()
     # A connection class that needs set-up before its first cursor stays as it is, untraced.
     logging_connection = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LoggingConnection)
     logging_connection.initialize(sys.stderr)
@@ -177,11 +188,12 @@ PSYCOPG2_CONNECTION_CLASSES = """
 
 def test_psycopg2_connection_classes_keep_their_cursors(tmp, postgres):  # noqa: F811
     out, spans = run(tmp, PSYCOPG2_CONNECTION_CLASSES, postgres)
-    assert out.splitlines()[:5] == [
+    assert out.splitlines()[:6] == [
         "DictConnection DictCursor 42",
         "restored None",
         "NamedTupleConnection NamedTupleCursor 42",
         "restored None",
+        "chatty status 1 None",
         "stand-in ('stand-in', 'dbname=x')",
     ], out
     assert [s["name"] for s in spans if s["kind"] == "CLIENT"] == ["SELECT", "SELECT"]

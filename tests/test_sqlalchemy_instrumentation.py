@@ -607,3 +607,11 @@ def test_the_app_sees_its_engines_as_bare(tmp, sqlalchemy_python):
     assert bare.stdout.splitlines()[:3] == ["asyncio imported: False False", "events: False False", "value: 42"]
     statements = [s["name"] for s in console_spans(out) if s["scope"] == SCOPE]
     assert statements == ["connect", "SELECT", "SELECT", "connect"], statements
+
+
+def test_importing_the_asyncio_extension_patches_create_async_engine_quietly(tmp, sqlalchemy_python):
+    python = sqlalchemy_python("2.1.9")
+    code = "import sqlalchemy.ext.asyncio as a; print(hasattr(a.create_async_engine, '__wrapped__'))"
+    env = clean_env(PATH=f"{python.parent}{os.pathsep}{os.environ['PATH']}")
+    result = run(python.parent / "ferrotel", "instrument", python, "-c", code, env=env, cwd=tmp)
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "True", "")

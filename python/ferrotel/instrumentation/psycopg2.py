@@ -49,23 +49,25 @@ def _traced_cursor(cursor_class, runner, target):
 
 def _default_factory(connection):
     """The cursor class `connection.cursor()` makes when not given one, or None if that
-    cannot be told: the connection's `cursor_factory`, else the default of a connection
-    class with a `cursor()` of its own (psycopg2.extras' `DictConnection` and the like
-    choose theirs there), else psycopg2's cursor."""
+    cannot be told: the connection's `cursor_factory`, else psycopg2's cursor, or for
+    psycopg2.extras' connection classes (which choose theirs in their own `cursor()`) the
+    one each chooses. Another class with a `cursor()` of its own is left untraced: calling
+    it to find out could have effects the app does not expect."""
     import psycopg2.extensions
+    import psycopg2.extras as extras
 
-    base = psycopg2.extensions.connection
     factory = connection.cursor_factory
-    if factory is not None or type(connection).cursor is base.cursor:
-        return factory or psycopg2.extensions.cursor
-    # Asked of the class itself: a client-side cursor is made and closed without a round
-    # trip. One that needs set-up first (LoggingConnection's initialize) is left untraced.
-    try:
-        probe = connection.cursor()
-        probe.close()
-    except Exception:  # noqa: BLE001 - the connection stays as it is
-        return None
-    return type(probe)
+    if factory is not None:
+        return factory
+    owner = next(cls for cls in type(connection).__mro__ if "cursor" in vars(cls))
+    if owner is psycopg2.extensions.connection:
+        return psycopg2.extensions.cursor
+    chosen = {
+        extras.DictConnection: extras.DictCursor,
+        extras.RealDictConnection: extras.RealDictCursor,
+        extras.NamedTupleConnection: extras.NamedTupleCursor,
+    }
+    return chosen.get(owner)
 
 
 def _trace_connection(connection, runner):

@@ -25,6 +25,7 @@ traced through its sync engine.
 """
 
 import os
+import sys
 import weakref
 
 from opentelemetry import context as context_api
@@ -183,11 +184,6 @@ class EngineTracer:
         self.dialect = engine.dialect
         # name -> (our wrapper, the instance attribute it shadows or None)
         self.wrapped = {}
-        for name, context_index in _DRIVER_CALLS:
-            own = vars(self.dialect).get(name)
-            wrapper = self._traced(name, context_index, own)
-            setattr(self.dialect, name, wrapper)
-            self.wrapped[name] = (wrapper, own)
         self.listeners = [
             ("connect", self.pool_connect),
             ("close", self.pool_close),
@@ -200,6 +196,12 @@ class EngineTracer:
         if capacity is not None:
             for _, maximum, pool_key, _ in telemetry.pool_instruments():
                 maximum.add(capacity, {pool_key: self.pool_name})
+        # Last: nothing above can fail and leave them behind.
+        for name, context_index in _DRIVER_CALLS:
+            own = vars(self.dialect).get(name)
+            wrapper = self._traced(name, context_index, own)
+            setattr(self.dialect, name, wrapper)
+            self.wrapped[name] = (wrapper, own)
 
     def remove(self):
         from sqlalchemy import event
@@ -254,7 +256,7 @@ class EngineTracer:
             return result
 
         driver_call.__name__ = driver_call.__qualname__ = name
-        driver_call.__wrapped__ = own if own is not None else getattr(type(dialect), name)
+        driver_call.__wrapped__ = own if own is not None else _bound(dialect, name)
         return driver_call
 
     def _commented(self, statement, operation):
@@ -301,7 +303,10 @@ def _trace_engine(engine, telemetry, tracers):
     tracer = getattr(engine, "_ferrotel_tracer", None)
     if tracer is None:
         tracer = engine._ferrotel_tracer = EngineTracer(engine, telemetry)
-        tracers.append(tracer)
+        # Weakly: the dialect's wrappers keep a tracer alive as long as its engine lives, and
+        # an app making engines per tenant or test must not keep every one of them.
+        tracers[:] = [ref for ref in tracers if ref() is not None]
+        tracers.append(weakref.ref(tracer))
     return tracer
 
 
@@ -379,14 +384,15 @@ class SQLAlchemyInstrumentor(Instrumentor):
         self._telemetry = telemetry
 
         def patch_asyncio():
-            import sqlalchemy.ext.asyncio
-
             # Registered per instrument(): only the current one's may patch.
             if self._telemetry is not telemetry:
                 return
-            create_async = sqlalchemy.ext.asyncio.engine.create_async_engine
-            for module in (sqlalchemy.ext.asyncio, sqlalchemy.ext.asyncio.engine):
-                patch(module, "create_async_engine", lambda _: traced_create(create_async))
+            # From sys.modules: the hook runs before the package is bound as an attribute of
+            # sqlalchemy.ext.
+            package, module = sys.modules["sqlalchemy.ext.asyncio"], sys.modules["sqlalchemy.ext.asyncio.engine"]
+            create_async = module.create_async_engine
+            for owner in (package, module):
+                patch(owner, "create_async_engine", lambda _: traced_create(create_async))
 
         _loader.when_imported("sqlalchemy.ext.asyncio", patch_asyncio)
 
@@ -425,6 +431,10 @@ class SQLAlchemyInstrumentor(Instrumentor):
         self._telemetry = None
         for owner, name, original in reversed(self._patched):
             setattr(owner, name, original)
-        for tracer in self._tracers:
-            tracer.remove()
+        # Newest first: tracers sharing a dialect (an engine and its option engines) each
+        # restore what was there before them.
+        for ref in reversed(self._tracers):
+            tracer = ref()
+            if tracer is not None:
+                tracer.remove()
         self._patched, self._tracers = [], []
