@@ -598,3 +598,37 @@ def test_client_body_sizes_are_measured_as_upstream_measures_them(tmp):
         ("urllib3", "http.client.response.body.size", "POST"): (1, 510),
     }
     assert ours == theirs
+
+
+REFUSING_ROUTER = """
+    import asyncio, json, warnings
+    from aiohttp import abc, web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    class Refusing(abc.AbstractRouter):
+        async def resolve(self, request):
+            raise web.HTTPPreconditionFailed()
+
+    async def main():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # a custom router is deprecated
+            app = web.Application(router=Refusing())
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get("/anything")
+            return response.status
+
+    print(json.dumps({"status": asyncio.run(main())}))
+"""
+
+
+def test_a_router_that_refuses_before_matching_keeps_its_answer(tmp):
+    # aiohttp's own suite found this: the route lookup after the handler read `match_info`,
+    # which aiohttp asserts is set, and the app's 412 became a 500.
+    (tmp / "refusing.py").write_text(textwrap.dedent(REFUSING_ROUTER))
+    result = instrument("--traces_exporter", "console", PYTHON, "refusing.py", env=clean_env(), cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    assert answers == {"status": 412}
+    [server] = [s for s in console_spans(result.stdout) if s["kind"] == "SERVER"]
+    assert server["name"] == "GET" and "http.route" not in server["attributes"]
+    assert server["attributes"]["http.response.status_code"] == "412"

@@ -81,10 +81,11 @@ def _response_headers(response):
 
 def _route(request):
     """The template of the resource aiohttp matched (`/users/{id}`); None when nothing
-    matched (a 404) or the resource has no template."""
+    matched (a 404), the resource has no template, or the router raised before matching
+    (aiohttp then asserts on `match_info`: that must not replace the app's answer)."""
     try:
         return request.match_info.route.resource.canonical
-    except AttributeError:
+    except (AttributeError, AssertionError):
         return None
 
 
