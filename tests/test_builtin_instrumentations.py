@@ -65,14 +65,15 @@ UNINSTRUMENT = textwrap.dedent(
     """
     import threading
     from concurrent.futures import ThreadPoolExecutor
+    from aiosqlite.core import Connection
     from ferrotel.instrumentation.threads import ThreadingInstrumentor
     import ferrotel.instrumentation.threads as module
 
-    patched = threading.Thread.start, ThreadPoolExecutor.submit
+    patched = threading.Thread.start, ThreadPoolExecutor.submit, Connection._execute
     ThreadingInstrumentor().uninstrument()
-    restored = threading.Thread.start, ThreadPoolExecutor.submit
-    print(patched[0] is not restored[0], patched[1] is not restored[1])
-    print(restored[0].__module__, restored[1].__module__)
+    restored = threading.Thread.start, ThreadPoolExecutor.submit, Connection._execute
+    print(*(before is not after for before, after in zip(patched, restored)))
+    print(*(function.__module__ for function in restored))
     ThreadingInstrumentor().instrument()
     print(threading.Thread.start.__module__ == module.__name__)
     """
@@ -82,7 +83,54 @@ UNINSTRUMENT = textwrap.dedent(
 def test_uninstrument_restores_the_originals(tmp):
     (tmp / "app.py").write_text(UNINSTRUMENT)
     result = instrument("--traces_exporter", "none", PYTHON, "app.py", cwd=tmp)
-    assert result.stdout.split("\n")[:3] == ["True True", "threading concurrent.futures.thread", "True"], result.stderr
+    modules = "threading concurrent.futures.thread aiosqlite.core"
+    assert result.stdout.split("\n")[:3] == ["True True True", modules, "True"], result.stderr
+
+
+AIOSQLITE = textwrap.dedent(
+    """
+    import asyncio
+    import aiosqlite
+    from opentelemetry import trace
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    tracer = trace.get_tracer("app")
+
+    async def main():
+        with tracer.start_as_current_span("open"):
+            db = await aiosqlite.connect(":memory:")
+        with tracer.start_as_current_span("direct"):
+            await db.execute("select 'direct'")
+        await db.close()
+        engine = create_async_engine("sqlite+aiosqlite:///:memory:")
+        async with engine.connect() as connection:
+            with tracer.start_as_current_span("through the engine"):
+                print((await connection.execute(text("select 'engine'"))).scalar())
+        await engine.dispose()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_aiosqlite_statements_run_inside_the_span_that_awaits_them(tmp):
+    # aiosqlite runs a connection's calls on a thread started when it opens: each statement
+    # must sit under the span awaiting it, and an AsyncEngine statement be traced once.
+    (tmp / "app.py").write_text(AIOSQLITE)
+    result = instrument("--traces_exporter", "console", PYTHON, "app.py", cwd=tmp)
+    assert result.returncode == 0 and result.stdout.startswith("engine\n"), result.stderr
+    spans = console_spans(result.stdout)
+    by_id = {s["span_id"]: s for s in spans}
+    statements = sorted(
+        (s["scope"], by_id[s["parent"]]["name"] if s["parent"] else None)
+        for s in spans
+        if s["attributes"].get("db.query.text") == '"select ?"'
+    )
+    assert statements == [
+        ("ferrotel.instrumentation.dbapi", "direct"),
+        ("ferrotel.instrumentation.sqlalchemy", "through the engine"),
+    ], statements
 
 
 LOGS = textwrap.dedent(

@@ -1,6 +1,6 @@
-"""Context propagation into `threading.Thread` and `concurrent.futures` thread pools: work
-started inside a span runs inside it, as the code reads. Nothing is captured before the
-opentelemetry-api is in use (there is no span to carry then)."""
+"""Context propagation into `threading.Thread`, `concurrent.futures` thread pools and
+aiosqlite's connection thread: work started inside a span runs inside it, as the code reads.
+Nothing is captured before the opentelemetry-api is in use (there is no span to carry then)."""
 
 import sys
 import threading
@@ -47,6 +47,8 @@ class ThreadingInstrumentor(Instrumentor):
         setattr(thread, self._entry_name, entry)
         self._submit = None
         _loader.when_imported("concurrent.futures.thread", self._patch_pool)
+        self._aiosqlite_execute = None
+        _loader.when_imported("aiosqlite.core", self._patch_aiosqlite)
 
     def _patch_pool(self):
         if not self._instrumented and self._submit is not None:
@@ -63,6 +65,26 @@ class ThreadingInstrumentor(Instrumentor):
 
         ThreadPoolExecutor.submit = submit
 
+    def _patch_aiosqlite(self):
+        # aiosqlite runs every call of a connection on one long-lived thread, fed by a queue:
+        # without this, each statement's span would sit under whatever was current when the
+        # connection opened, and SQLAlchemy's suppression of the driver's span (a context
+        # value) would not reach it, so an AsyncEngine statement was traced twice.
+        if not self._instrumented and self._aiosqlite_execute is not None:
+            return
+        from aiosqlite.core import Connection
+
+        self._aiosqlite_execute = original_execute = Connection._execute
+
+        # Not async itself: it hands back aiosqlite's own coroutine, one frame less per call.
+        def _execute(self, fn, *args, **kwargs):
+            captured = _capture()
+            if captured is None:
+                return original_execute(self, fn, *args, **kwargs)
+            return original_execute(self, _run_in, captured, fn, *args, **kwargs)
+
+        Connection._execute = _execute
+
     def _uninstrument(self, **kwargs):
         threading.Thread.start = self._start
         setattr(threading.Thread, self._entry_name, self._entry)
@@ -71,3 +93,8 @@ class ThreadingInstrumentor(Instrumentor):
 
             ThreadPoolExecutor.submit = self._submit
             self._submit = None
+        if self._aiosqlite_execute is not None:
+            from aiosqlite.core import Connection
+
+            Connection._execute = self._aiosqlite_execute
+            self._aiosqlite_execute = None
