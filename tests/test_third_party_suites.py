@@ -1,7 +1,7 @@
 """Real projects' own test suites pass exactly as well under `ferrotel instrument` as bare:
-Flask's, requests', urllib3's with_dummyserver tests, httpx's, redis-py's (against a real
-redis-server), SQLAlchemy's (sqlite, sync and asyncio), psycopg2's (against a real
-PostgreSQL), Starlette's, FastAPI's and a selection of Django's runtests.py, each from its
+Flask's, requests', urllib3's with_dummyserver tests, httpx's, aiohttp's, redis-py's
+(against a real redis-server), SQLAlchemy's (sqlite, sync and asyncio), psycopg2's (against
+a real PostgreSQL), Starlette's, FastAPI's and a selection of Django's runtests.py, each from its
 sdist at the version this repository pins, in a venv of its own with ferrotel installed from
 dist/. Every suite runs twice, bare and instrumented (exporting to a real `ferrotel view`),
 and every test must have the same outcome both times.
@@ -12,6 +12,7 @@ it runs in a separate instrumented pass with OTEL_PROPAGATORS=none: propagation 
 propagation on, as an instrumented app does."""
 
 import dataclasses
+import shutil
 import time
 
 import pytest
@@ -51,6 +52,9 @@ class Suite:
     # Variables naming a PostgreSQL database (name, host, port, user) for the suite: each run
     # gets an empty database of its own on the session's server.
     postgres_env: tuple = ()
+    # Paths removed from the unpacked sdist: its uncompiled package, which would shadow the
+    # installed wheel when the suite runs from the sdist's top.
+    hide: tuple = ()
     directory = "."  # where it runs, in the unpacked sdist
     files = ("ferrotel_outcomes.py",)  # copied there from tests/suites/
 
@@ -192,6 +196,60 @@ SUITES = [
         exact_headers={
             f"tests/test_main.py::{test}": "the CLI's verbose output lists the request's headers line by line"
             for test in ("test_verbose", "test_auth")
+        },
+    ),
+    Suite(
+        name="aiohttp",
+        requirement="aiohttp==3.14.5",
+        # The client and server tests that make real connections (functional, sessions,
+        # middlewares, websockets, sendfile, proxies, runners, the test utilities, gunicorn's
+        # worker), aiohttp's own request tracing, and the URL dispatcher, requests, responses
+        # and access logs; not its benchmarks (pytest-codspeed) or the autobahn tests.
+        select=tuple(
+            f"tests/test_{name}.py"
+            for name in (
+                "client_functional",
+                "client_session",
+                "client_request",
+                "client_response",
+                "client_middleware",
+                "client_ws",
+                "client_ws_functional",
+                "client_exceptions",
+                "connector",
+                "proxy_functional",
+                "tracing",
+                "web_functional",
+                "web_app",
+                "web_middleware",
+                "web_server",
+                "web_request_handler",
+                "web_request",
+                "web_response",
+                "web_urldispatcher",
+                "web_log",
+                "web_websocket_functional",
+                "web_sendfile_functional",
+                "web_runner",
+                "web_cli",
+                "run_app",
+                "worker",
+                "classbasedview",
+                "test_utils",
+                "pytest_plugin",
+            )
+        ),
+        # Its pytest.ini asks for xdist and coverage; the markers are those its CI leaves out.
+        options=("-o", "addopts=", "-m", "not dev_mode and not autobahn and not internal"),
+        hide=("aiohttp",),
+        spans=(SERVER, CLIENT),
+        min_passed=2250,
+        timeout=600,
+        exact_headers={
+            f"tests/test_client_session.py::{test}": "compares the headers a trace config's callback was "
+            "given with the app's: they are the request's own header dictionary, which holds the propagation header "
+            "by the time the test reads it"
+            for test in ("test_request_tracing[pyloop]", "test_request_tracing_exception")
         },
     ),
     Suite(
@@ -404,7 +462,10 @@ def test_suite_passes_the_same_under_ferrotel(suite, tmp, viewer, request):
         suite = dataclasses.replace(suite, options=(*suite.options, f"--redis-url=redis://{host}:{port}/0"))
     server_dsn = request.getfixturevalue("postgres") if suite.postgres_env else None
     path = venv(suite.name)
-    tree = extract(sdist(suite.requirement), tmp) / suite.directory
+    top = extract(sdist(suite.requirement), tmp)
+    for hidden in suite.hide:
+        shutil.rmtree(top / hidden)
+    tree = top / suite.directory
     copy_into(tree, *suite.files)
     python = str(path / "bin" / "python")
     env = env_for(path)
