@@ -87,6 +87,36 @@ def test_uninstrument_restores_the_originals(tmp):
     assert result.stdout.split("\n")[:3] == ["True True True", modules, "True"], result.stderr
 
 
+UNINSTRUMENT_BEFORE_IMPORT = textwrap.dedent(
+    """
+    import sys
+    from ferrotel.instrumentation.threads import ThreadingInstrumentor
+
+    assert "aiosqlite" not in sys.modules and "concurrent.futures.thread" not in sys.modules
+    ThreadingInstrumentor().uninstrument()
+    from concurrent.futures import ThreadPoolExecutor
+    from aiosqlite.core import Connection
+    print(ThreadPoolExecutor.submit.__module__, Connection._execute.__module__)
+    ThreadingInstrumentor().instrument()
+    ThreadingInstrumentor().uninstrument()
+    ThreadingInstrumentor().instrument()
+    print(ThreadPoolExecutor.submit.__module__, Connection._execute.__module__)
+    ThreadingInstrumentor().uninstrument()
+    print(ThreadPoolExecutor.submit.__module__, Connection._execute.__module__)
+    """
+)
+
+
+def test_modules_imported_after_uninstrument_stay_bare(tmp):
+    # The hooks on import outlive uninstrument: one firing then must leave the module alone,
+    # and instrumenting twice must not wrap twice (uninstrument would leave a wrapper).
+    (tmp / "app.py").write_text(UNINSTRUMENT_BEFORE_IMPORT)
+    result = instrument("--traces_exporter", "none", PYTHON, "app.py", cwd=tmp)
+    bare = "concurrent.futures.thread aiosqlite.core"
+    patched = "ferrotel.instrumentation.threads ferrotel.instrumentation.threads"
+    assert result.stdout.split("\n")[:3] == [bare, patched, bare], result.stderr
+
+
 AIOSQLITE = textwrap.dedent(
     """
     import asyncio

@@ -27,6 +27,9 @@ class ThreadingInstrumentor(Instrumentor):
     name = "threading"
 
     def _instrument(self, **kwargs):
+        # The import hooks below may fire long after this, or after an uninstrument: they
+        # patch only while this is set, and only once.
+        self._active = True
         thread = threading.Thread
         # _bootstrap_inner runs every thread's run(), overridden or not.
         self._entry_name = "_bootstrap_inner" if hasattr(thread, "_bootstrap_inner") else "run"
@@ -51,7 +54,7 @@ class ThreadingInstrumentor(Instrumentor):
         _loader.when_imported("aiosqlite.core", self._patch_aiosqlite)
 
     def _patch_pool(self):
-        if not self._instrumented and self._submit is not None:
+        if not self._active or self._submit is not None:
             return
         from concurrent.futures import ThreadPoolExecutor
 
@@ -70,7 +73,7 @@ class ThreadingInstrumentor(Instrumentor):
         # without this, each statement's span would sit under whatever was current when the
         # connection opened, and SQLAlchemy's suppression of the driver's span (a context
         # value) would not reach it, so an AsyncEngine statement was traced twice.
-        if not self._instrumented and self._aiosqlite_execute is not None:
+        if not self._active or self._aiosqlite_execute is not None:
             return
         from aiosqlite.core import Connection
 
@@ -86,6 +89,7 @@ class ThreadingInstrumentor(Instrumentor):
         Connection._execute = _execute
 
     def _uninstrument(self, **kwargs):
+        self._active = False
         threading.Thread.start = self._start
         setattr(threading.Thread, self._entry_name, self._entry)
         if self._submit is not None:
