@@ -14,7 +14,7 @@ def _capture():
     return None if context is None else context.get_current()
 
 
-def _run_in(captured, func, *args, **kwargs):
+def _run_in(captured, func, /, *args, **kwargs):
     context = sys.modules["opentelemetry.context"]
     token = context.attach(captured)
     try:
@@ -79,12 +79,12 @@ class ThreadingInstrumentor(Instrumentor):
 
         self._aiosqlite_execute = original_execute = Connection._execute
 
-        # Not async itself: it hands back aiosqlite's own coroutine, one frame less per call.
-        def _execute(self, fn, *args, **kwargs):
+        # A coroutine function as the original is, so an app's mock of it stays an AsyncMock.
+        async def _execute(self, fn, *args, **kwargs):
             captured = _capture()
             if captured is None:
-                return original_execute(self, fn, *args, **kwargs)
-            return original_execute(self, _run_in, captured, fn, *args, **kwargs)
+                return await original_execute(self, fn, *args, **kwargs)
+            return await original_execute(self, _run_in, captured, fn, *args, **kwargs)
 
         Connection._execute = _execute
 
