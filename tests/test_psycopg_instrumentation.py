@@ -116,13 +116,14 @@ def test_instrument_connection_provider_and_suppression(tmp, postgres):  # noqa:
 
 PSYCOPG2 = """
     import sys
-    import psycopg2, psycopg2.extras
+    import psycopg2, psycopg2.extensions, psycopg2.extras
     from opentelemetry import trace
 
     dsn = sys.argv[1]
     with trace.get_tracer("app").start_as_current_span("parent"):
         connection = psycopg2.connect(dsn, cursor_factory=psycopg2.extras.RealDictCursor)
         connection.autocommit = True
+        print("factory", connection.cursor_factory.__name__)
         cursor = connection.cursor()
         assert type(cursor).__name__ == "RealDictCursor" and isinstance(cursor, psycopg2.extras.RealDictCursor)
         cursor.execute("SELECT %s AS answer WHERE 1 = 1", (42,))
@@ -133,70 +134,116 @@ PSYCOPG2 = """
         except psycopg2.errors.SyntaxError:
             print("syntax error")
         connection.close()
+
+        # The factory given to cursor(), by keyword or by position, and the one the app sets
+        # on the connection later: each cursor keeps its class and is traced.
+        plain = psycopg2.connect(dsn)
+        print("plain", plain.cursor_factory, isinstance(plain, psycopg2.extensions.connection))
+        by_keyword = plain.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+        by_keyword.execute("SELECT 1 AS keyword")
+        by_position = plain.cursor(None, psycopg2.extras.NamedTupleCursor)
+        by_position.execute("SELECT 2 AS position")
+        plain.cursor_factory = psycopg2.extras.DictCursor
+        later = plain.cursor()
+        later.execute("SELECT 3 AS later")
+        print("rows", by_keyword.fetchone()["keyword"], by_position.fetchone().position, later.fetchone()["later"])
+        print("classes", type(by_keyword).__name__, type(by_position).__name__, type(later).__name__)
+        plain.cursor_factory = None
+        named = plain.cursor("server_side", withhold=True)
+        named.execute("SELECT 4")
+        print("named", named.name, named.withhold, named.fetchone()[0])
+        plain.close()
 """
 
 
 def test_psycopg2_statements_become_spans(tmp, postgres):  # noqa: F811
     out, spans = run(tmp, PSYCOPG2, postgres)
     assert "row {'answer': 42}" in out and "syntax error" in out
+    assert "factory RealDictCursor" in out and "plain None True" in out
+    assert "rows 1 2 3" in out and "classes RealDictCursor NamedTupleCursor DictCursor" in out
+    assert "named server_side True 4" in out
     (parent,) = [s for s in spans if s["name"] == "parent"]
     clients = [s for s in spans if s["kind"] == "CLIENT"]
-    assert [s["name"] for s in clients] == ["SELECT", "SELECT", "SELEC"]
+    assert [s["name"] for s in clients] == ["SELECT", "SELECT", "SELEC"] + ["SELECT"] * 4
     assert all(s["parent"] == parent["span_id"] for s in clients)
     assert clients[0]["attributes"]["db.query.text"] == '"SELECT %s AS answer WHERE ? = ?"'
     assert clients[0]["attributes"]["db.namespace"] == '"postgres"'
     assert clients[2]["attributes"]["error.type"] == '"psycopg2.errors.SyntaxError"'
+    assert [s["attributes"]["db.query.text"] for s in clients[3:]] == [
+        '"SELECT ? AS keyword"',
+        '"SELECT ? AS position"',
+        '"SELECT ? AS later"',
+        '"SELECT ?"',
+    ]
 
 
 PSYCOPG2_CONNECTION_CLASSES = """
-    import sys
+    import io, sys
     import psycopg2, psycopg2.extensions, psycopg2.extras
     from ferrotel.instrumentation.psycopg2 import Psycopg2Instrumentor
 
     dsn = sys.argv[1]
     for connection_class in (psycopg2.extras.DictConnection, psycopg2.extras.NamedTupleConnection):
         connection = psycopg2.connect(dsn, connection_factory=connection_class)
+        print(type(connection).__name__, isinstance(connection, connection_class), connection.cursor_factory)
         cursor = connection.cursor()
         cursor.execute("SELECT 42 AS answer")
         print(connection_class.__name__, type(cursor).__name__, cursor.fetchone().answer
               if connection_class is psycopg2.extras.NamedTupleConnection else cursor.fetchone()["answer"])
         Psycopg2Instrumentor.uninstrument_connection(connection)
-        print("restored", connection.cursor_factory)
+        connection.cursor().execute("SELECT 'untraced'")
         connection.close()
-    # A connection class with a cursor() of its own is not called at connect (it may have
-    # effects: here a statement opening a transaction), and stays untraced.
+    # A connection class with a cursor() of its own runs it as it is, when the app calls it;
+    # what it executes before returning the cursor is its own business, untraced.
     class Chatty(psycopg2.extensions.connection):
         def cursor(self, *args, **kwargs):
+            kwargs.setdefault("cursor_factory", psycopg2.extras.NamedTupleCursor)
             cursor = super().cursor(*args, **kwargs)
             cursor.execute("SET search_path TO public")
             return cursor
 
     chatty = psycopg2.connect(dsn, connection_factory=Chatty)
     print("chatty status", chatty.status, chatty.cursor_factory)
+    chatty.cursor().execute("SELECT 'chatty'")
     chatty.close()
-    # A connection class that needs set-up before its first cursor stays as it is, untraced.
+    # LoggingConnection: set up before its first cursor, it still logs every statement.
+    log = io.StringIO()
     logging_connection = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LoggingConnection)
-    logging_connection.initialize(sys.stderr)
+    logging_connection.initialize(log)
     logging_connection.cursor().execute("SELECT 'logged'")
+    print("log", log.getvalue().strip())
     logging_connection.close()
-    # psycopg2's own low-level connect replaced by a stand-in, as psycopg2's tests do.
-    real, psycopg2._connect = psycopg2._connect, lambda dsn, **kwargs: ("stand-in", dsn)
+    # psycopg2's own low-level connect replaced by a stand-in, as psycopg2's tests do: it is
+    # handed what connect was given.
+    real, psycopg2._connect = psycopg2._connect, lambda dsn, **kwargs: ("stand-in", dsn, kwargs)
     print("stand-in", psycopg2.connect("dbname=x"))
     psycopg2._connect = real
+    # A factory function's connection is traced through its cursor factory.
+    made = psycopg2.connect(dsn, connection_factory=lambda dsn, **kwargs: psycopg2.extensions.connection(dsn, **kwargs))
+    made.cursor().execute("SELECT 'made'")
+    made.close()
 """
 
 
 def test_psycopg2_connection_classes_keep_their_cursors(tmp, postgres):  # noqa: F811
     out, spans = run(tmp, PSYCOPG2_CONNECTION_CLASSES, postgres)
-    assert out.splitlines()[:6] == [
+    assert out.splitlines()[:7] == [
+        "DictConnection True None",
         "DictConnection DictCursor 42",
-        "restored None",
+        "NamedTupleConnection True None",
         "NamedTupleConnection NamedTupleCursor 42",
-        "restored None",
         "chatty status 1 None",
-        "stand-in ('stand-in', 'dbname=x')",
+        "log SELECT 'logged'",
+        "stand-in ('stand-in', 'dbname=x', {'connection_factory': None})",
     ], out
-    assert [s["name"] for s in spans if s["kind"] == "CLIENT"] == ["SELECT", "SELECT"]
+    statements = [s["attributes"]["db.query.text"] for s in spans if s["kind"] == "CLIENT"]
+    assert statements == [
+        '"SELECT ? AS answer"',
+        '"SELECT ? AS answer"',
+        '"SELECT ?"',
+        '"SELECT ?"',
+        '"SELECT ?"',
+    ]
 
 
 ASYNCPG = """

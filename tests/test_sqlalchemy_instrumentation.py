@@ -307,7 +307,12 @@ def test_side_by_side_with_upstream(tmp, postgres, sqlalchemy_python):  # noqa: 
         s["parent"] for s in theirs if s["name"] == "connect"
     ]
     # (ferrotel names a span by the operation in upper case, upstream's driver by its first word.)
-    assert sorted(s["name"].split()[0] for s in ours if s["parent"] == "connect") == sorted(
+    # ferrotel traces one more: psycopg2's hstore type lookup, through a cursor of psycopg2's
+    # own class given to `cursor()` (`HstoreAdapter.get_oids`), which upstream does not see.
+    ours_setup = [s for s in ours if s["parent"] == "connect"]
+    (hstore,) = [s for s in ours_setup if "FROM pg_type t JOIN pg_namespace" in s["attributes"]["db.query.text"]]
+    assert hstore["scope"] == "ferrotel.instrumentation.psycopg2"
+    assert sorted(s["name"].split()[0] for s in ours_setup if s is not hstore) == sorted(
         s["name"].split()[0].upper() for s in theirs if s["parent"] == "connect"
     )
     our_connects = [s["attributes"] for s in ours if s["name"] == "connect"]
