@@ -156,4 +156,3 @@ class PsycopgInstrumentor(Instrumentor):
             connection.cursor_factory, connection.server_cursor_factory = factories
             connection._ferrotel = None
         return connection
-        return connection
