@@ -115,7 +115,7 @@ def test_instrument_connection_provider_and_suppression(tmp, postgres):  # noqa:
 
 
 PSYCOPG2 = """
-    import sys
+    import dataclasses, functools, sys, weakref
     import psycopg2, psycopg2.extensions, psycopg2.extras
     from opentelemetry import trace
 
@@ -152,7 +152,28 @@ PSYCOPG2 = """
         named = plain.cursor("server_side", withhold=True)
         named.execute("SELECT 4")
         print("named", named.name, named.withhold, named.fetchone()[0])
+
+        # A factory that is not a class (a partial, an object that cannot be hashed): its
+        # cursor takes the traced subclass of its class.
+        @dataclasses.dataclass
+        class Factory:
+            def __call__(self, *args):
+                return psycopg2.extras.RealDictCursor(*args)
+
+        for factory in (functools.partial(psycopg2.extras.RealDictCursor), Factory()):
+            made = plain.cursor(cursor_factory=factory)
+            made.execute("SELECT 5 AS made")
+            print("made", type(made).__name__, made.fetchone()["made"])
         plain.close()
+
+    # A connection and cursors the app drops are freed at once, as bare: nothing of
+    # ferrotel's refers back to them.
+    def dropped():
+        connection = psycopg2.connect(dsn)
+        connection.cursor(cursor_factory=Factory()).execute("SELECT 6 AS dropped")
+        return weakref.ref(connection)
+
+    print("freed", dropped()() is None)
 """
 
 
@@ -162,10 +183,13 @@ def test_psycopg2_statements_become_spans(tmp, postgres):  # noqa: F811
     assert "factory RealDictCursor" in out and "plain None True" in out
     assert "rows 1 2 3" in out and "classes RealDictCursor NamedTupleCursor DictCursor" in out
     assert "named server_side True 4" in out
+    assert "made RealDictCursor 5" in out.splitlines() and out.count("made RealDictCursor 5") == 2
+    assert "freed True" in out
     (parent,) = [s for s in spans if s["name"] == "parent"]
-    clients = [s for s in spans if s["kind"] == "CLIENT"]
-    assert [s["name"] for s in clients] == ["SELECT", "SELECT", "SELEC"] + ["SELECT"] * 4
+    *clients, dropped = [s for s in spans if s["kind"] == "CLIENT"]
+    assert [s["name"] for s in clients] == ["SELECT", "SELECT", "SELEC"] + ["SELECT"] * 6
     assert all(s["parent"] == parent["span_id"] for s in clients)
+    assert dropped["attributes"]["db.query.text"] == '"SELECT ? AS dropped"'
     assert clients[0]["attributes"]["db.query.text"] == '"SELECT %s AS answer WHERE ? = ?"'
     assert clients[0]["attributes"]["db.namespace"] == '"postgres"'
     assert clients[2]["attributes"]["error.type"] == '"psycopg2.errors.SyntaxError"'
@@ -174,6 +198,8 @@ def test_psycopg2_statements_become_spans(tmp, postgres):  # noqa: F811
         '"SELECT ? AS position"',
         '"SELECT ? AS later"',
         '"SELECT ?"',
+        '"SELECT ? AS made"',
+        '"SELECT ? AS made"',
     ]
 
 
@@ -192,6 +218,8 @@ PSYCOPG2_CONNECTION_CLASSES = """
               if connection_class is psycopg2.extras.NamedTupleConnection else cursor.fetchone()["answer"])
         Psycopg2Instrumentor.uninstrument_connection(connection)
         connection.cursor().execute("SELECT 'untraced'")
+        Psycopg2Instrumentor.instrument_connection(connection)
+        connection.cursor().execute("SELECT 'traced again'")
         connection.close()
     # A connection class with a cursor() of its own runs it as it is, when the app calls it;
     # what it executes before returning the cursor is its own business, untraced.
@@ -239,7 +267,9 @@ def test_psycopg2_connection_classes_keep_their_cursors(tmp, postgres):  # noqa:
     statements = [s["attributes"]["db.query.text"] for s in spans if s["kind"] == "CLIENT"]
     assert statements == [
         '"SELECT ? AS answer"',
+        '"SELECT ?"',
         '"SELECT ? AS answer"',
+        '"SELECT ?"',
         '"SELECT ?"',
         '"SELECT ?"',
         '"SELECT ?"',

@@ -4,16 +4,22 @@
 `db.client.operation.duration` are one native call per statement.
 
 psycopg2's connection and cursor are C types with no per-object hook, so tracing goes
-through subclasses that keep the name, module and layout of what they extend:
+through subclasses that keep the name and module of what they extend:
 - a connection made by `connect` is made by a subclass of its class (`connection`, or the
-  `connection_factory` given), whose `cursor()` hands back a cursor of a traced subclass of
-  the class psycopg2 would have made: the factory given to `cursor()`, else the connection's
-  `cursor_factory`, else the class's own choice (`DictConnection` its `DictCursor`,
-  `LoggingConnection` its `LoggingCursor`...). `connection.cursor_factory` stays the app's.
-  ferrotel wraps `psycopg2._connect`, the call `connect` makes, so that `psycopg2.connect`
-  is the app's own function and a test's stand-in for `_connect` sees its own arguments;
+  `connection_factory` given) holding how its statements are traced. Its `cursor()` hands
+  psycopg2 the traced subclass of the cursor class psycopg2 would use (the factory given,
+  else the connection's `cursor_factory`, else psycopg2's cursor); when a class of its lineage
+  has a `cursor()` of its own (psycopg2.extras' `DictConnection`, `LoggingConnection`, the
+  app's), that one runs as it is and the cursor it returns takes the traced subclass of its
+  class as its class. `connection.cursor_factory` stays the app's. ferrotel wraps
+  `psycopg2._connect`, the call `connect` makes, so `psycopg2.connect` is psycopg2's own and
+  a test's stand-in for `_connect` sees its own arguments;
 - `instrument_connection` cannot change an existing connection's class: it sets the
-  connection's `cursor_factory` to a traced subclass of its factory instead."""
+  connection's `cursor_factory` to the traced subclass of its factory.
+One traced subclass per cursor class, shared by every connection (a statement reads its
+connection's tracing), so psycopg2's caches keyed by cursor class (`NamedTupleCursor`'s row
+types) work as bare. A class whose subclassing fails (its `__init_subclass__` refuses) stays
+untraced."""
 
 import functools
 import weakref
@@ -23,16 +29,44 @@ from ferrotel.instrumentation.dbapi import statements
 
 SCOPE = "ferrotel.instrumentation.psycopg2"
 
+# Connections given to instrument_connection, which cannot hold attributes: their tracing.
+_instrumented = weakref.WeakKeyDictionary()
+# Each class's traced subclass, by weak reference: it goes when nothing of it is alive.
+_traced_refs = {}
 
-def _target(connection):
-    """`(database, server address, port)` of a connection, as libpq reports them."""
-    import psycopg2
 
+@functools.cache
+def _psycopg2_types():
+    """psycopg2's connection and cursor classes, imported once they are needed."""
+    import psycopg2.extensions
+
+    return psycopg2.extensions.connection, psycopg2.extensions.cursor
+
+
+class _Tracing:
+    """How one connection's statements are traced."""
+
+    # replaced_factory: for instrument_connection, the connection's factory before.
+    __slots__ = ("runner", "database", "address", "port", "replaced_factory")
+
+    def __init__(self, runner, connection):
+        import psycopg2
+
+        self.runner, self.replaced_factory = runner, None
+        try:
+            info = connection.info
+            self.database = info.dbname or ""
+            self.address = info.host or None
+            self.port = int(info.port) if info.port else None
+        except (AttributeError, ValueError, psycopg2.Error):  # a closed or odd connection
+            self.database, self.address, self.port = "", None, None
+
+
+def _tracing_of(connection):
     try:
-        info = connection.info
-        return (info.dbname or "", info.host or None, int(info.port) if info.port else None)
-    except (AttributeError, ValueError, psycopg2.Error):  # a closed or odd connection
-        return ("", None, None)
+        return connection._ferrotel_tracing
+    except AttributeError:  # not made while instrumented, or still in its __init__
+        return _instrumented.get(connection) if _instrumented else None
 
 
 def _named_like(subclass, cls):
@@ -41,48 +75,74 @@ def _named_like(subclass, cls):
     return subclass
 
 
-def _traced_cursor(cursor_class, runner, target):
-    """A subclass of `cursor_class` whose statements `runner` traces. It adds no slots, so a
-    cursor already made can take it as its class."""
-    execute, executemany = cursor_class.execute, cursor_class.executemany
-    database, address, port = target
+def _subclass(cls, make, accepts):
+    """The traced subclass of `cls` that `make(cls)` builds, made once; None when `cls` is
+    not a class `accepts`, or refuses to be subclassed (the app's class hooks decide)."""
+    try:
+        ref = _traced_refs.get(cls)
+        traced = None if ref is None else ref()
+        if traced is None:
+            if not (isinstance(cls, type) and issubclass(cls, accepts)):
+                return None
+            if "_ferrotel_original" in vars(cls):
+                return cls
+            traced = _named_like(make(cls), cls)
+
+            def forget(dead, cls=cls):
+                if _traced_refs.get(cls) is dead:
+                    del _traced_refs[cls]
+
+            _traced_refs[cls] = weakref.ref(traced, forget)
+        return traced
+    except Exception:  # noqa: BLE001 - the class's hooks refused, or it cannot be hashed
+        return None
+
+
+def _make_traced_cursor(cursor_class):
+    """A subclass of `cursor_class` tracing its statements by its connection's tracing. It
+    adds no slots, so a cursor already made can take it as its class; the method it calls
+    is looked up at each call, so the app's later patches of the class apply."""
 
     class TracedCursor(cursor_class):
         __slots__ = ()
 
         def execute(self, query, *args, **kwargs):
-            method = functools.partial(execute, **kwargs) if kwargs else execute
-            return runner.run(self, query, args, method, database, address, port)
+            method = cursor_class.execute
+            tracing = _tracing_of(self.connection)
+            if kwargs:
+                method = functools.partial(method, **kwargs)
+            if tracing is None:
+                return method(self, query, *args)
+            return tracing.runner.run(self, query, args, method, tracing.database, tracing.address, tracing.port)
 
         def executemany(self, query, *args, **kwargs):
-            method = functools.partial(executemany, **kwargs) if kwargs else executemany
-            return runner.run(self, query, args, method, database, address, port)
+            method = cursor_class.executemany
+            tracing = _tracing_of(self.connection)
+            if kwargs:
+                method = functools.partial(method, **kwargs)
+            if tracing is None:
+                return method(self, query, *args)
+            return tracing.runner.run(self, query, args, method, tracing.database, tracing.address, tracing.port)
 
-    return _named_like(TracedCursor, cursor_class)
+    return TracedCursor
 
 
-class _Tracing:
-    """What a traced connection holds: how its statements are traced, and the traced
-    subclass of each cursor class it has made (False for a factory that is not a class of
-    psycopg2's cursor, which is called as it is)."""
+def _traced_cursor_class(factory):
+    """The traced subclass of a cursor class, or None for anything else (a factory
+    function) and a class that refuses subclassing."""
+    return _subclass(factory, _make_traced_cursor, _psycopg2_types()[1])
 
-    __slots__ = ("runner", "target", "cursor_classes")
 
-    def __init__(self, runner, target):
-        self.runner, self.target, self.cursor_classes = runner, target, {}
-
-    def cursor_class(self, factory):
-        import psycopg2.extensions
-
-        traced = self.cursor_classes.get(factory)
-        if traced is None:
-            traceable = isinstance(factory, type) and issubclass(factory, psycopg2.extensions.cursor)
-            if traceable and "_ferrotel_original" in vars(factory):  # another connection's
-                traced = factory
-            else:
-                traced = _traced_cursor(factory, self.runner, self.target) if traceable else False
-            self.cursor_classes[factory] = traced
-        return traced
+def _adopt(made):
+    """A cursor some other code made: it takes the traced subclass of its class, unless
+    that is psycopg2's plain cursor (a C type: its instances cannot change class)."""
+    made_class = type(made)
+    plain_cursor = _psycopg2_types()[1]
+    if made_class is not plain_cursor and isinstance(made, plain_cursor):
+        traced = _traced_cursor_class(made_class)
+        if traced is not None and traced is not made_class:
+            made.__class__ = traced
+    return made
 
 
 def _cursor_arguments(name=None, cursor_factory=None, withhold=False, scrollable=None):
@@ -90,52 +150,45 @@ def _cursor_arguments(name=None, cursor_factory=None, withhold=False, scrollable
     return name, cursor_factory, withhold, scrollable
 
 
-def _connection_class(base, runner):
-    """The traced subclass of the connection class `base`. When psycopg2's own `cursor()`
-    makes the cursor, it is handed the traced subclass of the factory it would use; when a
-    class of `base`'s lineage has a `cursor()` of its own (psycopg2.extras' classes, the
-    app's), that one runs as it is and the cursor it returns takes the traced subclass of
-    its class as its class. psycopg2's plain cursor, a C type, cannot: a plain cursor made
-    by such a `cursor()` stays untraced."""
-    import psycopg2.extensions
+def _make_traced_connection(base):
+    plain_connection, plain_cursor = _psycopg2_types()
+    plain_make_cursor = plain_connection.cursor
+    traced_plain_cursor = _traced_cursor_class(plain_cursor)
 
-    plain_connection, plain_cursor = psycopg2.extensions.connection, psycopg2.extensions.cursor
-    owner = next(cls for cls in base.__mro__ if "cursor" in vars(cls))
-    make_cursor = owner.cursor
+    class TracedConnection(base):
+        __slots__ = ("_ferrotel_tracing",)
 
-    def adopt(tracing, made):
-        made_class = type(made)
-        traceable = made_class is not plain_cursor and isinstance(made, plain_cursor)
-        if traceable and "_ferrotel_original" not in vars(made_class):
-            made.__class__ = tracing.cursor_class(made_class)
-        return made
-
-    def cursor(self, *args, **kwargs):
-        tracing = self._ferrotel_tracing
-        if tracing is None:
-            return make_cursor(self, *args, **kwargs)
-        if owner is not plain_connection:
-            return adopt(tracing, make_cursor(self, *args, **kwargs))
-        name, factory, withhold, scrollable = None, None, False, None
-        if args or kwargs:
+        def cursor(self, *args, **kwargs):
+            # Looked up at each call: the app may patch its class's cursor() later.
+            make_cursor = base.cursor
             try:
-                name, factory, withhold, scrollable = _cursor_arguments(*args, **kwargs)
-            except TypeError:  # psycopg2's own error, in its words
-                return make_cursor(self, *args, **kwargs)
-        factory = factory or self.cursor_factory or plain_cursor
-        traced = tracing.cursor_classes.get(factory) or tracing.cursor_class(factory)
-        # Positional: psycopg2 reads keywords at a cost comparable to the rest of the call.
-        if traced:
-            return make_cursor(self, name, traced, withhold, scrollable)
-        return adopt(tracing, make_cursor(self, name, factory, withhold, scrollable))  # a factory function's
+                tracing = self._ferrotel_tracing
+            except AttributeError:  # unset while the connection's own __init__ runs
+                tracing = None
+            if tracing is None:
+                return super().cursor(*args, **kwargs)
+            if make_cursor is not plain_make_cursor:
+                return _adopt(super().cursor(*args, **kwargs))
+            name, factory, withhold, scrollable = None, None, False, None
+            if args or kwargs:
+                try:
+                    name, factory, withhold, scrollable = _cursor_arguments(*args, **kwargs)
+                except TypeError:  # psycopg2's own error, in its words
+                    return make_cursor(self, *args, **kwargs)
+            if factory is None:
+                factory = self.cursor_factory
+            traced = traced_plain_cursor if factory is None else _traced_cursor_class(factory)
+            # Positional: psycopg2 reads keywords at a cost comparable to the rest of the call.
+            if traced is not None:
+                return make_cursor(self, name, traced, withhold, scrollable)
+            return _adopt(make_cursor(self, name, factory, withhold, scrollable))
 
-    def __init__(self, *args, **kwargs):
-        self._ferrotel_tracing = None
-        base.__init__(self, *args, **kwargs)
-        self._ferrotel_tracing = _Tracing(runner, _target(self))
+    return TracedConnection
 
-    traced = type(base.__name__, (base,), {"__slots__": ("_ferrotel_tracing",), "__init__": __init__, "cursor": cursor})
-    return _named_like(traced, base)
+
+def _set_tracing(connection, tracing):
+    # Through the slot itself: an app class's __setattr__ is not asked.
+    type(connection).__dict__["_ferrotel_tracing"].__set__(connection, tracing)
 
 
 class Psycopg2Instrumentor(Instrumentor):
@@ -148,27 +201,25 @@ class Psycopg2Instrumentor(Instrumentor):
         runner = statements("postgresql", SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         runner = sqlcommenter.commenting(runner, psycopg2, "postgresql", kwargs)
         self._connect = connect = psycopg2._connect
-        # A traced class per connection class, kept while a connection of it lives.
-        classes = weakref.WeakValueDictionary()
 
         @functools.wraps(connect)
         def traced_connect(dsn, connection_factory=None, **kwargs):
             base = psycopg2.extensions.connection if connection_factory is None else connection_factory
-            if isinstance(base, type) and issubclass(base, psycopg2.extensions.connection):
-                # type(connection) of a traced connection, given back as a factory, is traced.
-                traced = base if "_ferrotel_original" in vars(base) else classes.get(base)
-                if traced is None:
-                    traced = classes[base] = _connection_class(base, runner)
-                return connect(dsn, connection_factory=traced, **kwargs)
-            # A factory function: its connection is traced as instrument_connection does.
-            return _trace_connection(connect(dsn, connection_factory=connection_factory, **kwargs), runner)
+            traced = _subclass(base, _make_traced_connection, psycopg2.extensions.connection)
+            if traced is None:  # a factory function, or a class that refuses subclassing
+                return _trace_connection(connect(dsn, connection_factory=connection_factory, **kwargs), runner)
+            connection = connect(dsn, connection_factory=traced, **kwargs)
+            if isinstance(connection, traced):
+                _set_tracing(connection, _Tracing(runner, connection))
+            return connection
 
-        psycopg2._connect = traced_connect
+        self._traced_connect = psycopg2._connect = traced_connect
 
     def _uninstrument(self, **kwargs):
         import psycopg2
 
-        psycopg2._connect = self._connect
+        if psycopg2._connect is self._traced_connect:
+            psycopg2._connect = self._connect
 
     @staticmethod
     def instrument_connection(connection, tracer_provider=None):
@@ -178,12 +229,13 @@ class Psycopg2Instrumentor(Instrumentor):
     @staticmethod
     def uninstrument_connection(connection):
         """Undoes `instrument_connection`, or the tracing of a connection made while
-        instrumented: new cursors are the connection's own again."""
-        if getattr(connection, "_ferrotel_tracing", None) is not None:
-            connection._ferrotel_tracing = None
+        instrumented: the connection's statements are no longer traced."""
+        if "_ferrotel_original" in vars(type(connection)):
+            _set_tracing(connection, None)
+        tracing = _instrumented.pop(connection, None)
         factory = connection.cursor_factory
-        if getattr(factory, "_ferrotel_original", None) is not None:
-            connection.cursor_factory = factory._ferrotel_restore
+        if tracing is not None and isinstance(factory, type) and "_ferrotel_original" in vars(factory):
+            connection.cursor_factory = tracing.replaced_factory
         return connection
 
 
@@ -211,20 +263,23 @@ def _default_factory(connection):
 
 
 def _trace_connection(connection, runner):
-    """`instrument_connection`'s way: the connection's `cursor_factory` becomes a traced
-    subclass of the factory it uses by default."""
+    """`instrument_connection`'s way, for a connection not made while instrumented."""
     import psycopg2.extensions
 
     # Anything else (a test's stand-in for psycopg2's connect) goes back as it came.
     if not isinstance(connection, psycopg2.extensions.connection):
         return connection
-    if getattr(connection, "_ferrotel_tracing", None) is not None:  # made while instrumented
+    if "_ferrotel_original" in vars(type(connection)):  # made while instrumented
+        if getattr(connection, "_ferrotel_tracing", None) is None:
+            _set_tracing(connection, _Tracing(runner, connection))
         return connection
-    if getattr(connection.cursor_factory, "_ferrotel_original", None) is not None:
+    if _tracing_of(connection) is not None:
         return connection
     factory = _default_factory(connection)
-    if factory is not None:
-        traced = _traced_cursor(factory, runner, _target(connection))
-        traced._ferrotel_restore = connection.cursor_factory
+    traced = None if factory is None else _traced_cursor_class(factory)
+    if traced is not None:
+        tracing = _Tracing(runner, connection)
+        tracing.replaced_factory = connection.cursor_factory
+        _instrumented[connection] = tracing
         connection.cursor_factory = traced
     return connection
