@@ -1,5 +1,6 @@
 """Per-call cost of the client and database instrumentations, side by side in one run: an
-httpx GET to a local server, a redis GET, a psycopg SELECT and an in-memory sqlite3 SELECT,
+httpx GET to a local server, a redis GET, a psycopg SELECT, a psycopg2 SELECT on a new cursor
+(as Django makes one per query) and an in-memory sqlite3 SELECT,
 each bare (ferrotel's venv, no instrumentation), under `ferrotel instrument` (the native
 built-ins) and under upstream's `opentelemetry-instrument` (the pinned contrib
 instrumentations, their own venv). Spans are exported over OTLP/HTTP to a local sink, as in
@@ -29,7 +30,7 @@ from report import measured_on, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 RECEIVER = ROOT / "tests" / "apps" / "otlp_receiver.py"
-CASES = ["httpx GET", "redis GET", "psycopg SELECT", "sqlite3 SELECT"]
+CASES = ["httpx GET", "redis GET", "psycopg SELECT", "psycopg2 cursor + SELECT", "sqlite3 SELECT"]
 
 
 def free_port():
@@ -99,6 +100,7 @@ def worker(calls, redis_port, dsn):
 
     import httpx
     import psycopg
+    import psycopg2
     import redis
 
     class Ok(BaseHTTPRequestHandler):
@@ -123,6 +125,8 @@ def worker(calls, redis_port, dsn):
     kv.set("key", "value")
     pg = psycopg.connect(dsn, autocommit=True)
     pg_cursor = pg.cursor()
+    pg2 = psycopg2.connect(dsn)
+    pg2.autocommit = True
     lite = sqlite3.connect(":memory:")
     lite.execute("CREATE TABLE t (a INTEGER)")
     lite_cursor = lite.cursor()
@@ -134,10 +138,16 @@ def worker(calls, redis_port, dsn):
         pg_cursor.execute("SELECT 1 WHERE 1 = 1")
         pg_cursor.fetchall()
 
+    def psycopg2_select():
+        with pg2.cursor() as cursor:
+            cursor.execute("SELECT 1 WHERE 1 = 1")
+            cursor.fetchall()
+
     calls_of = {
         "httpx GET": lambda: http.get(url).read(),
         "redis GET": lambda: kv.get("key"),
         "psycopg SELECT": psycopg_select,
+        "psycopg2 cursor + SELECT": psycopg2_select,
         # A local statement: the instrumentation's own cost shows, not the network's.
         "sqlite3 SELECT": sqlite_select,
     }
