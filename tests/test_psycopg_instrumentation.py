@@ -241,6 +241,21 @@ PSYCOPG2_CONNECTION_CLASSES = """
     logging_connection.cursor().execute("SELECT 'logged'")
     print("log", log.getvalue().strip())
     logging_connection.close()
+    # A cursor class of the app's naming its parameter as the DB-API does, called by that
+    # name, works (untraced: the statement is not where psycopg2 puts it); a subclass of a
+    # traced class is traced once; a C cursor type made by a factory function cannot
+    # change class and works untraced.
+    class Operation(psycopg2.extensions.cursor):
+        def execute(self, operation, parameters=None):
+            return super().execute(operation, parameters)
+
+    plain = psycopg2.connect(dsn, cursor_factory=Operation)
+    plain.cursor().execute(operation="SELECT 'by keyword'")
+    plain.cursor().execute("SELECT 'by position'")
+    plain.cursor(cursor_factory=type(plain.cursor())).execute("SELECT 'traced class'")
+    made = plain.cursor(cursor_factory=lambda *args: psycopg2._psycopg.ReplicationCursor(*args))
+    print("c cursor", type(made).__name__)
+    plain.close()
     # psycopg2's own low-level connect replaced by a stand-in, as psycopg2's tests do: it is
     # handed what connect was given.
     real, psycopg2._connect = psycopg2._connect, lambda dsn, **kwargs: ("stand-in", dsn, kwargs)
@@ -255,13 +270,14 @@ PSYCOPG2_CONNECTION_CLASSES = """
 
 def test_psycopg2_connection_classes_keep_their_cursors(tmp, postgres):  # noqa: F811
     out, spans = run(tmp, PSYCOPG2_CONNECTION_CLASSES, postgres)
-    assert out.splitlines()[:7] == [
+    assert out.splitlines()[:8] == [
         "DictConnection True None",
         "DictConnection DictCursor 42",
         "NamedTupleConnection True None",
         "NamedTupleConnection NamedTupleCursor 42",
         "chatty status 1 None",
         "log SELECT 'logged'",
+        "c cursor ReplicationCursor",
         "stand-in ('stand-in', 'dbname=x', {'connection_factory': None})",
     ], out
     statements = [s["attributes"]["db.query.text"] for s in spans if s["kind"] == "CLIENT"]
@@ -269,6 +285,8 @@ def test_psycopg2_connection_classes_keep_their_cursors(tmp, postgres):  # noqa:
         '"SELECT ? AS answer"',
         '"SELECT ?"',
         '"SELECT ? AS answer"',
+        '"SELECT ?"',
+        '"SELECT ?"',
         '"SELECT ?"',
         '"SELECT ?"',
         '"SELECT ?"',

@@ -22,6 +22,7 @@ types) work as bare. A class whose subclassing fails (its `__init_subclass__` re
 untraced."""
 
 import functools
+import threading
 import weakref
 
 from ferrotel.instrumentation import Instrumentor, sqlcommenter
@@ -33,6 +34,8 @@ SCOPE = "ferrotel.instrumentation.psycopg2"
 _instrumented = weakref.WeakKeyDictionary()
 # Each class's traced subclass, by weak reference: it goes when nothing of it is alive.
 _traced_refs = {}
+# Held while a traced class is made or forgotten (re-entrant: a class hook may connect).
+_making = threading.RLock()
 
 
 @functools.cache
@@ -44,20 +47,27 @@ def _psycopg2_types():
 
 
 class _Tracing:
-    """How one connection's statements are traced."""
+    """How one connection's statements are traced. Its target (database, server address and
+    port) is read from libpq once the connection is made: for an asynchronous connection,
+    at its first statement (until then libpq reports the first host it tries)."""
 
     # replaced_factory: for instrument_connection, the connection's factory before.
     __slots__ = ("runner", "database", "address", "port", "replaced_factory")
 
     def __init__(self, runner, connection):
+        self.runner, self.replaced_factory = runner, None
+        self.database = self.address = self.port = None
+        if not getattr(connection, "async_", False):
+            self.read_target(connection)
+
+    def read_target(self, connection):
         import psycopg2
 
-        self.runner, self.replaced_factory = runner, None
         try:
             info = connection.info
-            self.database = info.dbname or ""
             self.address = info.host or None
             self.port = int(info.port) if info.port else None
+            self.database = info.dbname or ""
         except (AttributeError, ValueError, psycopg2.Error):  # a closed or odd connection
             self.database, self.address, self.port = "", None, None
 
@@ -76,23 +86,32 @@ def _named_like(subclass, cls):
 
 
 def _subclass(cls, make, accepts):
-    """The traced subclass of `cls` that `make(cls)` builds, made once; None when `cls` is
-    not a class `accepts`, or refuses to be subclassed (the app's class hooks decide)."""
+    """The traced subclass of `cls` that `make(cls)` builds, made once; `cls` itself when it
+    is traced already (a traced class or a subclass of one); None when `cls` is not a class
+    `accepts`, or refuses to be subclassed (the app's class hooks decide)."""
     try:
         ref = _traced_refs.get(cls)
         traced = None if ref is None else ref()
-        if traced is None:
-            if not (isinstance(cls, type) and issubclass(cls, accepts)):
-                return None
-            if "_ferrotel_original" in vars(cls):
-                return cls
-            traced = _named_like(make(cls), cls)
+        if traced is not None:
+            return traced
+        if not (isinstance(cls, type) and issubclass(cls, accepts)):
+            return None
+        # One per class even when threads race for it: psycopg2 caches by cursor class.
+        with _making:
+            ref = _traced_refs.get(cls)
+            traced = None if ref is None else ref()
+            if traced is None:
+                if any("_ferrotel_original" in vars(ancestor) for ancestor in cls.__mro__):
+                    traced = cls
+                else:
+                    traced = _named_like(make(cls), cls)
 
-            def forget(dead, cls=cls):
-                if _traced_refs.get(cls) is dead:
-                    del _traced_refs[cls]
+                def forget(dead, cls=cls):
+                    with _making:
+                        if _traced_refs.get(cls) is dead:
+                            del _traced_refs[cls]
 
-            _traced_refs[cls] = weakref.ref(traced, forget)
+                _traced_refs[cls] = weakref.ref(traced, forget)
         return traced
     except Exception:  # noqa: BLE001 - the class's hooks refused, or it cannot be hashed
         return None
@@ -106,25 +125,31 @@ def _make_traced_cursor(cursor_class):
     class TracedCursor(cursor_class):
         __slots__ = ()
 
-        def execute(self, query, *args, **kwargs):
-            method = cursor_class.execute
-            tracing = _tracing_of(self.connection)
-            if kwargs:
-                method = functools.partial(method, **kwargs)
-            if tracing is None:
-                return method(self, query, *args)
-            return tracing.runner.run(self, query, args, method, tracing.database, tracing.address, tracing.port)
+        def execute(self, *args, **kwargs):
+            return _run(self, cursor_class.execute, args, kwargs)
 
-        def executemany(self, query, *args, **kwargs):
-            method = cursor_class.executemany
-            tracing = _tracing_of(self.connection)
-            if kwargs:
-                method = functools.partial(method, **kwargs)
-            if tracing is None:
-                return method(self, query, *args)
-            return tracing.runner.run(self, query, args, method, tracing.database, tracing.address, tracing.port)
+        def executemany(self, *args, **kwargs):
+            return _run(self, cursor_class.executemany, args, kwargs)
 
     return TracedCursor
+
+
+def _run(cursor, method, args, kwargs):
+    """`method(cursor, *args, **kwargs)`, traced when the cursor's connection is. The
+    statement is the first argument (a class of the app's may give its parameter another
+    name: a statement given by a keyword other than psycopg2's `query` runs untraced)."""
+    tracing = _tracing_of(cursor.connection)
+    if tracing is None or not (args or "query" in kwargs):
+        return method(cursor, *args, **kwargs)
+    if args:
+        query, args = args[0], args[1:]
+    else:
+        query = kwargs.pop("query")
+    if kwargs:
+        method = functools.partial(method, **kwargs)
+    if tracing.database is None:
+        tracing.read_target(cursor.connection)
+    return tracing.runner.run(cursor, query, args, method, tracing.database, tracing.address, tracing.port)
 
 
 def _traced_cursor_class(factory):
@@ -141,7 +166,10 @@ def _adopt(made):
     if made_class is not plain_cursor and isinstance(made, plain_cursor):
         traced = _traced_cursor_class(made_class)
         if traced is not None and traced is not made_class:
-            made.__class__ = traced
+            try:
+                object.__setattr__(made, "__class__", traced)
+            except TypeError:  # a C cursor type of its own (psycopg2's ReplicationCursor): untraced
+                pass
     return made
 
 
