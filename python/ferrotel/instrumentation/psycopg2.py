@@ -138,7 +138,11 @@ def _run(cursor, method, args, kwargs):
     """`method(cursor, *args, **kwargs)`, traced when the cursor's connection is. The
     statement is the first argument (a class of the app's may give its parameter another
     name: a statement given by a keyword other than psycopg2's `query` runs untraced)."""
-    tracing = _tracing_of(cursor.connection)
+    connection = cursor.connection
+    try:  # _tracing_of, inline: this runs for every statement
+        tracing = connection._ferrotel_tracing
+    except AttributeError:
+        tracing = _instrumented.get(connection) if _instrumented else None
     if tracing is None or not (args or "query" in kwargs):
         return method(cursor, *args, **kwargs)
     if args:
@@ -148,7 +152,7 @@ def _run(cursor, method, args, kwargs):
     if kwargs:
         method = functools.partial(method, **kwargs)
     if tracing.database is None:
-        tracing.read_target(cursor.connection)
+        tracing.read_target(connection)
     return tracing.runner.run(cursor, query, args, method, tracing.database, tracing.address, tracing.port)
 
 
