@@ -47,6 +47,15 @@ APP = """
                 connection.execute("SELEC broken")
             except psycopg.errors.SyntaxError:
                 print("syntax error")
+            # The factories stay the app's; a factory set after connect and a cursor made
+            # from its class are traced all the same.
+            print("factories", connection.cursor_factory is psycopg.Cursor,
+                  connection.server_cursor_factory is psycopg.ServerCursor)
+            connection.cursor_factory = psycopg.ClientCursor
+            cursor = connection.cursor()
+            print("class", type(cursor) is psycopg.ClientCursor)
+            cursor.execute("SELECT name FROM toys WHERE price > 10")
+            psycopg.RawCursor(connection).execute("SELECT name FROM toys WHERE price > $1", [11])
         print("async", asyncio.run(asynchronous()))
 """
 
@@ -54,6 +63,7 @@ APP = """
 def test_statements_become_spans(tmp, postgres):  # noqa: F811
     out, spans = run(tmp, APP, postgres)
     assert "found ball" in out and "server side 2" in out and "syntax error" in out and "async ball" in out
+    assert "factories True True" in out and "class True" in out
     (parent,) = [s for s in spans if s["name"] == "parent"]
     clients = [s for s in spans if s["kind"] == "CLIENT"]
     assert [s["name"] for s in clients] == [
@@ -63,6 +73,8 @@ def test_statements_become_spans(tmp, postgres):  # noqa: F811
         "SELECT toys",
         "SELECT toys",
         "SELEC",
+        "SELECT toys",
+        "SELECT toys",
         "SELECT toys",
     ]
     assert all(s["parent"] == parent["span_id"] for s in clients)

@@ -1,17 +1,27 @@
 """psycopg (3) spans: every statement executed by a cursor (client-side or server-side, sync
 or asyncio, and the connection's own `execute`, which goes through one) of a connection made
 by `psycopg.connect`, `Connection.connect` or `AsyncConnection.connect`, or handed to
-`PsycopgInstrumentor.instrument_connection`. The connection's cursor factories become
-subclasses of the ones it had, so a cursor is still what the app asked for; the span, its
+`PsycopgInstrumentor.instrument_connection`. psycopg's cursor classes are Python: their own
+`execute` and `executemany` (`Cursor`, `ServerCursor` and their asyncio twins, which every
+other cursor class inherits) are wrapped, so a cursor of any class, however made (a factory
+set after connect, `ClientCursor(connection)`), is traced, and the connection's factories
+stay the app's. A traced connection carries `_ferrotel`: (its statements' runner, database,
+address, port); a statement on any other connection costs one attribute read. The span, its
 attributes and `db.client.operation.duration` are one native call per statement."""
 
 import functools
+import weakref
 
 from ferrotel.instrumentation import Instrumentor, sqlcommenter
 from ferrotel.instrumentation.dbapi import statements
 
 SCOPE = "ferrotel.instrumentation.psycopg"
 _NO_TARGET = ("", None, None)
+_METHODS = ("execute", "executemany")
+# The cursor classes' own methods, while wrapped.
+_originals = {}
+# Connections traced by instrument_connection: while one lives, the wrapping stays.
+_programmatic = weakref.WeakSet()
 
 
 def _target(connection):
@@ -26,33 +36,17 @@ def _target(connection):
         return _NO_TARGET
 
 
-# A traced connection carries `_ferrotel`: (its statements' runner, database, address, port),
-# read by its cursors at each statement; None (or absent) when it is not traced.
+def _traced_method(method):
+    # Keyword arguments (prepare=, binary=, returning=) are bound first.
+    @functools.wraps(method)
+    def traced(self, query, *args, **kwargs):
+        tracing = getattr(self.connection, "_ferrotel", None)
+        if tracing is None:
+            return method(self, query, *args, **kwargs)
+        bound = functools.partial(method, **kwargs) if kwargs else method
+        return tracing[0].run(self, query, args, bound, tracing[1], tracing[2], tracing[3])
 
-
-@functools.cache
-def _traced_cursor(cursor_class):
-    if getattr(cursor_class, "_ferrotel_traced", False):
-        return cursor_class
-    execute, executemany = cursor_class.execute, cursor_class.executemany
-
-    class TracedCursor(cursor_class):
-        # Keyword arguments (prepare=, binary=, returning=) are bound first.
-        def execute(self, query, *args, **kwargs):
-            method = functools.partial(execute, **kwargs) if kwargs else execute
-            traced = getattr(self.connection, "_ferrotel", None)
-            if traced is None:
-                return method(self, query, *args)
-            return traced[0].run(self, query, args, method, traced[1], traced[2], traced[3])
-
-        def executemany(self, query, *args, **kwargs):
-            method = functools.partial(executemany, **kwargs) if kwargs else executemany
-            traced = getattr(self.connection, "_ferrotel", None)
-            if traced is None:
-                return method(self, query, *args)
-            return traced[0].run(self, query, args, method, traced[1], traced[2], traced[3])
-
-    return _keep_identity(TracedCursor, cursor_class)
+    return traced
 
 
 async def _awaited(method, cursor, query, args, kwargs):
@@ -74,41 +68,40 @@ async def _awaited(method, cursor, query, args, kwargs):
     return result
 
 
-@functools.cache
-def _traced_async_cursor(cursor_class):
-    if getattr(cursor_class, "_ferrotel_traced", False):
-        return cursor_class
-    execute, executemany = cursor_class.execute, cursor_class.executemany
+def _traced_async_method(method):
+    @functools.wraps(method)
+    async def traced(self, query, *args, **kwargs):
+        return await _awaited(method, self, query, args, kwargs)
 
-    class TracedAsyncCursor(cursor_class):
-        async def execute(self, query, *args, **kwargs):
-            return await _awaited(execute, self, query, args, kwargs)
-
-        async def executemany(self, query, *args, **kwargs):
-            return await _awaited(executemany, self, query, args, kwargs)
-
-    return _keep_identity(TracedAsyncCursor, cursor_class)
+    return traced
 
 
-def _keep_identity(traced_class, original):
-    traced_class.__name__ = original.__name__
-    traced_class.__qualname__ = original.__qualname__
-    traced_class.__module__ = original.__module__
-    traced_class._ferrotel_traced = True
-    return traced_class
+def _wrap_cursor_classes():
+    import psycopg
+
+    if _originals:
+        return
+    for cls, wrap in (
+        (psycopg.Cursor, _traced_method),
+        (psycopg.ServerCursor, _traced_method),
+        (psycopg.AsyncCursor, _traced_async_method),
+        (psycopg.AsyncServerCursor, _traced_async_method),
+    ):
+        for name in _METHODS:
+            original = vars(cls)[name]
+            _originals[cls, name] = original
+            setattr(cls, name, wrap(original))
+
+
+def _unwrap_cursor_classes():
+    for (cls, name), original in _originals.items():
+        setattr(cls, name, original)
+    _originals.clear()
 
 
 def _trace_connection(connection, runner):
-    import psycopg
-
-    if getattr(connection, "_ferrotel", None) is not None:
-        return connection
-    traced = _traced_async_cursor if isinstance(connection, psycopg.AsyncConnection) else _traced_cursor
-    if getattr(connection, "_ferrotel_factories", None) is None:
-        connection._ferrotel_factories = (connection.cursor_factory, connection.server_cursor_factory)
-    connection.cursor_factory = traced(connection.cursor_factory)
-    connection.server_cursor_factory = traced(connection.server_cursor_factory)
-    connection._ferrotel = (runner, *_target(connection))
+    if getattr(connection, "_ferrotel", None) is None:
+        connection._ferrotel = (runner, *_target(connection))
     return connection
 
 
@@ -120,6 +113,7 @@ class PsycopgInstrumentor(Instrumentor):
 
         runner = statements("postgresql", SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         runner = sqlcommenter.commenting(runner, psycopg, "postgresql", kwargs)
+        _wrap_cursor_classes()
         self._connect = psycopg.connect
         self._sync_connect = psycopg.Connection.__dict__["connect"]
         self._async_connect = psycopg.AsyncConnection.__dict__["connect"]
@@ -141,18 +135,21 @@ class PsycopgInstrumentor(Instrumentor):
         psycopg.Connection.connect = self._sync_connect
         psycopg.AsyncConnection.connect = self._async_connect
         psycopg.connect = self._connect
+        if not _programmatic:
+            _unwrap_cursor_classes()
 
     @staticmethod
     def instrument_connection(connection, tracer_provider=None):
         """Traces the statements of `connection` (sync or asyncio); returns it."""
+        _wrap_cursor_classes()
+        _programmatic.add(connection)
         return _trace_connection(connection, statements("postgresql", SCOPE, tracer_provider))
 
     @staticmethod
     def uninstrument_connection(connection):
-        """Undoes `instrument_connection`: new cursors are the connection's own again;
-        returns the connection, as upstream's does."""
-        factories = getattr(connection, "_ferrotel_factories", None)
-        if factories is not None:
-            connection.cursor_factory, connection.server_cursor_factory = factories
+        """Undoes `instrument_connection`: the connection's statements are no longer
+        traced; returns the connection, as upstream's does."""
+        if getattr(connection, "_ferrotel", None) is not None:
             connection._ferrotel = None
+        _programmatic.discard(connection)
         return connection
