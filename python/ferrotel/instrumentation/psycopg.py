@@ -3,13 +3,16 @@ or asyncio, and the connection's own `execute`, which goes through one) of a con
 by `psycopg.connect`, `Connection.connect` or `AsyncConnection.connect`, or handed to
 `PsycopgInstrumentor.instrument_connection`. psycopg's cursor classes are Python: their own
 `execute` and `executemany` (`Cursor`, `ServerCursor` and their asyncio twins, which every
-other cursor class inherits) are wrapped, so a cursor of any class, however made (a factory
-set after connect, `ClientCursor(connection)`), is traced, and the connection's factories
-stay the app's. A traced connection carries `_ferrotel`: (its statements' runner, database,
-address, port); a statement on any other connection costs one attribute read. The span, its
-attributes and `db.client.operation.duration` are one native call per statement."""
+other cursor class inherits) are wrapped while the instrumentor is on or a traced connection
+lives, so a cursor of any class, however made (a factory set after connect,
+`ClientCursor(connection)`), is traced, and the connection's factories stay the app's. An
+app class whose `execute` does not call psycopg's goes untraced. A traced connection
+carries `_ferrotel`: (its statements' runner, database, address, port); a statement on any
+other connection costs one attribute read. The span, its attributes and
+`db.client.operation.duration` are one native call per statement."""
 
 import functools
+import threading
 import weakref
 
 from ferrotel.instrumentation import Instrumentor, sqlcommenter
@@ -18,10 +21,15 @@ from ferrotel.instrumentation.dbapi import statements
 SCOPE = "ferrotel.instrumentation.psycopg"
 _NO_TARGET = ("", None, None)
 _METHODS = ("execute", "executemany")
-# The cursor classes' own methods, while wrapped.
-_originals = {}
-# Connections traced by instrument_connection: while one lives, the wrapping stays.
-_programmatic = weakref.WeakSet()
+# ferrotel's wrappers on the cursor classes, each with the method it wraps.
+_wrapped = {}
+# Traced connections: the wrapping stays while one lives or the instrumentor is on, so
+# that whether a connection is traced never depends on another one.
+_traced = weakref.WeakSet()
+_globally_on = False
+# Held while the classes are wrapped or unwrapped (pool workers may race to
+# instrument_connection).
+_wrapping = threading.Lock()
 
 
 def _target(connection):
@@ -79,29 +87,41 @@ def _traced_async_method(method):
 def _wrap_cursor_classes():
     import psycopg
 
-    if _originals:
-        return
-    for cls, wrap in (
-        (psycopg.Cursor, _traced_method),
-        (psycopg.ServerCursor, _traced_method),
-        (psycopg.AsyncCursor, _traced_async_method),
-        (psycopg.AsyncServerCursor, _traced_async_method),
-    ):
-        for name in _METHODS:
-            original = vars(cls)[name]
-            _originals[cls, name] = original
-            setattr(cls, name, wrap(original))
+    with _wrapping:
+        for cls, wrap in (
+            (psycopg.Cursor, _traced_method),
+            (psycopg.ServerCursor, _traced_method),
+            (psycopg.AsyncCursor, _traced_async_method),
+            (psycopg.AsyncServerCursor, _traced_async_method),
+        ):
+            for name in _METHODS:
+                current = vars(cls)[name]
+                if current not in _wrapped:  # wrapped already (an app patch may have come and gone)
+                    wrapper = wrap(current)
+                    _wrapped[wrapper] = current
+                    setattr(cls, name, wrapper)
 
 
-def _unwrap_cursor_classes():
-    for (cls, name), original in _originals.items():
-        setattr(cls, name, original)
-    _originals.clear()
+def _unwrap_unused_cursor_classes():
+    """Unwraps the classes when nothing is traced any more. A method the app has patched
+    over ferrotel's wrapper is left to the app (its patch restores the wrapper, which the
+    next wrapping recognises)."""
+    import psycopg
+
+    with _wrapping:
+        if _globally_on or _traced:
+            return
+        for cls in (psycopg.Cursor, psycopg.ServerCursor, psycopg.AsyncCursor, psycopg.AsyncServerCursor):
+            for name in _METHODS:
+                current = vars(cls)[name]
+                if current in _wrapped:
+                    setattr(cls, name, _wrapped.pop(current))
 
 
 def _trace_connection(connection, runner):
     if getattr(connection, "_ferrotel", None) is None:
         connection._ferrotel = (runner, *_target(connection))
+        _traced.add(connection)
     return connection
 
 
@@ -113,6 +133,8 @@ class PsycopgInstrumentor(Instrumentor):
 
         runner = statements("postgresql", SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         runner = sqlcommenter.commenting(runner, psycopg, "postgresql", kwargs)
+        global _globally_on
+        _globally_on = True
         _wrap_cursor_classes()
         self._connect = psycopg.connect
         self._sync_connect = psycopg.Connection.__dict__["connect"]
@@ -135,14 +157,14 @@ class PsycopgInstrumentor(Instrumentor):
         psycopg.Connection.connect = self._sync_connect
         psycopg.AsyncConnection.connect = self._async_connect
         psycopg.connect = self._connect
-        if not _programmatic:
-            _unwrap_cursor_classes()
+        global _globally_on
+        _globally_on = False
+        _unwrap_unused_cursor_classes()
 
     @staticmethod
     def instrument_connection(connection, tracer_provider=None):
         """Traces the statements of `connection` (sync or asyncio); returns it."""
         _wrap_cursor_classes()
-        _programmatic.add(connection)
         return _trace_connection(connection, statements("postgresql", SCOPE, tracer_provider))
 
     @staticmethod
@@ -151,5 +173,6 @@ class PsycopgInstrumentor(Instrumentor):
         traced; returns the connection, as upstream's does."""
         if getattr(connection, "_ferrotel", None) is not None:
             connection._ferrotel = None
-        _programmatic.discard(connection)
+        _traced.discard(connection)
+        _unwrap_unused_cursor_classes()
         return connection
