@@ -73,6 +73,9 @@ def _request_info(request):
 
 def _answered(client_request, response):
     client_request.response(response.status_code, response.headers, _VERSIONS.get(response.http_version))
+
+
+def _response_info(response):
     return ResponseInfo(response.status_code, response.headers, response.stream, response.extensions)
 
 
@@ -83,13 +86,15 @@ def _send(tracing, send, transport, request):
     span = client_request.span
     inside = http_client.inside_client_span.set(True)
     try:
-        info = _request_info(request) if span is not None else None
-        if span is not None and tracing.request_hook is not None:
+        # The hooks' arguments are made only for hooks: most apps have none.
+        hooked = span is not None and (tracing.request_hook is not None or tracing.response_hook is not None)
+        info = _request_info(request) if hooked else None
+        if hooked and tracing.request_hook is not None:
             tracing.request_hook(span, info)
         response = send(transport, request)
-        answer = _answered(client_request, response)
-        if span is not None and tracing.response_hook is not None:
-            tracing.response_hook(span, info, answer)
+        _answered(client_request, response)
+        if hooked and tracing.response_hook is not None:
+            tracing.response_hook(span, info, _response_info(response))
         return response
     except BaseException as exc:
         client_request.record_exception(exc)
@@ -106,13 +111,15 @@ async def _send_async(tracing, send, transport, request):
     span = client_request.span
     inside = http_client.inside_client_span.set(True)
     try:
-        info = _request_info(request) if span is not None else None
-        if span is not None and tracing.request_hook is not None:
+        # The hooks' arguments are made only for hooks: most apps have none.
+        hooked = span is not None and (tracing.request_hook is not None or tracing.response_hook is not None)
+        info = _request_info(request) if hooked else None
+        if hooked and tracing.request_hook is not None:
             await tracing.request_hook(span, info)
         response = await send(transport, request)
-        answer = _answered(client_request, response)
-        if span is not None and tracing.response_hook is not None:
-            await tracing.response_hook(span, info, answer)
+        _answered(client_request, response)
+        if hooked and tracing.response_hook is not None:
+            await tracing.response_hook(span, info, _response_info(response))
         return response
     except BaseException as exc:
         client_request.record_exception(exc)
