@@ -55,6 +55,9 @@ class Suite:
     # Paths removed from the unpacked sdist: its uncompiled package, which would shadow the
     # installed wheel when the suite runs from the sdist's top.
     hide: tuple = ()
+    # A suite taking several minutes a run: only `--all-suites` runs it (scripts/test leaves it
+    # out, for CI's time).
+    long: bool = False
     directory = "."  # where it runs, in the unpacked sdist
     files = ("ferrotel_outcomes.py",)  # copied there from tests/suites/
 
@@ -245,6 +248,7 @@ SUITES = [
         spans=(SERVER, CLIENT),
         min_passed=2250,
         timeout=600,
+        long=True,
         exact_headers={
             f"tests/test_client_session.py::{test}": "compares the headers a trace config's callback was "
             "given with the app's: they are the request's own header dictionary, which holds the propagation header "
@@ -277,6 +281,7 @@ SUITES = [
         spans=(({"db.system.name": "redis"}, "client"),),
         min_passed=1650,
         timeout=900,
+        long=True,
     ),
     Suite(
         name="sqlalchemy",
@@ -303,6 +308,7 @@ SUITES = [
         spans=(SQLITE,),
         min_passed=8200,
         timeout=900,
+        long=True,
     ),
     Suite(
         name="psycopg2",
@@ -428,6 +434,7 @@ SUITES = [
         spans=(SERVER, SQLITE),
         min_passed=2100,
         timeout=900,
+        long=True,
     ),
 ]
 
@@ -455,6 +462,8 @@ def run(suite, tree, launcher, env, label, tests=(), deselect=(), server_dsn=Non
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
 def test_suite_passes_the_same_under_ferrotel(suite, tmp, viewer, request):
+    if suite.long and not request.config.getoption("all_suites"):
+        pytest.skip(f"{suite.name}'s suite takes several minutes a run: `scripts/test --all-suites` runs it")
     if suite.needs_redis:
         host, port = request.getfixturevalue("redis")
         suite = dataclasses.replace(suite, options=(*suite.options, f"--redis-url=redis://{host}:{port}/0"))

@@ -127,7 +127,7 @@ def test_ferrotel_instrument_sets_up_tracing_from_flags(tmp):
     assert result.stderr == ""
 
 
-def test_default_export_is_otlp_grpc_to_localhost_and_exit_stays_bounded(tmp):
+def test_default_export_is_otlp_grpc_to_localhost_and_exit_stays_bounded(tmp, default_ports):
     (tmp / "app.py").write_text(APP)
     start = time.monotonic()
     result = instrument(PYTHON, "app.py", cwd=tmp)  # nothing listens on 4317 here

@@ -298,7 +298,7 @@ def test_token_guards_every_endpoint(tmp):
         viewer.process.wait()
 
 
-def test_instrument_view_starts_a_viewer_once_and_sends_to_it(tmp):
+def test_instrument_view_starts_a_viewer_once_and_sends_to_it(tmp, default_ports):
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", 4318)) != 0, "this test needs 127.0.0.1:4318 free"
     app = tmp / "app.py"
