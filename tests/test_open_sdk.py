@@ -321,8 +321,11 @@ provider.add_span_processor(SimpleSpanProcessor(memory))
 trace.set_tracer_provider(provider)
 from ferrotel.instrumentation.flask import FlaskInstrumentor
 from ferrotel.instrumentation.requests import RequestsInstrumentor
+from ferrotel.instrumentation.sqlite3 import SQLite3Instrumentor
 FlaskInstrumentor().instrument()
 RequestsInstrumentor().instrument()
+SQLite3Instrumentor().instrument()
+import sqlite3
 
 app = flask.Flask("shop")
 @app.route("/items/<int:item>")
@@ -333,6 +336,7 @@ server = make_server("127.0.0.1", 0, app, threaded=True)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 response = requests.get(f"http://127.0.0.1:{server.server_port}/items/7")
 server.shutdown()
+sqlite3.connect(":memory:").cursor().execute("SELECT 1 WHERE 2 = 2")
 print(json.dumps([{"name": s.name, "kind": s.kind.name, "attributes": dict(s.attributes),
                    "trace": s.context.trace_id, "parent": s.parent.span_id if s.parent else None,
                    "id": s.context.span_id} for s in memory.get_finished_spans()]))
@@ -342,7 +346,11 @@ print(json.dumps([{"name": s.name, "kind": s.kind.name, "attributes": dict(s.att
 def test_the_built_ins_record_through_another_sdks_provider(sdk_python):
     spans, stderr = run(sdk_python, THROUGH_THE_SDK)
     by_name = {s["name"]: s for s in spans}
-    assert set(by_name) == {"GET /items/<int:item>", "GET"}, spans
+    assert set(by_name) == {"GET /items/<int:item>", "GET", "SELECT"}, spans
+    statement = by_name["SELECT"]
+    assert statement["kind"] == "CLIENT" and statement["parent"] is None
+    assert statement["attributes"]["db.query.text"] == "SELECT ? WHERE ? = ?"
+    assert statement["attributes"]["db.system.name"] == "sqlite"
     server, client = by_name["GET /items/<int:item>"], by_name["GET"]
     assert (server["kind"], client["kind"]) == ("SERVER", "CLIENT")
     assert server["trace"] == client["trace"] and server["parent"] == client["id"]

@@ -346,3 +346,59 @@ def test_asyncpg_queries_become_spans(tmp, postgres):  # noqa: F811
     assert fetch["db.query.text"] == '"SELECT name FROM birds WHERE name <> ?"'
     assert fetch["server.address"] == '"127.0.0.1"' and fetch["db.namespace"] == '"postgres"'
     assert all(s["status"] == "UNSET" for s in clients)
+
+
+STATEMENT_FORMS = """
+    import asyncio, sys
+    import psycopg, psycopg2
+    from psycopg import sql as sql3
+    from psycopg2 import sql as sql2
+    from opentelemetry import trace
+
+    dsn = sys.argv[1]
+
+    async def composed_async():
+        async with await psycopg.AsyncConnection.connect(dsn) as connection:
+            cursor = connection.cursor()
+            await cursor.execute(sql3.SQL("SELECT {} AS composed_async").format(sql3.Literal(10)))
+            return (await cursor.fetchone())[0]
+
+    with trace.get_tracer("app").start_as_current_span("parent"):
+        connection = psycopg2.connect(dsn)
+        cursor = connection.cursor()
+        cursor.execute("CREATE OR REPLACE FUNCTION add_one(integer) RETURNS integer AS 'SELECT $1 + 1' LANGUAGE SQL")
+        cursor.execute(sql2.SQL("SELECT {} AS composed").format(sql2.Literal(8)))
+        cursor.execute(b"SELECT 9 AS raw")
+        cursor.callproc("add_one", (1,))
+        print("procedure", cursor.fetchone()[0])
+        connection.commit()
+        connection.close()
+        with psycopg.connect(dsn) as connection:
+            cursor = connection.cursor()
+            cursor.execute(sql3.SQL("SELECT {} AS composed3").format(sql3.Literal(8)))
+            cursor.execute(b"SELECT 9 AS raw3")
+            print("bytes", cursor.fetchone()[0])
+        print("async", asyncio.run(composed_async()))
+"""
+
+
+def test_composed_and_bytes_statements_and_procedures(tmp, postgres):  # noqa: F811
+    # A statement given as bytes or composed with psycopg's `sql` module has its text
+    # recorded as the driver renders it; psycopg2's callproc is a span named by the procedure.
+    out, spans = run(tmp, STATEMENT_FORMS, postgres)
+    assert "procedure 2" in out and "bytes 9" in out and "async 10" in out
+    (parent,) = [s for s in spans if s["name"] == "parent"]
+    clients = [s for s in spans if s["kind"] == "CLIENT"]
+    assert all(s["parent"] == parent["span_id"] for s in clients)
+    texts = [s["attributes"].get("db.query.text") for s in clients]
+    assert texts[1:] == [
+        '"SELECT ? AS composed"',
+        '"SELECT ? AS raw"',
+        '"add_one"',
+        '"SELECT ? AS composed3"',
+        '"SELECT ? AS raw3"',
+        '"SELECT ? AS composed_async"',
+    ]
+    assert [s["name"] for s in clients[1:]] == ["SELECT", "SELECT", "add_one", "SELECT", "SELECT", "SELECT"]
+    assert clients[3]["attributes"]["db.stored_procedure.name"] == '"add_one"'
+    assert "db.stored_procedure.name" not in clients[2]["attributes"]

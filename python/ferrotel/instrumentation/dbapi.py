@@ -37,12 +37,12 @@ class _OtherProvider:
     provider), with the names and attributes the native path computed."""
 
     @staticmethod
-    def run(tracer, system, namespace, query, method, receiver, args):
+    def run(tracer, system, namespace, text, query, method, receiver, args):
         from ferrotel.instrumentation import _generic
 
         if _generic.suppressed():
             return method(receiver, query, *args)
-        db_call = _generic.DbCall(tracer, system, namespace, query if isinstance(query, str) else "")
+        db_call = _generic.DbCall(tracer, system, namespace, text)
         try:
             return method(receiver, query, *args)
         except BaseException as exc:

@@ -64,7 +64,7 @@ async def _awaited(method, cursor, query, args, kwargs):
     elif isinstance(traced[0], sqlcommenter.CommentingStatements):
         operation, query = traced[0].start_commented(query, *traced[1:], cursor.connection)
     else:
-        operation = traced[0].start_statement(query, traced[1], traced[2], traced[3])
+        operation = traced[0].start_statement(query, traced[1], traced[2], traced[3], cursor)
     if operation is None:
         return await method(cursor, query, *args, **kwargs)
     try:

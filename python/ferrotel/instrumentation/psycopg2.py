@@ -131,29 +131,36 @@ def _make_traced_cursor(cursor_class):
         def executemany(self, *args, **kwargs):
             return _run(self, cursor_class.executemany, args, kwargs)
 
+        def callproc(self, *args, **kwargs):
+            return _run(self, cursor_class.callproc, args, kwargs, "procname")
+
     return TracedCursor
 
 
-def _run(cursor, method, args, kwargs):
+def _run(cursor, method, args, kwargs, keyword="query"):
     """`method(cursor, *args, **kwargs)`, traced when the cursor's connection is. The
-    statement is the first argument (a class of the app's may give its parameter another
-    name: a statement given by a keyword other than psycopg2's `query` runs untraced)."""
+    statement (for `callproc`, the procedure's name, as upstream records it) is the first
+    argument (a class of the app's may give its parameter another name: a statement given by
+    a keyword other than psycopg2's own runs untraced)."""
     connection = cursor.connection
     try:  # _tracing_of, inline: this runs for every statement
         tracing = connection._ferrotel_tracing
     except AttributeError:
         tracing = _instrumented.get(connection) if _instrumented else None
-    if tracing is None or not (args or "query" in kwargs):
+    if tracing is None or not (args or keyword in kwargs):
         return method(cursor, *args, **kwargs)
     if args:
         query, args = args[0], args[1:]
     else:
-        query = kwargs.pop("query")
+        query = kwargs.pop(keyword)
     if kwargs:
         method = functools.partial(method, **kwargs)
     if tracing.database is None:
         tracing.read_target(connection)
-    return tracing.runner.run(cursor, query, args, method, tracing.database, tracing.address, tracing.port)
+    runner = tracing.runner
+    if keyword == "procname":
+        return runner.run(cursor, query, args, method, tracing.database, tracing.address, tracing.port, True)
+    return runner.run(cursor, query, args, method, tracing.database, tracing.address, tracing.port)
 
 
 def _traced_cursor_class(factory):

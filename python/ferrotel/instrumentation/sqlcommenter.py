@@ -110,9 +110,10 @@ class CommentingStatements:
             operation.span.set_attribute("db.query.text", commented(attributes["db.query.text"], comment_text))
         return operation, commented(text, comment_text)
 
-    def run(self, receiver, query, args, method, namespace, address=None, port=None):
-        if not isinstance(query, str) and not hasattr(query, "as_string"):
-            return self.runner.run(receiver, query, args, method, namespace, address, port)
+    def run(self, receiver, query, args, method, namespace, address=None, port=None, procedure=False):
+        # A procedure's name is not a statement to comment.
+        if procedure or not isinstance(query, str) and not hasattr(query, "as_string"):
+            return self.runner.run(receiver, query, args, method, namespace, address, port, procedure)
         operation, query = self.start_commented(query, namespace, address, port, receiver.connection)
         if operation is None:
             return method(receiver, query, *args)

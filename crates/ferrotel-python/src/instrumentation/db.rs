@@ -2,6 +2,7 @@
 //! current), named and attributed by the semantic conventions, the query text recorded with
 //! its literal values replaced by `?`, and `db.client.operation.duration`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,9 +15,10 @@ use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Value;
 use ferrotel_semconv as semconv;
 use pyo3::exceptions::PyException;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use super::call_span::owned;
 use super::conventions::dict;
@@ -38,6 +40,27 @@ fn server_attributes(address: Option<&str>, port: Option<i64>) -> Vec<(String, V
         attributes.push(("server.port".to_owned(), Value::Int(port)));
     }
     attributes
+}
+
+/// A statement's text, in the forms drivers take: `str`; `bytes` (as UTF-8, invalid bytes
+/// replaced); a composed statement (psycopg's `sql.Composable`) rendered by its own
+/// `as_string(cursor)`, as the driver renders it to send. Anything else, or a rendering that
+/// fails (the driver then reports why), has no text.
+fn statement_text<'a>(query: &'a Bound<'_, PyAny>, cursor: Option<&Bound<'_, PyAny>>) -> Cow<'a, str> {
+    if let Ok(text) = query.cast::<PyString>() {
+        return Cow::Borrowed(text.to_str().unwrap_or(""));
+    }
+    if let Ok(bytes) = query.cast::<PyBytes>() {
+        return Cow::Owned(String::from_utf8_lossy(bytes.as_bytes()).into_owned());
+    }
+    let py = query.py();
+    let composed = query
+        .getattr(intern!(py, "as_string"))
+        .and_then(|render| render.call1((cursor.map_or_else(|| py.None().into_bound(py), Bound::clone),)));
+    match composed.as_ref().map(|text| text.cast::<PyString>()) {
+        Ok(Ok(text)) => Cow::Owned(text.to_string_lossy().into_owned()),
+        _ => Cow::Borrowed(""),
+    }
 }
 
 /// How many distinct statement texts a driver keeps summaries of; past that the cache starts
@@ -96,8 +119,8 @@ pub(crate) struct DbStatements {
     /// `setup()` returns `(tracer, duration histogram or None)`; called once.
     setup: Py<PyAny>,
     resolved: PyOnceLock<Resolved>,
-    /// Records through another SDK's tracer: `fallback.run(tracer, system, namespace, query,
-    /// method, receiver, args)` runs a statement, `fallback.start(tracer, name, attributes)`
+    /// Records through another SDK's tracer: `fallback.run(tracer, system, namespace, text,
+    /// query, method, receiver, args)` runs a statement, `fallback.start(tracer, name, attributes)`
     /// starts a command's span (an object with `span` and `end(exception)`).
     fallback: Py<PyAny>,
     summaries: Mutex<HashMap<String, Arc<Summary>>>,
@@ -133,6 +156,26 @@ impl DbStatements {
         }
         summaries.insert(query.to_owned(), summary.clone());
         summary
+    }
+
+    /// A stored procedure's call, named by the procedure as the conventions name a call
+    /// with no operation; its name is also the query text, as upstream records it. Rare
+    /// enough not to be cached.
+    fn procedure_summary(&self, procedure: &str) -> Arc<Summary> {
+        let (_, attributes) = semconv::db_call(&self.system, "", procedure, settings().db_semconv);
+        let mut attributes = owned(attributes);
+        attributes.push(("db.stored_procedure.name".to_owned(), Value::Str(procedure.to_owned())));
+        Arc::new(Summary {
+            name: if procedure.is_empty() {
+                self.system.clone()
+            } else {
+                procedure.to_owned()
+            },
+            attributes,
+            operation: None,
+            collection: None,
+            targets: Mutex::new(Vec::new()),
+        })
     }
 
     /// The attribute sets of `summary`'s statement sent to this database, made at its first
@@ -203,8 +246,9 @@ impl DbStatements {
 
     /// `method(receiver, query, *args)` inside the statement's span, sent to database
     /// `namespace` on the server at `address`:`port` (when known); its result or its
-    /// exception, untouched.
-    #[pyo3(signature = (receiver, query, args, method, namespace, address=None, port=None))]
+    /// exception, untouched. `procedure`: `query` is the name of a stored procedure the
+    /// method calls (DB-API's `callproc`).
+    #[pyo3(signature = (receiver, query, args, method, namespace, address=None, port=None, procedure=false))]
     #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &self,
@@ -216,6 +260,7 @@ impl DbStatements {
         namespace: &str,
         address: Option<&str>,
         port: Option<i64>,
+        procedure: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         // Statements mostly come with no argument or one (the parameters): those calls
         // build no argument tuple.
@@ -231,7 +276,17 @@ impl DbStatements {
         };
         let resolved = self.resolved.get_or_try_init(py, || self.resolve(py))?;
         let Some(tracer) = &resolved.native else {
-            let fallback_args = (&resolved.tracer, &self.system, namespace, query, method, receiver, args);
+            let text = statement_text(query, Some(receiver));
+            let fallback_args = (
+                &resolved.tracer,
+                &self.system,
+                namespace,
+                text,
+                query,
+                method,
+                receiver,
+                args,
+            );
             return self.fallback.bind(py).call_method1("run", fallback_args);
         };
         let api = api::get(py)?;
@@ -239,12 +294,12 @@ impl DbStatements {
         if api.suppressed(py, &current, false) {
             return call();
         }
-        let text = query
-            .cast::<PyString>()
-            .ok()
-            .and_then(|s| s.to_str().ok())
-            .unwrap_or("");
-        let summary = self.summary(text);
+        let text = statement_text(query, Some(receiver));
+        let summary = if procedure {
+            self.procedure_summary(&text)
+        } else {
+            self.summary(&text)
+        };
         let target = self.target(&summary, namespace, address, port);
         let tracer = tracer.get();
         let parent = parent_in(py, Some(&current))?;
@@ -280,7 +335,8 @@ impl DbStatements {
     /// Starts the span of a statement whose execution the caller awaits (an asyncio
     /// driver's): what `run` records, ended by the returned operation's `end`. `None` when
     /// instrumentation is suppressed in the caller's context.
-    #[pyo3(signature = (query, namespace, address=None, port=None))]
+    /// `cursor`: what a composed statement (psycopg's `sql.Composable`) is rendered with.
+    #[pyo3(signature = (query, namespace, address=None, port=None, cursor=None))]
     fn start_statement<'py>(
         &self,
         py: Python<'py>,
@@ -288,6 +344,7 @@ impl DbStatements {
         namespace: &str,
         address: Option<&str>,
         port: Option<i64>,
+        cursor: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let resolved = self.resolved.get_or_try_init(py, || self.resolve(py))?;
         let api = api::get(py)?;
@@ -295,12 +352,8 @@ impl DbStatements {
         if api.suppressed(py, &current, false) {
             return Ok(None);
         }
-        let text = query
-            .cast::<PyString>()
-            .ok()
-            .and_then(|s| s.to_str().ok())
-            .unwrap_or("");
-        let summary = self.summary(text);
+        let text = statement_text(query, cursor);
+        let summary = self.summary(&text);
         let target = self.target(&summary, namespace, address, port);
         let attributes = target.span_attributes.clone();
         let server = server_attributes(address, port);
