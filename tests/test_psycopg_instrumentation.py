@@ -6,6 +6,7 @@ arrives."""
 
 import textwrap
 
+import pytest
 from support.console import console_spans
 from support.databases import postgres  # noqa: F401 (a fixture)
 from support.processes import PYTHON, instrument
@@ -356,10 +357,17 @@ STATEMENT_FORMS = """
     from opentelemetry import trace
 
     dsn = sys.argv[1]
+    if sys.argv[2:] == ["commenter"]:
+        from ferrotel.instrumentation.psycopg import PsycopgInstrumentor
+        from ferrotel.instrumentation.psycopg2 import Psycopg2Instrumentor
+
+        Psycopg2Instrumentor().instrument(enable_commenter=True)
+        PsycopgInstrumentor().instrument(enable_commenter=True)
 
     async def composed_async():
         async with await psycopg.AsyncConnection.connect(dsn) as connection:
             cursor = connection.cursor()
+            await cursor.execute(b"SELECT 11 AS raw_async")
             await cursor.execute(sql3.SQL("SELECT {} AS composed_async").format(sql3.Literal(10)))
             return (await cursor.fetchone())[0]
 
@@ -382,10 +390,17 @@ STATEMENT_FORMS = """
 """
 
 
-def test_composed_and_bytes_statements_and_procedures(tmp, postgres):  # noqa: F811
+@pytest.mark.parametrize("commenter", [False, True], ids=["plain", "commenter"])
+def test_composed_and_bytes_statements_and_procedures(tmp, postgres, commenter):  # noqa: F811
     # A statement given as bytes or composed with psycopg's `sql` module has its text
     # recorded as the driver renders it; psycopg2's callproc is a span named by the procedure.
-    out, spans = run(tmp, STATEMENT_FORMS, postgres)
+    # The same with the sqlcommenter on (a procedure's name and bytes are sent as they are).
+    (tmp / "app.py").write_text(textwrap.dedent(STATEMENT_FORMS))
+    flags = ["--disabled_instrumentations", "psycopg,psycopg2"] if commenter else []
+    argv = [PYTHON, "app.py", postgres, *(["commenter"] if commenter else [])]
+    result = instrument("--traces_exporter", "console", *flags, *argv, cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    out, spans = result.stdout, console_spans(result.stdout)
     assert "procedure 2" in out and "bytes 9" in out and "async 10" in out
     (parent,) = [s for s in spans if s["name"] == "parent"]
     clients = [s for s in spans if s["kind"] == "CLIENT"]
@@ -397,8 +412,9 @@ def test_composed_and_bytes_statements_and_procedures(tmp, postgres):  # noqa: F
         '"add_one"',
         '"SELECT ? AS composed3"',
         '"SELECT ? AS raw3"',
+        '"SELECT ? AS raw_async"',
         '"SELECT ? AS composed_async"',
     ]
-    assert [s["name"] for s in clients[1:]] == ["SELECT", "SELECT", "add_one", "SELECT", "SELECT", "SELECT"]
+    assert [s["name"] for s in clients[1:]] == ["SELECT", "SELECT", "add_one"] + ["SELECT"] * 4
     assert clients[3]["attributes"]["db.stored_procedure.name"] == '"add_one"'
     assert "db.stored_procedure.name" not in clients[2]["attributes"]

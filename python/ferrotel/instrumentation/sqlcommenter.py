@@ -86,8 +86,9 @@ class CommentingStatements:
         self.in_attribute = in_attribute
 
     def start_commented(self, query, namespace, address=None, port=None, connection=None):
-        """`(operation, query to send)`: the statement's span started (None when suppressed,
-        or when the query is not text) and the query with the comment appended."""
+        """`(operation, query to send)`: the statement's span started (None when suppressed)
+        and the query with the comment appended (a statement that is not text, `bytes`, is
+        sent as it is)."""
         text = query
         if not isinstance(text, str) and hasattr(text, "as_string"):  # psycopg's sql.Composable
             try:
@@ -95,7 +96,7 @@ class CommentingStatements:
             except Exception:  # noqa: BLE001 - the driver reports what it cannot render
                 return None, query
         if not isinstance(text, str):
-            return None, query
+            return self.runner.start_statement(query, namespace, address, port), query
         operation = self.runner.start_statement(text, namespace, address, port)
         if operation is None or not operation.span.is_recording():
             return operation, query
