@@ -129,24 +129,9 @@ class ClientRequest:
         context_api.detach(self._token)
 
 
-class DbCall:
-    """A database statement: a CLIENT span under the current context."""
-
-    def __init__(self, tracer, system, namespace, query):
-        name, attributes = _native.db_conventions(system, namespace, query)
-        self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-
-    def record_exception(self, exception):
-        if isinstance(exception, Exception):
-            _record_error(self.span, exception, _native.error_type(exception))
-
-    def end(self):
-        self.span.end()
-
-
 class DbOperation:
-    """A key-value store command: a CLIENT span under the current context, ended by
-    `end(exception)`."""
+    """A database statement or a key-value store command: a CLIENT span under the current
+    context, ended by `end(exception)`."""
 
     def __init__(self, tracer, name, attributes):
         self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)

@@ -37,19 +37,19 @@ class _OtherProvider:
     provider), with the names and attributes the native path computed."""
 
     @staticmethod
-    def run(tracer, system, namespace, text, query, method, receiver, args):
+    def run(tracer, name, attributes, query, method, receiver, args):
         from ferrotel.instrumentation import _generic
 
         if _generic.suppressed():
             return method(receiver, query, *args)
-        db_call = _generic.DbCall(tracer, system, namespace, text)
+        operation = _generic.DbOperation(tracer, name, attributes)
         try:
-            return method(receiver, query, *args)
+            result = method(receiver, query, *args)
         except BaseException as exc:
-            db_call.record_exception(exc)
+            operation.end(exc)
             raise
-        finally:
-            db_call.end()
+        operation.end()
+        return result
 
     @staticmethod
     def start(tracer, name, attributes):

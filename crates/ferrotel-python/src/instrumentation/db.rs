@@ -119,9 +119,10 @@ pub(crate) struct DbStatements {
     /// `setup()` returns `(tracer, duration histogram or None)`; called once.
     setup: Py<PyAny>,
     resolved: PyOnceLock<Resolved>,
-    /// Records through another SDK's tracer: `fallback.run(tracer, system, namespace, text,
-    /// query, method, receiver, args)` runs a statement, `fallback.start(tracer, name, attributes)`
-    /// starts a command's span (an object with `span` and `end(exception)`).
+    /// Records through another SDK's tracer: `fallback.run(tracer, name, attributes, query,
+    /// method, receiver, args)` runs a statement in a span of that name and attributes;
+    /// `fallback.start(tracer, name, attributes)` starts a command's span (an object with
+    /// `span` and `end(exception)`).
     fallback: Py<PyAny>,
     /// Looked up at every statement by its text: foldhash, not std's SipHash (~150
     /// instructions less per statement).
@@ -277,13 +278,21 @@ impl DbStatements {
             }
         };
         let resolved = self.resolved.get_or_try_init(py, || self.resolve(py))?;
-        let Some(tracer) = &resolved.native else {
+        let summary_of = || {
             let text = statement_text(query, Some(receiver));
+            if procedure {
+                self.procedure_summary(&text)
+            } else {
+                self.summary(&text)
+            }
+        };
+        let Some(tracer) = &resolved.native else {
+            let summary = summary_of();
+            let attributes = dict(py, &self.target(&summary, namespace, address, port).span_attributes)?;
             let fallback_args = (
                 &resolved.tracer,
-                &self.system,
-                namespace,
-                text,
+                &summary.name,
+                attributes,
                 query,
                 method,
                 receiver,
@@ -296,12 +305,7 @@ impl DbStatements {
         if api.suppressed(py, &current, false) {
             return call();
         }
-        let text = statement_text(query, Some(receiver));
-        let summary = if procedure {
-            self.procedure_summary(&text)
-        } else {
-            self.summary(&text)
-        };
+        let summary = summary_of();
         let target = self.target(&summary, namespace, address, port);
         let tracer = tracer.get();
         let parent = parent_in(py, Some(&current))?;
