@@ -126,7 +126,7 @@ fn attributes(out: &mut String, attrs: &Attributes) {
 /// readers refuse fields a message does not have.
 fn attribute_list(out: &mut String, attrs: &Attributes) {
     out.push_str("\"attributes\":[");
-    for (i, (k, v)) in attrs.items.iter().enumerate() {
+    for (i, (k, v)) in attrs.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }

@@ -152,7 +152,7 @@ fn array<T>(w: &mut Writer, items: &[T], write: impl Fn(&mut Writer, &T)) {
 }
 
 fn attributes(w: &mut Writer, field: u32, attrs: &Attributes) {
-    for (key, value) in &attrs.items {
+    for (key, value) in attrs.iter() {
         w.message(field, |kv| {
             kv.string(1, key);
             kv.message(2, |v| any_value(v, value));
@@ -582,10 +582,7 @@ mod tests {
                 kind: SpanKind::Server,
                 start_ns: 1,
                 end_ns: 2,
-                attributes: Attributes {
-                    items: vec![("k".into(), value)],
-                    dropped: 0,
-                },
+                attributes: Attributes::new(vec![("k".into(), value)], 0),
                 events: Vec::new(),
                 dropped_events: 0,
                 links: Vec::new(),

@@ -75,7 +75,7 @@ fn write_sample(out: &mut String, name: &str, labels: &Labels, value: &str) {
 /// an earlier one that sanitises the same. An empty key (which upstream's SDK drops before
 /// its exporter sees it) would make no label name at all: left out.
 fn add_labels(labels: &mut Labels, attributes: &Attributes, prefix: &str) {
-    for (key, value) in attributes.items.iter().filter(|(key, _)| !key.is_empty()) {
+    for (key, value) in attributes.iter().filter(|(key, _)| !key.is_empty()) {
         labels.insert(label_name(&format!("{prefix}{key}")), label_value(value));
     }
 }
@@ -223,10 +223,7 @@ mod tests {
     use super::*;
 
     fn attributes(pairs: &[(&str, Value)]) -> Attributes {
-        Attributes {
-            items: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-            dropped: 0,
-        }
+        Attributes::new(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), 0)
     }
 
     fn number_point(pairs: &[(&str, Value)], value: Number) -> NumberPoint {

@@ -436,11 +436,7 @@ fn canonical(mut attributes: Vec<(String, Value)>) -> (Vec<u8>, Attributes) {
         }
         key.push(0);
     }
-    let attributes = Attributes {
-        items: attributes,
-        dropped: 0,
-    };
-    (key, attributes)
+    (key, Attributes::new(attributes, 0))
 }
 
 /// An attribute set put in canonical order once, for measurements made again and again with
@@ -470,7 +466,7 @@ impl Measured<'_> {
     fn into_items(self) -> Vec<(String, Value)> {
         match self {
             Measured::Given(items) => items,
-            Measured::Prepared(prepared) => prepared.attributes.items.clone(),
+            Measured::Prepared(prepared) => prepared.attributes.to_vec(),
         }
     }
 }
@@ -1021,7 +1017,7 @@ mod tests {
         assert_eq!(sum_values(&data), [Number::Int(9)]);
         let Data::Sum { points, .. } = data.data else { panic!() };
         assert_eq!(
-            points[0].attributes.items,
+            points[0].attributes.to_vec(),
             attrs(&[("a", 1), ("b", 3)]),
             "ordered, the later b kept"
         );
@@ -1279,13 +1275,13 @@ mod tests {
         let Data::Sum { points, .. } = &renamed.data else {
             panic!()
         };
-        assert_eq!(points[0].attributes.items, [("kept".to_string(), Value::Int(1))]);
+        assert_eq!(points[0].attributes.to_vec(), [("kept".to_string(), Value::Int(1))]);
         assert_eq!(exponential.name, "m");
         let Data::ExponentialHistogram { points, .. } = &exponential.data else {
             panic!()
         };
         assert_eq!(
-            (points[0].count, points[0].sum, points[0].attributes.items.len()),
+            (points[0].count, points[0].sum, points[0].attributes.len()),
             (1, 3.0, 2)
         );
 

@@ -280,7 +280,7 @@ mod tests {
     }
 
     fn keys(r: &Resource) -> Vec<&str> {
-        let mut keys: Vec<&str> = r.attributes.items.iter().map(|(k, _)| k.as_str()).collect();
+        let mut keys: Vec<&str> = r.attributes.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort();
         keys
     }

@@ -145,8 +145,9 @@ impl SpanData {
             self.dropped_links = self.dropped_links.saturating_add(1);
             return;
         }
-        let items = std::mem::take(&mut link.attributes.items);
-        for (k, v) in items {
+        let given = std::mem::take(&mut link.attributes);
+        link.attributes.dropped = given.dropped;
+        for (k, v) in given.into_vec() {
             link.attributes
                 .set(k, v, limits.link_attribute_count, limits.attribute_value_length);
         }
@@ -254,7 +255,7 @@ mod tests {
         assert_eq!(s.events.len(), 1);
         assert_eq!(s.dropped_events, 1);
         assert_eq!(
-            s.events[0].attributes.items,
+            s.events[0].attributes.to_vec(),
             vec![("a".into(), Value::Str("abc".into()))]
         );
         assert_eq!(s.events[0].attributes.dropped, 1);
@@ -264,10 +265,10 @@ mod tests {
             trace_flags: 1,
             trace_state: String::new(),
             is_remote: true,
-            attributes: Attributes {
-                items: vec![("x".into(), Value::Bool(true)), ("y".into(), Value::Bool(false))],
-                dropped: 0,
-            },
+            attributes: Attributes::new(
+                vec![("x".into(), Value::Bool(true)), ("y".into(), Value::Bool(false))],
+                0,
+            ),
         };
         s.add_link(link(7), &l);
         s.add_link(link(8), &l);

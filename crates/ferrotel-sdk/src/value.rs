@@ -1,5 +1,7 @@
 //! Attribute values and the limits applied to them.
 
+use std::sync::Arc;
+
 /// Every value type OpenTelemetry attributes take. The typed arrays are the common case; a
 /// list mixing types or holding empty members (`None` in Python) is an [`Value::Array`].
 #[derive(Debug, Clone, PartialEq)]
@@ -45,25 +47,89 @@ impl Value {
 
 /// Key/value pairs in insertion order, with a count limit; setting an existing key replaces
 /// it in place. Drops beyond the limit are counted.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// A set many records carry alike (a database statement's, made once per statement text)
+/// can be shared instead of copied into each ([`Attributes::shared`]): it is read first, and
+/// copied into the record's own pairs only when one of its keys is set again.
+#[derive(Debug, Clone, Default)]
 pub struct Attributes {
-    pub items: Vec<(String, Value)>,
+    shared: Option<Arc<[(String, Value)]>>,
+    items: Vec<(String, Value)>,
     pub dropped: u32,
 }
 
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.dropped == other.dropped && self.iter().eq(other.iter())
+    }
+}
+
 impl Attributes {
-    pub fn with_capacity(n: usize) -> Self {
+    pub fn new(items: Vec<(String, Value)>, dropped: u32) -> Self {
         Attributes {
-            items: Vec::with_capacity(n),
+            shared: None,
+            items,
+            dropped,
+        }
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Attributes::new(Vec::with_capacity(n), 0)
+    }
+
+    /// A set held by reference: `pairs` must repeat no key and already fit the limits.
+    pub fn shared(pairs: Arc<[(String, Value)]>) -> Self {
+        Attributes {
+            shared: Some(pairs),
+            items: Vec::new(),
             dropped: 0,
+        }
+    }
+
+    fn shared_pairs(&self) -> &[(String, Value)] {
+        self.shared.as_deref().unwrap_or_default()
+    }
+
+    /// The pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, Value)> {
+        self.shared_pairs().iter().chain(&self.items)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shared_pairs().len() + self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn to_vec(&self) -> Vec<(String, Value)> {
+        self.iter().cloned().collect()
+    }
+
+    /// The pairs, owned.
+    pub fn into_vec(mut self) -> Vec<(String, Value)> {
+        self.own_shared();
+        self.items
+    }
+
+    /// Copies the shared pairs into this record's own, before one of them changes.
+    fn own_shared(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            let own = std::mem::take(&mut self.items);
+            self.items = shared.to_vec();
+            self.items.extend(own);
         }
     }
 
     pub fn set(&mut self, key: String, mut value: Value, count_limit: usize, length_limit: Option<usize>) {
         value.limit_length(length_limit);
+        if self.shared_pairs().iter().any(|(k, _)| *k == key) {
+            self.own_shared();
+        }
         if let Some(slot) = self.items.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
-        } else if self.items.len() < count_limit {
+        } else if self.len() < count_limit {
             self.items.push((key, value));
         } else {
             self.dropped = self.dropped.saturating_add(1);
@@ -73,7 +139,7 @@ impl Attributes {
     /// Sets every pair of `items`. A first set that fits the count limit and repeats no key
     /// (a mapping's entries, the common case) is taken as it is, without a second vector.
     pub fn extend(&mut self, mut items: Vec<(String, Value)>, count_limit: usize, length_limit: Option<usize>) {
-        if self.items.is_empty() && items.len() <= count_limit.min(16) && keys_distinct(&items) {
+        if self.is_empty() && items.len() <= count_limit.min(16) && keys_distinct(&items) {
             items.iter_mut().for_each(|(_, value)| value.limit_length(length_limit));
             self.items = items;
             return;
@@ -84,7 +150,7 @@ impl Attributes {
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.items.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 }
 
@@ -131,6 +197,37 @@ mod tests {
         let mut over = Attributes::default();
         over.extend((0..3).map(|i| (i.to_string(), Value::Int(i))).collect(), 2, None);
         assert_eq!((over.items.len(), over.dropped), (2, 1));
+    }
+
+    #[test]
+    fn a_shared_set_is_read_in_place_and_copied_when_one_of_its_keys_changes() {
+        let pairs: Arc<[(String, Value)]> = Arc::from(vec![("a".into(), Value::Int(1)), ("b".into(), Value::Int(2))]);
+        let mut attrs = Attributes::shared(pairs.clone());
+        attrs.set("c".into(), Value::Int(3), 3, None);
+        attrs.set("d".into(), Value::Int(4), 3, None);
+        assert_eq!((attrs.len(), attrs.dropped), (3, 1));
+        assert!(attrs.shared.is_some(), "a new key leaves the shared set shared");
+        assert_eq!(attrs.get("a"), Some(&Value::Int(1)));
+        attrs.set("a".into(), Value::Int(9), 3, None);
+        assert!(attrs.shared.is_none());
+        let expected = vec![
+            ("a".into(), Value::Int(9)),
+            ("b".into(), Value::Int(2)),
+            ("c".into(), Value::Int(3)),
+        ];
+        assert_eq!(attrs.iter().cloned().collect::<Vec<_>>(), expected);
+        assert_eq!(attrs, Attributes::new(expected, 1));
+        assert_eq!(
+            pairs[0],
+            ("a".into(), Value::Int(1)),
+            "the shared set itself is unchanged"
+        );
+        let mut extended = Attributes::shared(pairs);
+        extended.extend(vec![("b".into(), Value::Int(7))], 8, None);
+        assert_eq!(
+            extended.into_vec(),
+            vec![("a".into(), Value::Int(1)), ("b".into(), Value::Int(7))]
+        );
     }
 
     #[test]

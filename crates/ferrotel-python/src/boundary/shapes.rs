@@ -22,7 +22,7 @@ pub(crate) fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
 
 pub(crate) fn attributes_dict<'py>(py: Python<'py>, attributes: &Attributes) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    for (k, v) in &attributes.items {
+    for (k, v) in attributes.iter() {
         dict.set_item(k, to_python(py, v)?)?;
     }
     Ok(dict)

@@ -90,7 +90,8 @@ struct Target {
     namespace: String,
     address: Option<String>,
     port: Option<i64>,
-    span_attributes: Vec<(String, Value)>,
+    /// Shared by every span of this text and database, not copied into each.
+    span_attributes: Arc<[(String, Value)]>,
     metric_attributes: PreparedAttributes,
 }
 
@@ -201,7 +202,7 @@ impl DbStatements {
             namespace: namespace.to_owned(),
             address: address.map(str::to_owned),
             port,
-            span_attributes,
+            span_attributes: span_attributes.into(),
             metric_attributes: PreparedAttributes::new(metric_attributes),
         });
         let mut targets = lock(&summary.targets);
@@ -309,7 +310,8 @@ impl DbStatements {
         let target = self.target(&summary, namespace, address, port);
         let tracer = tracer.get();
         let parent = parent_in(py, Some(&current))?;
-        let new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, target.span_attributes.clone());
+        let mut new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, Vec::new());
+        new.shared_attributes = Some(target.span_attributes.clone());
         let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
         let started = Instant::now();
         let result = call();
@@ -361,18 +363,19 @@ impl DbStatements {
         let text = statement_text(query, cursor);
         let summary = self.summary(&text);
         let target = self.target(&summary, namespace, address, port);
-        let attributes = target.span_attributes.clone();
         let server = server_attributes(address, port);
         let Some(tracer) = &resolved.native else {
+            let attributes = dict(py, &target.span_attributes)?;
             return self
                 .fallback
                 .bind(py)
-                .call_method1("start", (&resolved.tracer, &summary.name, dict(py, &attributes)?))
+                .call_method1("start", (&resolved.tracer, &summary.name, attributes))
                 .map(Some);
         };
         let tracer = tracer.get();
         let parent = parent_in(py, Some(&current))?;
-        let new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, attributes);
+        let mut new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, Vec::new());
+        new.shared_attributes = Some(target.span_attributes.clone());
         let operation = DbOperation {
             span: create(py, &tracer.core, &tracer.scope, parent, None, new)?,
             started: Instant::now(),

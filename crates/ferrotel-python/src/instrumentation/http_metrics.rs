@@ -341,7 +341,7 @@ mod tests {
             panic!()
         };
         assert_eq!((points[0].count, points[0].sum), (2, 6.0));
-        let keys: Vec<&str> = points[0].attributes.items.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = points[0].attributes.iter().map(|(k, _)| k.as_str()).collect();
         // No `net.peer.port`: the URL names none (upstream's default port is not reported).
         assert_eq!(
             keys,

@@ -137,10 +137,7 @@ impl ApiSpanContext {
             trace_flags: self.ids.flags,
             trace_state: trace_state_header(py, trace_state.as_ref()),
             is_remote: self.is_remote,
-            attributes: Attributes {
-                items: attributes,
-                dropped: 0,
-            },
+            attributes: Attributes::new(attributes, 0),
         })
     }
 }

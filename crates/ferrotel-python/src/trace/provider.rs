@@ -138,7 +138,7 @@ impl TracerProvider {
     #[getter]
     fn resource<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
-        for (k, v) in &self.core.pipelines.resource().attributes.items {
+        for (k, v) in self.core.pipelines.resource().attributes.iter() {
             dict.set_item(k, value::to_python(py, v)?)?;
         }
         Ok(dict)

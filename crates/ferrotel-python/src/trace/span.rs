@@ -384,7 +384,7 @@ impl Span {
 pub(crate) fn span_dict<'py>(py: Python<'py>, span: &SpanData, resource: &Resource) -> PyResult<Bound<'py, PyDict>> {
     let attrs = |a: &Attributes| -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        for (k, v) in &a.items {
+        for (k, v) in a.iter() {
             d.set_item(k, value::to_python(py, v)?)?;
         }
         Ok(d)

@@ -25,6 +25,9 @@ pub(crate) struct NewSpan {
     pub(crate) name: String,
     pub(crate) kind: SpanKind,
     pub(crate) attributes: Vec<(String, Value)>,
+    /// Attributes held by reference instead of `attributes` (a database statement's, made
+    /// once per statement text): no copy per span while they fit the limits.
+    pub(crate) shared_attributes: Option<Arc<[(String, Value)]>>,
     pub(crate) links: Vec<Link>,
     pub(crate) start_ns: Option<u64>,
     pub(crate) on_exception: OnException,
@@ -38,6 +41,7 @@ impl NewSpan {
             name,
             kind,
             attributes,
+            shared_attributes: None,
             links: Vec::new(),
             start_ns: None,
             on_exception: OnException {
@@ -61,6 +65,7 @@ pub(crate) fn create(
     let trace_id = parent
         .as_ref()
         .map_or_else(|| core.ids.trace_id(py), |p| p.ids.trace_id);
+    let given = new.shared_attributes.as_deref().unwrap_or(&new.attributes);
     let verdict = core.sampling.decide(
         py,
         &Candidate {
@@ -69,7 +74,7 @@ pub(crate) fn create(
             trace_id,
             name: &new.name,
             kind: new.kind,
-            attributes: &new.attributes,
+            attributes: given,
         },
     );
     let span_id = core.ids.span_id(py);
@@ -108,7 +113,12 @@ pub(crate) fn create(
             scope: scope.clone(),
         });
         let (count, length) = (limits.attribute_count, limits.attribute_value_length);
-        data.attributes.extend(new.attributes, count, length);
+        match new.shared_attributes {
+            // Limits on value length would cut them: those spans take a copy.
+            Some(shared) if shared.len() <= count && length.is_none() => data.attributes = Attributes::shared(shared),
+            Some(shared) => data.attributes.extend(shared.to_vec(), count, length),
+            None => data.attributes.extend(new.attributes, count, length),
+        }
         data.attributes.extend(verdict.attributes, count, length);
         for link in new.links {
             data.add_link(link, limits);
@@ -232,6 +242,7 @@ impl SpanArgs {
             name: name_of(self.name.bind(py)),
             kind: self.kind,
             attributes: value::attributes(self.attributes.as_ref().map(|a| a.bind(py))),
+            shared_attributes: None,
             links: links_of(py, self.links.as_ref().map(|l| l.bind(py))),
             start_ns: self.start_time,
             on_exception: self.on_exception,

@@ -76,7 +76,7 @@ impl<T: Render, W: std::io::Write + Send> Exporter<T> for ConsoleExporter<W> {
 
 fn render_point_attributes(out: &mut String, attributes: &Attributes) {
     out.push_str("  {");
-    for (i, (k, v)) in attributes.items.iter().enumerate() {
+    for (i, (k, v)) in attributes.iter().enumerate() {
         let _ = write!(out, "{}{k}=", if i > 0 { ", " } else { "" });
         render_value(out, v);
     }
@@ -216,7 +216,7 @@ fn render_value(out: &mut String, value: &Value) {
 }
 
 fn render_attributes(out: &mut String, attrs: &Attributes, indent: &str) {
-    for (k, v) in &attrs.items {
+    for (k, v) in attrs.iter() {
         let _ = write!(out, "{indent}{k} = ");
         render_value(out, v);
         out.push('\n');
@@ -286,7 +286,7 @@ fn render(out: &mut String, span: &SpanData, resource: &Resource) {
         scope.name,
         scope.version.as_deref().unwrap_or("")
     );
-    if !span.attributes.items.is_empty() || span.attributes.dropped > 0 {
+    if !span.attributes.is_empty() || span.attributes.dropped > 0 {
         out.push_str("  attributes\n");
         render_attributes(out, &span.attributes, "    ");
     }
@@ -308,7 +308,7 @@ fn render(out: &mut String, span: &SpanData, resource: &Resource) {
         }
     }
     out.push_str("  resource    ");
-    for (i, (k, v)) in resource.attributes.items.iter().enumerate() {
+    for (i, (k, v)) in resource.attributes.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
