@@ -143,9 +143,15 @@ class DbStatements:
         namespace: str,
         address: str | None = None,
         port: int | None = None,
+        procedure: bool = False,
     ) -> Any: ...
     def start_statement(
-        self, query: Any, namespace: str, address: str | None = None, port: int | None = None
+        self,
+        query: Any,
+        namespace: str,
+        address: str | None = None,
+        port: int | None = None,
+        cursor: Any = None,
     ) -> DbOperation | None: ...
     def start_command(
         self,
