@@ -113,12 +113,9 @@ pub(crate) fn start_client_request(
             .propagator
             .inject(Some(&remote), &baggage, &mut OutgoingHeaders(headers));
     }
-    capture(
-        span.get(),
-        "request",
-        &header_pairs(Some(headers)),
-        &settings.capture.client_request,
-    );
+    capture(span.get(), "request", &settings.capture.client_request, || {
+        header_pairs(Some(headers))
+    });
     let token = api.attach(py, &context)?;
     let (_, host, port) = semconv::url_parts(url);
     let facts = ClientFacts {
@@ -180,8 +177,8 @@ impl ClientRequest {
         capture(
             active.span.get(),
             "response",
-            &header_pairs(headers),
             &settings().capture.client_response,
+            || header_pairs(headers),
         );
     }
 

@@ -30,11 +30,16 @@ pub(crate) fn dict<'py>(py: Python<'py>, attributes: &[(String, Value)]) -> PyRe
     Ok(out)
 }
 
-fn captured(direction: &str, headers: &[(String, String)], names: &[String]) -> Vec<(String, Value)> {
-    if names.is_empty() || headers.is_empty() {
+/// The captured headers' attributes; `headers` lists them only when some are asked for.
+fn captured(
+    direction: &str,
+    names: &[String],
+    headers: impl FnOnce() -> Vec<(String, String)>,
+) -> Vec<(String, Value)> {
+    if names.is_empty() {
         return Vec::new();
     }
-    semconv::captured_headers(direction, headers, names, &settings().capture.sanitize_fields)
+    semconv::captured_headers(direction, &headers(), names, &settings().capture.sanitize_fields)
 }
 
 /// One request served, as the conventions see it.
@@ -66,7 +71,9 @@ pub(crate) fn server_conventions<'py>(
         &incoming.facts(),
         settings.http_semconv,
     ));
-    attributes.extend(captured("request", &headers, &settings.capture.server_request));
+    attributes.extend(captured("request", &settings.capture.server_request, || {
+        headers.clone()
+    }));
     let conventions = ServerConventions {
         method: incoming.method.clone(),
         facts: Mutex::new(ServerFacts {
@@ -103,11 +110,9 @@ impl ServerConventions {
         lock(&self.facts).status = Some(code);
         let (attrs, status) = semconv::server_response(code, settings().http_semconv);
         let mut attributes = owned(attrs);
-        attributes.extend(captured(
-            "response",
-            &header_pairs(headers),
-            &settings().capture.server_response,
-        ));
+        attributes.extend(captured("response", &settings().capture.server_response, || {
+            header_pairs(headers)
+        }));
         Ok(Some((dict(py, &attributes)?, status == StatusCode::Error)))
     }
 
@@ -162,11 +167,9 @@ pub(crate) fn client_conventions<'py>(
     let settings = settings();
     let request = semconv::ClientRequest { method, url };
     let mut attributes = owned(semconv::client_request_attributes(&request, settings.http_semconv));
-    attributes.extend(captured(
-        "request",
-        &header_pairs(headers),
-        &settings.capture.client_request,
-    ));
+    attributes.extend(captured("request", &settings.capture.client_request, || {
+        header_pairs(headers)
+    }));
     let (_, host, port) = semconv::url_parts(url);
     let conventions = ClientConventions {
         facts: Mutex::new(ClientFacts {
@@ -203,11 +206,9 @@ impl ClientConventions {
         if let Some(protocol_version) = protocol_version {
             attributes.push(("network.protocol.version".to_owned(), Value::Str(protocol_version)));
         }
-        attributes.extend(captured(
-            "response",
-            &header_pairs(headers),
-            &settings().capture.client_response,
-        ));
+        attributes.extend(captured("response", &settings().capture.client_response, || {
+            header_pairs(headers)
+        }));
         Ok((dict(py, &attributes)?, code == StatusCode::Error))
     }
 

@@ -120,11 +120,17 @@ pub(crate) fn content_length(headers: Option<&Bound<'_, PyAny>>) -> Option<i64> 
 }
 
 /// Adds the headers `names` asks to capture to the span (nothing to do when none are).
-pub(crate) fn capture(span: &Span, direction: &str, headers: &[(String, String)], names: &[String]) {
-    if names.is_empty() || headers.is_empty() {
+pub(crate) fn capture(span: &Span, direction: &str, names: &[String], headers: impl FnOnce() -> Vec<(String, String)>) {
+    // Listing the headers is most of the cost (an httpx response's are decoded one by one):
+    // only when some are asked for.
+    if names.is_empty() {
         return;
     }
-    let attrs = semconv::captured_headers(direction, headers, names, &settings().capture.sanitize_fields);
+    let headers = headers();
+    if headers.is_empty() {
+        return;
+    }
+    let attrs = semconv::captured_headers(direction, &headers, names, &settings().capture.sanitize_fields);
     span.with_record(|data, limits| {
         for (k, v) in attrs {
             data.set_attribute(k, v, limits);

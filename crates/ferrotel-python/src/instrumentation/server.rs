@@ -132,14 +132,9 @@ pub(super) fn start(
     }
     let new = NewSpan::instrumentation(semconv::span_name(&incoming.method, None), SpanKind::Server, attributes);
     let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
-    if !settings.capture.server_request.is_empty() {
-        capture(
-            span.get(),
-            "request",
-            &incoming.headers.pairs(),
-            &settings.capture.server_request,
-        );
-    }
+    capture(span.get(), "request", &settings.capture.server_request, || {
+        incoming.headers.pairs()
+    });
     let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
     if let Some(entries) = baggage {
         // Incoming baggage joins what the context already carries, as the API's does.
@@ -231,10 +226,9 @@ impl ServerRequest {
         }
         let (attrs, status) = semconv::server_response(code, settings().http_semconv);
         apply_response(self.span.get(), attrs, status);
-        let names = &settings().capture.server_response;
-        if !names.is_empty() {
-            capture(self.span.get(), "response", &header_pairs(headers), names);
-        }
+        capture(self.span.get(), "response", &settings().capture.server_response, || {
+            header_pairs(headers)
+        });
     }
 
     /// A websocket message as an event named by its ASGI type.
