@@ -9,9 +9,13 @@ The proxies hand everything else to the driver's own objects, and report the dri
 capture are not applied on this path (those keywords are accepted and ignored)."""
 
 import functools
-import logging
 
-_logger = logging.getLogger(__name__)
+
+def _warn(message, connection):
+    # `logging` imported only for this: importing it costs an app's `import sqlite3` ~13 ms.
+    import logging
+
+    logging.getLogger(__name__).warning(message, connection)
 
 
 def _read(connection, path):
@@ -127,7 +131,7 @@ def instrument_connection(
     from ferrotel.instrumentation.dbapi import statements
 
     if isinstance(connection, _Proxy):
-        _logger.warning("connection %r is already instrumented", connection)
+        _warn("connection %r is already instrumented", connection)
         return connection
     runner = statements(database_system, name, tracer_provider, meter_provider)
     return TracedConnection(connection, (runner, *_target(connection, connection_attributes)))
@@ -137,7 +141,7 @@ def uninstrument_connection(connection):
     """The connection inside a proxy `instrument_connection` made (others as they are)."""
     if isinstance(connection, _Proxy):
         return connection.__wrapped__
-    _logger.warning("connection %r is not instrumented", connection)
+    _warn("connection %r is not instrumented", connection)
     return connection
 
 

@@ -5,6 +5,7 @@ text with literal values removed, computed once per distinct text), the driver's
 and `db.client.operation.duration`."""
 
 from ferrotel import __version__, _native
+from ferrotel.instrumentation import meter
 
 SCOPE = "ferrotel.instrumentation.dbapi"
 
@@ -18,10 +19,10 @@ def statements(system, scope=SCOPE, tracer_provider=None, meter_provider=None):
     starts a key-value store command's span (see `_native.DbStatements`)."""
 
     def setup():
-        from opentelemetry import metrics, trace
+        from opentelemetry import trace
 
         tracer = trace.get_tracer(scope, __version__, tracer_provider=tracer_provider)
-        duration = metrics.get_meter(scope, __version__, meter_provider).create_histogram(
+        duration = meter(scope, meter_provider).create_histogram(
             "db.client.operation.duration",
             unit="s",
             description="Duration of database client operations.",

@@ -6,7 +6,7 @@ per request."""
 import contextvars
 
 from ferrotel import __version__, _native
-from ferrotel.instrumentation import HTTP_DURATION_BUCKETS
+from ferrotel.instrumentation import HTTP_DURATION_BUCKETS, meter
 
 inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", default=False)
 _tracers = {}
@@ -30,9 +30,7 @@ def duration(name, provider=None):
     global one when None), made once."""
     histogram = _durations.get((name, provider))
     if histogram is None:
-        from opentelemetry import metrics
-
-        histogram = _durations[name, provider] = metrics.get_meter(name, __version__, provider).create_histogram(
+        histogram = _durations[name, provider] = meter(name, provider).create_histogram(
             "http.client.request.duration",
             unit="s",
             description="Duration of HTTP client requests.",
@@ -46,9 +44,7 @@ def old_duration(name, provider=None):
     only with OTEL_SEMCONV_STABILITY_OPT_IN=http/dup; made once."""
     histogram = _old_durations.get((name, provider))
     if histogram is None:
-        from opentelemetry import metrics
-
-        histogram = _old_durations[name, provider] = metrics.get_meter(name, __version__, provider).create_histogram(
+        histogram = _old_durations[name, provider] = meter(name, provider).create_histogram(
             "http.client.duration", unit="ms", description="measures the duration of the outbound HTTP request"
         )
     return histogram
@@ -59,14 +55,12 @@ def body_sizes(name, provider=None):
     `http.client.response.body.size` histograms from `provider`, made once."""
     histograms = _body_sizes.get((name, provider))
     if histograms is None:
-        from opentelemetry import metrics
-
-        meter = metrics.get_meter(name, __version__, provider)
+        instruments = meter(name, provider)
         histograms = _body_sizes[name, provider] = (
-            meter.create_histogram(
+            instruments.create_histogram(
                 "http.client.request.body.size", unit="By", description="Size of HTTP client request bodies."
             ),
-            meter.create_histogram(
+            instruments.create_histogram(
                 "http.client.response.body.size", unit="By", description="Size of HTTP client response bodies."
             ),
         )
