@@ -132,16 +132,17 @@ def _make_traced_cursor(cursor_class):
             return _run(self, cursor_class.executemany, args, kwargs)
 
         def callproc(self, *args, **kwargs):
-            return _run(self, cursor_class.callproc, args, kwargs, "procname")
+            return _run(self, cursor_class.callproc, args, kwargs, procedure=True)
 
     return TracedCursor
 
 
-def _run(cursor, method, args, kwargs, keyword="query"):
+def _run(cursor, method, args, kwargs, procedure=False):
     """`method(cursor, *args, **kwargs)`, traced when the cursor's connection is. The
-    statement (for `callproc`, the procedure's name, as upstream records it) is the first
-    argument (a class of the app's may give its parameter another name: a statement given by
-    a keyword other than psycopg2's own runs untraced)."""
+    statement (for `callproc`, a `procedure` call, the procedure's name, as upstream records
+    it) is the first argument (a class of the app's may give its parameter another name: a
+    statement given by a keyword other than psycopg2's own runs untraced)."""
+    keyword = "procname" if procedure else "query"
     connection = cursor.connection
     try:  # _tracing_of, inline: this runs for every statement
         tracing = connection._ferrotel_tracing
@@ -157,10 +158,7 @@ def _run(cursor, method, args, kwargs, keyword="query"):
         method = functools.partial(method, **kwargs)
     if tracing.database is None:
         tracing.read_target(connection)
-    runner = tracing.runner
-    if keyword == "procname":
-        return runner.run(cursor, query, args, method, tracing.database, tracing.address, tracing.port, True)
-    return runner.run(cursor, query, args, method, tracing.database, tracing.address, tracing.port)
+    return tracing.runner.run(cursor, query, args, method, tracing.database, tracing.address, tracing.port, procedure)
 
 
 def _traced_cursor_class(factory):
