@@ -61,6 +61,62 @@ def test_disabling_threading_leaves_threads_alone(tmp):
     assert spans["in thread"]["parent"] is None and spans["in pool 1"]["parent"] is None
 
 
+IMPORT_RACE = textwrap.dedent(
+    """
+    import importlib.util, sys, threading
+
+    # Another thread imports the API's context module and is held inside its execution:
+    # the module is in sys.modules, its functions not yet defined.
+    entered, release = threading.Event(), threading.Event()
+
+    class HeldLoader:
+        def __init__(self, loader):
+            self.loader = loader
+
+        def create_module(self, spec):
+            return self.loader.create_module(spec)
+
+        def exec_module(self, module):
+            entered.set()
+            release.wait(10)
+            self.loader.exec_module(module)
+
+    class HoldContext:
+        def find_spec(self, name, path=None, target=None):
+            if name != "opentelemetry.context":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            spec.loader = HeldLoader(spec.loader)
+            return spec
+
+    sys.meta_path.insert(0, HoldContext())
+    importer = threading.Thread(target=importlib.import_module, args=("opentelemetry.context",))
+    importer.start()
+    entered.wait(10)
+    started = threading.Thread(target=lambda: None)
+    started.start()  # while the import is under way
+    started.join()
+    release.set()
+    importer.join()
+
+    from opentelemetry import trace
+
+    with trace.get_tracer("race").start_as_current_span("parent"):
+        thread = threading.Thread(target=lambda: trace.get_tracer("race").start_span("child").end())
+        thread.start(); thread.join()
+    """
+)
+
+
+def test_a_thread_started_while_another_imports_the_api_starts(tmp):
+    (tmp / "app.py").write_text(IMPORT_RACE)
+    result = instrument("--traces_exporter", "console", PYTHON, "app.py", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    spans = spans_by_name(result.stdout)
+    assert spans["child"]["parent"] == spans["parent"]["span_id"]
+
+
 UNINSTRUMENT = textwrap.dedent(
     """
     import threading

@@ -11,7 +11,11 @@ from ferrotel.instrumentation import Instrumentor
 
 def _capture():
     context = sys.modules.get("opentelemetry.context")
-    return None if context is None else context.get_current()
+    if context is None or getattr(context.__spec__, "_initializing", False):
+        # Not imported, or still being imported by another thread (its functions may not
+        # be defined yet): there is no span to carry.
+        return None
+    return context.get_current()
 
 
 def _run_in(captured, func, /, *args, **kwargs):
