@@ -5,7 +5,7 @@ pools alike), with the body sizes as upstream's records them. Upstream's hooks:
 from typing import Any, NamedTuple
 
 from ferrotel.instrumentation import Instrumentor, excluded_pattern
-from ferrotel.instrumentation.http_client import Options, body_length, traced_call
+from ferrotel.instrumentation.http_client import Options, body_length, inside_client_span, traced_call
 
 
 class RequestInfo(NamedTuple):
@@ -26,6 +26,10 @@ class URLLib3Instrumentor(Instrumentor):
         options = Options(kwargs)
 
         def traced_urlopen(pool, method, url, body=None, headers=None, *args, **kwargs):
+            if inside_client_span.get():
+                # Beneath another client's span (requests'): nothing to record, so neither
+                # the URL nor a copy of the headers is made.
+                return urlopen(pool, method, url, body, headers, *args, **kwargs)
             if "://" in url:
                 full = url
             else:
