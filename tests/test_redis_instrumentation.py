@@ -87,6 +87,45 @@ def test_commands_and_pipelines_become_spans(tmp, redis):  # noqa: F811
     assert clients[5]["attributes"]["db.namespace"] == '"2"'
 
 
+DURATIONS = """
+    import sys
+    import redis
+
+    client = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]), db=3)
+    client.get("missing")
+    client.get("missing")
+    for _ in range(2):
+        try:
+            client.execute_command("NOSUCHCOMMAND", "x")
+        except redis.ResponseError:
+            pass
+    with client.pipeline() as pipe:
+        pipe.set("a", 1).get("a").execute()
+"""
+
+
+def test_command_durations_carry_the_command_and_its_failure(tmp, redis):  # noqa: F811
+    (tmp / "app.py").write_text(textwrap.dedent(DURATIONS))
+    flags = ["--traces_exporter", "none", "--metrics_exporter", "console"]
+    result = instrument(*flags, PYTHON, "app.py", *map(str, redis), cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    points = [line.strip() for line in result.stdout.splitlines() if 'db.system.name="redis"' in line]
+    server = f'server.address="{redis[0]}"', f"server.port={redis[1]}", 'db.namespace="3"'
+    by_operation = {}
+    for point in points:
+        assert all(attribute in point for attribute in server), point
+        operation = point.split('db.operation.name="')[1].split('"')[0] if "db.operation.name" in point else None
+        by_operation.setdefault(operation, []).append(point)
+    (get,) = by_operation["GET"]
+    assert get.split("} ")[1].startswith("count=2 ") and "error.type" not in get
+    (failed,) = by_operation["NOSUCHCOMMAND"]
+    assert failed.split("} ")[1].startswith("count=2 ")
+    assert 'error.type="redis.exceptions.ResponseError"' in failed
+    # A pipeline has no single operation.
+    (pipeline,) = by_operation[None]
+    assert pipeline.split("} ")[1].startswith("count=1 ")
+
+
 PROGRAMMATIC = """
     import json, sys
     import redis

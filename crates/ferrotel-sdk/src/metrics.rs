@@ -453,6 +453,11 @@ impl PreparedAttributes {
         let (key, attributes) = canonical(attributes);
         PreparedAttributes { key, attributes }
     }
+
+    /// The pairs, in canonical order: to record the set with one more attribute.
+    pub fn to_vec(&self) -> Vec<(String, Value)> {
+        self.attributes.to_vec()
+    }
 }
 
 /// A measurement's attributes as the caller hands them over.

@@ -84,20 +84,46 @@ struct Summary {
 /// past that they are built per statement.
 const TARGETS_KEPT: usize = 8;
 
-/// One statement text sent to one database: its span's attributes and the duration metric's
-/// (for a statement that did not fail) in the order the metric keeps them, made once.
+/// One statement text (or key-value store command) sent to one database: its span's
+/// attributes and the duration metric's (for a call that did not fail) in the order the
+/// metric keeps them, made once.
 struct Target {
     namespace: String,
     address: Option<String>,
     port: Option<i64>,
+    /// A command's `network.transport`; `None` for SQL statements.
+    transport: Option<String>,
     /// Shared by every span of this text and database, not copied into each.
     span_attributes: Arc<[(String, Value)]>,
     metric_attributes: PreparedAttributes,
 }
 
 impl Target {
-    fn is(&self, namespace: &str, address: Option<&str>, port: Option<i64>) -> bool {
-        self.namespace == namespace && self.address.as_deref() == address && self.port == port
+    fn is(&self, to: &Destination<'_>) -> bool {
+        self.namespace == to.namespace
+            && self.address.as_deref() == to.address
+            && self.port == to.port
+            && self.transport.as_deref() == to.transport
+    }
+}
+
+/// Where a statement or command goes: database `namespace` on the server at
+/// `address`:`port` (when known), over `transport` (a command's; `None` for SQL).
+struct Destination<'a> {
+    namespace: &'a str,
+    address: Option<&'a str>,
+    port: Option<i64>,
+    transport: Option<&'a str>,
+}
+
+impl<'a> Destination<'a> {
+    fn sql(namespace: &'a str, address: Option<&'a str>, port: Option<i64>) -> Self {
+        Destination {
+            namespace,
+            address,
+            port,
+            transport: None,
+        }
     }
 }
 
@@ -182,29 +208,14 @@ impl DbStatements {
         })
     }
 
-    /// The attribute sets of `summary`'s statement sent to this database, made at its first
+    /// The attribute sets of `summary`'s statement (or command) sent there, made at its first
     /// statement there.
-    fn target(&self, summary: &Summary, namespace: &str, address: Option<&str>, port: Option<i64>) -> Arc<Target> {
-        if let Some(found) = lock(&summary.targets).iter().find(|t| t.is(namespace, address, port)) {
-            return found.clone();
+    fn target(&self, summary: &Summary, to: &Destination<'_>) -> Arc<Target> {
+        let found = lock(&summary.targets).iter().find(|t| t.is(to)).cloned();
+        if let Some(found) = found {
+            return found;
         }
-        let server = server_attributes(address, port);
-        let mut span_attributes = summary.attributes.clone();
-        if !namespace.is_empty() {
-            span_attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
-            if settings().db_semconv == SemconvMode::Duplicate {
-                span_attributes.push(("db.name".to_owned(), Value::Str(namespace.to_owned())));
-            }
-        }
-        span_attributes.extend(server.iter().cloned());
-        let metric_attributes = [self.metric_attributes(summary, namespace, None), server].concat();
-        let target = Arc::new(Target {
-            namespace: namespace.to_owned(),
-            address: address.map(str::to_owned),
-            port,
-            span_attributes: span_attributes.into(),
-            metric_attributes: PreparedAttributes::new(metric_attributes),
-        });
+        let target = Arc::new(self.new_target(summary, to));
         let mut targets = lock(&summary.targets);
         if targets.len() < TARGETS_KEPT {
             targets.push(target.clone());
@@ -212,12 +223,117 @@ impl DbStatements {
         target
     }
 
-    fn metric_attributes(
+    fn new_target(&self, summary: &Summary, to: &Destination<'_>) -> Target {
+        let Destination {
+            namespace,
+            address,
+            port,
+            transport,
+        } = *to;
+        let server = server_attributes(address, port);
+        let mut span_attributes = summary.attributes.clone();
+        if !namespace.is_empty() {
+            span_attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
+            // The old conventions' name for it, which upstream's redis instrumentation never set.
+            if transport.is_none() && settings().db_semconv == SemconvMode::Duplicate {
+                span_attributes.push(("db.name".to_owned(), Value::Str(namespace.to_owned())));
+            }
+        }
+        span_attributes.extend(server.iter().cloned());
+        if let Some(transport) = transport.filter(|t| !t.is_empty()) {
+            span_attributes.push(("network.transport".to_owned(), Value::Str(transport.to_owned())));
+        }
+        let metric_attributes = [self.metric_attributes(summary, namespace), server].concat();
+        Target {
+            namespace: namespace.to_owned(),
+            address: address.map(str::to_owned),
+            port,
+            transport: transport.map(str::to_owned),
+            span_attributes: span_attributes.into(),
+            metric_attributes: PreparedAttributes::new(metric_attributes),
+        }
+    }
+
+    /// The operation (a statement or command whose end the caller reports) named `name`
+    /// with `target`'s attributes, its span started under `current`; through the fallback
+    /// when the tracer is another SDK's.
+    fn start_operation<'py>(
         &self,
-        summary: &Summary,
-        namespace: &str,
-        error_type: Option<String>,
-    ) -> Vec<(String, Value)> {
+        py: Python<'py>,
+        resolved: &Resolved,
+        current: &Bound<'py, PyAny>,
+        name: String,
+        target: Arc<Target>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(tracer) = &resolved.native else {
+            let attributes = dict(py, &target.span_attributes)?;
+            return self
+                .fallback
+                .bind(py)
+                .call_method1("start", (&resolved.tracer, name, attributes))
+                .map(Some);
+        };
+        let tracer = tracer.get();
+        let parent = parent_in(py, Some(current))?;
+        let mut new = NewSpan::instrumentation(name, SpanKind::Client, Vec::new());
+        new.shared_attributes = Some(target.span_attributes.clone());
+        let operation = DbOperation {
+            span: create(py, &tracer.core, &tracer.scope, parent, None, new)?,
+            started: Instant::now(),
+            duration: resolved.duration.clone(),
+            target,
+            ended: AtomicBool::new(false),
+        };
+        Ok(Some(Bound::new(py, operation)?.into_any()))
+    }
+
+    /// What a command's (or pipeline's) span is named and carries whatever its database.
+    fn summary_of_command(&self, name: String, operation: Option<String>, text: &str, count: (&str, usize)) -> Summary {
+        let mut attributes = vec![("db.system.name".to_owned(), Value::Str(self.system.clone()))];
+        let push = |key: &str, value: &str, into: &mut Vec<(String, Value)>| {
+            if !value.is_empty() {
+                into.push((key.to_owned(), Value::Str(value.to_owned())));
+            }
+        };
+        if let Some(operation) = &operation {
+            push("db.operation.name", operation, &mut attributes);
+        }
+        push("db.query.text", text, &mut attributes);
+        attributes.push((
+            count.0.to_owned(),
+            Value::Int(i64::try_from(count.1).unwrap_or(i64::MAX)),
+        ));
+        if settings().db_semconv == SemconvMode::Duplicate {
+            push("db.system", &self.system, &mut attributes);
+            push("db.statement", text, &mut attributes);
+        }
+        Summary {
+            name,
+            attributes,
+            operation: operation.filter(|o| !o.is_empty()),
+            collection: None,
+            targets: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The summary of a single command, by its text (its name and a `?` per argument), made
+    /// once per distinct text.
+    fn cached_summary_of_command(&self, args: &Bound<'_, PyTuple>) -> Arc<Summary> {
+        let (name, text) = command_summary(args);
+        if let Some(found) = lock(&self.summaries).get(&text) {
+            return found.clone();
+        }
+        let summary =
+            Arc::new(self.summary_of_command(name.clone(), Some(name), &text, ("db.redis.args_length", args.len())));
+        let mut summaries = lock(&self.summaries);
+        if summaries.len() >= SUMMARIES_KEPT {
+            summaries.clear();
+        }
+        summaries.insert(text, summary.clone());
+        summary
+    }
+
+    fn metric_attributes(&self, summary: &Summary, namespace: &str) -> Vec<(String, Value)> {
         let mut attributes = vec![("db.system.name".to_owned(), Value::Str(self.system.clone()))];
         if !namespace.is_empty() {
             attributes.push(("db.namespace".to_owned(), Value::Str(namespace.to_owned())));
@@ -227,9 +343,6 @@ impl DbStatements {
         }
         if let Some(collection) = &summary.collection {
             attributes.push(("db.collection.name".to_owned(), Value::Str(collection.clone())));
-        }
-        if let Some(error_type) = error_type {
-            attributes.push(("error.type".to_owned(), Value::Str(error_type)));
         }
         attributes
     }
@@ -289,7 +402,12 @@ impl DbStatements {
         };
         let Some(tracer) = &resolved.native else {
             let summary = summary_of();
-            let attributes = dict(py, &self.target(&summary, namespace, address, port).span_attributes)?;
+            let attributes = dict(
+                py,
+                &self
+                    .target(&summary, &Destination::sql(namespace, address, port))
+                    .span_attributes,
+            )?;
             let fallback_args = (
                 &resolved.tracer,
                 &summary.name,
@@ -307,7 +425,7 @@ impl DbStatements {
             return call();
         }
         let summary = summary_of();
-        let target = self.target(&summary, namespace, address, port);
+        let target = self.target(&summary, &Destination::sql(namespace, address, port));
         let tracer = tracer.get();
         let parent = parent_in(py, Some(&current))?;
         let mut new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, Vec::new());
@@ -331,8 +449,8 @@ impl DbStatements {
             match error_type {
                 None => duration.record_prepared(seconds, &target.metric_attributes, now, measured_in),
                 Some(error_type) => {
-                    let server = server_attributes(address, port);
-                    let attributes = [self.metric_attributes(&summary, namespace, Some(error_type)), server].concat();
+                    let mut attributes = target.metric_attributes.to_vec();
+                    attributes.push(("error.type".to_owned(), Value::Str(error_type)));
                     duration.record_in(seconds, attributes, now, measured_in);
                 }
             }
@@ -362,28 +480,8 @@ impl DbStatements {
         }
         let text = statement_text(query, cursor);
         let summary = self.summary(&text);
-        let target = self.target(&summary, namespace, address, port);
-        let server = server_attributes(address, port);
-        let Some(tracer) = &resolved.native else {
-            let attributes = dict(py, &target.span_attributes)?;
-            return self
-                .fallback
-                .bind(py)
-                .call_method1("start", (&resolved.tracer, &summary.name, attributes))
-                .map(Some);
-        };
-        let tracer = tracer.get();
-        let parent = parent_in(py, Some(&current))?;
-        let mut new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, Vec::new());
-        new.shared_attributes = Some(target.span_attributes.clone());
-        let operation = DbOperation {
-            span: create(py, &tracer.core, &tracer.scope, parent, None, new)?,
-            started: Instant::now(),
-            duration: resolved.duration.clone(),
-            metric_attributes: [self.metric_attributes(&summary, namespace, None), server].concat(),
-            ended: AtomicBool::new(false),
-        };
-        Ok(Some(Bound::new(py, operation)?.into_any()))
+        let target = self.target(&summary, &Destination::sql(namespace, address, port));
+        self.start_operation(py, resolved, &current, summary.name.clone(), target)
     }
 
     /// Starts the span of a command (`commands` a tuple of its arguments, the name first) or
@@ -406,7 +504,13 @@ impl DbStatements {
         if api.suppressed(py, &current, false) {
             return Ok(None);
         }
-        let (name, operation, text, count_attribute) = if let Ok(pipeline) = commands.cast::<PyList>() {
+        let to = Destination {
+            namespace,
+            address: Some(address).filter(|a| !a.is_empty()),
+            port,
+            transport: Some(transport),
+        };
+        let (name, target) = if let Ok(pipeline) = commands.cast::<PyList>() {
             let mut names = Vec::with_capacity(pipeline.len());
             let mut texts = Vec::with_capacity(pipeline.len());
             for command in pipeline.iter() {
@@ -419,55 +523,17 @@ impl DbStatements {
             } else {
                 names.join(" ")
             };
+            // A pipeline's text is rarely sent twice: its sets are made for it alone.
             let count = ("db.redis.pipeline_length", pipeline.len());
-            (name, None, texts.join("\n"), count)
+            let summary = self.summary_of_command(name, None, &texts.join("\n"), count);
+            let target = self.new_target(&summary, &to);
+            (summary.name, Arc::new(target))
         } else {
-            let args = commands.cast::<PyTuple>()?;
-            let (name, text) = command_summary(args);
-            (name.clone(), Some(name), text, ("db.redis.args_length", args.len()))
+            let summary = self.cached_summary_of_command(commands.cast::<PyTuple>()?);
+            let target = self.target(&summary, &to);
+            (summary.name.clone(), target)
         };
-        let mut metric_attributes = vec![("db.system.name".to_owned(), Value::Str(self.system.clone()))];
-        let push = |key: &str, value: &str, into: &mut Vec<(String, Value)>| {
-            if !value.is_empty() {
-                into.push((key.to_owned(), Value::Str(value.to_owned())));
-            }
-        };
-        push("db.namespace", namespace, &mut metric_attributes);
-        if let Some(operation) = &operation {
-            push("db.operation.name", operation, &mut metric_attributes);
-        }
-        push("server.address", address, &mut metric_attributes);
-        if let Some(port) = port {
-            metric_attributes.push(("server.port".to_owned(), Value::Int(port)));
-        }
-        let mut attributes = metric_attributes.clone();
-        push("db.query.text", &text, &mut attributes);
-        push("network.transport", transport, &mut attributes);
-        let count = i64::try_from(count_attribute.1).unwrap_or(i64::MAX);
-        attributes.push((count_attribute.0.to_owned(), Value::Int(count)));
-        if settings().db_semconv == SemconvMode::Duplicate {
-            push("db.system", &self.system, &mut attributes);
-            push("db.statement", &text, &mut attributes);
-        }
-        let Some(tracer) = &resolved.native else {
-            let attributes = dict(py, &attributes)?;
-            return self
-                .fallback
-                .bind(py)
-                .call_method1("start", (&resolved.tracer, name, attributes))
-                .map(Some);
-        };
-        let tracer = tracer.get();
-        let parent = parent_in(py, Some(&current))?;
-        let new = NewSpan::instrumentation(name, SpanKind::Client, attributes);
-        let operation = DbOperation {
-            span: create(py, &tracer.core, &tracer.scope, parent, None, new)?,
-            started: Instant::now(),
-            duration: resolved.duration.clone(),
-            metric_attributes,
-            ended: AtomicBool::new(false),
-        };
-        Ok(Some(Bound::new(py, operation)?.into_any()))
+        self.start_operation(py, resolved, &current, name, target)
     }
 }
 
@@ -507,7 +573,8 @@ pub(crate) struct DbOperation {
     span: Py<Span>,
     started: Instant,
     duration: Option<Arc<Instrument>>,
-    metric_attributes: Vec<(String, Value)>,
+    /// Its attribute sets: the duration's, prepared, for a call that did not fail.
+    target: Arc<Target>,
     ended: AtomicBool,
 }
 
@@ -526,21 +593,25 @@ impl DbOperation {
         if self.ended.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let mut attributes = self.metric_attributes.clone();
+        let mut error_type = None;
         if let Some(exception) = exception {
             if exception.is_instance_of::<PyException>() {
-                attributes.push(("error.type".to_owned(), Value::Str(exception_type(exception)?)));
+                error_type = Some(exception_type(exception)?);
             }
             self.span.get().record_error(py, exception)?;
         }
         self.span.get().finish(py, None);
         if let Some(duration) = &self.duration {
-            duration.record_in(
-                Number::Double(self.started.elapsed().as_secs_f64()),
-                attributes,
-                ferrotel_sdk::now_ns(),
-                Some(self.span.get().ids.measured_in()),
-            );
+            let seconds = Number::Double(self.started.elapsed().as_secs_f64());
+            let (now, measured_in) = (ferrotel_sdk::now_ns(), Some(self.span.get().ids.measured_in()));
+            match error_type {
+                None => duration.record_prepared(seconds, &self.target.metric_attributes, now, measured_in),
+                Some(error_type) => {
+                    let mut attributes = self.target.metric_attributes.to_vec();
+                    attributes.push(("error.type".to_owned(), Value::Str(error_type)));
+                    duration.record_in(seconds, attributes, now, measured_in);
+                }
+            }
         }
         Ok(())
     }
