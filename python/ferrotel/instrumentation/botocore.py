@@ -6,7 +6,7 @@ underneath is not traced again. `request_hook(span, service, operation, params)`
 `response_hook(span, service, operation, result)` and `propagator` as upstream's."""
 
 from ferrotel import __version__, _native
-from ferrotel.instrumentation import Instrumentor
+from ferrotel.instrumentation import Instrumentor, http_client
 
 _CLIENT, _PRODUCER = 2, 3  # the API's SpanKind values
 # AWS keeps at most this many message attributes on an SQS or SNS message.
@@ -146,6 +146,9 @@ class BotocoreInstrumentor(Instrumentor):
                 request_hook(operation.span, service, operation_name, api_params)
             result = None
             quiet = context.attach(context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True))
+            # ferrotel's own HTTP instrumentations (urllib3 beneath botocore) then return at
+            # once, before building anything for a span they would not record.
+            inside = http_client.inside_client_span.set(True)
             try:
                 result = make_api_call(client, operation_name, api_params)
                 return result
@@ -157,6 +160,7 @@ class BotocoreInstrumentor(Instrumentor):
                 operation.record_exception(error)
                 raise
             finally:
+                http_client.inside_client_span.reset(inside)
                 context.detach(quiet)
                 if result is not None:
                     operation.set_attributes(_response_attributes(service, operation_name, result)[0])
