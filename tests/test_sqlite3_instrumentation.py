@@ -124,36 +124,6 @@ def test_operation_duration_metric_and_meter_provider(tmp):
     assert "db.client.operation.duration" not in result.stdout
 
 
-LAZY_METRICS_APP = """
-    import sqlite3, sys
-
-    db = sqlite3.connect(":memory:")
-    db.execute("SELECT 1").fetchone()
-    print("metrics API imported by the statement:", "opentelemetry.metrics" in sys.modules)
-    from opentelemetry import metrics
-
-    import ferrotel.metrics
-
-    print("global provider is ferrotel's:", metrics.get_meter_provider() is ferrotel.metrics.get_meter_provider())
-    metrics.get_meter("app").create_counter("app.after").add(1)
-    db.execute("SELECT 2").fetchone()
-"""
-
-
-def test_statements_are_measured_without_importing_the_metrics_api(tmp):
-    # The metrics API's import (~15 ms) would fall on the first statement; ferrotel's
-    # provider, which the API is handed once imported, answers directly until then.
-    (tmp / "app.py").write_text(textwrap.dedent(LAZY_METRICS_APP))
-    flags = ["--traces_exporter", "none", "--metrics_exporter", "console"]
-    result = instrument(*flags, PYTHON, "app.py", cwd=tmp)
-    assert result.returncode == 0, result.stderr
-    assert "metrics API imported by the statement: False" in result.stdout
-    assert "global provider is ferrotel's: True" in result.stdout
-    (point,) = [line.strip() for line in result.stdout.splitlines() if 'db.system.name="sqlite"' in line]
-    assert point.split("} ")[1].startswith("count=2 ")
-    assert "metric app.after (sum, cumulative, monotonic)" in result.stdout
-
-
 CONNECTION_APP = """
     import json, sqlite3, sys
     from opentelemetry import trace

@@ -14,11 +14,6 @@ as upstream's SDK does, once `logging` is imported (which needs no API import at
 
 from ferrotel import _loader, _native
 
-# Whether this process's global MeterProvider is (or, once `opentelemetry.metrics` is
-# imported, will be) ferrotel's: the instrumentations then take their meters from it without
-# importing the API.
-installs_meter_provider = False
-
 
 def install_tracer_provider():
     from opentelemetry import trace
@@ -83,12 +78,10 @@ def install_deprecated_logging_handler():
 
 class Configurator:
     def configure(self, **kwargs):
-        global installs_meter_provider
         from ferrotel import _lifecycle  # noqa: F401 - exit, fork and SIGTERM, before the app's own handlers
 
         _loader.when_imported("opentelemetry.trace", install_tracer_provider)
         _loader.when_imported("opentelemetry.propagate", install_propagator)
-        installs_meter_provider = True
         _loader.when_imported("opentelemetry.metrics", install_meter_provider)
         _loader.when_imported("opentelemetry._logs", install_logger_provider)
         prometheus, deprecated_logging_handler = _native.configurator_actions()

@@ -10,28 +10,6 @@ upstream's do, a contrib package of the same name is skipped in its favour, and 
 HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
 
-def meter(scope, provider=None):
-    """The instrumentation's meter from `provider`, or from the global provider when None.
-
-    While `opentelemetry.metrics` is not imported and ferrotel's configurator is to install
-    ferrotel's provider as the global one the moment it is, that provider is asked directly:
-    importing the metrics API (~15 ms) would otherwise fall on the first request or statement
-    of every process, metrics API user or not."""
-    import sys
-
-    from ferrotel import __version__
-
-    configurator = sys.modules.get("ferrotel.configurator")
-    if provider is None and "opentelemetry.metrics" not in sys.modules and configurator is not None:
-        if configurator.installs_meter_provider:
-            from ferrotel import metrics
-
-            return metrics.get_meter_provider().get_meter(scope, __version__)
-    from opentelemetry import metrics
-
-    return metrics.get_meter(scope, __version__, provider)
-
-
 def excluded_pattern(instrumentation):
     """One compiled regex for the URLs an instrumentation skips
     (OTEL_PYTHON_{NAME}_EXCLUDED_URLS, else OTEL_PYTHON_EXCLUDED_URLS), or None."""

@@ -9,7 +9,7 @@ import sys
 import time
 
 from ferrotel import __version__, _native
-from ferrotel.instrumentation import Instrumentor, meter
+from ferrotel.instrumentation import Instrumentor
 
 _PRODUCER, _CONSUMER = 3, 4  # the API's SpanKind values
 
@@ -96,10 +96,10 @@ class CeleryInstrumentor(Instrumentor):
 
     def _instrument(self, **kwargs):
         from celery import signals
-        from opentelemetry import trace
+        from opentelemetry import metrics, trace
 
         self._tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
-        self._runtime = meter(__name__, kwargs.get("meter_provider")).create_histogram(
+        self._runtime = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider")).create_histogram(
             "flower.task.runtime.seconds", unit="seconds", description="The time it took to run the task."
         )
         self._use_span_links = bool(kwargs.get("use_span_links", False))

@@ -5,7 +5,6 @@ text with literal values removed, computed once per distinct text), the driver's
 and `db.client.operation.duration`."""
 
 from ferrotel import __version__, _native
-from ferrotel.instrumentation import meter
 
 SCOPE = "ferrotel.instrumentation.dbapi"
 
@@ -19,10 +18,10 @@ def statements(system, scope=SCOPE, tracer_provider=None, meter_provider=None):
     starts a key-value store command's span (see `_native.DbStatements`)."""
 
     def setup():
-        from opentelemetry import trace
+        from opentelemetry import metrics, trace
 
         tracer = trace.get_tracer(scope, __version__, tracer_provider=tracer_provider)
-        duration = meter(scope, meter_provider).create_histogram(
+        duration = metrics.get_meter(scope, __version__, meter_provider).create_histogram(
             "db.client.operation.duration",
             unit="s",
             description="Duration of database client operations.",

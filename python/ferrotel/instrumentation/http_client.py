@@ -6,7 +6,7 @@ per request."""
 import contextvars
 
 from ferrotel import __version__, _native
-from ferrotel.instrumentation import HTTP_DURATION_BUCKETS, meter
+from ferrotel.instrumentation import HTTP_DURATION_BUCKETS
 
 inside_client_span = contextvars.ContextVar("ferrotel_inside_client_span", default=False)
 _tracers = {}
@@ -30,7 +30,9 @@ def duration(name, provider=None):
     global one when None), made once."""
     histogram = _durations.get((name, provider))
     if histogram is None:
-        histogram = _durations[name, provider] = meter(name, provider).create_histogram(
+        from opentelemetry import metrics
+
+        histogram = _durations[name, provider] = metrics.get_meter(name, __version__, provider).create_histogram(
             "http.client.request.duration",
             unit="s",
             description="Duration of HTTP client requests.",
@@ -44,7 +46,9 @@ def old_duration(name, provider=None):
     only with OTEL_SEMCONV_STABILITY_OPT_IN=http/dup; made once."""
     histogram = _old_durations.get((name, provider))
     if histogram is None:
-        histogram = _old_durations[name, provider] = meter(name, provider).create_histogram(
+        from opentelemetry import metrics
+
+        histogram = _old_durations[name, provider] = metrics.get_meter(name, __version__, provider).create_histogram(
             "http.client.duration", unit="ms", description="measures the duration of the outbound HTTP request"
         )
     return histogram
@@ -55,12 +59,14 @@ def body_sizes(name, provider=None):
     `http.client.response.body.size` histograms from `provider`, made once."""
     histograms = _body_sizes.get((name, provider))
     if histograms is None:
-        instruments = meter(name, provider)
+        from opentelemetry import metrics
+
+        meter = metrics.get_meter(name, __version__, provider)
         histograms = _body_sizes[name, provider] = (
-            instruments.create_histogram(
+            meter.create_histogram(
                 "http.client.request.body.size", unit="By", description="Size of HTTP client request bodies."
             ),
-            instruments.create_histogram(
+            meter.create_histogram(
                 "http.client.response.body.size", unit="By", description="Size of HTTP client response bodies."
             ),
         )

@@ -32,7 +32,7 @@ from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 from ferrotel import __version__, _loader
-from ferrotel.instrumentation import Instrumentor, meter, sqlcommenter
+from ferrotel.instrumentation import Instrumentor, sqlcommenter
 from ferrotel.instrumentation._generic import suppressed
 from ferrotel.instrumentation.dbapi import statements
 
@@ -96,15 +96,17 @@ class _Telemetry:
         """`[(count, max, pool-name key, state key)]`: stable names, then the old ones with
         OTEL_SEMCONV_STABILITY_OPT_IN=database/dup."""
         if self._pool_instruments is None:
-            pool_meter = meter(SCOPE, self.meter_provider)
+            from opentelemetry import metrics
+
+            meter = metrics.get_meter(SCOPE, __version__, self.meter_provider)
             instruments = [
                 (
-                    pool_meter.create_up_down_counter(
+                    meter.create_up_down_counter(
                         "db.client.connection.count",
                         unit="{connection}",
                         description=_COUNT_DESCRIPTION,
                     ),
-                    pool_meter.create_up_down_counter(
+                    meter.create_up_down_counter(
                         "db.client.connection.max",
                         unit="{connection}",
                         description="The maximum number of open connections allowed.",
@@ -114,12 +116,12 @@ class _Telemetry:
                 )
             ]
             if _old_names_too():
-                old = pool_meter.create_up_down_counter(
+                old = meter.create_up_down_counter(
                     "db.client.connections.usage",
                     unit="connections",
                     description=_COUNT_DESCRIPTION,
                 )
-                old_max = pool_meter.create_up_down_counter(
+                old_max = meter.create_up_down_counter(
                     "db.client.connections.max",
                     unit="connections",
                     description="The maximum number of open connections allowed.",

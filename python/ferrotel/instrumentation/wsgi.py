@@ -6,7 +6,7 @@ riding on the body's close) is one native call; this file only calls in."""
 from sys import modules
 
 from ferrotel import __version__, _native
-from ferrotel.instrumentation import HTTP_DURATION_BUCKETS, compile_excluded, meter
+from ferrotel.instrumentation import HTTP_DURATION_BUCKETS, compile_excluded
 
 
 def _url(environ):
@@ -27,24 +27,26 @@ def server_instruments(scope_name, meter_provider=None):
     key = (scope_name, id(meter_provider))
     instruments = _instruments.get(key)
     if instruments is None:
-        instruments_meter = meter(scope_name, meter_provider)
+        from opentelemetry import metrics
+
+        meter = metrics.get_meter(scope_name, __version__, meter_provider)
         instruments = _instruments[key] = (
-            instruments_meter.create_histogram(
+            meter.create_histogram(
                 "http.server.request.duration",
                 unit="s",
                 description="Duration of HTTP server requests.",
                 explicit_bucket_boundaries_advisory=HTTP_DURATION_BUCKETS,
             ),
-            instruments_meter.create_up_down_counter(
+            meter.create_up_down_counter(
                 "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."
             ),
-            instruments_meter.create_histogram(
+            meter.create_histogram(
                 "http.server.request.body.size", unit="By", description="Size of HTTP server request bodies."
             ),
-            instruments_meter.create_histogram(
+            meter.create_histogram(
                 "http.server.response.body.size", unit="By", description="Size of HTTP server response bodies."
             ),
-            instruments_meter.create_histogram(
+            meter.create_histogram(
                 "http.server.duration", unit="ms", description="Measures the duration of inbound HTTP requests."
             ),
         )
