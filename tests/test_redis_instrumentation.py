@@ -126,6 +126,23 @@ def test_command_durations_carry_the_command_and_its_failure(tmp, redis):  # noq
     assert pipeline.split("} ")[1].startswith("count=1 ")
 
 
+LONG_COMMANDS = """
+    import json, sys
+    import redis
+
+    client = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]))
+    print(json.dumps({"deleted": [client.delete(*[f"key{i}" for i in range(count)]) for count in (600, 700, 600)]}))
+"""
+
+
+def test_commands_cut_to_the_same_text_keep_their_own_argument_count(tmp, redis):  # noqa: F811
+    answers, spans = run(tmp, LONG_COMMANDS, redis)
+    assert answers == {"deleted": [0, 0, 0]}
+    deletes = [s["attributes"] for s in spans if s["kind"] == "CLIENT"]
+    assert [d["db.redis.args_length"] for d in deletes] == ["601", "701", "601"]
+    assert all(d["db.query.text"].endswith('..."') and len(d["db.query.text"]) == 1002 for d in deletes)
+
+
 PROGRAMMATIC = """
     import json, sys
     import redis

@@ -320,11 +320,16 @@ impl DbStatements {
     /// once per distinct text.
     fn cached_summary_of_command(&self, args: &Bound<'_, PyTuple>) -> Arc<Summary> {
         let (name, text) = command_summary(args);
-        if let Some(found) = lock(&self.summaries).get(&text) {
+        // A text cut at its longest no longer tells the argument count: not cached.
+        let cacheable = text.len() < COMMAND_TEXT_MAX - 3;
+        if let Some(found) = lock(&self.summaries).get(&text).filter(|_| cacheable) {
             return found.clone();
         }
         let summary =
             Arc::new(self.summary_of_command(name.clone(), Some(name), &text, ("db.redis.args_length", args.len())));
+        if !cacheable {
+            return summary;
+        }
         let mut summaries = lock(&self.summaries);
         if summaries.len() >= SUMMARIES_KEPT {
             summaries.clear();
