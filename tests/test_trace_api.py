@@ -2,6 +2,7 @@
 instrumentors see, and what is recorded (read back with InMemorySpanExporter)."""
 
 import asyncio
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -253,6 +254,45 @@ def test_exceptions_inside_spans(setup):
     assert spans["plain"]["status"] == ("ERROR", "ValueError: as context manager")
     assert spans["plain"]["events"][0]["attributes"]["exception.escaped"] == "True"
     assert not span.is_recording()
+
+
+def test_scopes_enter_and_exit_every_way_python_code_does(setup):
+    """The `with` statement takes a short way into the scope object (no bound methods);
+    the other ways code reaches `__enter__`/`__exit__` must still do the same."""
+    tracer, memory, _ = setup()
+    manual = tracer.start_as_current_span("manual")
+    span = manual.__enter__()
+    assert trace.get_current_span() is span
+    assert manual.__exit__(None, None, None) is False
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+    # contextlib's ExitStack reads both steps on the class and calls them with the scope.
+    with contextlib.ExitStack() as stack:
+        stacked = stack.enter_context(tracer.start_as_current_span("stacked"))
+        assert trace.get_current_span() is stacked
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    with pytest.raises(ValueError):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(tracer.start_as_current_span("stacked_error"))
+            raise ValueError("through the stack")
+    cls = type(tracer.start_as_current_span("unused"))
+    by_class = tracer.start_as_current_span("by_class")
+    span = cls.__enter__(by_class)
+    assert trace.get_current_span() is span
+    assert cls.__exit__(by_class, ValueError, ValueError("by hand"), None) is False
+
+    scope = tracer.start_as_current_span("misused")
+    with pytest.raises(TypeError, match="takes no argument .enter., one, or three .exit.; 2 given"):
+        scope(1, 2)
+    with pytest.raises(TypeError, match="takes no keyword arguments"):
+        scope(func=len)
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+    spans = by_name(memory)
+    assert set(spans) == {"manual", "stacked", "stacked_error", "by_class"}
+    assert spans["stacked_error"]["status"] == ("ERROR", "ValueError: through the stack")
+    assert spans["by_class"]["status"] == ("ERROR", "ValueError: by hand")
+    assert spans["manual"]["status"] == ("UNSET", "") and spans["stacked"]["status"] == ("UNSET", "")
 
 
 def test_end_on_exit_false_leaves_the_span_open(setup):

@@ -9,6 +9,7 @@ pub(crate) mod plugins;
 pub(crate) mod process;
 pub(crate) mod shapes;
 pub(crate) mod value;
+pub(crate) mod with_statement;
 
 use pyo3::prelude::*;
 

@@ -9,6 +9,7 @@ use ferrotel_sdk::span::{Link, Scope, SpanData, SpanKind, Status};
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
 use super::context::{read_span_context, trace_state_header, Parent, SpanIds};
 use super::core::TraceCore;
@@ -19,6 +20,7 @@ use super::span::{OnException, Span, SpanParts};
 use crate::boundary::api;
 use crate::boundary::misuse::{note, Misuse};
 use crate::boundary::value::{self, name_of, timestamp_of};
+use crate::boundary::with_statement::{self, ScopeCallSlot, ScopeStep, WithScope};
 
 /// What a new span is made of, apart from its parent.
 pub(crate) struct NewSpan {
@@ -284,9 +286,9 @@ impl Tracer {
 
     #[pyo3(signature = (name, context=None, kind=None, attributes=None, links=None, start_time=None, record_exception=true, set_status_on_exception=true, end_on_exit=true))]
     #[allow(clippy::too_many_arguments)] // the API's signature
-    fn start_as_current_span(
+    fn start_as_current_span<'py>(
         &self,
-        name: &Bound<'_, PyAny>,
+        name: &Bound<'py, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
         kind: Option<&Bound<'_, PyAny>>,
         attributes: Option<&Bound<'_, PyAny>>,
@@ -295,15 +297,23 @@ impl Tracer {
         record_exception: bool,
         set_status_on_exception: bool,
         end_on_exit: bool,
-    ) -> CurrentSpan {
+    ) -> PyResult<Bound<'py, CurrentSpan>> {
         let on_exception = OnException {
             record: record_exception,
             set_status: set_status_on_exception,
         };
         let args = SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception);
-        CurrentSpan::new(self.core.clone(), self.scope.clone(), args, end_on_exit)
+        let scope = Bound::new(
+            name.py(),
+            CurrentSpan::new(self.core.clone(), self.scope.clone(), args, end_on_exit),
+        )?;
+        SCOPE_CLASS_READY.get_or_init(name.py(), || with_statement::ready(&scope, &scope.get().call));
+        Ok(scope)
     }
 }
+
+/// Set once `CurrentSpan`'s class takes the `with` statement's short way.
+static SCOPE_CLASS_READY: PyOnceLock<()> = PyOnceLock::new();
 
 /// What `start_as_current_span` returns: a context manager that starts the span on entry
 /// and makes it current, or, called with a function, a decorator doing that per call.
@@ -316,6 +326,7 @@ pub(crate) struct CurrentSpan {
     end_on_exit: bool,
     /// The span and the context token while inside the `with` block.
     active: Mutex<Option<(Py<Span>, Py<PyAny>)>>,
+    call: ScopeCallSlot,
 }
 
 impl CurrentSpan {
@@ -326,48 +337,27 @@ impl CurrentSpan {
             args,
             end_on_exit,
             active: Mutex::new(None),
+            call: ScopeCallSlot::of::<CurrentSpan>(),
         }
     }
 }
 
 #[pymethods]
 impl CurrentSpan {
-    fn __enter__(&self, py: Python<'_>) -> PyResult<Py<Span>> {
-        let api = api::get(py)?;
-        // Read once: the parent is in it, and the new context is made from it.
-        let current = api.current_context(py)?;
-        let span = self.args.start(py, &self.core, &self.scope, Some(&current))?;
-        let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
-        let token = api.attach(py, &context)?;
-        *lock(&self.active) = Some((span.clone_ref(py), token.unbind()));
-        Ok(span)
+    /// Read on the class: see `with_statement`.
+    #[classattr]
+    fn __enter__() -> ScopeStep {
+        ScopeStep
     }
 
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let Some((span, token)) = lock(&self.active).take() else {
-            return Ok(false);
-        };
-        api::get(py)?.detach(py, token.bind(py));
-        let span = span.get();
-        if let Some(exc) = exc.filter(|e| !e.is_none()) {
-            span.on_exception_leaving(py, exc, true)?;
-        }
-        if self.end_on_exit {
-            span.finish(py, None);
-        }
-        Ok(false)
+    #[classattr]
+    fn __exit__() -> ScopeStep {
+        ScopeStep
     }
 
     /// Decorator form: `@tracer.start_as_current_span("name")`.
     fn __call__(slf: &Bound<'_, Self>, func: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let api = api::get(slf.py())?;
-        Ok(api.decorate.bind(slf.py()).call1((slf, func))?.unbind())
+        <Self as WithScope>::call_one(slf, func)
     }
 
     /// A new, unentered scope with the same arguments (one per decorated call).
@@ -378,5 +368,40 @@ impl CurrentSpan {
             self.args.clone_ref(py),
             self.end_on_exit,
         )
+    }
+}
+
+impl WithScope for CurrentSpan {
+    fn enter(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let (py, this) = (slf.py(), slf.get());
+        let api = api::get(py)?;
+        // Read once: the parent is in it, and the new context is made from it.
+        let current = api.current_context(py)?;
+        let span = this.args.start(py, &this.core, &this.scope, Some(&current))?;
+        let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
+        let token = api.attach(py, &context)?;
+        *lock(&this.active) = Some((span.clone_ref(py), token.unbind()));
+        Ok(span.into_any())
+    }
+
+    fn exit(slf: &Bound<'_, Self>, exc: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let (py, this) = (slf.py(), slf.get());
+        let Some((span, token)) = lock(&this.active).take() else {
+            return Ok(false);
+        };
+        api::get(py)?.detach(py, token.bind(py));
+        let span = span.get();
+        if let Some(exc) = exc {
+            span.on_exception_leaving(py, exc, true)?;
+        }
+        if this.end_on_exit {
+            span.finish(py, None);
+        }
+        Ok(false)
+    }
+
+    fn call_one(slf: &Bound<'_, Self>, func: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let api = api::get(slf.py())?;
+        Ok(api.decorate.bind(slf.py()).call1((slf, func))?.unbind())
     }
 }
