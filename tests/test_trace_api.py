@@ -295,6 +295,34 @@ def test_scopes_enter_and_exit_every_way_python_code_does(setup):
     assert spans["manual"]["status"] == ("UNSET", "") and spans["stacked"]["status"] == ("UNSET", "")
 
 
+def test_a_scope_its_caller_still_holds_keeps_its_own_arguments(setup):
+    """A tracer gives a scope object out again once nothing else holds it; one still held
+    (kept for later, or entered in an enclosing block) must keep its own arguments."""
+    tracer, memory, _ = setup()
+    kept = tracer.start_as_current_span("kept", attributes={"which": "kept"})
+    with tracer.start_as_current_span("outer", attributes={"which": "outer"}):
+        for i in range(3):
+            with tracer.start_as_current_span(f"inner{i}", attributes={"which": i}, end_on_exit=i != 1) as span:
+                if i == 1:
+                    left_open = span
+    with kept:
+        pass
+    left_open.end()
+    spans = by_name(memory)
+    assert {name: s["attributes"] for name, s in spans.items()} == {
+        "kept": {"which": "kept"},
+        "outer": {"which": "outer"},
+        "inner0": {"which": 0},
+        "inner1": {"which": 1},
+        "inner2": {"which": 2},
+    }
+    outer_id = spans["outer"]["span_id"]
+    assert [spans[f"inner{i}"]["parent_span_id"] for i in range(3)] == [outer_id] * 3
+    assert spans["kept"]["parent_span_id"] is None
+    # inner1 did not end on exit: it ended with span.end() after the others.
+    assert spans["inner1"]["end_time"] > spans["kept"]["end_time"]
+
+
 def test_end_on_exit_false_leaves_the_span_open(setup):
     tracer, memory, _ = setup()
     with tracer.start_as_current_span("open", end_on_exit=False) as span:

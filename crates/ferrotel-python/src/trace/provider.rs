@@ -88,10 +88,7 @@ impl TracerProvider {
             schema_url,
             attributes: scope_attributes,
         };
-        Tracer {
-            core: self.core.clone(),
-            scope: Arc::new(scope),
-        }
+        Tracer::new(self.core.clone(), Arc::new(scope))
     }
 
     /// ferrotel's processors become native pipelines; any other object with the SDK's

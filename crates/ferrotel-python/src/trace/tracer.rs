@@ -1,6 +1,7 @@
 //! `Tracer`: starts spans, sampling in Rust, and makes them current through the API's own
 //! context variable, so `opentelemetry.trace.get_current_span()` sees them everywhere.
 
+use std::cell::UnsafeCell;
 use std::sync::{Arc, Mutex};
 
 use ferrotel_propagation::traceparent;
@@ -258,6 +259,19 @@ impl SpanArgs {
 pub(crate) struct Tracer {
     pub(crate) core: Arc<TraceCore>,
     pub(crate) scope: Arc<Scope>,
+    /// The scope `start_as_current_span` last made, given out again once nothing else holds
+    /// it: otherwise one is made and freed per `with` block.
+    spare: Mutex<Option<Py<CurrentSpan>>>,
+}
+
+impl Tracer {
+    pub(crate) fn new(core: Arc<TraceCore>, scope: Arc<Scope>) -> Tracer {
+        Tracer {
+            core,
+            scope,
+            spare: Mutex::new(None),
+        }
+    }
 }
 
 #[pymethods]
@@ -286,6 +300,7 @@ impl Tracer {
 
     #[pyo3(signature = (name, context=None, kind=None, attributes=None, links=None, start_time=None, record_exception=true, set_status_on_exception=true, end_on_exit=true))]
     #[allow(clippy::too_many_arguments)] // the API's signature
+    #[allow(unsafe_code)]
     fn start_as_current_span<'py>(
         &self,
         name: &Bound<'py, PyAny>,
@@ -303,11 +318,29 @@ impl Tracer {
             set_status: set_status_on_exception,
         };
         let args = SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception);
+        let py = name.py();
+        let mut spare = lock(&self.spare);
+        // SAFETY: a live object's reference count, read with the GIL held.
+        let only_ours = |scope: &&Py<CurrentSpan>| unsafe { pyo3::ffi::Py_REFCNT(scope.as_ptr()) } == 1;
+        if let Some(scope) = spare.as_ref().filter(only_ours) {
+            let scope = scope.bind(py).clone();
+            // SAFETY: the spare's only reference was the one `spare` holds, so no other code
+            // can be reading the scope's arguments; the GIL keeps any from taking one now.
+            let previous = unsafe { scope.get().args.replace((args, end_on_exit)) };
+            drop(spare);
+            // The previous arguments' objects are released with no lock held: freeing them
+            // may run Python code that starts spans.
+            drop(previous);
+            return Ok(scope);
+        }
         let scope = Bound::new(
-            name.py(),
+            py,
             CurrentSpan::new(self.core.clone(), self.scope.clone(), args, end_on_exit),
         )?;
-        SCOPE_CLASS_READY.get_or_init(name.py(), || with_statement::ready(&scope, &scope.get().call));
+        SCOPE_CLASS_READY.get_or_init(py, || with_statement::ready(&scope, &scope.get().call));
+        let previous = spare.replace(scope.clone().unbind());
+        drop(spare);
+        drop(previous);
         Ok(scope)
     }
 }
@@ -317,13 +350,14 @@ static SCOPE_CLASS_READY: PyOnceLock<()> = PyOnceLock::new();
 
 /// What `start_as_current_span` returns: a context manager that starts the span on entry
 /// and makes it current, or, called with a function, a decorator doing that per call.
-/// A free list: one is made and freed per `with` block.
+/// Its tracer keeps the last one made and gives it out again (`Tracer::spare`); a free list
+/// serves the others (nested blocks, scopes kept by their caller).
 #[pyclass(frozen, freelist = 64, module = "ferrotel._native")]
 pub(crate) struct CurrentSpan {
     core: Arc<TraceCore>,
     scope: Arc<Scope>,
-    args: SpanArgs,
-    end_on_exit: bool,
+    /// The span's arguments and `end_on_exit`.
+    args: ReusableArgs,
     /// The span and the context token while inside the `with` block.
     active: Mutex<Option<(Py<Span>, Py<PyAny>)>>,
     call: ScopeCallSlot,
@@ -334,11 +368,35 @@ impl CurrentSpan {
         CurrentSpan {
             core,
             scope,
-            args,
-            end_on_exit,
+            args: ReusableArgs(UnsafeCell::new((args, end_on_exit))),
             active: Mutex::new(None),
             call: ScopeCallSlot::of::<CurrentSpan>(),
         }
+    }
+}
+
+/// A scope's arguments, replaced when its tracer gives the scope out again.
+struct ReusableArgs(UnsafeCell<(SpanArgs, bool)>);
+
+// SAFETY: written only by `replace`, whose callers hold the object's only reference with the
+// GIL held (as CPython reuses a tuple no one else holds), so no reader exists meanwhile; read
+// otherwise.
+#[allow(unsafe_code)]
+unsafe impl Sync for ReusableArgs {}
+
+impl ReusableArgs {
+    #[allow(unsafe_code)]
+    fn get(&self) -> &(SpanArgs, bool) {
+        // SAFETY: see `Sync` above: no write while any reference to the scope is used.
+        unsafe { &*self.0.get() }
+    }
+
+    /// # Safety
+    /// The caller holds the only reference to the scope object, with the GIL.
+    #[allow(unsafe_code)]
+    unsafe fn replace(&self, args: (SpanArgs, bool)) -> (SpanArgs, bool) {
+        // SAFETY: the caller's promise: nothing else can hold a borrow of the arguments.
+        unsafe { std::mem::replace(&mut *self.0.get(), args) }
     }
 }
 
@@ -365,8 +423,8 @@ impl CurrentSpan {
         CurrentSpan::new(
             self.core.clone(),
             self.scope.clone(),
-            self.args.clone_ref(py),
-            self.end_on_exit,
+            self.args.get().0.clone_ref(py),
+            self.args.get().1,
         )
     }
 }
@@ -377,7 +435,7 @@ impl WithScope for CurrentSpan {
         let api = api::get(py)?;
         // Read once: the parent is in it, and the new context is made from it.
         let current = api.current_context(py)?;
-        let span = this.args.start(py, &this.core, &this.scope, Some(&current))?;
+        let span = this.args.get().0.start(py, &this.core, &this.scope, Some(&current))?;
         let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
         let token = api.attach(py, &context)?;
         *lock(&this.active) = Some((span.clone_ref(py), token.unbind()));
@@ -394,7 +452,7 @@ impl WithScope for CurrentSpan {
         if let Some(exc) = exc {
             span.on_exception_leaving(py, exc, true)?;
         }
-        if this.end_on_exit {
+        if this.args.get().1 {
             span.finish(py, None);
         }
         Ok(false)
