@@ -2,7 +2,12 @@
 side, each in a fresh interpreter of its own venv, with a batch processor exporting to a
 console exporter writing to /dev/null (so the export work is real and runs concurrently).
 
-Usage: python bench/spans.py FERROTEL_VENV UPSTREAM_VENV [--spans N] [--children N] [--write BENCHMARKS.md]
+Usage: python bench/spans.py FERROTEL_VENV UPSTREAM_VENV [--spans N] [--children N]
+       [--interpreter PYTHON] [--write BENCHMARKS.md]
+
+`--interpreter`: also run both sides under another build of the venvs' Python version (the
+venvs' packages on its path), e.g. the distribution's own `/usr/bin/python3`: how the
+interpreter was built (PGO, LTO, a shared libpython) moves a span's time by tens of percent.
 
 Each side runs in N fresh children, alternating with the other side's, so that a change of
 this VM's speed (tens of percent from one minute to the next) reaches both alike; a figure is
@@ -90,15 +95,35 @@ def measure(side, case, n):
     return {"us_per_span": best}
 
 
-def run_side(venv, side, case, n):
+def run_side(venv, side, case, n, interpreter=None):
+    """One child of `side`: the venv's own interpreter, or `interpreter` with the venv's
+    packages on its path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "PYTHONPATH"}
+    python = str(venv / "bin" / "python")
+    if interpreter:
+        env["PYTHONPATH"] = site_packages(python)
+        python = interpreter
     out = subprocess.run(
-        [str(venv / "bin" / "python"), __file__, "--child", side, case, str(n)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "PYTHONPATH"},
+        [python, __file__, "--child", side, case, str(n)], capture_output=True, text=True, check=True, env=env
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def site_packages(python):
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def describe(python):
+    """`CPython 3.11.7 `.venv/bin/python` (shared libpython)`: which build ran. A libpython
+    loaded as a shared library pays for calls between its own functions through the PLT and
+    for its thread state through dynamic TLS; distributions link theirs into the executable."""
+    code = (
+        "import platform; maps = open('/proc/self/maps').read(); print(platform.python_version(), 'libpython' in maps)"
+    )
+    version, shared = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    shown = os.path.relpath(python) if python.startswith(os.getcwd()) else python
+    return f"CPython {version} `{shown}` ({'shared libpython' if shared == 'True' else 'libpython linked in'})"
 
 
 def main():
@@ -112,31 +137,35 @@ def main():
     parser.add_argument("upstream_venv", type=Path)
     parser.add_argument("--spans", type=int, default=50_000)
     parser.add_argument("--children", type=int, default=5)
+    parser.add_argument("--interpreter", help="also run under this build of the same Python version")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     sides = {"ferrotel": args.ferrotel_venv, "upstream": args.upstream_venv}
+    interpreters = [None, args.interpreter] if args.interpreter else [None]
     rows = []
-    for case, label in [
-        ("sampled", "`start_as_current_span` + 4 attributes, batch processor exporting"),
-        ("unsampled", "the same, sampler `always_off`"),
-    ]:
-        per_child = {"ferrotel": [], "upstream": []}
-        for _ in range(args.children):
-            for side, results in per_child.items():
-                results.append(run_side(sides[side], side, case, args.spans)["us_per_span"])
-        f, u = (statistics.median(per_child[s]) for s in ("ferrotel", "upstream"))
-        spread = f"{min(per_child['ferrotel']):.2f}–{max(per_child['ferrotel']):.2f}"
-        rows.append(f"| {label} | {f:.2f} µs ({spread}) | {u:.2f} µs | {u / f:.1f}× |")
-        print(rows[-1], flush=True)
+    for interpreter in interpreters:
+        built = describe(interpreter or str(args.ferrotel_venv / "bin" / "python"))
+        for case, label in [
+            ("sampled", "`start_as_current_span` + 4 attributes, batch processor exporting"),
+            ("unsampled", "the same, sampler `always_off`"),
+        ]:
+            per_child = {"ferrotel": [], "upstream": []}
+            for _ in range(args.children):
+                for side, results in per_child.items():
+                    results.append(run_side(sides[side], side, case, args.spans, interpreter)["us_per_span"])
+            f, u = (statistics.median(per_child[s]) for s in ("ferrotel", "upstream"))
+            spread = f"{min(per_child['ferrotel']):.2f}–{max(per_child['ferrotel']):.2f}"
+            rows.append(f"| {label} | {built} | {f:.2f} µs ({spread}) | {u:.2f} µs | {u / f:.1f}× |")
+            print(rows[-1], flush=True)
     sustained = {s: run_side(sides[s], s, "sustained", 0) for s in ("ferrotel", "upstream")}
     lines = [
-        f"{measured_on()}; each side in {args.children} fresh interpreters of its own venv, alternating "
+        f"{measured_on()}; each side in {args.children} fresh interpreters of its own venv's packages, alternating "
         f"with the other side's; a figure is the median of the children's best of 3 runs of {args.spans} spans "
         "after warm-up (in brackets: ferrotel's fastest and slowest child). Both export "
         "through their batch processor to their console exporter writing to /dev/null.",
         "",
-        "| per span | ferrotel | upstream | upstream / ferrotel |",
-        "|---|---:|---:|---:|",
+        "| per span | interpreter | ferrotel | upstream | upstream / ferrotel |",
+        "|---|---|---:|---:|---:|",
         *rows,
         "",
         "Sustained: 200k spans paced at 100k spans/s with default batch settings (queue 2048, batch 512, "

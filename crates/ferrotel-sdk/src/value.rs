@@ -139,8 +139,13 @@ impl Attributes {
     /// Sets every pair of `items`. A first set that fits the count limit and repeats no key
     /// (a mapping's entries, the common case) is taken as it is, without a second vector.
     pub fn extend(&mut self, mut items: Vec<(String, Value)>, count_limit: usize, length_limit: Option<usize>) {
+        if items.is_empty() {
+            return;
+        }
         if self.is_empty() && items.len() <= count_limit.min(16) && keys_distinct(&items) {
-            items.iter_mut().for_each(|(_, value)| value.limit_length(length_limit));
+            if length_limit.is_some() {
+                items.iter_mut().for_each(|(_, value)| value.limit_length(length_limit));
+            }
             self.items = items;
             return;
         }
