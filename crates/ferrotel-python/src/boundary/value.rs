@@ -252,10 +252,19 @@ fn plain_dict(dict: &Bound<'_, PyDict>) -> Option<Vec<(String, Value)>> {
 
 /// An exact `str` as UTF-8 (`None` for anything else, or text UTF-8 cannot hold).
 #[allow(unsafe_code)]
+#[inline(always)] // once per key and text value of every span's attributes
 unsafe fn plain_text(obj: *mut pyo3::ffi::PyObject) -> Option<String> {
     use pyo3::ffi;
     if ffi::PyUnicode_CheckExact(obj) == 0 {
         return None;
+    }
+    // Compact ASCII text (attribute keys and most values) is its own UTF-8, stored right
+    // after the object's header: read in place, without the call.
+    #[cfg(not(any(Py_3_14, Py_LIMITED_API, PyPy, GraalPy)))]
+    if ffi::PyUnicode_IS_COMPACT_ASCII(obj) != 0 {
+        let data = obj.cast::<ffi::PyASCIIObject>().add(1).cast::<u8>();
+        let bytes = std::slice::from_raw_parts(data, usize::try_from(ffi::PyUnicode_GET_LENGTH(obj)).ok()?);
+        return Some(std::str::from_utf8_unchecked(bytes).to_owned());
     }
     let mut size = 0;
     let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
