@@ -28,8 +28,10 @@ pub(crate) fn string_of<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
 /// A name given by application code (span, event): text as it is, `None` as empty, anything
 /// else as its `str()` (counted as a misuse).
 pub(crate) fn name_of(obj: &Bound<'_, PyAny>) -> String {
-    if let Ok(s) = obj.cast::<PyString>() {
-        if let Ok(text) = s.to_str() {
+    if obj.is_instance_of::<PyString>() {
+        // SAFETY: a live `str` object, with the GIL held.
+        #[allow(unsafe_code)]
+        if let Some(text) = unsafe { utf8_of(obj.as_ptr()) } {
             return text.to_owned();
         }
     }
@@ -254,17 +256,25 @@ fn plain_dict(dict: &Bound<'_, PyDict>) -> Option<Vec<(String, Value)>> {
 #[allow(unsafe_code)]
 #[inline(always)] // once per key and text value of every span's attributes
 unsafe fn plain_text(obj: *mut pyo3::ffi::PyObject) -> Option<String> {
-    use pyo3::ffi;
-    if ffi::PyUnicode_CheckExact(obj) == 0 {
+    if pyo3::ffi::PyUnicode_CheckExact(obj) == 0 {
         return None;
     }
-    // Compact ASCII text (attribute keys and most values) is its own UTF-8, stored right
-    // after the object's header: read in place, without the call.
+    utf8_of(obj).map(str::to_owned)
+}
+
+/// The UTF-8 of `str` object `obj` (`None`, with no exception left set, for text UTF-8
+/// cannot hold: lone surrogates). Borrowed: it lives as long as the object.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn utf8_of<'a>(obj: *mut pyo3::ffi::PyObject) -> Option<&'a str> {
+    use pyo3::ffi;
+    // Compact ASCII text (attribute keys and most values, span names) is its own UTF-8,
+    // stored right after the object's header: read in place, without the call.
     #[cfg(not(any(Py_3_14, Py_LIMITED_API, PyPy, GraalPy)))]
     if ffi::PyUnicode_IS_COMPACT_ASCII(obj) != 0 {
         let data = obj.cast::<ffi::PyASCIIObject>().add(1).cast::<u8>();
         let bytes = std::slice::from_raw_parts(data, usize::try_from(ffi::PyUnicode_GET_LENGTH(obj)).ok()?);
-        return Some(std::str::from_utf8_unchecked(bytes).to_owned());
+        return Some(std::str::from_utf8_unchecked(bytes));
     }
     let mut size = 0;
     let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
@@ -274,7 +284,7 @@ unsafe fn plain_text(obj: *mut pyo3::ffi::PyObject) -> Option<String> {
     }
     let bytes = std::slice::from_raw_parts(data.cast::<u8>(), usize::try_from(size).ok()?);
     // CPython hands out valid UTF-8 only.
-    Some(std::str::from_utf8_unchecked(bytes).to_owned())
+    Some(std::str::from_utf8_unchecked(bytes))
 }
 
 #[allow(unsafe_code)]
