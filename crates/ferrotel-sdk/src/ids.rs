@@ -34,20 +34,27 @@ fn seed() -> (u64, u64) {
     (a | 1, b | 2) // xorshift128+ must not start from all zeros
 }
 
-/// The next 64 random bits (xorshift128+).
-fn next_u64() -> u64 {
+/// The next `N` × 64 random bits (xorshift128+), from one visit to the thread's generator.
+fn next<const N: usize>() -> [u64; N] {
     STATE.with(|cell| {
         let (mut s0, mut s1, generation) = cell.get();
         let current = GENERATION.load(Ordering::Relaxed);
         if generation != current {
             (s0, s1) = seed();
         }
-        let result = s0.wrapping_add(s1);
-        let t = s0 ^ (s0 << 23);
-        let next = t ^ s1 ^ (t >> 17) ^ (s1 >> 26);
-        cell.set((s1, next, current));
-        result
+        let drawn = std::array::from_fn(|_| {
+            let result = s0.wrapping_add(s1);
+            let t = s0 ^ (s0 << 23);
+            (s0, s1) = (s1, t ^ s1 ^ (t >> 17) ^ (s1 >> 26));
+            result
+        });
+        cell.set((s0, s1, current));
+        drawn
     })
+}
+
+fn next_u64() -> u64 {
+    next::<1>()[0]
 }
 
 /// A uniform draw from `0..n` (`n` > 0); the modulo bias is below 2^-40 for the counts it
@@ -67,7 +74,8 @@ pub fn new_span_id() -> u64 {
 
 pub fn new_trace_id() -> u128 {
     loop {
-        let id = ((next_u64() as u128) << 64) | next_u64() as u128;
+        let [high, low] = next::<2>();
+        let id = ((high as u128) << 64) | low as u128;
         if id != 0 {
             return id;
         }
@@ -78,7 +86,8 @@ pub fn new_trace_id() -> u128 {
 /// traces whose ids are not roughly current), then 96 random bits.
 pub fn new_xray_trace_id() -> u128 {
     let seconds = crate::now_ns() / 1_000_000_000;
-    let random = ((next_u64() as u128) << 32 | (next_u64() >> 32) as u128) & ((1u128 << 96) - 1);
+    let [high, low] = next::<2>();
+    let random = ((high as u128) << 32 | (low >> 32) as u128) & ((1u128 << 96) - 1);
     (u128::from(seconds as u32) << 96) | random
 }
 
