@@ -323,6 +323,34 @@ def test_a_scope_its_caller_still_holds_keeps_its_own_arguments(setup):
     assert spans["inner1"]["end_time"] > spans["kept"]["end_time"]
 
 
+def test_a_span_object_anything_still_holds_stays_that_span(setup):
+    """A tracer gives the object of its last span out again once nothing else holds it; a
+    span kept by the app, or by a context it captured, must stay the span it was."""
+    tracer, memory, _ = setup()
+    kept, contexts = {}, {}
+
+    @tracer.start_as_current_span("decorated")
+    def work(i):
+        contexts[i] = context.get_current()
+
+    for i in range(4):
+        with tracer.start_as_current_span(f"s{i}", attributes={"i": i}) as span:
+            if i == 1:
+                kept[i] = span
+            work(i)
+    ids = {s["name"]: s["span_id"] for s in memory.get_finished_spans() if s["name"].startswith("s")}
+    assert kept[1].get_span_context().span_id == ids["s1"]
+    assert not kept[1].is_recording()
+    kept[1].set_attribute("late", True)  # ended: ignored, and touches no other span
+    decorated = [s for s in memory.get_finished_spans() if s["name"] == "decorated"]
+    assert [s["parent_span_id"] for s in decorated] == [ids[f"s{i}"] for i in range(4)]
+    assert len({s["span_id"] for s in decorated}) == 4
+    assert {trace.get_current_span(contexts[i]).get_span_context().span_id for i in range(4)} == {
+        s["span_id"] for s in decorated
+    }
+    assert all(s["attributes"] == {"i": int(s["name"][1])} for s in memory.get_finished_spans() if s["name"][0] == "s")
+
+
 def test_end_on_exit_false_leaves_the_span_open(setup):
     tracer, memory, _ = setup()
     with tracer.start_as_current_span("open", end_on_exit=False) as span:

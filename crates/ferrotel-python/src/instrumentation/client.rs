@@ -90,7 +90,7 @@ pub(crate) fn start_client_request(
         SpanKind::Client,
         owned(semconv::client_request_attributes(&request, settings.http_semconv)),
     );
-    let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
+    let span = create(py, &tracer.core, &tracer.scope, &tracer.spare_span, parent, None, new)?;
     let remote = {
         let s = span.get();
         RemoteContext {

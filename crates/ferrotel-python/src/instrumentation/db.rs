@@ -278,7 +278,7 @@ impl DbStatements {
         let mut new = NewSpan::instrumentation(name, SpanKind::Client, Vec::new());
         new.shared_attributes = Some(target.span_attributes.clone());
         let operation = DbOperation {
-            span: create(py, &tracer.core, &tracer.scope, parent, None, new)?,
+            span: create(py, &tracer.core, &tracer.scope, &tracer.spare_span, parent, None, new)?,
             started: Instant::now(),
             duration: resolved.duration.clone(),
             target,
@@ -435,7 +435,7 @@ impl DbStatements {
         let parent = parent_in(py, Some(&current))?;
         let mut new = NewSpan::instrumentation(summary.name.clone(), SpanKind::Client, Vec::new());
         new.shared_attributes = Some(target.span_attributes.clone());
-        let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
+        let span = create(py, &tracer.core, &tracer.scope, &tracer.spare_span, parent, None, new)?;
         let started = Instant::now();
         let result = call();
         let mut error_type = None;

@@ -170,7 +170,7 @@ impl FastapiOperation {
             record: false,
             set_status: false,
         };
-        let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
+        let span = create(py, &tracer.core, &tracer.scope, &tracer.spare_span, parent, None, new)?;
         let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
         let token = api.attach(py, &context)?;
         *lock(&self.active) = Some((span, token.unbind()));

@@ -222,7 +222,7 @@ fn start(
     if parent.is_none() {
         parent = parent_in(py, Some(&context))?;
     }
-    let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
+    let span = create(py, &tracer.core, &tracer.scope, &tracer.spare_span, parent, None, new)?;
     let context = api.context_with_span(py, &context, span.bind(py).as_any())?;
     if let Some(entries) = baggage {
         add_baggage(py, api, context.cast::<PyDict>()?, entries)?;

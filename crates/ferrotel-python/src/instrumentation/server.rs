@@ -131,7 +131,7 @@ pub(super) fn start(
         attributes.push(("network.protocol.name".into(), Value::Str("websocket".into())));
     }
     let new = NewSpan::instrumentation(semconv::span_name(&incoming.method, None), SpanKind::Server, attributes);
-    let span = create(py, &tracer.core, &tracer.scope, parent, None, new)?;
+    let span = create(py, &tracer.core, &tracer.scope, &tracer.spare_span, parent, None, new)?;
     capture(span.get(), "request", &settings.capture.server_request, || {
         incoming.headers.pairs()
     });

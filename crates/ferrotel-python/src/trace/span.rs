@@ -5,6 +5,7 @@
 //! raise "already borrowed". Values are converted to Rust once, when they are set. Bad
 //! arguments are coerced or dropped and counted ([`crate::boundary::misuse`]), never raised.
 
+use std::cell::UnsafeCell;
 use std::sync::{Arc, Mutex};
 
 use ferrotel_config::SpanLimits;
@@ -45,9 +46,13 @@ pub(crate) struct SpanParts {
     pub(crate) on_exception: OnException,
 }
 
-/// A free list: most spans are made and freed within a `with` block.
+/// A free list: most spans are made and freed within a `with` block; and a tracer gives
+/// the object of its last span out again once nothing else holds it (`SpareSpan`).
 #[pyclass(frozen, freelist = 64, module = "ferrotel._native", name = "Span")]
-pub(crate) struct Span {
+pub(crate) struct Span(ReusableFields);
+
+/// What a span is; read through `Span`'s `Deref`.
+pub(crate) struct SpanFields {
     pub(crate) ids: SpanIds,
     pub(crate) is_remote: bool,
     /// Kept outside the record: instrumentations read `span.kind` as on upstream's SDK spans.
@@ -60,9 +65,28 @@ pub(crate) struct Span {
     span_context: PyOnceLock<Py<PyAny>>,
 }
 
-impl Span {
-    pub(crate) fn new(parts: SpanParts) -> Span {
-        Span {
+/// A span object's fields, replaced when the object is given out again.
+struct ReusableFields(UnsafeCell<SpanFields>);
+
+// SAFETY: replaced only by `SpareSpan::give`, which holds the object's only reference with the
+// GIL held (as CPython reuses a tuple no one else holds), so no reader exists meanwhile;
+// read otherwise, and every change after that goes through the record's `Mutex`.
+#[allow(unsafe_code)]
+unsafe impl Sync for ReusableFields {}
+
+impl std::ops::Deref for Span {
+    type Target = SpanFields;
+
+    #[allow(unsafe_code)]
+    fn deref(&self) -> &SpanFields {
+        // SAFETY: see `Sync` above: no replacement while any reference to the span is used.
+        unsafe { &*self.0 .0.get() }
+    }
+}
+
+impl SpanFields {
+    fn new(parts: SpanParts) -> SpanFields {
+        SpanFields {
             ids: parts.ids,
             is_remote: parts.is_remote,
             kind: parts.kind,
@@ -72,6 +96,45 @@ impl Span {
             on_exception: parts.on_exception,
             span_context: PyOnceLock::new(),
         }
+    }
+}
+
+/// The span object a tracer made last, given out again for its next span when its
+/// reference count is 1 (only this slot holds it): the span object is otherwise made and
+/// freed per span, ~500 instructions. Shared by a tracer and its scopes; it holds no
+/// reference back to them.
+#[derive(Default)]
+pub(crate) struct SpareSpan(Mutex<Option<Py<Span>>>);
+
+impl SpareSpan {
+    /// A span object holding `parts`: the spare one when nothing else holds it, else a new
+    /// one, kept as the next spare.
+    #[allow(unsafe_code)]
+    pub(crate) fn give(&self, py: Python<'_>, parts: SpanParts) -> PyResult<Py<Span>> {
+        let mut spare = lock(&self.0);
+        // SAFETY: a live object's reference count, read with the GIL held.
+        let only_ours = |span: &&Py<Span>| unsafe { pyo3::ffi::Py_REFCNT(span.as_ptr()) } == 1;
+        if let Some(span) = spare.as_ref().filter(only_ours) {
+            let span = span.clone_ref(py);
+            // SAFETY: the slot held the only reference, so no other code can be reading the
+            // fields; the GIL keeps any from taking one now.
+            let previous = unsafe { std::mem::replace(&mut *span.get().0 .0.get(), SpanFields::new(parts)) };
+            drop(spare);
+            // Dropped with no lock held: releasing its objects may run Python code.
+            drop(previous);
+            return Ok(span);
+        }
+        let span = Py::new(py, Span::new(parts))?;
+        let previous = spare.replace(span.clone_ref(py));
+        drop(spare);
+        drop(previous);
+        Ok(span)
+    }
+}
+
+impl Span {
+    pub(crate) fn new(parts: SpanParts) -> Span {
+        Span(ReusableFields(UnsafeCell::new(SpanFields::new(parts))))
     }
 
     /// A non-recording span standing for a remote parent (what a propagator extracts);

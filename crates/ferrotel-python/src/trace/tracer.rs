@@ -17,7 +17,7 @@ use super::core::TraceCore;
 use super::current::parent_in;
 use super::plugins;
 use super::sampling::Candidate;
-use super::span::{OnException, Span, SpanParts};
+use super::span::{OnException, Span, SpanParts, SpareSpan};
 use crate::boundary::api;
 use crate::boundary::misuse::{note, Misuse};
 use crate::boundary::value::{self, name_of, timestamp_of};
@@ -61,6 +61,7 @@ pub(crate) fn create(
     py: Python<'_>,
     core: &Arc<TraceCore>,
     scope: &Arc<Scope>,
+    spare: &SpareSpan,
     parent: Option<Parent>,
     parent_context: Option<&Bound<'_, PyAny>>,
     new: NewSpan,
@@ -141,7 +142,7 @@ pub(crate) fn create(
         core: Some(core.clone()),
         on_exception: new.on_exception,
     };
-    let span = Py::new(py, Span::new(parts))?;
+    let span = spare.give(py, parts)?;
     if recording && !core.python.is_empty() {
         plugins::on_start(py, &core.python, span.bind(py).as_any(), parent_context);
     }
@@ -237,6 +238,7 @@ impl SpanArgs {
         py: Python<'_>,
         core: &Arc<TraceCore>,
         scope: &Arc<Scope>,
+        spare: &SpareSpan,
         current: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Span>> {
         let context = self.context.as_ref().map(|c| c.bind(py));
@@ -250,7 +252,7 @@ impl SpanArgs {
             start_ns: self.start_time,
             on_exception: self.on_exception,
         };
-        create(py, core, scope, parent, context, new)
+        create(py, core, scope, spare, parent, context, new)
     }
 }
 
@@ -262,6 +264,8 @@ pub(crate) struct Tracer {
     /// The scope `start_as_current_span` last made, given out again once nothing else holds
     /// it: otherwise one is made and freed per `with` block.
     spare: Mutex<Option<Py<CurrentSpan>>>,
+    /// The span object this tracer (or one of its scopes) made last, likewise.
+    pub(crate) spare_span: Arc<SpareSpan>,
 }
 
 impl Tracer {
@@ -270,6 +274,7 @@ impl Tracer {
             core,
             scope,
             spare: Mutex::new(None),
+            spare_span: Arc::default(),
         }
     }
 }
@@ -295,7 +300,7 @@ impl Tracer {
             set_status: set_status_on_exception,
         };
         let args = SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception);
-        args.start(py, &self.core, &self.scope, None)
+        args.start(py, &self.core, &self.scope, &self.spare_span, None)
     }
 
     #[pyo3(signature = (name, context=None, kind=None, attributes=None, links=None, start_time=None, record_exception=true, set_status_on_exception=true, end_on_exit=true))]
@@ -335,7 +340,13 @@ impl Tracer {
         }
         let scope = Bound::new(
             py,
-            CurrentSpan::new(self.core.clone(), self.scope.clone(), args, end_on_exit),
+            CurrentSpan::new(
+                self.core.clone(),
+                self.scope.clone(),
+                self.spare_span.clone(),
+                args,
+                end_on_exit,
+            ),
         )?;
         SCOPE_CLASS_READY.get_or_init(py, || with_statement::ready(&scope, &scope.get().call));
         let previous = spare.replace(scope.clone().unbind());
@@ -356,6 +367,7 @@ static SCOPE_CLASS_READY: PyOnceLock<()> = PyOnceLock::new();
 pub(crate) struct CurrentSpan {
     core: Arc<TraceCore>,
     scope: Arc<Scope>,
+    spare_span: Arc<SpareSpan>,
     /// The span's arguments and `end_on_exit`.
     args: ReusableArgs,
     /// The span and the context token while inside the `with` block.
@@ -364,10 +376,17 @@ pub(crate) struct CurrentSpan {
 }
 
 impl CurrentSpan {
-    fn new(core: Arc<TraceCore>, scope: Arc<Scope>, args: SpanArgs, end_on_exit: bool) -> CurrentSpan {
+    fn new(
+        core: Arc<TraceCore>,
+        scope: Arc<Scope>,
+        spare_span: Arc<SpareSpan>,
+        args: SpanArgs,
+        end_on_exit: bool,
+    ) -> CurrentSpan {
         CurrentSpan {
             core,
             scope,
+            spare_span,
             args: ReusableArgs(UnsafeCell::new((args, end_on_exit))),
             active: Mutex::new(None),
             call: ScopeCallSlot::of::<CurrentSpan>(),
@@ -423,6 +442,7 @@ impl CurrentSpan {
         CurrentSpan::new(
             self.core.clone(),
             self.scope.clone(),
+            self.spare_span.clone(),
             self.args.get().0.clone_ref(py),
             self.args.get().1,
         )
@@ -435,7 +455,11 @@ impl WithScope for CurrentSpan {
         let api = api::get(py)?;
         // Read once: the parent is in it, and the new context is made from it.
         let current = api.current_context(py)?;
-        let span = this.args.get().0.start(py, &this.core, &this.scope, Some(&current))?;
+        let span = this
+            .args
+            .get()
+            .0
+            .start(py, &this.core, &this.scope, &this.spare_span, Some(&current))?;
         let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
         let token = api.attach(py, &context)?;
         *lock(&this.active) = Some((span.clone_ref(py), token.unbind()));
