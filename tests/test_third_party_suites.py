@@ -136,6 +136,12 @@ SUITES = [
         spans=(CLIENT,),
         min_passed=480,
         timeout=600,
+        # Some of test_socketlevel.py's TLS tests leave a client SSLSocket unclosed in a cycle
+        # (an error's traceback). It warns, an error under the suite's filterwarnings, in
+        # whichever later test the cyclic collector next runs, and when that is depends on
+        # how many objects the process allocates, which any instrumentation changes (it hit
+        # TestSSL::test_ssl_load_default_certs_when_empty under ferrotel once, on CI).
+        options=("-W", "ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
         deselect={
             **{
                 test: "needs a network where 240.0.0.0 (TARPIT_HOST) drops packets; where it does not, the connect "
