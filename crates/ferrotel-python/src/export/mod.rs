@@ -6,7 +6,7 @@
 //! ones (new worker thread, empty queue, its own pid in the resource); the parent is
 //! untouched. Every exporter gets a pipeline of its own, so each one's counts are exact.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -191,6 +191,9 @@ fn exporter_group(variable: &str) -> &'static str {
     }
 }
 
+/// The pipelines items are handed to, in the order their processors were added.
+type PipelineList<T> = Vec<Arc<Pipeline<T>>>;
+
 struct Processor<T> {
     recipe: ProcessorRecipe<T>,
     pipeline: Arc<Pipeline<T>>,
@@ -204,8 +207,14 @@ pub(crate) struct Pipelines<T> {
     /// A resource user code gave the provider, used as given instead of the configured one.
     given: Option<Resource>,
     processors: Mutex<Vec<Processor<T>>>,
-    /// The pipelines as one cheap-to-clone list for the hot path.
-    live: Mutex<Arc<Vec<Arc<Pipeline<T>>>>>,
+    /// The newest of `lists`, read by every item's hand-off with a plain load: no lock and
+    /// no reference count, whose locked instructions would wait for the item's stores.
+    live: AtomicPtr<PipelineList<T>>,
+    /// Every list `live` pointed to, kept until the provider goes so that a reader's borrow
+    /// stays valid: one per processor added and per fork, a handful. Boxed: `live` points
+    /// at a list itself, which must not move when `lists` grows.
+    #[allow(clippy::vec_box)]
+    lists: Mutex<Vec<Box<PipelineList<T>>>>,
     shut_down: AtomicBool,
 }
 
@@ -226,7 +235,8 @@ impl<T: SignalData> Pipelines<T> {
             facts: Mutex::new(facts),
             given,
             processors: Mutex::new(Vec::new()),
-            live: Mutex::new(Arc::new(Vec::new())),
+            live: AtomicPtr::new(std::ptr::null_mut()),
+            lists: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
         };
         for recipe in recipes {
@@ -267,15 +277,28 @@ impl<T: SignalData> Pipelines<T> {
         let pipeline = Arc::new(recipe.build(self.resource()));
         let mut processors = lock(&self.processors);
         processors.push(Processor { recipe, pipeline });
-        *lock(&self.live) = Arc::new(processors.iter().map(|p| p.pipeline.clone()).collect());
+        self.publish(&processors);
     }
 
-    pub(crate) fn current(&self) -> Arc<Vec<Arc<Pipeline<T>>>> {
-        lock(&self.live).clone()
+    /// Makes the pipelines of `processors` the live list.
+    fn publish(&self, processors: &[Processor<T>]) {
+        let list: Box<PipelineList<T>> = Box::new(processors.iter().map(|p| p.pipeline.clone()).collect());
+        let mut lists = lock(&self.lists);
+        self.live
+            .store(std::ptr::from_ref(&*list).cast_mut(), Ordering::Release);
+        lists.push(list);
+    }
+
+    #[allow(unsafe_code)]
+    pub(crate) fn current(&self) -> &[Arc<Pipeline<T>>] {
+        let live = self.live.load(Ordering::Acquire);
+        // SAFETY: `live` points into a box of `lists` (published before this load could see
+        // it, by the Release store), which is never changed or freed while `self` lives.
+        unsafe { live.as_ref() }.map_or(&[], Vec::as_slice)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        lock(&self.live).is_empty()
+        self.current().is_empty()
     }
 
     /// Hands a finished item to every pipeline.
@@ -347,8 +370,7 @@ impl<T: SignalData> Pipelines<T> {
             let fresh = Arc::new(processor.recipe.build(resource.clone()));
             std::mem::forget(std::mem::replace(&mut processor.pipeline, fresh));
         }
-        let live = Arc::new(processors.iter().map(|p| p.pipeline.clone()).collect());
-        std::mem::forget(std::mem::replace(&mut *lock(&self.live), live));
+        self.publish(&processors);
     }
 }
 

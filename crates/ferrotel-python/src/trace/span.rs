@@ -33,7 +33,7 @@ pub(crate) struct OnException {
 }
 
 /// Everything a span is made of.
-pub(crate) struct SpanParts {
+pub(crate) struct SpanParts<'a> {
     pub(crate) ids: SpanIds,
     pub(crate) is_remote: bool,
     pub(crate) kind: SpanKind,
@@ -42,7 +42,7 @@ pub(crate) struct SpanParts {
     /// `None` for a non-recording span. Boxed: the record moves from start to export
     /// several times, as a pointer rather than a few hundred bytes.
     pub(crate) record: Option<Box<SpanData>>,
-    pub(crate) core: Option<Arc<TraceCore>>,
+    pub(crate) core: Option<&'a Arc<TraceCore>>,
     pub(crate) on_exception: OnException,
 }
 
@@ -85,14 +85,15 @@ impl std::ops::Deref for Span {
 }
 
 impl SpanFields {
-    fn new(parts: SpanParts) -> SpanFields {
+    /// The fields of `parts`, holding `core` (its core, already counted) when given.
+    fn new(parts: SpanParts<'_>, core: Option<Arc<TraceCore>>) -> SpanFields {
         SpanFields {
             ids: parts.ids,
             is_remote: parts.is_remote,
             kind: parts.kind,
             trace_state: parts.trace_state,
             record: Mutex::new(parts.record),
-            core: parts.core,
+            core: core.or_else(|| parts.core.cloned()),
             on_exception: parts.on_exception,
             span_context: PyOnceLock::new(),
         }
@@ -110,7 +111,7 @@ impl SpareSpan {
     /// A span object holding `parts`: the spare one when nothing else holds it, else a new
     /// one, kept as the next spare.
     #[allow(unsafe_code)]
-    pub(crate) fn give(&self, py: Python<'_>, parts: SpanParts) -> PyResult<Py<Span>> {
+    pub(crate) fn give(&self, py: Python<'_>, parts: SpanParts<'_>) -> PyResult<Py<Span>> {
         let mut spare = lock(&self.0);
         // SAFETY: a live object's reference count, read with the GIL held.
         let only_ours = |span: &&Py<Span>| unsafe { pyo3::ffi::Py_REFCNT(span.as_ptr()) } == 1;
@@ -118,10 +119,18 @@ impl SpareSpan {
             let span = span.clone_ref(py);
             // SAFETY: the slot held the only reference, so no other code can be reading the
             // fields; the GIL keeps any from taking one now.
-            let previous = unsafe { std::mem::replace(&mut *span.get().0 .0.get(), SpanFields::new(parts)) };
+            let fields = unsafe { &mut *span.get().0 .0.get() };
+            // The same core stays without a count up and down: a locked instruction each,
+            // which waits for every store before it (the span's record among them).
+            let (kept, stale) = match (fields.core.take(), parts.core) {
+                (Some(held), Some(core)) if Arc::ptr_eq(&held, core) => (Some(held), None),
+                (held, _) => (None, held),
+            };
+            let previous = std::mem::replace(fields, SpanFields::new(parts, kept));
             drop(spare);
-            // Dropped with no lock held: releasing its objects may run Python code.
+            // Dropped with no lock held: releasing their objects may run Python code.
             drop(previous);
+            drop(stale);
             return Ok(span);
         }
         let span = Py::new(py, Span::new(parts))?;
@@ -133,8 +142,8 @@ impl SpareSpan {
 }
 
 impl Span {
-    pub(crate) fn new(parts: SpanParts) -> Span {
-        Span(ReusableFields(UnsafeCell::new(SpanFields::new(parts))))
+    pub(crate) fn new(parts: SpanParts<'_>) -> Span {
+        Span(ReusableFields(UnsafeCell::new(SpanFields::new(parts, None))))
     }
 
     /// A non-recording span standing for a remote parent (what a propagator extracts);

@@ -139,7 +139,7 @@ pub(crate) fn create(
         kind: new.kind,
         trace_state,
         record,
-        core: Some(core.clone()),
+        core: Some(core),
         on_exception: new.on_exception,
     };
     let span = spare.give(py, parts)?;
