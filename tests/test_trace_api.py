@@ -3,6 +3,8 @@ instrumentors see, and what is recorded (read back with InMemorySpanExporter).""
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -349,6 +351,51 @@ def test_a_span_object_anything_still_holds_stays_that_span(setup):
         s["span_id"] for s in decorated
     }
     assert all(s["attributes"] == {"i": int(s["name"][1])} for s in memory.get_finished_spans() if s["name"][0] == "s")
+
+
+FINALIZER_STARTS_SPANS = """
+import gc
+from ferrotel.trace import TracerProvider
+
+tracer = TracerProvider({}).get_tracer("t")
+started_in_finalizers = 0
+
+
+class Cyclic:
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        global started_in_finalizers
+        with tracer.start_as_current_span("from __del__"):
+            started_in_finalizers += 1
+
+
+gc.set_threshold(1, 1, 1)
+kept = []
+for i in range(2000):
+    Cyclic()
+    scope = tracer.start_as_current_span("loop")
+    kept.append(scope)
+    with scope as span:
+        kept.append(span)
+print(started_in_finalizers)
+"""
+
+
+def test_a_finalizer_that_starts_spans_while_a_span_starts_neither_hangs_nor_fails(tmp_path):
+    """The collector may run between any two allocations, and with it a `__del__` that starts
+    a span on the same tracer, while that tracer is making a scope or a span object for the
+    code it interrupted. Held scopes and spans keep the spare objects busy, so both are made."""
+    script = tmp_path / "finalizers.py"
+    script.write_text(FINALIZER_STARTS_SPANS)
+    # SIGKILL: a process hung on a lock with the main thread never runs a SIGTERM handler.
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0 and int(out) >= 1990
 
 
 def test_end_on_exit_false_leaves_the_span_open(setup):

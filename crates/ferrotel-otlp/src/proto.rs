@@ -7,7 +7,6 @@
 //! field's presence is the value's type.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use ferrotel_sdk::log::LogData;
 use ferrotel_sdk::metrics::{
@@ -351,34 +350,34 @@ fn metric(w: &mut Writer, m: &MetricData) {
 
 /// What export requests group by: spans, log records and metrics all carry their scope.
 pub trait Scoped {
-    fn scope(&self) -> &Arc<Scope>;
+    fn scope(&self) -> &Scope;
 }
 
 impl Scoped for EndedSpan {
-    fn scope(&self) -> &Arc<Scope> {
+    fn scope(&self) -> &Scope {
         &self.scope
     }
 }
 
 impl Scoped for LogData {
-    fn scope(&self) -> &Arc<Scope> {
+    fn scope(&self) -> &Scope {
         &self.scope
     }
 }
 
 impl Scoped for MetricData {
-    fn scope(&self) -> &Arc<Scope> {
+    fn scope(&self) -> &Scope {
         &self.scope
     }
 }
 
-/// Items grouped by instrumentation scope, scopes in first-seen order.
-pub fn by_scope<T: Scoped>(batch: &[T]) -> Vec<(&Arc<Scope>, Vec<&T>)> {
+/// Items grouped by instrumentation scope object, scopes in first-seen order.
+pub fn by_scope<T: Scoped>(batch: &[T]) -> Vec<(&Scope, Vec<&T>)> {
     let mut index: HashMap<*const Scope, usize> = HashMap::new();
-    let mut groups: Vec<(&Arc<Scope>, Vec<&T>)> = Vec::new();
+    let mut groups: Vec<(&Scope, Vec<&T>)> = Vec::new();
     for item in batch {
         let scope = item.scope();
-        let i = *index.entry(Arc::as_ptr(scope)).or_insert_with(|| {
+        let i = *index.entry(std::ptr::from_ref(scope)).or_insert_with(|| {
             groups.push((scope, Vec::new()));
             groups.len() - 1
         });
@@ -562,9 +561,9 @@ mod tests {
 
     #[test]
     fn a_batch_decodes_to_its_spans_with_every_attribute() {
-        use ferrotel_sdk::span::{SpanKind, Status};
+        use ferrotel_sdk::span::{ScopeRef, SpanKind, Status};
 
-        let scope = Arc::new(Scope {
+        let scope = ScopeRef::new(Scope {
             name: "s".into(),
             version: None,
             schema_url: None,

@@ -1,9 +1,10 @@
 //! A recorded span, in the shape exporters read it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ferrotel_config::SpanLimits;
 
+use crate::sync::lock;
 use crate::value::{Attributes, Value};
 
 /// The API's `SpanKind` values, in its order.
@@ -88,6 +89,60 @@ pub struct Scope {
     pub attributes: Attributes,
 }
 
+/// How many distinct scopes are kept for the life of the process.
+pub const KEPT_SCOPES: usize = 1024;
+
+static KEPT: Mutex<Vec<&'static Scope>> = Mutex::new(Vec::new());
+
+/// The scope a span names. Scopes are few and live as long as their tracers, so the first
+/// [`KEPT_SCOPES`] distinct ones are kept for the life of the process and named by a plain
+/// reference; any beyond are counted references. A counted reference costs a locked
+/// instruction per span on the application's thread and another on the export thread, on
+/// a cache line the two threads keep taking from each other.
+#[derive(Debug, Clone)]
+pub enum ScopeRef {
+    Kept(&'static Scope),
+    Counted(Arc<Scope>),
+}
+
+impl ScopeRef {
+    /// `scope`, as kept already or kept now while there is room.
+    pub fn new(scope: Scope) -> ScopeRef {
+        let mut kept = lock(&KEPT);
+        if let Some(&known) = kept.iter().find(|&&known| *known == scope) {
+            return ScopeRef::Kept(known);
+        }
+        if kept.len() >= KEPT_SCOPES {
+            return ScopeRef::Counted(Arc::new(scope));
+        }
+        let known: &'static Scope = Box::leak(Box::new(scope));
+        kept.push(known);
+        ScopeRef::Kept(known)
+    }
+
+    /// Which scope object this is: exports group spans by it.
+    pub fn as_ptr(&self) -> *const Scope {
+        std::ptr::from_ref(&**self)
+    }
+}
+
+impl std::ops::Deref for ScopeRef {
+    type Target = Scope;
+
+    fn deref(&self) -> &Scope {
+        match self {
+            ScopeRef::Kept(scope) => scope,
+            ScopeRef::Counted(scope) => scope,
+        }
+    }
+}
+
+impl PartialEq for ScopeRef {
+    fn eq(&self, other: &ScopeRef) -> bool {
+        **self == **other
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanData {
     pub trace_id: u128,
@@ -106,7 +161,7 @@ pub struct SpanData {
     pub links: Vec<Link>,
     pub dropped_links: u32,
     pub status: Status,
-    pub scope: Arc<Scope>,
+    pub scope: ScopeRef,
 }
 
 /// What a trace pipeline carries: an ended span, boxed so that handing it on (processors,
@@ -192,7 +247,7 @@ impl SpanData {
             links: vec![],
             dropped_links: 0,
             status: Status::default(),
-            scope: Arc::new(Scope::default()),
+            scope: ScopeRef::Counted(Arc::new(Scope::default())),
         }
     }
 }
@@ -200,6 +255,26 @@ impl SpanData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_scopes_are_one_kept_object_and_scopes_beyond_the_cap_are_counted() {
+        let named = |name: &str| Scope {
+            name: name.into(),
+            ..Scope::default()
+        };
+        let first = ScopeRef::new(named("kept"));
+        assert!(matches!(first, ScopeRef::Kept(_)));
+        assert_eq!(ScopeRef::new(named("kept")).as_ptr(), first.as_ptr());
+        assert_ne!(ScopeRef::new(named("other")).as_ptr(), first.as_ptr());
+        for i in 0..KEPT_SCOPES {
+            ScopeRef::new(named(&format!("filler {i}")));
+        }
+        let late = ScopeRef::new(named("late"));
+        assert!(matches!(late, ScopeRef::Counted(_)));
+        assert_eq!(*late, named("late"));
+        assert_ne!(ScopeRef::new(named("late")).as_ptr(), late.as_ptr());
+        assert_eq!(ScopeRef::new(named("kept")).as_ptr(), first.as_ptr());
+    }
 
     fn span() -> SpanData {
         SpanData::for_tests()

@@ -4,6 +4,7 @@
 
 pub(crate) mod api;
 pub(crate) mod exception;
+pub(crate) mod gil_cell;
 pub(crate) mod misuse;
 pub(crate) mod plugins;
 pub(crate) mod process;

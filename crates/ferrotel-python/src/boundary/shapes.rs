@@ -2,10 +2,10 @@
 //! only once a Python processor or exporter is in use), attributes as dicts, the resource
 //! and instrumentation scope as the upstream SDK's objects.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use ferrotel_sdk::resource::Resource;
-use ferrotel_sdk::span::Scope;
+use ferrotel_sdk::span::ScopeRef;
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::Attributes;
 use pyo3::prelude::*;
@@ -36,14 +36,14 @@ pub(crate) fn resource<'py>(py: Python<'py>, resource: &Resource) -> PyResult<Bo
 
 /// Scopes already shaped, by identity: a span or record names its tracer's scope, and making
 /// an `InstrumentationScope` per item would cost more than the rest of its shape. Holding
-/// the `Arc` keeps its address from being reused; a program that makes tracers without end
-/// starts over at the cap.
-static SCOPES: Mutex<Vec<(Arc<Scope>, Py<PyAny>)>> = Mutex::new(Vec::new());
+/// the reference keeps its address from being reused; a program that makes tracers without
+/// end starts over at the cap.
+static SCOPES: Mutex<Vec<(ScopeRef, Py<PyAny>)>> = Mutex::new(Vec::new());
 const SCOPES_CAP: usize = 256;
 
 /// The SDK's `InstrumentationScope` (or its look-alike) for `scope`.
-pub(crate) fn scope<'py>(py: Python<'py>, scope: &Arc<Scope>) -> PyResult<Bound<'py, PyAny>> {
-    if let Some((_, shaped)) = lock(&SCOPES).iter().find(|(known, _)| Arc::ptr_eq(known, scope)) {
+pub(crate) fn scope<'py>(py: Python<'py>, scope: &ScopeRef) -> PyResult<Bound<'py, PyAny>> {
+    if let Some((_, shaped)) = lock(&SCOPES).iter().find(|(known, _)| known.as_ptr() == scope.as_ptr()) {
         return Ok(shaped.bind(py).clone());
     }
     let attributes = attributes_dict(py, &scope.attributes)?;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use ferrotel_config::LogRecordLimits;
 use ferrotel_sdk::log::LogData;
-use ferrotel_sdk::span::Scope;
+use ferrotel_sdk::span::{Scope, ScopeRef};
 use ferrotel_sdk::sync::lock;
 use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
@@ -101,7 +101,7 @@ impl LoggerCore {
             .python
             .resource_object(py, || self.pipelines.resource())
             .and_then(|resource| {
-                let scope = shapes::scope(py, &record.scope)?;
+                let scope = shapes::scope(py, &ScopeRef::Counted(record.scope.clone()))?;
                 let args = (fields(py, record)?, resource, scope, py.None());
                 shapes::module(py)?.call_method1("writable_log_record", args)
             });

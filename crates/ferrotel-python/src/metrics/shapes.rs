@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ferrotel_sdk::metrics::{Data, Exemplar, HistogramPoint, MetricData, Number, NumberPoint};
 use ferrotel_sdk::resource::Resource;
-use ferrotel_sdk::span::Scope;
+use ferrotel_sdk::span::{Scope, ScopeRef};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -148,7 +148,11 @@ impl PythonShape for MetricData {
         let grouped = PyList::empty(py);
         for (scope, metrics) in scopes {
             let schema_url = scope.schema_url.clone().unwrap_or_default();
-            grouped.append((shapes::scope(py, scope)?, schema_url, metrics))?;
+            grouped.append((
+                shapes::scope(py, &ScopeRef::Counted(scope.clone()))?,
+                schema_url,
+                metrics,
+            ))?;
         }
         shapes::module(py)?.call_method1("metrics_data", (resource, grouped))
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ferrotel_config::{Config, LogLevel};
-use ferrotel_sdk::span::Scope;
+use ferrotel_sdk::span::{Scope, ScopeRef};
 use ferrotel_sdk::value::Attributes;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -88,7 +88,7 @@ impl TracerProvider {
             schema_url,
             attributes: scope_attributes,
         };
-        Tracer::new(self.core.clone(), Arc::new(scope))
+        Tracer::new(self.core.clone(), ScopeRef::new(scope))
     }
 
     /// ferrotel's processors become native pipelines; any other object with the SDK's

@@ -22,6 +22,7 @@ use super::context::{read_span_context, SpanIds, TraceState};
 use super::core::TraceCore;
 use crate::boundary::api;
 use crate::boundary::exception::{exception_attributes, exception_type};
+use crate::boundary::gil_cell::Spare;
 use crate::boundary::misuse::{note, Misuse};
 use crate::boundary::value::{self, name_of, timestamp_of};
 
@@ -68,8 +69,8 @@ pub(crate) struct SpanFields {
 /// A span object's fields, replaced when the object is given out again.
 struct ReusableFields(UnsafeCell<SpanFields>);
 
-// SAFETY: replaced only by `SpareSpan::give`, which holds the object's only reference with the
-// GIL held (as CPython reuses a tuple no one else holds), so no reader exists meanwhile;
+// SAFETY: replaced only by `Span::give` while it and the spare slot hold the object's only
+// references, with the GIL (as CPython reuses a tuple no one else holds): no reader exists;
 // read otherwise, and every change after that goes through the record's `Mutex`.
 #[allow(unsafe_code)]
 unsafe impl Sync for ReusableFields {}
@@ -100,50 +101,37 @@ impl SpanFields {
     }
 }
 
-/// The span object a tracer made last, given out again for its next span when its
-/// reference count is 1 (only this slot holds it): the span object is otherwise made and
-/// freed per span, ~500 instructions. Shared by a tracer and its scopes; it holds no
-/// reference back to them.
-#[derive(Default)]
-pub(crate) struct SpareSpan(Mutex<Option<Py<Span>>>);
-
-impl SpareSpan {
-    /// A span object holding `parts`: the spare one when nothing else holds it, else a new
-    /// one, kept as the next spare.
-    #[allow(unsafe_code)]
-    pub(crate) fn give(&self, py: Python<'_>, parts: SpanParts<'_>) -> PyResult<Py<Span>> {
-        let mut spare = lock(&self.0);
-        // SAFETY: a live object's reference count, read with the GIL held.
-        let only_ours = |span: &&Py<Span>| unsafe { pyo3::ffi::Py_REFCNT(span.as_ptr()) } == 1;
-        if let Some(span) = spare.as_ref().filter(only_ours) {
-            let span = span.clone_ref(py);
-            // SAFETY: the slot held the only reference, so no other code can be reading the
-            // fields; the GIL keeps any from taking one now.
-            let fields = unsafe { &mut *span.get().0 .0.get() };
-            // The same core stays without a count up and down: a locked instruction each,
-            // which waits for every store before it (the span's record among them).
-            let (kept, stale) = match (fields.core.take(), parts.core) {
-                (Some(held), Some(core)) if Arc::ptr_eq(&held, core) => (Some(held), None),
-                (held, _) => (None, held),
-            };
-            let previous = std::mem::replace(fields, SpanFields::new(parts, kept));
-            drop(spare);
-            // Dropped with no lock held: releasing their objects may run Python code.
-            drop(previous);
-            drop(stale);
-            return Ok(span);
-        }
-        let span = Py::new(py, Span::new(parts))?;
-        let previous = spare.replace(span.clone_ref(py));
-        drop(spare);
-        drop(previous);
-        Ok(span)
-    }
-}
+/// The span object a tracer made last, given out again for its next span when nothing else
+/// holds it. Shared by a tracer and its scopes; it holds no reference back to them.
+pub(crate) type SpareSpan = Spare<Span>;
 
 impl Span {
     pub(crate) fn new(parts: SpanParts<'_>) -> Span {
         Span(ReusableFields(UnsafeCell::new(SpanFields::new(parts, None))))
+    }
+
+    /// A span object holding `parts`: `spare`'s when nothing else holds it, else a new one,
+    /// kept as the next spare.
+    #[allow(unsafe_code)]
+    pub(crate) fn give(py: Python<'_>, spare: &SpareSpan, parts: SpanParts<'_>) -> PyResult<Py<Span>> {
+        let Some(span) = spare.reusable(py) else {
+            let span = Bound::new(py, Span::new(parts))?;
+            spare.keep(&span);
+            return Ok(span.unbind());
+        };
+        // SAFETY: `reusable`'s promise: no other code holds the span, so none reads its fields.
+        let fields = unsafe { &mut *span.get().0 .0.get() };
+        // The same core stays without a count up and down: a locked instruction each, which
+        // waits for every store before it (the span's record among them).
+        let (kept, stale) = match (fields.core.take(), parts.core) {
+            (Some(held), Some(core)) if Arc::ptr_eq(&held, core) => (Some(held), None),
+            (held, _) => (None, held),
+        };
+        let previous = std::mem::replace(fields, SpanFields::new(parts, kept));
+        // Dropped last: releasing their objects may run Python code.
+        drop(previous);
+        drop(stale);
+        Ok(span.unbind())
     }
 
     /// A non-recording span standing for a remote parent (what a propagator extracts);

@@ -2,12 +2,11 @@
 //! context variable, so `opentelemetry.trace.get_current_span()` sees them everywhere.
 
 use std::cell::UnsafeCell;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ferrotel_propagation::traceparent;
 use ferrotel_sdk::sampler::Decision;
-use ferrotel_sdk::span::{Link, Scope, SpanData, SpanKind, Status};
-use ferrotel_sdk::sync::lock;
+use ferrotel_sdk::span::{Link, ScopeRef, SpanData, SpanKind, Status};
 use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -19,6 +18,7 @@ use super::plugins;
 use super::sampling::Candidate;
 use super::span::{OnException, Span, SpanParts, SpareSpan};
 use crate::boundary::api;
+use crate::boundary::gil_cell::{GilCell, Spare};
 use crate::boundary::misuse::{note, Misuse};
 use crate::boundary::value::{self, name_of, timestamp_of};
 use crate::boundary::with_statement::{self, ScopeCallSlot, ScopeStep, WithScope};
@@ -60,7 +60,7 @@ impl NewSpan {
 pub(crate) fn create(
     py: Python<'_>,
     core: &Arc<TraceCore>,
-    scope: &Arc<Scope>,
+    scope: &ScopeRef,
     spare: &SpareSpan,
     parent: Option<Parent>,
     parent_context: Option<&Bound<'_, PyAny>>,
@@ -142,7 +142,7 @@ pub(crate) fn create(
         core: Some(core),
         on_exception: new.on_exception,
     };
-    let span = spare.give(py, parts)?;
+    let span = Span::give(py, spare, parts)?;
     if recording && !core.python.is_empty() {
         plugins::on_start(py, &core.python, span.bind(py).as_any(), parent_context);
     }
@@ -237,7 +237,7 @@ impl SpanArgs {
         &self,
         py: Python<'_>,
         core: &Arc<TraceCore>,
-        scope: &Arc<Scope>,
+        scope: &ScopeRef,
         spare: &SpareSpan,
         current: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Span>> {
@@ -260,20 +260,20 @@ impl SpanArgs {
 #[pyclass(frozen, module = "ferrotel._native", name = "Tracer")]
 pub(crate) struct Tracer {
     pub(crate) core: Arc<TraceCore>,
-    pub(crate) scope: Arc<Scope>,
+    pub(crate) scope: ScopeRef,
     /// The scope `start_as_current_span` last made, given out again once nothing else holds
     /// it: otherwise one is made and freed per `with` block.
-    spare: Mutex<Option<Py<CurrentSpan>>>,
+    spare: Spare<CurrentSpan>,
     /// The span object this tracer (or one of its scopes) made last, likewise.
     pub(crate) spare_span: Arc<SpareSpan>,
 }
 
 impl Tracer {
-    pub(crate) fn new(core: Arc<TraceCore>, scope: Arc<Scope>) -> Tracer {
+    pub(crate) fn new(core: Arc<TraceCore>, scope: ScopeRef) -> Tracer {
         Tracer {
             core,
             scope,
-            spare: Mutex::new(None),
+            spare: Spare::default(),
             spare_span: Arc::default(),
         }
     }
@@ -324,17 +324,11 @@ impl Tracer {
         };
         let args = SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception);
         let py = name.py();
-        let mut spare = lock(&self.spare);
-        // SAFETY: a live object's reference count, read with the GIL held.
-        let only_ours = |scope: &&Py<CurrentSpan>| unsafe { pyo3::ffi::Py_REFCNT(scope.as_ptr()) } == 1;
-        if let Some(scope) = spare.as_ref().filter(only_ours) {
-            let scope = scope.bind(py).clone();
-            // SAFETY: the spare's only reference was the one `spare` holds, so no other code
-            // can be reading the scope's arguments; the GIL keeps any from taking one now.
+        if let Some(scope) = self.spare.reusable(py) {
+            // SAFETY: `reusable`'s promise: no other code holds the scope, so none reads its
+            // arguments.
             let previous = unsafe { scope.get().args.replace((args, end_on_exit)) };
-            drop(spare);
-            // The previous arguments' objects are released with no lock held: freeing them
-            // may run Python code that starts spans.
+            // Released last: freeing them may run Python code that starts spans.
             drop(previous);
             return Ok(scope);
         }
@@ -349,9 +343,7 @@ impl Tracer {
             ),
         )?;
         SCOPE_CLASS_READY.get_or_init(py, || with_statement::ready(&scope, &scope.get().call));
-        let previous = spare.replace(scope.clone().unbind());
-        drop(spare);
-        drop(previous);
+        self.spare.keep(&scope);
         Ok(scope)
     }
 }
@@ -366,19 +358,19 @@ static SCOPE_CLASS_READY: PyOnceLock<()> = PyOnceLock::new();
 #[pyclass(frozen, freelist = 64, module = "ferrotel._native")]
 pub(crate) struct CurrentSpan {
     core: Arc<TraceCore>,
-    scope: Arc<Scope>,
+    scope: ScopeRef,
     spare_span: Arc<SpareSpan>,
     /// The span's arguments and `end_on_exit`.
     args: ReusableArgs,
     /// The span and the context token while inside the `with` block.
-    active: Mutex<Option<(Py<Span>, Py<PyAny>)>>,
+    active: GilCell<Option<(Py<Span>, Py<PyAny>)>>,
     call: ScopeCallSlot,
 }
 
 impl CurrentSpan {
     fn new(
         core: Arc<TraceCore>,
-        scope: Arc<Scope>,
+        scope: ScopeRef,
         spare_span: Arc<SpareSpan>,
         args: SpanArgs,
         end_on_exit: bool,
@@ -388,7 +380,7 @@ impl CurrentSpan {
             scope,
             spare_span,
             args: ReusableArgs(UnsafeCell::new((args, end_on_exit))),
-            active: Mutex::new(None),
+            active: GilCell::new(None),
             call: ScopeCallSlot::of::<CurrentSpan>(),
         }
     }
@@ -462,13 +454,15 @@ impl WithScope for CurrentSpan {
             .start(py, &this.core, &this.scope, &this.spare_span, Some(&current))?;
         let context = api.context_with_span(py, &current, span.bind(py).as_any())?;
         let token = api.attach(py, &context)?;
-        *lock(&this.active) = Some((span.clone_ref(py), token.unbind()));
+        // A scope entered twice without leaving: the earlier span and token are let go.
+        let earlier = this.active.replace(py, Some((span.clone_ref(py), token.unbind())));
+        drop(earlier);
         Ok(span.into_any())
     }
 
     fn exit(slf: &Bound<'_, Self>, exc: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
         let (py, this) = (slf.py(), slf.get());
-        let Some((span, token)) = lock(&this.active).take() else {
+        let Some((span, token)) = this.active.take(py) else {
             return Ok(false);
         };
         api::get(py)?.detach(py, token.bind(py));
