@@ -1,9 +1,7 @@
 //! What a log record is once emitted: the OpenTelemetry log data model, filled from a Python
 //! `logging` record or from the Logs API.
 
-use std::sync::Arc;
-
-use crate::span::Scope;
+use crate::span::ScopeRef;
 use crate::value::{Attributes, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +19,7 @@ pub struct LogData {
     pub span_id: u64,
     pub trace_flags: u8,
     pub event_name: String,
-    pub scope: Arc<Scope>,
+    pub scope: ScopeRef,
 }
 
 impl crate::pipeline::Item for LogData {

@@ -32,7 +32,7 @@ pub(crate) struct LoggerCore {
     pub(crate) pipelines: Arc<Pipelines<LogData>>,
     /// Log record processors written in Python, called on the application's thread.
     pub(crate) python: Arc<PythonProcessors>,
-    pub(crate) scopes: Mutex<HashMap<String, Arc<Scope>>>,
+    pub(crate) scopes: Mutex<HashMap<String, ScopeRef>>,
     /// Records dropped because one was being emitted on this thread already (a `__str__`
     /// or handler that logs while its record is converted).
     pub(crate) reentrant_drops: AtomicU64,
@@ -48,12 +48,12 @@ impl LoggerCore {
         self.pipelines.exporting() || !self.python.is_empty()
     }
 
-    pub(crate) fn scope(&self, name: &str, version: Option<String>, schema_url: Option<String>) -> Arc<Scope> {
+    pub(crate) fn scope(&self, name: &str, version: Option<String>, schema_url: Option<String>) -> ScopeRef {
         let mut scopes = lock(&self.scopes);
         if let Some(scope) = scopes.get(name).filter(|s| s.version == version) {
             return scope.clone();
         }
-        let scope = Arc::new(Scope {
+        let scope = ScopeRef::new(Scope {
             name: name.to_owned(),
             version,
             schema_url,
@@ -101,7 +101,7 @@ impl LoggerCore {
             .python
             .resource_object(py, || self.pipelines.resource())
             .and_then(|resource| {
-                let scope = shapes::scope(py, &ScopeRef::Counted(record.scope.clone()))?;
+                let scope = shapes::scope(py, &record.scope)?;
                 let args = (fields(py, record)?, resource, scope, py.None());
                 shapes::module(py)?.call_method1("writable_log_record", args)
             });

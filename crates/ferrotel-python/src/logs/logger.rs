@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ferrotel_sdk::log::LogData;
-use ferrotel_sdk::span::Scope;
+use ferrotel_sdk::span::ScopeRef;
 use ferrotel_sdk::value::{Attributes, Value};
 use pyo3::prelude::*;
 
@@ -16,7 +16,7 @@ use crate::trace::current::ids_in;
 #[pyclass(frozen, module = "ferrotel._native")]
 pub(crate) struct Logger {
     core: Arc<LoggerCore>,
-    scope: Arc<Scope>,
+    scope: ScopeRef,
 }
 
 /// Fields of an API emit, whether they came as a `LogRecord` or as keywords.
@@ -38,7 +38,7 @@ fn present<'py>(obj: Option<Bound<'py, PyAny>>) -> Option<Bound<'py, PyAny>> {
 }
 
 impl Logger {
-    pub(crate) fn new(core: Arc<LoggerCore>, scope: Arc<Scope>) -> Logger {
+    pub(crate) fn new(core: Arc<LoggerCore>, scope: ScopeRef) -> Logger {
         Logger { core, scope }
     }
 

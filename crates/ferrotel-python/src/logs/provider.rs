@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ferrotel_sdk::span::ScopeRef;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -58,7 +59,7 @@ impl LoggerProvider {
         for (k, v) in value::attributes(attributes) {
             scope.attributes.set(k, v, usize::MAX, None);
         }
-        Logger::new(self.core.clone(), Arc::new(scope))
+        Logger::new(self.core.clone(), ScopeRef::new(scope))
     }
 
     /// Whether records are exported at all (some exporter is configured and running).

@@ -3,7 +3,6 @@
 
 use ferrotel_sdk::log::LogData;
 use ferrotel_sdk::resource::Resource;
-use ferrotel_sdk::span::ScopeRef;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -41,7 +40,7 @@ impl PythonShape for LogData {
         let module = shapes::module(py)?;
         let records = PyList::empty(py);
         for record in batch {
-            let scope = shapes::scope(py, &ScopeRef::Counted(record.scope.clone()))?;
+            let scope = shapes::scope(py, &record.scope)?;
             records.append(module.call_method1("readable_log_record", (fields(py, record)?, resource, scope))?)?;
         }
         Ok(records.into_any())
