@@ -330,7 +330,7 @@ impl<T: SignalData> Pipelines<T> {
     /// Flushes and stops every pipeline by `deadline`, then says what was not delivered;
     /// `False` if the deadline passed first. Idempotent.
     pub(crate) fn shutdown(&self, py: Python<'_>, deadline: Instant) -> bool {
-        lifecycle::finish(py, &self.begin_shutdown(), deadline)
+        lifecycle::finish(py, &self.begin_shutdown(), deadline, false)
     }
 
     /// Exports everything queued so far, in every pipeline; `False` if the deadline passed.

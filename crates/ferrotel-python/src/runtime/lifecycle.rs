@@ -88,14 +88,10 @@ pub(crate) fn deadline_in(timeout_millis: f64) -> Instant {
 const POLL: Duration = Duration::from_millis(20);
 
 /// Waits (without the GIL) until every flush stopped or `deadline`, then says on stderr
-/// what each did not deliver.
-pub(crate) fn finish(py: Python<'_>, flushes: &[Arc<dyn Flush>], deadline: Instant) -> bool {
-    wait_out(py, flushes, deadline, None)
-}
-
-/// [`finish`]; with a `guard`, a SIGINT or SIGTERM it caught (before or during the wait)
-/// ends the wait at once, and a SIGTERM then ends the process, as it would have without us.
-fn wait_out(py: Python<'_>, flushes: &[Arc<dyn Flush>], deadline: Instant, guard: Option<interrupt::Guard>) -> bool {
+/// what each did not deliver. With `interruptible`, a SIGINT or SIGTERM arriving meanwhile
+/// ends the wait at once; a SIGTERM then ends the process, as it would have without us.
+pub(crate) fn finish(py: Python<'_>, flushes: &[Arc<dyn Flush>], deadline: Instant, interruptible: bool) -> bool {
+    let guard = interruptible.then(interrupt::Guard::install);
     let caught = py.detach(|| {
         for flush in flushes {
             loop {
@@ -133,9 +129,6 @@ fn wait_out(py: Python<'_>, flushes: &[Arc<dyn Flush>], deadline: Instant, guard
 #[pyfunction]
 pub(crate) fn _shutdown_all(py: Python<'_>, timeout_millis: f64) -> bool {
     let deadline = deadline_in(timeout_millis);
-    // Caught from the start: a second Ctrl-C while the providers prepare to exit (metrics'
-    // last collection) must also cut the flush short.
-    let guard = interrupt::Guard::install();
     let participants = live();
     for participant in &participants {
         participant.before_exit(py, deadline);
@@ -144,7 +137,7 @@ pub(crate) fn _shutdown_all(py: Python<'_>, timeout_millis: f64) -> bool {
     for flush in &flushes {
         flush.begin_shutdown();
     }
-    let complete = wait_out(py, &flushes, deadline, Some(guard));
+    let complete = finish(py, &flushes, deadline, true);
     INTERPRETER_LEAVING.store(true, Ordering::Release);
     complete
 }
