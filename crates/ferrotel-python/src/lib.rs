@@ -91,7 +91,11 @@ fn __getattr__<'py>(module: &Bound<'py, PyModule>, name: &str) -> PyResult<Bound
     Ok(class)
 }
 
-#[pymodule]
+// The GIL is what keeps the span path's shared state exclusive (boundary/gil_cell.rs) and
+// what several borrowed reads of Python objects rely on: a free-threaded CPython turns it
+// back on when it imports this module (pyo3 declares modules free-threading safe unless
+// told otherwise).
+#[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     reserve_a_smaller_first_arena();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -3,8 +3,8 @@
 //! A lock costs two locked instructions, and a locked instruction waits until every store
 //! before it has reached the cache. On the span path those stores are the new record's, to
 //! memory the export thread held last: each lock taken there cost ~25 ns. The extension
-//! module declares that it needs the GIL (pyo3's default), so even a free-threaded CPython
-//! runs it with one.
+//! module declares that it needs the GIL (`gil_used = true` in lib.rs), so a free-threaded
+//! CPython turns the GIL back on when it imports it.
 
 use std::cell::UnsafeCell;
 
@@ -79,5 +79,36 @@ impl<T: PyClass> Spare<T> {
     pub(crate) fn keep(&self, made: &Bound<'_, T>) {
         let stale = self.0.replace(made.py(), Some(made.clone().unbind()));
         drop(stale);
+    }
+}
+
+/// Contents of an object a [`Spare`] gives out again: replaced in place while
+/// [`Spare::reusable`]'s promise holds (no one else holds the object), read otherwise.
+pub(crate) struct Reusable<T>(UnsafeCell<T>);
+
+// SAFETY: written only through `get_mut`, whose callers hold the object as `Spare::reusable`
+// gave it, with the GIL: no other reference to the object, so no reader, exists meanwhile.
+// Read otherwise; whatever changes after that is behind the contents' own locks.
+#[allow(unsafe_code)]
+unsafe impl<T: Send + Sync> Sync for Reusable<T> {}
+
+impl<T> Reusable<T> {
+    pub(crate) const fn new(value: T) -> Reusable<T> {
+        Reusable(UnsafeCell::new(value))
+    }
+
+    #[allow(unsafe_code)]
+    pub(crate) fn get(&self) -> &T {
+        // SAFETY: see `Sync`: no write while any reference to the object is used.
+        unsafe { &*self.0.get() }
+    }
+
+    /// # Safety
+    /// The caller holds the object as [`Spare::reusable`] returned it, with the GIL, and
+    /// drops the contents it replaces only after it is done with the reference returned.
+    #[allow(unsafe_code, clippy::mut_from_ref)]
+    pub(crate) unsafe fn get_mut(&self) -> &mut T {
+        // SAFETY: the caller's promise: no other reference to the contents exists.
+        unsafe { &mut *self.0.get() }
     }
 }

@@ -5,7 +5,6 @@
 //! raise "already borrowed". Values are converted to Rust once, when they are set. Bad
 //! arguments are coerced or dropped and counted ([`crate::boundary::misuse`]), never raised.
 
-use std::cell::UnsafeCell;
 use std::sync::{Arc, Mutex};
 
 use ferrotel_config::SpanLimits;
@@ -22,7 +21,7 @@ use super::context::{read_span_context, SpanIds, TraceState};
 use super::core::TraceCore;
 use crate::boundary::api;
 use crate::boundary::exception::{exception_attributes, exception_type};
-use crate::boundary::gil_cell::Spare;
+use crate::boundary::gil_cell::{Reusable, Spare};
 use crate::boundary::misuse::{note, Misuse};
 use crate::boundary::value::{self, name_of, timestamp_of};
 
@@ -50,7 +49,7 @@ pub(crate) struct SpanParts<'a> {
 /// A free list: most spans are made and freed within a `with` block; and a tracer gives
 /// the object of its last span out again once nothing else holds it (`SpareSpan`).
 #[pyclass(frozen, freelist = 64, module = "ferrotel._native", name = "Span")]
-pub(crate) struct Span(ReusableFields);
+pub(crate) struct Span(Reusable<SpanFields>);
 
 /// What a span is; read through `Span`'s `Deref`.
 pub(crate) struct SpanFields {
@@ -66,22 +65,11 @@ pub(crate) struct SpanFields {
     span_context: PyOnceLock<Py<PyAny>>,
 }
 
-/// A span object's fields, replaced when the object is given out again.
-struct ReusableFields(UnsafeCell<SpanFields>);
-
-// SAFETY: replaced only by `Span::give` while it and the spare slot hold the object's only
-// references, with the GIL (as CPython reuses a tuple no one else holds): no reader exists;
-// read otherwise, and every change after that goes through the record's `Mutex`.
-#[allow(unsafe_code)]
-unsafe impl Sync for ReusableFields {}
-
 impl std::ops::Deref for Span {
     type Target = SpanFields;
 
-    #[allow(unsafe_code)]
     fn deref(&self) -> &SpanFields {
-        // SAFETY: see `Sync` above: no replacement while any reference to the span is used.
-        unsafe { &*self.0 .0.get() }
+        self.0.get()
     }
 }
 
@@ -107,7 +95,7 @@ pub(crate) type SpareSpan = Spare<Span>;
 
 impl Span {
     pub(crate) fn new(parts: SpanParts<'_>) -> Span {
-        Span(ReusableFields(UnsafeCell::new(SpanFields::new(parts, None))))
+        Span(Reusable::new(SpanFields::new(parts, None)))
     }
 
     /// A span object holding `parts`: `spare`'s when nothing else holds it, else a new one,
@@ -119,8 +107,9 @@ impl Span {
             spare.keep(&span);
             return Ok(span.unbind());
         };
-        // SAFETY: `reusable`'s promise: no other code holds the span, so none reads its fields.
-        let fields = unsafe { &mut *span.get().0 .0.get() };
+        // SAFETY: `reusable` gave the span; the fields replaced are dropped below, after the
+        // last use of `fields`.
+        let fields = unsafe { span.get().0.get_mut() };
         // The same core stays without a count up and down: a locked instruction each, which
         // waits for every store before it (the span's record among them).
         let (kept, stale) = match (fields.core.take(), parts.core) {

@@ -1,7 +1,6 @@
 //! `Tracer`: starts spans, sampling in Rust, and makes them current through the API's own
 //! context variable, so `opentelemetry.trace.get_current_span()` sees them everywhere.
 
-use std::cell::UnsafeCell;
 use std::sync::Arc;
 
 use ferrotel_propagation::traceparent;
@@ -18,7 +17,7 @@ use super::plugins;
 use super::sampling::Candidate;
 use super::span::{OnException, Span, SpanParts, SpareSpan};
 use crate::boundary::api;
-use crate::boundary::gil_cell::{GilCell, Spare};
+use crate::boundary::gil_cell::{GilCell, Reusable, Spare};
 use crate::boundary::misuse::{note, Misuse};
 use crate::boundary::value::{self, name_of, timestamp_of};
 use crate::boundary::with_statement::{self, ScopeCallSlot, ScopeStep, WithScope};
@@ -325,9 +324,8 @@ impl Tracer {
         let args = SpanArgs::read(name, context, kind, attributes, links, start_time, on_exception);
         let py = name.py();
         if let Some(scope) = self.spare.reusable(py) {
-            // SAFETY: `reusable`'s promise: no other code holds the scope, so none reads its
-            // arguments.
-            let previous = unsafe { scope.get().args.replace((args, end_on_exit)) };
+            // SAFETY: `reusable` gave the scope; the arguments replaced are dropped after.
+            let previous = std::mem::replace(unsafe { scope.get().args.get_mut() }, (args, end_on_exit));
             // Released last: freeing them may run Python code that starts spans.
             drop(previous);
             return Ok(scope);
@@ -361,7 +359,7 @@ pub(crate) struct CurrentSpan {
     scope: ScopeRef,
     spare_span: Arc<SpareSpan>,
     /// The span's arguments and `end_on_exit`.
-    args: ReusableArgs,
+    args: Reusable<(SpanArgs, bool)>,
     /// The span and the context token while inside the `with` block.
     active: GilCell<Option<(Py<Span>, Py<PyAny>)>>,
     call: ScopeCallSlot,
@@ -379,35 +377,10 @@ impl CurrentSpan {
             core,
             scope,
             spare_span,
-            args: ReusableArgs(UnsafeCell::new((args, end_on_exit))),
+            args: Reusable::new((args, end_on_exit)),
             active: GilCell::new(None),
             call: ScopeCallSlot::of::<CurrentSpan>(),
         }
-    }
-}
-
-/// A scope's arguments, replaced when its tracer gives the scope out again.
-struct ReusableArgs(UnsafeCell<(SpanArgs, bool)>);
-
-// SAFETY: written only by `replace`, whose callers hold the object's only reference with the
-// GIL held (as CPython reuses a tuple no one else holds), so no reader exists meanwhile; read
-// otherwise.
-#[allow(unsafe_code)]
-unsafe impl Sync for ReusableArgs {}
-
-impl ReusableArgs {
-    #[allow(unsafe_code)]
-    fn get(&self) -> &(SpanArgs, bool) {
-        // SAFETY: see `Sync` above: no write while any reference to the scope is used.
-        unsafe { &*self.0.get() }
-    }
-
-    /// # Safety
-    /// The caller holds the only reference to the scope object, with the GIL.
-    #[allow(unsafe_code)]
-    unsafe fn replace(&self, args: (SpanArgs, bool)) -> (SpanArgs, bool) {
-        // SAFETY: the caller's promise: nothing else can hold a borrow of the arguments.
-        unsafe { std::mem::replace(&mut *self.0.get(), args) }
     }
 }
 
