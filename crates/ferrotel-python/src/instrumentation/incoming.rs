@@ -62,11 +62,7 @@ impl<'a, 'py> Incoming<'a, 'py> {
         Incoming {
             method: text(environ, intern!(py, "REQUEST_METHOD")),
             scheme: text(environ, intern!(py, "wsgi.url_scheme")),
-            path: format!(
-                "{}{}",
-                text(environ, intern!(py, "SCRIPT_NAME")),
-                text(environ, intern!(py, "PATH_INFO"))
-            ),
+            path: text(environ, intern!(py, "SCRIPT_NAME")) + &text(environ, intern!(py, "PATH_INFO")),
             query: text(environ, intern!(py, "QUERY_STRING")),
             server_address,
             server_port,
@@ -130,11 +126,7 @@ impl<'a, 'py> Incoming<'a, 'py> {
             websocket,
             method,
             scheme: text(scope, intern!(py, "scheme")),
-            path: format!(
-                "{}{}",
-                text(scope, intern!(py, "root_path")),
-                text(scope, intern!(py, "path"))
-            ),
+            path: text(scope, intern!(py, "root_path")) + &text(scope, intern!(py, "path")),
             query,
             server_address,
             server_port,
