@@ -6,6 +6,7 @@ script and to uvicorn) flushes everything and still ends the process by SIGTERM;
 Ctrl-C during the exit flush ends it at once."""
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -91,9 +92,24 @@ def export_env(endpoint, **extra):
     return clean_env(**{**settings, **{k: str(v) for k, v in extra.items()}})
 
 
+STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_apps():
+    """An app a failed assertion left running (a wait timed out) is killed with its group."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def start_app(tmp, env, source=APP):
     (tmp / "app.py").write_text(source)
-    return spawn([FERROTEL, "instrument", PYTHON, "app.py"], tmp, env)
+    STARTED.append(spawn([FERROTEL, "instrument", PYTHON, "app.py"], tmp, env))
+    return STARTED[-1]
 
 
 def run_app(tmp, env):
@@ -227,6 +243,97 @@ def test_sigterm_to_a_plain_script_delivers_every_span_and_point_and_ends_by_sig
     assert stderr == ""
     # 300 spans, and the counter's 3 points (one per shop).
     assert r.stop() == 303
+
+
+BLOCKED_APP = """
+import ctypes
+from opentelemetry import trace
+with trace.get_tracer("blocked").start_as_current_span("work"):
+    pass
+print("ready", flush=True)
+ctypes.CDLL(None).system(b"exec sleep 30 >/dev/null 2>&1")
+"""
+
+
+def test_sigterm_to_an_app_blocked_in_native_code_flushes_and_ends_it_at_once(tmp, fault_receiver):
+    # libc's system() waits for its child through every EINTR, so the interpreter's main
+    # thread never gets to run a Python-level handler; a bare app would end at once.
+    r = fault_receiver("--mode", "ok")
+    proc = start_app(tmp, export_env(r.endpoint), BLOCKED_APP)
+    assert proc.stdout.readline() == "ready\n"
+    time.sleep(0.3)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=20)
+    os.killpg(proc.pid, signal.SIGKILL)  # system()'s `sleep`, left behind as it would be bare
+    assert proc.returncode == -signal.SIGTERM, stderr
+    assert time.monotonic() - sent < 10
+    assert stderr == ""
+    assert r.stop() == 1
+
+
+FORKED_APP = """
+import os, time
+from opentelemetry import trace
+tracer = trace.get_tracer("forked")
+with tracer.start_as_current_span("parent"):
+    pass
+child = os.fork()
+if child == 0:
+    for _ in range(5):
+        with tracer.start_as_current_span("child"):
+            pass
+    print("child", os.getpid(), flush=True)
+    time.sleep(60)
+    os._exit(0)
+_, status = os.waitpid(child, 0)
+print("child ended by", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+def test_sigterm_to_a_forked_child_flushes_the_childs_spans_and_ends_only_the_child(tmp, fault_receiver):
+    r = fault_receiver("--mode", "ok")
+    proc = start_app(tmp, export_env(r.endpoint), FORKED_APP)
+    child = int(proc.stdout.readline().split()[1])
+    os.kill(child, signal.SIGTERM)
+    out, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    assert out == f"child ended by {-signal.SIGTERM}\n"
+    assert stderr == ""
+    # The parent's span (at its exit) and the child's five (at its SIGTERM).
+    assert r.stop() == 6
+
+
+MASKS_APP = """
+import os, threading, time
+from opentelemetry import metrics, trace
+with trace.get_tracer("masks").start_as_current_span("work"):
+    metrics.get_meter("masks").create_counter("orders").add(1)
+time.sleep(0.2)
+python_names = {t.native_id: t.name for t in threading.enumerate()}
+for task in sorted(os.listdir("/proc/self/task"), key=int):
+    status = dict(line.split(":\t", 1) for line in open(f"/proc/self/task/{task}/status").read().splitlines())
+    blocked = int(status["SigBlk"], 16)
+    name = python_names.get(int(task), status["Name"])
+    print(name, bool(blocked & 1 << 14), bool(blocked & 1 << 1))
+"""
+
+
+def test_ferrotels_threads_leave_sigterm_and_sigint_to_the_apps_main_thread(tmp, fault_receiver):
+    # The kernel hands a process-wide signal to any thread not blocking it; the interpreter's
+    # handler on another thread only sets a flag, and a main thread in `time.sleep` would
+    # sleep on through the SIGTERM.
+    r = fault_receiver("--mode", "ok")
+    proc = start_app(tmp, export_env(r.endpoint, OTEL_METRICS_EXPORTER="otlp"), MASKS_APP)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    threads = [line.split() for line in out.splitlines()]
+    assert threads[0] == ["MainThread", "False", "False"]
+    ours = {name: (term, interrupt) for name, term, interrupt in threads[1:]}
+    # The kernel keeps a thread's first 15 bytes of name: "ferrotel-sigterm" is the waiter
+    # that runs the flush when a SIGTERM arrives.
+    blocked = ("True", "True")
+    assert ours == {"ferrotel-export": blocked, "ferrotel-metrics": blocked, "ferrotel-sigter": blocked}
 
 
 UVICORN_APP = """

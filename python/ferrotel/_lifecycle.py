@@ -8,9 +8,9 @@ or by the first signal module imported.
   is collected first, so those spans are flushed too rather than lost at finalization.
 - On SIGTERM, when the app left it at its default or set it back to it (a container stop,
   `kill`, a server such as uvicorn that re-raises it after its own shutdown, gunicorn's
-  uvicorn workers, which reset it to the default first), the same flush runs, then the
-  process ends by SIGTERM exactly as it would have without ferrotel. The app still sees
-  SIG_DFL as SIGTERM's handler.
+  uvicorn workers, which reset it to the default first), the same flush runs on a thread of
+  ferrotel's (runtime/sigterm.rs), then the process ends by SIGTERM exactly as it would have
+  without ferrotel. The app still sees SIG_DFL as SIGTERM's handler.
 - In a forked child every provider gets fresh pipelines (and the metrics reader a fresh
   thread) with the child's pid.
 """
@@ -21,33 +21,15 @@ import os
 
 from ferrotel import _native
 
-# Total time the exit flush may add, however much is pending.
-EXIT_DEADLINE_MILLIS = 5000.0
-
 _original_exit = os._exit
 
 
-def _flush():
-    if _native.open_bodies():
-        import gc  # here: start-up imports nothing it does not need
-
-        gc.collect()
-    _native._shutdown_all(EXIT_DEADLINE_MILLIS)
-
-
 def _flushing_exit(code):
-    _flush()
+    _native._exit_flush()
     _original_exit(code)
 
 
 _set_handler = _signal.signal
-_get_handler = _signal.getsignal
-
-
-def _flush_then_terminate(signum, frame):
-    _flush()
-    _set_handler(signum, _signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
 
 
 def _is_default(handler):
@@ -57,35 +39,23 @@ def _is_default(handler):
 def _setting_sigterm_default_keeps_the_flush(signalnum, handler):
     # `signal.signal` calls this with plain ints. An app (or server) putting SIGTERM back to
     # its default gets the flush before that default, as if it had never changed it.
-    if signalnum == _signal.SIGTERM and _is_default(handler):
-        handler = _flush_then_terminate
     previous = _set_handler(signalnum, handler)
-    return _signal.SIG_DFL if previous is _flush_then_terminate else previous
-
-
-def _sigterm_flush_reads_as_default(signalnum):
-    handler = _get_handler(signalnum)
-    return _signal.SIG_DFL if handler is _flush_then_terminate else handler
+    if signalnum == _signal.SIGTERM and _is_default(handler):
+        _native._arm_sigterm_flush()
+    return previous
 
 
 def _install_sigterm_flush():
-    # A handler of the app's own replaces ours (and may hand it back, as uvicorn does);
-    # Python allows handlers in the main thread only.
-    # `signal` copies the docstrings of these when it is imported.
+    # A handler of the app's own replaces ours (and may hand it back, as uvicorn does).
+    # `signal` copies the docstring of this when it is imported.
     _setting_sigterm_default_keeps_the_flush.__doc__ = _set_handler.__doc__
-    _sigterm_flush_reads_as_default.__doc__ = _get_handler.__doc__
     _signal.signal = _setting_sigterm_default_keeps_the_flush
-    _signal.getsignal = _sigterm_flush_reads_as_default
-    if not _is_default(_get_handler(_signal.SIGTERM)):
-        return
-    try:
-        _set_handler(_signal.SIGTERM, _flush_then_terminate)
-    except ValueError:
-        pass
+    if _is_default(_signal.getsignal(_signal.SIGTERM)):
+        _native._arm_sigterm_flush()
 
 
 os._exit = _flushing_exit
-atexit.register(_flush)
+atexit.register(_native._exit_flush)
 os.register_at_fork(after_in_child=_native._after_fork_in_child)
 os.register_at_fork(after_in_child=_native._bodies_after_fork_in_child)
 _install_sigterm_flush()

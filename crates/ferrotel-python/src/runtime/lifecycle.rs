@@ -6,7 +6,7 @@
 //! flush is bounded by one deadline for all of them together (they flush in parallel), and
 //! a second SIGINT or SIGTERM during it ends it at once, with the count line.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -124,11 +124,69 @@ pub(crate) fn finish(py: Python<'_>, flushes: &[Arc<dyn Flush>], deadline: Insta
     complete
 }
 
-/// Shuts every provider down within `timeout_millis` in total: the exit path (atexit,
-/// `os._exit` in forked children, an unhandled SIGTERM).
+pub(super) use interrupt::die_of_sigterm;
+
+/// Total time the exit flush may add, however much is pending.
+const EXIT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Who runs the exit flush. It runs once per process; whoever comes second (the app
+/// leaving while a SIGTERM's flush runs, or the other way round) waits for it to be over.
+/// Atomics, not a lock: a forked child resets it, whatever a thread of the parent was doing.
+static EXIT_FLUSH: AtomicU8 = AtomicU8::new(NOT_STARTED);
+const NOT_STARTED: u8 = 0;
+/// Taken by the SIGTERM waiter, which is about to take the GIL to run it.
+const CLAIMED_BY_SIGTERM: u8 = 1;
+const RUNNING: u8 = 2;
+const OVER: u8 = 3;
+
+/// The exit path (`atexit`, `os._exit`): shuts every provider down within one deadline.
 #[pyfunction]
-pub(crate) fn _shutdown_all(py: Python<'_>, timeout_millis: f64) -> bool {
-    let deadline = deadline_in(timeout_millis);
+pub(crate) fn _exit_flush(py: Python<'_>) -> bool {
+    exit_flush(py, false)
+}
+
+pub(super) fn exit_flush(py: Python<'_>, by_sigterm: bool) -> bool {
+    let ours = if by_sigterm { CLAIMED_BY_SIGTERM } else { NOT_STARTED };
+    if EXIT_FLUSH
+        .compare_exchange(ours, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        py.detach(wait_for_exit_flush);
+        return true;
+    }
+    let complete = shutdown_all(py);
+    EXIT_FLUSH.store(OVER, Ordering::Release);
+    complete
+}
+
+/// For the SIGTERM waiter: `true` if the exit flush is now its to run; otherwise it waited
+/// until another caller's flush was over.
+pub(super) fn claim_exit_flush_for_sigterm() -> bool {
+    let claimed = EXIT_FLUSH
+        .compare_exchange(NOT_STARTED, CLAIMED_BY_SIGTERM, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok();
+    if !claimed {
+        wait_for_exit_flush();
+    }
+    claimed
+}
+
+/// Polls: this wait happens at most once, while the process ends.
+fn wait_for_exit_flush() {
+    while EXIT_FLUSH.load(Ordering::Acquire) != OVER {
+        std::thread::sleep(POLL);
+    }
+}
+
+fn shutdown_all(py: Python<'_>) -> bool {
+    // A WSGI response nobody closed ends its span when collected: collect first, so those
+    // spans are flushed rather than lost at finalization.
+    if crate::instrumentation::body::open_bodies() > 0 {
+        if let Ok(gc) = py.import("gc") {
+            let _ = gc.call_method0("collect");
+        }
+    }
+    let deadline = Instant::now() + EXIT_DEADLINE;
     let participants = live();
     for participant in &participants {
         participant.before_exit(py, deadline);
@@ -142,12 +200,21 @@ pub(crate) fn _shutdown_all(py: Python<'_>, timeout_millis: f64) -> bool {
     complete
 }
 
+/// For ferrotel's own Python threads (the metrics reader): a SIGTERM the kernel handed to one
+/// of them would never wake the app's main thread.
+#[pyfunction]
+pub(crate) fn _leave_signals_to_the_app() {
+    ferrotel_sdk::background::leave_signals_to_the_app();
+}
+
 /// Called in a forked child by the one fork hook of the Python glue. Runs with the GIL held,
 /// and every lock it takes is only ever taken with the GIL held, so none can be held by a
 /// thread that did not survive the fork.
 #[pyfunction]
 pub(crate) fn _after_fork_in_child(py: Python<'_>) {
     ferrotel_sdk::ids::after_fork();
+    EXIT_FLUSH.store(NOT_STARTED, Ordering::Release);
+    super::sigterm::after_fork();
     let pid = std::process::id();
     for participant in live() {
         participant.after_fork(py, pid);
@@ -224,11 +291,16 @@ mod interrupt {
     }
 
     /// Ends the process by SIGTERM with its default action, so the exit status says so.
-    pub(super) fn die_of_sigterm() {
-        // SAFETY: plain libc calls with valid constants; raise does not return when the
-        // default action terminates the process.
+    /// On any thread: ours block SIGTERM, so it is unblocked here before it is raised.
+    pub(in crate::runtime) fn die_of_sigterm() {
+        // SAFETY: plain libc calls with valid constants and an initialised set; raise does
+        // not return when the default action terminates the process.
         unsafe {
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            let mut term: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut term);
+            libc::sigaddset(&mut term, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &term, std::ptr::null_mut());
             libc::raise(libc::SIGTERM);
         }
     }

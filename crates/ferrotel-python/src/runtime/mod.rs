@@ -4,6 +4,7 @@
 pub(crate) mod diagnostics;
 pub(crate) mod lifecycle;
 pub(crate) mod settings;
+pub(crate) mod sigterm;
 pub(crate) mod startup;
 
 use pyo3::prelude::*;
@@ -23,6 +24,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(settings::configurator_actions, m)?)?;
     m.add_function(wrap_pyfunction!(settings::builtin_requirements, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
-    m.add_function(wrap_pyfunction!(lifecycle::_shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_exit_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(sigterm::_arm_sigterm_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_leave_signals_to_the_app, m)?)?;
     Ok(())
 }
