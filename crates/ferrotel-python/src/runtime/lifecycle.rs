@@ -147,15 +147,20 @@ pub(crate) fn _exit_flush(py: Python<'_>) -> bool {
 
 pub(super) fn exit_flush(py: Python<'_>, by_sigterm: bool) -> bool {
     let ours = if by_sigterm { CLAIMED_BY_SIGTERM } else { NOT_STARTED };
-    if EXIT_FLUSH
+    let complete = if EXIT_FLUSH
         .compare_exchange(ours, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
+        .is_ok()
     {
+        let complete = shutdown_all(py);
+        EXIT_FLUSH.store(OVER, Ordering::Release);
+        complete
+    } else {
         py.detach(wait_for_exit_flush);
-        return true;
+        true
+    };
+    if super::sigterm::received() {
+        die_of_sigterm();
     }
-    let complete = shutdown_all(py);
-    EXIT_FLUSH.store(OVER, Ordering::Release);
     complete
 }
 

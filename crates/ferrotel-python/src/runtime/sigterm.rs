@@ -29,11 +29,15 @@ unsafe impl Sync for Wake {}
 static WAKE: Wake = Wake(UnsafeCell::new(unsafe { std::mem::zeroed() }));
 static WAKE_READY: Once = Once::new();
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// Whoever ends the exit flush ends the process by SIGTERM once one arrived: the app's own
+/// thread may finish the flush (and would otherwise go on to exit with its own status).
+static RECEIVED: AtomicBool = AtomicBool::new(false);
 /// The process whose waiter thread is running (a forked child has none until it starts one).
 static WAITER_OF: AtomicU32 = AtomicU32::new(0);
 
 #[allow(unsafe_code)]
 extern "C" fn on_sigterm(_: libc::c_int) {
+    RECEIVED.store(true, Ordering::Release);
     // SAFETY: WAKE was initialised before this handler was installed.
     unsafe { libc::sem_post(WAKE.0.get()) };
 }
@@ -65,9 +69,14 @@ pub(crate) fn _arm_sigterm_flush() {
 
 /// In a forked child: the handler was inherited, the parent's waiter thread was not.
 pub(super) fn after_fork() {
+    RECEIVED.store(false, Ordering::Release);
     if ARMED.load(Ordering::Acquire) {
         start_waiter();
     }
+}
+
+pub(super) fn received() -> bool {
+    RECEIVED.load(Ordering::Acquire)
 }
 
 fn start_waiter() -> bool {
