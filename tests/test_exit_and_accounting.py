@@ -245,31 +245,49 @@ def test_sigterm_to_a_plain_script_delivers_every_span_and_point_and_ends_by_sig
     assert r.stop() == 303
 
 
-BLOCKED_APP = """
+NATIVE_WAIT_APP = """
 import ctypes
 from opentelemetry import trace
 with trace.get_tracer("blocked").start_as_current_span("work"):
     pass
 print("ready", flush=True)
-ctypes.CDLL(None).system(b"exec sleep 30 >/dev/null 2>&1")
+# libc's system() waits for its child through every EINTR; a PyDLL call keeps the GIL.
+ctypes.{library}(None).system(b"exec sleep 30 >/dev/null 2>&1")
 """
 
 
-def test_sigterm_to_an_app_blocked_in_native_code_flushes_and_ends_it_at_once(tmp, fault_receiver):
-    # libc's system() waits for its child through every EINTR, so the interpreter's main
-    # thread never gets to run a Python-level handler; a bare app would end at once.
+def sigterm_during_native_wait(tmp, fault_receiver, library):
+    """SIGTERM to an app waiting in native code: (exit status, seconds to end, stderr, spans
+    delivered). `system()`'s `sleep` is left behind, as it would be bare, and killed here."""
     r = fault_receiver("--mode", "ok")
-    proc = start_app(tmp, export_env(r.endpoint), BLOCKED_APP)
+    proc = start_app(tmp, export_env(r.endpoint), NATIVE_WAIT_APP.format(library=library))
     assert proc.stdout.readline() == "ready\n"
     time.sleep(0.3)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=20)
-    os.killpg(proc.pid, signal.SIGKILL)  # system()'s `sleep`, left behind as it would be bare
-    assert proc.returncode == -signal.SIGTERM, stderr
-    assert time.monotonic() - sent < 10
+    ended = time.monotonic() - sent
+    os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, ended, stderr, r.stop()
+
+
+def test_sigterm_to_an_app_waiting_in_native_code_flushes_and_ends_it_at_once(tmp, fault_receiver):
+    # The interpreter's main thread never gets to run a Python-level handler here; a bare app
+    # would end at once.
+    code, ended, stderr, delivered = sigterm_during_native_wait(tmp, fault_receiver, "CDLL")
+    assert code == -signal.SIGTERM, stderr
+    assert ended < 10
     assert stderr == ""
-    assert r.stop() == 1
+    assert delivered == 1
+
+
+def test_sigterm_ends_an_app_whose_native_code_keeps_the_gil_within_the_deadline_and_grace(tmp, fault_receiver):
+    # The flush can never run, and the process still ends by SIGTERM, after the exit
+    # deadline (5 s) and the grace (2 s), saying so.
+    code, ended, stderr, _ = sigterm_during_native_wait(tmp, fault_receiver, "PyDLL")
+    assert code == -signal.SIGTERM, stderr
+    assert 6.5 < ended < 12
+    assert stderr == "ferrotel: warning: the exit flush after SIGTERM was cut short by the time it may take\n"
 
 
 FORKED_APP = """
@@ -319,10 +337,10 @@ for task in sorted(os.listdir("/proc/self/task"), key=int):
 """
 
 
-def test_ferrotels_threads_leave_sigterm_and_sigint_to_the_apps_main_thread(tmp, fault_receiver):
-    # The kernel hands a process-wide signal to any thread not blocking it; the interpreter's
-    # handler on another thread only sets a flag, and a main thread in `time.sleep` would
-    # sleep on through the SIGTERM.
+def test_only_the_sigterm_waiter_blocks_signals_and_ferrotels_other_threads_keep_the_apps_mask(tmp, fault_receiver):
+    # The waiter is never where the kernel should deliver a signal; the threads that run
+    # plugins' Python code (exporters, observable callbacks) keep the app's mask, which the
+    # processes they start would inherit.
     r = fault_receiver("--mode", "ok")
     proc = start_app(tmp, export_env(r.endpoint, OTEL_METRICS_EXPORTER="otlp"), MASKS_APP)
     out, err = proc.communicate(timeout=60)
@@ -330,10 +348,12 @@ def test_ferrotels_threads_leave_sigterm_and_sigint_to_the_apps_main_thread(tmp,
     threads = [line.split() for line in out.splitlines()]
     assert threads[0] == ["MainThread", "False", "False"]
     ours = {name: (term, interrupt) for name, term, interrupt in threads[1:]}
-    # The kernel keeps a thread's first 15 bytes of name: "ferrotel-sigterm" is the waiter
-    # that runs the flush when a SIGTERM arrives.
-    blocked = ("True", "True")
-    assert ours == {"ferrotel-export": blocked, "ferrotel-metrics": blocked, "ferrotel-sigter": blocked}
+    # The kernel keeps a thread's first 15 bytes of name ("ferrotel-sigterm").
+    assert ours == {
+        "ferrotel-export": ("False", "False"),
+        "ferrotel-metrics": ("False", "False"),
+        "ferrotel-sigter": ("True", "True"),
+    }
 
 
 UVICORN_APP = """

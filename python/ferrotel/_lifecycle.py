@@ -9,10 +9,13 @@ or by the first signal module imported.
 - On SIGTERM, when the app left it at its default or set it back to it (a container stop,
   `kill`, a server such as uvicorn that re-raises it after its own shutdown, gunicorn's
   uvicorn workers, which reset it to the default first), the same flush runs on a thread of
-  ferrotel's (runtime/sigterm.rs), then the process ends by SIGTERM exactly as it would have
-  without ferrotel. The app still sees SIG_DFL as SIGTERM's handler.
+  ferrotel's (runtime/sigterm.rs) while the app's main thread waits at its next bytecode,
+  then the process ends by SIGTERM as it would have without ferrotel, within the flush's
+  deadline plus a grace however the app is stuck. The app still sees SIG_DFL as SIGTERM's
+  handler.
 - In a forked child every provider gets fresh pipelines (and the metrics reader a fresh
-  thread) with the child's pid.
+  thread) with the child's pid, and SIGTERM's flush is armed again if the child's SIGTERM
+  is at its default.
 """
 
 import _signal  # type: ignore[import-not-found]  # the C module: `signal` would import `enum` at start-up
@@ -45,17 +48,22 @@ def _setting_sigterm_default_keeps_the_flush(signalnum, handler):
     return previous
 
 
+def _arm_if_default():
+    if _is_default(_signal.getsignal(_signal.SIGTERM)):
+        _native._arm_sigterm_flush()
+
+
 def _install_sigterm_flush():
     # A handler of the app's own replaces ours (and may hand it back, as uvicorn does).
     # `signal` copies the docstring of this when it is imported.
     _setting_sigterm_default_keeps_the_flush.__doc__ = _set_handler.__doc__
     _signal.signal = _setting_sigterm_default_keeps_the_flush
-    if _is_default(_signal.getsignal(_signal.SIGTERM)):
-        _native._arm_sigterm_flush()
+    _arm_if_default()
 
 
 os._exit = _flushing_exit
 atexit.register(_native._exit_flush)
 os.register_at_fork(after_in_child=_native._after_fork_in_child)
 os.register_at_fork(after_in_child=_native._bodies_after_fork_in_child)
+os.register_at_fork(after_in_child=_arm_if_default)
 _install_sigterm_flush()

@@ -99,9 +99,6 @@ class TracedBody:
 def hand_back_body(request: Any, body: Any) -> Any:
     """The WSGI body back to the server, the request's end riding on its close."""
 
-def open_bodies() -> int:
-    """How many WSGI bodies handed back are neither closed, exhausted nor collected yet."""
-
 @final
 class ServerRequest:
     span: Span
@@ -224,7 +221,6 @@ def _after_fork_in_child() -> None: ...
 def _bodies_after_fork_in_child() -> None: ...
 def _exit_flush() -> bool: ...
 def _arm_sigterm_flush() -> None: ...
-def _leave_signals_to_the_app() -> None: ...
 def api_misuse_counts() -> dict[str, int]:
     """How many bad API arguments of each kind were coerced or dropped."""
 

@@ -132,7 +132,6 @@ class MeterProvider(_native.MeterProvider):
         stop, ref = self._stop, weakref.ref(self)
 
         def run():
-            _native._leave_signals_to_the_app()
             while not stop.wait(interval):
                 provider = ref()
                 if provider is None or not provider.exporting:

@@ -41,7 +41,9 @@ impl Endpoint {
             listener_fd: listener.as_raw_fd(),
             stop: stop.clone(),
         };
-        ferrotel_sdk::background::spawn("ferrotel-prometheus", move || accept(listener, gather, stop))?;
+        std::thread::Builder::new()
+            .name("ferrotel-prometheus".into())
+            .spawn(move || accept(listener, gather, stop))?;
         Ok(endpoint)
     }
 
@@ -80,7 +82,27 @@ impl Drop for Endpoint {
     }
 }
 
+/// Signals are the app's: the serving threads (the connection threads inherit this mask)
+/// block the asynchronous ones, so the kernel never hands a SIGTERM or SIGINT to a thread of
+/// ours, where the interpreter's handler would only set a flag its main thread, asleep, does
+/// not see until it wakes.
+#[allow(unsafe_code)]
+fn leave_signals_to_the_app() {
+    // SAFETY: `set` is initialised by sigfillset before anything reads it, then changed with
+    // valid signal numbers; pthread_sigmask only changes the calling thread's mask. The
+    // signals a fault raises stay deliverable.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for synchronous in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
+            libc::sigdelset(&mut set, synchronous);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 fn accept(listener: TcpListener, gather: Gather, stop: Arc<AtomicBool>) {
+    leave_signals_to_the_app();
     let active = Arc::new(AtomicUsize::new(0));
     for connection in listener.incoming() {
         if stop.load(Ordering::Acquire) {

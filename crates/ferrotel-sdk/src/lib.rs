@@ -7,7 +7,6 @@
 //! It knows nothing of Python: the PyO3 layer converts values once at the boundary and hands
 //! finished items here.
 
-pub mod background;
 pub mod diagnostics;
 pub mod ids;
 pub mod log;

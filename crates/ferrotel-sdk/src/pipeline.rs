@@ -374,7 +374,9 @@ impl<T: Item> Pipeline<T> {
     pub fn batch(config: BatchConfig, exporter: Box<dyn Exporter<T>>, resource: Resource) -> Pipeline<T> {
         let pipeline = Pipeline::new(config, exporter, resource, Mode::Batch);
         let shared = pipeline.shared.clone();
-        let spawned = crate::background::spawn("ferrotel-export", move || worker(shared));
+        let spawned = std::thread::Builder::new()
+            .name("ferrotel-export".into())
+            .spawn(move || worker(shared));
         if spawned.is_err() {
             // Without a worker, flush synchronously on demand rather than lose items silently.
             pipeline.shared.state().worker_exited = true;

@@ -37,7 +37,6 @@ static OPEN_BODIES: AtomicUsize = AtomicUsize::new(0);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// How many WSGI bodies handed back are neither closed, exhausted nor collected yet.
-#[pyfunction]
 pub(crate) fn open_bodies() -> usize {
     OPEN_BODIES.load(Ordering::Relaxed)
 }

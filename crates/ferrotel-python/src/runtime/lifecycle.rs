@@ -6,7 +6,7 @@
 //! flush is bounded by one deadline for all of them together (they flush in parallel), and
 //! a second SIGINT or SIGTERM during it ends it at once, with the count line.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -127,17 +127,29 @@ pub(crate) fn finish(py: Python<'_>, flushes: &[Arc<dyn Flush>], deadline: Insta
 pub(super) use interrupt::die_of_sigterm;
 
 /// Total time the exit flush may add, however much is pending.
-const EXIT_DEADLINE: Duration = Duration::from_secs(5);
+pub(super) const EXIT_DEADLINE: Duration = Duration::from_secs(5);
+/// Beyond the deadline: how long anyone waits for another's exit flush, and how long after a
+/// SIGTERM the process ends whatever holds the flush up.
+pub(super) const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Who runs the exit flush. It runs once per process; whoever comes second (the app
 /// leaving while a SIGTERM's flush runs, or the other way round) waits for it to be over.
-/// Atomics, not a lock: a forked child resets it, whatever a thread of the parent was doing.
+/// Atomics, not a lock: a forked child resets them, whatever a thread of the parent was doing.
 static EXIT_FLUSH: AtomicU8 = AtomicU8::new(NOT_STARTED);
 const NOT_STARTED: u8 = 0;
-/// Taken by the SIGTERM waiter, which is about to take the GIL to run it.
+/// Taken for the SIGTERM's flush thread, which is about to take the GIL to run it.
 const CLAIMED_BY_SIGTERM: u8 = 1;
 const RUNNING: u8 = 2;
 const OVER: u8 = 3;
+/// The thread running the exit flush: something it calls that leaves the process
+/// (`os._exit` in a processor) must not wait for itself.
+static EXIT_FLUSH_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+#[allow(unsafe_code)]
+fn this_thread() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
+}
 
 /// The exit path (`atexit`, `os._exit`): shuts every provider down within one deadline.
 #[pyfunction]
@@ -147,16 +159,20 @@ pub(crate) fn _exit_flush(py: Python<'_>) -> bool {
 
 pub(super) fn exit_flush(py: Python<'_>, by_sigterm: bool) -> bool {
     let ours = if by_sigterm { CLAIMED_BY_SIGTERM } else { NOT_STARTED };
-    let complete = if EXIT_FLUSH
-        .compare_exchange(ours, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
-        let complete = shutdown_all(py);
-        EXIT_FLUSH.store(OVER, Ordering::Release);
-        complete
-    } else {
-        py.detach(wait_for_exit_flush);
-        true
+    let claimed = EXIT_FLUSH.compare_exchange(ours, RUNNING, Ordering::AcqRel, Ordering::Acquire);
+    let complete = match claimed {
+        Ok(_) => {
+            EXIT_FLUSH_THREAD.store(this_thread(), Ordering::Release);
+            let complete = shutdown_all(py);
+            EXIT_FLUSH.store(OVER, Ordering::Release);
+            super::sigterm::disarm();
+            complete
+        }
+        Err(_) if EXIT_FLUSH_THREAD.load(Ordering::Acquire) == this_thread() => return false,
+        Err(_) => {
+            py.detach(wait_for_exit_flush);
+            EXIT_FLUSH.load(Ordering::Acquire) == OVER
+        }
     };
     if super::sigterm::received() {
         die_of_sigterm();
@@ -164,23 +180,28 @@ pub(super) fn exit_flush(py: Python<'_>, by_sigterm: bool) -> bool {
     complete
 }
 
-/// For the SIGTERM waiter: `true` if the exit flush is now its to run; otherwise it waited
-/// until another caller's flush was over.
+/// For the SIGTERM's flush thread: `true` if the exit flush is now its to run.
 pub(super) fn claim_exit_flush_for_sigterm() -> bool {
-    let claimed = EXIT_FLUSH
+    EXIT_FLUSH
         .compare_exchange(NOT_STARTED, CLAIMED_BY_SIGTERM, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok();
-    if !claimed {
-        wait_for_exit_flush();
-    }
-    claimed
+        .is_ok()
 }
 
-/// Polls: this wait happens at most once, while the process ends.
-fn wait_for_exit_flush() {
-    while EXIT_FLUSH.load(Ordering::Acquire) != OVER {
+/// Waits for another's exit flush, within the time it may take. Polls: this wait happens at
+/// most once, while the process ends.
+pub(super) fn wait_for_exit_flush() {
+    let limit = Instant::now() + EXIT_DEADLINE + EXIT_GRACE;
+    while EXIT_FLUSH.load(Ordering::Acquire) != OVER && Instant::now() < limit {
         std::thread::sleep(POLL);
     }
+}
+
+/// In a forked child, before any Python runs there: no exit flush has started in it, and the
+/// parent's signal handlers for a flush's wait are not its own.
+pub(super) fn reset_in_forked_child() {
+    EXIT_FLUSH.store(NOT_STARTED, Ordering::Release);
+    EXIT_FLUSH_THREAD.store(0, Ordering::Release);
+    interrupt::restore_in_forked_child();
 }
 
 fn shutdown_all(py: Python<'_>) -> bool {
@@ -205,21 +226,12 @@ fn shutdown_all(py: Python<'_>) -> bool {
     complete
 }
 
-/// For ferrotel's own Python threads (the metrics reader): a SIGTERM the kernel handed to one
-/// of them would never wake the app's main thread.
-#[pyfunction]
-pub(crate) fn _leave_signals_to_the_app() {
-    ferrotel_sdk::background::leave_signals_to_the_app();
-}
-
 /// Called in a forked child by the one fork hook of the Python glue. Runs with the GIL held,
 /// and every lock it takes is only ever taken with the GIL held, so none can be held by a
 /// thread that did not survive the fork.
 #[pyfunction]
 pub(crate) fn _after_fork_in_child(py: Python<'_>) {
     ferrotel_sdk::ids::after_fork();
-    EXIT_FLUSH.store(NOT_STARTED, Ordering::Release);
-    super::sigterm::after_fork();
     let pid = std::process::id();
     for participant in live() {
         participant.after_fork(py, pid);
@@ -227,13 +239,17 @@ pub(crate) fn _after_fork_in_child(py: Python<'_>) {
 }
 
 /// Catching SIGINT and SIGTERM while the exit flush waits. The interpreter's own handlers
-/// only run when the main thread runs Python code, which it does not while it waits here,
-/// so the exit path installs plain handlers for the wait and puts the previous ones back.
+/// only run when the main thread runs Python code, which it may not do while the flush waits
+/// (it waits itself, or is parked while a SIGTERM's flush runs), so the exit path installs
+/// plain handlers for the wait and puts the previous ones back.
 #[allow(unsafe_code)]
 mod interrupt {
+    use std::cell::UnsafeCell;
+
     use super::*;
 
     pub(super) const SIGTERM: i32 = libc::SIGTERM;
+    const CAUGHT_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
     static CAUGHT: AtomicI32 = AtomicI32::new(0);
 
@@ -249,31 +265,41 @@ mod interrupt {
         }
     }
 
-    /// The handlers that were in place, restored on drop.
-    pub(super) struct Guard {
-        previous: Vec<(libc::c_int, libc::sigaction)>,
-    }
+    /// The handlers in place before the guard's. Static, so that a child forked while the
+    /// guard is up (another thread of the app forking) gets them back before it runs Python.
+    struct Previous(UnsafeCell<[libc::sigaction; 2]>);
+
+    // SAFETY: written only by `Guard::install`, which runs once per process (the exit flush
+    // runs once), before SAVED is set; read after SAVED is seen set.
+    unsafe impl Sync for Previous {}
+
+    // SAFETY: an all-zero sigaction is plain memory, overwritten before it is read.
+    static PREVIOUS: Previous = Previous(UnsafeCell::new(unsafe { std::mem::zeroed() }));
+    static SAVED: AtomicBool = AtomicBool::new(false);
+
+    /// The guard's handlers, in place until it is dropped.
+    pub(super) struct Guard;
 
     impl Guard {
         pub(super) fn install() -> Guard {
+            super::super::sigterm::fork_safety();
             CAUGHT.store(0, Ordering::SeqCst);
-            let mut previous = Vec::new();
-            for signal in [libc::SIGINT, libc::SIGTERM] {
-                // SAFETY: `action` is fully initialised (zeroed, then handler, mask and flags
-                // set) before sigaction reads it; `old` is written by sigaction. The handler
-                // only stores into an atomic, which is async-signal-safe.
-                unsafe {
+            // SAFETY: `action` is fully initialised (zeroed, then handler, mask and flags set)
+            // before sigaction reads it; PREVIOUS is written by sigaction, by this thread
+            // alone (see `Previous`). The handler only stores into an atomic, which is
+            // async-signal-safe.
+            unsafe {
+                let previous = &mut *PREVIOUS.0.get();
+                for (signal, old) in CAUGHT_SIGNALS.iter().zip(previous.iter_mut()) {
                     let mut action: libc::sigaction = std::mem::zeroed();
                     action.sa_sigaction = caught as extern "C" fn(libc::c_int) as libc::sighandler_t;
                     libc::sigemptyset(&mut action.sa_mask);
-                    action.sa_flags = libc::SA_RESTART;
-                    let mut old: libc::sigaction = std::mem::zeroed();
-                    if libc::sigaction(signal, &action, &mut old) == 0 {
-                        previous.push((signal, old));
-                    }
+                    action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
+                    libc::sigaction(*signal, &action, old);
                 }
             }
-            Guard { previous }
+            SAVED.store(true, Ordering::Release);
+            Guard
         }
 
         pub(super) fn caught(&self) -> Option<i32> {
@@ -284,29 +310,44 @@ mod interrupt {
         }
     }
 
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            for (signal, old) in &self.previous {
-                // SAFETY: `old` is what sigaction returned for this signal at install.
-                unsafe {
+    fn restore() {
+        if SAVED.swap(false, Ordering::AcqRel) {
+            // SAFETY: PREVIOUS holds what sigaction returned for these signals at install.
+            unsafe {
+                for (signal, old) in CAUGHT_SIGNALS.iter().zip((*PREVIOUS.0.get()).iter()) {
                     libc::sigaction(*signal, old, std::ptr::null_mut());
                 }
             }
         }
     }
 
-    /// Ends the process by SIGTERM with its default action, so the exit status says so.
-    /// On any thread: ours block SIGTERM, so it is unblocked here before it is raised.
-    pub(in crate::runtime) fn die_of_sigterm() {
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            restore();
+        }
+    }
+
+    pub(super) fn restore_in_forked_child() {
+        restore();
+    }
+
+    /// Ends the process by SIGTERM with its default action, so the exit status says so, from
+    /// any thread (the SIGTERM waiter blocks it, so it is unblocked here first). Should a
+    /// handler be put back in between, the process still ends, with the status a shell gives
+    /// a SIGTERM.
+    pub(in crate::runtime) fn die_of_sigterm() -> ! {
         // SAFETY: plain libc calls with valid constants and an initialised set; raise does
         // not return when the default action terminates the process.
         unsafe {
-            libc::signal(libc::SIGTERM, libc::SIG_DFL);
             let mut term: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut term);
             libc::sigaddset(&mut term, libc::SIGTERM);
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &term, std::ptr::null_mut());
-            libc::raise(libc::SIGTERM);
+            for _ in 0..3 {
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &term, std::ptr::null_mut());
+                libc::raise(libc::SIGTERM);
+            }
+            libc::_exit(128 + libc::SIGTERM)
         }
     }
 }

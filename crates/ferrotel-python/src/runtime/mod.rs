@@ -26,6 +26,5 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_exit_flush, m)?)?;
     m.add_function(wrap_pyfunction!(sigterm::_arm_sigterm_flush, m)?)?;
-    m.add_function(wrap_pyfunction!(lifecycle::_leave_signals_to_the_app, m)?)?;
     Ok(())
 }

@@ -2,33 +2,50 @@
 //! whatever its main thread is doing. A handler of the interpreter's own would only run when
 //! the main thread next checks for it, and CPython 3.11 can lose that check (another thread
 //! taking the GIL recomputes the flag without the main thread's pending signal), leaving a
-//! main thread in `time.sleep` asleep through the SIGTERM that ends a bare app at once. So the
-//! handler is a plain one that wakes a thread of ours, which runs the exit flush.
+//! main thread in `time.sleep` asleep through the SIGTERM that ends a bare app at once; native
+//! code that retries through EINTR (libc's `system()`, libpq) holds it off as well. So the
+//! handler is a plain one that wakes a waiter thread of ours:
+//!
+//! - the waiter starts the flush on a thread of its own (which takes the GIL, parks the main
+//!   thread at its next bytecode so the app does not run on meanwhile, flushes, and ends the
+//!   process by SIGTERM);
+//! - the waiter itself ends the process by SIGTERM at a second SIGTERM, or when the flush has
+//!   not ended it within the exit deadline plus a grace (the interpreter busy in native code
+//!   that keeps the GIL): however the app is stuck, a SIGTERM ends it.
 //!
 //! The app still sees SIG_DFL (the interpreter's table never learns of this handler); a
 //! handler the app sets replaces it, and setting SIG_DFL again re-arms it (`_lifecycle.py`).
+//! A forked child starts with SIGTERM at SIG_DFL and no waiter (`pthread_atfork`), until the
+//! fork hook re-arms it: a SIGTERM in between ends it unflushed, as it would a bare child.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Once;
 
+use ferrotel_config::LogLevel;
+use ferrotel_sdk::diagnostics::say;
 use pyo3::prelude::*;
 
-use super::lifecycle::{claim_exit_flush_for_sigterm, die_of_sigterm, exit_flush};
+use super::lifecycle::{
+    claim_exit_flush_for_sigterm, die_of_sigterm, exit_flush, reset_in_forked_child, wait_for_exit_flush,
+    EXIT_DEADLINE, EXIT_GRACE,
+};
 
 /// What the handler posts to: `sem_post` is async-signal-safe, and the semaphore lives in
-/// this process's memory, so a forked child's SIGTERM can never wake the parent's waiter.
+/// this process's memory (a forked child re-initialises its copy, so a post the parent had
+/// not taken yet is not the child's).
 struct Wake(UnsafeCell<libc::sem_t>);
 
-// SAFETY: the semaphore is only used through sem_post/sem_wait, which are thread-safe.
+// SAFETY: the semaphore is only used through sem_init/sem_post/sem_wait, which are
+// thread-safe once it is initialised.
 #[allow(unsafe_code)]
 unsafe impl Sync for Wake {}
 
 // SAFETY: an all-zero sem_t is plain memory; sem_init makes it a semaphore before use.
 #[allow(unsafe_code)]
 static WAKE: Wake = Wake(UnsafeCell::new(unsafe { std::mem::zeroed() }));
-static WAKE_READY: Once = Once::new();
-static ARMED: AtomicBool = AtomicBool::new(false);
+static WAKE_READY: AtomicBool = AtomicBool::new(false);
+static AT_FORK: Once = Once::new();
 /// Whoever ends the exit flush ends the process by SIGTERM once one arrived: the app's own
 /// thread may finish the flush (and would otherwise go on to exit with its own status).
 static RECEIVED: AtomicBool = AtomicBool::new(false);
@@ -37,72 +54,227 @@ static WAITER_OF: AtomicU32 = AtomicU32::new(0);
 
 #[allow(unsafe_code)]
 extern "C" fn on_sigterm(_: libc::c_int) {
+    // Neither call changes errno unless the semaphore overflowed.
     RECEIVED.store(true, Ordering::Release);
     // SAFETY: WAKE was initialised before this handler was installed.
     unsafe { libc::sem_post(WAKE.0.get()) };
-}
-
-/// Installs the handler (SIGTERM is at SIG_DFL). Without a waiter thread it stays at SIG_DFL:
-/// the process then ends as it would have without ferrotel, unflushed.
-#[pyfunction]
-#[allow(unsafe_code)]
-pub(crate) fn _arm_sigterm_flush() {
-    // SAFETY: initialises the static semaphore once, before any handler can post to it.
-    WAKE_READY.call_once(|| unsafe {
-        libc::sem_init(WAKE.0.get(), 0, 0);
-    });
-    if !start_waiter() {
-        return;
-    }
-    // SAFETY: `action` is fully initialised before sigaction reads it; the handler only
-    // calls sem_post.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::sigemptyset(&mut action.sa_mask);
-        // The app's system calls carry on undisturbed while the flush runs beside them.
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
-    }
-    ARMED.store(true, Ordering::Release);
-}
-
-/// In a forked child: the handler was inherited, the parent's waiter thread was not.
-pub(super) fn after_fork() {
-    RECEIVED.store(false, Ordering::Release);
-    if ARMED.load(Ordering::Acquire) {
-        start_waiter();
-    }
 }
 
 pub(super) fn received() -> bool {
     RECEIVED.load(Ordering::Acquire)
 }
 
+/// Installs the handler when SIGTERM is at SIG_DFL (or already ours): a C-level handler
+/// someone installed behind the interpreter's back is left alone. Without a waiter thread it
+/// stays at SIG_DFL: the process then ends as it would have without ferrotel, unflushed.
+#[pyfunction]
+#[allow(unsafe_code)]
+pub(crate) fn _arm_sigterm_flush() {
+    let current = handler();
+    if current != libc::SIG_DFL && current != on_sigterm_address() {
+        return;
+    }
+    fork_safety();
+    // SAFETY: initialises the static semaphore before any handler can post to it; arming runs
+    // with the GIL held, so never twice at once.
+    if !WAKE_READY.load(Ordering::Acquire) && unsafe { libc::sem_init(WAKE.0.get(), 0, 0) } == 0 {
+        WAKE_READY.store(true, Ordering::Release);
+    }
+    if !WAKE_READY.load(Ordering::Acquire) || !start_waiter() {
+        return;
+    }
+    // SAFETY: `action` is fully initialised before sigaction reads it; the handler only
+    // stores an atomic and calls sem_post.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigterm_address();
+        libc::sigemptyset(&mut action.sa_mask);
+        // Interrupted system calls that can be restarted are, as under SIG_DFL nothing
+        // interrupts them; the alternate stack, as the interpreter's own handlers use it.
+        action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
+}
+
+/// Once the exit flush is over, a SIGTERM ends the process at once, as it would a bare one.
+pub(super) fn disarm() {
+    if handler() == on_sigterm_address() {
+        set_default();
+    }
+}
+
+fn on_sigterm_address() -> libc::sighandler_t {
+    on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t
+}
+
+#[allow(unsafe_code)]
+fn handler() -> libc::sighandler_t {
+    // SAFETY: a null new action only reads the current one into `current`.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGTERM, std::ptr::null(), &mut current);
+        current.sa_sigaction
+    }
+}
+
+#[allow(unsafe_code)]
+fn set_default() {
+    // SAFETY: SIG_DFL for a valid signal.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
+}
+
+/// Registers, once, what a forked child needs before any Python runs in it.
+#[allow(unsafe_code)]
+pub(super) fn fork_safety() {
+    // SAFETY: registers a child handler that only stores atomics, calls sigaction and
+    // re-initialises a semaphore no thread of the child uses yet.
+    AT_FORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(in_forked_child));
+    });
+}
+
+#[allow(unsafe_code)]
+extern "C" fn in_forked_child() {
+    reset_in_forked_child();
+    if handler() == on_sigterm_address() {
+        set_default();
+    }
+    RECEIVED.store(false, Ordering::Release);
+    if WAKE_READY.load(Ordering::Acquire) {
+        // SAFETY: the child's copy of the semaphore; its only user, the waiter, did not survive
+        // the fork.
+        unsafe { libc::sem_init(WAKE.0.get(), 0, 0) };
+    }
+}
+
+/// Starts this process's waiter unless it runs. It is created with the asynchronous signals
+/// blocked (the kernel hands them to the app's threads, where the interpreter's handlers
+/// belong); the flush thread it starts gets the app's mask back, since the flush may run
+/// Python code that starts processes or threads.
+#[allow(unsafe_code)]
 fn start_waiter() -> bool {
     let pid = std::process::id();
     if WAITER_OF.load(Ordering::Acquire) == pid {
         return true;
     }
+    // SAFETY: `all` is initialised by sigfillset, the signals a fault raises are taken out of
+    // it, and pthread_sigmask only changes this thread's mask, which is put back below.
+    let app_mask = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        for synchronous in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP] {
+            libc::sigdelset(&mut all, synchronous);
+        }
+        let mut app_mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut app_mask);
+        AppMask(app_mask)
+    };
     let started = std::thread::Builder::new()
         .name("ferrotel-sigterm".into())
-        // The flush may run Python code (processors, exporters, finalizers) on this thread.
-        .stack_size(8 << 20)
-        .spawn(wait_for_sigterm)
+        .stack_size(64 << 10)
+        .spawn(move || wait_for_sigterm(app_mask))
         .is_ok();
+    app_mask.restore();
     if started {
         WAITER_OF.store(pid, Ordering::Release);
     }
     started
 }
 
+#[derive(Clone, Copy)]
+struct AppMask(libc::sigset_t);
+
+impl AppMask {
+    #[allow(unsafe_code)]
+    fn restore(&self) {
+        // SAFETY: a mask pthread_sigmask returned, for the calling thread.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
 #[allow(unsafe_code)]
-fn wait_for_sigterm() {
-    ferrotel_sdk::background::leave_signals_to_the_app();
+fn wait_for_sigterm(app_mask: AppMask) {
     // SAFETY: the semaphore was initialised before this thread was started.
-    while unsafe { libc::sem_wait(WAKE.0.get()) } != 0 {}
+    while unsafe { libc::sem_wait(WAKE.0.get()) } != 0 {
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            WAITER_OF.store(0, Ordering::Release);
+            return;
+        }
+    }
+    let flushing = std::thread::Builder::new()
+        .name("ferrotel-flush".into())
+        // The flush may run Python code (processors, exporters, finalizers) on this thread.
+        .stack_size(8 << 20)
+        .spawn(move || {
+            app_mask.restore();
+            flush_then_end();
+        });
+    if flushing.is_err() {
+        say(
+            LogLevel::Warning,
+            "no thread could be started for the exit flush after SIGTERM",
+        );
+        die_of_sigterm();
+    }
+    let limit = realtime_after(EXIT_DEADLINE + EXIT_GRACE);
+    // SAFETY: as above; `limit` is a valid absolute CLOCK_REALTIME time.
+    let outcome = loop {
+        if unsafe { libc::sem_timedwait(WAKE.0.get(), &limit) } == 0 {
+            break "a second SIGTERM";
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ETIMEDOUT) => break "the time it may take",
+            _ => break "an error waiting for it",
+        }
+    };
+    say(
+        LogLevel::Warning,
+        &format!("the exit flush after SIGTERM was cut short by {outcome}"),
+    );
+    die_of_sigterm();
+}
+
+/// Runs the exit flush unless someone else already does (then waits for it), and ends the
+/// process by SIGTERM.
+fn flush_then_end() {
     if claim_exit_flush_for_sigterm() {
-        Python::attach(|py| exit_flush(py, true));
+        Python::try_attach(|py| {
+            park_the_main_thread();
+            exit_flush(py, true)
+        });
+    } else {
+        wait_for_exit_flush();
     }
     die_of_sigterm();
+}
+
+/// The app's main thread waits (without the GIL) at its next bytecode until the flush is over,
+/// as it would have been gone at once without ferrotel.
+#[allow(unsafe_code)]
+fn park_the_main_thread() {
+    extern "C" fn park(_: *mut std::ffi::c_void) -> libc::c_int {
+        // SAFETY: pending calls run on the main thread with the GIL held; it is released for
+        // the wait and taken back before returning to the interpreter.
+        unsafe {
+            let state = pyo3::ffi::PyEval_SaveThread();
+            wait_for_exit_flush();
+            pyo3::ffi::PyEval_RestoreThread(state);
+        }
+        0
+    }
+    // SAFETY: Py_AddPendingCall may be called from any thread; a full queue only fails it.
+    unsafe { pyo3::ffi::Py_AddPendingCall(Some(park), std::ptr::null_mut()) };
+}
+
+#[allow(unsafe_code)]
+fn realtime_after(delay: std::time::Duration) -> libc::timespec {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    let nanos = now.tv_nsec as u64 + u64::from(delay.subsec_nanos());
+    libc::timespec {
+        tv_sec: now.tv_sec + delay.as_secs() as libc::time_t + (nanos / 1_000_000_000) as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    }
 }
