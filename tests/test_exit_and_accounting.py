@@ -271,6 +271,17 @@ def sigterm_during_native_wait(tmp, fault_receiver, library):
     return proc.returncode, ended, stderr, r.stop()
 
 
+def test_sigterm_ends_an_app_whose_stderr_is_gone_while_nothing_can_be_delivered(tmp):
+    # The flush's lines about what was not delivered fail to write (the interpreter ignores
+    # SIGPIPE, so the write fails with EPIPE); the process still ends by SIGTERM.
+    nobody = f"http://127.0.0.1:{free_port()}"
+    proc = start_app(tmp, export_env(nobody, OTEL_EXPORTER_OTLP_TIMEOUT=1), SIGNAL_APP)
+    proc.stderr.close()
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == -signal.SIGTERM
+
+
 def test_sigterm_to_an_app_waiting_in_native_code_flushes_and_ends_it_at_once(tmp, fault_receiver):
     # The interpreter's main thread never gets to run a Python-level handler here; a bare app
     # would end at once.

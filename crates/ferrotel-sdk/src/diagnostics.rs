@@ -32,9 +32,16 @@ pub fn line(level: LogLevel, message: &str) -> String {
     format!("ferrotel: {}: {message}\n", label(level))
 }
 
-/// Writes `message` to standard error if `level` is shown.
+/// Writes `message` to standard error if `level` is shown. A closed or broken standard error
+/// (the interpreter ignores SIGPIPE) loses the line; it never panics the calling thread.
 pub fn say(level: LogLevel, message: &str) {
     if enabled(level) {
-        eprint!("{}", line(level, message));
+        write_stderr(&line(level, message));
     }
+}
+
+/// Standard error without the panic `eprint!` raises when the write fails.
+pub fn write_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }

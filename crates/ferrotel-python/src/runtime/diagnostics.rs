@@ -24,7 +24,7 @@ pub(crate) fn emit(py: Python<'_>, level: LogLevel, message: &str) {
         .and_then(|sys| sys.getattr("stderr"))
         .and_then(|stderr| stderr.call_method1("write", (line.as_str(),)));
     if written.is_err() {
-        eprint!("{line}");
+        ferrotel_sdk::diagnostics::write_stderr(&line);
     }
 }
 

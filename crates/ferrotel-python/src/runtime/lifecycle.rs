@@ -4,7 +4,7 @@
 //!
 //! Signals take part through [`Participant`]; this module knows none of them. The exit
 //! flush is bounded by one deadline for all of them together (they flush in parallel), and
-//! a second SIGINT or SIGTERM during it ends it at once, with the count line.
+//! a SIGINT or SIGTERM during its wait ends it at once, with the count line.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -154,21 +154,29 @@ fn this_thread() -> usize {
 /// The exit path (`atexit`, `os._exit`): shuts every provider down within one deadline.
 #[pyfunction]
 pub(crate) fn _exit_flush(py: Python<'_>) -> bool {
-    exit_flush(py, false)
+    exit_flush(py, None)
 }
 
-pub(super) fn exit_flush(py: Python<'_>, by_sigterm: bool) -> bool {
-    let ours = if by_sigterm { CLAIMED_BY_SIGTERM } else { NOT_STARTED };
+/// `sigterm`: when the SIGTERM's flush thread runs it, the moment the SIGTERM was seen, which
+/// its deadline counts from (the waiter ends the process a grace after that).
+pub(super) fn exit_flush(py: Python<'_>, sigterm: Option<Instant>) -> bool {
+    let ours = if sigterm.is_some() {
+        CLAIMED_BY_SIGTERM
+    } else {
+        NOT_STARTED
+    };
     let claimed = EXIT_FLUSH.compare_exchange(ours, RUNNING, Ordering::AcqRel, Ordering::Acquire);
     let complete = match claimed {
         Ok(_) => {
             EXIT_FLUSH_THREAD.store(this_thread(), Ordering::Release);
-            let complete = shutdown_all(py);
+            let deadline = Instant::now() + EXIT_DEADLINE;
+            let deadline = sigterm.map_or(deadline, |seen| deadline.min(seen + EXIT_DEADLINE));
+            let complete = shutdown_all(py, deadline, sigterm.is_some());
             EXIT_FLUSH.store(OVER, Ordering::Release);
             super::sigterm::disarm();
             complete
         }
-        Err(_) if EXIT_FLUSH_THREAD.load(Ordering::Acquire) == this_thread() => return false,
+        Err(_) if EXIT_FLUSH_THREAD.load(Ordering::Acquire) == this_thread() => false,
         Err(_) => {
             py.detach(wait_for_exit_flush);
             EXIT_FLUSH.load(Ordering::Acquire) == OVER
@@ -187,13 +195,17 @@ pub(super) fn claim_exit_flush_for_sigterm() -> bool {
         .is_ok()
 }
 
-/// Waits for another's exit flush, within the time it may take. Polls: this wait happens at
-/// most once, while the process ends.
+/// Waits while another's exit flush runs, within the time it may take. Polls: this wait
+/// happens at most once, while the process ends.
 pub(super) fn wait_for_exit_flush() {
     let limit = Instant::now() + EXIT_DEADLINE + EXIT_GRACE;
-    while EXIT_FLUSH.load(Ordering::Acquire) != OVER && Instant::now() < limit {
+    while matches!(EXIT_FLUSH.load(Ordering::Acquire), CLAIMED_BY_SIGTERM | RUNNING) && Instant::now() < limit {
         std::thread::sleep(POLL);
     }
+}
+
+pub(super) fn exit_flush_over() -> bool {
+    EXIT_FLUSH.load(Ordering::Acquire) == OVER
 }
 
 /// In a forked child, before any Python runs there: no exit flush has started in it, and the
@@ -204,7 +216,10 @@ pub(super) fn reset_in_forked_child() {
     interrupt::restore_in_forked_child();
 }
 
-fn shutdown_all(py: Python<'_>) -> bool {
+/// `park`: the app's main thread waits at its next bytecode while the pipelines drain (a
+/// SIGTERM's flush: a bare app would be gone). Only then: the Python work before it (the last
+/// collection, Python processors) may need a lock the main thread holds.
+fn shutdown_all(py: Python<'_>, deadline: Instant, park: bool) -> bool {
     // A WSGI response nobody closed ends its span when collected: collect first, so those
     // spans are flushed rather than lost at finalization.
     if crate::instrumentation::body::open_bodies() > 0 {
@@ -212,7 +227,6 @@ fn shutdown_all(py: Python<'_>) -> bool {
             let _ = gc.call_method0("collect");
         }
     }
-    let deadline = Instant::now() + EXIT_DEADLINE;
     let participants = live();
     for participant in &participants {
         participant.before_exit(py, deadline);
@@ -220,6 +234,9 @@ fn shutdown_all(py: Python<'_>) -> bool {
     let flushes: Vec<Arc<dyn Flush>> = participants.iter().flat_map(|p| p.begin_shutdown()).collect();
     for flush in &flushes {
         flush.begin_shutdown();
+    }
+    if park {
+        super::sigterm::park_the_main_thread();
     }
     let complete = finish(py, &flushes, deadline, true);
     INTERPRETER_LEAVING.store(true, Ordering::Release);
@@ -288,17 +305,22 @@ mod interrupt {
             // before sigaction reads it; PREVIOUS is written by sigaction, by this thread
             // alone (see `Previous`). The handler only stores into an atomic, which is
             // async-signal-safe.
+            // The previous actions are saved (and marked so) before the guard's go in: a child
+            // forked at any moment gets the app's back.
             unsafe {
                 let previous = &mut *PREVIOUS.0.get();
                 for (signal, old) in CAUGHT_SIGNALS.iter().zip(previous.iter_mut()) {
+                    libc::sigaction(*signal, std::ptr::null(), old);
+                }
+                SAVED.store(true, Ordering::Release);
+                for signal in CAUGHT_SIGNALS {
                     let mut action: libc::sigaction = std::mem::zeroed();
                     action.sa_sigaction = caught as extern "C" fn(libc::c_int) as libc::sighandler_t;
                     libc::sigemptyset(&mut action.sa_mask);
                     action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
-                    libc::sigaction(*signal, &action, old);
+                    libc::sigaction(signal, &action, std::ptr::null_mut());
                 }
             }
-            SAVED.store(true, Ordering::Release);
             Guard
         }
 
@@ -310,14 +332,16 @@ mod interrupt {
         }
     }
 
+    /// Puts the previous actions back, then unmarks them (the reverse order of `install`).
     fn restore() {
-        if SAVED.swap(false, Ordering::AcqRel) {
+        if SAVED.load(Ordering::Acquire) {
             // SAFETY: PREVIOUS holds what sigaction returned for these signals at install.
             unsafe {
                 for (signal, old) in CAUGHT_SIGNALS.iter().zip((*PREVIOUS.0.get()).iter()) {
                     libc::sigaction(*signal, old, std::ptr::null_mut());
                 }
             }
+            SAVED.store(false, Ordering::Release);
         }
     }
 

@@ -1,17 +1,17 @@
 //! SIGTERM left at its default: every provider flushes, then the process ends by SIGTERM,
-//! whatever its main thread is doing. A handler of the interpreter's own would only run when
-//! the main thread next checks for it, and CPython 3.11 can lose that check (another thread
-//! taking the GIL recomputes the flag without the main thread's pending signal), leaving a
-//! main thread in `time.sleep` asleep through the SIGTERM that ends a bare app at once; native
-//! code that retries through EINTR (libc's `system()`, libpq) holds it off as well. So the
+//! whatever its main thread is doing. A handler of the interpreter's own only runs when the
+//! main thread next checks for signals: a SIGTERM that arrives after its last check and before
+//! it enters a blocking call (`time.sleep`: seen in CI, the main thread slept on through it)
+//! waits until that call returns, and native code that retries through EINTR (libc's
+//! `system()`, libpq) holds it off as long as it runs, where a bare app ends at once. So the
 //! handler is a plain one that wakes a waiter thread of ours:
 //!
-//! - the waiter starts the flush on a thread of its own (which takes the GIL, parks the main
-//!   thread at its next bytecode so the app does not run on meanwhile, flushes, and ends the
-//!   process by SIGTERM);
+//! - the waiter starts the flush on a thread of its own (which takes the GIL, runs the flush,
+//!   parking the app's main thread at its next bytecode while the pipelines drain, and ends
+//!   the process by SIGTERM);
 //! - the waiter itself ends the process by SIGTERM at a second SIGTERM, or when the flush has
-//!   not ended it within the exit deadline plus a grace (the interpreter busy in native code
-//!   that keeps the GIL): however the app is stuck, a SIGTERM ends it.
+//!   not ended it within the exit deadline plus a grace from the SIGTERM (native code keeping
+//!   the GIL): however the app is stuck, a SIGTERM ends it.
 //!
 //! The app still sees SIG_DFL (the interpreter's table never learns of this handler); a
 //! handler the app sets replaces it, and setting SIG_DFL again re-arms it (`_lifecycle.py`).
@@ -21,14 +21,15 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 use ferrotel_config::LogLevel;
-use ferrotel_sdk::diagnostics::say;
+use ferrotel_sdk::diagnostics::{line, write_stderr};
 use pyo3::prelude::*;
 
 use super::lifecycle::{
-    claim_exit_flush_for_sigterm, die_of_sigterm, exit_flush, reset_in_forked_child, wait_for_exit_flush,
-    EXIT_DEADLINE, EXIT_GRACE,
+    claim_exit_flush_for_sigterm, die_of_sigterm, exit_flush, exit_flush_over, reset_in_forked_child,
+    wait_for_exit_flush, EXIT_DEADLINE, EXIT_GRACE,
 };
 
 /// What the handler posts to: `sem_post` is async-signal-safe, and the semaphore lives in
@@ -36,8 +37,8 @@ use super::lifecycle::{
 /// not taken yet is not the child's).
 struct Wake(UnsafeCell<libc::sem_t>);
 
-// SAFETY: the semaphore is only used through sem_init/sem_post/sem_wait, which are
-// thread-safe once it is initialised.
+// SAFETY: sem_init runs before any other thread or handler uses the semaphore (arming holds
+// the GIL; a forked child has one thread); sem_post/sem_wait/sem_timedwait are thread-safe.
 #[allow(unsafe_code)]
 unsafe impl Sync for Wake {}
 
@@ -64,14 +65,15 @@ pub(super) fn received() -> bool {
     RECEIVED.load(Ordering::Acquire)
 }
 
-/// Installs the handler when SIGTERM is at SIG_DFL (or already ours): a C-level handler
-/// someone installed behind the interpreter's back is left alone. Without a waiter thread it
-/// stays at SIG_DFL: the process then ends as it would have without ferrotel, unflushed.
+/// Installs the handler when SIGTERM is at SIG_DFL (or already ours) and the exit flush is not
+/// over: a C-level handler someone installed behind the interpreter's back is left alone.
+/// Without a waiter thread it stays at SIG_DFL: the process then ends as it would have
+/// without ferrotel, unflushed.
 #[pyfunction]
 #[allow(unsafe_code)]
 pub(crate) fn _arm_sigterm_flush() {
     let current = handler();
-    if current != libc::SIG_DFL && current != on_sigterm_address() {
+    if (current != libc::SIG_DFL && current != on_sigterm_address()) || exit_flush_over() {
         return;
     }
     fork_safety();
@@ -135,14 +137,16 @@ pub(super) fn fork_safety() {
 
 #[allow(unsafe_code)]
 extern "C" fn in_forked_child() {
-    reset_in_forked_child();
     if handler() == on_sigterm_address() {
         set_default();
     }
+    reset_in_forked_child();
     RECEIVED.store(false, Ordering::Release);
+    WAITER_OF.store(0, Ordering::Release);
     if WAKE_READY.load(Ordering::Acquire) {
         // SAFETY: the child's copy of the semaphore; its only user, the waiter, did not survive
-        // the fork.
+        // the fork. sem_init is not on POSIX's async-signal-safe list, but on glibc and musl it
+        // only stores into the semaphore's memory.
         unsafe { libc::sem_init(WAKE.0.get(), 0, 0) };
     }
 }
@@ -198,61 +202,92 @@ fn wait_for_sigterm(app_mask: AppMask) {
     while unsafe { libc::sem_wait(WAKE.0.get()) } != 0 {
         if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             WAITER_OF.store(0, Ordering::Release);
+            disarm();
             return;
         }
     }
+    let seen = Instant::now();
     let flushing = std::thread::Builder::new()
         .name("ferrotel-flush".into())
         // The flush may run Python code (processors, exporters, finalizers) on this thread.
         .stack_size(8 << 20)
         .spawn(move || {
             app_mask.restore();
-            flush_then_end();
+            flush_then_end(seen);
         });
-    if flushing.is_err() {
-        say(
-            LogLevel::Warning,
-            "no thread could be started for the exit flush after SIGTERM",
-        );
+    let outcome = if flushing.is_err() {
+        "no thread to run it"
+    } else {
+        wait_for_second_sigterm(seen + EXIT_DEADLINE + EXIT_GRACE)
+    };
+    warn_then_end(&format!("the exit flush after SIGTERM was cut short by {outcome}"));
+}
+
+/// Waits for a second SIGTERM until `limit` (on the monotonic clock: sem_timedwait's own is
+/// the wall clock, so it waits in short slices). Says what ended the wait.
+#[allow(unsafe_code)]
+fn wait_for_second_sigterm(limit: Instant) -> &'static str {
+    loop {
+        let left = limit.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return "the time it may take";
+        }
+        let slice = realtime_after(left.min(Duration::from_millis(200)));
+        // SAFETY: the semaphore was initialised before this thread was started; `slice` is a
+        // valid absolute CLOCK_REALTIME time.
+        if unsafe { libc::sem_timedwait(WAKE.0.get(), &slice) } == 0 {
+            return "a second SIGTERM";
+        }
+        if !matches!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EINTR | libc::ETIMEDOUT)
+        ) {
+            return "an error waiting for it";
+        }
+    }
+}
+
+/// Ends the process by SIGTERM after saying why, from a thread of its own: a standard error
+/// nobody reads (a full pipe) must not hold the end up for more than a moment.
+fn warn_then_end(message: &str) {
+    if ferrotel_sdk::diagnostics::enabled(LogLevel::Warning) {
+        let text = line(LogLevel::Warning, message);
+        let (said, wait) = std::sync::mpsc::channel();
+        let writer = std::thread::Builder::new().spawn(move || {
+            write_stderr(&text);
+            let _ = said.send(());
+        });
+        if writer.is_ok() {
+            let _ = wait.recv_timeout(Duration::from_millis(200));
+        }
+    }
+    die_of_sigterm();
+}
+
+/// Ends the process by SIGTERM when dropped: on every way out of the flush, a panic included.
+struct EndBySigterm;
+
+impl Drop for EndBySigterm {
+    fn drop(&mut self) {
         die_of_sigterm();
     }
-    let limit = realtime_after(EXIT_DEADLINE + EXIT_GRACE);
-    // SAFETY: as above; `limit` is a valid absolute CLOCK_REALTIME time.
-    let outcome = loop {
-        if unsafe { libc::sem_timedwait(WAKE.0.get(), &limit) } == 0 {
-            break "a second SIGTERM";
-        }
-        match std::io::Error::last_os_error().raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::ETIMEDOUT) => break "the time it may take",
-            _ => break "an error waiting for it",
-        }
-    };
-    say(
-        LogLevel::Warning,
-        &format!("the exit flush after SIGTERM was cut short by {outcome}"),
-    );
-    die_of_sigterm();
 }
 
 /// Runs the exit flush unless someone else already does (then waits for it), and ends the
 /// process by SIGTERM.
-fn flush_then_end() {
+fn flush_then_end(seen: Instant) {
+    let _end = EndBySigterm;
     if claim_exit_flush_for_sigterm() {
-        Python::try_attach(|py| {
-            park_the_main_thread();
-            exit_flush(py, true)
-        });
+        Python::try_attach(|py| exit_flush(py, Some(seen)));
     } else {
         wait_for_exit_flush();
     }
-    die_of_sigterm();
 }
 
 /// The app's main thread waits (without the GIL) at its next bytecode until the flush is over,
 /// as it would have been gone at once without ferrotel.
 #[allow(unsafe_code)]
-fn park_the_main_thread() {
+pub(super) fn park_the_main_thread() {
     extern "C" fn park(_: *mut std::ffi::c_void) -> libc::c_int {
         // SAFETY: pending calls run on the main thread with the GIL held; it is released for
         // the wait and taken back before returning to the interpreter.
