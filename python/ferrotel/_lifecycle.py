@@ -9,7 +9,7 @@ or by the first signal module imported.
 - On SIGTERM, when the app left it at its default or set it back to it (a container stop,
   `kill`, a server such as uvicorn that re-raises it after its own shutdown, gunicorn's
   uvicorn workers, which reset it to the default first), the same flush runs on a thread of
-  ferrotel's (runtime/sigterm.rs) while the app's main thread waits at its next bytecode,
+  ferrotel's (runtime/exit.rs) while the app's main thread waits at its next bytecode,
   then the process ends by SIGTERM as it would have without ferrotel, within the flush's
   deadline plus a grace however the app is stuck. The app still sees SIG_DFL as SIGTERM's
   handler.
@@ -64,6 +64,5 @@ def _install_sigterm_flush():
 os._exit = _flushing_exit
 atexit.register(_native._exit_flush)
 os.register_at_fork(after_in_child=_native._after_fork_in_child)
-os.register_at_fork(after_in_child=_native._bodies_after_fork_in_child)
 os.register_at_fork(after_in_child=_arm_if_default)
 _install_sigterm_flush()

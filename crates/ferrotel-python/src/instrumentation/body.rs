@@ -12,14 +12,16 @@
 //!
 //! A body never closed (test clients that drop a response) ends its span when it is
 //! collected, without touching the context: the collection may happen anywhere. Such a body
-//! sits in a cycle with its closer, so at exit, while any are open, the exit flush collects
-//! first (`open_bodies`): their spans are exported rather than lost at finalization.
+//! sits in a cycle with its closer, so at exit, while any are open, garbage is collected
+//! before the providers shut down (`OpenBodies`, the first to take part in exit and fork):
+//! their spans are exported rather than lost at finalization.
 //!
 //! The request is ferrotel's native one, or the glue's when another SDK records the span
 //! (`_generic.py`), reached through its `end` and `record_exception` methods.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Instant;
 
 use ferrotel_sdk::sync::lock;
 
@@ -30,23 +32,41 @@ use pyo3::types::{PyDict, PyIterator, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::server::ServerRequest;
+use crate::runtime::lifecycle::{self, Flush, Participant};
 
 /// Bodies handed back in this process whose request has not ended yet.
 static OPEN_BODIES: AtomicUsize = AtomicUsize::new(0);
 /// Bumped in each forked child, so that bodies copied from the parent are told apart.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// How many WSGI bodies handed back are neither closed, exhausted nor collected yet.
-pub(crate) fn open_bodies() -> usize {
-    OPEN_BODIES.load(Ordering::Relaxed)
+/// The bodies' part in exit and fork. Registered when the native module is imported, before
+/// any provider, so its collection at exit comes before their last collection and flush.
+struct OpenBodies;
+
+impl Participant for OpenBodies {
+    fn before_exit(&self, py: Python<'_>, _deadline: Instant) {
+        if OPEN_BODIES.load(Ordering::Relaxed) > 0 {
+            if let Ok(gc) = py.import("gc") {
+                let _ = gc.call_method0("collect");
+            }
+        }
+    }
+
+    fn begin_shutdown(&self) -> Vec<Arc<dyn Flush>> {
+        Vec::new()
+    }
+
+    /// The bodies a child inherited are its parent's, whose requests the parent ends (a
+    /// collection here must not export them a second time).
+    fn after_fork(&self, _py: Python<'_>, _pid: u32) {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+        OPEN_BODIES.store(0, Ordering::Relaxed);
+    }
 }
 
-/// In a forked child: the bodies it inherited are its parent's, whose requests the parent
-/// ends (a collection here must not export them a second time).
-#[pyfunction]
-pub(crate) fn _bodies_after_fork_in_child() {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
-    OPEN_BODIES.store(0, Ordering::Relaxed);
+pub(crate) fn take_part_in_exit_and_fork() {
+    static BODIES: LazyLock<Arc<dyn Participant>> = LazyLock::new(|| Arc::new(OpenBodies));
+    lifecycle::register(Arc::downgrade(&BODIES));
 }
 
 /// A body's request until it ends.

@@ -55,7 +55,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wsgi::serve_wsgi, m)?)?;
     m.add_function(wrap_pyfunction!(server::start_asgi_request, m)?)?;
     m.add_function(wrap_pyfunction!(body::hand_back_body, m)?)?;
-    m.add_function(wrap_pyfunction!(body::_bodies_after_fork_in_child, m)?)?;
+    body::take_part_in_exit_and_fork();
     m.add_function(wrap_pyfunction!(client::start_client_request, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::server_conventions, m)?)?;
     m.add_function(wrap_pyfunction!(conventions::client_conventions, m)?)?;

@@ -6,7 +6,7 @@
 //! flush is bounded by one deadline for all of them together (they flush in parallel), and
 //! a SIGINT or SIGTERM during its wait ends it at once, with the count line.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,7 @@ pub(crate) fn deadline_in(timeout_millis: f64) -> Instant {
 }
 
 /// How often a waiter looks for an interrupting signal.
-const POLL: Duration = Duration::from_millis(20);
+pub(super) const POLL: Duration = Duration::from_millis(20);
 
 /// Waits (without the GIL) until every flush stopped or `deadline`, then says on stderr
 /// what each did not deliver. With `interruptible`, a SIGINT or SIGTERM arriving meanwhile
@@ -124,109 +124,11 @@ pub(crate) fn finish(py: Python<'_>, flushes: &[Arc<dyn Flush>], deadline: Insta
     complete
 }
 
-pub(super) use interrupt::die_of_sigterm;
+pub(super) use interrupt::{die_of_sigterm, restore_in_forked_child as restore_interrupt_handlers_in_forked_child};
 
-/// Total time the exit flush may add, however much is pending.
-pub(super) const EXIT_DEADLINE: Duration = Duration::from_secs(5);
-/// Beyond the deadline: how long anyone waits for another's exit flush, and how long after a
-/// SIGTERM the process ends whatever holds the flush up.
-pub(super) const EXIT_GRACE: Duration = Duration::from_secs(2);
-
-/// Who runs the exit flush. It runs once per process; whoever comes second (the app
-/// leaving while a SIGTERM's flush runs, or the other way round) waits for it to be over.
-/// Atomics, not a lock: a forked child resets them, whatever a thread of the parent was doing.
-static EXIT_FLUSH: AtomicU8 = AtomicU8::new(NOT_STARTED);
-const NOT_STARTED: u8 = 0;
-/// Taken for the SIGTERM's flush thread, which is about to take the GIL to run it.
-const CLAIMED_BY_SIGTERM: u8 = 1;
-const RUNNING: u8 = 2;
-const OVER: u8 = 3;
-/// The thread running the exit flush: something it calls that leaves the process
-/// (`os._exit` in a processor) must not wait for itself.
-static EXIT_FLUSH_THREAD: AtomicUsize = AtomicUsize::new(0);
-
-#[allow(unsafe_code)]
-fn this_thread() -> usize {
-    // SAFETY: pthread_self has no preconditions.
-    unsafe { libc::pthread_self() as usize }
-}
-
-/// The exit path (`atexit`, `os._exit`): shuts every provider down within one deadline.
-#[pyfunction]
-pub(crate) fn _exit_flush(py: Python<'_>) -> bool {
-    exit_flush(py, None)
-}
-
-/// `sigterm`: when the SIGTERM's flush thread runs it, the moment the SIGTERM was seen, which
-/// its deadline counts from (the waiter ends the process a grace after that).
-pub(super) fn exit_flush(py: Python<'_>, sigterm: Option<Instant>) -> bool {
-    let ours = if sigterm.is_some() {
-        CLAIMED_BY_SIGTERM
-    } else {
-        NOT_STARTED
-    };
-    let claimed = EXIT_FLUSH.compare_exchange(ours, RUNNING, Ordering::AcqRel, Ordering::Acquire);
-    let complete = match claimed {
-        Ok(_) => {
-            EXIT_FLUSH_THREAD.store(this_thread(), Ordering::Release);
-            let deadline = Instant::now() + EXIT_DEADLINE;
-            let deadline = sigterm.map_or(deadline, |seen| deadline.min(seen + EXIT_DEADLINE));
-            let complete = shutdown_all(py, deadline, sigterm.is_some());
-            EXIT_FLUSH.store(OVER, Ordering::Release);
-            super::sigterm::disarm();
-            complete
-        }
-        Err(_) if EXIT_FLUSH_THREAD.load(Ordering::Acquire) == this_thread() => false,
-        Err(_) => {
-            py.detach(wait_for_exit_flush);
-            EXIT_FLUSH.load(Ordering::Acquire) == OVER
-        }
-    };
-    if super::sigterm::received() {
-        die_of_sigterm();
-    }
-    complete
-}
-
-/// For the SIGTERM's flush thread: `true` if the exit flush is now its to run.
-pub(super) fn claim_exit_flush_for_sigterm() -> bool {
-    EXIT_FLUSH
-        .compare_exchange(NOT_STARTED, CLAIMED_BY_SIGTERM, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-}
-
-/// Waits while another's exit flush runs, within the time it may take. Polls: this wait
-/// happens at most once, while the process ends.
-pub(super) fn wait_for_exit_flush() {
-    let limit = Instant::now() + EXIT_DEADLINE + EXIT_GRACE;
-    while matches!(EXIT_FLUSH.load(Ordering::Acquire), CLAIMED_BY_SIGTERM | RUNNING) && Instant::now() < limit {
-        std::thread::sleep(POLL);
-    }
-}
-
-pub(super) fn exit_flush_over() -> bool {
-    EXIT_FLUSH.load(Ordering::Acquire) == OVER
-}
-
-/// In a forked child, before any Python runs there: no exit flush has started in it, and the
-/// parent's signal handlers for a flush's wait are not its own.
-pub(super) fn reset_in_forked_child() {
-    EXIT_FLUSH.store(NOT_STARTED, Ordering::Release);
-    EXIT_FLUSH_THREAD.store(0, Ordering::Release);
-    interrupt::restore_in_forked_child();
-}
-
-/// `park`: the app's main thread waits at its next bytecode while the pipelines drain (a
-/// SIGTERM's flush: a bare app would be gone). Only then: the Python work before it (the last
-/// collection, Python processors) may need a lock the main thread holds.
-fn shutdown_all(py: Python<'_>, deadline: Instant, park: bool) -> bool {
-    // A WSGI response nobody closed ends its span when collected: collect first, so those
-    // spans are flushed rather than lost at finalization.
-    if crate::instrumentation::body::open_bodies() > 0 {
-        if let Ok(gc) = py.import("gc") {
-            let _ = gc.call_method0("collect");
-        }
-    }
+/// Shuts every provider down by `deadline`: their work that needs the interpreter first,
+/// then every pipeline told to stop at once, `before_wait`, and the bounded wait.
+pub(super) fn shutdown_all(py: Python<'_>, deadline: Instant, before_wait: impl FnOnce()) -> bool {
     let participants = live();
     for participant in &participants {
         participant.before_exit(py, deadline);
@@ -235,9 +137,7 @@ fn shutdown_all(py: Python<'_>, deadline: Instant, park: bool) -> bool {
     for flush in &flushes {
         flush.begin_shutdown();
     }
-    if park {
-        super::sigterm::park_the_main_thread();
-    }
+    before_wait();
     let complete = finish(py, &flushes, deadline, true);
     INTERPRETER_LEAVING.store(true, Ordering::Release);
     complete
@@ -299,7 +199,7 @@ mod interrupt {
 
     impl Guard {
         pub(super) fn install() -> Guard {
-            super::super::sigterm::fork_safety();
+            restore_in_forked_children();
             CAUGHT.store(0, Ordering::SeqCst);
             // SAFETY: `action` is fully initialised (zeroed, then handler, mask and flags set)
             // before sigaction reads it; PREVIOUS is written by sigaction, by this thread
@@ -351,7 +251,20 @@ mod interrupt {
         }
     }
 
-    pub(super) fn restore_in_forked_child() {
+    /// A child forked while the guard is up (another thread of the app forking) gets the
+    /// app's actions back before it runs any Python.
+    fn restore_in_forked_children() {
+        static AT_FORK: std::sync::Once = std::sync::Once::new();
+        extern "C" fn in_forked_child() {
+            restore();
+        }
+        // SAFETY: the child handler only calls sigaction and stores an atomic.
+        AT_FORK.call_once(|| unsafe {
+            libc::pthread_atfork(None, None, Some(in_forked_child));
+        });
+    }
+
+    pub(in crate::runtime) fn restore_in_forked_child() {
         restore();
     }
 

@@ -2,9 +2,9 @@
 //! lifecycle (exit and fork) of every provider. Nothing here knows a signal by name.
 
 pub(crate) mod diagnostics;
+pub(crate) mod exit;
 pub(crate) mod lifecycle;
 pub(crate) mod settings;
-pub(crate) mod sigterm;
 pub(crate) mod startup;
 
 use pyo3::prelude::*;
@@ -24,7 +24,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(settings::configurator_actions, m)?)?;
     m.add_function(wrap_pyfunction!(settings::builtin_requirements, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
-    m.add_function(wrap_pyfunction!(lifecycle::_exit_flush, m)?)?;
-    m.add_function(wrap_pyfunction!(sigterm::_arm_sigterm_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(exit::_exit_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(exit::_arm_sigterm_flush, m)?)?;
     Ok(())
 }

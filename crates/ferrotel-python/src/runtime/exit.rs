@@ -1,4 +1,7 @@
-//! SIGTERM left at its default: every provider flushes, then the process ends by SIGTERM,
+//! The exit flush, once per process (`atexit`, `os._exit`, a SIGTERM the app leaves at its
+//! default; whoever comes second waits for it), and SIGTERM's part in it.
+//!
+//! On a SIGTERM left at its default every provider flushes, then the process ends by SIGTERM,
 //! whatever its main thread is doing. A handler of the interpreter's own only runs when the
 //! main thread next checks for signals: a SIGTERM that arrives after its last check and before
 //! it enters a blocking call (`time.sleep`: seen in CI, the main thread slept on through it)
@@ -19,7 +22,7 @@
 //! fork hook re-arms it: a SIGTERM in between ends it unflushed, as it would a bare child.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -27,10 +30,94 @@ use ferrotel_config::LogLevel;
 use ferrotel_sdk::diagnostics::{line, write_stderr};
 use pyo3::prelude::*;
 
-use super::lifecycle::{
-    claim_exit_flush_for_sigterm, die_of_sigterm, exit_flush, exit_flush_over, reset_in_forked_child,
-    wait_for_exit_flush, EXIT_DEADLINE, EXIT_GRACE,
-};
+use super::lifecycle::{die_of_sigterm, restore_interrupt_handlers_in_forked_child, shutdown_all, POLL};
+
+/// Total time the exit flush may add, however much is pending.
+const EXIT_DEADLINE: Duration = Duration::from_secs(5);
+/// Beyond the deadline: how long anyone waits for another's exit flush, and how long after a
+/// SIGTERM the process ends whatever holds the flush up.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Who runs the exit flush. It runs once per process; whoever comes second (the app
+/// leaving while a SIGTERM's flush runs, or the other way round) waits for it to be over.
+/// Atomics, not a lock: a forked child resets them, whatever a thread of the parent was doing.
+static EXIT_FLUSH: AtomicU8 = AtomicU8::new(NOT_STARTED);
+const NOT_STARTED: u8 = 0;
+/// Taken for the SIGTERM's flush thread, which is about to take the GIL to run it.
+const CLAIMED_BY_SIGTERM: u8 = 1;
+const RUNNING: u8 = 2;
+const OVER: u8 = 3;
+/// The thread running the exit flush: something it calls that leaves the process
+/// (`os._exit` in a processor) must not wait for itself.
+static EXIT_FLUSH_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+#[allow(unsafe_code)]
+fn this_thread() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
+}
+
+/// The exit path (`atexit`, `os._exit`): shuts every provider down within one deadline.
+#[pyfunction]
+pub(crate) fn _exit_flush(py: Python<'_>) -> bool {
+    exit_flush(py, None)
+}
+
+/// `sigterm`: when the SIGTERM's flush thread runs it, the moment the SIGTERM was seen, which
+/// its deadline counts from (the waiter ends the process a grace after that).
+fn exit_flush(py: Python<'_>, sigterm: Option<Instant>) -> bool {
+    let ours = if sigterm.is_some() {
+        CLAIMED_BY_SIGTERM
+    } else {
+        NOT_STARTED
+    };
+    let claimed = EXIT_FLUSH.compare_exchange(ours, RUNNING, Ordering::AcqRel, Ordering::Acquire);
+    let complete = match claimed {
+        Ok(_) => {
+            EXIT_FLUSH_THREAD.store(this_thread(), Ordering::Release);
+            let deadline = Instant::now() + EXIT_DEADLINE;
+            let deadline = sigterm.map_or(deadline, |seen| deadline.min(seen + EXIT_DEADLINE));
+            let park = sigterm.is_some();
+            let complete = shutdown_all(py, deadline, || {
+                if park {
+                    park_the_main_thread();
+                }
+            });
+            EXIT_FLUSH.store(OVER, Ordering::Release);
+            disarm();
+            complete
+        }
+        Err(_) if EXIT_FLUSH_THREAD.load(Ordering::Acquire) == this_thread() => false,
+        Err(_) => {
+            py.detach(wait_for_exit_flush);
+            EXIT_FLUSH.load(Ordering::Acquire) == OVER
+        }
+    };
+    if received() {
+        die_of_sigterm();
+    }
+    complete
+}
+
+/// For the SIGTERM's flush thread: `true` if the exit flush is now its to run.
+fn claim_exit_flush_for_sigterm() -> bool {
+    EXIT_FLUSH
+        .compare_exchange(NOT_STARTED, CLAIMED_BY_SIGTERM, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Waits while another's exit flush runs, within the time it may take. Polls: this wait
+/// happens at most once, while the process ends.
+fn wait_for_exit_flush() {
+    let limit = Instant::now() + EXIT_DEADLINE + EXIT_GRACE;
+    while matches!(EXIT_FLUSH.load(Ordering::Acquire), CLAIMED_BY_SIGTERM | RUNNING) && Instant::now() < limit {
+        std::thread::sleep(POLL);
+    }
+}
+
+fn exit_flush_over() -> bool {
+    EXIT_FLUSH.load(Ordering::Acquire) == OVER
+}
 
 /// What the handler posts to: `sem_post` is async-signal-safe, and the semaphore lives in
 /// this process's memory (a forked child re-initialises its copy, so a post the parent had
@@ -61,7 +148,7 @@ extern "C" fn on_sigterm(_: libc::c_int) {
     unsafe { libc::sem_post(WAKE.0.get()) };
 }
 
-pub(super) fn received() -> bool {
+fn received() -> bool {
     RECEIVED.load(Ordering::Acquire)
 }
 
@@ -99,7 +186,7 @@ pub(crate) fn _arm_sigterm_flush() {
 }
 
 /// Once the exit flush is over, a SIGTERM ends the process at once, as it would a bare one.
-pub(super) fn disarm() {
+fn disarm() {
     if handler() == on_sigterm_address() {
         set_default();
     }
@@ -127,7 +214,7 @@ fn set_default() {
 
 /// Registers, once, what a forked child needs before any Python runs in it.
 #[allow(unsafe_code)]
-pub(super) fn fork_safety() {
+fn fork_safety() {
     // SAFETY: registers a child handler that only stores atomics, calls sigaction and
     // re-initialises a semaphore no thread of the child uses yet.
     AT_FORK.call_once(|| unsafe {
@@ -135,12 +222,17 @@ pub(super) fn fork_safety() {
     });
 }
 
+/// In a forked child, before any Python runs there: no exit flush has started in it, the
+/// parent's handlers for a flush's wait are not its own, and SIGTERM is at SIG_DFL until the
+/// fork hook re-arms it.
 #[allow(unsafe_code)]
 extern "C" fn in_forked_child() {
+    restore_interrupt_handlers_in_forked_child();
     if handler() == on_sigterm_address() {
         set_default();
     }
-    reset_in_forked_child();
+    EXIT_FLUSH.store(NOT_STARTED, Ordering::Release);
+    EXIT_FLUSH_THREAD.store(0, Ordering::Release);
     RECEIVED.store(false, Ordering::Release);
     WAITER_OF.store(0, Ordering::Release);
     if WAKE_READY.load(Ordering::Acquire) {
@@ -287,7 +379,7 @@ fn flush_then_end(seen: Instant) {
 /// The app's main thread waits (without the GIL) at its next bytecode until the flush is over,
 /// as it would have been gone at once without ferrotel.
 #[allow(unsafe_code)]
-pub(super) fn park_the_main_thread() {
+fn park_the_main_thread() {
     extern "C" fn park(_: *mut std::ffi::c_void) -> libc::c_int {
         // SAFETY: pending calls run on the main thread with the GIL held; it is released for
         // the wait and taken back before returning to the interpreter.
@@ -308,8 +400,11 @@ fn realtime_after(delay: std::time::Duration) -> libc::timespec {
     // SAFETY: clock_gettime only writes the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
     let nanos = now.tv_nsec as u64 + u64::from(delay.subsec_nanos());
+    // Converted by inference: time_t's width differs between glibc and musl, and libc
+    // deprecates naming it.
+    let seconds = (delay.as_secs() + nanos / 1_000_000_000).try_into().unwrap_or(0);
     libc::timespec {
-        tv_sec: now.tv_sec + delay.as_secs() as libc::time_t + (nanos / 1_000_000_000) as libc::time_t,
-        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+        tv_sec: now.tv_sec.saturating_add(seconds),
+        tv_nsec: (nanos % 1_000_000_000).try_into().unwrap_or(0),
     }
 }
